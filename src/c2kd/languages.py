@@ -1,0 +1,104 @@
+"""The one registry of language codes used everywhere in c2kd.
+
+Codes are ISO 639-1 (two letters) where one exists. Aliases found in the wild are normalised, e.g. the
+original C2KD release stores Czech as ``cz``; :func:`normalize_language` maps it to ``cs``.
+The registry covers the languages of LaBSE's and multilingual-e5's training data (about 110), so that queries
+in languages never seen during retrieval training are still accepted.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+from c2kd.errors import UnknownLanguageError
+
+ENGLISH = "en"
+
+#: code -> English name. The only list of languages in the project.
+LANGUAGES: dict[str, str] = {
+    "af": "Afrikaans", "am": "Amharic", "ar": "Arabic", "as": "Assamese", "az": "Azerbaijani",
+    "be": "Belarusian", "bg": "Bulgarian", "bn": "Bengali", "bo": "Tibetan", "br": "Breton", "bs": "Bosnian",
+    "ca": "Catalan", "ceb": "Cebuano", "co": "Corsican", "cs": "Czech", "cy": "Welsh", "da": "Danish",
+    "de": "German", "el": "Greek", "en": "English", "eo": "Esperanto", "es": "Spanish", "et": "Estonian",
+    "eu": "Basque", "fa": "Persian", "fi": "Finnish", "fr": "French", "fy": "Frisian", "ga": "Irish",
+    "gd": "Scottish Gaelic", "gl": "Galician", "gu": "Gujarati", "ha": "Hausa", "haw": "Hawaiian",
+    "he": "Hebrew", "hi": "Hindi", "hmn": "Hmong", "hr": "Croatian", "ht": "Haitian Creole",
+    "hu": "Hungarian", "hy": "Armenian", "id": "Indonesian", "ig": "Igbo", "is": "Icelandic", "it": "Italian",
+    "ja": "Japanese", "jv": "Javanese", "ka": "Georgian", "kk": "Kazakh", "km": "Khmer", "kn": "Kannada",
+    "ko": "Korean", "ku": "Kurdish", "ky": "Kyrgyz", "la": "Latin", "lb": "Luxembourgish", "lo": "Lao",
+    "lt": "Lithuanian", "lv": "Latvian", "mg": "Malagasy", "mi": "Maori", "mk": "Macedonian",
+    "ml": "Malayalam", "mn": "Mongolian", "mr": "Marathi", "ms": "Malay", "mt": "Maltese", "my": "Burmese",
+    "ne": "Nepali", "nl": "Dutch", "no": "Norwegian", "ny": "Chichewa", "oc": "Occitan", "or": "Odia",
+    "pa": "Punjabi", "pl": "Polish", "ps": "Pashto", "pt": "Portuguese", "ro": "Romanian", "ru": "Russian",
+    "rw": "Kinyarwanda", "sa": "Sanskrit", "sd": "Sindhi", "si": "Sinhala", "sk": "Slovak", "sl": "Slovenian",
+    "sm": "Samoan", "sn": "Shona", "so": "Somali", "sq": "Albanian", "sr": "Serbian", "st": "Sesotho",
+    "su": "Sundanese", "sv": "Swedish", "sw": "Swahili", "ta": "Tamil", "te": "Telugu", "tg": "Tajik",
+    "th": "Thai", "tk": "Turkmen", "tl": "Tagalog", "tr": "Turkish", "tt": "Tatar", "ug": "Uyghur",
+    "uk": "Ukrainian", "ur": "Urdu", "uz": "Uzbek", "vi": "Vietnamese", "wo": "Wolof", "xh": "Xhosa",
+    "yi": "Yiddish", "yo": "Yoruba", "zh": "Chinese", "zu": "Zulu",
+}
+
+#: Non-standard codes seen in data releases and user input -> registry code.
+ALIASES: dict[str, str] = {
+    "cz": "cs",  # the original C2KD release
+    "jp": "ja", "kr": "ko", "dk": "da", "gr": "el", "ua": "uk", "iw": "he", "in": "id", "ji": "yi",
+    "nb": "no", "nn": "no", "fil": "tl", "zh-cn": "zh", "zh-tw": "zh", "zh-hans": "zh", "zh-hant": "zh",
+    "cmn": "zh", "pt-br": "pt", "pt-pt": "pt", "en-us": "en", "en-gb": "en", "es-es": "es", "es-mx": "es",
+    "fr-fr": "fr", "de-de": "de", "sh": "sr",
+}
+
+#: Languages of each benchmark, as the paper uses them.
+BENCHMARK_LANGUAGES: dict[str, tuple[str, ...]] = {
+    "multi-msrvtt": ("en", "de", "fr", "cs", "zh", "ru", "vi", "sw", "es"),
+    "multi-youcook2": ("en", "de", "fr", "cs", "zh", "ru", "vi", "ja", "es"),
+    "vatex": ("en", "zh"),
+    "rudder": ("en", "hi", "mr", "kn"),
+    "multi30k-proxy": ("en", "de", "fr", "cs"),
+}
+
+_NAMES = {name.lower(): code for code, name in LANGUAGES.items()}
+
+
+def normalize_language(code: str) -> str:
+    """Return the registry code for ``code`` (an ISO code, a known alias or an English name).
+
+    Raises :class:`UnknownLanguageError` naming close matches when ``code`` is unknown.
+
+    Example:
+        >>> normalize_language("cz"), normalize_language("DE"), normalize_language("zh_CN"), normalize_language("Spanish")
+        ('cs', 'de', 'zh', 'es')
+    """
+    if not isinstance(code, str) or not code.strip():
+        raise UnknownLanguageError(f"Language code must be a non-empty string, got {code!r}.")
+    key = code.strip().lower().replace("_", "-")
+    if key in LANGUAGES:
+        return key
+    if key in ALIASES:
+        return ALIASES[key]
+    if key in _NAMES:
+        return _NAMES[key]
+    base = key.split("-")[0]
+    if base in LANGUAGES:
+        return base
+    close = difflib.get_close_matches(key, list(LANGUAGES) + list(ALIASES) + list(_NAMES), n=3, cutoff=0.6)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise UnknownLanguageError(
+        f"Unknown language code {code!r}.{hint} Use an ISO 639-1 code such as 'en', 'de' or 'cs'; "
+        f"`c2kd languages` lists the {len(LANGUAGES)} known codes."
+    )
+
+
+def normalize_languages(codes: Iterable[str]) -> list[str]:
+    """Normalise several codes, keeping their order and dropping repeats."""
+    out: list[str] = []
+    for code in codes:
+        norm = normalize_language(code)
+        if norm not in out:
+            out.append(norm)
+    return out
+
+
+def language_name(code: str) -> str:
+    """English name of a language code, e.g. ``language_name('cz') == 'Czech'``."""
+    return LANGUAGES[normalize_language(code)]

@@ -1,0 +1,21 @@
+"""Training objectives as functions of similarity matrices.
+
+- :func:`nce_loss`: symmetric InfoNCE against the diagonal (paper Eq. 1).
+- :func:`c2kd_loss`: cross entropy between teacher and student score distributions (paper Eq. 5-6).
+- :func:`smooth_l1_distillation`: the TeachText regression ablations (raw or softmaxed scores).
+- :class:`RetrievalObjective`: ``alpha * NCE + (1 - alpha) * distillation`` summed over languages.
+"""
+
+from c2kd.losses.c2kd import c2kd_loss
+from c2kd.losses.nce import nce_loss
+from c2kd.losses.objective import DISTILLATION_OBJECTIVES, RetrievalObjective, distillation_loss
+from c2kd.losses.teachtext import smooth_l1_distillation
+
+__all__ = [
+    "DISTILLATION_OBJECTIVES",
+    "RetrievalObjective",
+    "c2kd_loss",
+    "distillation_loss",
+    "nce_loss",
+    "smooth_l1_distillation",
+]

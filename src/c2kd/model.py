@@ -1,0 +1,89 @@
+"""The dual encoder: text tower f and video tower g, both L2-normalised, compared by dot product."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+from c2kd.encoders.registry import build_text_backbone
+from c2kd.encoders.text import TextBackbone, TextEncoder, TextEncoderConfig
+from c2kd.encoders.video import VideoEncoder, VideoEncoderConfig
+
+
+class ModelConfig(BaseModel):
+    """Both towers. ``text.embed_dim`` must equal ``video.embed_dim``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: TextEncoderConfig = Field(default_factory=TextEncoderConfig)
+    video: VideoEncoderConfig = Field(default_factory=VideoEncoderConfig)
+
+
+class DualEncoder(nn.Module):
+    """Text and video towers projecting into one normalised space.
+
+    Shape:
+        encode_text(prepared inputs) -> [B, E]; encode_video([B, T, F], [B, T]) -> [B, E]; unit norm rows.
+    """
+
+    def __init__(self, text: TextEncoder, video: VideoEncoder, config: ModelConfig):
+        super().__init__()
+        if config.text.embed_dim != config.video.embed_dim:
+            raise ValueError(
+                f"text embed_dim {config.text.embed_dim} != video embed_dim {config.video.embed_dim}"
+            )
+        self.text = text
+        self.video = video
+        self.config = config
+
+    def encode_text(self, inputs: dict[str, Tensor]) -> Tensor:
+        return F.normalize(self.text(inputs), dim=-1)
+
+    def encode_video(self, frames: Tensor, mask: Tensor) -> Tensor:
+        return F.normalize(self.video(frames, mask), dim=-1)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @torch.no_grad()
+    def embed_texts(self, texts: Sequence[str], batch_size: int = 256, max_tokens: int | None = None) -> Tensor:
+        """Embed raw strings for retrieval (eval mode is the caller's business).
+
+        Shape:
+            texts: N strings -> [N, E] float32 on the CPU
+        """
+        max_tokens = max_tokens or self.config.text.eval_max_tokens
+        out = []
+        for start in range(0, len(texts), batch_size):
+            inputs = self.text.prepare(texts[start:start + batch_size], max_tokens)
+            inputs = {k: v.to(self.device) for k, v in inputs.items()}
+            out.append(self.encode_text(inputs).float().cpu())
+        return torch.cat(out) if out else torch.zeros(0, self.config.text.embed_dim)
+
+    @torch.no_grad()
+    def embed_videos(self, features: Sequence[np.ndarray], batch_size: int = 256) -> Tensor:
+        """Embed videos given as per-frame feature arrays ([T_i, F] each), subsampled to ``max_frames``.
+
+        Shape:
+            features: N arrays [T_i, F] -> [N, E] float32 on the CPU
+        """
+        from c2kd.data.batching import pad_frames
+
+        out = []
+        for start in range(0, len(features), batch_size):
+            frames, mask = pad_frames(features[start:start + batch_size], self.config.video.max_frames)
+            out.append(self.encode_video(frames.to(self.device), mask.to(self.device)).float().cpu())
+        return torch.cat(out) if out else torch.zeros(0, self.config.video.embed_dim)
+
+
+def build_model(config: ModelConfig, backbone: TextBackbone | None = None) -> DualEncoder:
+    """Create a dual encoder; the text backbone is loaded by name unless given."""
+    backbone = backbone if backbone is not None else build_text_backbone(config.text.name)
+    text = TextEncoder(backbone, embed_dim=config.text.embed_dim, trainable=config.text.trainable)
+    return DualEncoder(text, VideoEncoder(config.video), config)

@@ -1,0 +1,161 @@
+"""Typed run configuration, read from YAML with ``key.path=value`` overrides; a misspelt key is an error."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from c2kd.errors import ConfigError
+from c2kd.languages import ENGLISH, normalize_languages
+from c2kd.losses.objective import DistillationName
+from c2kd.model import ModelConfig
+from c2kd.similarity import Pooler
+
+Stage = Literal["zero-shot", "translate-train", "c2kd"]
+STAGES: tuple[str, ...] = ("zero-shot", "translate-train", "c2kd")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    path: str
+    #: training languages; default: every language of the dataset (zero-shot trains on English only)
+    languages: list[str] | None = None
+    #: evaluation languages; default: every language of the dataset
+    eval_languages: list[str] | None = None
+    train_split: str = "train"
+    val_split: str | None = "val"
+    test_split: str | None = "test"
+    num_workers: int = 0
+
+    @field_validator("languages", "eval_languages")
+    @classmethod
+    def _normalise(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else normalize_languages(value)
+
+
+class LossConfig(_Strict):
+    alpha: float = Field(1.0, ge=0.0, le=1.0)
+    nce_temperature: float = Field(0.05, gt=0)
+    kd_temperature: float = Field(0.1, gt=0)
+    distillation: DistillationName = "c2kd"
+    symmetric: bool = True
+
+
+class TeacherConfig(_Strict):
+    #: checkpoint directories of trained teachers (loaded strictly, frozen, in eval mode)
+    checkpoints: list[str] = Field(default_factory=list)
+    #: "english": teachers read the English caption of each item (C2KD); "student": the student's language
+    language: Literal["english", "student"] = "english"
+    pooler: Pooler = "min"
+    #: compute teacher embeddings once before training (True) or run teachers on every batch (the original)
+    cache: bool = True
+
+
+class OptimConfig(_Strict):
+    lr: float = Field(1e-4, gt=0)
+    lr_decay: float = Field(0.9, gt=0, le=1.0)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float | None = None
+
+
+class TrainConfig(_Strict):
+    """Everything one training run needs; saved as ``config.yaml`` beside every checkpoint."""
+
+    stage: Stage = "translate-train"
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    teachers: TeacherConfig = Field(default_factory=TeacherConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(64, ge=2)
+    seed: int = 0
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    out_dir: str = "runs/run"
+    monitor: str = "t2v/average/R@1"
+    tie_policy: Literal["optimistic", "pessimistic", "average"] = "average"
+    log_every: int = Field(10, ge=1)
+    tensorboard: bool = True
+    progress: bool = True
+
+    @model_validator(mode="after")
+    def _check_stage(self) -> TrainConfig:
+        if self.stage == "c2kd":
+            if not self.teachers.checkpoints:
+                raise ValueError("stage 'c2kd' needs teachers.checkpoints (trained teacher run folders)")
+            if self.loss.alpha >= 1.0:
+                raise ValueError("stage 'c2kd' needs loss.alpha < 1 (the paper: 0.5 MSR-VTT, 0.1 YouCook2/VATEX)")
+        elif self.loss.alpha < 1.0:
+            raise ValueError(f"stage {self.stage!r} trains with NCE only: set loss.alpha=1 or use stage 'c2kd'")
+        if self.stage == "zero-shot" and self.data.languages not in (None, [ENGLISH]):
+            raise ValueError("stage 'zero-shot' trains on English only; leave data.languages unset")
+        return self
+
+    def training_languages(self, available: list[str]) -> list[str]:
+        if self.stage == "zero-shot":
+            return [ENGLISH]
+        return self.data.languages or list(available)
+
+
+def _set_path(tree: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {dotted!r}: {key!r} is not a section")
+    node[keys[-1]] = value
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    """``["loss.alpha=0.5", "data.languages=[en,de]"]`` -> nested dict (values parsed as YAML)."""
+    tree: dict = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key.path=value")
+        key, raw = item.split("=", 1)
+        _set_path(tree, key.strip(), yaml.safe_load(raw))
+    return tree
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None,
+                base: dict | None = None) -> TrainConfig:
+    """Read a YAML config (optional), apply overrides, validate. Errors name the file and the bad keys."""
+    tree: dict = dict(base or {})
+    source = "overrides"
+    if path is not None:
+        source = str(path)
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"config file {p} not found")
+        loaded = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping of settings")
+        tree = _merge(tree, loaded)
+    tree = _merge(tree, parse_overrides(overrides or []))
+    try:
+        return TrainConfig.model_validate(tree)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"{source}: invalid configuration: {problems}") from exc
+
+
+def dump_config(config: BaseModel) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
