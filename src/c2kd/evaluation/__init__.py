@@ -3,3 +3,8 @@
 from c2kd.evaluation.metrics import TIE_POLICIES, positive_mask_from_indices, recall_metrics, retrieval_ranks
 
 __all__ = ["TIE_POLICIES", "positive_mask_from_indices", "recall_metrics", "retrieval_ranks"]
+from c2kd.evaluation.evaluator import METRIC_NAMES, RetrievalEvaluator, flatten_metrics  # noqa: E402
+from c2kd.evaluation.report import aggregate_runs, markdown_table, print_results, table_rows  # noqa: E402
+
+__all__ += ["METRIC_NAMES", "RetrievalEvaluator", "aggregate_runs", "flatten_metrics", "markdown_table",
+            "print_results", "table_rows"]

@@ -1,0 +1,57 @@
+"""The retrieval task: what one training step computes from a batch (student scores, teacher scores, loss)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from c2kd.data.dataset import Batch
+from c2kd.distill.teachers import TeacherScores
+from c2kd.losses.objective import RetrievalObjective
+from c2kd.model import DualEncoder
+from c2kd.similarity import Pooler, pool_teacher_scores
+
+#: gathers [B, D] embeddings from every process into [world * B, D] (identity in a single process)
+Gather = Callable[[Tensor], Tensor]
+
+
+class RetrievalTask:
+    """``task(batch) -> named loss terms`` for zero-shot, translate-train and C2KD students and for teachers.
+
+    All languages' captions of a batch go through the text tower in one forward pass ([B * L] texts).
+    """
+
+    def __init__(self, model: DualEncoder, objective: RetrievalObjective, languages: Sequence[str],
+                 teacher_scores: TeacherScores | None = None, pooler: Pooler = "min", max_tokens: int = 35,
+                 gather: Gather | None = None):
+        if objective.uses_teachers and teacher_scores is None:
+            raise ValueError("the objective distills (alpha < 1) but no teacher scores were given")
+        self.model = model
+        self.objective = objective
+        self.languages = list(languages)
+        self.teacher_scores = teacher_scores
+        self.pooler = pooler
+        self.max_tokens = max_tokens
+        self.gather = gather or (lambda x: x)
+
+    def student_scores(self, batch: Batch) -> dict[str, Tensor]:
+        """Shape: -> language -> [B, B] (or [world*B, world*B] with a distributed gather)."""
+        video = self.gather(self.model.encode_video(batch.frames, batch.mask))  # [B, D]
+        texts = [t for lang in self.languages for t in batch.texts[lang]]
+        inputs = self.model.text.prepare(texts, self.max_tokens)
+        device = batch.frames.device
+        text = self.model.encode_text({k: v.to(device, non_blocking=True) for k, v in inputs.items()})
+        per_lang = text.view(len(self.languages), len(batch), -1)  # [L, B, D]
+        return {lang: self.gather(per_lang[i]) @ video.T for i, lang in enumerate(self.languages)}
+
+    def __call__(self, batch: Batch) -> dict[str, Tensor]:
+        student = self.student_scores(batch)
+        teacher = None
+        if self.objective.uses_teachers:
+            assert self.teacher_scores is not None
+            with torch.no_grad():
+                raw = self.teacher_scores(batch, self.languages)  # language -> [M, B, B]
+                teacher = {lang: pool_teacher_scores(scores, self.pooler) for lang, scores in raw.items()}
+        return self.objective(student, teacher)

@@ -1,0 +1,203 @@
+"""A short, generic training loop. It knows nothing of languages, teachers or retrieval.
+
+It runs ``loss_fn(batch) -> {"loss": ..., other named terms}`` over a loader for some epochs, with mixed
+precision on CUDA, gradient clipping, a per-epoch LR schedule, validation through ``evaluate(model)``, and
+checkpoints: ``last/`` after every epoch (and every ``save_every_steps``), ``best/`` when the monitored
+validation metric improves. Every checkpoint folder is written in one atomic rename, and ``fit`` resumes from
+``last/`` where a killed run stopped (same data order, same RNG), so nothing is lost or done twice.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from c2kd.io import atomic_path, write_json
+
+STATE_FILE = "trainer_state.pt"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass
+class TrainerState:
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps taken
+    batch_in_epoch: int = 0  # batches of the current epoch already done
+    best_metric: float = -math.inf
+    best_epoch: int = -1
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """Mixed precision only on CUDA: fp16 or bf16 ("auto": bf16 where supported, else fp16); fp32 on CPU."""
+    if device.type != "cuda" or precision == "fp32":
+        return None
+    if precision == "bf16" or (precision == "auto" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16
+    return torch.float16
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Fit a model. ``write_extra(dir, metrics)`` adds run-specific files (config, tokenizer) to checkpoints."""
+
+    def __init__(self, model: nn.Module, loss_fn: Callable[[Any], dict[str, Tensor]], loader,
+                 optimizer: torch.optim.Optimizer, scheduler, out_dir: str | Path, epochs: int,
+                 device: torch.device, evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+                 monitor: str = "loss", write_extra: Callable[[Path, dict | None], None] | None = None,
+                 precision: str = "auto", grad_clip: float | None = None, log_every: int = 10,
+                 save_every_steps: int | None = None, progress: bool = True, tensorboard: bool = True,
+                 to_device: Callable[[Any, torch.device], Any] | None = None, is_main: bool = True):
+        self.model, self.loss_fn, self.loader = model, loss_fn, loader
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.out_dir, self.epochs, self.device = Path(out_dir), epochs, device
+        self.evaluate, self.monitor, self.write_extra = evaluate, monitor, write_extra
+        self.grad_clip, self.log_every, self.save_every_steps = grad_clip, log_every, save_every_steps
+        self.progress, self.is_main = progress, is_main
+        self.to_device = to_device or (lambda batch, dev: batch.to(dev))
+        self.amp_dtype = autocast_dtype(device, precision)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.state = TrainerState()
+        self._tb = None
+        if tensorboard and is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.out_dir / "tensorboard"))
+
+    # -- checkpoints -------------------------------------------------------------------------------------
+    def _write_checkpoint(self, name: str, metrics: dict | None, with_state: bool) -> None:
+        if not self.is_main:
+            return
+        from safetensors.torch import save_file
+
+        with atomic_path(self.out_dir / name) as tmp:
+            tmp.mkdir(parents=True)
+            state = {k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()}
+            save_file(state, str(tmp / WEIGHTS_FILE))
+            if self.write_extra is not None:
+                self.write_extra(tmp, metrics)
+            if with_state:
+                torch.save({
+                    "trainer": asdict(self.state),
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                    "scaler": self.scaler.state_dict(),
+                    "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+                }, tmp / STATE_FILE)
+
+    def resume(self) -> bool:
+        """Load ``last/`` if it exists. Returns whether a run was resumed."""
+        last = self.out_dir / "last"
+        if not (last / STATE_FILE).exists():
+            return False
+        from safetensors.torch import load_file
+
+        self.model.load_state_dict(load_file(str(last / WEIGHTS_FILE)), strict=True)
+        saved = torch.load(last / STATE_FILE, map_location="cpu", weights_only=False)
+        self.state = TrainerState(**saved["trainer"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        if self.scheduler is not None and saved["scheduler"] is not None:
+            self.scheduler.load_state_dict(saved["scheduler"])
+        self.scaler.load_state_dict(saved["scaler"])
+        torch.set_rng_state(saved["rng"]["torch"])
+        np.random.set_state(saved["rng"]["numpy"])
+        random.setstate(saved["rng"]["python"])
+        return True
+
+    # -- loop --------------------------------------------------------------------------------------------
+    def _step(self, batch) -> dict[str, float]:
+        batch = self.to_device(batch, self.device)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            terms = self.loss_fn(batch)
+        loss = terms["loss"]
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"loss became {loss.item()} at step {self.state.step}: lower the learning rate, or check the "
+                "features for NaN/inf (`c2kd data check`)"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return {k: float(v.detach()) for k, v in terms.items()}
+
+    def _log(self, values: dict[str, float], step: int, prefix: str) -> None:
+        if self._tb is not None:
+            for key, value in values.items():
+                self._tb.add_scalar(f"{prefix}/{key}", value, step)
+
+    def fit(self) -> TrainerState:
+        self.model.to(self.device)
+        self.resume()
+        sampler = getattr(self.loader, "batch_sampler", None)
+        while self.state.epoch < self.epochs:
+            epoch = self.state.epoch
+            if hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(epoch, self.state.batch_in_epoch)
+            dataset = getattr(self.loader, "dataset", None)
+            if hasattr(dataset, "set_epoch"):
+                dataset.set_epoch(epoch)
+            self.model.train()
+            start, sums, count = time.perf_counter(), {}, 0
+            bar = tqdm(self.loader, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch",
+                       initial=self.state.batch_in_epoch, total=self.state.batch_in_epoch + len(self.loader),
+                       disable=not (self.progress and self.is_main), dynamic_ncols=True)
+            for batch in bar:
+                values = self._step(batch)
+                self.state.step += 1
+                self.state.batch_in_epoch += 1
+                count += 1
+                for k, v in values.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                if self.state.step % self.log_every == 0:
+                    self._log(values, self.state.step, "train")
+                    self._log({"lr": self.optimizer.param_groups[0]["lr"]}, self.state.step, "train")
+                bar.set_postfix(loss=f"{values['loss']:.3f}")
+                if self.save_every_steps and self.state.step % self.save_every_steps == 0:
+                    self._write_checkpoint("last", None, with_state=True)
+            if self.scheduler is not None:
+                self.scheduler.step()
+            summary = {f"train/{k}": v / max(count, 1) for k, v in sums.items() if "/" not in k}
+            summary["train/seconds"] = time.perf_counter() - start
+            metrics = None
+            if self.evaluate is not None:
+                metrics = self.evaluate(self.model)
+                summary.update({f"val/{k}": v for k, v in metrics.items()})
+                self._log(metrics, epoch + 1, "val")
+            self.state.epoch += 1
+            self.state.batch_in_epoch = 0
+            summary["epoch"] = float(self.state.epoch)
+            self.state.history.append(summary)
+            if metrics is not None and self.monitor not in metrics:
+                raise KeyError(f"monitored metric {self.monitor!r} is not among the validation metrics: "
+                               f"{sorted(metrics)[:12]}...")
+            monitored = (metrics or {}).get(self.monitor)
+            if monitored is None and self.evaluate is None:
+                monitored = -summary.get("train/loss", 0.0)  # no validation split: keep the lowest training loss
+            if monitored is not None and monitored > self.state.best_metric:
+                self.state.best_metric, self.state.best_epoch = float(monitored), self.state.epoch
+                self._write_checkpoint("best", metrics, with_state=False)
+            self._write_checkpoint("last", metrics, with_state=True)
+            if self.is_main:
+                write_json(self.out_dir / "history.json", self.state.history)
+        if self._tb is not None:
+            self._tb.flush()
+        return self.state
