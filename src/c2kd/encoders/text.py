@@ -29,6 +29,9 @@ class TextEncoderConfig(BaseModel):
     embed_dim: int = 512
     max_tokens: int = 35
     eval_max_tokens: int = 40
+    #: frozen-backbone mode: with ``trainable=False``, backbone embeddings are cached in this folder
+    #: (``c2kd.encoders.cache``) and only the LayerNorm + projection are trained
+    cache_dir: str | None = None
 
 
 class TextBackbone(nn.Module):
