@@ -20,17 +20,31 @@ MSRVTT_CODES = ["en", "de", "fr", "cs", "zh", "ru", "vi", "sw", "es"]
 def msrvtt_files(tmp_path: Path, n_train: int = 5, n_test: int = 4, per_video: int = 3, dim: int = 16):
     """train: caption_<lang> lists; test: eval_caption_<lang> strings; both with 2d and 3d features."""
     rng = np.random.default_rng(1)
-    train = [{"id": f"video{i}", "2d": features(rng, dim), "3d": features(rng, 2 * dim), "audio": None,
-              **{f"caption_{c}": [caption(f"video{i}", c, k) for k in range(per_video)] for c in MSRVTT_CODES}}
-             for i in range(n_train)]
-    test = [{"id": f"video{9000 + i}", "2d": features(rng, dim), "3d": features(rng, 2 * dim),
-             **{f"eval_caption_{c}": caption(f"video{9000 + i}", c, 0) for c in MSRVTT_CODES}}
-            for i in range(n_test)]
+    train = [
+        {
+            "id": f"video{i}",
+            "2d": features(rng, dim),
+            "3d": features(rng, 2 * dim),
+            "audio": None,
+            **{f"caption_{c}": [caption(f"video{i}", c, k) for k in range(per_video)] for c in MSRVTT_CODES},
+        }
+        for i in range(n_train)
+    ]
+    test = [
+        {
+            "id": f"video{9000 + i}",
+            "2d": features(rng, dim),
+            "3d": features(rng, 2 * dim),
+            **{f"eval_caption_{c}": caption(f"video{9000 + i}", c, 0) for c in MSRVTT_CODES},
+        }
+        for i in range(n_test)
+    ]
     return train, test, write_pickle(tmp_path / "train.pkl", train), write_pickle(tmp_path / "test.pkl", test)
 
 
-def check_split(ds: VideoTextDataset, split: str, items: list[dict], key: str, lang_keys: dict[str, str],
-                training: bool) -> None:
+def check_split(
+    ds: VideoTextDataset, split: str, items: list[dict], key: str, lang_keys: dict[str, str], training: bool
+) -> None:
     data = ds.split(split, training=training)
     by_id = {it["id"]: it for it in items}
     assert data.video_ids == [it["id"] for it in items]
@@ -46,8 +60,9 @@ def test_msrvtt_round_trip_2d_and_3d(tmp_path: Path) -> None:
     train, test, train_pkl, test_pkl = msrvtt_files(tmp_path)
     for feat, dim in (("2d", 16), ("3d", 32)):
         out = tmp_path / f"ds-{feat}"
-        report = import_release(LAYOUTS["msrvtt"], feat, {"train": train_pkl, "test": test_pkl}, out,
-                                progress=False)
+        report = import_release(
+            LAYOUTS["msrvtt"], feat, {"train": train_pkl, "test": test_pkl}, out, progress=False
+        )
         ds = VideoTextDataset(out)
         assert ds.languages == MSRVTT_CODES[:1] + sorted(MSRVTT_CODES[1:])
         assert ds.features.dim == dim and ds.meta["missing_videos"] == {"train": 0, "test": 0}
@@ -62,12 +77,22 @@ def test_listing_csv_counts_missing_videos(tmp_path: Path) -> None:
     train, test, train_pkl, test_pkl = msrvtt_files(tmp_path, n_test=4)
     csv = tmp_path / "split.csv"
     listed = [it["id"] for it in test] + ["video9100", "video9101"]
-    csv.write_text("key;vid_key;video_id;sentence\n" + "".join(
-        f"ret{i};msr{v[5:]};{v};english {v}\n" for i, v in enumerate(listed)))
-    report = import_release(LAYOUTS["msrvtt"], "2d", {"train": train_pkl, "test": test_pkl}, tmp_path / "ds",
-                            listings={"test": csv}, progress=False)
+    csv.write_text(
+        "key;vid_key;video_id;sentence\n"
+        + "".join(f"ret{i};msr{v[5:]};{v};english {v}\n" for i, v in enumerate(listed))
+    )
+    report = import_release(
+        LAYOUTS["msrvtt"],
+        "2d",
+        {"train": train_pkl, "test": test_pkl},
+        tmp_path / "ds",
+        listings={"test": csv},
+        progress=False,
+    )
     assert report.missing_videos == {"train": 0, "test": 2}
-    assert report.splits["test"].listing_caption_mismatches == 4  # the pickle's English text differs from the CSV
+    assert (
+        report.splits["test"].listing_caption_mismatches == 4
+    )  # the pickle's English text differs from the CSV
     data = VideoTextDataset(tmp_path / "ds").split("test")
     assert data.missing_video_ids == ["video9100", "video9101"]
     assert len(data.video_ids) == 4 and data.missing_captions["en"] == 2 and data.missing_captions["de"] == 0
@@ -81,14 +106,30 @@ def test_real_msrvtt_1ka_listing_gives_32_missing(tmp_path: Path, shared_data: P
     assert len(ids) == 1000
     rng = np.random.default_rng(0)
     dropped = set(rng.choice(ids, size=32, replace=False).tolist())
-    # the release keys items by vid_key-like ids in some files: use the 'msr' form to exercise the alias column
-    test = [{"id": "msr" + v[len("video"):], "2d": features(rng, 4, 2),
-             **{f"eval_caption_{c}": f"{c} {v}" for c in MSRVTT_CODES}} for v in ids if v not in dropped]
-    train = [{"id": "video0", "2d": features(rng, 4, 2), **{f"caption_{c}": [f"{c} 0"] for c in MSRVTT_CODES}}]
-    report = import_release(LAYOUTS["msrvtt"], "2d",
-                            {"train": write_pickle(tmp_path / "train.pkl", train),
-                             "test": write_pickle(tmp_path / "test.pkl", test)},
-                            tmp_path / "ds", listings={"test": csv}, progress=False)
+    # ids in the 'msr' form of the CSV's vid_key column exercise the alias lookup
+    test = [
+        {
+            "id": "msr" + v[len("video") :],
+            "2d": features(rng, 4, 2),
+            **{f"eval_caption_{c}": f"{c} {v}" for c in MSRVTT_CODES},
+        }
+        for v in ids
+        if v not in dropped
+    ]
+    train = [
+        {"id": "video0", "2d": features(rng, 4, 2), **{f"caption_{c}": [f"{c} 0"] for c in MSRVTT_CODES}}
+    ]
+    report = import_release(
+        LAYOUTS["msrvtt"],
+        "2d",
+        {
+            "train": write_pickle(tmp_path / "train.pkl", train),
+            "test": write_pickle(tmp_path / "test.pkl", test),
+        },
+        tmp_path / "ds",
+        listings={"test": csv},
+        progress=False,
+    )
     assert report.splits["test"].videos_with_features == 968
     assert report.missing_videos["test"] == 32
     data = VideoTextDataset(tmp_path / "ds").split("test", validate_features=False)
@@ -102,19 +143,33 @@ def test_youcook2_layout_maps_cz_to_cs(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
 
     def items(prefix: str) -> list[dict]:
-        return [{"id": f"{prefix}{i}", "2d_full": features(rng, 8), "3d_full": features(rng, 12),
-                 "2d": rng.standard_normal(8).astype(np.float32),  # pooled features, not the per-frame ones
-                 "caption": [f"step {i}"], **{f"caption_{c}": [f"{c} step {i}"] for c in codes}}
-                for i in range(3)]
+        return [
+            {
+                "id": f"{prefix}{i}",
+                "2d_full": features(rng, 8),
+                "3d_full": features(rng, 12),
+                "2d": rng.standard_normal(8).astype(np.float32),  # pooled features, not the per-frame ones
+                "caption": [f"step {i}"],
+                **{f"caption_{c}": [f"{c} step {i}"] for c in codes},
+            }
+            for i in range(3)
+        ]
 
     train, val = items("tr"), items("va")
     out = tmp_path / "yc"
-    report = import_release(LAYOUTS["youcook2"], "3d", {"train": write_pickle(tmp_path / "t.pkl", train),
-                                                         "val": write_pickle(tmp_path / "v.pkl", val)},
-                            out, progress=False)
+    report = import_release(
+        LAYOUTS["youcook2"],
+        "3d",
+        {"train": write_pickle(tmp_path / "t.pkl", train), "val": write_pickle(tmp_path / "v.pkl", val)},
+        out,
+        progress=False,
+    )
     ds = VideoTextDataset(out)
     assert "cz" not in ds.languages and "cs" in ds.languages and len(ds.languages) == 9
-    assert report.splits["train"].source_codes["cs"] == "cz" and report.splits["train"].source_codes["en"] == "caption"
+    assert (
+        report.splits["train"].source_codes["cs"] == "cz"
+        and report.splits["train"].source_codes["en"] == "caption"
+    )
     keys = {"en": "caption", "cs": "caption_cz", "ja": "caption_ja"}
     check_split(ds, "train", train, "3d_full", keys, training=True)
     check_split(ds, "val", val, "3d_full", keys, training=False)
@@ -123,13 +178,32 @@ def test_youcook2_layout_maps_cz_to_cs(tmp_path: Path) -> None:
 
 def test_vatex_aligns_independent_captions_by_index(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
-    train = [{"id": f"vx{i}", "2d": features(rng, 8), "caption_en": [f"en {i} {k}" for k in range(10)],
-              "caption_zh": [f"zh {i} {k}" for k in range(10)]} for i in range(3)]
-    test = [{"id": f"vt{i}", "2d": features(rng, 8), "eval_caption_en": [f"en {i} {k}" for k in range(10)],
-             "eval_caption_zh": [f"zh {i} {k}" for k in range(10)]} for i in range(2)]
+    train = [
+        {
+            "id": f"vx{i}",
+            "2d": features(rng, 8),
+            "caption_en": [f"en {i} {k}" for k in range(10)],
+            "caption_zh": [f"zh {i} {k}" for k in range(10)],
+        }
+        for i in range(3)
+    ]
+    test = [
+        {
+            "id": f"vt{i}",
+            "2d": features(rng, 8),
+            "eval_caption_en": [f"en {i} {k}" for k in range(10)],
+            "eval_caption_zh": [f"zh {i} {k}" for k in range(10)],
+        }
+        for i in range(2)
+    ]
     out = tmp_path / "vatex"
-    import_release(LAYOUTS["vatex"], "2d", {"train": write_pickle(tmp_path / "a.pkl", train),
-                                            "test": write_pickle(tmp_path / "b.pkl", test)}, out, progress=False)
+    import_release(
+        LAYOUTS["vatex"],
+        "2d",
+        {"train": write_pickle(tmp_path / "a.pkl", train), "test": write_pickle(tmp_path / "b.pkl", test)},
+        out,
+        progress=False,
+    )
     ds = VideoTextDataset(out)
     data = ds.split("train", training=True)
     assert data.shared_caption_indices(0, ["en", "zh"]) == list(range(10))
@@ -141,14 +215,17 @@ def test_vatex_aligns_independent_captions_by_index(tmp_path: Path) -> None:
 def test_rudder_and_language_subset(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
     codes = ["en", "hi", "mr", "kn", "ta"]
-    train = [{"id": f"r{i}", "2d": features(rng, 8), **{f"caption_{c}": [f"{c} {i}"] for c in codes}}
-             for i in range(3)]
+    train = [
+        {"id": f"r{i}", "2d": features(rng, 8), **{f"caption_{c}": [f"{c} {i}"] for c in codes}}
+        for i in range(3)
+    ]
     pkl = write_pickle(tmp_path / "r.pkl", train)
     report = import_release(LAYOUTS["rudder"], "2d", {"train": pkl}, tmp_path / "r", progress=False)
     assert VideoTextDataset(tmp_path / "r").languages == ["en", "hi", "kn", "mr"]
     assert report.splits["train"].ignored_keys == ["caption_ta"]
-    import_release(LAYOUTS["rudder"], "2d", {"train": pkl}, tmp_path / "r2", languages=["en", "Hindi"],
-                   progress=False)
+    import_release(
+        LAYOUTS["rudder"], "2d", {"train": pkl}, tmp_path / "r2", languages=["en", "Hindi"], progress=False
+    )
     assert VideoTextDataset(tmp_path / "r2").languages == ["en", "hi"]
 
 
@@ -156,13 +233,16 @@ def test_rerun_reuses_stored_features(tmp_path: Path) -> None:
     train, test, train_pkl, test_pkl = msrvtt_files(tmp_path)
     out = tmp_path / "ds"
     import_release(LAYOUTS["msrvtt"], "2d", {"train": train_pkl}, out, progress=False)
-    report = import_release(LAYOUTS["msrvtt"], "2d", {"train": train_pkl, "test": test_pkl}, out, progress=False)
+    report = import_release(
+        LAYOUTS["msrvtt"], "2d", {"train": train_pkl, "test": test_pkl}, out, progress=False
+    )
     assert report.reused_videos == len(train)
     ds = VideoTextDataset(out)
     assert len(ds.features) == len(train) + len(test) and ds.splits == ["test", "train"]
 
 
 # ---- errors ------------------------------------------------------------------------------------------------
+
 
 def test_missing_language_for_some_items(tmp_path: Path) -> None:
     train, test, train_pkl, _ = msrvtt_files(tmp_path)
@@ -172,8 +252,14 @@ def test_missing_language_for_some_items(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"holes\.pkl: 2 of 5 items .* no 'sw' caption.*video2"):
         import_release(LAYOUTS["msrvtt"], "2d", {"train": bad}, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists(), "nothing is written when a file is bad"
-    import_release(LAYOUTS["msrvtt"], "2d", {"train": bad}, tmp_path / "out",
-                   languages=[c for c in MSRVTT_CODES if c != "sw"], progress=False)
+    import_release(
+        LAYOUTS["msrvtt"],
+        "2d",
+        {"train": bad},
+        tmp_path / "out",
+        languages=[c for c in MSRVTT_CODES if c != "sw"],
+        progress=False,
+    )
 
 
 def test_language_absent_from_whole_split(tmp_path: Path) -> None:
@@ -197,16 +283,28 @@ def test_mismatched_ids(tmp_path: Path) -> None:
     csv = tmp_path / "list.csv"
     csv.write_text("key;vid_key;video_id;sentence\nret0;msr9000;video9000;x\n")
     with pytest.raises(DataError, match=r"test\.pkl: 3 video id\(s\) .* not in .*list\.csv.*video9001"):
-        import_release(LAYOUTS["msrvtt"], "2d", {"test": test_pkl}, tmp_path / "o", listings={"test": csv},
-                       progress=False)
+        import_release(
+            LAYOUTS["msrvtt"],
+            "2d",
+            {"test": test_pkl},
+            tmp_path / "o",
+            listings={"test": csv},
+            progress=False,
+        )
     dup = write_pickle(tmp_path / "dup.pkl", train + [train[0]])
     with pytest.raises(DataError, match=r"dup\.pkl: video id 'video0' occurs twice"):
         import_release(LAYOUTS["msrvtt"], "2d", {"train": dup}, tmp_path / "o", progress=False)
     clash = [dict(test[0], id="video0")]
-    with pytest.raises(DataError, match=r"clash\.pkl: video 'video0' is also in split 'train' with different"):
-        import_release(LAYOUTS["msrvtt"], "2d", {"train": train_pkl, "test": write_pickle(tmp_path / "clash.pkl",
-                                                                                          clash)},
-                       tmp_path / "o", progress=False)
+    with pytest.raises(
+        DataError, match=r"clash\.pkl: video 'video0' is also in split 'train' with different"
+    ):
+        import_release(
+            LAYOUTS["msrvtt"],
+            "2d",
+            {"train": train_pkl, "test": write_pickle(tmp_path / "clash.pkl", clash)},
+            tmp_path / "o",
+            progress=False,
+        )
 
 
 def test_wrong_feature_key_shape_and_format(tmp_path: Path) -> None:
@@ -215,8 +313,13 @@ def test_wrong_feature_key_shape_and_format(tmp_path: Path) -> None:
         import_release(LAYOUTS["youcook2"], "2d", {"train": train_pkl}, tmp_path / "o", progress=False)
     train[0]["2d"] = train[0]["2d"][0]
     with pytest.raises(DataError, match=r"flat\.pkl: item 0 .* expected \[T, D\]"):
-        import_release(LAYOUTS["msrvtt"], "2d", {"train": write_pickle(tmp_path / "flat.pkl", train)},
-                       tmp_path / "o", progress=False)
+        import_release(
+            LAYOUTS["msrvtt"],
+            "2d",
+            {"train": write_pickle(tmp_path / "flat.pkl", train)},
+            tmp_path / "o",
+            progress=False,
+        )
     not_list = write_pickle(tmp_path / "dict.pkl", {"id": "x"})  # type: ignore[arg-type]
     with pytest.raises(DataError, match=r"dict\.pkl: expected a list of dicts"):
         import_release(LAYOUTS["msrvtt"], "2d", {"train": not_list}, tmp_path / "o", progress=False)
@@ -226,11 +329,25 @@ def test_wrong_feature_key_shape_and_format(tmp_path: Path) -> None:
 
 def test_custom_layout_file(tmp_path: Path) -> None:
     layout = tmp_path / "layout.json"
-    layout.write_text(json.dumps({"name": "mine", "languages": ["en", "pt"], "feature_keys": {"2d": "clip"},
-                                  "train_caption_keys": ["text_{code}"], "eval_caption_keys": ["text_{code}"]}))
+    layout.write_text(
+        json.dumps(
+            {
+                "name": "mine",
+                "languages": ["en", "pt"],
+                "feature_keys": {"2d": "clip"},
+                "train_caption_keys": ["text_{code}"],
+                "eval_caption_keys": ["text_{code}"],
+            }
+        )
+    )
     rng = np.random.default_rng(0)
     items = [{"id": "a", "clip": features(rng, 4), "text_en": "hello", "text_pt-br": "olá"}]
-    import_release(get_layout(layout), "2d", {"train": write_pickle(tmp_path / "m.pkl", items)}, tmp_path / "o",
-                   progress=False)
+    import_release(
+        get_layout(layout),
+        "2d",
+        {"train": write_pickle(tmp_path / "m.pkl", items)},
+        tmp_path / "o",
+        progress=False,
+    )
     data = VideoTextDataset(tmp_path / "o").split("train", training=True)
     assert data.captions == {"en": [["hello"]], "pt": [["olá"]]}

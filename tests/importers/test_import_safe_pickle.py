@@ -1,4 +1,4 @@
-"""The restricted unpickler loads numpy data from every pickle protocol and refuses code, without running it."""
+"""The restricted unpickler loads numpy data from any pickle protocol and refuses code without running it."""
 
 from __future__ import annotations
 
@@ -20,10 +20,22 @@ def test_numpy_payload_round_trips(tmp_path: Path, protocol: int) -> None:
     from collections import OrderedDict
 
     rng = np.random.default_rng(0)
-    items = [{"id": "video1", "2d": rng.standard_normal((3, 8)).astype(np.float32),
-              "3d": rng.standard_normal((2, 4)).astype(np.float16), "caption_en": ["a", "b"],
-              "eval_caption_zh": "视频", "n": np.int64(7), "dur": np.float32(1.5), "t": (1, 2.0, None),
-              "s": {1, 2}, "o": OrderedDict(a=1), "obj": np.array(["x", "y"], dtype=object), "b": b"\x00\xff"}]
+    items = [
+        {
+            "id": "video1",
+            "2d": rng.standard_normal((3, 8)).astype(np.float32),
+            "3d": rng.standard_normal((2, 4)).astype(np.float16),
+            "caption_en": ["a", "b"],
+            "eval_caption_zh": "视频",
+            "n": np.int64(7),
+            "dur": np.float32(1.5),
+            "t": (1, 2.0, None),
+            "s": {1, 2},
+            "o": OrderedDict(a=1),
+            "obj": np.array(["x", "y"], dtype=object),
+            "b": b"\x00\xff",
+        }
+    ]
     path = tmp_path / "split.pkl"
     path.write_bytes(pickle.dumps(items, protocol=protocol))
     loaded = load_pickle(path)
@@ -58,7 +70,9 @@ def test_os_system_pickle_is_refused_without_running(tmp_path: Path) -> None:
     assert not marker.exists()
     message = str(info.value)
     assert str(path) in message and "system" in message
-    subprocess.run([sys.executable, "-c", f"import pickle; pickle.load(open({str(path)!r}, 'rb'))"], check=True)
+    subprocess.run(
+        [sys.executable, "-c", f"import pickle; pickle.load(open({str(path)!r}, 'rb'))"], check=True
+    )
     assert marker.exists(), "control: the malicious pickle does run under plain pickle"
 
 

@@ -12,9 +12,13 @@ from c2kd.data.features import FeatureStoreWriter
 
 from caption_set import CORPUS, ENGLISH
 
+
 def build_dataset(root: Path) -> Path:
-    rows = [{"video_id": v, "split": s, "lang": "en", "caption_index": k, "text": t}
-            for (v, s), caps in ENGLISH.items() for k, t in enumerate(caps)]
+    rows = [
+        {"video_id": v, "split": s, "lang": "en", "caption_index": k, "text": t}
+        for (v, s), caps in ENGLISH.items()
+        for k, t in enumerate(caps)
+    ]
     rows += [{"video_id": "v0", "split": "train", "lang": "ja", "caption_index": 0, "text": "料理"}]
     save_dataset(root, rows, name="tiny", source={"format": "test"})
     rng = np.random.default_rng(0)
@@ -57,5 +61,6 @@ def m2m_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tiny_seq2seq import make_tiny_seq2seq
 
     root = tmp_path_factory.mktemp("m2m")
-    return make_tiny_seq2seq(root / "m2m", CORPUS, architecture="m2m100", seed=4,
-                             language_tokens=["__en__", "__de__", "__fr__"])
+    return make_tiny_seq2seq(
+        root / "m2m", CORPUS, architecture="m2m100", seed=4, language_tokens=["__en__", "__de__", "__fr__"]
+    )

@@ -13,8 +13,14 @@ import torch
 from c2kd.data.dataset import VideoTextDataset
 from c2kd.errors import ConfigError, DataError
 from c2kd.languages import BENCHMARK_LANGUAGES
-from c2kd.translate import (Coverage, TranslationInterrupted, Translator, coverage_table,
-                            language_token_candidates, translate_dataset)
+from c2kd.translate import (
+    Coverage,
+    TranslationInterrupted,
+    Translator,
+    coverage_table,
+    language_token_candidates,
+    translate_dataset,
+)
 
 from caption_set import ENGLISH
 
@@ -47,8 +53,10 @@ def test_per_language_models_add_aligned_rows(dataset: Path, marian_models: str)
     coverage = translate_dataset(dataset, ["de", "fr"], translator, chunk_size=3, progress=False)
     n_rows = len(english_rows())
     blank = sum(1 for *_, t in english_rows() if not t.strip())
-    assert coverage == [Coverage("de", n_rows, n_rows - blank, blank, 0),
-                        Coverage("fr", n_rows, 0, n_rows, n_rows - blank)]
+    assert coverage == [
+        Coverage("de", n_rows, n_rows - blank, blank, 0),
+        Coverage("fr", n_rows, 0, n_rows, n_rows - blank),
+    ]
     unique = {t.strip() for *_, t in english_rows()} - {""}
     assert translator.translated == {"de": len(unique), "fr": len(unique)}  # duplicates translated once
 
@@ -76,11 +84,14 @@ def test_per_language_models_add_aligned_rows(dataset: Path, marian_models: str)
     assert "| de | 12 | 11 | 1 | 0 |" in table and "| fr | 12 | 0 | 12 | 11 |" in table
 
 
-def test_resume_after_interruption_does_nothing_twice(tmp_path: Path, dataset: Path, marian_models: str) -> None:
+def test_resume_after_interruption_does_nothing_twice(
+    tmp_path: Path, dataset: Path, marian_models: str
+) -> None:
     reference = tmp_path / "reference"
     shutil.copytree(dataset, reference)
-    translate_dataset(reference, ["de", "es"], Translator(marian_models, max_new_tokens=8), chunk_size=2,
-                      progress=False)
+    translate_dataset(
+        reference, ["de", "es"], Translator(marian_models, max_new_tokens=8), chunk_size=2, progress=False
+    )
 
     before = rows(dataset)
     done: list[tuple[str, int]] = []
@@ -92,15 +103,26 @@ def test_resume_after_interruption_does_nothing_twice(tmp_path: Path, dataset: P
 
     first = Translator(marian_models, max_new_tokens=8)
     with pytest.raises(TranslationInterrupted):
-        translate_dataset(dataset, ["de", "es"], first, chunk_size=2, progress=False, on_chunk=stop_after_three)
+        translate_dataset(
+            dataset, ["de", "es"], first, chunk_size=2, progress=False, on_chunk=stop_after_three
+        )
     assert rows(dataset) == before, "captions.parquet is untouched until every chunk is done"
     work = next((dataset / ".translate").iterdir())
-    assert sorted(p.name for p in work.glob("*/chunk-*.json")) == ["chunk-00000.json", "chunk-00001.json",
-                                                                   "chunk-00002.json"]
+    assert sorted(p.name for p in work.glob("*/chunk-*.json")) == [
+        "chunk-00000.json",
+        "chunk-00001.json",
+        "chunk-00002.json",
+    ]
     second_done: list[tuple[str, int]] = []
     second = Translator(marian_models, max_new_tokens=8)
-    translate_dataset(dataset, ["de", "es"], second, chunk_size=2, progress=False,
-                      on_chunk=lambda lang, c: second_done.append((lang, c)))
+    translate_dataset(
+        dataset,
+        ["de", "es"],
+        second,
+        chunk_size=2,
+        progress=False,
+        on_chunk=lambda lang, c: second_done.append((lang, c)),
+    )
     unique = len({t.strip() for *_, t in english_rows()} - {""})
     n_chunks = (unique + 1) // 2
     assert not set(done) & set(second_done)
@@ -131,7 +153,9 @@ def test_multi_target_model_forces_the_language_token(dataset: Path, m2m_model: 
     coverage = translate_dataset(dataset, ["de", "fr"], translator, splits=["test"], progress=False)
     assert [c.source_captions for c in coverage] == [2, 2]
     assert {r[1] for r in rows(dataset, "de")} == {"test"}
-    with pytest.raises(ConfigError, match=r"no target-language token for 'sw' \(tried \['swh_Latn', '__sw__'"):
+    with pytest.raises(
+        ConfigError, match=r"no target-language token for 'sw' \(tried \['swh_Latn', '__sw__'"
+    ):
         translator.generate_ids(["x"], "sw")
 
 
@@ -140,10 +164,13 @@ def test_language_codes_come_from_the_registry() -> None:
     assert language_token_candidates("zh", {"zh": "zho_Hant"})[0] == "zho_Hant"
     for langs in BENCHMARK_LANGUAGES.values():
         for lang in langs:
-            assert language_token_candidates(lang)[0].endswith(("_Latn", "_Hans", "_Cyrl", "_Deva", "_Knda",
-                                                                "_Jpan"))
-    assert Translator("Helsinki-NLP/opus-mt-en-{lang}", codes={"sw": "swc"}).model_for("sw") == \
-        "Helsinki-NLP/opus-mt-en-swc"
+            assert language_token_candidates(lang)[0].endswith(
+                ("_Latn", "_Hans", "_Cyrl", "_Deva", "_Knda", "_Jpan")
+            )
+    assert (
+        Translator("Helsinki-NLP/opus-mt-en-{lang}", codes={"sw": "swc"}).model_for("sw")
+        == "Helsinki-NLP/opus-mt-en-swc"
+    )
 
 
 def test_bad_requests(dataset: Path, marian_models: str, tmp_path: Path) -> None:

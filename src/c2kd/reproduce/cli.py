@@ -27,13 +27,18 @@ def _codes(value: Optional[str]) -> Optional[list[str]]:
 
 
 def import_data_command(
-    splits: list[str] = typer.Argument(..., help="SPLIT=FILE.pkl for each split, e.g. train=train.pkl test=test.pkl"),
+    splits: list[str] = typer.Argument(
+        ..., help="SPLIT=FILE.pkl for each split, e.g. train=train.pkl test=test.pkl"
+    ),
     fmt: str = typer.Option(..., "--format", help="msrvtt, vatex, youcook2, rudder, or a layout .json file."),
     features: str = typer.Option("2d", "--features", help="2d (CLIP frame features) or 3d (S3D)."),
     out: Path = typer.Option(..., "--out", help="Dataset folder to write (resumable)."),
     test_csv: Optional[Path] = typer.Option(
-        None, "--test-csv", help="Full listing of the test split (MSR-VTT: MSRVTT_JSFUSION_test.csv); videos "
-        "it lists without features are counted as missing."),
+        None,
+        "--test-csv",
+        help="Full listing of the test split (MSR-VTT: MSRVTT_JSFUSION_test.csv); videos "
+        "it lists without features are counted as missing.",
+    ),
     languages: Optional[str] = typer.Option(None, help="Comma-separated languages (default: the dataset's)."),
     name: Optional[str] = typer.Option(None, help="Dataset name (default: the format's)."),
 ) -> None:
@@ -44,17 +49,22 @@ def import_data_command(
     listings = {}
     if test_csv is not None:
         if "test" not in split_files:
-            raise ConfigError(f"--test-csv lists the 'test' split, but no test=FILE was given ({sorted(split_files)})")
+            raise ConfigError(
+                f"--test-csv lists the 'test' split, but no test=FILE was given ({sorted(split_files)})"
+            )
         listings["test"] = test_csv
-    report = import_release(get_layout(fmt), features, split_files, out, languages=_codes(languages),
-                            listings=listings, name=name)
+    report = import_release(
+        get_layout(fmt), features, split_files, out, languages=_codes(languages), listings=listings, name=name
+    )
     typer.echo(report.markdown())
     for split in report.splits.values():
         if split.ignored_keys:
             typer.echo(f"{split.split}: ignored keys {split.ignored_keys}")
         if split.listing_caption_mismatches:
-            typer.echo(f"{split.split}: {split.listing_caption_mismatches} English caption(s) differ from the "
-                       "CSV; the pickle's were kept")
+            typer.echo(
+                f"{split.split}: {split.listing_caption_mismatches} English caption(s) differ from the "
+                "CSV; the pickle's were kept"
+            )
     missing = {k: v for k, v in report.missing_videos.items() if v}
     if missing:
         typer.echo(f"videos without features, counted as misses at evaluation: {missing}")
@@ -65,30 +75,53 @@ def translate_command(
     dataset: Path = typer.Option(..., "--dataset", help="Dataset folder whose captions are translated."),
     to: str = typer.Option(..., "--to", help="Comma-separated target languages, e.g. de,fr,cs."),
     model: str = typer.Option(
-        "Helsinki-NLP/opus-mt-en-{lang}", "--model",
+        "Helsinki-NLP/opus-mt-en-{lang}",
+        "--model",
         help="Hugging Face seq2seq model; {lang} = one model per language, else a multi-target model "
-        "(e.g. facebook/nllb-200-distilled-600M, facebook/m2m100_418M)."),
+        "(e.g. facebook/nllb-200-distilled-600M, facebook/m2m100_418M).",
+    ),
     source: str = typer.Option("en", "--source", help="Language of the captions to translate."),
     splits: Optional[str] = typer.Option(None, "--splits", help="Comma-separated splits (default: all)."),
-    code: list[str] = typer.Option([], "--code", help="LANG=CODE for the model's language code, e.g. sw=swc."),
+    code: list[str] = typer.Option(
+        [], "--code", help="LANG=CODE for the model's language code, e.g. sw=swc."
+    ),
     batch_size: int = typer.Option(32, "--batch-size"),
     chunk_size: int = typer.Option(256, "--chunk-size", help="Captions per saved chunk (the resume unit)."),
     max_new_tokens: int = typer.Option(128, "--max-new-tokens"),
     num_beams: int = typer.Option(1, "--num-beams"),
     device: str = typer.Option("auto", "--device"),
     dtype: str = typer.Option("auto", "--dtype", help="auto, float32, float16 or bfloat16."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's)."),
-    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Chunk folder (default DATASET/.translate/KEY)."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", help="CPU threads for torch (default: torch's)."
+    ),
+    work_dir: Optional[Path] = typer.Option(
+        None, "--work-dir", help="Chunk folder (default DATASET/.translate/KEY)."
+    ),
     replace: bool = typer.Option(False, "--replace", help="Replace captions a target language already has."),
 ) -> None:
     """Machine-translate a dataset's captions into new languages (resumable; adds aligned caption rows)."""
     from c2kd.translate import Translator, coverage_table, translate_dataset
 
-    translator = Translator(model, source=source, codes=_pairs(code, "--code"), device=device, dtype=dtype,
-                            batch_size=batch_size, max_new_tokens=max_new_tokens, num_beams=num_beams,
-                            threads=threads)
-    coverage = translate_dataset(dataset, _codes(to) or [], translator, splits=_codes(splits), work_dir=work_dir,
-                                 chunk_size=chunk_size, replace=replace)
+    translator = Translator(
+        model,
+        source=source,
+        codes=_pairs(code, "--code"),
+        device=device,
+        dtype=dtype,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        num_beams=num_beams,
+        threads=threads,
+    )
+    coverage = translate_dataset(
+        dataset,
+        _codes(to) or [],
+        translator,
+        splits=_codes(splits),
+        work_dir=work_dir,
+        chunk_size=chunk_size,
+        replace=replace,
+    )
     typer.echo(coverage_table(coverage))
     typer.echo(f"wrote {dataset / 'captions.parquet'}")
 

@@ -6,6 +6,16 @@ from c2kd.data.importers.safe_pickle import RestrictedUnpickler, UnsafePickleErr
 from c2kd.data.importers.split_list import SplitListing, read_split_listing
 
 __all__ = [
-    "LAYOUTS", "DatasetLayout", "get_layout", "ImportReport", "ReleaseImporter", "SplitReport", "import_release",
-    "RestrictedUnpickler", "UnsafePickleError", "load_pickle", "SplitListing", "read_split_listing",
+    "LAYOUTS",
+    "DatasetLayout",
+    "get_layout",
+    "ImportReport",
+    "ReleaseImporter",
+    "SplitReport",
+    "import_release",
+    "RestrictedUnpickler",
+    "UnsafePickleError",
+    "load_pickle",
+    "SplitListing",
+    "read_split_listing",
 ]

@@ -6,10 +6,10 @@ Every split file is a pickled list of dicts, one per video (or clip)::
      "caption_en": [20 strings], "caption_de": [20 strings], ...}                         # training split
     {"id": "video9770", "2d": ..., "eval_caption_en": "a string", "eval_caption_de": ...} # evaluation split
 
-A :class:`DatasetLayout` says which item key holds the features for ``--features 2d|3d`` and which key patterns
-hold captions. Language codes are read *from the keys* and normalised with :mod:`c2kd.languages`, so the
-release's ``caption_cz`` becomes Czech (``cs``). A caption value may be one string or a list of strings; its
-position in the list is the caption index, shared by translations.
+A :class:`DatasetLayout` says which item key holds the features for ``--features 2d|3d`` and which key
+patterns hold captions. Language codes are read *from the keys* and normalised with :mod:`c2kd.languages`, so
+the release's ``caption_cz`` becomes Czech (``cs``). A caption value may be one string or a list of strings;
+its position in the list is the caption index, shared by translations.
 """
 
 from __future__ import annotations
@@ -71,11 +71,17 @@ class DatasetLayout:
         return None
 
     def to_json(self) -> dict:
-        return {"name": self.name, "languages": list(self.languages), "feature_keys": self.feature_keys,
-                "feature_encoders": {k: list(v) for k, v in self.feature_encoders.items()},
-                "train_caption_keys": list(self.train_caption_keys),
-                "eval_caption_keys": list(self.eval_caption_keys), "fixed_keys": self.fixed_keys,
-                "train_splits": list(self.train_splits), "notes": self.notes}
+        return {
+            "name": self.name,
+            "languages": list(self.languages),
+            "feature_keys": self.feature_keys,
+            "feature_encoders": {k: list(v) for k, v in self.feature_encoders.items()},
+            "train_caption_keys": list(self.train_caption_keys),
+            "eval_caption_keys": list(self.eval_caption_keys),
+            "fixed_keys": self.fixed_keys,
+            "train_splits": list(self.train_splits),
+            "notes": self.notes,
+        }
 
     @classmethod
     def from_json(cls, data: dict, source: str = "<layout>") -> DatasetLayout:
@@ -84,17 +90,23 @@ class DatasetLayout:
                 name=str(data["name"]),
                 languages=tuple(normalize_language(x) for x in data["languages"]),
                 feature_keys=dict(data["feature_keys"]),
-                feature_encoders={k: (str(v[0]), None if v[1] is None else float(v[1]))
-                                  for k, v in data.get("feature_encoders", {}).items()},
+                feature_encoders={
+                    k: (str(v[0]), None if v[1] is None else float(v[1]))
+                    for k, v in data.get("feature_encoders", {}).items()
+                },
                 train_caption_keys=tuple(data.get("train_caption_keys", ("caption_{code}",))),
-                eval_caption_keys=tuple(data.get("eval_caption_keys", ("eval_caption_{code}", "caption_{code}"))),
+                eval_caption_keys=tuple(
+                    data.get("eval_caption_keys", ("eval_caption_{code}", "caption_{code}"))
+                ),
                 fixed_keys=dict(data.get("fixed_keys", {})),
                 train_splits=tuple(data.get("train_splits", ("train",))),
                 notes=str(data.get("notes", "")),
             )
         except (KeyError, TypeError, IndexError, ValueError) as exc:
-            raise ConfigError(f"{source}: not a valid layout ({type(exc).__name__}: {exc}); it needs name, "
-                              "languages and feature_keys, see docs/reproduce.md") from exc
+            raise ConfigError(
+                f"{source}: not a valid layout ({type(exc).__name__}: {exc}); it needs name, "
+                "languages and feature_keys, see docs/reproduce.md"
+            ) from exc
 
 
 _CLIP = ("clip-vit-b32", 1.0)
@@ -113,8 +125,10 @@ LAYOUTS: dict[str, DatasetLayout] = {
         languages=BENCHMARK_LANGUAGES["vatex"],
         feature_keys={"2d": "2d", "3d": "3d"},
         feature_encoders={"2d": _CLIP, "3d": _S3D},
-        notes=("VATEX: the 10 Chinese captions of a video are independent descriptions, not translations of "
-               "the English ones; they share caption_index only by position in the release's lists."),
+        notes=(
+            "VATEX: the 10 Chinese captions of a video are independent descriptions, not translations of "
+            "the English ones; they share caption_index only by position in the release's lists."
+        ),
     ),
     "youcook2": DatasetLayout(
         name="multi-youcook2",
@@ -122,8 +136,10 @@ LAYOUTS: dict[str, DatasetLayout] = {
         feature_keys={"2d": "2d_full", "3d": "3d_full"},
         feature_encoders={"2d": _CLIP, "3d": _S3D},
         fixed_keys={"caption": "en"},
-        notes=("Multi-YouCook2: non-English captions are machine translations of the English one "
-               "(same caption_index); the release stores Czech as 'cz', imported as 'cs'."),
+        notes=(
+            "Multi-YouCook2: non-English captions are machine translations of the English one "
+            "(same caption_index); the release stores Czech as 'cz', imported as 'cs'."
+        ),
     ),
     "rudder": DatasetLayout(
         name="rudder",
@@ -146,4 +162,6 @@ def get_layout(fmt: str | os.PathLike) -> DatasetLayout:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: invalid JSON ({exc})") from exc
         return DatasetLayout.from_json(data, source=str(path))
-    raise ConfigError(f"Unknown import format {str(fmt)!r}; use one of {sorted(LAYOUTS)} or a layout .json file")
+    raise ConfigError(
+        f"Unknown import format {str(fmt)!r}; use one of {sorted(LAYOUTS)} or a layout .json file"
+    )

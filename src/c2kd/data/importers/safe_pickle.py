@@ -1,9 +1,9 @@
 """Unpickling the authors' data release without running code from it.
 
 A pickle can call any importable function while it loads (``os.system`` included). The release's split files
-only hold lists of dicts of strings and numpy arrays, so :class:`RestrictedUnpickler` admits exactly the globals
-that numpy arrays, numpy scalars and the builtin containers need, and refuses everything else *before* it is
-called, naming the file and the refused class.
+only hold lists of dicts of strings and numpy arrays, so :class:`RestrictedUnpickler` admits exactly the
+globals that numpy arrays, numpy scalars and the builtin containers need, and refuses everything else *before*
+it is called, naming the file and the refused class.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 
 from c2kd.errors import DataError
 
-#: (module, name) pairs a split file may reference. numpy moved ``numpy.core`` to ``numpy._core`` in 2.0; pickles
-#: written by numpy 1.x name the old module, so both spellings are listed and resolved to the installed one.
+#: (module, name) pairs a split file may reference. numpy 2 moved ``numpy.core`` to ``numpy._core``; pickles
+#: written by numpy 1.x name the old module, so both spellings are listed (resolved to the installed one).
 ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
     [(mod, "_reconstruct") for mod in ("numpy.core.multiarray", "numpy._core.multiarray")]
     + [(mod, "scalar") for mod in ("numpy.core.multiarray", "numpy._core.multiarray")]
@@ -26,8 +26,23 @@ ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
     + [("numpy", "ndarray"), ("numpy", "dtype")]
     # protocol-2 pickles store array bytes as latin-1 text and call codecs.encode to get them back
     + [("_codecs", "encode")]
-    + [("builtins", name) for name in ("dict", "list", "tuple", "set", "frozenset", "str", "bytes", "bytearray",
-                                        "int", "float", "complex", "bool")]
+    + [
+        ("builtins", name)
+        for name in (
+            "dict",
+            "list",
+            "tuple",
+            "set",
+            "frozenset",
+            "str",
+            "bytes",
+            "bytearray",
+            "int",
+            "float",
+            "complex",
+            "bool",
+        )
+    ]
     + [("collections", "OrderedDict")]
 )
 
@@ -58,7 +73,8 @@ class RestrictedUnpickler(pickle.Unpickler):
         module = _PY2_MODULES.get(module, module)
         if (module, name) not in ALLOWED_GLOBALS:
             raise UnsafePickleError(
-                f"{self.source}: refusing to load the global {module}.{name} from this pickle. A feature file "
+                f"{self.source}: refusing to load the global {module}.{name} from this pickle. A "
+                "feature file "
                 "of the C2KD release only needs numpy arrays and builtin containers; this file may run code "
                 "when loaded. Do not load it with plain pickle; get the file again from a source you trust."
             )
@@ -66,7 +82,11 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 
 def _resolve(module: str, name: str) -> Any:
-    for candidate in (module, module.replace("numpy.core", "numpy._core"), module.replace("numpy._core", "numpy.core")):
+    for candidate in (
+        module,
+        module.replace("numpy.core", "numpy._core"),
+        module.replace("numpy._core", "numpy.core"),
+    ):
         try:
             return getattr(importlib.import_module(candidate), name)
         except (ImportError, AttributeError):
@@ -88,7 +108,17 @@ def load_pickle(path: str | os.PathLike) -> Any:
             return RestrictedUnpickler(fh, source=str(path)).load()
         except UnsafePickleError:
             raise
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError,
-                IndexError, KeyError) as exc:
-            raise DataError(f"{path} is not a readable pickle ({type(exc).__name__}: {exc}); "
-                            "download it again or check that it is a split file of the release") from exc
+        except (
+            pickle.UnpicklingError,
+            EOFError,
+            ValueError,
+            TypeError,
+            AttributeError,
+            ImportError,
+            IndexError,
+            KeyError,
+        ) as exc:
+            raise DataError(
+                f"{path} is not a readable pickle ({type(exc).__name__}: {exc}); "
+                "download it again or check that it is a split file of the release"
+            ) from exc

@@ -1,4 +1,4 @@
-"""Full listings of evaluation splits (e.g. MSR-VTT 1k-A), so videos without features are counted as missing."""
+"""Full listings of evaluation splits (e.g. MSR-VTT 1k-A): videos without features are counted as missing."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ _TEXT_COLUMNS = ("sentence", "text", "caption")
 class SplitListing:
     """The videos of a split and one English caption each, in file order.
 
-    ``aliases`` maps every other id column of a row (e.g. MSR-VTT's ``vid_key`` ``msr9770``) to its ``video_id``.
+    ``aliases`` maps every other id column of a row (e.g. MSR-VTT's ``vid_key`` ``msr9770``) to its
+    ``video_id``.
     """
 
     path: Path
@@ -48,8 +49,10 @@ def read_split_listing(path: str | os.PathLike) -> SplitListing:
     id_col = next((c for c in _ID_COLUMNS if c in columns), None)
     text_col = next((c for c in _TEXT_COLUMNS if c in columns), None)
     if id_col is None or text_col is None:
-        raise DataError(f"{path}: needs a header with one of {_ID_COLUMNS} and one of {_TEXT_COLUMNS}; "
-                        f"found {columns or 'no rows'}")
+        raise DataError(
+            f"{path}: needs a header with one of {_ID_COLUMNS} and one of {_TEXT_COLUMNS}; "
+            f"found {columns or 'no rows'}"
+        )
     captions: dict[str, str] = {}
     aliases: dict[str, str] = {}
     for line, row in enumerate(rows, start=2):
@@ -57,7 +60,9 @@ def read_split_listing(path: str | os.PathLike) -> SplitListing:
         if not vid:
             raise DataError(f"{path}, line {line}: empty {id_col}")
         if vid in captions:
-            raise DataError(f"{path}, line {line}: video {vid!r} is listed twice; a split lists each video once")
+            raise DataError(
+                f"{path}, line {line}: video {vid!r} is listed twice; a split lists each video once"
+            )
         captions[vid] = (row[text_col] or "").strip()
         for other in _ID_COLUMNS:
             if other != id_col and other in row and row[other] and row[other] != vid:
