@@ -1,0 +1,96 @@
+"""The interface every vector backend implements, and the search hit type.
+
+Backends store unit-norm float32 vectors under int64 keys (assigned by :class:`c2kd.index.VideoIndex`) and
+return the top-k keys by inner product (= cosine similarity). Video ids, metadata and persistence of the
+vectors themselves are the index's job; a backend only persists what it cannot rebuild cheaply (a trained
+faiss structure, a Qdrant collection).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from c2kd.index.filters import MetadataValue, Scalar
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: a video id, its cosine similarity to the query and its metadata."""
+
+    video_id: str
+    score: float
+    rank: int
+    metadata: dict[str, MetadataValue] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rank": self.rank, "video_id": self.video_id, "score": self.score, "metadata": self.metadata}
+
+
+class Backend(ABC):
+    """A store of keyed vectors with top-k inner-product search.
+
+    Shape:
+        add(keys [N] int64, vectors [N, E] float32); search(queries [Q, E]) -> scores [Q, k], keys [Q, k]
+        (rows padded with score -inf and key -1 when fewer than k vectors qualify)
+    """
+
+    #: name used in ``index.json`` and on the command line
+    name: ClassVar[str]
+    #: True when the backend evaluates metadata filters itself (else it receives the allowed keys)
+    native_filters: ClassVar[bool] = False
+    #: how the backend's own state lives in the index folder: "none" (rebuilt from the vectors on open),
+    #: "snapshot" (``save`` writes a new generation folder on every change) or "live" (the backend keeps one
+    #: folder up to date itself, e.g. an embedded Qdrant database)
+    state: ClassVar[str] = "none"
+
+    def __init__(self, dim: int, options: Mapping[str, Any] | None = None):
+        self.dim = int(dim)
+        self.options: dict[str, Any] = dict(options or {})
+
+    @abstractmethod
+    def add(self, keys: np.ndarray, vectors: np.ndarray, payloads: Sequence[Mapping[str, MetadataValue]]) -> None:
+        """Insert vectors under new keys (the payloads are the videos' metadata plus ``video_id``)."""
+
+    @abstractmethod
+    def remove(self, keys: np.ndarray) -> None:
+        """Delete the vectors of these keys (unknown keys are ignored)."""
+
+    @abstractmethod
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
+               filters: Mapping[str, list[Scalar]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k keys per query among ``allowed`` keys (or by ``filters`` for native-filter backends)."""
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """Number of searchable vectors."""
+
+    def save(self, directory: Path) -> None:
+        """Write the backend's own state into a new, empty ``directory`` (nothing for rebuildable backends)."""
+
+    def load_state(self, directory: Path, keys: np.ndarray, vectors: np.ndarray,
+                   payloads: Sequence[Mapping[str, MetadataValue]]) -> None:
+        """Restore from ``directory`` (or rebuild from the index's vectors), so that it holds exactly ``keys``."""
+        self.add(keys, vectors, payloads)
+
+    def close(self) -> None:
+        """Release files and connections."""
+
+    def describe(self) -> dict[str, Any]:
+        """Settings worth showing in ``c2kd index info``."""
+        return {"backend": self.name, **self.options}
+
+
+def pad_results(scores: list[np.ndarray], keys: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stack per-query results of up to k items into [Q, k] arrays padded with -inf / -1."""
+    out_scores = np.full((len(scores), k), -np.inf, dtype=np.float32)
+    out_keys = np.full((len(scores), k), -1, dtype=np.int64)
+    for i, (s, key) in enumerate(zip(scores, keys)):
+        out_scores[i, : len(s)] = s
+        out_keys[i, : len(key)] = key
+    return out_scores, out_keys

@@ -1,0 +1,99 @@
+"""Exact search in numpy: the default backend (no server, nothing to install, always correct)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from c2kd.index.base import Backend, pad_results
+from c2kd.index.filters import MetadataValue, Scalar
+
+
+def topk_inner_product(vectors: np.ndarray, queries: np.ndarray, k: int,
+                       chunk: int = 262_144) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k rows of ``vectors`` by inner product with each query, best first.
+
+    Scores one chunk of rows at a time (memory stays O(Q * chunk)) and keeps a running top-k with
+    ``argpartition``; ties are broken by the lower row index.
+
+    Shape:
+        vectors [N, E], queries [Q, E] -> scores [Q, min(k, N)] float32, rows [Q, min(k, N)] int64
+    """
+    n, q = len(vectors), len(queries)
+    k = min(k, n)
+    if k <= 0 or q == 0:
+        return np.zeros((q, 0), np.float32), np.zeros((q, 0), np.int64)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    best_s = np.empty((q, 0), np.float32)
+    best_i = np.empty((q, 0), np.int64)
+    for start in range(0, n, chunk):
+        block = np.asarray(vectors[start:start + chunk], dtype=np.float32)
+        scores = queries @ block.T  # [Q, C]
+        if scores.shape[1] > k:
+            part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            scores = np.take_along_axis(scores, part, axis=1)
+            rows = part + start
+        else:
+            rows = np.broadcast_to(np.arange(start, start + scores.shape[1]), scores.shape)
+        best_s = np.concatenate([best_s, scores], axis=1)
+        best_i = np.concatenate([best_i, rows], axis=1)
+        if best_s.shape[1] > k:
+            part = np.argpartition(-best_s, k - 1, axis=1)[:, :k]
+            best_s = np.take_along_axis(best_s, part, axis=1)
+            best_i = np.take_along_axis(best_i, part, axis=1)
+    order = np.lexsort((best_i, -best_s), axis=1)  # score descending, then row ascending
+    return np.take_along_axis(best_s, order, axis=1), np.take_along_axis(best_i, order, axis=1)
+
+
+class ExactBackend(Backend):
+    """All vectors in one float32 matrix; a query is one matrix product and a partial sort.
+
+    About 12 ms per query over 100k x 512 on 2 cores; use ``faiss`` beyond a few million videos.
+    """
+
+    name = "exact"
+
+    def __init__(self, dim: int, options: Mapping[str, Any] | None = None):
+        super().__init__(dim, options)
+        self.chunk = int(self.options.get("chunk", 262_144))
+        self._keys = np.zeros(0, np.int64)  # ascending: keys are assigned increasingly and appended
+        self._vectors = np.zeros((0, self.dim), np.float32)
+
+    def add(self, keys: np.ndarray, vectors: np.ndarray, payloads: Sequence[Mapping[str, MetadataValue]]) -> None:
+        keys = np.asarray(keys, np.int64)
+        vectors = np.asarray(vectors, np.float32).reshape(-1, self.dim)
+        if len(self._keys) and len(keys) and keys.min() <= self._keys[-1]:
+            order = np.argsort(np.concatenate([self._keys, keys]), kind="stable")
+            self._keys = np.concatenate([self._keys, keys])[order]
+            self._vectors = np.concatenate([self._vectors, vectors])[order]
+        elif len(self._keys) == 0:
+            self._keys, self._vectors = keys.copy(), vectors  # may be a read-only memory map: never written to
+        else:
+            self._keys = np.concatenate([self._keys, keys])
+            self._vectors = np.concatenate([self._vectors, vectors])
+
+    def remove(self, keys: np.ndarray) -> None:
+        keep = ~np.isin(self._keys, np.asarray(keys, np.int64))
+        if not keep.all():
+            self._keys, self._vectors = self._keys[keep], self._vectors[keep]
+
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
+               filters: Mapping[str, list[Scalar]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.asarray(queries, np.float32).reshape(-1, self.dim)
+        if allowed is None:
+            scores, rows = topk_inner_product(self._vectors, queries, k, self.chunk)
+            keys = self._keys[rows]
+        else:
+            allowed = np.asarray(allowed, np.int64)
+            pos = np.searchsorted(self._keys, allowed)
+            found = pos < len(self._keys)
+            pos = pos[found]
+            pos = np.unique(pos[self._keys[pos] == allowed[found]])  # ascending rows of the allowed keys
+            scores, rows = topk_inner_product(self._vectors[pos], queries, k, self.chunk)
+            keys = self._keys[pos][rows]
+        return pad_results(list(scores), list(keys), k)
+
+    def __len__(self) -> int:
+        return len(self._keys)

@@ -1,0 +1,1 @@
+"""Text-to-video search: query validation, the query engine, moment detection, index building, CLI."""

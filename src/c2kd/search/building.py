@@ -1,0 +1,250 @@
+"""Embedding a feature store with the student's video tower into an index (build, resume, add).
+
+``build_index`` writes into a staging folder beside the output (``.<name>.building``) one committed segment
+per chunk of videos, so an interrupted build resumes where it stopped; the backend structure (e.g. a trained
+faiss IVF over a sample of *all* videos) is made at the end, and the finished folder replaces the output in
+one rename.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from c2kd.errors import DataError
+from c2kd.index import VideoIndex
+from c2kd.index.segments import MANIFEST, read_manifest, write_manifest
+
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".ogv")
+
+
+def store_root(path: Path) -> Path:
+    """A feature store folder, given the store itself or a dataset folder that holds one."""
+    path = Path(path)
+    if (path / "store.json").exists():
+        return path
+    if (path / "dataset.json").exists():
+        return path / json.loads((path / "dataset.json").read_text()).get("features", "features")
+    raise DataError(f"{path} is neither a feature store (no store.json) nor a dataset (no dataset.json); "
+                    "give the folder written by `c2kd extract` or a dataset folder")
+
+
+def dataset_metadata(path: Path) -> dict[str, dict[str, Any]]:
+    """``dataset`` and ``split`` of each video when ``path`` is a dataset folder (else nothing)."""
+    path = Path(path)
+    if not (path / "dataset.json").exists():
+        return {}
+    import pyarrow.parquet as pq
+
+    name = json.loads((path / "dataset.json").read_text()).get("name")
+    table = pq.read_table(path / "captions.parquet", columns=["video_id", "split"]).to_pydict()
+    out: dict[str, dict[str, Any]] = {}
+    for vid, split in zip(table["video_id"], table["split"]):
+        out.setdefault(vid, {"dataset": name, "split": split})
+    return out
+
+
+def read_metadata_file(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """Per-video metadata from JSON lines, CSV or parquet with a ``video_id`` column (other columns = fields)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"metadata file {path} not found")
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(path).to_pylist()
+    elif path.suffix == ".csv":
+        import csv
+
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    else:
+        rows = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{path}:{number}: not JSON ({exc}); write one object per line") from None
+    out = {}
+    for number, row in enumerate(rows, 1):
+        if "video_id" not in row:
+            raise DataError(f"{path}: row {number} has no 'video_id' field")
+        out[str(row["video_id"])] = {k: v for k, v in row.items() if k != "video_id"}
+    return out
+
+
+def parse_tags(items: Sequence[str]) -> dict[str, Any]:
+    """``["cooking", "source=youtube"]`` -> ``{"tags": ["cooking"], "source": "youtube"}``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" in item:
+            key, value = item.split("=", 1)
+            out[key.strip()] = value.strip()
+        elif item.strip():
+            out.setdefault("tags", []).append(item.strip())
+    return out
+
+
+def merge_metadata(base: Mapping[str, dict[str, Any]], override: Mapping[str, dict[str, Any]]
+                   ) -> dict[str, dict[str, Any]]:
+    """Per-video metadata of ``base`` updated field by field with ``override``."""
+    return {vid: {**base.get(vid, {}), **override.get(vid, {})} for vid in {*base, *override}}
+
+
+def find_video_files(roots: Sequence[Path], ids: Sequence[str]) -> dict[str, str]:
+    """Video files named ``<id>.<ext>`` under the roots -> path relative to its root (served by `c2kd serve`)."""
+    wanted = set(ids)
+    found: dict[str, str] = {}
+    for root in roots:
+        for path in sorted(Path(root).rglob("*")):
+            if path.suffix.lower() in VIDEO_EXTENSIONS and path.stem in wanted and path.stem not in found:
+                found[path.stem] = path.relative_to(root).as_posix()
+    return found
+
+
+def _video_rows(store, ids: Sequence[str], extra: Mapping[str, dict[str, Any]], common: Mapping[str, Any],
+                videos: Mapping[str, str]) -> list[dict[str, Any]]:
+    from c2kd.search.moments import frame_step
+
+    rows = []
+    for vid in ids:
+        times = store.times(vid)
+        row: dict[str, Any] = {"frames": int(len(times)),
+                               "duration": round(float(times[-1] + frame_step(times)) if len(times) else 0.0, 3)}
+        row.update(common)
+        row.update(extra.get(vid, {}))
+        if vid in videos:
+            row.setdefault("video", videos[vid])
+        rows.append(row)
+    return rows
+
+
+def embed_chunks(model, store, ids: Sequence[str], chunk: int, batch_size: int,
+                 progress: bool = True) -> Iterator[tuple[list[str], np.ndarray]]:
+    """Embed videos of a store with the video tower, ``chunk`` videos at a time.
+
+    Shape:
+        yields (ids: n strings, embeddings: [n, E] float32)
+    """
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(ids), desc="embedding videos", unit="video", disable=not progress)
+    try:
+        for start in range(0, len(ids), chunk):
+            part = list(ids[start:start + chunk])
+            vectors = model.embed_videos([store[v] for v in part], batch_size=batch_size).numpy()
+            bar.update(len(part))
+            yield part, vectors
+    finally:
+        bar.close()
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Replace ``out`` by ``staging`` with renames (the old index stays whole until the last one)."""
+    old = out.with_name(f".{out.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        os.replace(out, old)
+    os.replace(staging, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out: str | os.PathLike,
+                backend: str = "exact", options: Mapping[str, Any] | None = None,
+                metadata: Mapping[str, dict[str, Any]] | None = None, tags: Mapping[str, Any] | None = None,
+                video_roots: Sequence[str | os.PathLike] = (), ids: Sequence[str] | None = None,
+                batch_size: int = 256, chunk: int = 4096, device: str = "cpu", progress: bool = True) -> Path:
+    """Embed every video of ``features`` (a store or a dataset folder) and write an index to ``out``."""
+    from c2kd.checkpoint import resolve_checkpoint
+    from c2kd.data.features import FeatureStore
+    from c2kd.search.model import checkpoint_fingerprint, load_search_model
+
+    out = Path(out)
+    checkpoint = resolve_checkpoint(checkpoint).resolve()
+    root = store_root(Path(features))
+    store = FeatureStore(root)
+    wanted = list(ids) if ids is not None else store.ids
+    missing = [v for v in wanted if v not in store]
+    if missing:
+        raise DataError(f"{len(missing)} requested video(s) have no features in {root} (e.g. {missing[0]!r})")
+    if not wanted:
+        raise DataError(f"{root} holds no videos; extract some first with `c2kd extract`")
+    model = load_search_model(checkpoint, device)
+    if model.config.video.feature_dim != store.dim:
+        raise DataError(f"{root} holds {store.dim}-d frame features but {checkpoint} reads "
+                        f"{model.config.video.feature_dim}-d ones; use the frame encoder the model was trained on")
+    info = {"checkpoint": str(checkpoint), "checkpoint_fingerprint": checkpoint_fingerprint(checkpoint),
+            "features": str(Path(features).resolve()), "frame_encoder": store.meta.get("encoder"),
+            "video_roots": [str(Path(r).resolve()) for r in video_roots],
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    extra = merge_metadata(dataset_metadata(Path(features)), metadata or {})
+    videos = find_video_files([Path(r) for r in video_roots], wanted) if video_roots else {}
+
+    staging = out.with_name(f".{out.name}.building")
+    if (staging / MANIFEST).exists():
+        staged = read_manifest(staging)
+        if staged["info"].get("checkpoint_fingerprint") != info["checkpoint_fingerprint"]:
+            shutil.rmtree(staging)  # a build with other weights: nothing to resume
+    index = (VideoIndex.open(staging) if (staging / MANIFEST).exists()
+             else VideoIndex.create(staging, dim=model.config.video.embed_dim, backend="exact", info=info))
+    todo = [v for v in wanted if v not in index]
+    for part, vectors in embed_chunks(model, store, todo, chunk, batch_size, progress):
+        index.add(part, vectors, _video_rows(store, part, extra, dict(tags or {}), videos))
+    index.close()
+
+    manifest = read_manifest(staging)
+    manifest["backend"] = {"name": backend, "options": dict(options or {}), "state": None}
+    manifest["info"] = {**info, "created": manifest["info"].get("created", info["created"])}
+    write_manifest(staging, manifest)
+    final = VideoIndex.open(staging)  # builds the backend from all vectors
+    final.save()
+    final.close()
+    _swap_in(staging, out)
+    return out
+
+
+def add_to_index(index_path: str | os.PathLike, features: str | os.PathLike | None = None,
+                 ids: Sequence[str] | None = None, replace: bool = False, checkpoint: str | os.PathLike | None = None,
+                 metadata: Mapping[str, dict[str, Any]] | None = None, tags: Mapping[str, Any] | None = None,
+                 batch_size: int = 256, device: str = "cpu", progress: bool = True) -> int:
+    """Embed and add videos of a store that the index lacks (or ``ids``; ``replace`` re-embeds existing ones)."""
+    from c2kd.data.features import FeatureStore
+    from c2kd.search.model import check_fingerprint, load_search_model
+
+    index = VideoIndex.open(index_path)
+    try:
+        info = index.info
+        checkpoint = checkpoint or info.get("checkpoint")
+        check_fingerprint(info, checkpoint, index.root)
+        features = Path(features or info.get("features"))
+        store = FeatureStore(store_root(features))
+        wanted = list(ids) if ids is not None else [v for v in store.ids if v not in index]
+        missing = [v for v in wanted if v not in store]
+        if missing:
+            raise DataError(f"{len(missing)} video(s) have no features in {store.root} (e.g. {missing[0]!r})")
+        if not replace:
+            present = [v for v in wanted if v in index]
+            if present:
+                raise DataError(f"{len(present)} video(s) are already in {index.root} (e.g. {present[0]!r}); "
+                                "pass --replace to re-embed them")
+        if not wanted:
+            return 0
+        model = load_search_model(checkpoint, device)
+        roots = [Path(r) for r in info.get("video_roots", [])]
+        videos = find_video_files(roots, wanted) if roots else {}
+        extra = merge_metadata(dataset_metadata(features), metadata or {})
+        added = 0
+        for part, vectors in embed_chunks(model, store, wanted, 4096, batch_size, progress):
+            added += index.add(part, vectors, _video_rows(store, part, extra, dict(tags or {}), videos),
+                               replace=replace)
+        return added
+    finally:
+        index.close()

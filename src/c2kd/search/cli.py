@@ -1,0 +1,251 @@
+"""Commands: ``c2kd index build|add|remove|info``, ``c2kd search``, ``c2kd moments``, ``c2kd serve``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+index_app = typer.Typer(help="Build and update video indexes (embeddings + metadata).", no_args_is_help=True)
+
+BACKEND_HELP = "exact (numpy, default), faiss (approximate: IVF or HNSW), qdrant (vector database)"
+OPTION_HELP = "backend setting name=value, repeatable (faiss: kind=ivf|hnsw, nlist, nprobe, M, ef_search; " \
+              "qdrant: url, location, collection)"
+
+
+def _read_ids(ids: list[str], ids_file: Optional[Path]) -> list[str]:
+    out = list(ids)
+    if ids_file is not None:
+        if not ids_file.exists():
+            from c2kd.errors import DataError
+
+            raise DataError(f"ids file {ids_file} not found")
+        out += [line.strip() for line in ids_file.read_text().splitlines() if line.strip()]
+    return out
+
+
+@index_app.command("build")
+def index_build(
+    checkpoint: Path = typer.Option(..., help="trained checkpoint (or run folder) whose video tower embeds videos"),
+    features: Path = typer.Option(..., help="feature store (`c2kd extract` output) or dataset folder"),
+    out: Path = typer.Option(..., help="index folder to write (replaced atomically)"),
+    backend: str = typer.Option("exact", help=BACKEND_HELP),
+    option: list[str] = typer.Option([], "--option", "-o", help=OPTION_HELP),
+    metadata: Optional[Path] = typer.Option(None, help="per-video metadata: JSON lines/CSV/parquet with video_id"),
+    tag: list[str] = typer.Option([], help="tag every video: a word (added to 'tags') or field=value"),
+    videos: list[Path] = typer.Option([], help="folder with the video files (<id>.<ext>), for playback"),
+    batch_size: int = typer.Option(256, help="videos per forward pass"),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto"),
+) -> None:
+    """Embed every video of a feature store with the student's video tower and write an index."""
+    from c2kd.index import VideoIndex, parse_options
+    from c2kd.search.building import build_index, parse_tags, read_metadata_file
+
+    path = build_index(checkpoint, features, out, backend=backend, options=parse_options(option),
+                       metadata=read_metadata_file(metadata) if metadata else None, tags=parse_tags(tag),
+                       video_roots=videos, batch_size=batch_size, device=device)
+    with VideoIndex.open(path) as index:
+        typer.echo(f"indexed {len(index)} videos into {path} ({index.backend.name})")
+
+
+@index_app.command("add")
+def index_add(
+    index: Path = typer.Argument(..., help="index folder"),
+    features: Optional[Path] = typer.Option(None, help="feature store holding the new videos (default: the "
+                                                       "store the index was built from)"),
+    id: list[str] = typer.Option([], "--id", help="add only these video ids (repeatable)"),
+    ids_file: Optional[Path] = typer.Option(None, help="file with one video id per line"),
+    replace: bool = typer.Option(False, help="re-embed videos that are already in the index"),
+    checkpoint: Optional[Path] = typer.Option(None, help="default: the checkpoint the index was built with"),
+    metadata: Optional[Path] = typer.Option(None, help="per-video metadata file"),
+    tag: list[str] = typer.Option([], help="tag the added videos: a word or field=value"),
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Embed and add videos (all of the store's videos that the index lacks, or the given ids)."""
+    from c2kd.search.building import add_to_index, parse_tags, read_metadata_file
+
+    wanted = _read_ids(id, ids_file) or None
+    added = add_to_index(index, features, ids=wanted, replace=replace, checkpoint=checkpoint,
+                         metadata=read_metadata_file(metadata) if metadata else None, tags=parse_tags(tag),
+                         device=device)
+    typer.echo(f"added {added} videos to {index}")
+
+
+@index_app.command("remove")
+def index_remove(
+    index: Path = typer.Argument(..., help="index folder"),
+    ids: list[str] = typer.Argument(None, help="video ids to remove"),
+    ids_file: Optional[Path] = typer.Option(None, help="file with one video id per line"),
+    missing_ok: bool = typer.Option(False, help="ignore ids that are not in the index"),
+) -> None:
+    """Remove videos from an index (no rebuild: only the segments holding them are rewritten)."""
+    from c2kd.errors import DataError
+    from c2kd.index import VideoIndex
+
+    wanted = _read_ids(ids or [], ids_file)
+    if not wanted:
+        raise DataError("give video ids to remove (arguments or --ids-file)")
+    with VideoIndex.open(index) as idx:
+        removed = idx.remove(wanted, missing_ok=missing_ok)
+        typer.echo(f"removed {removed} videos from {index}; {len(idx)} remain")
+
+
+@index_app.command("info")
+def index_info(index: Path = typer.Argument(..., help="index folder"),
+               as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """Show an index's size, backend and build information."""
+    from c2kd.index import VideoIndex
+
+    with VideoIndex.open(index) as idx:
+        info = idx.describe()
+    if as_json:
+        typer.echo(json.dumps(info, indent=2, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"index {index}", show_header=False)
+    for key, value in info.items():
+        table.add_row(key, json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value))
+    Console().print(table)
+
+
+def _print_results(responses, as_json: bool) -> None:
+    if as_json:
+        payload = [r.to_dict() for r in responses]
+        typer.echo(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for response in responses:
+        lang = f" [{response.query.lang}]" if response.query.lang else ""
+        table = Table(title=f"{response.query.text}{lang}  ({response.took_ms:.1f} ms)")
+        table.add_column("rank", justify="right")
+        table.add_column("video")
+        table.add_column("score", justify="right")
+        table.add_column("metadata")
+        for hit in response.hits:
+            meta = ", ".join(f"{k}={v}" for k, v in hit.metadata.items() if k not in ("frames",))
+            table.add_row(str(hit.rank), hit.video_id, f"{hit.score:.4f}", meta)
+        if not response.hits:
+            table.add_row("-", "(no video matches the filters)", "", "")
+        console.print(table)
+
+
+def search(
+    index: Path = typer.Argument(..., help="index folder"),
+    query: Optional[str] = typer.Argument(None, help="the query, in any language"),
+    lang: Optional[str] = typer.Option(None, help="language of the query (a hint, validated; e.g. de, cs, ja)"),
+    k: int = typer.Option(10, "-k", help="number of results"),
+    queries: Optional[Path] = typer.Option(None, help="file of queries: one per line, or JSON lines "
+                                                      "{\"query\": ..., \"lang\": ...}"),
+    filter: list[str] = typer.Option([], "--filter", "-f", help="metadata filter field=value[,value] (repeatable)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+    checkpoint: Optional[Path] = typer.Option(None, help="default: the checkpoint the index was built with"),
+    option: list[str] = typer.Option([], "--option", "-o", help="backend setting for this search, e.g. nprobe=64"),
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Rank the indexed videos for a text query in any language."""
+    from c2kd.index import parse_filter_options, parse_options
+    from c2kd.search.engine import SearchEngine
+    from c2kd.search.query import Query, QueryError, read_queries, validate_k, validate_language
+
+    validate_k(k)
+    if (query is None) == (queries is None):
+        raise QueryError("give either a QUERY argument or --queries FILE")
+    batch = read_queries(queries, validate_language(lang)) if queries is not None else [Query.make(query, lang)]
+    filters = parse_filter_options(filter)
+    engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=parse_options(option))
+    try:
+        responses = engine.search_many(batch, k=k, filters=filters)
+    finally:
+        engine.close()
+    _print_results(responses, as_json)
+
+
+def moments(
+    video: str = typer.Argument(..., help="a video id of --features, or a video file"),
+    query: str = typer.Argument(..., help="what happens in the moment, in any language"),
+    checkpoint: Path = typer.Option(..., help="trained checkpoint"),
+    features: Optional[Path] = typer.Option(None, help="feature store holding the video (when VIDEO is an id)"),
+    lang: Optional[str] = typer.Option(None, help="language of the query (a hint, validated)"),
+    k: int = typer.Option(5, "-k", help="number of moments"),
+    lengths: str = typer.Option("2,4,8,16", help="window lengths in seconds, comma-separated"),
+    iou: float = typer.Option(0.5, help="drop a moment overlapping a better one by more than this IoU"),
+    encoder: Optional[str] = typer.Option(None, help="frame encoder for a video file (default: from the store or "
+                                                     "the model's feature size)"),
+    fps: float = typer.Option(1.0, help="frames per second sampled from a video file"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Find the moments of one video that match a query (sliding windows + non-maximum suppression)."""
+    from c2kd.errors import DataError
+    from c2kd.search.engine import SearchEngine
+    from c2kd.search.query import QueryError
+
+    try:
+        window_lengths = [float(x) for x in lengths.split(",") if x.strip()]
+    except ValueError:
+        raise QueryError(f"--lengths {lengths!r} must be numbers of seconds, e.g. 2,4,8") from None
+    path = Path(video)
+    is_file = path.is_file()
+    if not is_file and features is None:
+        raise DataError(f"{video!r} is not a video file; to use it as a video id, pass --features STORE")
+    engine = SearchEngine.open(None, checkpoint=checkpoint, features=features if not is_file else None,
+                               device=device)
+    try:
+        if is_file:
+            from c2kd.search.extracting import default_frame_encoder, features_from_file
+
+            name = encoder or default_frame_encoder(engine.model.config.video.feature_dim)
+            feats, times = features_from_file(path, name, fps)
+            response = engine.moments_of(path.stem, feats, times, query, lang, k, window_lengths, iou)
+        else:
+            response = engine.moments(video, query, lang, k, window_lengths, iou)
+    finally:
+        engine.close()
+    if as_json:
+        typer.echo(json.dumps(response.to_dict(), indent=2, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{response.video_id}: {response.query.text} ({response.duration:.0f} s video)")
+    for column in ("rank", "start", "end", "score"):
+        table.add_column(column, justify="right")
+    for m in response.moments:
+        table.add_row(str(m.rank), f"{m.start:.1f}", f"{m.end:.1f}", f"{m.score:.4f}")
+    Console().print(table)
+
+
+def serve(
+    index: Path = typer.Argument(..., help="index folder"),
+    host: str = typer.Option("127.0.0.1", help="address to listen on (0.0.0.0 exposes it to the network)"),
+    port: int = typer.Option(8000),
+    videos: list[Path] = typer.Option([], help="folder(s) the video files are served from (nothing else is)"),
+    features: Optional[Path] = typer.Option(None, help="feature store for moments (default: the index's)"),
+    checkpoint: Optional[Path] = typer.Option(None, help="default: the checkpoint the index was built with"),
+    option: list[str] = typer.Option([], "--option", "-o", help="backend setting, e.g. nprobe=64"),
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Serve search, moments and video playback over HTTP, with a web page at /."""
+    import uvicorn
+
+    from c2kd.index import parse_options
+    from c2kd.serve.app import ServeSettings, create_app
+
+    settings = ServeSettings(index=index, checkpoint=checkpoint, features=features, video_roots=list(videos),
+                             device=device, options=parse_options(option))
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``index`` (build/add/remove/info), ``search``, ``moments`` and ``serve`` to the ``c2kd`` command."""
+    app.add_typer(index_app, name="index")
+    app.command("search")(search)
+    app.command("moments")(moments)
+    app.command("serve")(serve)

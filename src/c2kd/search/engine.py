@@ -1,0 +1,171 @@
+"""The query engine: one loaded student + one index (+ the feature store for moments), used by CLI and server."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from c2kd.errors import DataError
+from c2kd.index import Hit, MetadataFilter, VideoIndex
+from c2kd.search.moments import DEFAULT_LENGTHS, Moment, find_moments
+from c2kd.search.query import Query, QueryError, validate_k
+
+
+@dataclass
+class SearchResponse:
+    """Ranked videos for one query."""
+
+    query: Query
+    hits: list[Hit]
+    took_ms: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"query": self.query.text, "lang": self.query.lang, "took_ms": round(self.took_ms, 3),
+                "results": [h.to_dict() for h in self.hits]}
+
+
+@dataclass
+class MomentsResponse:
+    """Ranked moments of one video for one query."""
+
+    query: Query
+    video_id: str
+    duration: float
+    moments: list[Moment] = field(default_factory=list)
+    took_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"query": self.query.text, "lang": self.query.lang, "video_id": self.video_id,
+                "duration": round(self.duration, 3), "took_ms": round(self.took_ms, 3),
+                "moments": [m.to_dict() for m in self.moments]}
+
+
+class SearchEngine:
+    """Answer text queries (any language) against an index, and find moments inside one video.
+
+    Load it once per process: the model and index stay in memory and are safe to share between threads.
+    """
+
+    def __init__(self, model, index: VideoIndex | None = None, features=None):
+        from c2kd.search.model import QueryEmbedder
+
+        self.model = model
+        self.index = index
+        self._features = features
+        self.embedder = QueryEmbedder(model)
+        if index is not None and index.dim != model.config.text.embed_dim:
+            raise DataError(f"{index.root} holds {index.dim}-d embeddings but the model embeds queries in "
+                            f"{model.config.text.embed_dim}-d; use the checkpoint the index was built with")
+
+    @classmethod
+    def open(cls, index_path: str | os.PathLike | None, checkpoint: str | os.PathLike | None = None,
+             features: str | os.PathLike | None = None, device: str = "cpu",
+             options: Mapping[str, Any] | None = None) -> SearchEngine:
+        """Open an index and the checkpoint it was built with (or ``checkpoint``, if it has the same weights)."""
+        from c2kd.search.model import check_fingerprint, load_search_model
+
+        index = VideoIndex.open(index_path, options) if index_path is not None else None
+        info = index.info if index is not None else {}
+        checkpoint = checkpoint or info.get("checkpoint")
+        if checkpoint is None:
+            raise DataError(f"{index_path}: the index does not record its checkpoint; pass --checkpoint")
+        if index is not None:
+            check_fingerprint(info, checkpoint, index.root)
+        features = features or info.get("features")
+        store = None
+        if features is not None and Path(features).exists():
+            from c2kd.data.features import FeatureStore
+            from c2kd.search.building import store_root
+
+            store = FeatureStore(store_root(Path(features)))
+        return cls(load_search_model(checkpoint, device), index, store)
+
+    @property
+    def features(self):
+        if self._features is None:
+            raise DataError("no feature store is configured: pass --features STORE (the store the index was built "
+                            "from) to find moments")
+        return self._features
+
+    def close(self) -> None:
+        self.embedder.close()
+        if self.index is not None:
+            self.index.close()
+
+    # -- retrieval ----------------------------------------------------------------------------------------
+    def embed(self, queries: Sequence[Query]) -> np.ndarray:
+        """Shape: Q queries -> [Q, E] float32 unit rows."""
+        return self.embedder.embed([q.text for q in queries])
+
+    def search(self, text: str, lang: str | None = None, k: int = 10,
+               filters: MetadataFilter | None = None) -> SearchResponse:
+        """Rank the index's videos for one query."""
+        return self.search_many([Query.make(text, lang)], k=k, filters=filters)[0]
+
+    def search_many(self, queries: Sequence[Query], k: int = 10,
+                    filters: MetadataFilter | None = None) -> list[SearchResponse]:
+        """Rank the index's videos for many validated queries (one text batch, one index call)."""
+        if self.index is None:
+            raise DataError("this engine has no index; open it with an index folder")
+        k = validate_k(k)
+        start = time.perf_counter()
+        vectors = self.embed(queries)
+        results = self.index.search(vectors, k=k, filters=filters)
+        took = (time.perf_counter() - start) * 1000 / max(len(queries), 1)
+        return [SearchResponse(q, hits, took) for q, hits in zip(queries, results)]
+
+    def search_with_moments(self, query: Query, k: int = 10, filters: MetadataFilter | None = None,
+                            lengths: Sequence[float] = DEFAULT_LENGTHS) -> tuple[SearchResponse, dict[str, Moment]]:
+        """Search, then find the best moment of each hit that has features (for playback from that moment)."""
+        from c2kd.search.moments import best_moments
+
+        start = time.perf_counter()
+        vector = self.embed([query])[0]
+        if self.index is None:
+            raise DataError("this engine has no index; open it with an index folder")
+        hits = self.index.search(vector[None], k=validate_k(k), filters=filters)[0]
+        found: dict[str, Moment] = {}
+        if self._features is not None:
+            have = [h.video_id for h in hits if h.video_id in self._features]
+            pairs = [(self._features[v], self._features.times(v)) for v in have]
+            found = dict(zip(have, best_moments(self.model, pairs, vector, lengths)))
+        return SearchResponse(query, hits, (time.perf_counter() - start) * 1000), found
+
+    # -- moments ------------------------------------------------------------------------------------------
+    def moments(self, video_id: str, text: str, lang: str | None = None, k: int = 5,
+                lengths: Sequence[float] = DEFAULT_LENGTHS, iou_threshold: float = 0.5) -> MomentsResponse:
+        """Moments of a video of the feature store."""
+        store = self.features
+        if video_id not in store:
+            raise QueryError(f"video {video_id!r} has no features in {store.root}; check the id, or extract the "
+                             "video with `c2kd extract`")
+        return self.moments_of(video_id, store[video_id], store.times(video_id), text, lang, k, lengths,
+                               iou_threshold)
+
+    def moments_of(self, video_id: str, features: np.ndarray, times: np.ndarray | None, text: str,
+                   lang: str | None = None, k: int = 5, lengths: Sequence[float] = DEFAULT_LENGTHS,
+                   iou_threshold: float = 0.5) -> MomentsResponse:
+        """Moments of any per-second features [T, F] (e.g. freshly extracted from a file)."""
+        query = Query.make(text, lang)
+        k = validate_k(k)
+        if not 0.0 <= iou_threshold < 1.0:
+            raise QueryError(f"iou_threshold must be in [0, 1), got {iou_threshold}")
+        expected = self.model.config.video.feature_dim
+        if np.asarray(features).ndim != 2 or np.asarray(features).shape[1] != expected:
+            raise DataError(f"video {video_id!r}: features of shape {np.asarray(features).shape}, but the model "
+                            f"reads {expected}-d frame features; extract them with the same frame encoder")
+        start = time.perf_counter()
+        vector = self.embed([query])[0]
+        found = find_moments(self.model, features, times, vector, lengths=lengths, iou_threshold=iou_threshold,
+                             top_k=k)
+        from c2kd.search.moments import frame_step
+
+        t = np.arange(len(features)) if times is None or len(times) == 0 else np.asarray(times)
+        duration = float(t[-1] + frame_step(t)) if len(t) else 0.0
+        return MomentsResponse(query, video_id, duration, found, (time.perf_counter() - start) * 1000)

@@ -1,0 +1,125 @@
+"""Loading the student once for search, and embedding queries from many threads through one worker.
+
+The text tower's tokenizer is not safe to call from several threads at once, and a batch of queries costs
+little more than one. :class:`QueryEmbedder` therefore runs the model in a single worker thread that takes
+every query waiting in its queue and embeds them together (micro-batching): concurrent HTTP requests share
+forward passes instead of queueing on a lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from pathlib import Path
+
+import numpy as np
+
+from c2kd.errors import CheckpointError
+
+MAX_MICRO_BATCH = 64
+
+
+def checkpoint_fingerprint(path: str | os.PathLike) -> str:
+    """A cheap identity of a checkpoint's weights: SHA-256 of the file size and its first and last MiB."""
+    from c2kd.checkpoint import WEIGHTS_FILE, resolve_checkpoint
+
+    weights = resolve_checkpoint(path) / WEIGHTS_FILE
+    size = weights.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with open(weights, "rb") as fh:
+        digest.update(fh.read(1 << 20))
+        fh.seek(max(0, size - (1 << 20)))
+        digest.update(fh.read(1 << 20))
+    return digest.hexdigest()[:16]
+
+
+def load_search_model(checkpoint: str | os.PathLike, device: str = "cpu"):
+    """Load a checkpoint's dual encoder in eval mode (``device``: cpu, cuda, cuda:1, mps, auto)."""
+    import torch
+
+    from c2kd.checkpoint import load_checkpoint
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, _ = load_checkpoint(checkpoint, device=device)
+    model.eval()
+    return model
+
+
+def check_fingerprint(index_info: dict, checkpoint: str | os.PathLike, index_path: Path) -> None:
+    """Refuse a checkpoint other than the one that embedded the index's videos (their spaces differ)."""
+    expected = index_info.get("checkpoint_fingerprint")
+    if expected and expected != checkpoint_fingerprint(checkpoint):
+        raise CheckpointError(
+            f"{index_path} was built with checkpoint {index_info.get('checkpoint')!r} (fingerprint {expected}), "
+            f"but {checkpoint} holds other weights: query and video embeddings would not be comparable. "
+            f"Pass the original --checkpoint, or rebuild the index with `c2kd index build --checkpoint {checkpoint}`."
+        )
+
+
+class QueryEmbedder:
+    """Embed query strings with a model's text tower, from any number of threads.
+
+    Shape:
+        embed(texts: N strings) -> [N, E] float32, unit rows
+    """
+
+    def __init__(self, model, max_batch: int = MAX_MICRO_BATCH):
+        self.model = model
+        self.max_batch = max_batch
+        self._queue: queue.Queue[tuple[list[str], Future] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def _ensure_worker(self) -> None:
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._work, name="c2kd-query-embedder", daemon=True)
+                self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            jobs = [item]
+            size = len(item[0])
+            while size < self.max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)  # stop after this batch
+                    break
+                jobs.append(nxt)
+                size += len(nxt[0])
+            texts = [t for job in jobs for t in job[0]]
+            try:
+                vectors = self.model.embed_texts(texts).numpy().astype(np.float32)
+            except BaseException as exc:  # hand the failure to every waiting caller
+                for _, fut in jobs:
+                    fut.set_exception(exc)
+                continue
+            start = 0
+            for texts_of_job, fut in jobs:
+                fut.set_result(vectors[start:start + len(texts_of_job)])
+                start += len(texts_of_job)
+
+    def embed(self, texts: Sequence[str], timeout: float | None = 120.0) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.model.config.text.embed_dim), np.float32)
+        self._ensure_worker()
+        fut: Future = Future()
+        self._queue.put((list(texts), fut))
+        return fut.result(timeout=timeout)
+
+    def close(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+        self._thread = None

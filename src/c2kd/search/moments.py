@@ -1,0 +1,148 @@
+"""Moment detection: which stretch of one video matches a text query best.
+
+The per-second frame features of the video are cut into sliding windows of several lengths; the student's
+video tower embeds each window as if it were a short clip, and each window is scored by cosine similarity with
+the query. Overlapping windows that describe the same moment are then reduced by temporal non-maximum
+suppression: a window is kept only if it overlaps every better kept window by at most ``iou_threshold``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from c2kd.errors import DataError
+
+DEFAULT_LENGTHS = (2.0, 4.0, 8.0, 16.0)
+
+
+@dataclass(frozen=True)
+class Moment:
+    """A scored stretch of video, in seconds (``end`` exclusive), with the feature rows it covers."""
+
+    start: float
+    end: float
+    score: float
+    first_row: int
+    last_row: int  # exclusive
+    rank: int = 0
+
+    def to_dict(self) -> dict:
+        return {"rank": self.rank, "start": round(self.start, 3), "end": round(self.end, 3),
+                "score": self.score}
+
+
+def frame_step(times: np.ndarray) -> float:
+    """Seconds between consecutive feature rows (the median gap; 1.0 for a single row)."""
+    times = np.asarray(times, np.float64)
+    gaps = np.diff(times)
+    gaps = gaps[gaps > 0]
+    return float(np.median(gaps)) if len(gaps) else 1.0
+
+
+def sliding_windows(n_rows: int, lengths: Sequence[int], stride_fraction: float = 0.25) -> list[tuple[int, int]]:
+    """All windows ``[i, j)`` of the given lengths (in rows) with stride ``max(1, length * stride_fraction)``.
+
+    The last window of each length is aligned with the end of the video, so no frame is left out; lengths
+    longer than the video give one window over the whole video. Duplicates are removed; order is stable.
+    """
+    if n_rows <= 0:
+        return []
+    out: dict[tuple[int, int], None] = {}
+    for length in sorted({max(1, min(int(n), n_rows)) for n in lengths}):
+        stride = max(1, int(round(length * stride_fraction)))
+        starts = list(range(0, n_rows - length + 1, stride))
+        if starts[-1] != n_rows - length:
+            starts.append(n_rows - length)
+        for i in starts:
+            out[(i, i + length)] = None
+    return list(out)
+
+
+def temporal_iou(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Intersection over union of two time intervals."""
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = max(a[1], b[1]) - min(a[0], b[0])
+    return inter / union if union > 0 else 0.0
+
+
+def non_maximum_suppression(moments: Sequence[Moment], iou_threshold: float = 0.5, top_k: int = 5) -> list[Moment]:
+    """Keep the best moments, dropping any that overlaps a better kept one by more than ``iou_threshold``."""
+    kept: list[Moment] = []
+    for m in sorted(moments, key=lambda m: (-m.score, m.start, m.end)):
+        if all(temporal_iou((m.start, m.end), (k.start, k.end)) <= iou_threshold for k in kept):
+            kept.append(m)
+            if len(kept) == top_k:
+                break
+    return [Moment(m.start, m.end, m.score, m.first_row, m.last_row, rank) for rank, m in enumerate(kept, 1)]
+
+
+def score_windows(model, features: np.ndarray, windows: Sequence[tuple[int, int]], query: np.ndarray,
+                  batch_size: int = 256) -> np.ndarray:
+    """Cosine similarity between a query embedding and the video tower's embedding of each window.
+
+    Shape:
+        features [T, F], windows W pairs, query [E] -> scores [W] float32
+    """
+    clips = [np.asarray(features[i:j]) for i, j in windows]
+    embeddings = model.embed_videos(clips, batch_size=batch_size).numpy()  # [W, E]
+    return (embeddings @ np.asarray(query, np.float32).reshape(-1)).astype(np.float32)
+
+
+def find_moments(model, features: np.ndarray, times: np.ndarray | None, query: np.ndarray,
+                 lengths: Sequence[float] = DEFAULT_LENGTHS, stride_fraction: float = 0.25,
+                 iou_threshold: float = 0.5, top_k: int = 5) -> list[Moment]:
+    """Ranked moments of one video for one query embedding.
+
+    ``lengths`` are window lengths in seconds (converted to rows with the feature timestamps).
+
+    Shape:
+        features [T, F] (per-second rows), times [T] seconds or None (= 0, 1, 2, ...), query [E] unit norm
+    """
+    features = np.asarray(features)
+    if features.ndim != 2 or len(features) == 0:
+        raise DataError(f"moment detection needs [T, F] frame features with T >= 1, got shape {features.shape}")
+    times = np.arange(len(features), dtype=np.float64) if times is None or len(times) == 0 else np.asarray(times,
+                                                                                                            np.float64)
+    if len(times) != len(features):
+        raise DataError(f"{len(times)} timestamps for {len(features)} feature rows")
+    if not lengths or min(lengths) <= 0:
+        raise DataError(f"window lengths must be positive seconds, got {list(lengths)}")
+    step = frame_step(times)
+    rows = [max(1, int(round(seconds / step))) for seconds in lengths]
+    windows = sliding_windows(len(features), rows, stride_fraction)
+    scores = score_windows(model, features, windows, query)
+    moments = [Moment(float(times[i]), float(times[j - 1] + step), float(s), i, j)
+               for (i, j), s in zip(windows, scores)]
+    return non_maximum_suppression(moments, iou_threshold, top_k)
+
+
+def best_moments(model, videos: Sequence[tuple[np.ndarray, np.ndarray | None]], query: np.ndarray,
+                 lengths: Sequence[float] = DEFAULT_LENGTHS, stride_fraction: float = 0.5) -> list[Moment]:
+    """The single best window of each of several videos, with one batched pass of the video tower.
+
+    Used to start each search result's playback at its matching moment.
+
+    Shape:
+        videos: N pairs (features [T_i, F], times [T_i] or None), query [E] -> N moments
+    """
+    jobs: list[tuple[int, int, int]] = []  # (video, first row, last row)
+    steps = []
+    for v, (features, times) in enumerate(videos):
+        t = np.arange(len(features), dtype=np.float64) if times is None or len(times) == 0 else np.asarray(times)
+        step = frame_step(t)
+        steps.append((t, step))
+        rows = [max(1, int(round(seconds / step))) for seconds in lengths]
+        jobs.extend((v, i, j) for i, j in sliding_windows(len(features), rows, stride_fraction))
+    if not jobs:
+        return []
+    clips = [np.asarray(videos[v][0][i:j]) for v, i, j in jobs]
+    scores = model.embed_videos(clips).numpy() @ np.asarray(query, np.float32).reshape(-1)
+    best: dict[int, Moment] = {}
+    for (v, i, j), s in zip(jobs, scores):
+        if v not in best or s > best[v].score:
+            t, step = steps[v]
+            best[v] = Moment(float(t[i]), float(t[j - 1] + step), float(s), i, j, 1)
+    return [best[v] for v in range(len(videos))]

@@ -1,0 +1,92 @@
+"""Validation of user queries: text, language hint, k. Every failure is a :class:`QueryError` saying what to fix."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from c2kd.errors import C2KDError, UnknownLanguageError
+from c2kd.languages import normalize_language
+
+#: longest accepted query, in characters (the text tower reads at most ~40 tokens anyway)
+MAX_QUERY_CHARS = 500
+MAX_K = 1000
+MAX_BATCH = 1000
+
+
+class QueryError(C2KDError, ValueError):
+    """A query that cannot be run: empty, too long, wrong type, unknown language, bad k."""
+
+
+def validate_text(text: object, what: str = "query") -> str:
+    """Strip a query and check it is a non-empty string of at most :data:`MAX_QUERY_CHARS` characters."""
+    if not isinstance(text, str):
+        raise QueryError(f"the {what} must be a string, got {type(text).__name__}")
+    clean = " ".join(text.split())
+    if not clean:
+        raise QueryError(f"the {what} is empty: type a few words describing the video")
+    if len(clean) > MAX_QUERY_CHARS:
+        raise QueryError(f"the {what} has {len(clean)} characters; the limit is {MAX_QUERY_CHARS}. Shorten it.")
+    return clean
+
+
+def validate_language(code: object) -> str | None:
+    """Normalise an optional language hint with the project's registry (``None``/"" -> None)."""
+    if code is None or (isinstance(code, str) and not code.strip()):
+        return None
+    if not isinstance(code, str):
+        raise QueryError(f"the language must be a code such as 'de', got {type(code).__name__}")
+    try:
+        return normalize_language(code)
+    except UnknownLanguageError as exc:
+        raise QueryError(str(exc)) from None
+
+
+def validate_k(k: object) -> int:
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise QueryError(f"k must be an integer, got {k!r}")
+    if not 1 <= k <= MAX_K:
+        raise QueryError(f"k must be between 1 and {MAX_K}, got {k}")
+    return k
+
+
+@dataclass(frozen=True)
+class Query:
+    """A validated query: cleaned text and normalised language hint (None = not given)."""
+
+    text: str
+    lang: str | None = None
+
+    @classmethod
+    def make(cls, text: object, lang: object = None) -> Query:
+        return cls(validate_text(text), validate_language(lang))
+
+
+def read_queries(path: str | os.PathLike, default_lang: str | None = None) -> list[Query]:
+    """Queries from a file: JSON lines (``{"query": ..., "lang": ...}``) or plain text, one query per line.
+
+    Blank lines and lines starting with ``#`` are skipped. Errors name the file and line.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise QueryError(f"queries file {path} not found")
+    out: list[Query] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            if line.lstrip().startswith("{"):
+                row = json.loads(line)
+                text = row.get("query", row.get("text"))
+                out.append(Query.make(text, row.get("lang", default_lang)))
+            else:
+                out.append(Query.make(line, default_lang))
+        except (QueryError, json.JSONDecodeError) as exc:
+            raise QueryError(f"{path}:{number}: {exc}") from None
+    if not out:
+        raise QueryError(f"{path} holds no queries (one per line, or JSON lines with a 'query' field)")
+    if len(out) > MAX_BATCH * 100:
+        raise QueryError(f"{path}: {len(out)} queries; split the file (at most {MAX_BATCH * 100})")
+    return out

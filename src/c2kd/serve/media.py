@@ -1,0 +1,64 @@
+"""Serving video files safely: only files inside the configured video roots, only video types."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from c2kd.errors import C2KDError
+
+MEDIA_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".webm": "video/webm", ".mkv": "video/x-matroska",
+               ".mov": "video/quicktime", ".ogv": "video/ogg", ".avi": "video/x-msvideo"}
+
+
+class MediaError(C2KDError):
+    """A media path that is not served. ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+def resolve_media(roots: Sequence[Path], relative: str) -> Path:
+    """The file ``relative`` names inside one of ``roots``, after resolving ``..`` and symbolic links.
+
+    Raises :class:`MediaError` (403) for anything that would leave the roots (absolute paths, ``..``, links
+    pointing outside), and (404) for files that do not exist or are not videos.
+    """
+    if not roots:
+        raise MediaError("no video folders are configured: start the server with --videos FOLDER", 404)
+    if "\x00" in relative or relative.startswith(("/", "\\")) or (len(relative) > 1 and relative[1] == ":"):
+        raise MediaError("video paths are relative to the video folders", 403)
+    parts = Path(relative.replace("\\", "/")).parts
+    if any(p == ".." for p in parts):
+        raise MediaError("video paths may not contain '..'", 403)
+    for root in roots:
+        base = Path(root).resolve()
+        candidate = (base / relative).resolve()
+        if not candidate.is_relative_to(base):
+            raise MediaError("this path leads outside the video folders", 403)
+        if candidate.is_file():
+            if candidate.suffix.lower() not in MEDIA_TYPES:
+                raise MediaError(f"only video files are served ({', '.join(sorted(MEDIA_TYPES))})", 404)
+            return candidate
+    raise MediaError(f"no video {relative!r} in the video folders", 404)
+
+
+def media_type(path: Path) -> str:
+    return MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
+
+
+def video_path_for(metadata: dict, roots: Sequence[Path]) -> str | None:
+    """The relative path (under a root) of an indexed video's file, from its ``video`` metadata field."""
+    value = metadata.get("video")
+    if not isinstance(value, str) or not value:
+        return None
+    path = Path(value)
+    if path.is_absolute():
+        for root in roots:
+            base = Path(root).resolve()
+            if path.resolve().is_relative_to(base):
+                return os.path.relpath(path.resolve(), base)
+        return None
+    return value

@@ -1,0 +1,194 @@
+"""Index backends and persistence, checked against a plain brute-force reference."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from searchkit import brute_force, clustered_corpus
+
+from c2kd.errors import ConfigError, DataError
+from c2kd.index import VideoIndex
+from c2kd.index.exact import topk_inner_product
+from c2kd.index.segments import MANIFEST, SEGMENT_DIR
+
+BACKENDS = [("exact", {}), ("faiss", {"kind": "ivf", "nlist": 8, "nprobe": 8}),
+            ("faiss", {"kind": "hnsw", "M": 16}), ("qdrant", {"location": ":memory:"})]
+BACKEND_IDS = ["exact", "faiss-ivf", "faiss-hnsw", "qdrant"]
+
+
+def _corpus(n=300, dim=24, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ids = [f"vid{i:04d}" for i in range(n)]
+    meta = [{"split": "test" if i % 3 == 0 else "train", "dataset": "a" if i % 2 else "b",
+             "tags": ["cooking", "outdoor"] if i % 5 == 0 else ["indoor"]} for i in range(n)]
+    q = rng.standard_normal((7, dim)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    return ids, x, meta, q
+
+
+@pytest.mark.parametrize("n,k,chunk", [(1, 1, 7), (10, 3, 4), (257, 10, 64), (300, 300, 1000), (50, 80, 16)])
+def test_topk_matches_sorting(n, k, chunk):
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((n, 8)).astype(np.float32)
+    q = rng.standard_normal((3, 8)).astype(np.float32)
+    scores, rows = topk_inner_product(x, q, k, chunk=chunk)
+    for i in range(3):
+        ref = brute_force(x, list(range(n)), q[i], k)
+        assert [r for r, _ in ref] == rows[i].tolist()
+        np.testing.assert_allclose(scores[i], [s for _, s in ref], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("k", [1, 10, 50])
+def test_exact_index_equals_brute_force(tmp_path, k):
+    ids, x, meta, q = _corpus()
+    index = VideoIndex.build(tmp_path / "idx", ids, x, meta)
+    for query, hits in zip(q, index.search(q, k=k)):
+        ref = brute_force(x, ids, query, k)
+        assert [h.video_id for h in hits] == [r for r, _ in ref]
+        np.testing.assert_allclose([h.score for h in hits], [s for _, s in ref], rtol=1e-5, atol=1e-6)
+        assert [h.rank for h in hits] == list(range(1, k + 1))
+
+
+@pytest.mark.parametrize("backend,options", BACKENDS, ids=BACKEND_IDS)
+def test_filters_match_reference(tmp_path, monkeypatch, backend, options):
+    import c2kd.index.store as store
+
+    monkeypatch.setattr(store, "EXACT_SUBSET_LIMIT", 10)  # make approximate backends filter themselves
+    ids, x, meta, q = _corpus(n=200)
+    index = VideoIndex.build(tmp_path / "idx", ids, x, meta, backend=backend, options=options)
+    cases = [({"split": "test"}, lambda m: m["split"] == "test"),
+             ({"tags": "cooking", "dataset": ["a"]}, lambda m: "cooking" in m["tags"] and m["dataset"] == "a"),
+             ({"split": ["test", "train"], "tags": ["outdoor", "indoor"]}, lambda m: True),
+             ({"split": "nope"}, lambda m: False)]
+    for filters, keep in cases:
+        hits = index.search(q, k=5, filters=filters)
+        for query, row in zip(q, hits):
+            assert all(keep(h.metadata) for h in row)
+            ref = brute_force(x, ids, query, 5, keep=lambda i: keep(meta[i]))
+            if backend == "exact":
+                assert [h.video_id for h in row] == [r for r, _ in ref]
+            elif backend != "faiss" or options["kind"] != "ivf":  # graph/db: all matching ids reachable here
+                assert len({h.video_id for h in row} & {r for r, _ in ref}) >= min(4, len(ref))
+    index.close()
+
+
+@pytest.mark.parametrize("backend,options", BACKENDS, ids=BACKEND_IDS)
+def test_persistence_round_trip(tmp_path, backend, options):
+    ids, x, meta, q = _corpus(n=150)
+    if backend == "qdrant":
+        options = {}  # embedded on disk, inside the index folder
+    index = VideoIndex.build(tmp_path / "idx", ids, x, meta, backend=backend, options=options,
+                             info={"checkpoint": "somewhere"})
+    before = index.search(q, k=10)
+    index.close()
+    reopened = VideoIndex.open(tmp_path / "idx")
+    after = reopened.search(q, k=10)
+    assert [[h.video_id for h in r] for r in before] == [[h.video_id for h in r] for r in after]
+    assert reopened.metadata("vid0003") == meta[3]
+    np.testing.assert_allclose(reopened.vector("vid0003"), x[3], rtol=1e-6)
+    assert reopened.info["checkpoint"] == "somewhere" and len(reopened) == 150
+    if backend == "faiss":
+        manifest = json.loads((tmp_path / "idx" / MANIFEST).read_text())
+        assert (tmp_path / "idx" / manifest["backend"]["state"] / "faiss.index").exists()
+    reopened.close()
+
+
+@pytest.mark.parametrize("backend,options", BACKENDS, ids=BACKEND_IDS)
+def test_add_remove_without_rebuild(tmp_path, backend, options):
+    ids, x, meta, q = _corpus(n=160)
+    if backend == "qdrant":
+        options = {}
+    index = VideoIndex.build(tmp_path / "idx", ids[:100], x[:100], meta[:100], backend=backend, options=options)
+    segments_before = set(json.loads((tmp_path / "idx" / MANIFEST).read_text())["segments"][0].values())
+    assert index.add(ids[100:], x[100:], meta[100:]) == 60
+    removed = ["vid0001", "vid0120", "vid0150"]
+    assert index.remove(removed) == 3
+    with pytest.raises(DataError, match="not in"):
+        index.remove(["vid0001"])
+    assert index.remove(["vid0001", "vid0002"], missing_ok=True) == 1
+    removed.append("vid0002")
+    with pytest.raises(DataError, match="already in"):
+        index.add(["vid0005"], x[5:6])
+    newer = x[6] * -1  # replace a video's embedding: the query that found it must not any more
+    index.add(["vid0006"], newer[None], [{"split": "new"}], replace=True)
+    index.close()
+
+    index = VideoIndex.open(tmp_path / "idx")
+    keep = [i for i in range(160) if ids[i] not in removed]
+    vectors = x.copy()
+    vectors[6] = newer
+    assert sorted(index.ids) == sorted(ids[i] for i in keep) and len(index) == len(keep)
+    assert index.metadata("vid0006") == {"split": "new"}
+    exact_like = backend == "exact" or options.get("kind") == "hnsw" or backend == "qdrant"
+    for query, hits in zip(q, index.search(q, k=10)):
+        ref = brute_force(vectors, ids, query, 10, keep=lambda i: ids[i] not in removed)
+        got = [h.video_id for h in hits]
+        assert not set(got) & set(removed)
+        if exact_like:
+            assert len(set(got) & {r for r, _ in ref}) >= 9
+    # the untouched first segment was not rewritten; the files of replaced segments are gone
+    manifest = json.loads((tmp_path / "idx" / MANIFEST).read_text())
+    files = {p.name.split(".")[0] for p in (tmp_path / "idx" / SEGMENT_DIR).iterdir()}
+    assert files == {s["name"] for s in manifest["segments"]}
+    assert manifest["count"] == len(keep) and segments_before
+    index.close()
+
+
+def test_interrupted_update_leaves_previous_state(tmp_path, monkeypatch):
+    ids, x, meta, q = _corpus(n=60)
+    index = VideoIndex.build(tmp_path / "idx", ids[:50], x[:50], meta[:50], backend="faiss",
+                             options={"nlist": 4, "nprobe": 4})
+    import c2kd.index.store as store
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt("killed while switching the manifest")
+
+    monkeypatch.setattr(store, "write_manifest", boom)
+    with pytest.raises(KeyboardInterrupt):
+        index.add(ids[50:], x[50:], meta[50:])
+    monkeypatch.undo()
+    reopened = VideoIndex.open(tmp_path / "idx")
+    assert len(reopened) == 50 and "vid0055" not in reopened
+    reopened.add(ids[50:], x[50:], meta[50:])  # the next writer cleans the orphans of the killed one
+    names = {p.name.split(".")[0] for p in (tmp_path / "idx" / SEGMENT_DIR).iterdir()}
+    assert len(names) == 2 and len(reopened) == 60
+    backends = [p.name for p in (tmp_path / "idx").glob("backend-*")]
+    assert len(backends) == 1
+
+
+def test_faiss_recall_on_clustered_corpus(tmp_path):
+    x, q = clustered_corpus(6000, 64, clusters=60, seed=1)
+    ids = [str(i) for i in range(len(x))]
+    exact = VideoIndex.build(tmp_path / "exact", ids, x)
+    truth = [{h.video_id for h in row} for row in exact.search(q, k=10)]
+    for options in ({"kind": "ivf", "nprobe": 8}, {"kind": "hnsw", "M": 16}):
+        approx = VideoIndex.build(tmp_path / options["kind"], ids, x, backend="faiss", options=options)
+        got = approx.search(q, k=10)
+        recall = np.mean([len(t & {h.video_id for h in row}) / 10 for t, row in zip(truth, got)])
+        assert recall >= 0.9, (options, recall)
+        if options["kind"] == "ivf":  # fewer probes -> lower recall: the setting really reaches faiss
+            low = VideoIndex.open(tmp_path / "ivf", options={"nprobe": 1}).search(q, k=10)
+            low_recall = np.mean([len(t & {h.video_id for h in row}) / 10 for t, row in zip(truth, low)])
+            assert low_recall < recall
+
+
+def test_errors_are_clear(tmp_path):
+    ids, x, meta, q = _corpus(n=20)
+    with pytest.raises(ConfigError, match="unknown index backend"):
+        VideoIndex.create(tmp_path / "a", dim=4, backend="elastic")
+    index = VideoIndex.create(tmp_path / "b", dim=24)
+    with pytest.raises(DataError, match="24-d"):
+        index.add(["a"], np.ones((1, 5), np.float32))
+    with pytest.raises(DataError, match="twice"):
+        index.add(["a", "a"], x[:2])
+    with pytest.raises(DataError, match="NaN"):
+        index.add(["a"], np.full((1, 24), np.nan, np.float32))
+    with pytest.raises(DataError, match="not a c2kd index"):
+        VideoIndex.open(tmp_path / "nothing-here")
+    with pytest.raises(DataError, match="24-d"):
+        index.search(np.ones((1, 3), np.float32))
+    assert index.search(q, k=3) == [[] for _ in q]  # empty index: no results, no error
