@@ -334,7 +334,8 @@ class CachedTextBackbone(TextBackbone):
             rows, found = self.cache.lookup(keys)
         if not found.all():
             missing = list(dict.fromkeys((keys[i], texts[i]) for i in np.flatnonzero(~found)))
-            new = self._compute([t for _, t in missing], max_tokens)
+            # rounded to the stored precision: a text's vector is the same whether it was a hit or a miss
+            new = self._compute([t for _, t in missing], max_tokens).astype(np.float16).astype(np.float32)
             self.cache.add([k for k, _ in missing], [t for _, t in missing], new)
             position = {k: j for j, (k, _) in enumerate(missing)}
             for i in np.flatnonzero(~found):

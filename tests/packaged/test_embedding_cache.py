@@ -1,0 +1,137 @@
+"""The on-disk embedding cache of frozen backbones (frozen-backbone mode)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from c2kd.encoders.cache import CachedTextBackbone, EmbeddingCache, text_key
+from c2kd.encoders.text import HFTextBackbone
+from c2kd.errors import ConfigError
+
+TEXTS = ["a dog runs on the beach", "two men repair a car", "people sit at a table", "a dog runs on the beach"]
+
+
+class CountingBackbone(HFTextBackbone):
+    """A real Hugging Face backbone that counts how many texts its forward pass has embedded."""
+
+    calls = 0
+
+    def forward(self, inputs):
+        type(self).calls += int(inputs["input_ids"].shape[0])
+        return super().forward(inputs)
+
+
+def _backbone(path) -> CountingBackbone:
+    plain = HFTextBackbone.from_pretrained(str(path))
+    return CountingBackbone(plain.model, plain.tokenizer, name=str(path)).eval()
+
+
+def _direct(backbone, texts, max_tokens):
+    with torch.no_grad():
+        return HFTextBackbone.forward(backbone, backbone.prepare(texts, max_tokens)).numpy()
+
+
+def test_round_trip_matches_the_backbone_and_a_second_call_does_not_run_it(tmp_path, tiny_hf):
+    backbone = _backbone(tiny_hf)
+    cached = CachedTextBackbone(backbone, tmp_path / "cache")
+    CountingBackbone.calls = 0
+    first = cached(cached.prepare(TEXTS, 35)).numpy()
+    assert first.shape == (4, backbone.dim) and first.dtype == np.float32
+    assert CountingBackbone.calls == 3  # the repeated text is computed once
+    np.testing.assert_allclose(first, _direct(backbone, TEXTS, 35), atol=2e-3, rtol=2e-3)  # float16 storage
+    again = cached(cached.prepare(TEXTS[::-1], 35)).numpy()
+    assert CountingBackbone.calls == 3
+    np.testing.assert_array_equal(again, first[::-1])
+    cached.flush()
+    reopened = CachedTextBackbone(_backbone(tiny_hf), tmp_path / "cache")  # a new process: read from disk
+    np.testing.assert_array_equal(reopened.embed(TEXTS, 40), first)  # short texts: one entry for 35 and 40
+    assert CountingBackbone.calls == 3 and reopened.computed == 0
+
+
+def test_truncated_texts_are_kept_per_token_limit(tmp_path, tiny_hf):
+    long = "a very long caption " + " ".join(f"word{i}" for i in range(40))
+    backbone = _backbone(tiny_hf)
+    cached = CachedTextBackbone(backbone, tmp_path / "cache")
+    short_limit, long_limit = cached.embed([long], 8), cached.embed([long], 30)
+    np.testing.assert_allclose(short_limit, _direct(backbone, [long], 8), atol=2e-3, rtol=2e-3)
+    np.testing.assert_allclose(long_limit, _direct(backbone, [long], 30), atol=2e-3, rtol=2e-3)
+    assert not np.allclose(short_limit, long_limit)
+
+
+def test_other_weights_use_another_cache(tmp_path, tiny_hf):
+    a = CachedTextBackbone(_backbone(tiny_hf), tmp_path / "cache")
+    other = _backbone(tiny_hf)
+    with torch.no_grad():
+        first = next(other.parameters())
+        first.add_(torch.randn_like(first))  # (a constant shift would vanish in the embedding LayerNorm)
+    b = CachedTextBackbone(other, tmp_path / "cache")
+    assert a.cache.root != b.cache.root
+    assert not np.allclose(a.embed(TEXTS[:1], 35), b.embed(TEXTS[:1], 35))
+
+
+def test_a_killed_writer_leaves_no_half_shard(tmp_path):
+    cache = EmbeddingCache(tmp_path / "c", dim=3, model="m", fingerprint="f" * 40)
+    cache.add([text_key("x")], ["x"], np.ones((1, 3)))
+    cache.flush()
+    # what a kill between the data file and the keys file leaves behind, plus a stray temporary
+    np.save(cache.shard_dir / "part-orphan.npy", np.zeros((5, 3), np.float16))
+    (cache.shard_dir / ".part-x.keys.tmp").write_bytes(b"garbage")
+    reopened = EmbeddingCache(tmp_path / "c", dim=3, model="m", fingerprint="f" * 40)
+    rows, found = reopened.lookup([text_key("x"), text_key("y")])
+    assert found.tolist() == [True, False] and rows[0].tolist() == [1, 1, 1]
+    with pytest.raises(Exception, match="another model"):
+        EmbeddingCache(tmp_path / "c", dim=4, model="m", fingerprint="f" * 40)
+
+
+def test_pending_rows_are_flushed_when_the_cache_is_dropped(tmp_path):
+    cache = EmbeddingCache(tmp_path / "c", dim=2, model="m", fingerprint="g" * 40)
+    cache.add([text_key("a")], ["a"], np.array([[0.5, 2.0]]))
+    del cache  # the finalizer writes the shard
+    rows, found = EmbeddingCache(tmp_path / "c", dim=2, model="m", fingerprint="g" * 40).lookup([text_key("a")])
+    assert found.all() and rows[0].tolist() == [0.5, 2.0]
+
+
+def test_compaction_keeps_every_entry(tmp_path, monkeypatch):
+    import c2kd.encoders.cache as cache_module
+
+    cache = EmbeddingCache(tmp_path / "c", dim=2, model="m", fingerprint="h" * 40)
+    for i in range(5):
+        cache.add([text_key(str(i))], [str(i)], np.full((1, 2), i))
+        cache.flush()
+    monkeypatch.setattr(cache_module, "COMPACT_ABOVE", 2)
+    merged = EmbeddingCache(tmp_path / "c", dim=2, model="m", fingerprint="h" * 40)
+    assert len(list(merged.shard_dir.glob("*.npy"))) == 1
+    rows, found = merged.lookup([text_key(str(i)) for i in range(5)])
+    assert found.all() and rows[:, 0].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_frozen_cached_model_checkpoint_round_trip(tmp_path, tiny_hf):
+    from c2kd.checkpoint import load_checkpoint, save_checkpoint
+    from c2kd.model import ModelConfig, build_model
+    from c2kd.train.config import DataConfig, TrainConfig
+
+    model_config = ModelConfig.model_validate({
+        "text": {"name": str(tiny_hf), "trainable": False, "cache_dir": str(tmp_path / "cache"), "embed_dim": 16},
+        "video": {"feature_dim": 8, "embed_dim": 16},
+    })
+    model = build_model(model_config).eval()
+    assert isinstance(model.text.backbone, CachedTextBackbone)
+    assert all(not k.startswith("text.backbone") for k in model.state_dict())  # frozen weights rebuilt by name
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trained and all(n.startswith(("text.norm", "text.projection", "video")) for n in trained)
+    config = TrainConfig(data=DataConfig(path=str(tmp_path)), model=model_config)
+    save_checkpoint(tmp_path / "ckpt", model, config)
+    loaded, _ = load_checkpoint(tmp_path / "ckpt")
+    loaded.eval()
+    torch.testing.assert_close(loaded.embed_texts(TEXTS), model.embed_texts(TEXTS))
+
+
+def test_caching_a_fine_tuned_backbone_is_refused(tmp_path, tiny_hf):
+    from c2kd.model import ModelConfig, build_model
+
+    config = ModelConfig.model_validate({"text": {"name": str(tiny_hf), "cache_dir": str(tmp_path), "embed_dim": 16},
+                                         "video": {"feature_dim": 8, "embed_dim": 16}})
+    with pytest.raises(ConfigError, match="trainable"):
+        build_model(config)
