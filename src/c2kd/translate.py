@@ -321,23 +321,20 @@ def translate_dataset(
         raise ConfigError(f"--to contains the source language {source!r}")
     split_set = set(splits) if splits else None
     n_rows = len(cols["video_id"])
-    src_rows = [
-        i
-        for i in range(n_rows)
-        if cols["lang"][i] == source and (split_set is None or cols["split"][i] in split_set)
-    ]
+    in_scope = [split_set is None or cols["split"][i] in split_set for i in range(n_rows)]
+    src_rows = [i for i in range(n_rows) if cols["lang"][i] == source and in_scope[i]]
     if not src_rows:
         raise DataError(
             f"{root}: no {source!r} captions"
             + (f" in splits {sorted(split_set)}" if split_set else "")
             + " to translate"
         )
-    existing = {lang: sum(1 for x in cols["lang"] if x == lang) for lang in targets}
-    clash = {lang: n for lang, n in existing.items() if n}
-    if clash and not replace:
+    existing = Counter(cols["lang"][i] for i in range(n_rows) if in_scope[i] and cols["lang"][i] in targets)
+    if existing and not replace:
+        scope = f" (splits {sorted(split_set)})" if split_set else ""
         raise DataError(
-            f"{root}: the dataset already has captions in {clash}; pass --replace to replace them "
-            "with new translations, or leave these languages out of --to"
+            f"{root}: the dataset already has captions in {dict(existing)}{scope}; pass --replace to replace "
+            "them with new translations, or leave these languages out of --to"
         )
     texts = sorted({cols["text"][i].strip() for i in src_rows} - {""}, key=lambda t: (len(t), t))
     key = hashlib.sha256(json.dumps([translator.settings, texts], ensure_ascii=False).encode()).hexdigest()[
@@ -415,17 +412,20 @@ def translate_dataset(
             written += 1
         coverage.append(Coverage(lang, len(src_rows), written, len(src_rows) - written, empty))
 
-    keep = [i for i in range(n_rows) if cols["lang"][i] not in targets]
+    # replaced: the target languages' rows of the translated splits; rows of other splits stay
+    keep = [i for i in range(n_rows) if not (in_scope[i] and cols["lang"][i] in targets)]
     merged = {c: [cols[c][i] for i in keep] + new_rows[c] for c in cols}
     extra = {k: v for k, v in meta.items() if k not in ("format", "version", "name", "languages", "features")}
     provenance = dict(extra.get("translations", {}))
+    scope = ",".join(sorted(split_set)) if split_set else "all"
     for cov in coverage:
-        provenance[cov.language] = {
+        entry = {
             "model": translator.model_for(cov.language),
             "source": source,
             "work": str(work),
             **asdict(cov),
         }
+        provenance[cov.language] = {**provenance.get(cov.language, {}), scope: entry}
     extra["translations"] = provenance
     save_dataset(
         root, merged, name=meta.get("name", root.name), features=meta.get("features", "features"), **extra

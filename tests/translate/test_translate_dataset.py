@@ -76,8 +76,8 @@ def test_per_language_models_add_aligned_rows(dataset: Path, marian_models: str)
     ds = VideoTextDataset(dataset)
     assert ds.languages == ["en", "de", "ja"]  # fr has no rows: every output was empty
     assert ds.meta["source"] == {"format": "test"}  # earlier metadata kept
-    assert ds.meta["translations"]["fr"]["empty_outputs"] == n_rows - blank
-    assert ds.meta["translations"]["de"]["model"] == model_de
+    assert ds.meta["translations"]["fr"]["all"]["empty_outputs"] == n_rows - blank
+    assert ds.meta["translations"]["de"]["all"]["model"] == model_de
     train = ds.split("train", ["en", "de"], training=True)
     assert train.shared_caption_indices(train.video_ids.index("v3"), ["en", "de"]) == [0]
     table = coverage_table(coverage)
@@ -153,6 +153,16 @@ def test_multi_target_model_forces_the_language_token(dataset: Path, m2m_model: 
     coverage = translate_dataset(dataset, ["de", "fr"], translator, splits=["test"], progress=False)
     assert [c.source_captions for c in coverage] == [2, 2]
     assert {r[1] for r in rows(dataset, "de")} == {"test"}
+    test_rows = rows(dataset, "de")
+    # then the train split: the test split's translations stay, --replace only touches the splits translated
+    with pytest.raises(DataError, match=r"already has captions in \{'de': 2\} \(splits \['test'\]\)"):
+        translate_dataset(dataset, ["de"], translator, splits=["test"], progress=False)
+    translate_dataset(dataset, ["de"], translator, splits=["train"], progress=False)
+    assert [r for r in rows(dataset, "de") if r[1] == "test"] == test_rows
+    translate_dataset(dataset, ["de"], translator, splits=["train"], replace=True, progress=False)
+    assert [r for r in rows(dataset, "de") if r[1] == "test"] == test_rows
+    assert len(rows(dataset, "de")) == 2 + 9
+    assert set(VideoTextDataset(dataset).meta["translations"]["de"]) == {"test", "train"}
     with pytest.raises(
         ConfigError, match=r"no target-language token for 'sw' \(tried \['swh_Latn', '__sw__'"
     ):
