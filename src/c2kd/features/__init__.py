@@ -1,0 +1,1 @@
+"""Video ingestion: video files -> per-second frame features (decode, encoders, extract, CLI)."""
