@@ -53,7 +53,7 @@ def random_checkpoint(tmp_path_factory, synthetic_data) -> Path:
     return save_checkpoint(tmp / "ckpt", model, config)
 
 
-def train_quickly(model, data: Path, steps: int = 120, batch: int = 32, seed: int = 0):
+def train_quickly(model, data: Path, steps: int = 250, batch: int = 32, seed: int = 0):
     """A few NCE steps on English captions of the training split: enough for the towers to align concepts."""
     from c2kd.data.features import FeatureStore
 

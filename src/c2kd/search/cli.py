@@ -104,11 +104,13 @@ def index_info(index: Path = typer.Argument(..., help="index folder"),
         typer.echo(json.dumps(info, indent=2, ensure_ascii=False))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"index {index}", show_header=False)
+    table = Table(title=escape(f"index {index}"), show_header=False)
     for key, value in info.items():
-        table.add_row(key, json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value))
+        text = json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value)
+        table.add_row(key, escape(text))
     Console().print(table)
 
 
@@ -118,19 +120,20 @@ def _print_results(responses, as_json: bool) -> None:
         typer.echo(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, ensure_ascii=False))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
     for response in responses:
         lang = f" [{response.query.lang}]" if response.query.lang else ""
-        table = Table(title=f"{response.query.text}{lang}  ({response.took_ms:.1f} ms)")
+        table = Table(title=escape(f"{response.query.text}{lang}  ({response.took_ms:.1f} ms)"))
         table.add_column("rank", justify="right")
         table.add_column("video")
         table.add_column("score", justify="right")
         table.add_column("metadata")
         for hit in response.hits:
             meta = ", ".join(f"{k}={v}" for k, v in hit.metadata.items() if k not in ("frames",))
-            table.add_row(str(hit.rank), hit.video_id, f"{hit.score:.4f}", meta)
+            table.add_row(str(hit.rank), escape(hit.video_id), f"{hit.score:.4f}", escape(meta))
         if not response.hits:
             table.add_row("-", "(no video matches the filters)", "", "")
         console.print(table)
@@ -212,9 +215,10 @@ def moments(
         typer.echo(json.dumps(response.to_dict(), indent=2, ensure_ascii=False))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{response.video_id}: {response.query.text} ({response.duration:.0f} s video)")
+    table = Table(title=escape(f"{response.video_id}: {response.query.text} ({response.duration:.0f} s video)"))
     for column in ("rank", "start", "end", "score"):
         table.add_column(column, justify="right")
     for m in response.moments:

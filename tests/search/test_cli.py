@@ -1,0 +1,144 @@
+"""The commands, end to end on the synthetic dataset: index build/add/remove/info, search, moments."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from c2kd.checkpoint import load_checkpoint
+from c2kd.cli import app
+from c2kd.data.features import FeatureStore
+from c2kd.errors import CheckpointError, DataError
+from c2kd.search.query import QueryError
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=True)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, trained_checkpoint, synthetic_data):
+    out = tmp_path_factory.mktemp("cli") / "index"
+    result = run("index", "build", "--checkpoint", trained_checkpoint, "--features", synthetic_data, "--out", out,
+                 "--tag", "synthetic", "--tag", "source=generator")
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return out
+
+
+def test_build_embeds_every_video_with_the_video_tower(built, trained_checkpoint, synthetic_data):
+    from c2kd.index import VideoIndex
+
+    store = FeatureStore(synthetic_data / "features")
+    model, _ = load_checkpoint(trained_checkpoint)
+    model.eval()
+    with VideoIndex.open(built) as index:
+        assert sorted(index.ids) == sorted(store.ids)
+        for vid in ("train00003", "test00010"):
+            expected = model.embed_videos([store[vid]])[0].numpy()
+            np.testing.assert_allclose(index.vector(vid), expected, atol=1e-5)
+        meta = index.metadata("test00010")
+        assert meta["split"] == "test" and meta["dataset"] == "synthetic" and meta["tags"] == ["synthetic"]
+        assert meta["source"] == "generator" and meta["frames"] == len(store["test00010"])
+    assert not (built.parent / ".index.building").exists()
+
+
+def test_search_json_ranks_like_the_engine_and_finds_captions(built, captions):
+    english = {v: t for v, s, lang, i, t in zip(captions["video_id"], captions["split"], captions["lang"],
+                                                  captions["caption_index"], captions["text"])
+               if s == "test" and lang == "en" and i == 0}
+    hits_at_10 = 0
+    sample = sorted(english)[:12]
+    for vid in sample:
+        result = run("search", built, english[vid], "-k", "10", "--filter", "split=test", "--json")
+        assert result.exit_code == 0, result.output
+        payload = json.loads(result.output)
+        assert payload["query"] == english[vid] and len(payload["results"]) == 10
+        assert all(r["metadata"]["split"] == "test" for r in payload["results"])
+        scores = [r["score"] for r in payload["results"]]
+        assert scores == sorted(scores, reverse=True)
+        hits_at_10 += vid in [r["video_id"] for r in payload["results"]]
+    assert hits_at_10 >= 9, f"the captioned video was in the top 10 for {hits_at_10} of {len(sample)} captions"
+
+
+def test_search_table_batch_and_languages(built, tmp_path):
+    result = run("search", built, "a dog runs", "--lang", "cz", "-k", "3")
+    assert result.exit_code == 0 and "[cs]" in result.output and "rank" in result.output
+    result = run("search", built, "犬が走る", "--lang", "ja", "-k", "2", "--json")  # unseen language and script
+    assert result.exit_code == 0 and len(json.loads(result.output)["results"]) == 2
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text('{"query": "a cat sleeps", "lang": "en"}\n{"query": "ein hund", "lang": "de"}\nplain one\n')
+    result = run("search", built, "--queries", queries, "-k", "4", "--json")
+    payload = json.loads(result.output)
+    assert [p["lang"] for p in payload] == ["en", "de", None] and all(len(p["results"]) == 4 for p in payload)
+
+
+@pytest.mark.parametrize("args,error,message", [
+    (["a dog", "--lang", "xx"], QueryError, "Unknown language code 'xx'"),
+    (["   "], QueryError, "empty"),
+    (["word " * 200], QueryError, "limit is"),
+    (["a dog", "-k", "0"], QueryError, "k must be"),
+    ([], QueryError, "either a QUERY"),
+])
+def test_search_rejects_bad_queries(built, args, error, message):
+    result = run("search", built, *args)
+    assert result.exit_code != 0 and isinstance(result.exception, error) and message in str(result.exception)
+
+
+def test_index_add_remove_info(tmp_path, random_checkpoint, synthetic_data):
+    out = tmp_path / "idx"
+    store = FeatureStore(synthetic_data / "features")
+    ids = store.ids
+    ids_file = tmp_path / "first.txt"
+    ids_file.write_text("\n".join(ids[:30]))
+    from c2kd.search.building import build_index
+
+    build_index(random_checkpoint, synthetic_data, out, ids=ids[:30], progress=False)
+    result = run("index", "add", out, "--id", ids[30], "--id", ids[31], "--tag", "late")
+    assert result.exit_code == 0 and "added 2" in result.output, result.output
+    result = run("index", "add", out, "--id", ids[30])
+    assert isinstance(result.exception, DataError) and "--replace" in str(result.exception)
+    assert run("index", "add", out, "--id", ids[30], "--replace").exit_code == 0
+    result = run("index", "remove", out, ids[0], ids[1])
+    assert result.exit_code == 0 and "removed 2" in result.output and "30 remain" in result.output
+    result = run("index", "info", out, "--json")
+    info = json.loads(result.output)
+    assert info["videos"] == 30 and info["backend"] == "exact" and info["dim"] == 32
+    result = run("index", "add", out)  # everything the index lacks
+    assert "added" in result.output and json.loads(run("index", "info", out, "--json").output)["videos"] == len(ids)
+
+
+def test_faiss_build_and_checkpoint_mismatch(tmp_path, random_checkpoint, trained_checkpoint, synthetic_data):
+    out = tmp_path / "faiss"
+    result = run("index", "build", "--checkpoint", random_checkpoint, "--features", synthetic_data / "features",
+                 "--out", out, "--backend", "faiss", "-o", "nlist=4", "-o", "nprobe=4")
+    assert result.exit_code == 0, result.output
+    info = json.loads(run("index", "info", out, "--json").output)
+    assert info["backend"] == "faiss" and info["nlist"] == 4
+    result = run("search", out, "a dog", "--checkpoint", trained_checkpoint)
+    assert isinstance(result.exception, CheckpointError) and "rebuild the index" in str(result.exception)
+
+
+def test_moments_command(trained_checkpoint, synthetic_data, tmp_path):
+    store = FeatureStore(synthetic_data / "features")
+    vid = store.ids[5]
+    result = run("moments", vid, "a dog runs", "--checkpoint", trained_checkpoint, "--features", synthetic_data,
+                 "-k", "3", "--lengths", "2,4", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["video_id"] == vid and 1 <= len(payload["moments"]) <= 3
+    assert payload["duration"] == pytest.approx(len(store[vid]))
+    assert all(0 <= m["start"] < m["end"] <= payload["duration"] for m in payload["moments"])
+    result = run("moments", "no-such-id", "a dog", "--checkpoint", trained_checkpoint, "--features", synthetic_data)
+    assert isinstance(result.exception, QueryError) and "no-such-id" in str(result.exception)
+    result = run("moments", "no-such-id", "a dog", "--checkpoint", trained_checkpoint)
+    assert isinstance(result.exception, DataError) and "--features" in str(result.exception)
+    fake = tmp_path / "clip.mp4"
+    fake.write_bytes(b"not a video")
+    result = run("moments", fake, "a dog", "--checkpoint", trained_checkpoint)
+    # a 16-d synthetic model has no frame encoder, so a video file is refused with a clear message
+    assert isinstance(result.exception, DataError) and "--encoder" in str(result.exception)

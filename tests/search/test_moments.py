@@ -1,0 +1,98 @@
+"""Moment detection: windows, NMS, scores against a per-window reference, and a planted best segment."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from c2kd.checkpoint import load_checkpoint
+from c2kd.data.features import FeatureStore
+from c2kd.search.moments import (Moment, find_moments, frame_step, non_maximum_suppression, sliding_windows,
+                                 temporal_iou)
+
+
+def test_sliding_windows_cover_every_row():
+    windows = sliding_windows(10, [4], stride_fraction=0.5)
+    assert windows == [(0, 4), (2, 6), (4, 8), (6, 10)]
+    assert sliding_windows(7, [4], 0.5) == [(0, 4), (2, 6), (3, 7)]  # last window aligned with the end
+    assert sliding_windows(3, [8, 16]) == [(0, 3)]  # longer than the video: the whole video once
+    assert sliding_windows(0, [2]) == []
+    for n in (1, 5, 13):
+        for length in (1, 2, 3, 7):
+            covered = set()
+            for i, j in sliding_windows(n, [length], 0.25):
+                assert 0 <= i < j <= n and j - i == min(length, n)
+                covered.update(range(i, j))
+            assert covered == set(range(n))
+
+
+def test_temporal_iou_and_nms_by_hand():
+    assert temporal_iou((0, 4), (2, 6)) == pytest.approx(2 / 6)
+    assert temporal_iou((0, 2), (2, 4)) == 0.0
+    assert temporal_iou((1, 3), (1, 3)) == 1.0
+    ms = [Moment(0, 4, 0.9, 0, 4), Moment(1, 5, 0.8, 1, 5), Moment(2, 6, 0.7, 2, 6), Moment(8, 10, 0.5, 8, 10),
+          Moment(3, 7, 0.6, 3, 7)]
+    kept = non_maximum_suppression(ms, iou_threshold=0.5, top_k=5)
+    # (1,5) overlaps (0,4) by 3/5 > 0.5: dropped; (2,6) by 2/6: kept; (3,7) overlaps (2,6) by 3/5: dropped
+    assert [(m.start, m.end) for m in kept] == [(0, 4), (2, 6), (8, 10)]
+    assert [m.rank for m in kept] == [1, 2, 3]
+    assert len(non_maximum_suppression(ms, 0.5, top_k=1)) == 1
+    assert [(m.start, m.end) for m in non_maximum_suppression(ms, 0.0, 5)] == [(0, 4), (8, 10)]
+
+
+def test_frame_step():
+    assert frame_step(np.array([0.0, 0.5, 1.0, 1.5])) == 0.5
+    assert frame_step(np.array([3.0])) == 1.0
+
+
+def test_scores_equal_embedding_each_window_alone(random_checkpoint, synthetic_data):
+    model, _ = load_checkpoint(random_checkpoint)
+    model.eval()
+    store = FeatureStore(synthetic_data / "features")
+    vid = max(store.ids, key=lambda v: len(store[v]))
+    feats, times = np.asarray(store[vid]), store.times(vid)
+    query = model.embed_texts(["a dog runs in the park"])[0].numpy()
+    moments = find_moments(model, feats, times, query, lengths=(2, 5), iou_threshold=0.99, top_k=1000)
+    windows = sliding_windows(len(feats), [2, 5], 0.25)
+    assert len(moments) == len(windows)  # IoU threshold 0.99: only identical windows could be suppressed
+    for m in moments:
+        alone = model.embed_videos([feats[m.first_row:m.last_row]])[0].numpy() @ query
+        assert m.score == pytest.approx(float(alone), abs=1e-5)
+        assert m.start == pytest.approx(times[m.first_row]) and m.end == pytest.approx(times[m.last_row - 1] + 1)
+    assert [m.score for m in moments] == sorted((m.score for m in moments), reverse=True)
+
+
+def _concepts(text: str) -> set[str]:
+    from c2kd.data.synthetic import ACTIONS, OBJECTS, PLACES
+
+    return set(text.split()) & set(OBJECTS + ACTIONS + PLACES)
+
+
+def test_planted_segment_is_found(trained_checkpoint, synthetic_data, captions):
+    """A test video is spliced between two unrelated ones; its caption must find it (start and end)."""
+    model, _ = load_checkpoint(trained_checkpoint)
+    model.eval()
+    store = FeatureStore(synthetic_data / "features")
+    english = {}
+    for vid, split, lang, idx, text in zip(captions["video_id"], captions["split"], captions["lang"],
+                                           captions["caption_index"], captions["text"]):
+        if split == "test" and lang == "en" and idx == 0:
+            english[vid] = text
+    found_any = 0
+    tried = 0
+    for target in sorted(english):
+        concepts = _concepts(english[target])
+        others = [v for v in sorted(english) if not _concepts(english[v]) & concepts]
+        if len(concepts) < 3 or len(others) < 2 or len(store[target]) < 8:
+            continue
+        before, after = others[0], others[1]
+        feats = np.concatenate([store[before], store[target], store[after]]).astype(np.float32)
+        start, end = len(store[before]), len(store[before]) + len(store[target])
+        query = model.embed_texts([english[target]])[0].numpy()
+        best = find_moments(model, feats, None, query, lengths=(4, 8, 12, 16), top_k=3)[0]
+        tried += 1
+        found_any += temporal_iou((best.start, best.end), (start, end)) >= 0.5
+        if tried == 6:
+            break
+    assert tried == 6
+    assert found_any >= 5, f"the planted segment was found in {found_any} of {tried} spliced videos"
