@@ -1,0 +1,153 @@
+"""Core commands: train, evaluate, aggregate, data (synthetic, check), languages, model (random-text)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+data_app = typer.Typer(help="Make, check and import datasets.", no_args_is_help=True)
+model_app = typer.Typer(help="Create models for tests and examples.", no_args_is_help=True)
+
+
+def _split_codes(value: str | None) -> list[str] | None:
+    return None if not value else [v.strip() for v in value.split(",") if v.strip()]
+
+
+def train_command(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (see configs/)."),
+    overrides: Optional[list[str]] = typer.Argument(None, help="key.path=value overrides, e.g. loss.alpha=0.5"),
+    resume: bool = typer.Option(True, help="Continue the run in out_dir if it was interrupted."),
+) -> None:
+    """Train a teacher or a student (stage zero-shot, translate-train or c2kd)."""
+    from c2kd.evaluation.report import print_results
+    from c2kd.train.config import load_config
+    from c2kd.train.run import train
+
+    cfg = load_config(config, overrides or [])
+    out = train(cfg, resume=resume)
+    typer.echo(f"run folder: {out} (best checkpoint: {out / 'best'})")
+    test = out / "test_metrics.json"
+    if test.exists():
+        print_results(json.loads(test.read_text()), title=f"{cfg.stage} test", directions=("t2v",))
+
+
+def evaluate_command(
+    checkpoint: Path = typer.Option(..., help="Checkpoint folder or run folder (uses best/)."),
+    data: Path = typer.Option(..., help="Dataset folder."),
+    split: str = typer.Option("test", help="Split to evaluate."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results here as JSON."),
+    languages: Optional[str] = typer.Option(None, help="Comma-separated languages (default: all of the dataset)."),
+    tie_policy: str = typer.Option("average", help="optimistic, pessimistic or average."),
+    batch_size: int = typer.Option(256),
+    device: str = typer.Option("auto"),
+) -> None:
+    """Text-to-video and video-to-text R@1/5/10, MedR, MeanR per language and averaged."""
+    from c2kd.checkpoint import load_checkpoint
+    from c2kd.data.dataset import VideoTextDataset
+    from c2kd.evaluation.evaluator import RetrievalEvaluator
+    from c2kd.evaluation.report import print_results
+    from c2kd.io import write_json
+    from c2kd.train.run import resolve_device
+
+    model, _ = load_checkpoint(checkpoint, device=resolve_device(device))
+    dataset = VideoTextDataset(data)
+    langs = _split_codes(languages) or dataset.languages
+    results = RetrievalEvaluator(dataset.split(split, langs), langs, tie_policy, batch_size)(model)
+    print_results(results, title=f"{dataset.name}/{split}")
+    if results["protocol"]["missing_videos"]:
+        typer.echo(f"{results['protocol']['missing_videos']} video(s) without features counted as misses")
+    if json_out:
+        write_json(json_out, results)
+        typer.echo(f"wrote {json_out}")
+
+
+def aggregate_command(
+    results: list[Path] = typer.Argument(..., help="Result JSON files of the same setting (one per seed)."),
+    json_out: Optional[Path] = typer.Option(None, "--json"),
+) -> None:
+    """Mean and standard deviation over seeds."""
+    from c2kd.evaluation.report import aggregate_runs, print_results
+    from c2kd.io import write_json
+
+    agg = aggregate_runs([json.loads(p.read_text()) for p in results])
+    print_results(agg, title=f"mean ± std over {len(results)} runs")
+    if json_out:
+        write_json(json_out, agg)
+
+
+@data_app.command("synthetic")
+def data_synthetic(
+    out: Path = typer.Option(..., help="Output dataset folder."),
+    train: int = typer.Option(400), val: int = typer.Option(80), test: int = typer.Option(120),
+    languages: str = typer.Option("en,de,fr,cs"),
+    captions: int = typer.Option(5, help="Captions per video."),
+    dim: int = typer.Option(64, help="Frame feature size."),
+    missing_test: int = typer.Option(0, help="Test videos listed without features (counted as misses)."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Generate a small learnable multilingual dataset (non-English captions noisier than English)."""
+    from c2kd.data.synthetic import SyntheticConfig, generate_synthetic
+
+    cfg = SyntheticConfig(n_train=train, n_val=val, n_test=test, languages=_split_codes(languages) or ["en"],
+                          captions_per_video=captions, feature_dim=dim, missing_test_videos=missing_test, seed=seed)
+    typer.echo(f"wrote {generate_synthetic(out, cfg)}")
+
+
+@data_app.command("check")
+def data_check(path: Path = typer.Argument(..., help="Dataset folder.")) -> None:
+    """Validate a dataset (captions, languages, features: NaN/inf, dimensions) and summarise it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from c2kd.data.dataset import VideoTextDataset
+
+    ds = VideoTextDataset(path)
+    table = Table(title=f"{ds.name}: {len(ds.features)} videos with {ds.features.dim}-d features")
+    for col in ("split", "videos", "missing", *ds.languages):
+        table.add_column(col, justify="right")
+    for name in ds.splits:
+        s = ds.split(name)
+        counts = [str(sum(1 for r in s.captions[lang] for c in r if c is not None)) for lang in ds.languages]
+        table.add_row(name, str(len(s)), str(len(s.missing_video_ids)), *counts)
+    Console().print(table)
+    typer.echo("ok: no problems found")
+
+
+def languages_command() -> None:
+    """List the language codes c2kd knows (queries in any of them are accepted)."""
+    from c2kd.languages import ALIASES, LANGUAGES
+
+    for code, name in LANGUAGES.items():
+        aliases = [a for a, c in ALIASES.items() if c == code]
+        typer.echo(f"{code:4s} {name}" + (f"  (also: {', '.join(aliases)})" if aliases else ""))
+
+
+@model_app.command("random-text")
+def model_random_text(
+    corpus: Path = typer.Option(..., help="Dataset folder whose captions make the vocabulary."),
+    out: Path = typer.Option(..., help="Output folder (a Hugging Face model directory)."),
+    hidden: int = typer.Option(64), layers: int = typer.Option(2), heads: int = typer.Option(2),
+    seed: int = typer.Option(0), architecture: str = typer.Option("bert", help="bert or xlm-roberta"),
+) -> None:
+    """A small random-config Hugging Face text model with a word-level tokenizer (no hub needed)."""
+    import pyarrow.parquet as pq
+
+    from c2kd.data.dataset import CAPTIONS_FILE
+    from c2kd.encoders.random_hf import make_random_text_model
+
+    texts = pq.read_table(corpus / CAPTIONS_FILE, columns=["text"]).column("text").to_pylist()
+    make_random_text_model(out, texts, hidden=hidden, layers=layers, heads=heads, seed=seed,
+                           architecture=architecture)
+    typer.echo(f"wrote {out}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)
+    app.command("evaluate")(evaluate_command)
+    app.command("aggregate")(aggregate_command)
+    app.command("languages")(languages_command)
+    app.add_typer(data_app, name="data")
+    app.add_typer(model_app, name="model")

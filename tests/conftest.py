@@ -1,0 +1,67 @@
+"""Fixtures shared by every test folder: the shared real data and small synthetic datasets/models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def shared_data_dir() -> Path:
+    """``$C2KD_SHARED_DATA`` or ``../shared/data`` beside the repository."""
+    return Path(os.environ.get("C2KD_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if not path.exists():
+        pytest.skip(f"shared data not found at {path}; set C2KD_SHARED_DATA")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """A small synthetic dataset: 64 train / 16 val / 24 test videos (2 test videos missing), en de fr cs."""
+    from c2kd.data.synthetic import SyntheticConfig, generate_synthetic
+
+    out = tmp_path_factory.mktemp("data") / "tiny"
+    return generate_synthetic(out, SyntheticConfig(n_train=64, n_val=16, n_test=24, feature_dim=16,
+                                                   captions_per_video=3, missing_test_videos=2, seed=3))
+
+
+@pytest.fixture(scope="session")
+def tiny_text_models(tmp_path_factory, tiny_dataset) -> dict[str, Path]:
+    """Three random-config HF text models (student BERT, teacher BERT, teacher XLM-R) over the tiny corpus."""
+    import pyarrow.parquet as pq
+
+    from c2kd.encoders.random_hf import make_random_text_model
+
+    texts = pq.read_table(tiny_dataset / "captions.parquet", columns=["text"]).column("text").to_pylist()
+    root = tmp_path_factory.mktemp("models")
+    return {
+        "student": make_random_text_model(root / "student", texts, hidden=32, seed=0),
+        "teacher_a": make_random_text_model(root / "teacher_a", texts, hidden=32, seed=1),
+        "teacher_b": make_random_text_model(root / "teacher_b", texts, hidden=32, seed=2, architecture="xlm-roberta"),
+    }
+
+
+def tiny_config(dataset: Path, text_model: Path, out_dir: Path, **overrides):
+    """A TrainConfig for the tiny dataset; keyword overrides use ``__`` for nesting (loss__alpha=0.5)."""
+    from c2kd.train.config import load_config
+
+    items = [f"{k.replace('__', '.')}={v}" for k, v in overrides.items()]
+    base = {
+        "data": {"path": str(dataset)},
+        "model": {"text": {"name": str(text_model), "embed_dim": 32},
+                  "video": {"feature_dim": 16, "embed_dim": 32, "dropout": 0.0}},
+        "epochs": 2, "batch_size": 16, "optim": {"lr": 1e-3}, "out_dir": str(out_dir),
+        "progress": False, "tensorboard": False,
+    }
+    return load_config(None, items, base=base)

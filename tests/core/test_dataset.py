@@ -1,0 +1,74 @@
+"""Dataset format: languages normalised, training requirements, missing videos kept for evaluation."""
+
+import numpy as np
+import pytest
+
+from c2kd.data.dataset import TrainingPairs, VideoTextDataset, save_dataset
+from c2kd.data.features import FeatureStoreWriter
+from c2kd.errors import DataError
+
+
+def make(tmp_path, rows, videos=("a", "b")):
+    with FeatureStoreWriter(tmp_path / "features", dim=4) as w:
+        for v in videos:
+            w.add(v, np.ones((3, 4)))
+    save_dataset(tmp_path, rows, name="t")
+    return VideoTextDataset(tmp_path)
+
+
+def rows_for(videos, langs, split="train", n=2):
+    return [dict(video_id=v, split=split, lang=lang, caption_index=k, text=f"{v}-{lang}-{k}")
+            for v in videos for lang in langs for k in range(n)]
+
+
+def test_czech_alias_is_normalised_and_captions_align(tmp_path):
+    ds = make(tmp_path, rows_for(["a", "b"], ["en", "cz"]))
+    assert ds.languages == ["en", "cs"]
+    split = ds.split("train", training=True)
+    assert split.captions["cs"][1] == ["b-cz-0", "b-cz-1"]
+    assert split.shared_caption_indices(0, ["en", "cs"]) == [0, 1]
+
+
+def test_training_needs_every_language(tmp_path):
+    rows = rows_for(["a", "b"], ["en"]) + rows_for(["a"], ["de"])
+    ds = make(tmp_path, rows)
+    with pytest.raises(DataError, match="'b'.*no 'de' caption"):
+        ds.split("train", training=True)
+    with pytest.raises(DataError, match="no captions in \\['fr'\\]"):
+        ds.split("train", ["en", "fr"])
+
+
+def test_training_needs_features_but_evaluation_counts_missing(tmp_path):
+    rows = rows_for(["a", "b", "c"], ["en", "de"], split="test", n=1) + rows_for(["a", "b"], ["en"], n=1)
+    rows = [r for r in rows if not (r["video_id"] == "c" and r["lang"] == "de")]  # no translation either
+    ds = make(tmp_path, rows, videos=("a", "b"))
+    test = ds.split("test")
+    assert test.video_ids == ["a", "b"] and test.missing_video_ids == ["c"]
+    assert test.missing_captions == {"en": 1, "de": 1}  # one miss in every language
+    rows.append(dict(video_id="z", split="train", lang="en", caption_index=0, text="z"))
+    save_dataset(tmp_path, rows, name="t")
+    with pytest.raises(DataError, match="no features"):
+        VideoTextDataset(tmp_path).split("train", ["en"], training=True)
+
+
+def test_nan_features_are_reported_with_the_video(tmp_path):
+    ds = make(tmp_path, rows_for(["a", "b"], ["en"]))
+    arr = np.load(next((tmp_path / "features" / "shards").glob("*.npy")), mmap_mode="r+")
+    arr[0, 0] = np.nan
+    arr.flush()
+    with pytest.raises(DataError, match="'a'.*NaN"):
+        VideoTextDataset(tmp_path).split("train", training=True)
+
+
+def test_training_pairs_are_deterministic_per_epoch(tiny_dataset):
+    split = VideoTextDataset(tiny_dataset).split("train", ["en", "de"], training=True)
+    pairs = TrainingPairs(split, ["en", "de"], max_frames=5, seed=1)
+    first = [pairs[i]["caption_index"] for i in range(len(pairs))]
+    assert first == [pairs[i]["caption_index"] for i in range(len(pairs))]
+    pairs.set_epoch(1)
+    assert first != [pairs[i]["caption_index"] for i in range(len(pairs))]
+    batch = pairs.collate([pairs[i] for i in range(4)])
+    assert batch.frames.shape[0] == 4 and batch.frames.shape[1] <= 5
+    item = pairs[0]
+    k = item["caption_index"]
+    assert item["texts"]["de"] == split.captions["de"][0][k]
