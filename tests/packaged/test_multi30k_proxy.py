@@ -34,7 +34,7 @@ def test_every_real_item_has_four_frames_without_its_caption(multi30k_root, spli
 
 
 def test_build_a_subset_and_read_it_back(multi30k_root, muse, tmp_path):
-    out = build_multi30k_proxy(tmp_path / "proxy", multi30k_root, max_train=12, max_eval=6, progress=False,
+    out = build_multi30k_proxy(tmp_path / "proxy", multi30k_root, max_train=12, max_val=6, max_test=6, progress=False,
                                backbone=muse, log=lambda _: None)
     data = VideoTextDataset(out)
     assert data.splits == ["test", "train", "val"] and data.meta["proxy"] is True
@@ -55,7 +55,7 @@ def test_build_a_subset_and_read_it_back(multi30k_root, muse, tmp_path):
     queries = muse.encode([c[0] for c in test.captions["en"]])
     assert (np.argmax(queries @ videos.T, axis=1) == np.arange(len(test))).mean() >= 0.5
     # rebuilding resumes: nothing is encoded twice, and a larger cut only adds the new items
-    build_multi30k_proxy(out, multi30k_root, max_train=14, max_eval=6, progress=False, backbone=muse,
+    build_multi30k_proxy(out, multi30k_root, max_train=14, max_val=6, max_test=6, progress=False, backbone=muse,
                          log=lambda _: None)
     assert len(VideoTextDataset(out).split("train", training=True)) == 14
 

@@ -248,11 +248,12 @@ def encode_frames(backbone, texts: Sequence[str], batch_size: int = 256, max_tok
 
 
 def build_multi30k_proxy(out: str | os.PathLike, source: str | os.PathLike, frame_encoder: str = DEFAULT_FRAME_ENCODER,
-                         max_train: int | None = None, max_eval: int | None = None, batch_size: int = 256,
+                         max_train: int | None = None, max_val: int | None = None, max_test: int | None = None,
+                         batch_size: int = 256,
                          progress: bool = True, log: Callable[[str], None] = print, backbone=None) -> Path:
     """Write the Multi30K proxy dataset to ``out`` (resumable: items already in the feature store are skipped).
 
-    ``max_train`` / ``max_eval`` keep the first N items of the training / evaluation splits (for speed).
+    ``max_train`` / ``max_val`` / ``max_test`` keep the first N items of a split (for speed).
     ``backbone`` may pass an already loaded frame encoder (its ``name`` must equal ``frame_encoder``).
     """
     from c2kd.data.dataset import save_dataset
@@ -261,7 +262,7 @@ def build_multi30k_proxy(out: str | os.PathLike, source: str | os.PathLike, fram
 
     started = time.perf_counter()
     out = Path(out)
-    limits = {"train": max_train, "val": max_eval, "test": max_eval}
+    limits = {"train": max_train, "val": max_val, "test": max_test}
     splits = {split: read_split(source, split, limits[split]) for split in SPLITS}
     ids = [it.item_id for items in splits.values() for it in items]
     if len(set(ids)) != len(ids):
@@ -296,7 +297,7 @@ def build_multi30k_proxy(out: str | os.PathLike, source: str | os.PathLike, fram
     save_dataset(out, rows, name="multi30k-proxy", proxy=True, note=PROXY_NOTE, frame_encoder=frame_encoder,
                  source=str(source), source_splits={k: v[0] for k, v in SPLITS.items()},
                  counts={split: len(items) for split, items in splits.items()},
-                 max_train=max_train, max_eval=max_eval)
+                 limits=limits)
     log(f"Multi30K proxy: {', '.join(f'{s} {len(v)}' for s, v in splits.items())} items -> {out} "
         f"({len(todo)} encoded with {frame_encoder}, {time.perf_counter() - started:.0f} s)")
     return out
