@@ -131,7 +131,8 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 def _frame_times(container, stream) -> Iterator[tuple[float, object]]:
     """Decode all frames in order, yielding (seconds from the origin, av.VideoFrame)."""
     origin = _origin(container, stream)
-    rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+    # Only used for frames without a timestamp (e.g. raw H.264): the codec's rate is the most reliable there.
+    rate = stream.codec_context.framerate or stream.guessed_rate or stream.average_rate or Fraction(25)
     step = float(1 / rate)
     previous: float | None = None
     for frame in container.decode(stream):

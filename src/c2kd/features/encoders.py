@@ -122,6 +122,22 @@ def _resolve_device(device: str | None) -> str:
     return device
 
 
+def _load_clip_vision(transformers, model: str, dtype):
+    """The vision tower + projection of a CLIPModel or CLIPVisionModelWithProjection checkpoint."""
+    config = transformers.AutoConfig.from_pretrained(model)
+    if getattr(config, "model_type", None) == "clip":
+        # a full CLIP checkpoint: its projection size is on the top-level config
+        vision = config.vision_config
+        vision.projection_dim = config.projection_dim
+        config = vision
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # the text tower's weights are unused here, by design
+    try:
+        return transformers.CLIPVisionModelWithProjection.from_pretrained(model, config=config, dtype=dtype)
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+
+
 class CLIPFrameEncoder(FrameEncoder):
     """CLIP image embeddings (``CLIPVisionModelWithProjection.image_embeds``, not normalised), as the paper's
     frame features. ``model``: a hub id or a local directory holding a CLIPModel or CLIPVisionModel checkpoint
@@ -139,8 +155,7 @@ class CLIPFrameEncoder(FrameEncoder):
         torch_dtype = getattr(torch, dtype) if dtype else (torch.float16 if self.device.startswith("cuda")
                                                            else torch.float32)
         try:
-            self.model = transformers.CLIPVisionModelWithProjection.from_pretrained(self.model_id,
-                                                                                     dtype=torch_dtype)
+            self.model = _load_clip_vision(transformers, self.model_id, torch_dtype)
         except OSError as exc:
             raise ConfigError(f"cannot load CLIP model {self.model_id!r} ({exc}). Pass --model with a local "
                               "CLIP checkpoint directory, or use --encoder vit-s14-focus (no download).") from exc

@@ -44,6 +44,7 @@ class ExtractConfig:
     flush_every: int = 64              # videos per committed store shard
     flush_seconds: float = 60.0        # ... or at least this often, so a kill loses little work
     retry_failed: bool = False
+    idle_encode_seconds: float = 2.0   # encode a partial batch when the reader sent nothing for this long
     decoder_threads: int | None = None  # FFmpeg threads per video (default: 1 with workers, auto without)
     progress: bool = True
 
@@ -225,11 +226,20 @@ def _run(todo: list[VideoJob], encoder: FrameEncoder, writer: FeatureStoreWriter
         bar.update(1)
 
     try:
+        idle_since: float | None = None
         for message in messages:
-            if message is None:            # the reader is idle: encode what we have
-                encode_pending()
-                write_ready()
-            elif isinstance(message, Frames):
+            if message is None:
+                # The reader is slow (long or high-resolution videos): after a while, encode a partial batch
+                # so finished videos get written. Otherwise wait for full batches (much faster per frame).
+                now = time.perf_counter()
+                idle_since = idle_since or now
+                if now - idle_since >= config.idle_encode_seconds:
+                    encode_pending()
+                    write_ready()
+                    idle_since = None
+                continue
+            idle_since = None
+            if isinstance(message, Frames):
                 features.setdefault(message.job, [])
                 times.setdefault(message.job, []).extend(message.times)
                 pending.extend((message.job, im) for im in message.images)

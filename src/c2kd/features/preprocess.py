@@ -87,7 +87,7 @@ class ImagePreprocess:
             return np.ascontiguousarray(image[top: top + s, left: left + s])
         # pad: longer side -> s, then centre it on a black s x s canvas
         scale = s / max(h, w)
-        nh, nw = max(1, int(h * scale)), max(1, int(w * scale))
+        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))  # rounded, as albumentations does
         image = self._resample(image, nh, nw)
         if (nh, nw) == (s, s):
             return image

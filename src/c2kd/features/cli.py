@@ -1,0 +1,113 @@
+"""``c2kd extract``: video files -> per-second frame features in a feature store.
+
+Also runnable as ``python -m c2kd.features.cli extract ...`` (e.g. under ``torchrun -m``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from c2kd.errors import ConfigError
+
+
+def parse_options(items: list[str] | None) -> dict[str, Any]:
+    """``["size=256", "mean=0.5,0.5,0.5", "pool=mean"]`` -> {"size": 256, "mean": [0.5, 0.5, 0.5], "pool": "mean"}."""
+    options: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--option {item!r}: expected key=value")
+        options[key.strip().replace("-", "_")] = _parse_value(value.strip())
+    return options
+
+
+def _parse_value(text: str) -> Any:
+    if "," in text:
+        return [_parse_value(part) for part in text.split(",")]
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _raise_interrupt(signum, frame) -> None:  # pragma: no cover - exercised by the kill/rerun test
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``extract`` command to the ``c2kd`` CLI."""
+
+    @app.command("extract")
+    def extract(
+        videos: list[Path] = typer.Argument(None, help="Video files and/or folders (searched recursively)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Feature store folder (created, or resumed)."),
+        encoder: str = typer.Option("vit-s14-focus", help="Frame encoder: vit-s14-focus (offline, 384-d), "
+                                                          "clip-vit-b32 (the paper's, 512-d) or onnx."),
+        model: str = typer.Option(None, help="Model for the encoder: CLIP hub id or folder; ONNX file."),
+        option: list[str] = typer.Option(None, "--option", help="Encoder option key=value (repeatable), e.g. "
+                                                                  "pool=mean, size=256, mean=clip."),
+        fps: float = typer.Option(1.0, help="Frames sampled per second of video."),
+        workers: int = typer.Option(1, help="Decode processes (0: decode in the main process)."),
+        batch_size: int = typer.Option(64, help="Frames per encoder call."),
+        shard: str = typer.Option(None, help="i/n: extract only shard i of n (stable hash of the video id); "
+                                             "'env' reads RANK/WORLD_SIZE (torchrun)."),
+        id_from: str = typer.Option("stem", help="Video id: stem (file name without extension), name, or relpath "
+                                                 "(path under the given folder)."),
+        video_list: list[Path] = typer.Option(None, "--list", help="Text file with one video path per line."),
+        retry_failed: bool = typer.Option(False, help="Retry files that failed in an earlier run."),
+        device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: cuda when available)."),
+        threads: int = typer.Option(0, help="Encoder threads for ONNX models (0: onnxruntime's choice)."),
+        flush_seconds: float = typer.Option(60.0, help="Commit finished videos at least this often."),
+        progress: bool = typer.Option(True, help="Show a progress bar."),
+    ) -> None:
+        """Decode videos in order, sample FPS frames per second, encode them, store per-second features with
+        their timestamps. Rerun the same command to resume; failures are listed in OUT/manifests/."""
+        import signal
+
+        from c2kd.features.encoders import build_frame_encoder
+        from c2kd.features.extract import ExtractConfig, extract_videos
+        from c2kd.features.jobs import ID_MODES, parse_shard
+
+        if not videos and not video_list:
+            raise ConfigError("give video files or folders, or --list FILE")
+        if id_from not in ID_MODES:
+            raise ConfigError(f"--id-from {id_from!r}: use one of {ID_MODES}")
+        options = parse_options(option)
+        if model is not None:
+            options["model"] = model
+        if device is not None:
+            options["device"] = device
+        if threads and encoder != "clip-vit-b32":
+            options["threads"] = threads
+        index, total = parse_shard(shard)
+        config = ExtractConfig(fps=fps, workers=workers, batch_size=batch_size, shard=(index, total),
+                               id_from=id_from, retry_failed=retry_failed, flush_seconds=flush_seconds,
+                               progress=progress)
+        frame_encoder = build_frame_encoder(encoder, **options)
+        typer.echo(f"encoder {frame_encoder.name} ({frame_encoder.dim}-d), {fps:g} frame/s, shard {index}/{total}"
+                   f" -> {out}", err=True)
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            report = extract_videos([str(v) for v in videos or []], frame_encoder, out, config,
+                                    list_files=[str(p) for p in video_list or []])
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        typer.echo(f"shard {report.shard}: {report.done} extracted ({report.frames} frames, "
+                   f"{report.videos_per_second:.2f} videos/s, {report.frames_per_second:.1f} frames/s), "
+                   f"{report.already_done} already done, {len(report.failed)} failed, "
+                   f"{report.skipped_failed} failed before (not retried)")
+        for path, reason in report.failed[:20]:
+            typer.echo(f"  failed: {path}: {reason}")
+        if report.failed or report.skipped_failed:
+            typer.echo(f"failures are listed in {report.manifest}")
+
+
+if __name__ == "__main__":  # python -m c2kd.features.cli extract ... (torchrun -m c2kd.features.cli ...)
+    from c2kd.cli import main
+
+    main()

