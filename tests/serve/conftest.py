@@ -1,8 +1,97 @@
 """Fixtures of the HTTP service tests (shared with tests/search through searchkit.py)."""
 
+import socket
 import sys
+import threading
+import time
 from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "search"))
 
 from searchkit import captions, random_checkpoint, synthetic_data, trained_checkpoint  # noqa: E402,F401
+
+from c2kd.data.features import FeatureStore  # noqa: E402
+
+
+def write_video(path: Path, seconds: int = 6, fps: int = 2, size=(64, 48)) -> Path:
+    """A real, small VP8 WebM file (frames change colour every second)."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libvpx", rate=fps, options={"deadline": "realtime", "cpu-used": "8"})
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for i in range(seconds * fps):
+            img = np.zeros((size[1], size[0], 3), np.uint8)
+            img[..., i // fps % 3] = 200
+            img[: size[1] // 2, : (i % fps + 1) * size[0] // fps] = 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory, random_checkpoint, synthetic_data):
+    """An index of the synthetic videos, a video folder with files for some of them, and a secret outside it."""
+    from c2kd.search.building import build_index
+
+    tmp = tmp_path_factory.mktemp("serve")
+    videos = tmp / "videos"
+    store = FeatureStore(synthetic_data / "features")
+    with_files = sorted(v for v in store.ids if v.startswith("test"))[:24]
+    for vid in with_files:  # files as long as their features: moments line up with playback
+        write_video(videos / "clips" / f"{vid}.webm", seconds=len(store[vid]), fps=2)
+    ids = with_files + sorted(v for v in store.ids if v.startswith("train"))[:40]  # train videos: no files
+    (tmp / "secret.txt").write_text("top secret")
+    (videos / "notes.txt").write_text("not a video")
+    (videos / "escape.webm").symlink_to(tmp / "secret.txt")
+    index = build_index(random_checkpoint, synthetic_data, tmp / "index", video_roots=[videos], ids=ids,
+                        progress=False)
+    return tmp, index, videos
+
+
+@pytest.fixture(scope="session")
+def app(served):
+    from c2kd.serve.app import ServeSettings, create_app
+
+    tmp, index, videos = served
+    return create_app(ServeSettings(index=index, video_roots=[videos]))
+
+
+@pytest.fixture(scope="session")
+def client(app):
+    with TestClient(app) as c:
+        yield c
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_server(app):
+    """The app under a real uvicorn server on loopback, in a background thread."""
+    import uvicorn
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started:
+        if time.time() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+

@@ -73,7 +73,10 @@ class MomentsBody(BaseModel):
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
-        where = ".".join(str(x) for x in err.get("loc", ()) if x not in ("body", "query"))
+        loc = list(err.get("loc", ()))
+        if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+            loc = loc[1:]  # the request part: the field name is what the user needs
+        where = ".".join(str(x) for x in loc)
         parts.append(f"{where or 'request'}: {err.get('msg')}")
     return "; ".join(parts) or "malformed request"
 

@@ -62,7 +62,7 @@ function renderCard(item) {
   card.dataset.start = String(start);
   if (item.video_url) {
     const video = document.createElement("video");
-    const fragment = item.moment ? `#t=${item.moment.start},${item.moment.end}` : "";
+    const fragment = item.moment ? `#t=${item.moment.start}` : "";
     video.src = item.video_url + fragment;
     video.preload = "metadata";
     video.controls = true;
