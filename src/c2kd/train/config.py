@@ -83,6 +83,8 @@ class TrainConfig(_Strict):
     monitor: str = "t2v/average/R@1"
     tie_policy: Literal["optimistic", "pessimistic", "average"] = "average"
     log_every: int = Field(10, ge=1)
+    #: also write last/ every N optimizer steps (for long epochs); None: once per epoch
+    save_every_steps: int | None = Field(None, ge=1)
     tensorboard: bool = True
     progress: bool = True
 

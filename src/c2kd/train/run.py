@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from c2kd.data.dataset import TrainingPairs, VideoTextDataset
+from c2kd.distill.teachers import CachedTeacherScores, LiveTeacherScores
 from c2kd.errors import ConfigError, DataError
 from c2kd.evaluation.evaluator import RetrievalEvaluator, flatten_metrics
 from c2kd.io import write_json
@@ -15,6 +18,18 @@ from c2kd.languages import ENGLISH
 from c2kd.losses.objective import RetrievalObjective
 from c2kd.model import DualEncoder, build_model
 from c2kd.train.config import TrainConfig, dump_config
+from c2kd.train.distributed import (
+    DistEnv,
+    GlobalCachedTeacherScores,
+    GlobalLiveTeacherScores,
+    barrier,
+    broadcast_evaluate,
+    detect_env,
+    gather_with_grad,
+    init_distributed,
+    local_device,
+    wrap_ddp,
+)
 from c2kd.train.sampler import EpochBatchSampler
 from c2kd.train.tasks import RetrievalTask
 from c2kd.train.trainer import Trainer, seed_everything
@@ -64,17 +79,41 @@ def build_teacher_scores(config: TrainConfig, split, feature_dim: int, student_l
     return scores
 
 
-def train(config: TrainConfig, resume: bool = True) -> Path:
-    """Train one model (teacher or student) as ``config`` says; returns the run folder.
+@dataclass
+class RunParts:
+    """Everything :func:`train` builds before fitting (also used by ``bench/bench_step.py``)."""
 
-    The run folder holds ``config.yaml``, ``best/`` (selected on the validation split, never the test split),
-    ``last/`` (for resuming), ``history.json``, ``tensorboard/`` and, if a test split is set, ``test_metrics.json``.
-    """
-    out = Path(config.out_dir)
-    if not resume and (out / "last").exists():
-        raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another out_dir")
+    config: TrainConfig
+    env: DistEnv
+    device: torch.device
+    dataset: VideoTextDataset
+    model: DualEncoder
+    task: RetrievalTask
+    pairs: TrainingPairs
+    loader: torch.utils.data.DataLoader
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    evaluate: Callable | None
+    monitor: str
+    eval_languages: list[str]
+
+
+def per_process_batch(batch_size: int, env: DistEnv) -> int:
+    """``batch_size`` is the global batch; each of ``world`` processes reads ``batch_size / world`` items."""
+    if batch_size % env.world:
+        raise ConfigError(f"batch_size={batch_size} is the global batch and must divide by the {env.world} "
+                          f"processes: choose batch_size={batch_size - batch_size % env.world or env.world}")
+    if batch_size // env.world < 1:
+        raise ConfigError(f"batch_size={batch_size} is smaller than the number of processes ({env.world})")
+    return batch_size // env.world
+
+
+def prepare_run(config: TrainConfig, env: DistEnv | None = None) -> RunParts:
+    """Data, model, teachers, task, loader and optimizer of a run (joins the process group if distributed)."""
+    env = env or detect_env()
     seed_everything(config.seed)
-    device = resolve_device(config.device)
+    device = local_device(env, resolve_device(config.device))
+    init_distributed(env, device)
     dataset = VideoTextDataset(config.data.path)
     student_langs = config.training_languages(dataset.languages)
     missing = [lang for lang in student_langs if lang not in dataset.languages]
@@ -94,33 +133,65 @@ def train(config: TrainConfig, resume: bool = True) -> Path:
     if config.data.val_split:
         val = dataset.split(config.data.val_split, eval_langs)
         evaluator = RetrievalEvaluator(val, eval_langs, config.tie_policy, directions=("t2v",))
-        evaluate = lambda model: flatten_metrics(evaluator(model))  # noqa: E731
+        evaluate = broadcast_evaluate(lambda model: flatten_metrics(evaluator(model)), env)
     monitor = config.monitor if evaluate is not None else "loss"
 
     model = build_model(config.model)
     teacher_scores = build_teacher_scores(config, split, dataset.features.dim, student_langs, device)
+    encoder, gather = None, None
+    if env.enabled:
+        model.to(device)
+        encoder, gather = wrap_ddp(model, device), gather_with_grad
+        if isinstance(teacher_scores, CachedTeacherScores):
+            teacher_scores = GlobalCachedTeacherScores(teacher_scores)
+        elif isinstance(teacher_scores, LiveTeacherScores):
+            teacher_scores = GlobalLiveTeacherScores(teacher_scores)
     objective = RetrievalObjective(config.loss.alpha, config.loss.nce_temperature, config.loss.kd_temperature,
                                    config.loss.distillation, config.loss.symmetric)
     task = RetrievalTask(model, objective, student_langs, teacher_scores, config.teachers.pooler,
-                         config.model.text.max_tokens)
+                         config.model.text.max_tokens, gather=gather, encoder=encoder)
     pairs = TrainingPairs(split, pair_langs, config.model.video.max_frames, config.seed)
-    sampler = EpochBatchSampler(len(pairs), config.batch_size, config.seed)
+    sampler = EpochBatchSampler(len(pairs), per_process_batch(config.batch_size, env), config.seed,
+                                num_replicas=env.world, rank=env.rank)
     loader = torch.utils.data.DataLoader(pairs, batch_sampler=sampler, collate_fn=pairs.collate,
-                                         num_workers=config.data.num_workers, pin_memory=device.type == "cuda")
+                                         num_workers=config.data.num_workers, pin_memory=device.type == "cuda",
+                                         persistent_workers=config.data.num_workers > 0)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.optim.lr_decay)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(dump_config(config))
-    trainer = Trainer(model, task, loader, optimizer, scheduler, out, config.epochs, device, evaluate, monitor,
-                      write_model_extras(config, model), config.precision, config.optim.grad_clip,
-                      config.log_every, progress=config.progress, tensorboard=config.tensorboard)
+    return RunParts(config, env, device, dataset, model, task, pairs, loader, optimizer, scheduler, evaluate,
+                    monitor, list(eval_langs))
+
+
+def train(config: TrainConfig, resume: bool = True) -> Path:
+    """Train one model (teacher or student) as ``config`` says; returns the run folder.
+
+    The run folder holds ``config.yaml``, ``best/`` (selected on the validation split, never the test split),
+    ``last/`` (for resuming), ``history.json``, ``tensorboard/`` and, if a test split is set, ``test_metrics.json``.
+    Under ``torchrun`` / ``accelerate launch`` / SLURM (``WORLD_SIZE > 1``) it trains data-parallel
+    (:mod:`c2kd.train.distributed`); only rank 0 writes, and every process returns when the run is complete.
+    """
+    out = Path(config.out_dir)
+    if not resume and (out / "last").exists():
+        raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another out_dir")
+    parts = prepare_run(config)
+    env = parts.env
+    if env.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(dump_config(config))
+    trainer = Trainer(parts.model, parts.task, parts.loader, parts.optimizer, parts.scheduler, out, config.epochs,
+                      parts.device, parts.evaluate, parts.monitor, write_model_extras(config, parts.model),
+                      config.precision, config.optim.grad_clip, config.log_every, progress=config.progress,
+                      tensorboard=config.tensorboard, is_main=env.is_main)
     trainer.fit()
-    if config.data.test_split and config.data.test_split in dataset.splits:
+    barrier()
+    dataset = parts.dataset
+    if env.is_main and config.data.test_split and config.data.test_split in dataset.splits:
         from c2kd.checkpoint import load_checkpoint
 
-        best, _ = load_checkpoint(out, device=device)
-        test = dataset.split(config.data.test_split, eval_langs)
-        results = RetrievalEvaluator(test, eval_langs, config.tie_policy)(best)
+        best, _ = load_checkpoint(out, device=parts.device)
+        test = dataset.split(config.data.test_split, parts.eval_languages)
+        results = RetrievalEvaluator(test, parts.eval_languages, config.tie_policy)(best)
         write_json(out / "test_metrics.json", results)
+    barrier()
     return out

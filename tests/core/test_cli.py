@@ -1,0 +1,45 @@
+"""The `c2kd` command as a user runs it: data, train, evaluate --json, aggregate, and clean errors."""
+
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from c2kd.cli import app
+
+
+def test_synthetic_train_evaluate_json(tmp_path, tiny_text_models):
+    runner = CliRunner()
+    data = tmp_path / "data"
+    r = runner.invoke(app, ["data", "synthetic", "--out", str(data), "--train", "48", "--val", "8", "--test", "16",
+                            "--dim", "16", "--missing-test", "1"])
+    assert r.exit_code == 0, r.output
+    assert runner.invoke(app, ["data", "check", str(data)]).exit_code == 0
+    r = runner.invoke(app, ["train", f"data.path={data}", f"model.text.name={tiny_text_models['student']}",
+                            "model.text.embed_dim=32", "model.video.feature_dim=16", "model.video.embed_dim=32",
+                            "epochs=1", "batch_size=16", f"out_dir={tmp_path / 'run'}", "progress=false"])
+    assert r.exit_code == 0, r.output
+    for seed in (0, 1):
+        out = tmp_path / f"res{seed}.json"
+        r = runner.invoke(app, ["evaluate", "--checkpoint", str(tmp_path / "run"), "--data", str(data), "--split",
+                                "test", "--json", str(out), "--languages", "en,cz"])
+        assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert set(res["t2v"]) == {"en", "cs", "average"} and set(res["v2t"]) == {"en", "cs", "average"}
+    for direction in ("t2v", "v2t"):
+        for metrics in res[direction].values():
+            assert set(metrics) == {"R@1", "R@5", "R@10", "MedR", "MeanR"}
+            assert 0 <= metrics["R@1"] <= metrics["R@5"] <= metrics["R@10"] <= 100
+    r = runner.invoke(app, ["aggregate", str(tmp_path / "res0.json"), str(tmp_path / "res1.json"),
+                            "--json", str(tmp_path / "agg.json")])
+    assert r.exit_code == 0, r.output
+    agg = json.loads((tmp_path / "agg.json").read_text())
+    assert agg["t2v"]["en"]["R@1"]["std"] == 0 and agg["t2v"]["en"]["R@1"]["n"] == 2
+
+
+def test_errors_are_one_clean_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", "from c2kd.cli import main; main()", "evaluate", "--checkpoint",
+                           str(tmp_path), "--data", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "error: no model.safetensors" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,106 @@
+"""End to end on CPU with random-config HF models: teachers, a C2KD student, resume, evaluation JSON."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from c2kd.checkpoint import load_checkpoint
+from c2kd.data.dataset import TrainingPairs, VideoTextDataset
+from c2kd.distill.teachers import CachedTeacherScores, LiveTeacherScores, load_teachers
+from c2kd.evaluation.evaluator import RetrievalEvaluator
+from c2kd.train.run import train
+
+from conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def teachers(tmp_path_factory, tiny_dataset, tiny_text_models):
+    root = tmp_path_factory.mktemp("teachers")
+    return [train(tiny_config(tiny_dataset, tiny_text_models[name], root / name, seed=i, **{"data__test_split": "null"}))
+            for i, name in enumerate(["teacher_a", "teacher_b"])]
+
+
+def test_teachers_are_frozen_in_eval_mode_and_strict(teachers):
+    loaded = load_teachers(teachers, feature_dim=16)
+    assert all(not t.training for t in loaded)
+    assert all(not p.requires_grad for t in loaded for p in t.parameters())
+
+
+def test_cached_teacher_scores_equal_live_scores(teachers, tiny_dataset):
+    loaded = load_teachers(teachers, feature_dim=16)
+    split = VideoTextDataset(tiny_dataset).split("train", ["en", "de"], training=True)
+    pairs = TrainingPairs(split, ["en", "de"], max_frames=30)
+    batch = pairs.collate([pairs[i] for i in [3, 1, 7, 0]])
+    cached = CachedTeacherScores(loaded, split, ["en"], progress=False)(batch, ["de"])
+    live = LiveTeacherScores(loaded)(batch, ["de"])
+    assert cached["de"].shape == (2, 4, 4)
+    assert torch.allclose(cached["de"], live["de"], atol=2e-3)  # the cache keeps float16
+    student_lang = CachedTeacherScores(loaded, split, ["de"], "student", progress=False)(batch, ["de"])
+    assert torch.allclose(student_lang["de"], LiveTeacherScores(loaded, "student")(batch, ["de"])["de"], atol=2e-3)
+    assert not torch.allclose(student_lang["de"], cached["de"], atol=1e-2)
+
+
+def test_c2kd_student_trains_and_reports_every_language(teachers, tiny_dataset, tiny_text_models, tmp_path):
+    cfg = tiny_config(tiny_dataset, tiny_text_models["student"], tmp_path / "c2kd", stage="c2kd",
+                      loss__alpha=0.5, epochs=3, **{"teachers__checkpoints": f"[{teachers[0]},{teachers[1]}]"})
+    out = train(cfg)
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 3 and all(h["train/distill"] > 0 for h in history)
+    results = json.loads((out / "test_metrics.json").read_text())
+    assert set(results["t2v"]) == {"en", "de", "fr", "cs", "average"}
+    assert set(results["t2v"]["en"]) == {"R@1", "R@5", "R@10", "MedR", "MeanR"}
+    assert results["protocol"]["missing_videos"] == 2
+    model, saved = load_checkpoint(out)
+    assert saved == cfg
+    # evaluating the checkpoint again gives the same numbers (deterministic, best/ is what was tested)
+    split = VideoTextDataset(tiny_dataset).split("test")
+    again = RetrievalEvaluator(split)(model)
+    assert again["t2v"]["average"]["R@1"] == pytest.approx(results["t2v"]["average"]["R@1"])
+
+
+def test_resumed_run_equals_uninterrupted_run(tiny_dataset, tiny_text_models, tmp_path):
+    """Kill a run mid-epoch (after a checkpoint), rerun: the final weights equal an uninterrupted run's."""
+    common = dict(epochs=2, seed=5, **{"data__val_split": "null", "data__test_split": "null"})
+    full = train(tiny_config(tiny_dataset, tiny_text_models["student"], tmp_path / "full", **common))
+
+    from c2kd.train import trainer as trainer_module
+
+    original_step = trainer_module.Trainer._step
+    calls = {"n": 0}
+
+    def dying_step(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 7:  # epoch 2, third batch (4 batches per epoch)
+            raise KeyboardInterrupt("killed")
+        return original_step(self, batch)
+
+    trainer_module.Trainer._step = dying_step
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(tiny_config(tiny_dataset, tiny_text_models["student"], tmp_path / "killed",
+                              save_every_steps=1, **common))
+    finally:
+        trainer_module.Trainer._step = original_step
+    state = torch.load(tmp_path / "killed" / "last" / "trainer_state.pt", weights_only=False)
+    assert state["trainer"]["epoch"] == 1 and state["trainer"]["batch_in_epoch"] == 2
+    resumed = train(tiny_config(tiny_dataset, tiny_text_models["student"], tmp_path / "killed",
+                                save_every_steps=1, **common))
+    a, b = load_file(str(full / "last" / "model.safetensors")), load_file(str(resumed / "last" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6), key
+    # a finished run is not trained again
+    before = (resumed / "last" / "model.safetensors").stat().st_mtime_ns
+    train(tiny_config(tiny_dataset, tiny_text_models["student"], tmp_path / "killed", **common))
+    assert (resumed / "last" / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_zero_shot_trains_on_english_only(tiny_dataset, tiny_text_models, tmp_path):
+    cfg = tiny_config(tiny_dataset, tiny_text_models["student"], tmp_path / "zs", stage="zero-shot", epochs=1)
+    out = train(cfg)
+    history = json.loads((out / "history.json").read_text())
+    assert "train/nce" in history[0]
+    shutil.rmtree(out)
