@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from videokit import make_tiny_clip, write_colour_seconds  # noqa: E402
+from videokit import make_pool_project_onnx, make_tiny_clip, write_colour_seconds  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +44,17 @@ def focus_cache(tmp_path_factory) -> Path:
 def colour_video(tmp_path_factory) -> Path:
     """6 s at 10 frame/s, one solid colour per second."""
     return write_colour_seconds(tmp_path_factory.mktemp("gen") / "colours.mp4", seconds=6)
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory) -> Path:
+    """A tiny ONNX image model (pool + linear, 48x48 input, 6-d output): loads in milliseconds, no torch."""
+    import numpy as np
+
+    weight = np.random.default_rng(5).normal(size=(3, 6))
+    return make_pool_project_onnx(tmp_path_factory.mktemp("onnx") / "tiny.onnx", weight)
+
+
+def onnx_cli_args(model: Path) -> list[str]:
+    """CLI options selecting the tiny ONNX encoder."""
+    return ["--encoder", "onnx", "--model", str(model), "--option", "size=48"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from videokit import make_pool_project_onnx
 
 from c2kd.encoders.registry import FRAME_PRESETS
 from c2kd.errors import ConfigError
@@ -65,29 +66,9 @@ def test_clip_encoder_reads_a_full_clip_model_checkpoint(tmp_path, frames):
     np.testing.assert_allclose(enc.encode(frames), reference.numpy(), atol=1e-5)
 
 
-def _pool_project_onnx(path, weight):
-    """A hand-built ONNX image model: global average pool over H, W then a linear map -> [N, D]."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    graph = helper.make_graph(
-        [helper.make_node("GlobalAveragePool", ["pixels"], ["pooled"]),
-         helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
-         helper.make_node("MatMul", ["flat", "w"], ["features"])],
-        "pool_project",
-        [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["n", 3, 48, 48])],
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["n", weight.shape[1]])],
-        [numpy_helper.from_array(weight, "w")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, path)
-    return path
-
-
 def test_generic_onnx_encoder_matches_numpy(tmp_path, frames):
     weight = np.random.default_rng(0).normal(size=(3, 5)).astype(np.float32)
-    path = _pool_project_onnx(tmp_path / "m.onnx", weight)
+    path = make_pool_project_onnx(tmp_path / "m.onnx", weight)
     enc = build_frame_encoder("onnx", model=str(path), size=48, mean="clip", resample="bilinear")
     assert enc.dim == 5
     pixels = enc.preprocess(frames)

@@ -69,3 +69,27 @@ def make_tiny_clip(out: Path, image_size: int = 32, projection_dim: int = 16, se
     CLIPImageProcessor(size={"shortest_edge": image_size},
                        crop_size={"height": image_size, "width": image_size}).save_pretrained(out)
     return out
+
+
+def make_pool_project_onnx(path: Path, weight: np.ndarray, size: int = 48) -> Path:
+    """A hand-built ONNX image model: global average pool over H, W then a linear map.
+
+    Shape:
+        pixels [N, 3, size, size] -> features [N, weight.shape[1]]
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["pixels"], ["pooled"]),
+         helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
+         helper.make_node("MatMul", ["flat", "w"], ["features"])],
+        "pool_project",
+        [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["n", 3, size, size])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["n", weight.shape[1]])],
+        [numpy_helper.from_array(weight.astype(np.float32), "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path

@@ -1,0 +1,227 @@
+"""End-to-end extraction: real clips and generated videos into a feature store, failures, resume, shards,
+parallel decoding, a killed run, a torchrun launch and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import onnx_cli_args
+from videokit import colour, write_colour_seconds
+
+from c2kd.data.features import FeatureStore
+from c2kd.errors import ConfigError, DataError
+from c2kd.features.decode import sample_frames
+from c2kd.features.extract import ExtractConfig, extract_videos, load_failures
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, clips) -> Path:
+    """The two real clips, three generated colour videos (one in a subfolder) and three broken files."""
+    root = tmp_path_factory.mktemp("corpus") / "videos"
+    (root / "sub").mkdir(parents=True)
+    for path in clips.values():
+        shutil.copy(path, root / path.name)
+    write_colour_seconds(root / "gen3.mp4", seconds=3)
+    write_colour_seconds(root / "gen5.mp4", seconds=5, size=(80, 60))
+    write_colour_seconds(root / "sub" / "gen4.mkv", seconds=4)
+    (root / "empty.mp4").write_bytes(b"")
+    (root / "noise.mp4").write_bytes(np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    (root / "cut.mp4").write_bytes(clips["video9771"].read_bytes()[:150_000])
+    return root
+
+
+GOOD = {"video9770": 11, "video9771": 14, "gen3": 3, "gen5": 5, "gen4": 4}
+BAD = {"empty", "noise", "cut"}
+
+
+def _run(corpus, encoder, out, **kw):
+    return extract_videos([corpus], encoder, out, ExtractConfig(progress=False, **kw))
+
+
+def test_extracts_per_second_features_with_timestamps_and_reports_broken_files(tmp_path, corpus, clip_encoder):
+    out = tmp_path / "store"
+    report = _run(corpus, clip_encoder, out, workers=0)
+    assert report.done == len(GOOD) and report.frames == sum(GOOD.values())
+    assert sorted(Path(p).stem for p, _ in report.failed) == sorted(BAD)
+    store = FeatureStore(out)
+    assert {vid: len(store[vid]) for vid in store.ids} == GOOD
+    assert store.dim == 16 and store.meta["encoder"] == "clip-vit-b32" and store.meta["fps"] == 1.0
+    # the stored features are the encoder's output on the sampled frames (float16 in the store)
+    frames, times = sample_frames(corpus / "video9770.mp4")
+    np.testing.assert_allclose(store["video9770"].astype(np.float32), clip_encoder.encode(frames), atol=2e-2)
+    np.testing.assert_array_equal(store.times("video9770"), times)
+    np.testing.assert_allclose(store.times("gen5"), np.arange(5), atol=1e-6)
+    # the manifest names every broken file with a reason
+    manifest = json.loads(Path(report.manifest).read_text())
+    assert set(manifest["failed"]) == BAD
+    assert manifest["failed"]["empty"]["reason"].startswith("empty file")
+    assert manifest["failed"]["noise"]["path"] == str(corpus / "noise.mp4")
+    assert load_failures(out).keys() == BAD
+
+
+def test_rerun_does_nothing_twice_and_retries_failures_only_when_asked(tmp_path, corpus, clip_encoder):
+    out = tmp_path / "store"
+    _run(corpus, clip_encoder, out, workers=0)
+    shards = sorted((out / "shards").glob("*.index.parquet"))
+    again = _run(corpus, clip_encoder, out, workers=0)
+    assert (again.done, again.already_done, again.skipped_failed, again.failed) == (0, len(GOOD), len(BAD), [])
+    assert sorted((out / "shards").glob("*.index.parquet")) == shards     # nothing written
+    retried = _run(corpus, clip_encoder, out, workers=0, retry_failed=True)
+    assert retried.done == 0 and len(retried.failed) == len(BAD)
+    # a failed file that was replaced by a good one is retried without being asked
+    shutil.copy(corpus / "gen3.mp4", tmp_path / "empty.mp4")
+    fixed = extract_videos([tmp_path / "empty.mp4"], clip_encoder, out, ExtractConfig(progress=False, workers=0))
+    assert fixed.done == 1 and "empty" in FeatureStore(out)
+    assert "empty" not in load_failures(out)
+
+
+def test_parallel_decoding_gives_the_same_store(tmp_path, corpus, clip_encoder):
+    _run(corpus, clip_encoder, tmp_path / "inline", workers=0)
+    report = _run(corpus, clip_encoder, tmp_path / "parallel", workers=2, batch_size=8)
+    assert report.done == len(GOOD) and len(report.failed) == len(BAD)
+    a, b = FeatureStore(tmp_path / "inline"), FeatureStore(tmp_path / "parallel")
+    assert sorted(a.ids) == sorted(b.ids)
+    for vid in a.ids:
+        np.testing.assert_array_equal(a[vid], b[vid])
+        np.testing.assert_array_equal(a.times(vid), b.times(vid))
+
+
+def test_shards_split_the_corpus_into_one_store(tmp_path, corpus, clip_encoder):
+    out = tmp_path / "store"
+    reports = [_run(corpus, clip_encoder, out, workers=0, shard=(i, 3)) for i in range(3)]
+    assert sum(r.total for r in reports) == len(GOOD) + len(BAD)
+    assert sum(r.done for r in reports) == len(GOOD)
+    store = FeatureStore(out)        # would raise if a video were stored twice
+    assert sorted(store.ids) == sorted(GOOD)
+    prefixes = {p.name.split("-")[0] for p in (out / "shards").glob("*.index.parquet")}
+    assert prefixes <= {"s0000of0003", "s0001of0003", "s0002of0003"} and len(prefixes) >= 2
+    assert sorted(p.name for p in (out / "manifests").iterdir()) == [f"s000{i}of0003.json" for i in range(3)]
+    # a later run without shards finds everything done
+    assert _run(corpus, clip_encoder, out, workers=0).done == 0
+
+
+def test_store_made_with_other_settings_is_refused(tmp_path, corpus, clip_encoder):
+    out = tmp_path / "store"
+    extract_videos([corpus / "gen3.mp4"], clip_encoder, out, ExtractConfig(progress=False, workers=0))
+    with pytest.raises(ConfigError, match="frames/s"):
+        extract_videos([corpus / "gen5.mp4"], clip_encoder, out, ExtractConfig(fps=2.0, progress=False))
+    (tmp_path / "no-videos").mkdir()
+    with pytest.raises(ConfigError, match="no video files"):
+        extract_videos([tmp_path / "no-videos"], clip_encoder, out, ExtractConfig(progress=False))
+    with pytest.raises(ConfigError, match="--fps"):
+        ExtractConfig(fps=0)
+
+
+def test_two_frames_per_second_keep_the_colour_timeline(tmp_path, clip_encoder):
+    path = write_colour_seconds(tmp_path / "c.mp4", seconds=4)
+    report = extract_videos([path], clip_encoder, tmp_path / "store", ExtractConfig(fps=2.0, progress=False))
+    store = FeatureStore(tmp_path / "store")
+    np.testing.assert_allclose(store.times("c"), np.arange(8) / 2, atol=1e-6)
+    # rows 2k and 2k+1 are both second k: the same solid colour gives the same feature
+    feats = store["c"].astype(np.float32)
+    np.testing.assert_allclose(feats[0::2], feats[1::2], atol=2e-2)
+    assert report.frames == 8 and colour(0) != colour(1)
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "c2kd.features.cli", "extract", *args]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "src"))
+    return env
+
+
+def test_killed_run_loses_nothing_and_rerun_does_nothing_twice(tmp_path, tiny_onnx):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    one = write_colour_seconds(tmp_path / "one.mp4", seconds=20, rate=10)
+    for i in range(40):
+        shutil.copy(one, videos / f"v{i:02d}.mp4")
+    out = tmp_path / "store"
+    args = _cli(str(videos), "--out", str(out), *onnx_cli_args(tiny_onnx), "--workers", "0", "--batch-size", "4",
+                "--flush-seconds", "0", "--no-progress")
+    proc = subprocess.Popen(args, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(list((out / "shards").glob("*.index.parquet"))) >= 2:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    output = proc.communicate()[0].decode()
+    assert proc.returncode == -signal.SIGKILL, f"the run ended before it could be killed:\n{output}"
+    done_before = len(FeatureStore(out))       # only whole shards count; a half-written one is invisible
+    assert 2 <= done_before < 40
+    rerun = subprocess.run(args, env=_env(), capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert f"{40 - done_before} extracted" in rerun.stdout and f"{done_before} already done" in rerun.stdout
+    store = FeatureStore(out)                   # raises if any video were stored twice
+    assert sorted(store.ids) == [f"v{i:02d}" for i in range(40)]
+    assert all(len(store[v]) == 20 for v in store.ids)
+
+
+def test_torchrun_ranks_split_the_corpus(tmp_path, corpus, tiny_onnx):
+    out = tmp_path / "store"
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+            "-m", "c2kd.features.cli", "extract", str(corpus), "--out", str(out), *onnx_cli_args(tiny_onnx),
+            "--shard", "env", "--workers", "0", "--no-progress"]
+    result = subprocess.run(args, env=_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "shard 0/2" in result.stdout and "shard 1/2" in result.stdout
+    store = FeatureStore(out)
+    assert {vid: len(store[vid]) for vid in store.ids} == GOOD
+    manifests = sorted(p.name for p in (out / "manifests").iterdir())
+    assert manifests == ["s0000of0002.json", "s0001of0002.json"]
+    assert load_failures(out).keys() == BAD
+
+
+def test_cli_extract_and_its_errors(tmp_path, corpus, tiny_clip):
+    from typer.testing import CliRunner
+
+    from c2kd.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "store"
+    result = runner.invoke(app, ["extract", str(corpus / "gen3.mp4"), str(corpus / "noise.mp4"), "--out",
+                                 str(out), "--encoder", "clip-vit-b32", "--model", str(tiny_clip),
+                                 "--workers", "0", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "1 extracted (3 frames" in result.output and "1 failed" in result.output
+    assert "noise.mp4" in result.output and "manifests" in result.output
+    assert FeatureStore(out).ids == ["gen3"]
+    bad = runner.invoke(app, ["extract", str(corpus), "--out", str(out), "--shard", "3/2"])
+    assert isinstance(bad.exception, ConfigError)
+    clash = tmp_path / "clash"
+    (clash / "a").mkdir(parents=True)
+    (clash / "b").mkdir()
+    shutil.copy(corpus / "gen3.mp4", clash / "a" / "x.mp4")
+    shutil.copy(corpus / "gen5.mp4", clash / "b" / "x.mp4")
+    collide = runner.invoke(app, ["extract", str(clash), "--out", str(tmp_path / "s2"), "--encoder", "clip-vit-b32",
+                                  "--model", str(tiny_clip), "--no-progress"])
+    assert isinstance(collide.exception, ConfigError) and "collision" in str(collide.exception)
+    ok = runner.invoke(app, ["extract", str(clash), "--out", str(tmp_path / "s2"), "--encoder", "clip-vit-b32",
+                             "--model", str(tiny_clip), "--id-from", "relpath", "--workers", "0", "--no-progress"])
+    assert ok.exit_code == 0, ok.output
+    assert sorted(FeatureStore(tmp_path / "s2").ids) == ["a/x", "b/x"]
+
+
+def test_writer_refuses_a_store_of_another_dimension(tmp_path, corpus, clip_encoder, focus_cache):
+    from c2kd.features.encoders import build_frame_encoder
+
+    out = tmp_path / "store"
+    extract_videos([corpus / "gen3.mp4"], clip_encoder, out, ExtractConfig(progress=False, workers=0))
+    focus = build_frame_encoder("vit-s14-focus", cache_dir=str(focus_cache))
+    with pytest.raises((ConfigError, DataError)):
+        extract_videos([corpus / "gen5.mp4"], focus, out, ExtractConfig(progress=False, workers=0))
