@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from c2kd.data.dataset import SplitData
+from c2kd.languages import normalize_languages
 from c2kd.evaluation.metrics import TiePolicy, positive_mask_from_indices, recall_metrics, retrieval_ranks
 from c2kd.model import DualEncoder
 from c2kd.similarity import similarity_matrix
@@ -30,7 +31,7 @@ class RetrievalEvaluator:
     def __init__(self, split: SplitData, languages: Sequence[str] | None = None, tie_policy: TiePolicy = "average",
                  batch_size: int = 256, max_tokens: int | None = None, directions: Sequence[str] = ("t2v", "v2t")):
         self.split = split
-        self.languages = list(languages or split.languages)
+        self.languages = normalize_languages(languages or split.languages)
         self.tie_policy = tie_policy
         self.batch_size = batch_size
         self.max_tokens = max_tokens
