@@ -142,3 +142,30 @@ def test_moments_command(trained_checkpoint, synthetic_data, tmp_path):
     result = run("moments", fake, "a dog", "--checkpoint", trained_checkpoint)
     # a 16-d synthetic model has no frame encoder, so a video file is refused with a clear message
     assert isinstance(result.exception, DataError) and "--encoder" in str(result.exception)
+
+
+@pytest.mark.slow  # loads the packaged ONNX ViT (tens of seconds on a busy 2-core machine)
+def test_moments_of_a_video_file(tmp_path, synthetic_data):
+    """A video file is decoded and encoded with the ingestion extractor (the 384-d packaged ViT)."""
+    pytest.importorskip("c2kd.features.encoders", reason="needs the ingestion package c2kd.features")
+    import importlib.util
+
+    from c2kd.checkpoint import save_checkpoint
+    from searchkit import _model_and_config
+
+    spec = importlib.util.spec_from_file_location("serve_conftest", __file__.replace("search/test_cli.py",
+                                                                                      "serve/conftest.py"))
+    serve_conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(serve_conftest)
+    video = serve_conftest.write_video(tmp_path / "clip.webm", seconds=4, fps=2)
+    model, config = _model_and_config(tmp_path, synthetic_data)
+    from c2kd.encoders.video import VideoEncoderConfig
+    from c2kd.model import build_model
+
+    config.model.video = VideoEncoderConfig(feature_dim=384, embed_dim=32, layers=1, heads=2)
+    ckpt = save_checkpoint(tmp_path / "ckpt384", build_model(config.model), config)
+    result = run("moments", video, "a dog runs", "--checkpoint", ckpt, "--lengths", "1,2", "--json")
+    assert result.exit_code == 0, (result.output, result.exception)
+    payload = json.loads(result.output)
+    assert payload["video_id"] == "clip" and payload["duration"] == pytest.approx(4.0)
+    assert payload["moments"] and all(0 <= m["start"] < m["end"] <= 4.0 for m in payload["moments"])

@@ -58,8 +58,9 @@ def test_filters_match_reference(tmp_path, monkeypatch, backend, options):
     import c2kd.index.store as store
 
     monkeypatch.setattr(store, "EXACT_SUBSET_LIMIT", 10)  # make approximate backends filter themselves
-    ids, x, meta, q = _corpus(n=200)
+    ids, x, meta, q = _corpus(n=120)
     index = VideoIndex.build(tmp_path / "idx", ids, x, meta, backend=backend, options=options)
+    q = q[:4]
     cases = [({"split": "test"}, lambda m: m["split"] == "test"),
              ({"tags": "cooking", "dataset": ["a"]}, lambda m: "cooking" in m["tags"] and m["dataset"] == "a"),
              ({"split": ["test", "train"], "tags": ["outdoor", "indoor"]}, lambda m: True),
@@ -161,7 +162,7 @@ def test_interrupted_update_leaves_previous_state(tmp_path, monkeypatch):
 
 
 def test_faiss_recall_on_clustered_corpus(tmp_path):
-    x, q = clustered_corpus(6000, 64, clusters=60, seed=1)
+    x, q = clustered_corpus(3000, 48, clusters=40, seed=1)
     ids = [str(i) for i in range(len(x))]
     exact = VideoIndex.build(tmp_path / "exact", ids, x)
     truth = [{h.video_id for h in row} for row in exact.search(q, k=10)]
