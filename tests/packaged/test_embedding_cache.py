@@ -135,3 +135,15 @@ def test_caching_a_fine_tuned_backbone_is_refused(tmp_path, tiny_hf):
                                          "video": {"feature_dim": 8, "embed_dim": 16}})
     with pytest.raises(ConfigError, match="trainable"):
         build_model(config)
+
+
+def test_warm_precomputes_a_corpus_once(tmp_path, tiny_hf):
+    backbone = _backbone(tiny_hf)
+    cached = CachedTextBackbone(backbone, tmp_path / "cache", batch_size=2, flush_every=2)
+    CountingBackbone.calls = 0
+    assert cached.warm(TEXTS, 35) == 3 and CountingBackbone.calls == 3
+    assert len(list(cached.cache.shard_dir.glob("*.keys.parquet"))) == 2  # flushed as it went (2 + 1 rows)
+    assert cached.warm(TEXTS, 35) == 0
+    reopened = CachedTextBackbone(_backbone(tiny_hf), tmp_path / "cache")
+    np.testing.assert_array_equal(reopened.embed(TEXTS, 35), cached.embed(TEXTS, 35))
+    assert CountingBackbone.calls == 3

@@ -306,18 +306,23 @@ class CachedTextBackbone(TextBackbone):
         return [text_key(t, max_tokens if cut[t] else None) for t in texts]
 
     @torch.no_grad()
-    def _compute(self, texts: list[str], max_tokens: int) -> np.ndarray:
+    def _compute(self, texts: list[str], max_tokens: int, bar=None) -> np.ndarray:
+        """Run the wrapped backbone on ``texts`` in batches (a progress bar when there are many)."""
         from tqdm.auto import tqdm
 
         device = next((p.device for p in self.inner.parameters()), torch.device("cpu"))
+        own_bar = bar is None
+        if own_bar:
+            bar = tqdm(total=len(texts), desc=f"embedding captions with {self.name}", unit="text",
+                       disable=len(texts) < self.progress_above)
         out = []
-        steps = range(0, len(texts), self.batch_size)
-        bar = tqdm(steps, desc=f"embedding captions with {self.name}", unit="batch",
-                   disable=len(texts) < self.progress_above)
-        for start in bar:
-            inputs = self.inner.prepare(texts[start:start + self.batch_size], max_tokens)
-            inputs = {k: v.to(device) for k, v in inputs.items()}
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start:start + self.batch_size]
+            inputs = {k: v.to(device) for k, v in self.inner.prepare(batch, max_tokens).items()}
             out.append(self.inner(inputs).float().cpu().numpy())
+            bar.update(len(batch))
+        if own_bar:
+            bar.close()
         self.computed += len(texts)
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
@@ -343,17 +348,25 @@ class CachedTextBackbone(TextBackbone):
         return rows
 
     def warm(self, texts: Sequence[str], max_tokens: int = 40) -> int:
-        """Precompute a whole corpus (e.g. every caption of a dataset) and flush it to disk.
+        """Precompute a whole corpus (e.g. every caption of a dataset), flushing to disk as it goes.
 
-        Returns how many texts had to be computed. Interrupting it keeps every flushed shard.
+        Returns how many texts had to be computed. Interrupting it keeps every flushed shard: a rerun resumes.
         """
-        before = self.computed
+        from tqdm.auto import tqdm
+
         unique = list(dict.fromkeys(texts))
+        keys = self._keys(unique, max_tokens)
+        _, found = self.cache.lookup(keys)
+        missing = list(dict.fromkeys((k, t) for k, t, hit in zip(keys, unique, found) if not hit))
         chunk = max(self.cache.flush_every, self.batch_size)
-        for start in range(0, len(unique), chunk):  # flush as we go: a killed warm-up resumes where it stopped
-            self.embed(unique[start:start + chunk], max_tokens)
-            self.cache.flush()
-        return self.computed - before
+        with tqdm(total=len(missing), desc=f"embedding captions with {self.name}", unit="text",
+                  disable=len(missing) < self.progress_above) as bar:
+            for start in range(0, len(missing), chunk):
+                part = missing[start:start + chunk]
+                new = self._compute([t for _, t in part], max_tokens, bar=bar)
+                self.cache.add([k for k, _ in part], [t for _, t in part], new)
+                self.cache.flush()
+        return len(missing)
 
     def flush(self) -> None:
         self.cache.flush()
