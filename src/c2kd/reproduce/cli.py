@@ -1,4 +1,4 @@
-"""Commands ``c2kd import-data`` and ``c2kd translate`` (heavy imports happen inside the commands)."""
+"""Commands ``c2kd import-data``, ``c2kd translate`` and ``c2kd reproduce`` (heavy imports inside the commands)."""
 
 from __future__ import annotations
 
@@ -126,7 +126,57 @@ def translate_command(
     typer.echo(f"wrote {dataset / 'captions.parquet'}")
 
 
+def reproduce_command(
+    recipe: Optional[str] = typer.Argument(
+        None, help="table2, table3, table4, figure2..figure5, or a recipe .yaml file (see --list)."
+    ),
+    data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder the recipe trains on."),
+    seeds: int = typer.Option(3, "--seeds", help="Seeds 0..N-1 per run (the paper averages three)."),
+    work: Path = typer.Option(Path("reproduce-work"), "--work", help="Folder of runs and results (resumable)."),
+    override: list[str] = typer.Option(
+        [], "--override", help="key=value for every run, or NAME:key=value for one run/teacher (repeatable)."
+    ),
+    runs: Optional[str] = typer.Option(None, "--runs", help="Comma-separated run names (default: all)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results JSON here."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (runs, folders, done or not) only."),
+    list_: bool = typer.Option(False, "--list", help="List the recipes and exit."),
+) -> None:
+    """Train the teachers, then the students of a paper experiment over seeds; print ours beside the paper's."""
+    from c2kd.reproduce.recipes import list_recipes, load_recipe
+
+    if list_:
+        for name in list_recipes():
+            r = load_recipe(name)
+            typer.echo(f"{name:8s} {r.source}: {r.title} ({len(r.runs)} runs, {len(r.teachers)} teachers)")
+        return
+    if recipe is None or data is None:
+        raise ConfigError("give a recipe and --data DIR, e.g. `c2kd reproduce table2 --data datasets/multi-msrvtt`")
+    from c2kd.io import write_json, write_text
+    from c2kd.reproduce.runner import collect, execute, markdown_report, plan_recipe
+    from c2kd.train.distributed import detect_env
+
+    plan = plan_recipe(load_recipe(recipe), data, work, seeds, override, _codes(runs))
+    if dry_run:
+        for run in plan.runs:
+            state = "done" if run.finished else "todo"
+            typer.echo(f"{state}  {run.kind:7s} {run.name:32s} seed {run.seed}  {run.folder}")
+        return
+    execute(plan)
+    if not detect_env().is_main:
+        return
+    results = collect(plan)
+    report = markdown_report(results)
+    out = plan.work / "results"
+    write_json(out / f"{plan.recipe.name}.json", results)
+    write_text(out / f"{plan.recipe.name}.md", report)
+    if json_out is not None:
+        write_json(json_out, results)
+    typer.echo(report)
+    typer.echo(f"wrote {out / (plan.recipe.name + '.json')} and .md")
+
+
 def register(app: typer.Typer) -> None:
-    """Top-level ``import-data`` and ``translate`` (to be folded under ``c2kd data`` later)."""
+    """Top-level ``import-data``, ``translate`` (to be folded under ``c2kd data`` later) and ``reproduce``."""
     app.command("import-data")(import_data_command)
     app.command("translate")(translate_command)
+    app.command("reproduce")(reproduce_command)

@@ -155,7 +155,9 @@ def prepare_run(config: TrainConfig, env: DistEnv | None = None) -> RunParts:
                                 num_replicas=env.world, rank=env.rank)
     loader = torch.utils.data.DataLoader(pairs, batch_sampler=sampler, collate_fn=pairs.collate,
                                          num_workers=config.data.num_workers, pin_memory=device.type == "cuda",
-                                         persistent_workers=config.data.num_workers > 0)
+                                         persistent_workers=config.data.num_workers > 0,
+                                         # its own RNG: drawing worker seeds must not move the global one (resume)
+                                         generator=torch.Generator().manual_seed(config.seed))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.optim.lr_decay)
@@ -181,7 +183,8 @@ def train(config: TrainConfig, resume: bool = True) -> Path:
         (out / "config.yaml").write_text(dump_config(config))
     trainer = Trainer(parts.model, parts.task, parts.loader, parts.optimizer, parts.scheduler, out, config.epochs,
                       parts.device, parts.evaluate, parts.monitor, write_model_extras(config, parts.model),
-                      config.precision, config.optim.grad_clip, config.log_every, progress=config.progress,
+                      config.precision, config.optim.grad_clip, config.log_every,
+                      save_every_steps=config.save_every_steps, progress=config.progress,
                       tensorboard=config.tensorboard, is_main=env.is_main)
     trainer.fit()
     barrier()

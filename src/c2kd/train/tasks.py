@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from c2kd.data.dataset import Batch
 from c2kd.distill.teachers import TeacherScores
@@ -21,11 +21,15 @@ class RetrievalTask:
     """``task(batch) -> named loss terms`` for zero-shot, translate-train and C2KD students and for teachers.
 
     All languages' captions of a batch go through the text tower in one forward pass ([B * L] texts).
+    ``encoder`` (optional) runs both towers in one call, ``encoder(frames, mask, text_inputs) -> (video, text)``:
+    pass the DistributedDataParallel wrapper of :class:`c2kd.train.distributed.StudentForward` there.
+    ``gather`` concatenates the embeddings of every process (with gradients) so the scores cover the global batch.
+    Scores and losses are computed in float32, also under autocast.
     """
 
     def __init__(self, model: DualEncoder, objective: RetrievalObjective, languages: Sequence[str],
                  teacher_scores: TeacherScores | None = None, pooler: Pooler = "min", max_tokens: int = 35,
-                 gather: Gather | None = None):
+                 gather: Gather | None = None, encoder: nn.Module | None = None):
         if objective.uses_teachers and teacher_scores is None:
             raise ValueError("the objective distills (alpha < 1) but no teacher scores were given")
         self.model = model
@@ -35,16 +39,23 @@ class RetrievalTask:
         self.pooler = pooler
         self.max_tokens = max_tokens
         self.gather = gather or (lambda x: x)
+        self.encoder = encoder
 
     def student_scores(self, batch: Batch) -> dict[str, Tensor]:
-        """Shape: -> language -> [B, B] (or [world*B, world*B] with a distributed gather)."""
-        video = self.gather(self.model.encode_video(batch.frames, batch.mask))  # [B, D]
+        """Shape: -> language -> [B, B] float32 (or [world*B, world*B] with a distributed gather)."""
         texts = [t for lang in self.languages for t in batch.texts[lang]]
         inputs = self.model.text.prepare(texts, self.max_tokens)
         device = batch.frames.device
-        text = self.model.encode_text({k: v.to(device, non_blocking=True) for k, v in inputs.items()})
-        per_lang = text.view(len(self.languages), len(batch), -1)  # [L, B, D]
-        return {lang: self.gather(per_lang[i]) @ video.T for i, lang in enumerate(self.languages)}
+        inputs = {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
+        if self.encoder is not None:
+            video, text = self.encoder(batch.frames, batch.mask, inputs)  # [B, D], [L * B, D]
+        else:
+            video, text = self.model.encode_video(batch.frames, batch.mask), self.model.encode_text(inputs)
+        per_item = text.view(len(self.languages), len(batch), -1).transpose(0, 1)  # [B, L, D]
+        video = self.gather(video.float())  # [G, D]
+        per_item = self.gather(per_item.float().contiguous())  # [G, L, D]: one collective for all languages
+        with torch.autocast(device.type, enabled=False):
+            return {lang: per_item[:, i] @ video.T for i, lang in enumerate(self.languages)}
 
     def __call__(self, batch: Batch) -> dict[str, Tensor]:
         student = self.student_scores(batch)

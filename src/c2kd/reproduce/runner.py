@@ -1,0 +1,282 @@
+"""Run a recipe: teachers first, then students, over seeds; skip finished runs; compare with the paper.
+
+Every training run gets a folder named by its label, seed and a hash of its full config (``runs/<name>-s<seed>-
+<hash>``), so identical runs of different recipes (e.g. the translate-train NCE student of Table 2 and of
+Figures 4-5) are trained once, and a changed setting never reuses a stale result. A run is finished when its
+folder holds ``test_metrics.json``; an interrupted run resumes from its ``last/`` checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from c2kd.errors import ConfigError, DataError
+from c2kd.reproduce.recipes import Recipe
+from c2kd.train.config import TrainConfig, _merge, parse_overrides
+
+log = logging.getLogger(__name__)
+
+RESULT_FILE = "test_metrics.json"
+#: settings that do not change what a run computes (left out of the folder hash)
+_NOT_HASHED = {"out_dir", "progress", "tensorboard", "device", "log_every"}
+
+
+@dataclass
+class PlannedRun:
+    """One training run of a recipe: a teacher (``kind="teacher"``) or a student, at one seed."""
+
+    kind: str
+    name: str
+    seed: int
+    config: TrainConfig
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.config.out_dir)
+
+    @property
+    def finished(self) -> bool:
+        return (self.folder / RESULT_FILE).exists()
+
+
+@dataclass
+class Plan:
+    recipe: Recipe
+    work: Path
+    seeds: list[int]
+    teachers: list[PlannedRun] = field(default_factory=list)
+    students: list[PlannedRun] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def runs(self) -> list[PlannedRun]:
+        return self.teachers + self.students
+
+
+def _config_hash(tree: dict) -> str:
+    kept = {k: v for k, v in tree.items() if k not in _NOT_HASHED}
+    if "data" in kept:
+        kept["data"] = {k: v for k, v in kept["data"].items() if k != "num_workers"}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def split_overrides(overrides: Sequence[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """``key=value`` applies to every run; ``NAME:key=value`` only to the run or teacher called NAME."""
+    common: list[str] = []
+    scoped: dict[str, list[str]] = {}
+    for item in overrides:
+        head, eq, _ = item.partition("=")
+        if ":" in head and eq:
+            name, _, rest = item.partition(":")
+            scoped.setdefault(name.strip(), []).append(rest)
+        else:
+            common.append(item)
+    return common, scoped
+
+
+def _dataset_facts(data: Path) -> tuple[list[str], list[str], int]:
+    from c2kd.data.dataset import VideoTextDataset
+
+    ds = VideoTextDataset(data)
+    return ds.splits, ds.languages, ds.features.dim
+
+
+def _build_config(tree: dict, where: str) -> TrainConfig:
+    from pydantic import ValidationError
+
+    try:
+        return TrainConfig.model_validate(tree)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{where}: invalid configuration: {problems}") from exc
+
+
+def plan_recipe(recipe: Recipe, data: str | os.PathLike, work: str | os.PathLike, seeds: int | Sequence[int] = 3,
+                overrides: Sequence[str] = (), only: Sequence[str] | None = None) -> Plan:
+    """Resolve every run of ``recipe`` into a validated :class:`TrainConfig` with its own folder.
+
+    The dataset is opened to adapt the split names and to check languages and feature sizes up front, so a
+    mismatch fails before hours of teacher training, not after.
+    """
+    data, work = Path(data).resolve(), Path(work).resolve()
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if not seed_list:
+        raise ConfigError("--seeds must be at least 1")
+    common, scoped = split_overrides(list(overrides))
+    known = {r.name for r in recipe.runs} | set(recipe.teachers)
+    unknown = sorted(set(scoped) - known)
+    if unknown:
+        raise ConfigError(f"override scope(s) {unknown} name no run or teacher of {recipe.name}; known: {sorted(known)}")
+    if only:
+        missing = sorted(set(only) - {r.name for r in recipe.runs})
+        if missing:
+            raise ConfigError(f"--runs {missing} are not runs of {recipe.name}: {[r.name for r in recipe.runs]}")
+    splits, languages, feature_dim = _dataset_facts(data)
+    plan = Plan(recipe, work, seed_list)
+
+    base = _merge(recipe.base, {"data": {"path": str(data)}})
+    if "eval_languages" not in base.get("data", {}):
+        base = _merge(base, {"data": {"eval_languages": list(recipe.languages)}})
+    if "val" not in splits:
+        base = _merge(base, {"data": {"val_split": None}})
+        plan.notes.append(f"{data} has no 'val' split: each run's best/ is its epoch of lowest training loss "
+                          "(the paper selects on a validation split; add one with --override data.val_split=NAME)")
+    common_tree = parse_overrides(common)
+
+    def resolve(name: str, fragment: dict, stage: str, seed: int, extra: dict | None = None) -> dict:
+        tree = _merge(base, fragment)
+        tree = _merge(tree, {"stage": stage, "seed": seed, **(extra or {})})
+        tree = _merge(tree, common_tree)
+        tree = _merge(tree, parse_overrides(scoped.get(name, [])))
+        if stage == "zero-shot":  # trains on English whatever data.languages says for the other runs
+            tree = _merge(tree, {"data": {"languages": None}})
+        return tree
+
+    def finish(tree: dict, kind: str, name: str, seed: int) -> PlannedRun:
+        folder = work / "runs" / f"{name}-s{seed}-{_config_hash(tree)}"
+        cfg = _build_config(_merge(tree, {"out_dir": str(folder)}), f"recipe {recipe.name}, {kind} {name!r}")
+        return PlannedRun(kind, name, seed, cfg)
+
+    students = [r for r in recipe.runs if not only or r.name in only]
+    needed = sorted({t for r in students for t in r.teachers})
+    teacher_seeds = seed_list if recipe.teacher_seeds == "matched" else seed_list[:1]
+    teacher_runs: dict[tuple[str, int], PlannedRun] = {}
+    for name in needed:
+        for seed in teacher_seeds:
+            run = finish(resolve(name, recipe.teachers[name], "translate-train", seed), "teacher", name, seed)
+            teacher_runs[(name, seed)] = run
+            plan.teachers.append(run)
+    for run in students:
+        for seed in seed_list:
+            t_seed = seed if recipe.teacher_seeds == "matched" else seed_list[0]
+            extra = None
+            if run.teachers:
+                extra = {"teachers": {"checkpoints": [str(teacher_runs[(t, t_seed)].folder) for t in run.teachers]}}
+            tree = resolve(run.name, run.config, run.stage, seed, extra)
+            plan.students.append(finish(tree, "student", run.name, seed))
+
+    for planned in plan.runs:
+        cfg = planned.config
+        if cfg.model.video.feature_dim != feature_dim:
+            raise ConfigError(
+                f"{data} holds {feature_dim}-d frame features but recipe {recipe.name} expects "
+                f"{cfg.model.video.feature_dim}-d ones ({recipe.dataset.strip()}). Import the features the recipe "
+                f"names, or pass --override model.video.feature_dim={feature_dim}"
+            )
+        for split_name in (cfg.data.train_split, cfg.data.test_split):
+            if split_name not in splits:
+                raise DataError(f"{data}: recipe {recipe.name} needs split {split_name!r}; the dataset has {splits}. "
+                                "Rename with --override data.train_split=... / data.test_split=...")
+        absent = [lang for lang in (cfg.data.eval_languages or []) + (cfg.data.languages or []) if lang not in languages]
+        if absent:
+            raise DataError(f"{data} has no captions in {sorted(set(absent))} (it has {languages}); pass "
+                            f"--override data.eval_languages=[...] to evaluate fewer languages")
+    return plan
+
+
+def execute(plan: Plan, progress: bool = True) -> None:
+    """Train every unfinished run of the plan, teachers first (resumable; safe under torchrun)."""
+    from tqdm.auto import tqdm
+
+    from c2kd.train.distributed import detect_env
+    from c2kd.train.run import train
+
+    main = detect_env().is_main
+    todo = [r for r in plan.runs if not r.finished]
+    bar = tqdm(total=len(plan.runs), initial=len(plan.runs) - len(todo), desc=f"{plan.recipe.name} runs",
+               unit="run", disable=not (progress and main))
+    for run in todo:
+        if run.finished:  # an identical run earlier in this plan (shared folder) already did it
+            bar.update(1)
+            continue
+        bar.set_postfix_str(f"{run.kind} {run.name} seed {run.seed}")
+        log.info("training %s %s seed %d in %s", run.kind, run.name, run.seed, run.folder)
+        train(run.config, resume=True)
+        bar.update(1)
+    bar.close()
+
+
+def _metrics_of(run: PlannedRun) -> dict:
+    return json.loads((run.folder / RESULT_FILE).read_text())
+
+
+def collect(plan: Plan) -> dict[str, Any]:
+    """Our numbers (mean, std over seeds) beside the paper's, for every run of the plan that has finished."""
+    from c2kd.evaluation.report import aggregate_runs
+
+    recipe = plan.recipe
+    by_name: dict[str, list[PlannedRun]] = {}
+    for run in plan.students:
+        by_name.setdefault(run.name, []).append(run)
+    rows = []
+    for spec in recipe.runs:
+        if spec.name not in by_name:
+            continue
+        done = [r for r in by_name[spec.name] if r.finished]
+        ours = aggregate_runs([_metrics_of(r)["t2v"] for r in done]) if done else None
+        rows.append({
+            "name": spec.name, "label": spec.label, "setting": spec.setting, "stage": spec.stage,
+            "teachers": spec.teachers, "seeds": [r.seed for r in done],
+            "folders": [str(r.folder) for r in done], "ours": ours, "paper": spec.paper,
+        })
+    teachers = {}
+    for run in plan.teachers:
+        if run.finished:
+            teachers.setdefault(run.name, []).append(_metrics_of(run)["t2v"])
+    return {
+        "recipe": recipe.name, "title": recipe.title, "source": recipe.source, "note": recipe.note.strip(),
+        "languages": recipe.languages, "metrics": recipe.metrics, "average": recipe.average,
+        "seeds": plan.seeds, "notes": plan.notes, "rows": rows,
+        "teachers": {name: aggregate_runs(res) for name, res in teachers.items()},
+    }
+
+
+def _columns(results: dict) -> list[tuple[str, str]]:
+    langs = list(results["languages"]) + (["average"] if results["average"] else [])
+    return [(lang, metric) for lang in langs for metric in results["metrics"]]
+
+
+def _ours_cell(ours: dict | None, lang: str, metric: str) -> str:
+    value = (ours or {}).get(lang, {}).get(metric)
+    if value is None:
+        return "-"
+    if value.get("n", 1) > 1:
+        return f"{value['mean']:.1f} ± {value['std']:.1f}"
+    return f"{value['mean']:.1f}"
+
+
+def markdown_report(results: dict) -> str:
+    """One markdown table: for each run a row of ours (mean ± std over seeds) and a row of the paper's."""
+    from c2kd.evaluation.report import markdown_table
+
+    cols = _columns(results)
+    multi = len(results["metrics"]) > 1
+    header = ["Model", "Set", "Source"] + [
+        (("Avg" if lang == "average" else lang) + (f" {metric}" if multi else "")) for lang, metric in cols]
+    table_rows = []
+    for row in results["rows"]:
+        n = len(row["seeds"])
+        table_rows.append([row["label"], row["setting"], f"ours ({n} seed{'s' if n != 1 else ''})",
+                           *(_ours_cell(row["ours"], lang, m) for lang, m in cols)])
+        if row["paper"]:
+            table_rows.append([row["label"], row["setting"], "paper",
+                               *(f"{row['paper'][lang][m]:.1f}" if m in row["paper"].get(lang, {}) else "-"
+                                 for lang, m in cols)])
+    lines = [f"### {results['source']}: {results['title']}", "", markdown_table(header, table_rows)]
+    if results["note"]:
+        lines += ["", results["note"]]
+    lines += ["", *(f"- {note}" for note in results["notes"])]
+    if results["teachers"]:
+        lines += ["", "Teachers (translate-train, text-to-video, average over languages):", ""]
+        t_rows = []
+        for name, res in results["teachers"].items():
+            t_rows.append([name, *(_ours_cell(res, "average", m) for m in results["metrics"])])
+        lines.append(markdown_table(["teacher", *(f"Avg {m}" for m in results["metrics"])], t_rows))
+    return "\n".join(lines).rstrip() + "\n"

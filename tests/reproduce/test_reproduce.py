@@ -1,0 +1,166 @@
+"""Recipes load and resolve; `c2kd reproduce` runs a recipe end to end on tiny data in the release layout."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from c2kd.cli import app
+from c2kd.errors import ConfigError
+from c2kd.reproduce.recipes import list_recipes, load_recipe
+from c2kd.reproduce.runner import markdown_report, plan_recipe, split_overrides
+
+CODES = ["en", "de", "fr", "cs", "zh", "ru", "vi", "sw", "es"]
+WORDS = ["red", "car", "dog", "runs", "man", "sings", "cat", "food", "cooks", "ball", "plays", "river"]
+
+
+def _caption(rng: np.random.Generator, lang: str) -> str:
+    return f"{lang} " + " ".join(rng.choice(WORDS, size=4))
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory) -> Path:
+    """Tiny Multi-MSRVTT split files in the authors' pickle layout (2d/3d features, caption_/eval_caption_)."""
+    rng = np.random.default_rng(0)
+    root = tmp_path_factory.mktemp("release")
+    train = [{"id": f"video{i}", "2d": rng.standard_normal((int(rng.integers(3, 8)), 16)).astype(np.float32),
+              "3d": rng.standard_normal((2, 32)).astype(np.float32), "audio": None,
+              **{f"caption_{c}": [_caption(rng, c) for _ in range(2)] for c in CODES}} for i in range(24)]
+    test = [{"id": f"video{7000 + i}", "2d": rng.standard_normal((5, 16)).astype(np.float32),
+             "3d": rng.standard_normal((2, 32)).astype(np.float32),
+             **{f"eval_caption_{c}": _caption(rng, c) for c in CODES}} for i in range(12)]
+    for name, items in (("train", train), ("test", test)):
+        with open(root / f"{name}.pkl", "wb") as fh:
+            pickle.dump(items, fh, protocol=4)
+    return root
+
+
+@pytest.fixture(scope="module")
+def imported(release, tmp_path_factory) -> tuple[Path, Path]:
+    """The release imported with `c2kd import-data`, and a tiny random text model over its captions."""
+    import pyarrow.parquet as pq
+
+    from c2kd.encoders.random_hf import make_random_text_model
+
+    out = tmp_path_factory.mktemp("datasets") / "multi-msrvtt"
+    r = CliRunner().invoke(app, ["import-data", "--format", "msrvtt", "--features", "2d",
+                                 f"train={release / 'train.pkl'}", f"test={release / 'test.pkl'}", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    texts = pq.read_table(out / "captions.parquet", columns=["text"]).column("text").to_pylist()
+    model = make_random_text_model(tmp_path_factory.mktemp("text") / "tiny", texts, hidden=16, layers=1, seed=0)
+    return out, model
+
+
+def tiny_overrides(model: Path) -> list[str]:
+    return [f"model.text.name={model}", "model.text.embed_dim=16", "model.video.embed_dim=16",
+            "model.video.feature_dim=16", "model.video.layers=1", "epochs=1", "batch_size=8", "progress=false",
+            "tensorboard=false", "data.languages=[en,de]", "data.eval_languages=[en,de]", "optim.lr=1e-3"]
+
+
+def test_every_recipe_resolves_to_valid_configs(imported, tmp_path):
+    data, _ = imported
+    assert set(list_recipes()) == {"table2", "table3", "table4", "figure2", "figure3", "figure4", "figure5"}
+    for name in list_recipes():
+        recipe = load_recipe(name)
+        dim = recipe.base["model"]["video"]["feature_dim"]
+        if dim != 16:
+            with pytest.raises(ConfigError, match="frame features"):
+                plan_recipe(recipe, data, tmp_path, 1)
+        langs = ["en", "zh"] if name == "table4" else ["en", "de"]
+        plan = plan_recipe(recipe, data, tmp_path, 3, ["model.video.feature_dim=16", f"data.eval_languages={langs}"])
+        assert len(plan.students) == 3 * len(recipe.runs)
+        for run in plan.students:
+            cfg = run.config
+            assert (cfg.optim.lr, cfg.optim.lr_decay, cfg.batch_size) == (1e-4, 0.9, 64)
+            assert (cfg.model.text.max_tokens, cfg.model.text.eval_max_tokens) == (35, 40)
+            assert cfg.model.text.name == ("labse" if name != "figure2" else run.name.rsplit("-", 2)[0]
+                                           if "translate" in run.name else run.name.removesuffix("-zero-shot"))
+        for run in plan.teachers:
+            assert run.config.stage == "translate-train" and run.config.model.text.name == run.name
+
+
+def test_table_settings_follow_the_paper(imported, tmp_path):
+    data, _ = imported
+    expected = {"table2": (0.5, "min", 20), "table3": (0.1, "min", 10), "table4": (0.1, "max", 30)}
+    for name, (alpha, pooler, epochs) in expected.items():
+        langs = ["en", "zh"] if name == "table4" else ["en", "de"]
+        plan = plan_recipe(load_recipe(name), data, tmp_path, 2,
+                           ["model.video.feature_dim=16", f"data.eval_languages={langs}"])
+        c2kd = [r for r in plan.students if r.name == "c2kd"]
+        assert [r.seed for r in c2kd] == [0, 1]
+        for run in c2kd:
+            cfg = run.config
+            assert (cfg.loss.alpha, cfg.teachers.pooler, cfg.epochs) == (alpha, pooler, epochs)
+            assert cfg.teachers.language == "english" and cfg.loss.distillation == "c2kd"
+            names = [Path(p).name.rsplit("-", 2)[0] for p in cfg.teachers.checkpoints]
+            assert names == ["distill-sbert", "mbert", "xlmr"]
+            assert all(f"-s{run.seed}-" in p for p in cfg.teachers.checkpoints)  # matched teacher seeds
+    assert load_recipe("table3").base["model"]["video"]["feature_dim"] == 1024  # S3D
+
+
+def test_scoped_overrides_and_errors(imported, tmp_path):
+    data, _ = imported
+    assert split_overrides(["epochs=1", "c2kd:teachers.pooler=max", "data.languages=[a:b]"]) == (
+        ["epochs=1", "data.languages=[a:b]"], {"c2kd": ["teachers.pooler=max"]})
+    plan = plan_recipe(load_recipe("table2"), data, tmp_path, 1,
+                       ["model.video.feature_dim=16", "data.eval_languages=[en]", "c2kd:teachers.pooler=max"])
+    pools = {r.name: r.config.teachers.pooler for r in plan.students}
+    assert pools == {"nce-zero-shot": "min", "nce-translate-train": "min", "c2kd": "max"}
+    with pytest.raises(ConfigError, match="name no run"):
+        plan_recipe(load_recipe("table2"), data, tmp_path, 1, ["model.video.feature_dim=16", "nope:epochs=1"])
+    with pytest.raises(Exception, match="ja"):
+        plan_recipe(load_recipe("table3"), data, tmp_path, 1, ["model.video.feature_dim=16"])
+
+
+def test_reproduce_table2_end_to_end_and_resumes(imported, tmp_path):
+    data, model = imported
+    work = tmp_path / "work"
+    args = ["reproduce", "table2", "--data", str(data), "--seeds", "2", "--work", str(work)]
+    for item in tiny_overrides(model):
+        args += ["--override", item]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    results = json.loads((work / "results" / "table2.json").read_text())
+    rows = {row["name"]: row for row in results["rows"]}
+    assert set(rows) == {"nce-zero-shot", "nce-translate-train", "c2kd"}
+    # our mean and std are those of the per-seed test results
+    for row in rows.values():
+        assert row["seeds"] == [0, 1]
+        per_seed = [json.loads(Path(f, "test_metrics.json").read_text())["t2v"]["de"]["R@1"] for f in row["folders"]]
+        assert row["ours"]["de"]["R@1"]["mean"] == pytest.approx(np.mean(per_seed))
+        assert row["ours"]["de"]["R@1"]["std"] == pytest.approx(np.std(per_seed, ddof=1))
+    assert rows["c2kd"]["paper"]["average"]["R@1"] == 23.0
+    assert "| C2KD | T | paper | 26.4 | 24.7 |" in r.output
+    assert "| C2KD | T | ours (2 seeds) |" in r.output
+    assert set(results["teachers"]) == {"distill-sbert", "mbert", "xlmr"}
+    c2kd_cfg = json.loads(json.dumps(Path(rows["c2kd"]["folders"][0], "config.yaml").read_text()))
+    assert "alpha: 0.5" in c2kd_cfg and "stage: c2kd" in c2kd_cfg
+    history = json.loads(Path(rows["c2kd"]["folders"][0], "history.json").read_text())
+    assert history[0]["train/distill"] > 0
+
+    # Rerunning trains nothing: every run is finished; the report is the same.
+    stamps = {p: p.stat().st_mtime_ns for p in work.glob("runs/*/last/model.safetensors")}
+    assert len(stamps) == 12  # 3 teachers + 3 students, 2 seeds
+    dry = CliRunner().invoke(app, args + ["--dry-run"])
+    assert dry.exit_code == 0 and dry.output.count("done ") == 12 and "todo" not in dry.output
+    again = CliRunner().invoke(app, args + ["--json", str(tmp_path / "again.json")])
+    assert again.exit_code == 0, again.output
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert json.loads((tmp_path / "again.json").read_text())["rows"] == results["rows"]
+
+
+def test_figure_report_says_the_paper_gives_no_numbers():
+    recipe = load_recipe("figure4")
+    assert not recipe.has_paper_numbers and "not as numbers" in recipe.note
+    fake = {"ours": {"en": {"R@1": {"mean": 10.0, "std": 1.0, "n": 3}},
+                     "average": {"R@1": {"mean": 9.0, "std": 0.5, "n": 3}}}}
+    results = {"source": "Figure 4", "title": recipe.title, "note": recipe.note, "languages": ["en"],
+               "metrics": ["R@1"], "average": True, "notes": [], "teachers": {},
+               "rows": [{"label": "C2KD", "setting": "T", "seeds": [0, 1, 2], "paper": None, **fake}]}
+    text = markdown_report(results)
+    assert "| C2KD | T | ours (3 seeds) | 10.0 ± 1.0 | 9.0 ± 0.5 |" in text and "paper |" not in text
