@@ -225,3 +225,19 @@ def test_writer_refuses_a_store_of_another_dimension(tmp_path, corpus, clip_enco
     focus = build_frame_encoder("vit-s14-focus", cache_dir=str(focus_cache))
     with pytest.raises((ConfigError, DataError)):
         extract_videos([corpus / "gen5.mp4"], focus, out, ExtractConfig(progress=False, workers=0))
+
+
+def test_extract_shard_is_a_plain_function_for_remote_tasks(tmp_path, corpus, tiny_onnx):
+    """What each Ray task (or any remote worker) runs: plain arguments in, a plain dict out."""
+    import pickle
+
+    from c2kd.features.extract import extract_shard
+
+    out = str(tmp_path / "store")
+    reports = [extract_shard([str(corpus)], out, "onnx", {"model": str(tiny_onnx), "size": 48},
+                             {"shard": [i, 2], "workers": 0, "progress": False}) for i in range(2)]
+    pickle.dumps(reports)
+    assert [r["shard"] for r in reports] == ["0/2", "1/2"]
+    assert sum(r["done"] for r in reports) == len(GOOD)
+    assert sum(len(r["failed"]) for r in reports) == len(BAD)
+    assert sorted(FeatureStore(out).ids) == sorted(GOOD)
