@@ -115,9 +115,14 @@ def gather_with_grad(x: Tensor) -> Tensor:
     """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x
+    import warnings
+
     from torch.distributed.nn.functional import all_gather
 
-    return torch.cat(all_gather(x), dim=0)
+    with warnings.catch_warnings():  # deprecated in favour of a private API in recent torch; still correct
+        warnings.simplefilter("ignore", FutureWarning)
+        parts = all_gather(x)
+    return torch.cat(parts, dim=0)
 
 
 @torch.no_grad()
