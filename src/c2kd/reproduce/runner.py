@@ -113,7 +113,8 @@ def plan_recipe(recipe: Recipe, data: str | os.PathLike, work: str | os.PathLike
     known = {r.name for r in recipe.runs} | set(recipe.teachers)
     unknown = sorted(set(scoped) - known)
     if unknown:
-        raise ConfigError(f"override scope(s) {unknown} name no run or teacher of {recipe.name}; known: {sorted(known)}")
+        raise ConfigError(
+            f"override scope(s) {unknown} name no run or teacher of {recipe.name}; known: {sorted(known)}")
     if only:
         missing = sorted(set(only) - {r.name for r in recipe.runs})
         if missing:
@@ -174,7 +175,8 @@ def plan_recipe(recipe: Recipe, data: str | os.PathLike, work: str | os.PathLike
             if split_name not in splits:
                 raise DataError(f"{data}: recipe {recipe.name} needs split {split_name!r}; the dataset has {splits}. "
                                 "Rename with --override data.train_split=... / data.test_split=...")
-        absent = [lang for lang in (cfg.data.eval_languages or []) + (cfg.data.languages or []) if lang not in languages]
+        wanted = (cfg.data.eval_languages or []) + (cfg.data.languages or [])
+        absent = [lang for lang in wanted if lang not in languages]
         if absent:
             raise DataError(f"{data} has no captions in {sorted(set(absent))} (it has {languages}); pass "
                             f"--override data.eval_languages=[...] to evaluate fewer languages")
