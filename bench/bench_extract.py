@@ -65,14 +65,18 @@ def main() -> None:
     parser.add_argument("--videos", nargs="*", type=Path,
                         default=sorted((shared / "msrvtt" / "clips").glob("*.mp4")))
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--copies", type=int, default=8, help="copies of each video for the pipeline run")
+    parser.add_argument("--copies", type=int, default=4, help="copies of each video for the pipeline run")
     parser.add_argument("--encoders", nargs="*", default=["vit-s14-focus", "clip-b32-arch"])
     args = parser.parse_args()
     if not args.videos:
         raise SystemExit("no videos: pass --videos or set C2KD_SHARED_DATA")
 
+    import transformers
+
     from c2kd.features.decode import sample_frames, sample_frames_by_seeking
     from c2kd.features.extract import ExtractConfig, extract_videos
+
+    transformers.utils.logging.disable_progress_bar()
 
     videos = [str(v) for v in args.videos]
     n_frames = sum(len(sample_frames(v)[0]) for v in videos)
