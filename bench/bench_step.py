@@ -215,7 +215,8 @@ def _free_port() -> int:
 
 
 def launch_throughput(world: int, threads: int, inputs: dict, args, root: Path, tag: str) -> float:
-    spec = {"inputs": inputs, "args": vars(args), "out": str(root / f"ddp-{tag}"),
+    plain = {k: v for k, v in vars(args).items() if k not in ("work", "json")}
+    spec = {"inputs": inputs, "args": plain, "out": str(root / f"ddp-{tag}"),
             "result": str(root / f"ddp-{tag}.json")}
     spec_path = root / f"ddp-{tag}-spec.json"
     spec_path.write_text(json.dumps(spec))
@@ -238,37 +239,9 @@ def _md(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--languages", type=int, default=2, help="student languages (en, de, fr, cs)")
-    parser.add_argument("--train-videos", type=int, default=512)
-    parser.add_argument("--feature-dim", type=int, default=512)
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per variant per round")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--ddp-rounds", type=int, default=3)
-    parser.add_argument("--ddp-steps", type=int, default=8)
-    parser.add_argument("--skip-ddp", action="store_true")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
-    parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--ddp-worker", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.ddp_worker:
-        ddp_worker_main(args.ddp_worker)
-        return 0
-
+def step_table(args, inputs: dict, worker_args: dict, root: Path) -> dict:
+    """The interleaved per-step comparison of the three variants; prints its table, returns the numbers."""
     import multiprocessing as mp
-
-    tmp = tempfile.TemporaryDirectory(prefix="bench-step-") if args.work is None else None
-    root = Path(tmp.name if tmp else args.work)
-    root.mkdir(parents=True, exist_ok=True)
-    print(f"setting up in {root} ...", file=sys.stderr)
-    inputs = make_inputs(root, args)
-    worker_args = {k: v for k, v in vars(args).items() if k not in ("work", "json")}
 
     ctx = mp.get_context("spawn")
     workers = {}
@@ -324,8 +297,45 @@ def main(argv: list[str] | None = None) -> int:
     ratio_b_a = med["b"]["total"] / med["a"]["total"]
     ratio_c_b = med["c"]["total"] / med["b"]["total"]
     print(f"\n(b)/(a) = {ratio_b_a:.3f} (goal <= 1.10); (c)/(b) = {ratio_c_b:.2f}")
-    result = {"args": worker_args, "medians_s": med, "memory": memory, "setup": setup,
-              "ratio_b_over_a": ratio_b_a, "ratio_c_over_b": ratio_c_b}
+    return {"medians_s": med, "memory": memory, "setup": setup, "ratio_b_over_a": ratio_b_a,
+            "ratio_c_over_b": ratio_c_b}
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--languages", type=int, default=2, help="student languages (en, de, fr, cs)")
+    parser.add_argument("--train-videos", type=int, default=512)
+    parser.add_argument("--feature-dim", type=int, default=512)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per variant per round")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--ddp-rounds", type=int, default=3)
+    parser.add_argument("--ddp-steps", type=int, default=8)
+    parser.add_argument("--skip-ddp", action="store_true", help="only the per-step table")
+    parser.add_argument("--skip-steps", action="store_true", help="only the 1 vs 2 processes table")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--ddp-worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.ddp_worker:
+        ddp_worker_main(args.ddp_worker)
+        return 0
+
+    tmp = tempfile.TemporaryDirectory(prefix="bench-step-") if args.work is None else None
+    root = Path(tmp.name if tmp else args.work)
+    root.mkdir(parents=True, exist_ok=True)
+    print(f"setting up in {root} ...", file=sys.stderr)
+    inputs = make_inputs(root, args)
+    worker_args = {k: v for k, v in vars(args).items() if k not in ("work", "json")}
+
+    result: dict = {"args": worker_args}
+    if not args.skip_steps:
+        result.update(step_table(args, inputs, worker_args, root))
 
     if not args.skip_ddp:
         print("\nthroughput launches (interleaved) ...", file=sys.stderr)
