@@ -14,6 +14,7 @@ from c2kd.train.run import per_process_batch
 from c2kd.train.sampler import EpochBatchSampler
 from c2kd.errors import ConfigError
 
+from ddp_fixtures import random_teachers, student_without_dropout  # noqa: F401
 from ddp_launch import launch
 
 

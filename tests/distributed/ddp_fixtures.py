@@ -1,4 +1,4 @@
-"""Fixtures of the distributed tests: random teacher checkpoints."""
+"""Fixtures of the distributed tests (a module, not a conftest.py, so the root conftest stays importable)."""
 
 from __future__ import annotations
 
