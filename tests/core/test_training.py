@@ -13,7 +13,7 @@ from c2kd.distill.teachers import CachedTeacherScores, LiveTeacherScores, load_t
 from c2kd.evaluation.evaluator import RetrievalEvaluator
 from c2kd.train.run import train
 
-from conftest import tiny_config
+from c2kd_testkit import tiny_config
 
 
 @pytest.fixture(scope="module")

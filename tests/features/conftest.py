@@ -55,6 +55,3 @@ def tiny_onnx(tmp_path_factory) -> Path:
     return make_pool_project_onnx(tmp_path_factory.mktemp("onnx") / "tiny.onnx", weight)
 
 
-def onnx_cli_args(model: Path) -> list[str]:
-    """CLI options selecting the tiny ONNX encoder."""
-    return ["--encoder", "onnx", "--model", str(model), "--option", "size=48"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import onnx_cli_args
+from videokit import onnx_cli_args
 from videokit import colour, write_colour_seconds
 
 from c2kd.data.features import FeatureStore

@@ -93,3 +93,7 @@ def make_pool_project_onnx(path: Path, weight: np.ndarray, size: int = 48) -> Pa
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
+
+def onnx_cli_args(model: Path) -> list[str]:
+    """CLI options selecting the tiny ONNX encoder."""
+    return ["--encoder", "onnx", "--model", str(model), "--option", "size=48"]
