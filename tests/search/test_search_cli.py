@@ -148,16 +148,10 @@ def test_moments_command(trained_checkpoint, synthetic_data, tmp_path):
 def test_moments_of_a_video_file(tmp_path, synthetic_data):
     """A video file is decoded and encoded with the ingestion extractor (the 384-d packaged ViT)."""
     pytest.importorskip("c2kd.features.encoders", reason="needs the ingestion package c2kd.features")
-    import importlib.util
-
     from c2kd.checkpoint import save_checkpoint
-    from searchkit import _model_and_config
+    from searchkit import _model_and_config, write_video
 
-    spec = importlib.util.spec_from_file_location("serve_conftest", __file__.replace("search/test_cli.py",
-                                                                                      "serve/conftest.py"))
-    serve_conftest = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(serve_conftest)
-    video = serve_conftest.write_video(tmp_path / "clip.webm", seconds=4, fps=2)
+    video = write_video(tmp_path / "clip.webm", seconds=4, fps=2)
     model, config = _model_and_config(tmp_path, synthetic_data)
     from c2kd.encoders.video import VideoEncoderConfig
     from c2kd.model import build_model

@@ -12,28 +12,11 @@ from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "search"))
 
-from searchkit import captions, random_checkpoint, synthetic_data, trained_checkpoint  # noqa: E402,F401
+from searchkit import captions, random_checkpoint, synthetic_data, trained_checkpoint, write_video  # noqa: E402,F401
 
 from c2kd.data.features import FeatureStore  # noqa: E402
 
 
-def write_video(path: Path, seconds: int = 6, fps: int = 2, size=(64, 48)) -> Path:
-    """A real, small VP8 WebM file (frames change colour every second)."""
-    import av
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libvpx", rate=fps, options={"deadline": "realtime", "cpu-used": "8"})
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        for i in range(seconds * fps):
-            img = np.zeros((size[1], size[0], 3), np.uint8)
-            img[..., i // fps % 3] = 200
-            img[: size[1] // 2, : (i % fps + 1) * size[0] // fps] = 255
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 @pytest.fixture(scope="session")
