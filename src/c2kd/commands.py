@@ -20,13 +20,16 @@ def train_command(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (see configs/)."),
     overrides: Optional[list[str]] = typer.Argument(None, help="key.path=value overrides, e.g. loss.alpha=0.5"),
     resume: bool = typer.Option(True, help="Continue the run in out_dir if it was interrupted."),
+    threads: int = typer.Option(0, min=0, help="CPU threads for torch; 0 = auto (1 when the machine is busy)."),
 ) -> None:
     """Train a teacher or a student (stage zero-shot, translate-train or c2kd)."""
     from c2kd.evaluation.report import print_results
+    from c2kd.runtime import set_cpu_threads
     from c2kd.train.config import load_config
     from c2kd.train.run import train
 
     cfg = load_config(config, overrides or [])
+    set_cpu_threads(threads)
     out = train(cfg, resume=resume)
     typer.echo(f"run folder: {out} (best checkpoint: {out / 'best'})")
     test = out / "test_metrics.json"

