@@ -89,6 +89,14 @@ def _require_av():
     return require("av", "video", "decoding video files")
 
 
+def _video_stream(container, threads: int):
+    """The first video stream of ``container``, set to decode with ``threads`` threads."""
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    stream.thread_count = int(threads)
+    return stream
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().replace("\n", " ")
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -167,9 +175,7 @@ def iter_sampled_frames(path: str | os.PathLike, fps: float = 1.0,
         raise ValueError(f"fps must be positive, got {fps}")
     container = _open(path)
     try:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        stream.thread_count = int(threads)
+        stream = _video_stream(container, threads)
         info = _info(container, stream)
         decoded = 0
         last_time = None
@@ -239,9 +245,7 @@ def sample_frames_by_seeking(path: str | os.PathLike, fps: float = 1.0,
     frames: list[np.ndarray] = []
     times: list[float] = []
     try:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        stream.thread_count = int(threads)
+        stream = _video_stream(container, threads)
         origin = _origin(container, stream)
         k = 0
         while True:
