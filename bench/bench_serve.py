@@ -142,7 +142,8 @@ def main() -> None:
                 asyncio.run(load(base, endpoint, params, c, min(50, args.requests), 10))  # warm-up
                 res = asyncio.run(load(base, endpoint, params, c, args.requests, args.max_seconds))
                 rows.append((endpoint, c, res))
-                print(endpoint, c, res, flush=True)
+                print(f"{endpoint}, {c} client(s): {res['rps']:.0f} requests/s, {res['errors']} errors",
+                      file=sys.stderr, flush=True)
         rss = peak_rss_mb(proc.pid)
         print(f"\nserver peak RSS: {rss:.0f} MB; index of {args.videos} videos, 256-d; loopback {HOST}\n")
         print("| endpoint | clients | requests | errors | p50 ms | p99 ms | requests/s | vs 1 client |")
