@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from c2kd.io import write_json
     from c2kd.quickstart import FRAME_ENCODER, LANGS, run_configs, warm_caches
     from c2kd.train.config import TrainConfig
-    from c2kd.train.run import train
+    from c2kd.train.run import finished_run_metrics, train
 
     started = time.perf_counter()
     located = locate_multi30k(args.data)
@@ -53,11 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     warm_caches(dataset_dir, cache_dir, echo=lambda m: print(m, file=sys.stderr))
 
     def run(cfg: dict) -> tuple[dict, float]:
-        path = Path(cfg["out_dir"]) / "test_metrics.json"
+        config = TrainConfig.model_validate({**cfg, "progress": False})
         start = time.perf_counter()
-        if not path.exists():  # resumable: finished runs are read back
-            train(TrainConfig.model_validate({**cfg, "progress": False}), resume=True)
-        return json.loads(path.read_text()), time.perf_counter() - start
+        metrics = finished_run_metrics(config)  # resumable: finished runs with the same settings are read back
+        if metrics is None:
+            train(config, resume=True)
+            metrics = finished_run_metrics(config)
+        return metrics, time.perf_counter() - start
 
     results: dict[str, list[dict]] = {s: [] for s in SETTINGS}
     seconds: dict[str, list[float]] = {s: [] for s in SETTINGS}

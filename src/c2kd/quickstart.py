@@ -19,7 +19,6 @@ text tower uses):
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -157,7 +156,7 @@ def run_quickstart(out: Path, data: Path | None = None, download: bool = True, m
     from c2kd.data.multi30k import build_multi30k_proxy, locate_multi30k
     from c2kd.io import write_json, write_text
     from c2kd.train.config import TrainConfig
-    from c2kd.train.run import train
+    from c2kd.train.run import finished_run_metrics, train
 
     started = time.perf_counter()
     out = Path(out)
@@ -171,12 +170,14 @@ def run_quickstart(out: Path, data: Path | None = None, download: bool = True, m
     results: dict[str, dict] = {}
     for name, cfg in run_configs(dataset_dir, runs_dir, cache_dir, epochs, batch_size, lr, seed, device, alpha,
                                  pooler).items():
-        metrics_path = runs_dir / name / "test_metrics.json"
+        config = TrainConfig.model_validate(cfg)
         start = time.perf_counter()
-        if not metrics_path.exists():
+        metrics = finished_run_metrics(config)
+        if metrics is None:
             echo(f"training {name} ...")
-            train(TrainConfig.model_validate(cfg), resume=True)
-        results[name] = json.loads(metrics_path.read_text())
+            train(config, resume=True)
+            metrics = finished_run_metrics(config)
+        results[name] = metrics
         timings[f"train {name}"] = time.perf_counter() - start
         echo(f"{name}: test t2v average R@1 {results[name]['t2v']['average']['R@1']:.1f} "
              f"({timings[f'train {name}']:.0f} s)")

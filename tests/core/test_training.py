@@ -11,7 +11,8 @@ from c2kd.checkpoint import load_checkpoint
 from c2kd.data.dataset import TrainingPairs, VideoTextDataset
 from c2kd.distill.teachers import CachedTeacherScores, LiveTeacherScores, load_teachers
 from c2kd.evaluation.evaluator import RetrievalEvaluator
-from c2kd.train.run import train
+from c2kd.errors import ConfigError
+from c2kd.train.run import finished_run_metrics, train
 
 from c2kd_testkit import tiny_config
 
@@ -96,6 +97,29 @@ def test_resumed_run_equals_uninterrupted_run(tiny_dataset, tiny_text_models, tm
     before = (resumed / "last" / "model.safetensors").stat().st_mtime_ns
     train(tiny_config(tiny_dataset, tiny_text_models["student"], tmp_path / "killed", **common))
     assert (resumed / "last" / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_a_run_is_never_continued_or_read_back_with_other_settings(tiny_dataset, tiny_text_models, tmp_path):
+    common = dict(epochs=1, **{"data__val_split": "null"})
+    config = tiny_config(tiny_dataset, tiny_text_models["student"], tmp_path / "run", **common)
+    assert finished_run_metrics(config) is None
+    out = train(config)
+    assert finished_run_metrics(config) == json.loads((out / "test_metrics.json").read_text())
+    # presentation settings may differ
+    quiet = tiny_config(tiny_dataset, tiny_text_models["student"], tmp_path / "run", log_every=3, **common)
+    assert finished_run_metrics(quiet) is not None
+    other = tiny_config(tiny_dataset, tiny_text_models["student"], tmp_path / "run", optim__lr=0.5, **common)
+    with pytest.raises(ConfigError, match=r"optim\.lr: 0\.001 -> 0\.5"):
+        finished_run_metrics(other)
+    with pytest.raises(ConfigError, match="another out_dir"):
+        train(other)
+    # more epochs continue the run, but its old results are not read back as the new run's
+    longer = tiny_config(tiny_dataset, tiny_text_models["student"], tmp_path / "run", **{**common, "epochs": 2})
+    with pytest.raises(ConfigError, match="epochs: 1 -> 2"):
+        finished_run_metrics(longer)
+    train(longer)
+    assert len(json.loads((out / "history.json").read_text())) == 2
+    assert finished_run_metrics(longer) is not None
 
 
 def test_zero_shot_trains_on_english_only(tiny_dataset, tiny_text_models, tmp_path):

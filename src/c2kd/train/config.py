@@ -159,5 +159,29 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
         raise ConfigError(f"{source}: invalid configuration: {problems}") from exc
 
 
+#: settings that do not change what a run learns: a run may be continued or read back with other values
+PRESENTATION_SETTINGS = ("out_dir", "device", "log_every", "save_every_steps", "tensorboard", "progress",
+                         "model.text.cache_dir")
+#: ... and these may also change when an interrupted run is continued (more epochs, other hardware)
+RESUMABLE_SETTINGS = (*PRESENTATION_SETTINGS, "epochs", "precision")
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def changed_settings(saved: TrainConfig, new: TrainConfig, ignore: tuple[str, ...] = RESUMABLE_SETTINGS) -> list[str]:
+    """The settings ``new`` changes from ``saved``, as ``"loss.alpha: 0.5 -> 0.1"``, except those in ``ignore``."""
+    before, after = _flatten(saved.model_dump(mode="json")), _flatten(new.model_dump(mode="json"))
+    return [f"{key}: {before.get(key)!r} -> {after.get(key)!r}" for key in sorted(before.keys() | after.keys())
+            if key not in ignore and before.get(key) != after.get(key)]
+
+
 def dump_config(config: BaseModel) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +18,14 @@ from c2kd.io import write_json
 from c2kd.languages import ENGLISH
 from c2kd.losses.objective import RetrievalObjective
 from c2kd.model import DualEncoder, build_model
-from c2kd.train.config import TrainConfig, dump_config
+from c2kd.train.config import (
+    PRESENTATION_SETTINGS,
+    RESUMABLE_SETTINGS,
+    TrainConfig,
+    changed_settings,
+    dump_config,
+    load_config,
+)
 from c2kd.train.distributed import (
     DistEnv,
     GlobalCachedTeacherScores,
@@ -165,6 +173,34 @@ def prepare_run(config: TrainConfig, env: DistEnv | None = None) -> RunParts:
                     monitor, list(eval_langs))
 
 
+def check_same_settings(config: TrainConfig, ignore: tuple[str, ...] = RESUMABLE_SETTINGS) -> None:
+    """Refuse to continue, or read back, the run in ``config.out_dir`` if it was made with other settings."""
+    out = Path(config.out_dir)
+    saved_path = out / "config.yaml"
+    if not saved_path.exists():
+        return
+    saved = load_config(saved_path)
+    changes = changed_settings(saved, config, ignore)
+    if changes:
+        raise ConfigError(
+            f"{out} holds a run made with other settings ({'; '.join(changes)}; saved in {saved_path}). "
+            f"Choose another out_dir, restore those settings to continue it, or delete {out} to start over."
+        )
+
+
+def finished_run_metrics(config: TrainConfig) -> dict | None:
+    """The test metrics of the run in ``config.out_dir`` if it finished with the same settings, else None.
+
+    A folder holding a finished run made with other settings (e.g. another ``loss.alpha``) is an error, so a
+    rerun with new settings never reads back old results.
+    """
+    path = Path(config.out_dir) / "test_metrics.json"
+    if not path.exists():
+        return None
+    check_same_settings(config, ignore=PRESENTATION_SETTINGS)
+    return json.loads(path.read_text())
+
+
 def train(config: TrainConfig, resume: bool = True) -> Path:
     """Train one model (teacher or student) as ``config`` says; returns the run folder.
 
@@ -176,6 +212,8 @@ def train(config: TrainConfig, resume: bool = True) -> Path:
     out = Path(config.out_dir)
     if not resume and (out / "last").exists():
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another out_dir")
+    if (out / "last").exists():
+        check_same_settings(config)
     parts = prepare_run(config)
     env = parts.env
     if env.is_main:
