@@ -7,9 +7,11 @@ e5 tower reading English; proxy frames encoded by multilingual USE):
   each over ``--seeds`` seeds (teachers are trained once, with their own seeds, and shared);
 
 and reports text-to-video R@1/5/10 per language (en de fr cs) on the full test_2016 split (1,000 items) as
-mean ± std over seeds: a markdown table on stdout and everything in ``--json``.
+mean ± std over seeds: a markdown table on stdout and everything in ``--json``. Finished runs with the same
+settings are read back, so a sweep of ``--alpha`` into one ``--out`` trains only the C2KD students again.
 
     python bench/bench_quality.py --out runs/bench-quality --seeds 3 --max-train 2000
+    python bench/bench_quality.py --out runs/bench-quality --seeds 3 --alpha 0.1
 """
 
 from __future__ import annotations
@@ -34,16 +36,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--alpha", type=float, default=0.5)
-    parser.add_argument("--json", type=Path, default=None, help="default: <out>/bench_quality.json")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads (0 = auto: one when the machine is busy, e.g. two benchmarks side by side)")
+    parser.add_argument("--json", type=Path, default=None, help="default: <out>/bench_quality-alpha<alpha>.json")
     args = parser.parse_args(argv)
 
     from c2kd.data.multi30k import build_multi30k_proxy, locate_multi30k
     from c2kd.evaluation.report import aggregate_runs, markdown_table
     from c2kd.io import write_json
     from c2kd.quickstart import FRAME_ENCODER, LANGS, run_configs, warm_caches
+    from c2kd.runtime import set_cpu_threads
     from c2kd.train.config import TrainConfig
     from c2kd.train.run import finished_run_metrics, train
 
+    print(f"using {set_cpu_threads(args.threads)} CPU thread(s)", file=sys.stderr)
     started = time.perf_counter()
     located = locate_multi30k(args.data)
     print(located.message, file=sys.stderr)
@@ -53,13 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     warm_caches(dataset_dir, cache_dir, echo=lambda m: print(m, file=sys.stderr))
 
     def run(cfg: dict) -> tuple[dict, float]:
+        """Train (or read back) one run: its test metrics and its training seconds (sum over epochs)."""
         config = TrainConfig.model_validate({**cfg, "progress": False})
-        start = time.perf_counter()
         metrics = finished_run_metrics(config)  # resumable: finished runs with the same settings are read back
         if metrics is None:
             train(config, resume=True)
             metrics = finished_run_metrics(config)
-        return metrics, time.perf_counter() - start
+        history = json.loads((Path(config.out_dir) / "history.json").read_text())
+        return metrics, sum(epoch["train/seconds"] for epoch in history)
 
     results: dict[str, list[dict]] = {s: [] for s in SETTINGS}
     seconds: dict[str, list[float]] = {s: [] for s in SETTINGS}
@@ -73,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             c = json.loads(json.dumps(cfgs["c2kd"]))
             c["teachers"] = {**c["teachers"], "pooler": pooler,
                              "checkpoints": [base["teacher-minilm"]["out_dir"], base["teacher-e5"]["out_dir"]]}
-            c["out_dir"] = str(runs_dir / f"seed{seed}" / f"c2kd-{pooler}")
+            c["out_dir"] = str(runs_dir / f"seed{seed}" / f"c2kd-{pooler}-alpha{args.alpha:g}")
             plan[f"c2kd-{pooler}"] = c
         for name, cfg in plan.items():
             res, secs = run(cfg)
@@ -104,13 +111,15 @@ def main(argv: list[str] | None = None) -> int:
                      "", f"{secs:.0f}"])
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"## Multi30K PROXY quality (test_2016, {results['c2kd-max'][0]['protocol']['videos']} items; "
-          f"{args.seeds} seeds, mean ± std; train {args.max_train} items, {args.epochs} epochs)\n")
+          f"{args.seeds} seeds, mean ± std; train {args.max_train} items, {args.epochs} epochs; "
+          f"C2KD alpha {args.alpha:g})\n")
     print(markdown_table(header, rows))
     print(f"\npeak memory {peak_mb:.0f} MB; total {(time.perf_counter() - started) / 60:.1f} min")
-    write_json(args.json or args.out / "bench_quality.json", {
+    json_path = args.json or args.out / f"bench_quality-alpha{args.alpha:g}.json"
+    write_json(json_path, {
         "aggregated": aggregated, "runs": results, "seconds": seconds,
         "teachers": {k: v[0] for k, v in teachers.items()},
-        "settings": vars(args) | {"out": str(args.out), "data": str(located.root), "json": None},
+        "settings": vars(args) | {"out": str(args.out), "data": str(located.root), "json": str(json_path)},
         "peak_memory_mb": peak_mb})
     return 0
 

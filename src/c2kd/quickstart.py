@@ -112,7 +112,8 @@ def run_configs(dataset_dir: Path, runs_dir: Path, cache_dir: Path, epochs: int,
         "teacher-e5": config("teacher-e5", "translate-train", STUDENT, seed + 102),
         "zero-shot": config("zero-shot", "zero-shot", STUDENT, seed),
         "translate-train": config("translate-train", "translate-train", STUDENT, seed),
-        "c2kd": config("c2kd", "c2kd", STUDENT, seed, loss={"alpha": alpha},
+        # one folder per C2KD setting, so that `--alpha` / `--pooler` sweeps reuse the teachers and baselines
+        "c2kd": config(f"c2kd-{pooler}-alpha{alpha:g}", "c2kd", STUDENT, seed, loss={"alpha": alpha},
                        teachers={"checkpoints": teachers, "pooler": pooler, "language": "english"}),
     }
 
@@ -168,8 +169,8 @@ def run_quickstart(out: Path, data: Path | None = None, download: bool = True, m
     timings = {"data": time.perf_counter() - started}
     timings.update({f"cache {k}": v for k, v in warm_caches(dataset_dir, cache_dir, echo).items()})
     results: dict[str, dict] = {}
-    for name, cfg in run_configs(dataset_dir, runs_dir, cache_dir, epochs, batch_size, lr, seed, device, alpha,
-                                 pooler).items():
+    configs = run_configs(dataset_dir, runs_dir, cache_dir, epochs, batch_size, lr, seed, device, alpha, pooler)
+    for name, cfg in configs.items():
         config = TrainConfig.model_validate(cfg)
         start = time.perf_counter()
         metrics = finished_run_metrics(config)
@@ -192,7 +193,7 @@ def run_quickstart(out: Path, data: Path | None = None, download: bool = True, m
                                                    "epochs": epochs, "lr": lr, "alpha": alpha, "pooler": pooler,
                                                    "seed": seed}})
     echo("\nExample queries (C2KD student, test items shown by their English caption):")
-    example_queries(runs_dir / "c2kd", dataset_dir, echo)
+    example_queries(Path(configs["c2kd"]["out_dir"]), dataset_dir, echo)
     echo(f"\ndone in {timings['total'] / 60:.1f} min; results in {out / 'results.md'} and {out / 'results.json'}")
     return results
 
@@ -208,6 +209,8 @@ def quickstart_command(
     epochs: int = typer.Option(10, min=1),
     lr: float = typer.Option(5e-4, help="Adam learning rate of the heads (backbones are frozen)."),
     seed: int = typer.Option(0),
+    alpha: float = typer.Option(0.5, min=0.0, max=0.99, help="C2KD student: weight of NCE; 1 - alpha weighs C2KD."),
+    pooler: str = typer.Option("max", help="C2KD student: how the teachers' scores are pooled (min, max, mean)."),
     device: str = typer.Option("auto"),
     threads: int = typer.Option(
         0, min=0, help="CPU threads for torch and the e5 engine; 0 = auto (1 when the machine is busy: on a loaded "
@@ -216,10 +219,14 @@ def quickstart_command(
     """Run C2KD end to end on real multilingual text with packaged models (no hub): Multi30K proxy data,
     two teachers, zero-shot / translate-train / C2KD students, a per-language table and example queries."""
     from c2kd.runtime import set_cpu_threads
+    from c2kd.similarity import POOLERS
 
+    if pooler not in POOLERS:
+        raise typer.BadParameter(f"{pooler!r} is not a pooler; choose one of {', '.join(POOLERS)}",
+                                 param_hint="--pooler")
     typer.echo(f"using {set_cpu_threads(threads)} CPU thread(s)")
     run_quickstart(out, data, download, max_train, max_val, max_test, epochs, lr=lr, seed=seed, device=device,
-                   echo=typer.echo)
+                   alpha=alpha, pooler=pooler, echo=typer.echo)
 
 
 def register(app: typer.Typer) -> None:
