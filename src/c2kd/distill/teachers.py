@@ -9,7 +9,7 @@ embedding can be computed once before training: a batch then costs M small matri
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import torch
@@ -57,28 +57,35 @@ def _teacher_language(language: str, teacher_language: str) -> str:
 
 
 class LiveTeacherScores:
-    """Runs every teacher on every batch, as the original code does (each with its *own* tokenizer and mask)."""
+    """Runs every teacher on every batch, as the original code does (each with its *own* tokenizer and mask).
 
-    def __init__(self, teachers: Sequence[DualEncoder], teacher_language: str = "english", max_tokens: int = 35):
+    ``gather`` (data-parallel training) collects every process's teacher embeddings before the scores are
+    computed, so the scores cover the global batch; the default keeps this process's batch.
+    """
+
+    def __init__(self, teachers: Sequence[DualEncoder], teacher_language: str = "english", max_tokens: int = 35,
+                 gather: Callable[[Tensor], Tensor] | None = None):
         self.teachers = list(teachers)
         self.teacher_language = teacher_language
         self.max_tokens = max_tokens
+        self.gather = gather or (lambda x: x)
 
     @torch.no_grad()
     def __call__(self, batch: Batch, languages: Sequence[str]) -> dict[str, Tensor]:
+        """Shape: -> language -> [M, G, G] (G = B without ``gather``)"""
         device = batch.frames.device
         out: dict[str, list[Tensor]] = {lang: [] for lang in languages}
         for teacher in self.teachers:
-            video = teacher.encode_video(batch.frames, batch.mask)  # [B, D]
+            video = self.gather(teacher.encode_video(batch.frames, batch.mask).float())  # [G, D]
             by_text_lang: dict[str, Tensor] = {}
             for lang in languages:
                 tl = _teacher_language(lang, self.teacher_language)
                 if tl not in by_text_lang:
                     inputs = teacher.text.prepare(batch.texts[tl], self.max_tokens)
-                    text = teacher.encode_text({k: v.to(device) for k, v in inputs.items()})
-                    by_text_lang[tl] = text @ video.T
+                    text = teacher.encode_text({k: v.to(device) for k, v in inputs.items()}).float()
+                    by_text_lang[tl] = self.gather(text) @ video.T
                 out[lang].append(by_text_lang[tl])
-        return {lang: torch.stack(mats).float() for lang, mats in out.items()}
+        return {lang: torch.stack(mats) for lang, mats in out.items()}
 
 
 class CachedTeacherScores:

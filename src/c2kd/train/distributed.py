@@ -183,37 +183,6 @@ class GlobalCachedTeacherScores:
         return self.cached(view, languages)
 
 
-class GlobalLiveTeacherScores:
-    """Teachers run on this process's part of the batch; their embeddings are gathered (the original's cost).
-
-    Each teacher reads its *own* tokenisation; teacher language ``"english"`` or ``"student"`` as in
-    :class:`c2kd.distill.teachers.LiveTeacherScores`, whose teachers and settings it takes.
-    """
-
-    def __init__(self, live, gather: Callable[[Tensor], Tensor] = gather_no_grad):
-        self.teachers = live.teachers
-        self.teacher_language = live.teacher_language
-        self.max_tokens = live.max_tokens
-        self.gather = gather
-
-    @torch.no_grad()
-    def __call__(self, batch: Batch, languages: Sequence[str]) -> dict[str, Tensor]:
-        """Shape: -> language -> [M, G, G]"""
-        device = batch.frames.device
-        out: dict[str, list[Tensor]] = {lang: [] for lang in languages}
-        for teacher in self.teachers:
-            video = self.gather(teacher.encode_video(batch.frames, batch.mask).float())  # [G, D]
-            by_text_lang: dict[str, Tensor] = {}
-            for lang in languages:
-                tl = "en" if self.teacher_language == "english" else lang
-                if tl not in by_text_lang:
-                    inputs = teacher.text.prepare(batch.texts[tl], self.max_tokens)
-                    text = teacher.encode_text({k: v.to(device) for k, v in inputs.items()}).float()
-                    by_text_lang[tl] = self.gather(text) @ video.T
-                out[lang].append(by_text_lang[tl])
-        return {lang: torch.stack(mats) for lang, mats in out.items()}
-
-
 def broadcast_evaluate(evaluate: Callable[[nn.Module], dict[str, float]], env: DistEnv
                        ) -> Callable[[nn.Module], dict[str, float]]:
     """Rank 0 evaluates; the others receive its metrics (so every process picks the same best epoch)."""

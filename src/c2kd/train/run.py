@@ -29,10 +29,10 @@ from c2kd.train.config import (
 from c2kd.train.distributed import (
     DistEnv,
     GlobalCachedTeacherScores,
-    GlobalLiveTeacherScores,
     barrier,
     broadcast_evaluate,
     detect_env,
+    gather_no_grad,
     gather_with_grad,
     init_distributed,
     local_device,
@@ -153,7 +153,7 @@ def prepare_run(config: TrainConfig, env: DistEnv | None = None) -> RunParts:
         if isinstance(teacher_scores, CachedTeacherScores):
             teacher_scores = GlobalCachedTeacherScores(teacher_scores)
         elif isinstance(teacher_scores, LiveTeacherScores):
-            teacher_scores = GlobalLiveTeacherScores(teacher_scores)
+            teacher_scores.gather = gather_no_grad
     objective = RetrievalObjective(config.loss.alpha, config.loss.nce_temperature, config.loss.kd_temperature,
                                    config.loss.distillation, config.loss.symmetric)
     task = RetrievalTask(model, objective, student_langs, teacher_scores, config.teachers.pooler,
