@@ -60,7 +60,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     """Rebuild the model of a checkpoint and load its weights strictly. Returns ``(model, TrainConfig)``."""
     from safetensors.torch import load_file
 
-    from c2kd.encoders.registry import rebuild_text_backbone
+    from c2kd.encoders.registry import rebuild_text_backbones
     from c2kd.train.config import TrainConfig
 
     directory = resolve_checkpoint(path)
@@ -68,11 +68,27 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     if not config_path.exists():
         raise CheckpointError(f"{config_path} is missing: the checkpoint cannot be rebuilt without its config")
     config = TrainConfig.model_validate(yaml.safe_load(config_path.read_text()))
-    backbone = rebuild_text_backbone(config.model.text.name, directory / BACKBONE_DIR)
-    model = build_model(config.model, backbone=backbone)
-    state = load_file(str(directory / WEIGHTS_FILE))
+    names = [config.model.text.name, *config.model.text.fuse]
+    model = build_model(config.model, backbones=rebuild_text_backbones(names, directory / BACKBONE_DIR))
+    state = _renamed_keys(load_file(str(directory / WEIGHTS_FILE)))
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{directory / WEIGHTS_FILE} does not match its config.yaml: {exc}") from exc
     return model.to(device), config
+
+
+#: state-dict prefixes of checkpoints written before the text head became its own module
+_OLD_PREFIXES = {"text.norm.": "text.head.norm.", "text.projection.": "text.head.projection."}
+
+
+def _renamed_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Read checkpoints of earlier versions: their gated text head lived at ``text.norm`` / ``text.projection``."""
+    out = {}
+    for key, value in state.items():
+        for old, new in _OLD_PREFIXES.items():
+            if key.startswith(old):
+                key = new + key[len(old):]
+                break
+        out[key] = value
+    return out

@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
+from c2kd.encoders.frames import FrameEncoderSpec
 from c2kd.encoders.registry import build_text_backbone
-from c2kd.encoders.text import TextBackbone, TextEncoder, TextEncoderConfig
+from c2kd.encoders.text import FusedTextBackbone, TextBackbone, TextEncoder, TextEncoderConfig
 from c2kd.encoders.video import VideoEncoder, VideoEncoderConfig
 
 
@@ -22,6 +23,8 @@ class ModelConfig(BaseModel):
 
     text: TextEncoderConfig = Field(default_factory=TextEncoderConfig)
     video: VideoEncoderConfig = Field(default_factory=VideoEncoderConfig)
+    #: the frame encoder the video tower reads (recorded from the training data when not given)
+    frame_encoder: FrameEncoderSpec | None = None
 
 
 class DualEncoder(nn.Module):
@@ -82,28 +85,46 @@ class DualEncoder(nn.Module):
         return torch.cat(out) if out else torch.zeros(0, self.config.video.embed_dim)
 
 
-def build_model(config: ModelConfig, backbone: TextBackbone | None = None) -> DualEncoder:
-    """Create a dual encoder; the text backbone is loaded by name unless given.
+def build_model(config: ModelConfig, backbones: Sequence[TextBackbone] | None = None) -> DualEncoder:
+    """Create a dual encoder; the text backbones (``text.name``, then ``text.fuse``) are loaded by name unless given.
 
-    With ``text.cache_dir`` set (frozen-backbone mode) the backbone is wrapped in a ``CachedTextBackbone``.
+    With ``text.cache_dir`` set (frozen-backbone mode) each frozen backbone is wrapped in a ``CachedTextBackbone``.
     """
-    backbone = backbone if backbone is not None else build_text_backbone(config.text.name)
+    from c2kd.errors import ConfigError
+
+    names = [config.text.name, *config.text.fuse]
+    parts = list(backbones) if backbones is not None else [build_text_backbone(n) for n in names]
+    if len(parts) != len(names):
+        raise ValueError(f"{len(parts)} backbones given for {names}")
     if config.text.cache_dir is not None:
-        backbone = _cached(backbone, config.text)
-    text = TextEncoder(backbone, embed_dim=config.text.embed_dim, trainable=config.text.trainable)
+        parts = [_cached(part, config.text, trainable=config.text.trainable and i == 0) for i, part in enumerate(parts)]
+    backbone = parts[0] if len(parts) == 1 else FusedTextBackbone(parts)
+    if config.text.head == "aligned":
+        if parts[0].dim != config.text.embed_dim:
+            raise ConfigError(
+                f"model.text.head=aligned keeps {config.text.name!r}'s own space, but it gives {parts[0].dim}-d "
+                f"vectors and model.text.embed_dim is {config.text.embed_dim}: set both embed_dims to {parts[0].dim}")
+        frame_dim = config.frame_encoder.dim if config.frame_encoder else config.video.feature_dim
+        if frame_dim != parts[0].dim:
+            raise ConfigError(
+                f"model.text.head=aligned needs a text backbone that embeds into the frame encoder's space, but "
+                f"{config.text.name!r} gives {parts[0].dim}-d vectors and the frames are {frame_dim}-d")
+    text = TextEncoder(backbone, embed_dim=config.text.embed_dim, trainable=config.text.trainable,
+                       head=config.text.head, residual_hidden=config.text.residual_hidden)
     return DualEncoder(text, VideoEncoder(config.video), config)
 
 
-def _cached(backbone: TextBackbone, text: TextEncoderConfig) -> TextBackbone:
+def _cached(backbone: TextBackbone, text: TextEncoderConfig, trainable: bool) -> TextBackbone:
     """Wrap a frozen backbone in the on-disk embedding cache (a fine-tuned one cannot be cached)."""
     from c2kd.encoders.cache import CachedTextBackbone
     from c2kd.errors import ConfigError
 
     if isinstance(backbone, CachedTextBackbone):
         return backbone
-    if text.trainable and backbone.supports_training:
+    if trainable and backbone.supports_training:
         raise ConfigError(
             f"model.text.cache_dir={text.cache_dir!r} caches a frozen backbone, but model.text.trainable is true "
             f"and {text.name!r} can be fine-tuned: set model.text.trainable=false, or remove model.text.cache_dir"
         )
+    assert text.cache_dir is not None
     return CachedTextBackbone(backbone, text.cache_dir)

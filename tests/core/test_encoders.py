@@ -63,7 +63,7 @@ def test_frozen_backbone_gets_no_gradient(tiny_text_models):
     out = enc(enc.prepare(["a dog"], 35))
     out.sum().backward()
     assert all(p.grad is None for p in backbone.parameters())
-    assert enc.projection.linear.weight.grad is not None
+    assert enc.head.projection.linear.weight.grad is not None
 
 
 def test_checkpoint_round_trip_and_strict_loading(tmp_path, tiny_text_models, tiny_dataset):

@@ -92,3 +92,10 @@ def rebuild_text_backbone(name: str, architecture_dir: Path) -> TextBackbone:
     if (architecture_dir / "config.json").exists():
         return HFTextBackbone.from_architecture(architecture_dir, name=name)
     return build_text_backbone(name)
+
+
+def rebuild_text_backbones(names: list[str], architecture_dir: Path) -> list[TextBackbone]:
+    """Rebuild every backbone of a checkpoint's text tower (``text.name``, then ``text.fuse``)."""
+    from c2kd.encoders.text import fused_part_dir
+
+    return [rebuild_text_backbone(name, fused_part_dir(architecture_dir, i)) for i, name in enumerate(names)]

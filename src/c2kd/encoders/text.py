@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from c2kd.encoders.gated import GatedProjection
@@ -25,6 +26,15 @@ class TextEncoderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = "labse"
+    #: further backbones read beside ``name`` (always frozen), their vectors concatenated after its own;
+    #: e.g. ``[packaged-e5-small]`` beside multilingual USE so that Czech, which USE does not read, is covered
+    fuse: list[str] = Field(default_factory=list)
+    #: ``gated``: LayerNorm + gated projection of the backbone vector (the paper's head, trained from scratch);
+    #: ``aligned``: ``name`` already embeds into the frame encoder's space (e.g. CLIP text with CLIP frames), so the
+    #: head starts as the identity on its vector and learns a zero-initialised residual from every backbone
+    head: Literal["gated", "aligned"] = "gated"
+    #: hidden width of the aligned head's residual MLP (0: a linear residual)
+    residual_hidden: int = Field(1024, ge=0)
     trainable: bool = True
     embed_dim: int = 512
     max_tokens: int = 35
@@ -127,8 +137,110 @@ class HFTextBackbone(TextBackbone):
         return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)  # mean over real tokens
 
 
+class FusedTextBackbone(TextBackbone):
+    """Several backbones read the same strings; their vectors are concatenated, the first's first.
+
+    Only the first part can be fine-tuned; the others are frozen (no gradients, eval mode, ``no_grad``).
+    ``prepare`` prefixes each part's inputs with its position, so parts with different tokenizers coexist.
+
+    Shape:
+        prepare(texts: B strings) -> {"<i>.<key>": ...}; forward -> [B, sum(part dims)]
+    """
+
+    def __init__(self, parts: Sequence[TextBackbone]):
+        super().__init__()
+        if len(parts) < 2:
+            raise ValueError("a fused backbone needs at least two parts")
+        self.parts = nn.ModuleList(parts)
+        self.name = "+".join(p.name for p in parts)
+        self.dims = [int(p.dim) for p in parts]
+        self.dim = sum(self.dims)
+        self.supports_training = parts[0].supports_training
+        for extra in parts[1:]:
+            extra.requires_grad_(False)
+            extra.eval()
+
+    def train(self, mode: bool = True) -> FusedTextBackbone:
+        super().train(mode)
+        for extra in self.parts[1:]:
+            extra.eval()
+        return self
+
+    def prepare(self, texts: Sequence[str], max_tokens: int) -> dict[str, Tensor]:
+        return {f"{i}.{key}": value for i, part in enumerate(self.parts)
+                for key, value in part.prepare(texts, max_tokens).items()}
+
+    def forward(self, inputs: dict[str, Tensor]) -> Tensor:
+        vectors = []
+        for i, part in enumerate(self.parts):
+            own = {key.split(".", 1)[1]: value for key, value in inputs.items() if key.split(".", 1)[0] == str(i)}
+            if i == 0:
+                vectors.append(part(own).float())
+            else:
+                with torch.no_grad():
+                    vectors.append(part(own).float())
+        return torch.cat(vectors, dim=-1)
+
+    def save_architecture(self, directory: Path) -> None:
+        for i, part in enumerate(self.parts):
+            part.save_architecture(fused_part_dir(directory, i))
+
+
+def fused_part_dir(directory: Path, index: int) -> Path:
+    """Where part ``index`` of a fused backbone keeps its architecture: the first in ``directory`` itself."""
+    return directory if index == 0 else directory / f"fused-{index}"
+
+
+class GatedTextHead(nn.Module):
+    """The paper's text head: LayerNorm, then a gated projection to ``embed_dim``.
+
+    Shape:
+        x: [B, in_dim] -> [B, embed_dim]
+    """
+
+    def __init__(self, in_dim: int, embed_dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(in_dim)
+        self.projection = GatedProjection(in_dim, embed_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.projection(self.norm(x))
+
+
+class AlignedTextHead(nn.Module):
+    """A head that starts as the identity on an aligned backbone's vector and learns only a correction.
+
+    ``x[:, :embed_dim]`` is the aligned backbone's vector, already in the frame encoder's space; the rest are other
+    backbones' vectors. The output is ``x[:, :embed_dim] + R(LayerNorm(x))``, where the residual ``R`` (an MLP of
+    width ``hidden``, or a linear map for ``hidden=0``) has a zero-initialised last layer: untrained, the tower
+    scores exactly what the aligned backbone scores, and training can only add what the backbones know.
+
+    Shape:
+        x: [B, in_dim] with in_dim >= embed_dim -> [B, embed_dim]
+    """
+
+    def __init__(self, in_dim: int, embed_dim: int, hidden: int = 1024):
+        super().__init__()
+        if in_dim < embed_dim:
+            raise ValueError(f"an aligned head needs the aligned backbone's {embed_dim} dims, got {in_dim} in all")
+        self.embed_dim = embed_dim
+        self.norm = nn.LayerNorm(in_dim)
+        if hidden:
+            self.residual: nn.Module = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, embed_dim))
+        else:
+            self.residual = nn.Sequential(nn.Linear(in_dim, embed_dim))
+        last = self.residual[-1]
+        assert isinstance(last, nn.Linear)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        aligned = torch.nn.functional.normalize(x[:, : self.embed_dim], dim=-1)
+        return aligned + self.residual(self.norm(x))
+
+
 class TextEncoder(nn.Module):
-    """Backbone -> LayerNorm -> gated projection to ``embed_dim``.
+    """Backbone -> head (``gated``: LayerNorm + gated projection; ``aligned``: identity + zero-initialised residual).
 
     With ``trainable=False`` the backbone is frozen: no gradients, kept in eval mode, run under ``no_grad``.
 
@@ -136,12 +248,13 @@ class TextEncoder(nn.Module):
         inputs from ``prepare`` -> [B, embed_dim] (not normalised)
     """
 
-    def __init__(self, backbone: TextBackbone, embed_dim: int = 512, trainable: bool = True):
+    def __init__(self, backbone: TextBackbone, embed_dim: int = 512, trainable: bool = True,
+                 head: Literal["gated", "aligned"] = "gated", residual_hidden: int = 1024):
         super().__init__()
         self.backbone = backbone
         self.trainable_backbone = trainable and backbone.supports_training
-        self.norm = nn.LayerNorm(backbone.dim)
-        self.projection = GatedProjection(backbone.dim, embed_dim)
+        self.head: nn.Module = (AlignedTextHead(backbone.dim, embed_dim, residual_hidden) if head == "aligned"
+                                else GatedTextHead(backbone.dim, embed_dim))
         if not self.trainable_backbone:
             self.backbone.requires_grad_(False)
             self.backbone.eval()
@@ -161,4 +274,4 @@ class TextEncoder(nn.Module):
         else:
             with torch.no_grad():
                 pooled = self.backbone(inputs)
-        return self.projection(self.norm(pooled.float()))
+        return self.head(pooled.float())

@@ -22,10 +22,16 @@ class VideoEncoderConfig(BaseModel):
     mlp_ratio: float = 1.0
     dropout: float = 0.1
     max_frames: int = 30
+    #: start as the training-free baseline: the mean of the L2-normalised frames (needs ``feature_dim ==
+    #: embed_dim``), plus the transformer's output as a residual whose last layer is zero-initialised
+    aligned: bool = False
 
 
 class VideoEncoder(nn.Module):
     """Per-frame L2-normalisation, gated projection, a transformer over frames with a CLS token, projection.
+
+    With ``aligned=True`` the output is ``mean(normalised frames) + projection(CLS)`` and the projection starts at
+    zero, so the untrained tower is the training-free mean pooling of frames from the frame encoder's own space.
 
     Shape:
         frames: [B, T, F] float, mask: [B, T] bool (True = real frame), T <= max_frames -> [B, E] (not normalised)
@@ -47,6 +53,12 @@ class VideoEncoder(nn.Module):
         self.transformer = nn.TransformerEncoder(layer, num_layers=config.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(width)
         self.output_projection = nn.Linear(width, config.embed_dim)
+        if config.aligned:
+            if config.feature_dim != config.embed_dim:
+                raise ValueError(f"an aligned video tower keeps the frame space: feature_dim {config.feature_dim} "
+                                 f"must equal embed_dim {config.embed_dim}")
+            nn.init.zeros_(self.output_projection.weight)
+            nn.init.zeros_(self.output_projection.bias)
 
     def forward(self, frames: Tensor, mask: Tensor) -> Tensor:
         batch, n_frames, dim = frames.shape
@@ -63,4 +75,17 @@ class VideoEncoder(nn.Module):
         x = x + self.position[:, : n_frames + 1]
         keep = torch.cat([torch.ones(batch, 1, dtype=torch.bool, device=mask.device), mask.bool()], dim=1)
         x = self.transformer(x, src_key_padding_mask=~keep)
-        return self.output_projection(self.norm(x[:, 0]))  # CLS output, [B, E]
+        out = self.output_projection(self.norm(x[:, 0]))  # CLS output, [B, E]
+        if self.config.aligned:
+            out = out + masked_mean(F.normalize(frames.float(), dim=-1), mask)
+        return out
+
+
+def masked_mean(frames: Tensor, mask: Tensor) -> Tensor:
+    """Mean of the real frames of each video.
+
+    Shape:
+        frames: [B, T, F], mask: [B, T] (True = real frame) -> [B, F]
+    """
+    weights = mask.to(frames.dtype).unsqueeze(-1)  # [B, T, 1]
+    return (frames * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)

@@ -1,0 +1,77 @@
+"""What a model's video tower reads: the frame encoder, recorded in every checkpoint and checked against data.
+
+A model trained on CLIP ViT-B/32 frames cannot read ViT-S/14 frames, nor CLIP frames of another CLIP model, even
+when the feature sizes agree. :class:`FrameEncoderSpec` names the encoder, its feature size and the options that
+change the features; feature stores record the same facts (``store.json``: ``encoder``, ``dim``, ``extractor``),
+and :func:`check_frame_encoder` refuses a mismatch with one message that names the right encoder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from c2kd.errors import ConfigError
+
+#: option keys of a store's ``extractor`` record that change the features (the rest describe, e.g. ``dim``)
+FEATURE_OPTIONS = ("model", "preprocess", "pool", "output")
+
+
+class FrameEncoderSpec(BaseModel):
+    """The frame encoder whose features a model reads: what ``c2kd extract`` must run for this model.
+
+    ``name`` is a frame encoder of ``c2kd extract`` (e.g. ``clip-vit-b32``), or, for the Multi30K proxy, the text
+    backbone that encoded its "frames" (``packaged-muse``); ``options`` are the settings that change the
+    features (e.g. ``model``: the CLIP checkpoint; ``pool``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    dim: int = Field(ge=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def describe(self) -> str:
+        options = ", ".join(f"{k}={v}" for k, v in sorted(self.options.items()) if k != "preprocess")
+        return f"{self.name} ({self.dim}-d{', ' + options if options else ''})"
+
+
+def spec_from_store_meta(meta: Mapping[str, Any]) -> FrameEncoderSpec | None:
+    """The frame encoder recorded in a feature store's ``store.json`` (None when it records none)."""
+    name = meta.get("encoder")
+    if not name:
+        return None
+    extractor = meta.get("extractor") or {}
+    options = {k: extractor[k] for k in FEATURE_OPTIONS if k in extractor}
+    return FrameEncoderSpec(name=str(name), dim=int(meta["dim"]), options=options)
+
+
+def mismatches(expected: FrameEncoderSpec, found: FrameEncoderSpec) -> list[str]:
+    """What differs between two specs: name, size, and options present in both (``[]`` when compatible)."""
+    out = []
+    if expected.name != found.name:
+        out.append(f"encoder {found.name!r} instead of {expected.name!r}")
+    if expected.dim != found.dim:
+        out.append(f"{found.dim}-d instead of {expected.dim}-d")
+    for key in sorted(expected.options.keys() & found.options.keys()):
+        if expected.options[key] != found.options[key]:
+            out.append(f"{key}={found.options[key]!r} instead of {expected.options[key]!r}")
+    return out
+
+
+def check_frame_encoder(expected: FrameEncoderSpec | None, found: FrameEncoderSpec | None, where: str,
+                        fix: str = "") -> None:
+    """Refuse features made by another frame encoder than the model's. Either side unknown: nothing to check.
+
+    ``where`` names the features (a store folder, a command option); ``fix`` is appended to the message.
+    """
+    if expected is None or found is None:
+        return
+    problems = mismatches(expected, found)
+    if problems:
+        hint = fix or (f"extract the features with the model's frame encoder: `c2kd extract --encoder {expected.name}"
+                       + (f" --model {expected.options['model']}" if "model" in expected.options else "") + "`")
+        raise ConfigError(f"{where}: features from {found.describe()}, but the model reads {expected.describe()} "
+                          f"({'; '.join(problems)}). {hint}")
