@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from c2kd.encoders.frames import FrameEncoderSpec
 from c2kd.errors import CheckpointError
 from c2kd.io import atomic_path
 from c2kd.model import DualEncoder, build_model
@@ -61,13 +62,9 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     from safetensors.torch import load_file
 
     from c2kd.encoders.registry import rebuild_text_backbones
-    from c2kd.train.config import TrainConfig
 
     directory = resolve_checkpoint(path)
-    config_path = directory / CONFIG_FILE
-    if not config_path.exists():
-        raise CheckpointError(f"{config_path} is missing: the checkpoint cannot be rebuilt without its config")
-    config = TrainConfig.model_validate(yaml.safe_load(config_path.read_text()))
+    config = read_checkpoint_config(directory)
     names = [config.model.text.name, *config.model.text.fuse]
     model = build_model(config.model, backbones=rebuild_text_backbones(names, directory / BACKBONE_DIR))
     state = _renamed_keys(load_file(str(directory / WEIGHTS_FILE)))
@@ -76,6 +73,22 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     except RuntimeError as exc:
         raise CheckpointError(f"{directory / WEIGHTS_FILE} does not match its config.yaml: {exc}") from exc
     return model.to(device), config
+
+
+def read_checkpoint_config(path: str | os.PathLike):
+    """The ``TrainConfig`` of a checkpoint (or run folder), read from its ``config.yaml`` without the weights."""
+    from c2kd.train.config import TrainConfig
+
+    directory = resolve_checkpoint(path)
+    config_path = directory / CONFIG_FILE
+    if not config_path.exists():
+        raise CheckpointError(f"{config_path} is missing: the checkpoint cannot be rebuilt without its config")
+    return TrainConfig.model_validate(yaml.safe_load(config_path.read_text()))
+
+
+def checkpoint_frame_encoder(path: str | os.PathLike) -> FrameEncoderSpec | None:
+    """The frame encoder a checkpoint's video tower reads (``model.frame_encoder``; None for old checkpoints)."""
+    return read_checkpoint_config(path).model.frame_encoder
 
 
 #: state-dict prefixes of checkpoints written before the text head became its own module

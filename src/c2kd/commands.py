@@ -1,4 +1,4 @@
-"""Core commands: train, evaluate, aggregate, data (synthetic, check), languages, model (random-text)."""
+"""Core commands: train, evaluate, aggregate, data (synthetic, check), languages, model (aligned, random-text)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 
 data_app = typer.Typer(help="Make, check and import datasets.", no_args_is_help=True)
-model_app = typer.Typer(help="Create models for tests and examples.", no_args_is_help=True)
+model_app = typer.Typer(help="Create models: training-free aligned checkpoints; small random models for tests.",
+                        no_args_is_help=True)
 
 
 def _split_codes(value: str | None) -> list[str] | None:
@@ -145,6 +146,46 @@ def model_random_text(
     make_random_text_model(out, texts, hidden=hidden, layers=layers, heads=heads, seed=seed,
                            architecture=architecture)
     typer.echo(f"wrote {out}")
+
+
+@model_app.command("aligned")
+def model_aligned(
+    text: str = typer.Option(..., help="Aligned text backbone: mclip-vit-b32 (multilingual CLIP), "
+                                       "clip-vit-b32-text, a CLIP folder, st:FOLDER (sentence-transformers "
+                                       "layout), packaged-muse (Multi30K proxy), ..."),
+    frame_encoder: str = typer.Option(..., help="What the video tower reads: clip-vit-b32 (or another encoder of "
+                                                "`c2kd extract`), or packaged-muse for the Multi30K proxy."),
+    out: Path = typer.Option(..., help="Checkpoint folder to write."),
+    fuse: Optional[list[str]] = typer.Option(None, "--fuse", help="Further frozen text backbone (repeatable), "
+                                                                  "e.g. packaged-e5-small."),
+    frame_model: Optional[str] = typer.Option(None, help="The frame encoder's model: CLIP hub id or folder "
+                                                         "(default: the CLIP text tower's own checkpoint), ONNX "
+                                                         "file."),
+    frame_option: Optional[list[str]] = typer.Option(None, "--frame-option",
+                                                     help="Frame encoder option key=value (repeatable)."),
+    trainable: Optional[bool] = typer.Option(None, "--trainable/--frozen",
+                                             help="Whether later training may fine-tune the text backbone "
+                                                  "(default: when it can be)."),
+    residual_hidden: int = typer.Option(1024, help="Width of the text head's zero-initialised residual MLP."),
+) -> None:
+    """A checkpoint that needs no training: text backbone vector vs mean of frame features, by cosine.
+
+    For search over real videos in many languages: --text mclip-vit-b32 --frame-encoder clip-vit-b32, then
+    `c2kd extract VIDEOS --checkpoint OUT --out STORE`, `c2kd index build`, `c2kd search`.
+    """
+    from c2kd.features.cli import parse_options
+    from c2kd.zeroshot import aligned_checkpoint
+
+    options = parse_options(frame_option)
+    if frame_model is not None:
+        options["model"] = frame_model
+    path = aligned_checkpoint(out, text=text, frame_encoder=frame_encoder, fuse=fuse or [],
+                              frame_options=options, trainable=trainable, residual_hidden=residual_hidden)
+    from c2kd.checkpoint import checkpoint_frame_encoder
+
+    spec = checkpoint_frame_encoder(path)
+    typer.echo(f"wrote {path}: text {text}{' + ' + ' + '.join(fuse) if fuse else ''} vs frames of "
+               f"{spec.describe() if spec else frame_encoder}")
 
 
 def register(app: typer.Typer) -> None:

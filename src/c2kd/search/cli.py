@@ -28,7 +28,8 @@ def _read_ids(ids: list[str], ids_file: Optional[Path]) -> list[str]:
 
 @index_app.command("build")
 def index_build(
-    checkpoint: Path = typer.Option(..., help="trained checkpoint (or run folder) whose video tower embeds videos"),
+    checkpoint: Path = typer.Option(..., help="checkpoint (or run folder) whose video tower embeds videos: "
+                                              "trained, or made by `c2kd model aligned`"),
     features: Path = typer.Option(..., help="feature store (`c2kd extract` output) or dataset folder"),
     out: Path = typer.Option(..., help="index folder to write (replaced atomically)"),
     backend: str = typer.Option("exact", help=BACKEND_HELP),
@@ -179,8 +180,9 @@ def moments(
     k: int = typer.Option(5, "-k", help="number of moments"),
     lengths: str = typer.Option("2,4,8,16", help="window lengths in seconds, comma-separated"),
     iou: float = typer.Option(0.5, help="drop a moment overlapping a better one by more than this IoU"),
-    encoder: Optional[str] = typer.Option(None, help="frame encoder for a video file (default: from the store or "
-                                                     "the model's feature size)"),
+    encoder: Optional[str] = typer.Option(None, help="frame encoder for a video file (default: the one the "
+                                                     "checkpoint records, with its model; else from the model's "
+                                                     "feature size)"),
     fps: float = typer.Option(1.0, help="frames per second sampled from a video file"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
     device: str = typer.Option("cpu"),
@@ -202,10 +204,12 @@ def moments(
                                device=device)
     try:
         if is_file:
-            from c2kd.search.extracting import default_frame_encoder, features_from_file
+            from c2kd.search.extracting import encoder_for_file, features_from_file
 
-            name = encoder or default_frame_encoder(engine.model.config.video.feature_dim)
-            feats, times = features_from_file(path, name, fps)
+            spec = engine.model.config.frame_encoder
+            name, options = encoder_for_file(spec, engine.model.config.video.feature_dim, encoder)
+            options.setdefault("device", device)
+            feats, times = features_from_file(path, name, fps, options, expected=spec, checkpoint=checkpoint)
             response = engine.moments_of(path.stem, feats, times, query, lang, k, window_lengths, iou)
         else:
             response = engine.moments(video, query, lang, k, window_lengths, iou)

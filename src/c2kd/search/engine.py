@@ -84,7 +84,12 @@ class SearchEngine:
             from c2kd.search.building import store_root
 
             store = FeatureStore(store_root(Path(features)))
-        return cls(load_search_model(checkpoint, device), index, store)
+        model = load_search_model(checkpoint, device)
+        if store is not None:  # moments embed this store's frames: they must come from the model's encoder
+            from c2kd.search.extracting import check_store_encoder
+
+            check_store_encoder(model, store, checkpoint)
+        return cls(model, index, store)
 
     @property
     def features(self):

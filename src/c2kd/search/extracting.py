@@ -1,13 +1,23 @@
-"""Frame features for a video file given to ``c2kd moments`` (uses the ingestion package ``c2kd.features``)."""
+"""Frame features for search: the checkpoint's frame encoder checked against stores, and run on video files.
+
+A checkpoint records the frame encoder its video tower reads (``model.frame_encoder``, a
+:class:`~c2kd.encoders.frames.FrameEncoderSpec`). :func:`check_store_encoder` refuses a feature store made by
+another encoder (or another CLIP model); :func:`features_from_file` (``c2kd moments`` on a video file) runs the
+checkpoint's encoder with its options. Checkpoints that record none keep the older behaviour: the store's
+encoder, else the preset of the model's feature size.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from c2kd.encoders.frames import FrameEncoderSpec, check_frame_encoder, spec_from_store_meta
 from c2kd.errors import DataError
 
 
@@ -24,20 +34,87 @@ def default_frame_encoder(feature_dim: int, store_encoder: str | None = None) ->
     return names[0]
 
 
-def features_from_file(path: str | os.PathLike, encoder_name: str, fps: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Decode a video at ``fps`` and encode its frames.
+def _has_extractor() -> bool:
+    return importlib.util.find_spec("c2kd.features") is not None
+
+
+def _comparable(spec: FrameEncoderSpec) -> FrameEncoderSpec:
+    if not _has_extractor():  # pragma: no cover - installations without the ingestion package
+        return spec
+    from c2kd.features.encoders import comparable_spec
+
+    return comparable_spec(spec)
+
+
+def extract_hint(expected: FrameEncoderSpec, checkpoint: str | os.PathLike | None = None) -> str:
+    """How to make features the model can read: ``c2kd extract --checkpoint`` (or the encoder's options)."""
+    if _has_extractor():
+        from c2kd.features.encoders import frame_encoder_names
+
+        if expected.name in frame_encoder_names():
+            model = expected.options.get("model")
+            manual = f"--encoder {expected.name}" + (f" --model {model}" if model else "")
+            if checkpoint is not None:
+                return (f"Extract the videos with the model's frame encoder: `c2kd extract VIDEOS --checkpoint "
+                        f"{checkpoint} --out NEW_STORE` (that is, {manual}).")
+            return f"Extract the videos with the model's frame encoder: `c2kd extract VIDEOS {manual} --out NEW_STORE`."
+    return f"Use features made by {expected.describe()}, the frame encoder this model reads."
+
+
+def check_features(expected: FrameEncoderSpec | None, found: FrameEncoderSpec | None, where: str,
+                   checkpoint: str | os.PathLike | None = None) -> None:
+    """Refuse features whose encoder differs from the model's (either side unknown: nothing to check).
+
+    Only the options that identify features are compared (see ``c2kd.features.encoders.comparable_spec``).
+    """
+    if expected is None or found is None:
+        return
+    check_frame_encoder(_comparable(expected), _comparable(found), where, fix=extract_hint(expected, checkpoint))
+
+
+def check_store_encoder(model, store, checkpoint: str | os.PathLike | None = None) -> None:
+    """Refuse a feature store made by another frame encoder than the one ``model`` reads."""
+    check_features(model.config.frame_encoder, spec_from_store_meta(store.meta), f"feature store {store.root}",
+                   checkpoint)
+
+
+def encoder_for_file(spec: FrameEncoderSpec | None, feature_dim: int,
+                     explicit: str | None = None) -> tuple[str, dict[str, Any]]:
+    """Which frame encoder (and options) turns a video file into the features a model reads.
+
+    The checkpoint's recorded encoder with its options (e.g. CLIP's ``model``); ``explicit`` (``--encoder``)
+    overrides the name, and is checked against the recorded one when the features are made. With nothing
+    recorded: ``explicit``, else the preset of ``feature_dim``.
+    """
+    if spec is None:
+        return explicit or default_frame_encoder(feature_dim), {}
+    if explicit and explicit != spec.name:
+        return explicit, {}
+    from c2kd.features.encoders import encoder_options
+
+    return spec.name, encoder_options(spec)
+
+
+def features_from_file(path: str | os.PathLike, encoder_name: str, fps: float = 1.0,
+                       options: Mapping[str, Any] | None = None, expected: FrameEncoderSpec | None = None,
+                       checkpoint: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Decode a video at ``fps`` and encode its frames with ``encoder_name`` (built with ``options``).
+
+    With ``expected`` (the checkpoint's frame encoder) an encoder that makes other features is refused before
+    any decoding.
 
     Shape:
         -> features [T, D] float32, times [T] float32 seconds
     """
     path = Path(path)
-    if importlib.util.find_spec("c2kd.features") is None:
+    if not _has_extractor():
         raise DataError(f"{path} is a video file, but this installation has no frame extractor "
                         "(c2kd.features). Extract it with `c2kd extract` and pass its id with --features STORE.")
     from c2kd.features.decode import sample_frames
-    from c2kd.features.encoders import build_frame_encoder
+    from c2kd.features.encoders import build_frame_encoder, encoder_spec
 
-    encoder = build_frame_encoder(encoder_name)
+    encoder = build_frame_encoder(encoder_name, **dict(options or {}))
+    check_features(expected, encoder_spec(encoder), f"frame encoder for {path.name}", checkpoint)
     resize = getattr(getattr(encoder, "preprocess", None), "resize", None)
     frames, times = sample_frames(path, fps, transform=resize)
     if not frames:

@@ -173,6 +173,32 @@ def prepare_run(config: TrainConfig, env: DistEnv | None = None) -> RunParts:
                     monitor, list(eval_langs))
 
 
+def with_frame_encoder(config: TrainConfig) -> TrainConfig:
+    """``config`` with ``model.frame_encoder`` set to the encoder recorded in its dataset's feature store.
+
+    A config that names a frame encoder is checked against the store instead (features of another encoder are
+    refused with a message that names the model's encoder).
+    """
+    from c2kd.data.dataset import DATASET_FILE
+    from c2kd.data.features import STORE_FILE
+    from c2kd.encoders.frames import check_frame_encoder, spec_from_store_meta
+
+    root = Path(config.data.path)
+    meta_path = root / DATASET_FILE
+    if not meta_path.exists():
+        return config  # prepare_run reports the missing dataset
+    store_meta = root / json.loads(meta_path.read_text()).get("features", "features") / STORE_FILE
+    if not store_meta.exists():
+        return config
+    found = spec_from_store_meta(json.loads(store_meta.read_text()))
+    if config.model.frame_encoder is not None:
+        check_frame_encoder(config.model.frame_encoder, found, str(store_meta.parent))
+        return config
+    if found is None:
+        return config
+    return config.model_copy(update={"model": config.model.model_copy(update={"frame_encoder": found})})
+
+
 def check_same_settings(config: TrainConfig, ignore: tuple[str, ...] = RESUMABLE_SETTINGS) -> None:
     """Refuse to continue, or read back, the run in ``config.out_dir`` if it was made with other settings."""
     out = Path(config.out_dir)
@@ -197,7 +223,7 @@ def finished_run_metrics(config: TrainConfig) -> dict | None:
     path = Path(config.out_dir) / "test_metrics.json"
     if not path.exists():
         return None
-    check_same_settings(config, ignore=PRESENTATION_SETTINGS)
+    check_same_settings(with_frame_encoder(config), ignore=PRESENTATION_SETTINGS)
     return json.loads(path.read_text())
 
 
@@ -209,6 +235,7 @@ def train(config: TrainConfig, resume: bool = True) -> Path:
     Under ``torchrun`` / ``accelerate launch`` / SLURM (``WORLD_SIZE > 1``) it trains data-parallel
     (:mod:`c2kd.train.distributed`); only rank 0 writes, and every process returns when the run is complete.
     """
+    config = with_frame_encoder(config)
     out = Path(config.out_dir)
     if not resume and (out / "last").exists():
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another out_dir")

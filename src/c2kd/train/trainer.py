@@ -3,7 +3,9 @@
 It runs ``loss_fn(batch) -> {"loss": ..., other named terms}`` over a loader for some epochs, with mixed
 precision on CUDA, gradient clipping, a per-epoch LR schedule, validation through ``evaluate(model)``, and
 checkpoints: ``last/`` after every epoch (and every ``save_every_steps``), ``best/`` when the monitored
-validation metric improves. Every checkpoint folder is written in one atomic rename, and ``fit`` resumes from
+validation metric improves. The starting point is validated too (epoch 0): when no epoch beats it, ``best/`` is
+the untrained model, so training never hands back a model that validates worse than where it started (this
+matters for models that start from an aligned off-the-shelf encoder). Every checkpoint folder is written in one atomic rename, and ``fit`` resumes from
 ``last/`` where a killed run stopped (same data order, same RNG), so nothing is lost or done twice.
 """
 
@@ -34,8 +36,10 @@ class TrainerState:
     step: int = 0  # optimizer steps taken
     batch_in_epoch: int = 0  # batches of the current epoch already done
     best_metric: float = -math.inf
-    best_epoch: int = -1
+    best_epoch: int = -1  # 0: the starting point
     history: list[dict[str, float]] = field(default_factory=list)
+    #: validation metrics of the model before any training step
+    start_metrics: dict[str, float] | None = None
 
 
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
@@ -144,9 +148,23 @@ class Trainer:
             for key, value in values.items():
                 self._tb.add_scalar(f"{prefix}/{key}", value, step)
 
+    def _validate_start(self) -> None:
+        """Validate the untrained model and keep it as ``best/`` (epoch 0) until an epoch beats it."""
+        if self.evaluate is None or self.state.start_metrics is not None or self.state.step > 0:
+            return
+        metrics = self.evaluate(self.model)
+        if self.monitor not in metrics:
+            raise KeyError(f"monitored metric {self.monitor!r} is not among the validation metrics: "
+                           f"{sorted(metrics)[:12]}...")
+        self.state.start_metrics = metrics
+        self._log(metrics, 0, "val")
+        self.state.best_metric, self.state.best_epoch = float(metrics[self.monitor]), 0
+        self._write_checkpoint("best", metrics, with_state=False)
+
     def fit(self) -> TrainerState:
         self.model.to(self.device)
         self.resume()
+        self._validate_start()
         sampler = getattr(self.loader, "batch_sampler", None)
         while self.state.epoch < self.epochs:
             epoch = self.state.epoch

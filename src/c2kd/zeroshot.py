@@ -1,0 +1,151 @@
+"""Training-free checkpoints: a text tower that already embeds into the frame encoder's space, used as it is.
+
+:func:`aligned_checkpoint` writes a checkpoint with no training: the text head is ``aligned`` (the identity on the
+text backbone's vector plus a zero-initialised residual), the video tower is ``aligned`` (the mean of the
+L2-normalised frames plus a zero-initialised residual), so the model scores
+
+    cosine(text backbone vector, mean of normalised frame features)
+
+e.g. multilingual CLIP text (``mclip-vit-b32``) against CLIP ViT-B/32 frames (``clip-vit-b32``): search over real
+videos in 50+ languages with no training. The checkpoint records its frame encoder (``model.frame_encoder``), so
+``c2kd extract --checkpoint`` makes features that fit and the search tools refuse others. It is an ordinary
+checkpoint: ``c2kd evaluate``, ``index build``, ``search``, ``moments``, ``serve`` and C2KD training (as a teacher,
+or as a start) read it.
+
+Example:
+    >>> aligned_checkpoint("runs/mclip", text="mclip-vit-b32", frame_encoder="clip-vit-b32")  # doctest: +SKIP
+    PosixPath('runs/mclip')
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from c2kd.encoders.frames import FrameEncoderSpec
+from c2kd.encoders.text import TextBackbone
+from c2kd.errors import ConfigError
+
+#: ``data.path`` of a checkpoint that saw no data (``evaluate``, search and teachers never read it)
+NO_DATA = "(none: training-free aligned checkpoint)"
+
+
+def _clip_source(name: str) -> str | None:
+    """The CLIP checkpoint a text backbone name loads its tower from (None: not a CLIP text tower)."""
+    from c2kd.encoders.clip_text import is_clip_folder
+    from c2kd.encoders.registry import TEXT_PRESETS
+
+    preset = TEXT_PRESETS.get(name)
+    if preset is not None:
+        return preset.source if preset.kind == "clip-text" else None
+    if name.startswith("clip:"):
+        return name[len("clip:"):]
+    return name if is_clip_folder(name) else None
+
+
+def text_backbone_name(name: str) -> str:
+    """The name that rebuilds ``name`` with its full aligned pipeline: a local sentence-transformers folder gets the
+    ``st:`` prefix (without it, a folder is mean-pooled and its Dense layer that maps into CLIP's space is lost)."""
+    from c2kd.encoders.clip_text import is_sentence_transformer_folder
+    from c2kd.encoders.registry import LOADER_PREFIXES, TEXT_PRESETS
+
+    if name in TEXT_PRESETS or any(name.startswith(p) for p in LOADER_PREFIXES):
+        return name
+    if is_sentence_transformer_folder(name):
+        return f"st:{name}"
+    return name
+
+
+def frame_encoder_spec(name: str, options: Mapping[str, Any] | None = None,
+                       text_backbones: Mapping[str, TextBackbone] | None = None) -> FrameEncoderSpec:
+    """The spec of a frame encoder, exactly as a feature store made by it records itself.
+
+    ``name``: an encoder of ``c2kd extract`` (built once, on the CPU, to read its size and options), a text backbone
+    preset (the Multi30K proxy's "frames" are captions encoded by a text model, e.g. ``packaged-muse``; taken from
+    ``text_backbones`` when loaded already), or a frame-feature preset of ``c2kd.encoders.registry.FRAME_PRESETS``
+    (e.g. ``s3d``, features imported from a release).
+    """
+    from c2kd.encoders.registry import FRAME_PRESETS, TEXT_PRESETS, build_text_backbone
+    from c2kd.features.encoders import build_frame_encoder, encoder_spec, frame_encoder_names
+
+    options = dict(options or {})
+    if name in frame_encoder_names():
+        return encoder_spec(build_frame_encoder(name, **{"device": "cpu", **options}))
+    if options:
+        raise ConfigError(f"frame encoder {name!r} takes no options (got {sorted(options)}); options are for the "
+                          f"frame encoders of `c2kd extract`: {sorted(frame_encoder_names())}")
+    if text_backbones and name in text_backbones:
+        return FrameEncoderSpec(name=name, dim=int(text_backbones[name].dim))
+    if name in TEXT_PRESETS:
+        return FrameEncoderSpec(name=name, dim=int(build_text_backbone(name).dim))
+    if name in FRAME_PRESETS:
+        return FrameEncoderSpec(name=name, dim=FRAME_PRESETS[name].dim)
+    raise ConfigError(f"unknown frame encoder {name!r}: use one of `c2kd extract`'s "
+                      f"{sorted(frame_encoder_names())}, a text preset whose vectors are the frames (e.g. "
+                      f"packaged-muse for the Multi30K proxy) or a feature preset {sorted(FRAME_PRESETS)}")
+
+
+def aligned_model_config(text: str, spec: FrameEncoderSpec, dim: int, fuse: Sequence[str] = (),
+                         trainable: bool = True, residual_hidden: int = 1024, max_frames: int = 30):
+    """The ``ModelConfig`` of a training-free aligned model (both towers start as the identity on their inputs)."""
+    from c2kd.encoders.text import TextEncoderConfig
+    from c2kd.encoders.video import VideoEncoderConfig
+    from c2kd.model import ModelConfig
+
+    heads = 4 if dim % 4 == 0 else 1
+    return ModelConfig(
+        text=TextEncoderConfig(name=text, fuse=list(fuse), head="aligned", residual_hidden=residual_hidden,
+                               trainable=trainable, embed_dim=dim),
+        video=VideoEncoderConfig(feature_dim=dim, embed_dim=dim, heads=heads, max_frames=max_frames, aligned=True),
+        frame_encoder=spec,
+    )
+
+
+def aligned_checkpoint(out: str | os.PathLike, text: str, frame_encoder: str, fuse: Sequence[str] = (),
+                       frame_options: Mapping[str, Any] | None = None, trainable: bool | None = None,
+                       residual_hidden: int = 1024, max_frames: int = 30, data: str | None = None,
+                       backbones: Sequence[TextBackbone] | None = None, seed: int = 0) -> Path:
+    """Write a checkpoint that needs no training to ``out`` and return its path.
+
+    ``text``: an aligned text backbone (``mclip-vit-b32``, ``clip-vit-b32-text``, a CLIP folder, ``st:FOLDER``,
+    ``packaged-muse`` for the Multi30K proxy, ...); ``fuse``: further frozen backbones whose vectors the aligned
+    head's residual may learn from later; ``frame_encoder`` + ``frame_options`` (e.g. ``{"model": ...}`` for
+    ``clip-vit-b32``; by default a CLIP text tower's own CLIP checkpoint): what the video tower reads.
+    ``trainable``: default, whether the text backbone can be fine-tuned at all. ``data``: recorded as
+    ``data.path`` (no data is read). ``backbones``: already loaded backbones for ``[text, *fuse]``.
+
+    Raises ``ConfigError`` when the frame encoder's feature size differs from the text backbone's.
+    """
+    import torch
+
+    from c2kd.checkpoint import save_checkpoint
+    from c2kd.encoders.registry import build_text_backbone
+    from c2kd.model import build_model
+    from c2kd.train.config import TrainConfig
+
+    text = text_backbone_name(text)
+    names = [text, *fuse]
+    parts = list(backbones) if backbones is not None else [build_text_backbone(n) for n in names]
+    if len(parts) != len(names):
+        raise ValueError(f"{len(parts)} backbones given for {names}")
+    options = dict(frame_options or {})
+    clip = _clip_source(text)
+    if frame_encoder == "clip-vit-b32" and "model" not in options and clip is not None:
+        options["model"] = clip  # CLIP text and frames from the same CLIP checkpoint
+    spec = frame_encoder_spec(frame_encoder, options, dict(zip(names, parts)))
+    dim = int(parts[0].dim)
+    if spec.dim != dim:
+        raise ConfigError(
+            f"text backbone {text!r} gives {dim}-d vectors but the frame encoder {spec.describe()} gives "
+            f"{spec.dim}-d features: an aligned model compares them directly, so both must come from one embedding "
+            "space (e.g. --text mclip-vit-b32 or clip-vit-b32-text with --frame-encoder clip-vit-b32; "
+            "--text packaged-muse with --frame-encoder packaged-muse for the Multi30K proxy)")
+    if trainable is None:
+        trainable = bool(parts[0].supports_training)
+    model_config = aligned_model_config(text, spec, dim, fuse, trainable, residual_hidden, max_frames)
+    torch.manual_seed(seed)  # the residuals' first layers (their last layers are zero: no effect untrained)
+    model = build_model(model_config, backbones=parts)
+    config = TrainConfig(stage="zero-shot", data={"path": data or NO_DATA}, model=model_config, out_dir=str(out))
+    return save_checkpoint(out, model.eval(), config)
