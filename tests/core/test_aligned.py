@@ -1,0 +1,137 @@
+"""Aligned start: an untrained aligned model scores exactly the training-free cosine, and training keeps the start
+unless an epoch validates better."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+from c2kd.checkpoint import load_checkpoint, save_checkpoint
+from c2kd.data.dataset import VideoTextDataset
+from c2kd.evaluation.evaluator import RetrievalEvaluator
+from c2kd.model import ModelConfig, build_model
+from c2kd.train.config import TrainConfig
+from c2kd.train.run import train
+from c2kd_testkit import tiny_config
+
+
+@pytest.fixture(scope="module")
+def aligned_text(tmp_path_factory, tiny_dataset):
+    """A 16-d random text model: 'aligned' with the tiny dataset's 16-d frames by construction of the test."""
+    import pyarrow.parquet as pq
+
+    from c2kd.encoders.random_hf import make_random_text_model
+
+    texts = pq.read_table(tiny_dataset / "captions.parquet", columns=["text"]).column("text").to_pylist()
+    return make_random_text_model(tmp_path_factory.mktemp("aligned") / "text16", texts, hidden=16, seed=5)
+
+
+def aligned_config(text_name, fuse=()) -> ModelConfig:
+    return ModelConfig.model_validate({
+        "text": {"name": str(text_name), "fuse": [str(f) for f in fuse], "head": "aligned", "embed_dim": 16,
+                 "residual_hidden": 8},
+        "video": {"feature_dim": 16, "embed_dim": 16, "aligned": True, "dropout": 0.0}})
+
+
+def reference_scores(text_model_dir, texts, videos) -> np.ndarray:
+    """Cosine between mean-pooled text vectors and the mean of L2-normalised frames, computed independently."""
+    tokenizer = AutoTokenizer.from_pretrained(text_model_dir)
+    model = AutoModel.from_pretrained(text_model_dir).eval()
+    rows = []
+    with torch.no_grad():
+        for text in texts:
+            hidden = model(**tokenizer(text, return_tensors="pt")).last_hidden_state[0].numpy()
+            rows.append(hidden.mean(axis=0))
+    t = np.stack(rows)
+    t /= np.linalg.norm(t, axis=1, keepdims=True)
+    v = np.stack([(f / np.linalg.norm(f, axis=1, keepdims=True)).mean(axis=0) for f in videos])
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    return t @ v.T
+
+
+def test_untrained_aligned_model_scores_the_training_free_cosine(aligned_text, tiny_text_models):
+    torch.manual_seed(0)
+    model = build_model(aligned_config(aligned_text, fuse=[tiny_text_models["teacher_a"]])).eval()
+    texts = ["a dog runs", "the red car stops", "cat"]
+    rng = np.random.default_rng(0)
+    videos = [rng.normal(size=(n, 16)).astype(np.float32) * rng.uniform(0.5, 3) for n in (1, 4, 7, 30)]
+    ours = (model.embed_texts(texts) @ model.embed_videos(videos).T).numpy()
+    np.testing.assert_allclose(ours, reference_scores(aligned_text, texts, videos), atol=1e-5)
+
+
+def test_aligned_heads_learn_a_residual_and_fused_backbones_stay_frozen(aligned_text, tiny_text_models):
+    torch.manual_seed(0)
+    model = build_model(aligned_config(aligned_text, fuse=[tiny_text_models["teacher_a"]]))
+    fused = model.text.backbone.parts[1]
+    assert all(not p.requires_grad for p in fused.parameters())
+    inputs = model.text.prepare(["a dog runs", "the cat"], 35)
+    frames, mask = torch.randn(2, 3, 16), torch.ones(2, 3, dtype=torch.bool)
+    scores = model.encode_text(inputs) @ model.encode_video(frames, mask).T
+    (-scores.diagonal().sum()).backward()
+    last = model.text.head.residual[-1]
+    assert last.weight.grad is not None and last.weight.grad.abs().sum() > 0  # the residual learns
+    assert model.video.output_projection.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in fused.parameters())
+
+
+def test_aligned_model_with_fused_backbones_round_trips_through_a_checkpoint(aligned_text, tiny_text_models,
+                                                                              tiny_dataset, tmp_path):
+    torch.manual_seed(1)
+    model = build_model(aligned_config(aligned_text, fuse=[tiny_text_models["teacher_b"]]))
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn_like(p))  # move off the start so the residual weights matter
+    config = TrainConfig(data={"path": str(tiny_dataset)}, model=model.config)
+    save_checkpoint(tmp_path / "ckpt", model, config)
+    loaded, saved = load_checkpoint(tmp_path / "ckpt")
+    assert saved.model == model.config
+    texts = ["a dog runs", "zwei katzen"]
+    assert torch.allclose(model.eval().embed_texts(texts), loaded.eval().embed_texts(texts), atol=1e-6)
+
+
+def aligned_dataset(tiny_dataset, text_model_dir, out):
+    """The tiny dataset's captions with frames that the text model itself embeds: its English captions' vectors
+    plus noise. The aligned start is then strong, as an off-the-shelf aligned pair is."""
+    import pyarrow.parquet as pq
+
+    from c2kd.data.dataset import CAPTIONS_FILE, save_dataset
+    from c2kd.data.features import FeatureStoreWriter
+    from c2kd.encoders.text import HFTextBackbone
+
+    rows = pq.read_table(tiny_dataset / CAPTIONS_FILE).to_pylist()
+    backbone = HFTextBackbone.from_pretrained(str(text_model_dir)).eval()
+    rng = np.random.default_rng(0)
+    english: dict[str, list[str]] = {}
+    for row in rows:
+        if row["lang"] == "en":
+            english.setdefault(row["video_id"], []).append(row["text"])
+    with torch.no_grad(), FeatureStoreWriter(out / "features", dim=16, encoder="text16") as writer:
+        for vid, texts in english.items():
+            vectors = backbone(backbone.prepare(texts, 35)).numpy()
+            writer.add(vid, vectors + rng.normal(scale=0.05, size=vectors.shape).astype(np.float32))
+    save_dataset(out, rows, name="aligned-tiny")
+    return out
+
+
+def test_training_never_hands_back_a_model_worse_than_its_start(aligned_text, tiny_dataset, tmp_path):
+    """With a learning rate that wrecks every epoch, best/ is the untrained aligned model (epoch 0)."""
+    data = aligned_dataset(tiny_dataset, aligned_text, tmp_path / "data")
+    cfg = tiny_config(data, aligned_text, tmp_path / "run", epochs=2, **{
+        "optim.lr": 50.0, "model.text.head": "aligned", "model.text.embed_dim": 16, "model.text.residual_hidden": 8,
+        "model.video.embed_dim": 16, "model.video.aligned": "true"})
+    out = train(cfg)
+    state = torch.load(out / "last" / "trainer_state.pt", weights_only=False)["trainer"]
+    history = json.loads((out / "history.json").read_text())
+    start = state["start_metrics"]["t2v/average/R@1"]
+    assert all(h["val/t2v/average/R@1"] < start for h in history), "the test needs epochs that validate worse"
+    assert state["best_epoch"] == 0
+    untrained = build_model(cfg.model).eval()
+    best, _ = load_checkpoint(out)
+    test = VideoTextDataset(data).split("test")
+    assert RetrievalEvaluator(test, ["en"])(untrained)["t2v"]["en"]["R@1"] > 50  # a strong start
+    expected = RetrievalEvaluator(test)(untrained)["t2v"]["average"]["R@1"]
+    assert json.loads((out / "test_metrics.json").read_text())["t2v"]["average"]["R@1"] == pytest.approx(expected)
+    assert RetrievalEvaluator(test)(best)["t2v"]["average"]["R@1"] == pytest.approx(expected)
