@@ -5,6 +5,7 @@ A checkpoint directory::
     model.safetensors     weights of the dual encoder (student or teacher)
     config.yaml           the TrainConfig of the run that made it
     text_backbone/        Hugging Face config + tokenizer, so the model rebuilds with no hub access
+                          (+ backbone.json for CLIP / sentence-transformers towers)
     metrics.json          validation metrics when it was saved (optional)
 """
 

@@ -54,10 +54,12 @@ def evaluate_command(
     from c2kd.evaluation.evaluator import RetrievalEvaluator
     from c2kd.evaluation.report import print_results
     from c2kd.io import write_json
+    from c2kd.search.extracting import check_store_encoder
     from c2kd.train.run import resolve_device
 
     model, _ = load_checkpoint(checkpoint, device=resolve_device(device))
     dataset = VideoTextDataset(data)
+    check_store_encoder(model, dataset.features, checkpoint)
     langs = _split_codes(languages) or dataset.languages
     results = RetrievalEvaluator(dataset.split(split, langs), langs, tie_policy, batch_size)(model)
     print_results(results, title=f"{dataset.name}/{split}")

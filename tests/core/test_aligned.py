@@ -135,3 +135,31 @@ def test_training_never_hands_back_a_model_worse_than_its_start(aligned_text, ti
     expected = RetrievalEvaluator(test)(untrained)["t2v"]["average"]["R@1"]
     assert json.loads((out / "test_metrics.json").read_text())["t2v"]["average"]["R@1"] == pytest.approx(expected)
     assert RetrievalEvaluator(test)(best)["t2v"]["average"]["R@1"] == pytest.approx(expected)
+
+
+def test_fused_map_starts_as_the_ridge_regression_solution():
+    from c2kd.encoders.text import AlignedTextHead
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 6))
+    y = x @ rng.normal(size=(6, 4)) + 0.1 * rng.normal(size=(200, 4))
+    head = AlignedTextHead(in_dim=4 + 6, embed_dim=4, hidden=0)
+    head.fit_fused_map(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32), ridge=2.0)
+    expected = np.linalg.solve(x.T @ x + 2.0 * np.eye(6), x.T @ y).T  # [4, 6]
+    np.testing.assert_allclose(head.fused_map.weight.detach().numpy(), expected, rtol=1e-4, atol=1e-5)
+    # the gate is zero: the fitted map does not change the untrained output
+    inputs = torch.randn(3, 10)
+    a = inputs[:, :4] / inputs[:, :4].norm(dim=1, keepdim=True)
+    assert torch.allclose(head(inputs), a, atol=1e-6)
+
+
+def test_a_video_tower_without_layers_is_the_mean_of_its_normalised_frames():
+    from c2kd.encoders.video import VideoEncoder, VideoEncoderConfig
+
+    tower = VideoEncoder(VideoEncoderConfig(feature_dim=8, embed_dim=8, aligned=True, layers=0))
+    assert list(tower.parameters()) == []
+    frames, mask = torch.randn(2, 5, 8), torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    unit = frames / frames.norm(dim=-1, keepdim=True)
+    assert torch.allclose(tower(frames, mask), torch.stack([unit[0, :2].mean(0), unit[1].mean(0)]), atol=1e-6)
+    with pytest.raises(ValueError, match="aligned=true"):
+        VideoEncoder(VideoEncoderConfig(feature_dim=8, embed_dim=8, layers=0))

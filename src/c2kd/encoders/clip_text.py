@@ -42,14 +42,31 @@ def _quiet_transformers() -> None:
 
 
 def is_clip_folder(path: str | Path) -> bool:
-    """A local folder holding a CLIP checkpoint (a full ``CLIPModel`` or a CLIP text model)."""
+    """A CLIP checkpoint (a full ``CLIPModel`` or a CLIP text model): a local folder, or a hub id whose config is
+    in the local Hugging Face cache (never a download)."""
     config = Path(path) / "config.json"
     if not config.is_file():
+        config = _cached_config(str(path))
+    if config is None or not config.is_file():
         return False
     try:
         return json.loads(config.read_text()).get("model_type") in CLIP_MODEL_TYPES
     except (OSError, json.JSONDecodeError):
         return False
+
+
+def _cached_config(repo_id: str) -> Path | None:
+    from c2kd.encoders.hub import looks_like_path
+
+    if looks_like_path(repo_id):
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # noqa: BLE001 - not a valid hub id
+        return None
+    return Path(found) if isinstance(found, str) else None
 
 
 def is_sentence_transformer_folder(path: str | Path) -> bool:
@@ -89,16 +106,16 @@ class CLIPTextBackbone(HFTextBackbone):
         from transformers import AutoConfig, AutoTokenizer, CLIPTextModelWithProjection
 
         what = "CLIP text tower"
-        ensure_hub_source(source, what)
+        hub = ensure_hub_source(source, what)
         _quiet_transformers()
         try:
-            config = cls._text_config(AutoConfig.from_pretrained(source))
+            config = cls._text_config(AutoConfig.from_pretrained(source, **hub))
             if getattr(config, "model_type", None) != "clip_text_model":
                 raise ConfigError(f"{source!r} is a {getattr(config, 'model_type', '?')!r} model, not a CLIP "
                                   "checkpoint: give a CLIPModel or CLIPTextModelWithProjection folder or hub id")
             model, info = CLIPTextModelWithProjection.from_pretrained(source, config=config,
-                                                                      output_loading_info=True)
-            tokenizer = AutoTokenizer.from_pretrained(source)
+                                                                      output_loading_info=True, **hub)
+            tokenizer = AutoTokenizer.from_pretrained(source, **hub)
         except OSError as exc:
             raise load_error(source, what, exc) from exc
         missing = [k for k in info.get("missing_keys", []) if "text_projection" in k]
@@ -151,20 +168,25 @@ def _activation(name: str) -> nn.Module:
 class _Files:
     """Files of a sentence-transformers model: in a local folder, or downloaded one by one from the hub."""
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, hub_options: dict[str, Any] | None = None):
         self.source = source
         self.local = Path(source).expanduser()
         self.is_local = self.local.exists()
+        self.hub_options = dict(hub_options or {})
 
     def get(self, relative: str) -> Path | None:
         if self.is_local:
             path = self.local / relative
             return path if path.is_file() else None
         from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import EntryNotFoundError
 
         try:
-            return Path(hf_hub_download(self.source, relative))
+            from huggingface_hub.errors import EntryNotFoundError
+        except ImportError:  # pragma: no cover - huggingface_hub < 0.23
+            from huggingface_hub.utils import EntryNotFoundError
+
+        try:
+            return Path(hf_hub_download(self.source, relative, **self.hub_options))
         except EntryNotFoundError:
             return None
 
@@ -183,7 +205,7 @@ class _Files:
         """Where ``from_pretrained`` finds the transformer of module folder ``path``, and its hub subfolder."""
         if self.is_local:
             return str(self.local / path), {}
-        return self.source, ({"subfolder": path} if path else {})
+        return self.source, ({"subfolder": path} if path else {}) | self.hub_options
 
 
 def _dense_weights(files: _Files, path: str) -> dict[str, Tensor]:
@@ -243,9 +265,9 @@ class SentenceTransformerTextBackbone(TextBackbone):
         from transformers import AutoModel, AutoTokenizer
 
         what = "sentence-transformers model"
-        ensure_hub_source(source, what, probe_file="modules.json")
+        hub = ensure_hub_source(source, what, probe_file="modules.json", use_as="st:DIR")
         _quiet_transformers()
-        files = _Files(source)
+        files = _Files(source, hub)
         try:
             modules = files.json("modules.json")
             kinds = [(str(m.get("type", "")).rsplit(".", 1)[-1], str(m.get("path", ""))) for m in modules]

@@ -71,7 +71,8 @@ def check_frame_encoder(expected: FrameEncoderSpec | None, found: FrameEncoderSp
         return
     problems = mismatches(expected, found)
     if problems:
-        hint = fix or (f"extract the features with the model's frame encoder: `c2kd extract --encoder {expected.name}"
-                       + (f" --model {expected.options['model']}" if "model" in expected.options else "") + "`")
+        hint = fix or ("extract the features with the model's frame encoder: `c2kd extract --checkpoint RUN` (or "
+                       f"--encoder {expected.name}"
+                       + (f" --model {expected.options['model']}" if "model" in expected.options else "") + ")")
         raise ConfigError(f"{where}: features from {found.describe()}, but the model reads {expected.describe()} "
                           f"({'; '.join(problems)}). {hint}")

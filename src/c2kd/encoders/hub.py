@@ -2,9 +2,10 @@
 
 With no network, ``from_pretrained`` of a model that is not in the local cache retries for about half a minute
 before it gives up with a generic message. :func:`ensure_hub_source` checks first: a local folder, or a hub id
-whose files are cached, passes; otherwise, when ``HF_HUB_OFFLINE`` is set or the hub's host cannot be reached,
-it raises at once a :class:`~c2kd.errors.ConfigError` that names the fix (download the model where the hub is
-reachable and pass its folder).
+whose files are cached, passes (loaded from the cache only when the hub is out of reach); otherwise, when
+``HF_HUB_OFFLINE`` is set or the hub's host cannot be reached, it raises at once a
+:class:`~c2kd.errors.ConfigError` that names the fix (download the model where the hub is reachable and pass its
+folder).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import functools
 import os
 import socket
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from c2kd.errors import ConfigError
@@ -65,28 +67,33 @@ def is_cached(repo_id: str, filename: str) -> bool:
         return False
 
 
-def ensure_hub_source(source: str, what: str, probe_file: str = "config.json") -> None:
-    """Refuse at once a model that can be neither read locally nor downloaded.
+def ensure_hub_source(source: str, what: str, probe_file: str = "config.json",
+                      use_as: str = "DIR") -> dict[str, Any]:
+    """Refuse at once a model that can be neither read locally nor downloaded; return the loading options.
 
     ``source`` is a local folder or a hub id; ``what`` names the model in the message (e.g. "CLIP text tower");
-    ``probe_file`` is a file every such repository has (its presence in the cache means "cached").
+    ``probe_file`` is a file every such repository has (its presence in the cache means "cached"); ``use_as``
+    says how to name the downloaded folder instead (e.g. ``st:DIR``).
+
+    Returns ``{"local_files_only": True}`` for a cached hub id when the hub is offline or out of reach (without it,
+    ``from_pretrained`` retries every file for minutes), else ``{}``: pass it on to ``from_pretrained``.
     """
     if Path(source).expanduser().exists():
-        return
+        return {}
     if looks_like_path(source):
         raise ConfigError(f"{what}: folder {source!r} not found; pass an existing model folder or a hub id")
-    if is_cached(source, probe_file):
-        return
     if hub_offline():
         reason = "HF_HUB_OFFLINE is set"
     elif not hub_reachable():
         reason = "the Hugging Face hub cannot be reached"
     else:
-        return
+        return {}
+    if is_cached(source, probe_file):
+        return {"local_files_only": True}
     raise ConfigError(
         f"{what} {source!r} is not in the local Hugging Face cache and {reason}. Download it where the hub is "
-        f"reachable (`hf download {source} --local-dir DIR`, or `save_pretrained(DIR)`), copy DIR here and pass "
-        "the local folder DIR instead of the hub id")
+        f"reachable (`hf download {source} --local-dir DIR`), copy DIR here and pass the local folder {use_as} "
+        "instead of the hub id")
 
 
 def load_error(source: str, what: str, exc: BaseException) -> ConfigError:

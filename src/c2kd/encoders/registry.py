@@ -83,8 +83,8 @@ def build_text_backbone(name: str) -> TextBackbone:
     """Load a text backbone from a preset name, a hub model id or a local Hugging Face directory.
 
     ``clip:SOURCE`` loads the text tower of a CLIP checkpoint, ``st:SOURCE`` a sentence-transformers model with
-    its pooling and Dense layers; a local CLIP folder needs no prefix. Any other name is mean-pooled by
-    :class:`HFTextBackbone`.
+    its pooling and Dense layers; a local CLIP folder (or a CLIP hub id whose config is cached) needs no prefix.
+    Any other name is mean-pooled by :class:`HFTextBackbone`.
     """
     preset = TEXT_PRESETS.get(name)
     if preset is None:

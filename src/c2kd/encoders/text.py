@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
@@ -35,6 +36,10 @@ class TextEncoderConfig(BaseModel):
     head: Literal["gated", "aligned"] = "gated"
     #: hidden width of the aligned head's residual MLP (0: a linear residual)
     residual_hidden: int = Field(1024, ge=0)
+    #: aligned head with ``fuse``: start the map from the fused vectors into the frame space by ridge regression
+    #: on the training captions ("least-squares", with this ridge), or leave it random ("random")
+    fused_start: Literal["least-squares", "random"] = "least-squares"
+    fused_ridge: float = Field(1.0, gt=0)
     trainable: bool = True
     embed_dim: int = 512
     max_tokens: int = 35
@@ -208,12 +213,21 @@ class GatedTextHead(nn.Module):
 
 
 class AlignedTextHead(nn.Module):
-    """A head that starts as the identity on an aligned backbone's vector and learns only a correction.
+    """A head that starts as the identity on an aligned backbone's vector and learns only corrections.
 
-    ``x[:, :embed_dim]`` is the aligned backbone's vector, already in the frame encoder's space; the rest are other
-    backbones' vectors. The output is ``x[:, :embed_dim] + R(LayerNorm(x))``, where the residual ``R`` (an MLP of
-    width ``hidden``, or a linear map for ``hidden=0``) has a zero-initialised last layer: untrained, the tower
-    scores exactly what the aligned backbone scores, and training can only add what the backbones know.
+    ``x[:, :embed_dim]`` is the aligned backbone's vector ``a`` (already in the frame encoder's space); the rest,
+    ``f``, are the vectors of the fused backbones. The output is
+
+        normalize(a) + g(LN(x)) * (normalize(M f) - normalize(a)) + R(LN(x))
+
+    - ``R``, the residual (an MLP of width ``hidden``, or linear for ``hidden=0``), has a zero-initialised last
+      layer;
+    - ``M`` maps the fused vectors into the frame space (started by least squares on the training data, see
+      :meth:`fit_fused_map`), and the scalar gate ``g`` (linear, zero-initialised) learns, per caption, how much
+      to trust it instead of ``a``: e.g. for a language that only a fused backbone reads.
+
+    Untrained, the tower scores exactly what the aligned backbone scores; training can only add what the
+    backbones know.
 
     Shape:
         x: [B, in_dim] with in_dim >= embed_dim -> [B, embed_dim]
@@ -229,14 +243,41 @@ class AlignedTextHead(nn.Module):
             self.residual: nn.Module = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, embed_dim))
         else:
             self.residual = nn.Sequential(nn.Linear(in_dim, embed_dim))
-        last = self.residual[-1]
-        assert isinstance(last, nn.Linear)
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
+        _zero(self.residual[-1])
+        fused = in_dim - embed_dim
+        self.fused_map = nn.Linear(fused, embed_dim, bias=False) if fused else None
+        self.fused_gate = nn.Linear(in_dim, 1) if fused else None
+        if self.fused_gate is not None:
+            _zero(self.fused_gate)
 
     def forward(self, x: Tensor) -> Tensor:
-        aligned = torch.nn.functional.normalize(x[:, : self.embed_dim], dim=-1)
-        return aligned + self.residual(self.norm(x))
+        aligned = F.normalize(x[:, : self.embed_dim], dim=-1)
+        normed = self.norm(x)
+        out = aligned + self.residual(normed)
+        if self.fused_map is not None and self.fused_gate is not None:
+            mapped = F.normalize(self.fused_map(x[:, self.embed_dim:]), dim=-1)
+            out = out + self.fused_gate(normed) * (mapped - aligned)
+        return out
+
+    @torch.no_grad()
+    def fit_fused_map(self, fused: Tensor, targets: Tensor, ridge: float = 1.0) -> None:
+        """Start ``M`` as the ridge-regression map from fused vectors to their targets in the frame space.
+
+        Shape:
+            fused: [N, in_dim - embed_dim] (the fused backbones' vectors), targets: [N, embed_dim]
+        """
+        if self.fused_map is None:
+            raise ValueError("this aligned head reads no fused backbone")
+        x, y = fused.double(), targets.double()
+        gram = x.T @ x + ridge * torch.eye(x.shape[1], dtype=torch.float64, device=x.device)
+        self.fused_map.weight.copy_(torch.linalg.solve(gram, x.T @ y).T.to(self.fused_map.weight.dtype))
+
+
+def _zero(layer: nn.Module) -> None:
+    assert isinstance(layer, nn.Linear)
+    nn.init.zeros_(layer.weight)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
 
 
 class TextEncoder(nn.Module):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from c2kd.encoders.gated import GatedProjection
@@ -17,7 +17,8 @@ class VideoEncoderConfig(BaseModel):
 
     feature_dim: int = 512
     embed_dim: int = 512
-    layers: int = 2
+    #: transformer layers; 0 (aligned towers only): the tower is the mean of the frames, with nothing to train
+    layers: int = Field(2, ge=0)
     heads: int = 4
     mlp_ratio: float = 1.0
     dropout: float = 0.1
@@ -40,6 +41,13 @@ class VideoEncoder(nn.Module):
     def __init__(self, config: VideoEncoderConfig):
         super().__init__()
         self.config = config
+        if config.aligned and config.feature_dim != config.embed_dim:
+            raise ValueError(f"an aligned video tower keeps the frame space: feature_dim {config.feature_dim} "
+                             f"must equal embed_dim {config.embed_dim}")
+        if config.layers == 0:
+            if not config.aligned:
+                raise ValueError("a video tower with layers=0 only mean-pools frames: set aligned=true, or layers >= 1")
+            return
         width = config.embed_dim
         self.input_projection = GatedProjection(config.feature_dim, width)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
@@ -54,9 +62,6 @@ class VideoEncoder(nn.Module):
         self.norm = nn.LayerNorm(width)
         self.output_projection = nn.Linear(width, config.embed_dim)
         if config.aligned:
-            if config.feature_dim != config.embed_dim:
-                raise ValueError(f"an aligned video tower keeps the frame space: feature_dim {config.feature_dim} "
-                                 f"must equal embed_dim {config.embed_dim}")
             nn.init.zeros_(self.output_projection.weight)
             nn.init.zeros_(self.output_projection.bias)
 
@@ -70,6 +75,8 @@ class VideoEncoder(nn.Module):
         if n_frames > self.config.max_frames:
             raise ValueError(f"{n_frames} frames > max_frames={self.config.max_frames}; subsample before encoding")
         x = F.normalize(frames.float(), dim=-1)
+        if self.config.layers == 0:
+            return masked_mean(x, mask)
         x = self.input_projection(x)  # [B, T, W]
         x = torch.cat([self.cls_token.expand(batch, -1, -1), x], dim=1)  # [B, 1+T, W]
         x = x + self.position[:, : n_frames + 1]

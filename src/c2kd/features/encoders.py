@@ -177,9 +177,9 @@ def _resolve_device(device: str | None) -> str:
     return device
 
 
-def _load_clip_vision(transformers, model: str, dtype):
+def _load_clip_vision(transformers, model: str, dtype, **hub: Any):
     """The vision tower + projection of a CLIPModel or CLIPVisionModelWithProjection checkpoint."""
-    config = transformers.AutoConfig.from_pretrained(model)
+    config = transformers.AutoConfig.from_pretrained(model, **hub)
     if getattr(config, "model_type", None) == "clip":
         # a full CLIP checkpoint: its projection size is on the top-level config
         vision = config.vision_config
@@ -188,7 +188,7 @@ def _load_clip_vision(transformers, model: str, dtype):
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # the text tower's weights are unused here, by design
     try:
-        return transformers.CLIPVisionModelWithProjection.from_pretrained(model, config=config, dtype=dtype)
+        return transformers.CLIPVisionModelWithProjection.from_pretrained(model, config=config, dtype=dtype, **hub)
     finally:
         transformers.logging.set_verbosity(verbosity)
 
@@ -208,23 +208,23 @@ class CLIPFrameEncoder(FrameEncoder):
         self.name = name
         # a local folder is recorded by its absolute path: stores and checkpoints name the same CLIP alike
         self.model_id = str(Path(model).expanduser().resolve()) if Path(model).expanduser().exists() else str(model)
-        ensure_hub_source(self.model_id, "CLIP model (--model)")
+        hub = ensure_hub_source(self.model_id, "CLIP model (--model)")
         self.device = _resolve_device(device)
         self.batch_size = int(batch_size)
         torch_dtype = getattr(torch, dtype) if dtype else (torch.float16 if self.device.startswith("cuda")
                                                            else torch.float32)
         try:
-            self.model = _load_clip_vision(transformers, self.model_id, torch_dtype)
+            self.model = _load_clip_vision(transformers, self.model_id, torch_dtype, **hub)
         except OSError as exc:
             raise ConfigError(f"cannot load CLIP model {self.model_id!r} ({exc}). Pass --model with a local "
                               "CLIP checkpoint directory, or use --encoder vit-s14-focus (no download).") from exc
         self.model.eval().to(self.device)
         self.dtype = torch_dtype
         self.dim = int(self.model.config.projection_dim)
-        self.preprocess = self._preprocess_from(self.model_id, int(self.model.config.image_size))
+        self.preprocess = self._preprocess_from(self.model_id, int(self.model.config.image_size), hub)
 
     @staticmethod
-    def _preprocess_from(model: str, image_size: int) -> ImagePreprocess:
+    def _preprocess_from(model: str, image_size: int, hub: dict[str, Any] | None = None) -> ImagePreprocess:
         """Read the checkpoint's image-processor settings; CLIP's defaults at the model's size otherwise."""
         import json
 
@@ -236,7 +236,7 @@ class CLIPFrameEncoder(FrameEncoder):
             try:
                 from transformers import CLIPImageProcessor
 
-                cfg = CLIPImageProcessor.from_pretrained(model).to_dict()
+                cfg = CLIPImageProcessor.from_pretrained(model, **(hub or {})).to_dict()
             except OSError:
                 cfg = {}
         crop = cfg.get("crop_size", image_size)

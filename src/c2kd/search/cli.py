@@ -174,7 +174,7 @@ def search(
 def moments(
     video: str = typer.Argument(..., help="a video id of --features, or a video file"),
     query: str = typer.Argument(..., help="what happens in the moment, in any language"),
-    checkpoint: Path = typer.Option(..., help="trained checkpoint"),
+    checkpoint: Path = typer.Option(..., help="checkpoint: trained, or made by `c2kd model aligned`"),
     features: Optional[Path] = typer.Option(None, help="feature store holding the video (when VIDEO is an id)"),
     lang: Optional[str] = typer.Option(None, help="language of the query (a hint, validated)"),
     k: int = typer.Option(5, "-k", help="number of moments"),

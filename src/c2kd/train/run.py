@@ -18,6 +18,7 @@ from c2kd.io import write_json
 from c2kd.languages import ENGLISH
 from c2kd.losses.objective import RetrievalObjective
 from c2kd.model import DualEncoder, build_model
+from c2kd.train.aligned_start import fit_fused_map
 from c2kd.train.config import (
     PRESENTATION_SETTINGS,
     RESUMABLE_SETTINGS,
@@ -145,6 +146,8 @@ def prepare_run(config: TrainConfig, env: DistEnv | None = None) -> RunParts:
     monitor = config.monitor if evaluate is not None else "loss"
 
     model = build_model(config.model)
+    if not (Path(config.out_dir) / "last").exists():  # a resumed run loads its weights instead
+        fit_fused_map(model, split, student_langs, config.model.text.max_tokens, progress=config.progress)
     teacher_scores = build_teacher_scores(config, split, dataset.features.dim, student_langs, device)
     encoder, gather = None, None
     if env.enabled:
@@ -182,6 +185,7 @@ def with_frame_encoder(config: TrainConfig) -> TrainConfig:
     from c2kd.data.dataset import DATASET_FILE
     from c2kd.data.features import STORE_FILE
     from c2kd.encoders.frames import check_frame_encoder, spec_from_store_meta
+    from c2kd.features.encoders import comparable_spec
 
     root = Path(config.data.path)
     meta_path = root / DATASET_FILE
@@ -191,10 +195,11 @@ def with_frame_encoder(config: TrainConfig) -> TrainConfig:
     if not store_meta.exists():
         return config
     found = spec_from_store_meta(json.loads(store_meta.read_text()))
-    if config.model.frame_encoder is not None:
-        check_frame_encoder(config.model.frame_encoder, found, str(store_meta.parent))
-        return config
     if found is None:
+        return config
+    found = comparable_spec(found)  # only what identifies the features (not, e.g., a cache path)
+    if config.model.frame_encoder is not None:
+        check_frame_encoder(comparable_spec(config.model.frame_encoder), found, str(store_meta.parent))
         return config
     return config.model_copy(update={"model": config.model.model_copy(update={"frame_encoder": found})})
 

@@ -1,0 +1,78 @@
+"""Training-free checkpoints on the packaged models: the Multi30K proxy (USE text vs USE "frames", e5 fused)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from c2kd.cli import app
+from c2kd.errors import ConfigError
+
+TEXTS = ["ein Mann spricht", "a dog runs on the beach", "une femme lit un livre"]
+
+
+@pytest.fixture(scope="module")
+def proxy_checkpoint(tmp_path_factory, muse, e5):
+    from c2kd.zeroshot import aligned_checkpoint
+
+    out = tmp_path_factory.mktemp("aligned") / "proxy"
+    return aligned_checkpoint(out, text="packaged-muse", fuse=["packaged-e5-small"], frame_encoder="packaged-muse",
+                              backbones=[muse, e5])
+
+
+def test_proxy_checkpoint_scores_with_use_alone_and_reloads(proxy_checkpoint, muse):
+    from c2kd.checkpoint import load_checkpoint
+
+    model, config = load_checkpoint(proxy_checkpoint)
+    text = config.model.text
+    assert text.head == "aligned" and text.fuse == ["packaged-e5-small"] and not text.trainable
+    assert config.model.video.aligned and config.model.video.feature_dim == text.embed_dim == 512
+    assert config.model.frame_encoder.name == "packaged-muse" and config.model.frame_encoder.dim == 512
+    expected = muse.encode(TEXTS)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(model.eval().embed_texts(TEXTS).numpy(), expected, atol=1e-5)
+    # video side: the mean of the normalised "frames" (USE vectors of the item's other descriptions)
+    frames = muse.encode(TEXTS)
+    mean = (frames / np.linalg.norm(frames, axis=1, keepdims=True)).mean(0)
+    got = model.embed_videos([frames]).numpy()[0]
+    np.testing.assert_allclose(got, mean / np.linalg.norm(mean), atol=1e-5)
+
+
+def test_proxy_stores_are_checked_and_video_files_refused(proxy_checkpoint, muse, tmp_path):
+    from c2kd.data.features import FeatureStoreWriter
+    from c2kd.search.building import build_index
+
+    frames = muse.encode(TEXTS)
+    for name in ("packaged-muse", "clip-vit-b32"):
+        with FeatureStoreWriter(tmp_path / name, 512, encoder=name, fps=1.0) as writer:
+            writer.add("item1", frames, np.arange(3, dtype=np.float32))
+    build_index(proxy_checkpoint, tmp_path / "packaged-muse", tmp_path / "index", progress=False)
+    with pytest.raises(ConfigError, match="packaged-muse"):
+        build_index(proxy_checkpoint, tmp_path / "clip-vit-b32", tmp_path / "bad", progress=False)
+    result = CliRunner().invoke(app, ["extract", str(tmp_path), "--checkpoint", str(proxy_checkpoint), "--out",
+                                      str(tmp_path / "x")])
+    assert isinstance(result.exception, ConfigError) and "cannot compute" in str(result.exception)
+
+
+def test_command_refuses_a_frame_encoder_of_another_size(tmp_path, muse, e5):
+    result = CliRunner().invoke(app, ["model", "aligned", "--text", "packaged-e5-small", "--frame-encoder",
+                                      "packaged-muse", "--out", str(tmp_path / "x")])
+    assert isinstance(result.exception, ConfigError)
+    assert "384-d" in str(result.exception) and "512-d" in str(result.exception)
+    assert not (tmp_path / "x").exists()
+
+
+def test_command_writes_the_proxy_checkpoint(tmp_path, muse, e5):
+    result = CliRunner().invoke(app, ["model", "aligned", "--text", "packaged-muse", "--fuse", "packaged-e5-small",
+                                      "--frame-encoder", "packaged-muse", "--out", str(tmp_path / "ck")])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    from c2kd.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(tmp_path / "ck")
+    assert [part.name for part in model.text.backbone.parts] == ["packaged-muse", "packaged-e5-small"]
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) > 0  # heads, residuals: trainable later
+    assert all(not p.requires_grad for p in model.text.backbone.parameters())
+    last = model.text.head.residual[-1].weight
+    torch.testing.assert_close(last, torch.zeros_like(last))

@@ -1,0 +1,394 @@
+"""Search over real videos with no training: a CLIP text tower + CLIP frames, end to end, offline.
+
+Tiny random-config CLIP models (full ``CLIPModel`` + a byte-level BPE ``CLIPTokenizer`` + an image processor) stand
+in for ``openai/clip-vit-base-patch32``; the two real MSR-VTT clips are extracted with them, a ``c2kd model aligned``
+checkpoint is written, and index build, search in German, moments and the HTTP service are run on it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from c2kd.cli import app
+from c2kd.errors import ConfigError
+
+runner = CliRunner()
+PROJECTION = 16
+QUERY = "ein Mann spricht"
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=True)
+
+
+def ok(*args):
+    result = run(*args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+def make_tiny_clip_model(out: Path, seed: int = 0) -> Path:
+    """A random-config full CLIPModel with a byte-level BPE tokenizer (no merges) and an image processor."""
+    from tokenizers import pre_tokenizers
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    vocab.update({c: len(vocab) + i for i, c in enumerate(alphabet)})
+    vocab.update({c + "</w>": len(vocab) + i for i, c in enumerate(alphabet)})
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[])
+    config = CLIPConfig(
+        text_config={"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                     "num_attention_heads": 2, "max_position_embeddings": 64, "bos_token_id": 0,
+                     "eos_token_id": 1, "pad_token_id": 1},
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+        projection_dim=PROJECTION)
+    torch.manual_seed(seed)
+    CLIPModel(config).eval().save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(out)
+    return out
+
+
+def make_tiny_st_model(out: Path, corpus: list[str], out_features: int = PROJECTION, weights: str = "safetensors",
+                       seed: int = 0) -> tuple[Path, torch.Tensor]:
+    """A BERT in sentence-transformers layout: mean pooling, then a Dense layer without bias. Returns (folder, W)."""
+    from safetensors.torch import save_file
+
+    from c2kd.encoders.random_hf import make_random_text_model
+
+    make_random_text_model(out, corpus, hidden=32, layers=1, heads=2, seed=seed)
+    (out / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}]))
+    (out / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 128, "do_lower_case": False}))
+    (out / "1_Pooling").mkdir()
+    (out / "1_Pooling" / "config.json").write_text(json.dumps({
+        "word_embedding_dimension": 32, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True,
+        "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False}))
+    (out / "2_Dense").mkdir()
+    (out / "2_Dense" / "config.json").write_text(json.dumps({
+        "in_features": 32, "out_features": out_features, "bias": False,
+        "activation_function": "torch.nn.modules.linear.Identity"}))
+    weight = torch.Generator().manual_seed(seed + 7)
+    w = torch.randn(out_features, 32, generator=weight) / 4
+    if weights == "safetensors":
+        save_file({"linear.weight": w}, str(out / "2_Dense" / "model.safetensors"))
+    else:
+        torch.save({"linear.weight": w}, out / "2_Dense" / "pytorch_model.bin")
+    return out, w
+
+
+@pytest.fixture(scope="module")
+def clips(shared_data) -> dict[str, Path]:
+    folder = shared_data / "msrvtt" / "clips"
+    paths = {p.stem: p for p in sorted(folder.glob("video97*.mp4"))}
+    if set(paths) != {"video9770", "video9771"}:
+        pytest.skip(f"MSR-VTT clips not found in {folder}")
+    return paths
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory, clips):
+    """Tiny CLIP folders, the real clips extracted with one of them, an aligned checkpoint and its index."""
+    tmp = tmp_path_factory.mktemp("aligned")
+    clip = make_tiny_clip_model(tmp / "clip")
+    other = make_tiny_clip_model(tmp / "other-clip", seed=1)
+    store = tmp / "store"
+    ok("extract", *clips.values(), "--encoder", "clip-vit-b32", "--model", clip, "--out", store, "--workers", 0,
+       "--no-progress")
+    checkpoint = tmp / "aligned"
+    made = ok("model", "aligned", "--text", clip, "--frame-encoder", "clip-vit-b32", "--frame-model", clip,
+              "--out", checkpoint)
+    assert "clip-vit-b32" in made.output
+    index = tmp / "index"
+    ok("index", "build", "--checkpoint", checkpoint, "--features", store, "--out", index,
+       "--videos", clips["video9770"].parent)
+    return {"tmp": tmp, "clip": clip, "other": other, "store": store, "checkpoint": checkpoint, "index": index}
+
+
+def clip_text_features(folder: Path, texts: list[str]) -> np.ndarray:
+    """CLIP's own text embeddings (``get_text_features``), L2-normalised."""
+    from transformers import AutoTokenizer, CLIPModel
+
+    model = CLIPModel.from_pretrained(folder).eval()
+    inputs = AutoTokenizer.from_pretrained(folder)(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        out = model.get_text_features(**inputs)
+    out = out if torch.is_tensor(out) else out.pooler_output
+    return torch.nn.functional.normalize(out, dim=-1).numpy()
+
+
+def video_vector(frames: np.ndarray) -> np.ndarray:
+    """The training-free video embedding: the mean of the L2-normalised frame features, L2-normalised."""
+    x = np.asarray(frames, np.float64)
+    mean = (x / np.linalg.norm(x, axis=1, keepdims=True)).mean(axis=0)
+    return mean / np.linalg.norm(mean)
+
+
+def test_checkpoint_records_the_frame_encoder_and_scores_like_clip(work, clips):
+    from c2kd.checkpoint import checkpoint_frame_encoder, load_checkpoint
+    from c2kd.data.features import FeatureStore
+    from c2kd.features.decode import sample_frames
+    from c2kd.features.encoders import build_frame_encoder
+
+    spec = checkpoint_frame_encoder(work["checkpoint"])
+    assert spec.name == "clip-vit-b32" and spec.dim == PROJECTION
+    assert spec.options["model"] == str(work["clip"].resolve())
+    model, config = load_checkpoint(work["checkpoint"])
+    assert config.model.text.head == "aligned" and config.model.video.aligned
+    assert config.model.text.embed_dim == config.model.video.feature_dim == PROJECTION
+
+    store = FeatureStore(work["store"])
+    assert store.meta["encoder"] == "clip-vit-b32" and sorted(store.ids) == sorted(clips)
+    # the store holds CLIP's image features of the sampled frames (float16)
+    from transformers import CLIPModel
+
+    clip = CLIPModel.from_pretrained(work["clip"]).eval()
+    encoder = build_frame_encoder("clip-vit-b32", model=str(work["clip"]), device="cpu")
+    frames, _ = sample_frames(clips["video9770"], 1.0, transform=encoder.preprocess.resize)
+    with torch.no_grad():
+        image = clip.get_image_features(pixel_values=torch.from_numpy(encoder.preprocess(frames)))
+    image = (image if torch.is_tensor(image) else image.pooler_output).numpy()
+    np.testing.assert_allclose(np.asarray(store["video9770"], np.float32), image, rtol=2e-3, atol=2e-3)
+
+    # search scores = cosine(CLIP text features, mean of normalised frame features), computed independently
+    text = clip_text_features(work["clip"], [QUERY, "a dog runs"])
+    payload = json.loads(ok("search", work["index"], QUERY, "--lang", "de", "--json").output)
+    assert [r["video_id"] for r in payload["results"]] and len(payload["results"]) == 2
+    for hit in payload["results"]:
+        expected = float(video_vector(store[hit["video_id"]]) @ text[0])
+        assert hit["score"] == pytest.approx(expected, abs=1e-5)
+    model.eval()
+    np.testing.assert_allclose(model.embed_texts([QUERY, "a dog runs"]).numpy(), text, atol=1e-5)
+
+
+def test_moments_on_a_video_file_use_the_checkpoints_frame_encoder(work, clips):
+    from c2kd.data.features import FeatureStore
+
+    result = ok("moments", clips["video9771"], QUERY, "--checkpoint", work["checkpoint"], "--lang", "de", "-k", 3,
+                "--lengths", "2,4", "--json")
+    payload = json.loads(result.output)
+    assert payload["video_id"] == "video9771" and 1 <= len(payload["moments"]) <= 3
+    # the same moments as from the store: the file was encoded with the recorded CLIP model, not a guess
+    from_store = json.loads(ok("moments", "video9771", QUERY, "--checkpoint", work["checkpoint"], "--features",
+                               work["store"], "-k", 3, "--lengths", "2,4", "--json").output)
+    assert [(m["start"], m["end"]) for m in payload["moments"]] == [(m["start"], m["end"])
+                                                                   for m in from_store["moments"]]
+    for got, want in zip(payload["moments"], from_store["moments"]):
+        assert got["score"] == pytest.approx(want["score"], abs=5e-3)  # the store keeps float16
+    # the best window scores like CLIP: cosine(text, mean of its normalised frames)
+    store = FeatureStore(work["store"])
+    best = from_store["moments"][0]
+    times = store.times("video9771")
+    rows = (times >= best["start"] - 1e-6) & (times < best["end"] - 1e-6)
+    text = clip_text_features(work["clip"], [QUERY])[0]
+    assert best["score"] == pytest.approx(float(video_vector(store["video9771"][rows]) @ text), abs=1e-5)
+
+
+def test_http_service_answers_search(work):
+    from fastapi.testclient import TestClient
+
+    from c2kd.serve.app import ServeSettings, create_app
+
+    with TestClient(create_app(ServeSettings(index=work["index"]))) as client:
+        got = client.get("/api/search", params={"q": QUERY, "lang": "de", "k": 2, "moments": True}).json()
+    cli = json.loads(ok("search", work["index"], QUERY, "--json").output)
+    assert [r["video_id"] for r in got["results"]] == [r["video_id"] for r in cli["results"]]
+    assert all(r["moment"] is not None and r["video_url"] for r in got["results"])
+
+
+def test_extract_with_checkpoint_uses_its_encoder_and_refuses_another(work, clips):
+    from c2kd.data.features import FeatureStore
+    from c2kd.encoders.frames import spec_from_store_meta
+
+    store = work["tmp"] / "from-checkpoint"
+    ok("extract", clips["video9770"], "--checkpoint", work["checkpoint"], "--out", store, "--workers", 0,
+       "--no-progress")
+    made = FeatureStore(store)
+    assert spec_from_store_meta(made.meta) == spec_from_store_meta(FeatureStore(work["store"]).meta)
+    np.testing.assert_array_equal(made["video9770"], FeatureStore(work["store"])["video9770"])
+    refused = run("extract", clips["video9770"], "--checkpoint", work["checkpoint"], "--model", work["other"],
+                  "--out", work["tmp"] / "refused", "--workers", 0, "--no-progress")
+    assert isinstance(refused.exception, ConfigError) and str(work["clip"].resolve()) in str(refused.exception)
+
+
+def test_store_of_another_encoder_is_refused_naming_the_right_one(work, clips):
+    from c2kd.data.features import FeatureStoreWriter
+
+    other = work["tmp"] / "other-store"
+    ok("extract", clips["video9770"], "--encoder", "clip-vit-b32", "--model", work["other"], "--out", other,
+       "--workers", 0, "--no-progress")
+    focus = work["tmp"] / "focus-store"  # features recorded as made by vit-s14-focus (same size, to pass dims)
+    with FeatureStoreWriter(focus, PROJECTION, encoder="vit-s14-focus", fps=1.0,
+                            extra={"extractor": {"encoder": "vit-s14-focus", "dim": PROJECTION, "pool": "cls"}}) as w:
+        w.add("video9770", np.ones((3, PROJECTION), np.float32), np.arange(3, dtype=np.float32))
+    right = str(work["clip"].resolve())
+    for store, wrong in ((other, str(work["other"].resolve())), (focus, "vit-s14-focus")):
+        for args in (("index", "build", "--checkpoint", work["checkpoint"], "--features", store, "--out",
+                      work["tmp"] / "bad-index"),
+                     ("moments", "video9770", QUERY, "--checkpoint", work["checkpoint"], "--features", store)):
+            result = run(*args)
+            assert isinstance(result.exception, ConfigError), (args, result.output, result.exception)
+            message = str(result.exception)
+            assert "clip-vit-b32" in message and right in message and wrong in message
+            assert f"c2kd extract VIDEOS --checkpoint {work['checkpoint']}" in message
+
+
+def test_evaluate_and_teacher_loading_accept_the_aligned_checkpoint(work, tiny_dataset):
+    import shutil
+
+    from c2kd.data.features import FeatureStore
+    from c2kd.distill.teachers import load_teachers
+
+    refused = run("evaluate", "--checkpoint", work["checkpoint"], "--data", tiny_dataset)
+    assert isinstance(refused.exception, ConfigError) and "'synthetic' instead of 'clip-vit-b32'" in str(
+        refused.exception)
+    data = work["tmp"] / "relabelled"  # the tiny dataset, its 16-d features labelled as the checkpoint's CLIP ones
+    shutil.copytree(tiny_dataset, data)
+    meta_path = data / "features" / "store.json"
+    meta = {**json.loads(meta_path.read_text()), **{k: FeatureStore(work["store"]).meta[k]
+                                                    for k in ("encoder", "extractor")}}
+    meta_path.write_text(json.dumps(meta))
+    out = work["tmp"] / "eval.json"
+    ok("evaluate", "--checkpoint", work["checkpoint"], "--data", data, "--split", "test", "--json", out)
+    assert "t2v" in json.loads(out.read_text())
+    (teacher,) = load_teachers([work["checkpoint"]], feature_dim=PROJECTION)
+    assert teacher.config.text.head == "aligned"
+
+
+def test_dims_must_agree_and_folders_must_exist(work, tmp_path):
+    wrong = run("model", "aligned", "--text", work["clip"], "--frame-encoder", "s3d", "--out", tmp_path / "x")
+    assert isinstance(wrong.exception, ConfigError)
+    assert "16-d" in str(wrong.exception) and "1024-d" in str(wrong.exception)
+    missing = run("model", "aligned", "--text", "clip:./no/such/clip", "--frame-encoder", "clip-vit-b32",
+                  "--out", tmp_path / "y")
+    assert isinstance(missing.exception, ConfigError) and "not found" in str(missing.exception)
+
+
+def test_uncached_hub_id_fails_fast_naming_a_local_folder(monkeypatch):
+    from c2kd.encoders.registry import build_text_backbone
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ConfigError, match="local folder"):
+        build_text_backbone("clip:someone/not-a-cached-clip")
+    with pytest.raises(ConfigError, match="local folder"):
+        build_text_backbone("st:someone/not-a-cached-mclip")
+
+
+@pytest.mark.parametrize("weights", ["safetensors", "bin"])
+def test_sentence_transformers_layout_equals_mean_pool_then_dense(tmp_path, weights):
+    from transformers import AutoModel, AutoTokenizer
+
+    from c2kd.encoders.clip_text import SentenceTransformerTextBackbone
+    from c2kd.encoders.registry import build_text_backbone, rebuild_text_backbone
+
+    texts = ["ein mann spricht", "a man talks to a dog", "spricht"]
+    folder, w = make_tiny_st_model(tmp_path / "st", texts + ["der hund"], weights=weights)
+    backbone = build_text_backbone(f"st:{folder}")
+    assert isinstance(backbone, SentenceTransformerTextBackbone) and backbone.dim == PROJECTION
+    tokenizer, bert = AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder).eval()
+    enc = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = bert(**enc).last_hidden_state
+        mask = enc["attention_mask"].unsqueeze(-1).float()
+        expected = ((hidden * mask).sum(1) / mask.sum(1)) @ w.T
+        got = backbone(backbone.prepare(texts, 40))
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    try:  # the sentence-transformers package itself, when installed, agrees
+        from sentence_transformers import SentenceTransformer
+
+        reference = SentenceTransformer(str(folder), device="cpu").encode(texts, convert_to_tensor=True)
+        torch.testing.assert_close(got, reference.float(), atol=1e-5, rtol=1e-5)
+    except ImportError:
+        pass
+    # architecture saved and rebuilt offline (weights come from the checkpoint)
+    backbone.save_architecture(tmp_path / "arch")
+    rebuilt = rebuild_text_backbone(f"st:{folder}", tmp_path / "arch")
+    rebuilt.load_state_dict(backbone.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.eval()(rebuilt.prepare(texts, 40)), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_aligned_checkpoint_with_a_sentence_transformers_tower_reloads_offline(work, tmp_path):
+    from c2kd.checkpoint import load_checkpoint
+
+    texts = ["ein mann spricht", "a man talks"]
+    folder, _ = make_tiny_st_model(tmp_path / "st", texts)
+    out = tmp_path / "st-aligned"
+    ok("model", "aligned", "--text", folder, "--frame-encoder", "clip-vit-b32", "--frame-model", work["clip"],
+       "--out", out)
+    model, config = load_checkpoint(out)
+    assert config.model.text.name == f"st:{folder}"
+    from c2kd.encoders.registry import build_text_backbone
+
+    direct = build_text_backbone(f"st:{folder}")
+    with torch.no_grad():
+        expected = torch.nn.functional.normalize(direct(direct.prepare(texts, 40)), dim=-1)
+    torch.testing.assert_close(model.eval().embed_texts(texts), expected, atol=1e-5, rtol=1e-5)
+
+
+def put_in_hub_cache(cache: Path, repo_id: str, folder: Path) -> None:
+    """Lay ``folder`` out as the cached snapshot of ``repo_id`` (what a download would leave in the cache)."""
+    import shutil
+
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0123456789abcdef0123456789abcdef01234567")
+    shutil.copytree(folder, repo / "snapshots" / "0123456789abcdef0123456789abcdef01234567")
+
+
+def test_documented_presets_load_from_the_hub_cache(work, clips, tmp_path, monkeypatch):
+    """`model aligned --text mclip-vit-b32 --frame-encoder clip-vit-b32` and `extract --checkpoint`, with tiny
+    models standing in for the hub's in a Hugging Face cache (offline)."""
+    import huggingface_hub.constants
+
+    from c2kd.checkpoint import checkpoint_frame_encoder, load_checkpoint
+    from c2kd.data.features import FeatureStore
+    from c2kd.encoders.registry import TEXT_PRESETS, build_text_backbone
+
+    cache = tmp_path / "hub"
+    st_folder, _ = make_tiny_st_model(tmp_path / "st", ["ein mann spricht"])
+    put_in_hub_cache(cache, TEXT_PRESETS["mclip-vit-b32"].source, st_folder)
+    put_in_hub_cache(cache, "openai/clip-vit-base-patch32", work["clip"])
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    out = tmp_path / "mclip"
+    ok("model", "aligned", "--text", "mclip-vit-b32", "--frame-encoder", "clip-vit-b32", "--out", out)
+    assert checkpoint_frame_encoder(out).options["model"] == "openai/clip-vit-base-patch32"
+    model, config = load_checkpoint(out)
+    assert config.model.text.name == "mclip-vit-b32"
+    direct = build_text_backbone(f"st:{st_folder}")
+    with torch.no_grad():
+        expected = torch.nn.functional.normalize(direct(direct.prepare([QUERY], 40)), dim=-1)
+    torch.testing.assert_close(model.eval().embed_texts([QUERY]), expected, atol=1e-5, rtol=1e-5)
+    store = tmp_path / "store"
+    ok("extract", clips["video9770"], "--checkpoint", out, "--out", store, "--workers", 0, "--no-progress")
+    np.testing.assert_array_equal(FeatureStore(store)["video9770"], FeatureStore(work["store"])["video9770"])
+    clip_text = build_text_backbone("clip-vit-b32-text")
+    assert clip_text.dim == PROJECTION and clip_text.name == "clip-vit-b32-text"
+
+
+def test_cached_hub_ids_load_from_the_cache_when_the_hub_is_out_of_reach(work, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from c2kd.encoders import hub
+
+    put_in_hub_cache(tmp_path / "hub", "openai/clip-vit-base-patch32", work["clip"])
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: False)
+    assert hub.ensure_hub_source("openai/clip-vit-base-patch32", "CLIP") == {"local_files_only": True}
+    assert hub.ensure_hub_source(str(work["clip"]), "CLIP") == {}
+    with pytest.raises(ConfigError, match="cannot be reached.*--local-dir DIR"):
+        hub.ensure_hub_source("someone/uncached-clip", "CLIP")
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: True)
+    assert hub.ensure_hub_source("someone/uncached-clip", "CLIP") == {}
