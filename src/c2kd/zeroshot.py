@@ -88,7 +88,8 @@ def frame_encoder_spec(name: str, options: Mapping[str, Any] | None = None,
 
 
 def aligned_model_config(text: str, spec: FrameEncoderSpec, dim: int, fuse: Sequence[str] = (),
-                         trainable: bool = True, residual_hidden: int = 1024, max_frames: int = 30):
+                         trainable: bool = True, residual_hidden: int = 1024, max_frames: int = 30,
+                         cache_dir: str | None = None):
     """The ``ModelConfig`` of a training-free aligned model (both towers start as the identity on their inputs)."""
     from c2kd.encoders.text import TextEncoderConfig
     from c2kd.encoders.video import VideoEncoderConfig
@@ -97,7 +98,7 @@ def aligned_model_config(text: str, spec: FrameEncoderSpec, dim: int, fuse: Sequ
     heads = 4 if dim % 4 == 0 else 1
     return ModelConfig(
         text=TextEncoderConfig(name=text, fuse=list(fuse), head="aligned", residual_hidden=residual_hidden,
-                               trainable=trainable, embed_dim=dim),
+                               trainable=trainable, embed_dim=dim, cache_dir=cache_dir),
         video=VideoEncoderConfig(feature_dim=dim, embed_dim=dim, heads=heads, max_frames=max_frames, aligned=True),
         frame_encoder=spec,
     )
@@ -106,7 +107,8 @@ def aligned_model_config(text: str, spec: FrameEncoderSpec, dim: int, fuse: Sequ
 def aligned_checkpoint(out: str | os.PathLike, text: str, frame_encoder: str, fuse: Sequence[str] = (),
                        frame_options: Mapping[str, Any] | None = None, trainable: bool | None = None,
                        residual_hidden: int = 1024, max_frames: int = 30, data: str | None = None,
-                       backbones: Sequence[TextBackbone] | None = None, seed: int = 0) -> Path:
+                       backbones: Sequence[TextBackbone] | None = None, seed: int = 0,
+                       cache_dir: str | os.PathLike | None = None) -> Path:
     """Write a checkpoint that needs no training to ``out`` and return its path.
 
     ``text``: an aligned text backbone (``mclip-vit-b32``, ``clip-vit-b32-text``, a CLIP folder, ``st:FOLDER``,
@@ -115,6 +117,7 @@ def aligned_checkpoint(out: str | os.PathLike, text: str, frame_encoder: str, fu
     ``clip-vit-b32``; by default a CLIP text tower's own CLIP checkpoint): what the video tower reads.
     ``trainable``: default, whether the text backbone can be fine-tuned at all. ``data``: recorded as
     ``data.path`` (no data is read). ``backbones``: already loaded backbones for ``[text, *fuse]``.
+    ``cache_dir``: keep the frozen backbones' caption embeddings in this on-disk cache (``c2kd.encoders.cache``).
 
     Raises ``ConfigError`` when the frame encoder's feature size differs from the text backbone's.
     """
@@ -144,7 +147,8 @@ def aligned_checkpoint(out: str | os.PathLike, text: str, frame_encoder: str, fu
             "--text packaged-muse with --frame-encoder packaged-muse for the Multi30K proxy)")
     if trainable is None:
         trainable = bool(parts[0].supports_training)
-    model_config = aligned_model_config(text, spec, dim, fuse, trainable, residual_hidden, max_frames)
+    model_config = aligned_model_config(text, spec, dim, fuse, trainable, residual_hidden, max_frames,
+                                        None if cache_dir is None else str(cache_dir))
     torch.manual_seed(seed)  # the residuals' first layers (their last layers are zero: no effect untrained)
     model = build_model(model_config, backbones=parts)
     config = TrainConfig(stage="zero-shot", data={"path": data or NO_DATA}, model=model_config, out_dir=str(out))

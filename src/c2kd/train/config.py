@@ -81,6 +81,10 @@ class TrainConfig(_Strict):
     precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
     out_dir: str = "runs/run"
     monitor: str = "t2v/average/R@1"
+    #: model selection on val includes the untrained start (epoch 0); with this set, an epoch is kept as best/ only
+    #: if no evaluation language validates below its start (for an averaged monitor): a model started from an
+    #: off-the-shelf encoder is never handed back worse than it in a language
+    keep_every_language: bool = True
     tie_policy: Literal["optimistic", "pessimistic", "average"] = "average"
     log_every: int = Field(10, ge=1)
     #: also write last/ every N optimizer steps (for long epochs); None: once per epoch

@@ -204,6 +204,16 @@ def with_frame_encoder(config: TrainConfig) -> TrainConfig:
     return config.model_copy(update={"model": config.model.model_copy(update={"frame_encoder": found})})
 
 
+def selection_floor(config: TrainConfig, monitor: str, languages: list[str]) -> list[str]:
+    """Per-language versions of an averaged monitor (``t2v/average/R@1`` -> ``t2v/de/R@1``, ...) when
+    ``config.keep_every_language`` is set: no language may validate below the start for an epoch to be kept."""
+    parts = monitor.split("/")
+    if not config.keep_every_language or "average" not in parts:
+        return []
+    at = parts.index("average")
+    return ["/".join([*parts[:at], lang, *parts[at + 1:]]) for lang in languages]
+
+
 def check_same_settings(config: TrainConfig, ignore: tuple[str, ...] = RESUMABLE_SETTINGS) -> None:
     """Refuse to continue, or read back, the run in ``config.out_dir`` if it was made with other settings."""
     out = Path(config.out_dir)
@@ -255,7 +265,8 @@ def train(config: TrainConfig, resume: bool = True) -> Path:
                       parts.device, parts.evaluate, parts.monitor, write_model_extras(config, parts.model),
                       config.precision, config.optim.grad_clip, config.log_every,
                       save_every_steps=config.save_every_steps, progress=config.progress,
-                      tensorboard=config.tensorboard, is_main=env.is_main)
+                      tensorboard=config.tensorboard, is_main=env.is_main,
+                      floor=selection_floor(config, parts.monitor, parts.eval_languages))
     trainer.fit()
     barrier()
     dataset = parts.dataset

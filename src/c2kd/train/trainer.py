@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,13 +66,16 @@ class Trainer:
                  monitor: str = "loss", write_extra: Callable[[Path, dict | None], None] | None = None,
                  precision: str = "auto", grad_clip: float | None = None, log_every: int = 10,
                  save_every_steps: int | None = None, progress: bool = True, tensorboard: bool = True,
-                 to_device: Callable[[Any, torch.device], Any] | None = None, is_main: bool = True):
+                 to_device: Callable[[Any, torch.device], Any] | None = None, is_main: bool = True,
+                 floor: Sequence[str] = ()):
         self.model, self.loss_fn, self.loader = model, loss_fn, loader
         self.optimizer, self.scheduler = optimizer, scheduler
         self.out_dir, self.epochs, self.device = Path(out_dir), epochs, device
         self.evaluate, self.monitor, self.write_extra = evaluate, monitor, write_extra
         self.grad_clip, self.log_every, self.save_every_steps = grad_clip, log_every, save_every_steps
         self.progress, self.is_main = progress, is_main
+        #: validation metrics that may not fall below their value at the start for an epoch to become best/
+        self.floor = tuple(floor)
         self.to_device = to_device or (lambda batch, dev: batch.to(dev))
         self.amp_dtype = autocast_dtype(device, precision)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
@@ -161,6 +164,13 @@ class Trainer:
         self.state.best_metric, self.state.best_epoch = float(metrics[self.monitor]), 0
         self._write_checkpoint("best", metrics, with_state=False)
 
+    def _above_floor(self, metrics: dict[str, float] | None) -> bool:
+        """Whether every ``floor`` metric is at least its value at the start (always true without a start)."""
+        start = self.state.start_metrics
+        if not self.floor or metrics is None or start is None:
+            return True
+        return all(metrics[name] >= start[name] for name in self.floor if name in start)
+
     def fit(self) -> TrainerState:
         self.model.to(self.device)
         self.resume()
@@ -210,7 +220,7 @@ class Trainer:
             monitored = (metrics or {}).get(self.monitor)
             if monitored is None and self.evaluate is None:
                 monitored = -summary.get("train/loss", 0.0)  # no validation split: keep the lowest training loss
-            if monitored is not None and monitored > self.state.best_metric:
+            if monitored is not None and monitored > self.state.best_metric and self._above_floor(metrics):
                 self.state.best_metric, self.state.best_epoch = float(monitored), self.state.epoch
                 self._write_checkpoint("best", metrics, with_state=False)
             self._write_checkpoint("last", metrics, with_state=True)
