@@ -239,6 +239,10 @@ def run_quickstart(out: Path, data: Path | None = None, download: bool = True, m
     echo(f"\nMulti30K PROXY test ({results['c2kd']['protocol']['videos']} items; 'video' = the item's four other "
          "English descriptions as USE frames). The first row is the off-the-shelf baseline.\n")
     echo("text -> video\n" + tables["t2v"] + "\n\nvideo -> text\n" + tables["v2t"])
+    kept = [name for name, res in results.items() if res.get("selection", {}).get("kept_start")]
+    if kept:
+        echo(f"\n{', '.join(kept)}: no epoch validated at or above the start in every language, so the run handed "
+             "back its untrained start (the off-the-shelf pair)")
     worse = below_baseline(results, "c2kd")
     echo("\nC2KD student vs off-the-shelf: " + ("at or above it in every language" if not worse
                                                  else "BELOW it in " + ", ".join(worse)))

@@ -267,7 +267,7 @@ def train(config: TrainConfig, resume: bool = True) -> Path:
                       save_every_steps=config.save_every_steps, progress=config.progress,
                       tensorboard=config.tensorboard, is_main=env.is_main,
                       floor=selection_floor(config, parts.monitor, parts.eval_languages))
-    trainer.fit()
+    state = trainer.fit()
     barrier()
     dataset = parts.dataset
     if env.is_main and config.data.test_split and config.data.test_split in dataset.splits:
@@ -276,6 +276,9 @@ def train(config: TrainConfig, resume: bool = True) -> Path:
         best, _ = load_checkpoint(out, device=parts.device)
         test = dataset.split(config.data.test_split, parts.eval_languages)
         results = RetrievalEvaluator(test, parts.eval_languages, config.tie_policy)(best)
+        # which checkpoint was tested: epoch 0 means no epoch validated better than the untrained start
+        results["selection"] = {"epoch": state.best_epoch, "monitor": parts.monitor,
+                                "kept_start": state.best_epoch == 0}
         write_json(out / "test_metrics.json", results)
     barrier()
     return out
