@@ -7,10 +7,9 @@ Every model starts from the best thing a user could do without training, and tha
 - **zero-shot** (English NCE), **translate-train** (NCE on en/de/fr/cs) and **C2KD** students, all started from
   that aligned pair (USE + e5 fused; heads are identities plus zero-initialised residuals), all on every shared
   training item by default, ``--seeds`` seeds each. The C2KD teachers read the English caption: the off-the-shelf
-  pair and the zero-shot student of the same seed, pooled.
+  pair and ``teacher-en`` (the pair trained and selected on English) of the same seed, pooled.
 
-The C2KD setting (alpha x pooler from ``--alphas`` / ``--poolers``) is chosen on the **validation** split with
-seed 0; the test split (test_2016, 1,000 items) is only reported. Output: markdown tables (t2v and v2t, mean ± std
+The C2KD setting (alpha and teachers, from ``--candidates``) is chosen on the **validation** split with seed 0; the test split (test_2016, 1,000 items) is only reported. Output: markdown tables (t2v and v2t, mean ± std
 over seeds) on stdout, everything in ``--json``. Frozen-backbone caches are computed once (resumable, shareable
 with ``--cache``) and their cost is reported; finished runs with the same settings are read back.
 
@@ -44,8 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=3e-4)
-    parser.add_argument("--alphas", type=float, nargs="+", default=[0.5, 0.2])
-    parser.add_argument("--poolers", nargs="+", default=["mean", "max"])
+    parser.add_argument("--candidates", nargs="+", default=["0.5:off-the-shelf", "0.2:off-the-shelf",
+                                                            "0.1:off-the-shelf", "0.2:mean", "0.2:max"],
+                        help="C2KD settings to choose from on val, ALPHA:POOLER (teachers: the off-the-shelf pair and "
+                             "teacher-en, pooled) or ALPHA:off-the-shelf (that pair alone)")
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads (0 = auto: one when the machine is busy, e.g. two benchmarks side by side)")
     parser.add_argument("--json", type=Path, default=None, help="default: <out>/bench_quality.json")
@@ -78,9 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     baseline = off_the_shelf_checkpoint(runs_dir / OFF_THE_SHELF, dataset_dir, cache_dir)
     reference = evaluate_checkpoint(baseline, dataset_dir)
 
-    def configs(seed: int, alpha: float, pooler: str) -> dict[str, dict]:
+    def configs(seed: int, candidate: str) -> dict[str, dict]:
+        alpha, teachers = candidate.split(":")
+        both = teachers != OFF_THE_SHELF
         return run_configs(dataset_dir, runs_dir / f"seed{seed}", cache_dir, args.epochs, args.batch_size, args.lr,
-                           seed, "auto", alpha, pooler, teachers_dir=runs_dir)
+                           seed, "auto", float(alpha), teachers if both else "mean", teachers_dir=runs_dir,
+                           english_teacher=both)
 
     def run(cfg: dict) -> tuple[dict, dict, float]:
         """Test metrics, validation metrics of the kept checkpoint, and training seconds of one run."""
@@ -92,23 +96,24 @@ def main(argv: list[str] | None = None) -> int:
 
     # 1. choose the C2KD setting on val (seed 0)
     choices = {}
-    for alpha in args.alphas:
-        for pooler in args.poolers:
-            cfgs = configs(0, alpha, pooler)
-            run(cfgs["zero-shot"])  # a teacher
-            _, val, secs = run(cfgs["c2kd"])
-            choices[(alpha, pooler)] = val["t2v/average/R@1"]
-            log(f"C2KD alpha {alpha:g} pooler {pooler}: val t2v average R@1 {val['t2v/average/R@1']:.2f} "
-                f"({secs:.0f} s)")
-    alpha, pooler = max(choices, key=lambda k: choices[k])
-    log(f"chosen on val: alpha {alpha:g}, pooler {pooler}")
+    for candidate in args.candidates:
+        cfgs = configs(0, candidate)
+        if "teacher-en" in cfgs:
+            run(cfgs["teacher-en"])
+        _, val, secs = run(cfgs["c2kd"])
+        choices[candidate] = val["t2v/average/R@1"]
+        log(f"C2KD {candidate}: val t2v average R@1 {val['t2v/average/R@1']:.2f} ({secs:.0f} s)")
+    chosen = max(choices, key=lambda k: choices[k])
+    log(f"chosen on val: {chosen}")
 
     # 2. every setting over seeds, reported on test
     settings = (*BASELINES, "c2kd")
     results: dict[str, list[dict]] = {s: [] for s in settings}
     seconds: dict[str, list[float]] = {s: [] for s in settings}
     for seed in range(args.seeds):
-        cfgs = configs(seed, alpha, pooler)
+        cfgs = configs(seed, chosen)
+        if "teacher-en" in cfgs:
+            run(cfgs["teacher-en"])
         for name in settings:
             test, _, secs = run(cfgs[name])
             results[name].append(test)
@@ -127,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     n_items = reference["protocol"]["videos"]
     print(f"## Multi30K PROXY quality (test_2016, {n_items} items; {args.seeds} seeds, mean ± std; "
-          f"{args.max_train or 'all'} training items, {args.epochs} epochs; C2KD alpha {alpha:g}, pooler {pooler}, "
-          "chosen on val)\n")
+          f"{args.max_train or 'all'} training items, {args.epochs} epochs; C2KD alpha:teachers {chosen}, chosen "
+          "on val)\n")
     for direction, label in (("t2v", "text -> video"), ("v2t", "video -> text")):
         header = ["setting", *(f"{lang} R@1" for lang in LANGS), "avg R@1", "avg R@5", "avg R@10", "train s"]
         base = reference[direction]
@@ -145,13 +150,12 @@ def main(argv: list[str] | None = None) -> int:
                  f"(std {max(c2kd[lang]['R@1']['std'], tt[direction][lang]['R@1']['std']):.1f})" for lang in LANGS]
         print(f"\nC2KD vs translate-train: {', '.join(gains)}\n")
     print("cache (s): " + ", ".join(f"{k} {v:.0f}" for k, v in cache_seconds.items())
-          + "; val choice (avg R@1): " + ", ".join(f"alpha {a:g}/{p} {v:.1f}" for (a, p), v in choices.items()))
+          + "; val choice (avg R@1): " + ", ".join(f"{c} {v:.2f}" for c, v in choices.items()))
     print(f"peak memory {peak_mb:.0f} MB; total {(time.perf_counter() - started) / 60:.1f} min")
     json_path = args.json or args.out / "bench_quality.json"
     write_json(json_path, {
         "off_the_shelf": reference, "aggregated": aggregated, "runs": results, "train_seconds": seconds,
-        "cache_seconds": cache_seconds, "val_choice": {f"alpha{a:g}-{p}": v for (a, p), v in choices.items()},
-        "chosen": {"alpha": alpha, "pooler": pooler},
+        "cache_seconds": cache_seconds, "val_choice": choices, "chosen": chosen,
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
         | {"data": str(located.root)}, "peak_memory_mb": peak_mb})
     return 0

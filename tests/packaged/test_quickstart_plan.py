@@ -11,7 +11,7 @@ from c2kd.train.config import TrainConfig
 def test_the_three_runs_start_from_the_aligned_pair(tmp_path: Path):
     cfgs = run_configs(tmp_path / "data", tmp_path / "runs", tmp_path / "cache", epochs=3, batch_size=32, lr=1e-3,
                        seed=0, device="cpu", alpha=0.5, pooler="mean")
-    assert list(cfgs) == ["zero-shot", "translate-train", "c2kd"]
+    assert list(cfgs) == ["teacher-en", "zero-shot", "translate-train", "c2kd"]
     parsed = {name: TrainConfig.model_validate(c) for name, c in cfgs.items()}
     for cfg in parsed.values():
         text, video = cfg.model.text, cfg.model.video
@@ -22,7 +22,8 @@ def test_the_three_runs_start_from_the_aligned_pair(tmp_path: Path):
         assert cfg.keep_every_language
     c2kd = parsed["c2kd"]
     assert c2kd.stage == "c2kd" and c2kd.teachers.language == "english" and c2kd.teachers.pooler == "mean"
-    assert c2kd.teachers.checkpoints == [str(tmp_path / "runs" / OFF_THE_SHELF), cfgs["zero-shot"]["out_dir"]]
+    assert c2kd.teachers.checkpoints == [str(tmp_path / "runs" / OFF_THE_SHELF), cfgs["teacher-en"]["out_dir"]]
+    assert parsed["teacher-en"].data.eval_languages == ["en"]  # selected on English: it only reads English
     assert parsed["zero-shot"].stage == "zero-shot" and parsed["translate-train"].stage == "translate-train"
 
 
