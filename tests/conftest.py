@@ -27,6 +27,16 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def clips(shared_data) -> dict[str, Path]:
+    """The two real clips: video9770 (11 s, 30 fps) and video9771 (14 s, 29.97 fps, stream starts at 33 ms)."""
+    folder = shared_data / "msrvtt" / "clips"
+    paths = {p.stem: p for p in sorted(folder.glob("*.mp4"))}
+    if set(paths) != {"video9770", "video9771"}:
+        pytest.skip(f"MSR-VTT clips not found in {folder}")
+    return paths
+
+
+@pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     """A small synthetic dataset: 64 train / 16 val / 24 test videos (2 test videos missing), en de fr cs."""
     from c2kd.data.synthetic import SyntheticConfig, generate_synthetic

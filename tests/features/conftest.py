@@ -13,16 +13,6 @@ from videokit import make_pool_project_onnx, make_tiny_clip, write_colour_second
 
 
 @pytest.fixture(scope="session")
-def clips(shared_data) -> dict[str, Path]:
-    """The two real clips: video9770 (11 s, 30 fps) and video9771 (14 s, 29.97 fps, stream starts at 33 ms)."""
-    folder = shared_data / "msrvtt" / "clips"
-    paths = {p.stem: p for p in sorted(folder.glob("*.mp4"))}
-    if set(paths) != {"video9770", "video9771"}:
-        pytest.skip(f"MSR-VTT clips not found in {folder}")
-    return paths
-
-
-@pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory) -> Path:
     return make_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny-clip")
 

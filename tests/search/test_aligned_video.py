@@ -88,15 +88,6 @@ def make_tiny_st_model(out: Path, corpus: list[str], out_features: int = PROJECT
 
 
 @pytest.fixture(scope="module")
-def clips(shared_data) -> dict[str, Path]:
-    folder = shared_data / "msrvtt" / "clips"
-    paths = {p.stem: p for p in sorted(folder.glob("video97*.mp4"))}
-    if set(paths) != {"video9770", "video9771"}:
-        pytest.skip(f"MSR-VTT clips not found in {folder}")
-    return paths
-
-
-@pytest.fixture(scope="module")
 def work(tmp_path_factory, clips):
     """Tiny CLIP folders, the real clips extracted with one of them, an aligned checkpoint and its index."""
     tmp = tmp_path_factory.mktemp("aligned")
