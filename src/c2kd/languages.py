@@ -48,6 +48,27 @@ ALIASES: dict[str, str] = {
     "fr-fr": "fr", "de-de": "de", "sh": "sr",
 }
 
+#: ISO 639-2 three-letter codes (terminology and bibliographic forms) -> registry code.
+ISO_639_2: dict[str, str] = {
+    "afr": "af", "amh": "am", "ara": "ar", "asm": "as", "aze": "az", "bel": "be", "bul": "bg", "ben": "bn",
+    "bod": "bo", "tib": "bo", "bre": "br", "bos": "bs", "cat": "ca", "cos": "co", "ces": "cs", "cze": "cs",
+    "cym": "cy", "wel": "cy", "dan": "da", "deu": "de", "ger": "de", "ell": "el", "gre": "el", "eng": "en",
+    "epo": "eo", "spa": "es", "est": "et", "eus": "eu", "baq": "eu", "fas": "fa", "per": "fa", "fin": "fi",
+    "fra": "fr", "fre": "fr", "fry": "fy", "gle": "ga", "gla": "gd", "glg": "gl", "guj": "gu", "hau": "ha",
+    "heb": "he", "hin": "hi", "hrv": "hr", "hat": "ht", "hun": "hu", "hye": "hy", "arm": "hy", "ind": "id",
+    "ibo": "ig", "isl": "is", "ice": "is", "ita": "it", "jpn": "ja", "jav": "jv", "kat": "ka", "geo": "ka",
+    "kaz": "kk", "khm": "km", "kan": "kn", "kor": "ko", "kur": "ku", "kir": "ky", "lat": "la", "ltz": "lb",
+    "lao": "lo", "lit": "lt", "lav": "lv", "mlg": "mg", "mri": "mi", "mao": "mi", "mkd": "mk", "mac": "mk",
+    "mal": "ml", "mon": "mn", "mar": "mr", "msa": "ms", "may": "ms", "mlt": "mt", "mya": "my", "bur": "my",
+    "nep": "ne", "nld": "nl", "dut": "nl", "nor": "no", "nya": "ny", "oci": "oc", "ori": "or", "pan": "pa",
+    "pol": "pl", "pus": "ps", "por": "pt", "ron": "ro", "rum": "ro", "rus": "ru", "kin": "rw", "san": "sa",
+    "snd": "sd", "sin": "si", "slk": "sk", "slo": "sk", "slv": "sl", "smo": "sm", "sna": "sn", "som": "so",
+    "sqi": "sq", "alb": "sq", "srp": "sr", "sot": "st", "sun": "su", "swe": "sv", "swa": "sw", "tam": "ta",
+    "tel": "te", "tgk": "tg", "tha": "th", "tuk": "tk", "tgl": "tl", "tur": "tr", "tat": "tt", "uig": "ug",
+    "ukr": "uk", "urd": "ur", "uzb": "uz", "vie": "vi", "wol": "wo", "xho": "xh", "yid": "yi", "yor": "yo",
+    "zho": "zh", "chi": "zh", "zul": "zu",
+}
+
 #: Languages of each benchmark, as the paper uses them.
 BENCHMARK_LANGUAGES: dict[str, tuple[str, ...]] = {
     "multi-msrvtt": ("en", "de", "fr", "cs", "zh", "ru", "vi", "sw", "es"),
@@ -76,17 +97,26 @@ def normalize_language(code: str) -> str:
         return key
     if key in ALIASES:
         return ALIASES[key]
+    if key in ISO_639_2:
+        return ISO_639_2[key]
     if key in _NAMES:
         return _NAMES[key]
     base = key.split("-")[0]
     if base in LANGUAGES:
         return base
+    raise UnknownLanguageError(f"Unknown language code {code!r}.{_suggest(key)} Use an ISO 639-1 code such as 'en', "
+                               f"'de' or 'cs'; `c2kd languages` lists the {len(LANGUAGES)} known codes.")
+
+
+def _suggest(key: str) -> str:
+    """' Did you mean ...?' with registry codes and their names: languages whose English name starts with ``key``
+    (``germ`` -> German), then close spellings of codes and names."""
+    prefixed = [code for name, code in _NAMES.items() if len(key) >= 3 and name.startswith(key)]
     close = difflib.get_close_matches(key, list(LANGUAGES) + list(ALIASES) + list(_NAMES), n=3, cutoff=0.6)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise UnknownLanguageError(
-        f"Unknown language code {code!r}.{hint} Use an ISO 639-1 code such as 'en', 'de' or 'cs'; "
-        f"`c2kd languages` lists the {len(LANGUAGES)} known codes."
-    )
+    codes = list(dict.fromkeys([*prefixed, *(ALIASES.get(c) or _NAMES.get(c) or c for c in close)]))[:3]
+    if not codes:
+        return ""
+    return " Did you mean " + ", ".join(f"{c!r} ({LANGUAGES[c]})" for c in codes) + "?"
 
 
 def normalize_languages(codes: Iterable[str]) -> list[str]:

@@ -20,6 +20,42 @@ def test_unknown_code_suggests_close_matches():
         normalize_language("")
 
 
+def test_iso_639_2_codes_are_accepted_and_a_name_prefix_suggests_that_language():
+    assert [normalize_language(c) for c in ("deu", "ger", "ces", "cze", "fra", "fre", "zho", "chi", "eng")] == \
+        ["de", "de", "cs", "cs", "fr", "fr", "zh", "zh", "en"]
+    with pytest.raises(UnknownLanguageError) as info:
+        normalize_language("germ")
+    assert "'de' (German)" in str(info.value)
+    with pytest.raises(UnknownLanguageError) as info:
+        normalize_language("czec")
+    assert "'cs' (Czech)" in str(info.value)
+
+
+def test_every_iso_639_2_code_maps_to_a_registered_language():
+    from c2kd.languages import ISO_639_2
+
+    assert all(code in LANGUAGES for code in ISO_639_2.values())
+    assert not set(ISO_639_2) & set(LANGUAGES)  # three-letter codes never shadow a registry code
+
+
+def test_the_missing_dataset_hint_names_commands_that_exist(tmp_path):
+    import re
+
+    from typer.testing import CliRunner
+
+    from c2kd.cli import app
+    from c2kd.data.dataset import VideoTextDataset
+    from c2kd.errors import DataError
+
+    with pytest.raises(DataError) as info:
+        VideoTextDataset(tmp_path)
+    commands = re.findall(r"`c2kd ([a-z0-9 -]+)`", str(info.value))
+    assert len(commands) == 3
+    for command in commands:
+        result = CliRunner().invoke(app, [*command.split(), "--help"])
+        assert result.exit_code == 0, f"`c2kd {command}` does not exist: {result.output}"
+
+
 def test_every_benchmark_language_is_registered():
     for langs in BENCHMARK_LANGUAGES.values():
         assert all(code in LANGUAGES for code in langs)

@@ -108,7 +108,7 @@ class VideoTextDataset:
         if not meta_path.exists():
             raise DataError(
                 f"{meta_path} not found: {self.root} is not a c2kd dataset. Make one with "
-                "`c2kd data synthetic`, `c2kd data multi30k` or `c2kd data import`."
+                "`c2kd data synthetic`, `c2kd multi30k-proxy` or `c2kd import-data`."
             )
         self.meta = json.loads(meta_path.read_text())
         self.name: str = self.meta.get("name", self.root.name)
