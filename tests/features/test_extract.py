@@ -201,6 +201,10 @@ def test_cli_extract_and_its_errors(tmp_path, corpus, tiny_clip):
     assert "1 extracted (3 frames" in result.output and "1 failed" in result.output
     assert "noise.mp4" in result.output and "manifests" in result.output
     assert FeatureStore(out).ids == ["gen3"]
+    # a partial success exits 0 (above); when every input failed the command fails
+    nothing = runner.invoke(app, ["extract", str(corpus / "noise.mp4"), "--out", str(tmp_path / "none"), "--encoder",
+                                  "clip-vit-b32", "--model", str(tiny_clip), "--workers", "0", "--no-progress"])
+    assert nothing.exit_code == 1 and "nothing was extracted" in nothing.output
     bad = runner.invoke(app, ["extract", str(corpus), "--out", str(out), "--shard", "3/2"])
     assert isinstance(bad.exception, ConfigError)
     clash = tmp_path / "clash"

@@ -139,6 +139,10 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"  failed: {path}: {reason}")
         if report.failed or report.skipped_failed:
             typer.echo(f"failures are listed in {report.manifest}")
+        if report.total and not report.done and not report.already_done:
+            typer.echo("nothing was extracted: every input failed (see the reasons above); fix or remove those files "
+                       "and run the command again", err=True)
+            raise typer.Exit(code=1)
 
 
 if __name__ == "__main__":  # python -m c2kd.features.cli extract ... (torchrun -m c2kd.features.cli ...)
