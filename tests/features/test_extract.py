@@ -205,6 +205,10 @@ def test_cli_extract_and_its_errors(tmp_path, corpus, tiny_clip):
     nothing = runner.invoke(app, ["extract", str(corpus / "noise.mp4"), "--out", str(tmp_path / "none"), "--encoder",
                                   "clip-vit-b32", "--model", str(tiny_clip), "--workers", "0", "--no-progress"])
     assert nothing.exit_code == 1 and "nothing was extracted" in nothing.output
+    for fps in ("nan", "inf", "0"):
+        refused = runner.invoke(app, ["extract", str(corpus / "gen3.mp4"), "--out", str(tmp_path / "fps"), "--fps", fps])
+        assert isinstance(refused.exception, ConfigError) and "--fps" in str(refused.exception)
+        assert not (tmp_path / "fps").exists()  # nothing written
     bad = runner.invoke(app, ["extract", str(corpus), "--out", str(out), "--shard", "3/2"])
     assert isinstance(bad.exception, ConfigError)
     clash = tmp_path / "clash"

@@ -96,3 +96,15 @@ def test_planted_segment_is_found(trained_checkpoint, synthetic_data, captions):
             break
     assert tried == 6
     assert found_any >= 5, f"the planted segment was found in {found_any} of {tried} spliced videos"
+
+
+@pytest.mark.parametrize("lengths", [[float("nan")], [2.0, float("inf")], [0.0], []])
+def test_window_lengths_must_be_positive_finite_seconds(lengths):
+    from c2kd.errors import DataError
+    from c2kd.search.moments import best_moments
+
+    features = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    with pytest.raises(DataError, match="positive, finite"):
+        find_moments(None, features, None, np.ones(4, np.float32), lengths=lengths)
+    with pytest.raises(DataError, match="positive, finite"):
+        best_moments(None, [(features, None)], np.ones(4, np.float32), lengths=lengths)

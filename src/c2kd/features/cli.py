@@ -90,6 +90,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Decode videos in order, sample FPS frames per second, encode them, store per-second features with
         their timestamps. Rerun the same command to resume; failures are listed in OUT/manifests/."""
+        import math
         import signal
 
         from c2kd.features.encoders import build_frame_encoder
@@ -98,6 +99,8 @@ def register(app: typer.Typer) -> None:
 
         if not videos and not video_list:
             raise ConfigError("give video files or folders, or --list FILE")
+        if not math.isfinite(fps) or fps <= 0:
+            raise ConfigError(f"--fps {fps}: give a positive number of frames per second, e.g. --fps 1")
         if id_from not in ID_MODES:
             raise ConfigError(f"--id-from {id_from!r}: use one of {ID_MODES}")
         options = parse_options(option)

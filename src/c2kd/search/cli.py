@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -190,12 +191,16 @@ def moments(
     """Find the moments of one video that match a query (sliding windows + non-maximum suppression)."""
     from c2kd.errors import DataError
     from c2kd.search.engine import SearchEngine
+    from c2kd.search.moments import check_lengths
     from c2kd.search.query import QueryError
 
     try:
         window_lengths = [float(x) for x in lengths.split(",") if x.strip()]
     except ValueError:
         raise QueryError(f"--lengths {lengths!r} must be numbers of seconds, e.g. 2,4,8") from None
+    check_lengths(window_lengths)
+    if not math.isfinite(fps) or fps <= 0:
+        raise DataError(f"--fps {fps}: give a positive number of frames per second, e.g. --fps 1")
     path = Path(video)
     is_file = path.is_file()
     if not is_file and features is None:

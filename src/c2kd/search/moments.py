@@ -8,6 +8,7 @@ suppression: a window is kept only if it overlaps every better kept window by at
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -91,6 +92,12 @@ def score_windows(model, features: np.ndarray, windows: Sequence[tuple[int, int]
     return (embeddings @ np.asarray(query, np.float32).reshape(-1)).astype(np.float32)
 
 
+def check_lengths(lengths: Sequence[float]) -> None:
+    """Window lengths must be positive, finite seconds (NaN or inf would make every window the same)."""
+    if not lengths or not all(math.isfinite(x) and x > 0 for x in lengths):
+        raise DataError(f"window lengths must be positive, finite seconds, e.g. 2,4,8; got {list(lengths)}")
+
+
 def find_moments(model, features: np.ndarray, times: np.ndarray | None, query: np.ndarray,
                  lengths: Sequence[float] = DEFAULT_LENGTHS, stride_fraction: float = 0.25,
                  iou_threshold: float = 0.5, top_k: int = 5) -> list[Moment]:
@@ -108,8 +115,7 @@ def find_moments(model, features: np.ndarray, times: np.ndarray | None, query: n
                                                                                                             np.float64)
     if len(times) != len(features):
         raise DataError(f"{len(times)} timestamps for {len(features)} feature rows")
-    if not lengths or min(lengths) <= 0:
-        raise DataError(f"window lengths must be positive seconds, got {list(lengths)}")
+    check_lengths(lengths)
     step = frame_step(times)
     rows = [max(1, int(round(seconds / step))) for seconds in lengths]
     windows = sliding_windows(len(features), rows, stride_fraction)
@@ -128,6 +134,7 @@ def best_moments(model, videos: Sequence[tuple[np.ndarray, np.ndarray | None]], 
     Shape:
         videos: N pairs (features [T_i, F], times [T_i] or None), query [E] -> N moments
     """
+    check_lengths(lengths)
     jobs: list[tuple[int, int, int]] = []  # (video, first row, last row)
     steps = []
     for v, (features, times) in enumerate(videos):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Annotated, Any, Optional, Union
 
 from fastapi import FastAPI, Query as Q, Request
 from fastapi.exceptions import RequestValidationError
@@ -66,7 +66,8 @@ class MomentsBody(BaseModel):
     query: str = Field(..., max_length=10 * MAX_QUERY_CHARS)
     lang: Optional[str] = None
     k: int = Field(5, ge=1, le=100)
-    lengths: list[float] = Field(default_factory=lambda: [2.0, 4.0, 8.0, 16.0], min_length=1, max_length=8)
+    lengths: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
+        default_factory=lambda: [2.0, 4.0, 8.0, 16.0], min_length=1, max_length=8)
     iou: float = Field(0.5, ge=0.0, lt=1.0)
 
 
