@@ -29,6 +29,27 @@ def test_czech_alias_is_normalised_and_captions_align(tmp_path):
     assert split.shared_caption_indices(0, ["en", "cs"]) == [0, 1]
 
 
+def test_codes_written_by_other_tools_are_normalised_when_read(tmp_path):
+    """Files written without save_dataset (e.g. by hand, with the original release's `cz`) still read as `cs`."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    make(tmp_path, rows_for(["a", "b"], ["en", "cs"]))
+    rows = rows_for(["a", "b"], ["en", "cz"])
+    pq.write_table(pa.table({k: [r[k] for r in rows] for k in rows[0]}), tmp_path / "captions.parquet")
+    meta = json.loads((tmp_path / "dataset.json").read_text())
+    (tmp_path / "dataset.json").write_text(json.dumps({**meta, "languages": ["en", "cz"]}))
+    ds = VideoTextDataset(tmp_path)
+    assert ds.languages == ["en", "cs"]
+    assert ds.split("train", ["cs"], training=True).captions["cs"][0] == ["a-cz-0", "a-cz-1"]
+    pq.write_table(pa.table({**{k: [r[k] for r in rows] for k in rows[0]}, "lang": ["xx"] * len(rows)}),
+                   tmp_path / "captions.parquet")
+    with pytest.raises(DataError, match="captions.parquet.*'xx'"):
+        VideoTextDataset(tmp_path)
+
+
 def test_training_needs_every_language(tmp_path):
     rows = rows_for(["a", "b"], ["en"]) + rows_for(["a"], ["de"])
     ds = make(tmp_path, rows)

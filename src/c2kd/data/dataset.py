@@ -99,6 +99,19 @@ class SplitData:
         return sorted(set.intersection(*sets)) if sets else []
 
 
+def _normalised(codes: Sequence[str], where: Path) -> list[str]:
+    """Registry codes for ``codes`` (each distinct code normalised once); an unknown one names the file."""
+    from c2kd.errors import UnknownLanguageError
+
+    mapping = {}
+    for code in dict.fromkeys(codes):
+        try:
+            mapping[code] = normalize_language(code)
+        except UnknownLanguageError as exc:
+            raise DataError(f"{where}: {exc}") from exc
+    return [mapping[c] for c in codes]
+
+
 class VideoTextDataset:
     """A dataset directory, opened and validated. Use :meth:`split` to get the data of one split."""
 
@@ -112,7 +125,8 @@ class VideoTextDataset:
             )
         self.meta = json.loads(meta_path.read_text())
         self.name: str = self.meta.get("name", self.root.name)
-        self.languages: list[str] = list(self.meta.get("languages", []))
+        # codes are normalised when read, whoever wrote the files (the original release's `cz` is `cs` here)
+        self.languages: list[str] = list(dict.fromkeys(_normalised(self.meta.get("languages", []), meta_path)))
         captions_path = self.root / CAPTIONS_FILE
         if not captions_path.exists():
             raise DataError(f"{captions_path} not found; the dataset folder is incomplete")
@@ -125,6 +139,7 @@ class VideoTextDataset:
         absent = [c for c in CAPTION_COLUMNS if c not in self._table]
         if absent:
             raise DataError(f"{captions_path} lacks column(s) {absent}")
+        self._table["lang"] = _normalised(self._table["lang"], captions_path)
         self.features = FeatureStore(self.root / self.meta.get("features", "features"))
 
     @property
