@@ -176,14 +176,14 @@ class FusedTextBackbone(TextBackbone):
                 for key, value in part.prepare(texts, max_tokens).items()}
 
     def forward(self, inputs: dict[str, Tensor]) -> Tensor:
+        per_part: list[dict[str, Tensor]] = [{} for _ in self.parts]
+        for key, value in inputs.items():
+            index, name = key.split(".", 1)
+            per_part[int(index)][name] = value
         vectors = []
-        for i, part in enumerate(self.parts):
-            own = {key.split(".", 1)[1]: value for key, value in inputs.items() if key.split(".", 1)[0] == str(i)}
-            if i == 0:
+        for i, (part, own) in enumerate(zip(self.parts, per_part)):
+            with torch.set_grad_enabled(i == 0 and torch.is_grad_enabled()):  # fused parts are frozen
                 vectors.append(part(own).float())
-            else:
-                with torch.no_grad():
-                    vectors.append(part(own).float())
         return torch.cat(vectors, dim=-1)
 
     def save_architecture(self, directory: Path) -> None:
