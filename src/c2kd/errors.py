@@ -23,6 +23,14 @@ class CheckpointError(C2KDError, ValueError):
     """A checkpoint directory is missing files or does not match the model it is loaded into."""
 
 
+class BusyError(C2KDError, RuntimeError):
+    """An output (index, feature store shard) is being written by another process."""
+
+
+class StorageError(C2KDError, OSError):
+    """An output could not be written: the disk is full, a quota or file size limit was hit, no permission."""
+
+
 class MissingDependencyError(C2KDError, ImportError):
     """An optional dependency is not installed."""
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from c2kd.errors import DataError
 from c2kd.index import VideoIndex
-from c2kd.index.segments import MANIFEST, read_manifest, write_manifest
+from c2kd.index.segments import MANIFEST, read_manifest, write_manifest, writer_lock
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".ogv")
 
@@ -162,93 +162,114 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
                 metadata: Mapping[str, dict[str, Any]] | None = None, tags: Mapping[str, Any] | None = None,
                 video_roots: Sequence[str | os.PathLike] = (), ids: Sequence[str] | None = None,
                 batch_size: int = 256, chunk: int = 4096, device: str = "cpu", progress: bool = True) -> Path:
-    """Embed every video of ``features`` (a store or a dataset folder) and write an index to ``out``."""
+    """Embed every video of ``features`` (a store or a dataset folder) and write an index to ``out``.
+
+    One build (or change) of ``out`` at a time: while this runs, other builds and ``index add``/``remove`` of
+    ``out`` are refused with this process's pid (:class:`~c2kd.errors.BusyError`).
+    """
     from c2kd.checkpoint import resolve_checkpoint
     from c2kd.data.features import FeatureStore
     from c2kd.search.extracting import check_store_encoder
     from c2kd.search.model import checkpoint_fingerprint, load_search_model
 
     out = Path(out)
-    checkpoint = resolve_checkpoint(checkpoint).resolve()
-    root = store_root(Path(features))
-    store = FeatureStore(root)
-    wanted = list(ids) if ids is not None else store.ids
-    missing = [v for v in wanted if v not in store]
-    if missing:
-        raise DataError(f"{len(missing)} requested video(s) have no features in {root} (e.g. {missing[0]!r})")
-    if not wanted:
-        raise DataError(f"{root} holds no videos; extract some first with `c2kd extract`")
-    model = load_search_model(checkpoint, device)
-    check_store_encoder(model, store, checkpoint)
-    if model.config.video.feature_dim != store.dim:
-        raise DataError(f"{root} holds {store.dim}-d frame features but {checkpoint} reads "
-                        f"{model.config.video.feature_dim}-d ones; use the frame encoder the model was trained on")
-    info = {"checkpoint": str(checkpoint), "checkpoint_fingerprint": checkpoint_fingerprint(checkpoint),
-            "features": str(Path(features).resolve()), "frame_encoder": store.meta.get("encoder"),
-            "video_roots": [str(Path(r).resolve()) for r in video_roots],
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    extra = merge_metadata(dataset_metadata(Path(features)), metadata or {})
-    videos = find_video_files([Path(r) for r in video_roots], wanted) if video_roots else {}
+    with writer_lock(out, "a build of this index"):
+        checkpoint = resolve_checkpoint(checkpoint).resolve()
+        root = store_root(Path(features))
+        store = FeatureStore(root)
+        wanted = list(ids) if ids is not None else store.ids
+        missing = [v for v in wanted if v not in store]
+        if missing:
+            raise DataError(f"{len(missing)} requested video(s) have no features in {root} (e.g. {missing[0]!r})")
+        if not wanted:
+            raise DataError(f"{root} holds no videos; extract some first with `c2kd extract`")
+        model = load_search_model(checkpoint, device)
+        check_store_encoder(model, store, checkpoint)
+        if model.config.video.feature_dim != store.dim:
+            raise DataError(f"{root} holds {store.dim}-d frame features but {checkpoint} reads "
+                            f"{model.config.video.feature_dim}-d ones; use the frame encoder the model was trained on")
+        info = {"checkpoint": str(checkpoint), "checkpoint_fingerprint": checkpoint_fingerprint(checkpoint),
+                "features": str(Path(features).resolve()), "frame_encoder": store.meta.get("encoder"),
+                "video_roots": [str(Path(r).resolve()) for r in video_roots],
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        extra = merge_metadata(dataset_metadata(Path(features)), metadata or {})
+        videos = find_video_files([Path(r) for r in video_roots], wanted) if video_roots else {}
 
-    staging = out.with_name(f".{out.name}.building")
-    if (staging / MANIFEST).exists():
-        staged = read_manifest(staging)
-        if staged["info"].get("checkpoint_fingerprint") != info["checkpoint_fingerprint"]:
-            shutil.rmtree(staging)  # a build with other weights: nothing to resume
-    index = (VideoIndex.open(staging) if (staging / MANIFEST).exists()
-             else VideoIndex.create(staging, dim=model.config.video.embed_dim, backend="exact", info=info))
-    todo = [v for v in wanted if v not in index]
-    for part, vectors in embed_chunks(model, store, todo, chunk, batch_size, progress):
-        index.add(part, vectors, _video_rows(store, part, extra, dict(tags or {}), videos))
-    index.close()
+        staging = out.with_name(f".{out.name}.building")
+        index = _open_staging(staging, info, model.config.video.embed_dim)
+        todo = [v for v in wanted if v not in index]
+        for part, vectors in embed_chunks(model, store, todo, chunk, batch_size, progress):
+            index.add(part, vectors, _video_rows(store, part, extra, dict(tags or {}), videos))
+        index.close()
 
-    manifest = read_manifest(staging)
-    manifest["backend"] = {"name": backend, "options": dict(options or {}), "state": None}
-    manifest["info"] = {**info, "created": manifest["info"].get("created", info["created"])}
-    write_manifest(staging, manifest)
-    final = VideoIndex.open(staging)  # builds the backend from all vectors
-    final.save()
-    final.close()
-    _swap_in(staging, out)
+        manifest = read_manifest(staging)
+        manifest["backend"] = {"name": backend, "options": dict(options or {}), "state": None}
+        manifest["info"] = {**info, "created": manifest["info"].get("created", info["created"])}
+        write_manifest(staging, manifest)
+        final = VideoIndex.open(staging)  # builds the backend from all vectors
+        final.save()
+        final.close()
+        _swap_in(staging, out)
     return out
+
+
+def _open_staging(staging: Path, info: Mapping[str, Any], dim: int) -> VideoIndex:
+    """The staged index of an interrupted build with the same weights, to resume; else a new one.
+
+    A staging folder that cannot be read (e.g. files missing after a crash) holds nothing worth keeping: it
+    is deleted and the build starts over.
+    """
+    if (staging / MANIFEST).exists():
+        try:
+            staged = read_manifest(staging)
+            if staged["info"].get("checkpoint_fingerprint") == info["checkpoint_fingerprint"]:
+                return VideoIndex.open(staging)
+        except (DataError, ValueError, KeyError, OSError):
+            pass  # damaged: start over
+        shutil.rmtree(staging)  # another build's weights, or damaged: nothing to resume
+    return VideoIndex.create(staging, dim=dim, backend="exact", info=info)
 
 
 def add_to_index(index_path: str | os.PathLike, features: str | os.PathLike | None = None,
                  ids: Sequence[str] | None = None, replace: bool = False, checkpoint: str | os.PathLike | None = None,
                  metadata: Mapping[str, dict[str, Any]] | None = None, tags: Mapping[str, Any] | None = None,
                  batch_size: int = 256, device: str = "cpu", progress: bool = True) -> int:
-    """Embed and add videos of a store that the index lacks (or ``ids``; ``replace`` re-embeds existing ones)."""
+    """Embed and add videos of a store that the index lacks (or ``ids``; ``replace`` re-embeds existing ones).
+
+    Holds the index's lock throughout: a build or another change of the index meanwhile is refused.
+    """
     from c2kd.data.features import FeatureStore
     from c2kd.search.extracting import check_store_encoder
     from c2kd.search.model import check_fingerprint, load_search_model
 
     index = VideoIndex.open(index_path)
     try:
-        info = index.info
-        checkpoint = checkpoint or info.get("checkpoint")
-        check_fingerprint(info, checkpoint, index.root)
-        features = Path(features or info.get("features"))
-        store = FeatureStore(store_root(features))
-        wanted = list(ids) if ids is not None else [v for v in store.ids if v not in index]
-        missing = [v for v in wanted if v not in store]
-        if missing:
-            raise DataError(f"{len(missing)} video(s) have no features in {store.root} (e.g. {missing[0]!r})")
-        if not replace:
-            present = [v for v in wanted if v in index]
-            if present:
-                raise DataError(f"{len(present)} video(s) are already in {index.root} (e.g. {present[0]!r}); "
-                                "pass --replace to re-embed them")
-        if not wanted:
-            return 0
-        model = load_search_model(checkpoint, device)
-        check_store_encoder(model, store, checkpoint)
-        roots = [Path(r) for r in info.get("video_roots", [])]
-        videos = find_video_files(roots, wanted) if roots else {}
-        extra = merge_metadata(dataset_metadata(features), metadata or {})
-        added = 0
-        for part, vectors in embed_chunks(model, store, wanted, 4096, batch_size, progress):
-            added += index.add(part, vectors, _video_rows(store, part, extra, dict(tags or {}), videos),
-                               replace=replace)
-        return added
+        with index.writing("an `index add` of this index"):
+                info = index.info
+                checkpoint = checkpoint or info.get("checkpoint")
+                check_fingerprint(info, checkpoint, index.root)
+                features = Path(features or info.get("features"))
+                store = FeatureStore(store_root(features))
+                wanted = list(ids) if ids is not None else [v for v in store.ids if v not in index]
+                missing = [v for v in wanted if v not in store]
+                if missing:
+                    raise DataError(f"{len(missing)} video(s) have no features in {store.root} (e.g. {missing[0]!r})")
+                if not replace:
+                    present = [v for v in wanted if v in index]
+                    if present:
+                        raise DataError(f"{len(present)} video(s) are already in {index.root} (e.g. {present[0]!r}); "
+                                        "pass --replace to re-embed them")
+                if not wanted:
+                    return 0
+                model = load_search_model(checkpoint, device)
+                check_store_encoder(model, store, checkpoint)
+                roots = [Path(r) for r in info.get("video_roots", [])]
+                videos = find_video_files(roots, wanted) if roots else {}
+                extra = merge_metadata(dataset_metadata(features), metadata or {})
+                added = 0
+                for part, vectors in embed_chunks(model, store, wanted, 4096, batch_size, progress):
+                    added += index.add(part, vectors, _video_rows(store, part, extra, dict(tags or {}), videos),
+                                       replace=replace)
+                return added
     finally:
         index.close()
