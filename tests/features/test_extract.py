@@ -172,6 +172,77 @@ def test_killed_run_loses_nothing_and_rerun_does_nothing_twice(tmp_path, tiny_on
     assert all(len(store[v]) == 20 for v in store.ids)
 
 
+def _children(pid: int) -> list[int]:
+    """Pids of the live processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except (OSError, IndexError):
+        return False
+
+
+def _start_parallel_run(tmp_path: Path, tiny_onnx: Path) -> tuple[subprocess.Popen, list[int], Path]:
+    """A real `c2kd extract --workers 2` of 40 videos, returned once its decode workers run and a shard is in."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    one = write_colour_seconds(tmp_path / "one.mp4", seconds=20, rate=10)
+    for i in range(40):
+        shutil.copy(one, videos / f"v{i:02d}.mp4")
+    out = tmp_path / "store"
+    args = _cli(str(videos), "--out", str(out), *onnx_cli_args(tiny_onnx), "--workers", "2", "--batch-size", "4",
+                "--flush-seconds", "0", "--no-progress")
+    proc = subprocess.Popen(args, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    workers: list[int] = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        workers = _children(proc.pid)
+        if len(workers) == 2 and list((out / "shards").glob("*.index.parquet")):
+            return proc, workers, out
+        time.sleep(0.01)
+    stdout, stderr = proc.communicate(timeout=60)
+    pytest.fail(f"the run ended (or never started its workers) before the test could stop it:\n{stdout}{stderr}")
+
+
+def _wait_until_gone(pids: list[int], seconds: float = 15) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.05)
+    return [p for p in pids if _alive(p)]
+
+
+def test_decode_workers_die_with_a_killed_run(tmp_path, tiny_onnx):
+    proc, workers, _ = _start_parallel_run(tmp_path, tiny_onnx)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)  # not communicate(): live workers would hold its output pipes open
+    left = _wait_until_gone(workers)
+    for pid in left:  # do not leave them behind
+        os.kill(pid, signal.SIGKILL)
+    proc.stdout.close()
+    proc.stderr.close()
+    assert not left, f"decode workers {left} outlived their killed parent"
+
+
+def test_a_stopped_run_prints_no_worker_traceback(tmp_path, tiny_onnx):
+    """SIGTERM stops the run (finished videos committed); its workers are stopped quietly with it."""
+    proc, workers, out = _start_parallel_run(tmp_path, tiny_onnx)
+    proc.send_signal(signal.SIGTERM)
+    stderr = proc.communicate(timeout=120)[1]
+    assert proc.returncode != 0 and not _wait_until_gone(workers)
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert 1 <= len(FeatureStore(out)) < 40
+
+
 def test_torchrun_ranks_split_the_corpus(tmp_path, corpus, tiny_onnx):
     out = tmp_path / "store"
     args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
