@@ -123,6 +123,37 @@ def test_store_made_with_other_settings_is_refused(tmp_path, corpus, clip_encode
         ExtractConfig(fps=0)
 
 
+@pytest.mark.parametrize("option", ["pool=mean", "std=0.5,0.5,0.5", "mean=clip", "mode=pad", "resample=bilinear"])
+def test_a_store_refuses_features_made_with_other_encoder_settings(tmp_path, corpus, tiny_onnx, option):
+    from typer.testing import CliRunner
+
+    from c2kd.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "store"
+
+    def extract(video: str, *extra: str):
+        return runner.invoke(app, ["extract", str(corpus / video), "--out", str(out), *onnx_cli_args(tiny_onnx),
+                                   "--option", "pool=cls", *extra, "--workers", "0", "--no-progress"])
+
+    first = extract("gen3.mp4")
+    assert first.exit_code == 0, first.output
+    key, value = option.split("=")
+    other = extract("gen5.mp4", "--option", option)
+    assert isinstance(other.exception, ConfigError), other.output
+    message = str(other.exception)
+    assert f"{key}={value!r}" in message or f"{key}=[" in message      # names the setting that differs ...
+    assert "--option" in message and "another --out" in message        # ... and the fixes
+    assert FeatureStore(out).ids == ["gen3"]                           # nothing was mixed in
+    # the same settings (the model given by another path to the same file) go on filling the store
+    relative = os.path.relpath(tiny_onnx)
+    same = runner.invoke(app, ["extract", str(corpus / "gen5.mp4"), "--out", str(out), "--encoder", "onnx", "--model",
+                               relative, "--option", "size=48", "--option", "pool=cls", "--workers", "0",
+                               "--no-progress"])
+    assert same.exit_code == 0, same.output
+    assert sorted(FeatureStore(out).ids) == ["gen3", "gen5"]
+
+
 def test_two_frames_per_second_keep_the_colour_timeline(tmp_path, clip_encoder):
     path = write_colour_seconds(tmp_path / "c.mp4", seconds=4)
     report = extract_videos([path], clip_encoder, tmp_path / "store", ExtractConfig(fps=2.0, progress=False))

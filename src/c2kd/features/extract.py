@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 
 from c2kd.data.features import STORE_FILE, FeatureStoreWriter
+from c2kd.encoders.frames import FrameEncoderSpec, spec_from_store_meta
 from c2kd.errors import ConfigError
-from c2kd.features.encoders import FrameEncoder
+from c2kd.features.encoders import FrameEncoder, comparable_spec, encoder_spec
 from c2kd.features.jobs import VideoJob, discover_videos, make_jobs, select_shard
 from c2kd.features.reader import Failed, Finished, Frames, read_inline, read_parallel
 from c2kd.io import write_json
@@ -126,7 +127,29 @@ class _Manifest:
         write_json(self.path, self.data)
 
 
+def _feature_settings(spec: FrameEncoderSpec) -> dict[str, Any]:
+    """Every setting of a frame encoder that changes its features, flat: name, size, model, pooling, output and
+    the preprocessing (size, mode, resample, mean, std). Settings that do not identify the features (the cache
+    path of ``vit-s14-focus``'s model) are left out; a model given by path is compared by its absolute path."""
+    spec = comparable_spec(spec)
+    settings: dict[str, Any] = {"encoder": spec.name, "dim": spec.dim}
+    settings.update((k, v) for k, v in spec.options.items() if k != "preprocess")
+    settings.update(spec.options.get("preprocess") or {})
+    model = settings.get("model")
+    if isinstance(model, str) and Path(model).exists():
+        settings["model"] = str(Path(model).resolve())
+    return settings
+
+
+def _setting_hint(key: str, value: Any) -> str:
+    text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    if key == "encoder":
+        return f"--encoder {text}"
+    return f"--model {text}" if key == "model" else f"--option {key}={text}"
+
+
 def _check_store(out: Path, encoder: FrameEncoder, fps: float) -> None:
+    """Refuse to add features to a store that holds features made with other settings (they would not compare)."""
     meta_path = out / STORE_FILE
     if not meta_path.exists():
         return
@@ -134,9 +157,18 @@ def _check_store(out: Path, encoder: FrameEncoder, fps: float) -> None:
     if meta.get("fps") is not None and abs(float(meta["fps"]) - fps) > 1e-9:
         raise ConfigError(f"{meta_path}: this store holds features at {meta['fps']} frames/s, not {fps}; "
                           "use the same --fps or another --out folder")
-    if meta.get("encoder") not in (None, encoder.name):
-        raise ConfigError(f"{meta_path}: this store holds {meta['encoder']!r} features, not {encoder.name!r}; "
-                          "use another --out folder")
+    recorded = spec_from_store_meta(meta)
+    if recorded is None:
+        return
+    stored, wanted = _feature_settings(recorded), _feature_settings(encoder_spec(encoder))
+    differ = [k for k in stored if k in wanted and stored[k] != wanted[k]]
+    if differ:
+        changes = "; ".join(f"{k}={wanted[k]!r} instead of the store's {stored[k]!r}" for k in differ)
+        hints = " ".join(_setting_hint(k, stored[k]) for k in differ if k != "dim")
+        raise ConfigError(f"{meta_path}: this store holds features of {recorded.describe()}, and this run would "
+                          f"add features made otherwise ({changes}); mixed in one store they would not compare. "
+                          f"Extract with the store's settings ({hints or 'the same encoder'}) or use another "
+                          "--out folder")
 
 
 def extract_jobs(jobs: Sequence[VideoJob], encoder: FrameEncoder, out: str | os.PathLike,
