@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -272,6 +273,68 @@ def test_a_stopped_run_prints_no_worker_traceback(tmp_path, tiny_onnx):
     assert proc.returncode != 0 and not _wait_until_gone(workers)
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
     assert 1 <= len(FeatureStore(out)) < 40
+
+
+def _file_size_limit(limit: int):
+    """For ``preexec_fn``: files of the child cannot grow past ``limit`` bytes (writes fail as on a full disk)."""
+    def apply() -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write with EFBIG instead of killing the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+@pytest.mark.parametrize("seconds,fps,failing", [(20, 10, ".npy"), (3, 1, ".index.parquet")],
+                         ids=["data-file", "index-file"])
+def test_a_full_disk_leaves_no_half_shard_and_a_rerun_completes(tmp_path, tiny_onnx, seconds, fps, failing):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i in range(3):
+        write_colour_seconds(videos / f"v{i}.mp4", seconds=seconds)
+    out = tmp_path / "store"
+    args = _cli(str(videos), "--out", str(out), *onnx_cli_args(tiny_onnx), "--fps", str(fps), "--workers", "0",
+                "--flush-seconds", "0", "--no-progress")
+    env = {**_env(), "PYTHONDONTWRITEBYTECODE": "1"}
+    # 1000 bytes: store.json, the manifest and a short video's data file fit; its index or a long one's data not
+    full = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300,
+                          preexec_fn=_file_size_limit(1000), check=False)
+    assert full.returncode == 2, full.stdout + full.stderr
+    assert "Traceback" not in full.stderr, full.stderr
+    assert re.search(rf"cannot write \S+/shards/part-\w+{re.escape(failing)}: .*run the same command again",
+                     full.stderr), full.stderr
+    assert sorted(p.name for p in (out / "shards").iterdir()) == []  # no .tmp, no data file without its index
+    # what a run killed while writing leaves, and another shard's file (its own run cleans it, not this one)
+    shards = out / "shards"
+    for name in (".part-0123456789ab.npy.tmp", ".part-0123456789ab.index.tmp", "part-ba9876543210.npy",
+                 "s0000of0002-0123456789ab.npy"):
+        (shards / name).write_bytes(b"x" * 10)
+    rerun = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "3 extracted" in rerun.stdout
+    store = FeatureStore(out)
+    assert sorted(store.ids) == ["v0", "v1", "v2"] and all(len(store[v]) == seconds * fps for v in store.ids)
+    left = {p.name for p in shards.iterdir() if not p.name.endswith(".index.parquet")}
+    assert left == {"s0000of0002-0123456789ab.npy"} | {p.name[: -len(".index.parquet")] + ".npy"
+                                                       for p in shards.glob("part-*.index.parquet")}
+
+
+def test_a_second_run_of_one_shard_is_refused(tmp_path, corpus, tiny_onnx):
+    from c2kd.errors import BusyError
+    from c2kd.features.encoders import build_frame_encoder
+    from c2kd.locking import exclusive_lock
+
+    encoder = build_frame_encoder("onnx", model=str(tiny_onnx), size=48)
+    out = tmp_path / "store"
+    held = exclusive_lock(out / ".part.lock", "an extraction of shard 0/1 into this store")  # as a running one
+    busy = f"an extraction of shard 0/1 into this store is in progress, pid {os.getpid()}"
+    with held:
+        with pytest.raises(BusyError, match=busy):
+            extract_videos([corpus / "gen3.mp4"], encoder, out, ExtractConfig(progress=False, workers=0))
+        other = extract_videos([corpus], encoder, out, ExtractConfig(progress=False, workers=0, shard=(1, 2)))
+        assert other.shard == "1/2"  # other shards write other files: not held up
+    report = extract_videos([corpus / "gen3.mp4"], encoder, out, ExtractConfig(progress=False, workers=0))
+    assert report.done + report.already_done == 1 and "gen3" in FeatureStore(out)
 
 
 def test_torchrun_ranks_split_the_corpus(tmp_path, corpus, tiny_onnx):

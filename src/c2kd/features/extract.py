@@ -29,6 +29,7 @@ from c2kd.features.encoders import FrameEncoder, comparable_spec, encoder_spec
 from c2kd.features.jobs import VideoJob, discover_videos, make_jobs, select_shard
 from c2kd.features.reader import Failed, Finished, Frames, read_inline, read_parallel
 from c2kd.io import write_json
+from c2kd.locking import exclusive_lock
 
 MANIFEST_DIR = "manifests"
 
@@ -173,14 +174,28 @@ def _check_store(out: Path, encoder: FrameEncoder, fps: float) -> None:
 
 def extract_jobs(jobs: Sequence[VideoJob], encoder: FrameEncoder, out: str | os.PathLike,
                  config: ExtractConfig | None = None) -> ExtractReport:
-    """Extract features of ``jobs`` (already ids and shard-selected) into the store ``out``."""
+    """Extract features of ``jobs`` (already ids and shard-selected) into the store ``out``.
+
+    One run per shard of a store at a time: another run of the same shard is refused with this one's pid
+    (:class:`~c2kd.errors.BusyError`); files a killed or failed run left half-written are deleted first.
+    """
     config = config or ExtractConfig()
     out = Path(out)
     index, total = config.shard
     prefix = shard_prefix(index, total)
     _check_store(out, encoder, config.fps)
+    with exclusive_lock(out / f".{prefix}.lock", f"an extraction of shard {index}/{total} into this store",
+                        subject=out):
+        return _extract_locked(jobs, encoder, out, config, prefix)
+
+
+def _extract_locked(jobs: Sequence[VideoJob], encoder: FrameEncoder, out: Path, config: ExtractConfig,
+                    prefix: str) -> ExtractReport:
+    """:func:`extract_jobs` once this run holds its shard's lock."""
+    index, total = config.shard
     writer = FeatureStoreWriter(out, encoder.dim, encoder=encoder.name, fps=config.fps, prefix=prefix,
                                 flush_every=config.flush_every, extra={"extractor": encoder.describe()})
+    writer.remove_orphans()  # of a run killed or out of disk space while writing a shard
     manifest = _Manifest(out, prefix, f"{index}/{total}", encoder.name)
     report = ExtractReport(store=str(out), shard=f"{index}/{total}", total=len(jobs), manifest=str(manifest.path))
     previous_failures = {} if config.retry_failed else load_failures(out)

@@ -17,7 +17,6 @@ take the lock file ``.<folder name>.lock`` beside the folder (:func:`writer_lock
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -29,7 +28,7 @@ import numpy as np
 
 from c2kd.errors import DataError
 from c2kd.index.filters import MetadataValue
-from c2kd.io import write_atomic, write_json
+from c2kd.io import save_npy, write_atomic, write_json
 from c2kd.locking import exclusive_lock, lock_file_beside
 
 FORMAT = "c2kd-index"
@@ -80,13 +79,8 @@ def write_segment(root: Path, ids: Sequence[str], keys: np.ndarray, vectors: np.
     folder = root / SEGMENT_DIR
     folder.mkdir(parents=True, exist_ok=True)
 
-    def save_npy(path: Path) -> None:
-        with open(path, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(vectors, np.float32))
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    write_atomic(folder / f"{name}.npy", save_npy)
+    data = np.ascontiguousarray(vectors, np.float32)
+    write_atomic(folder / f"{name}.npy", lambda path: save_npy(path, data, shown=folder / f"{name}.npy"))
     table = pa.table({"id": pa.array(list(ids), pa.string()), "key": pa.array(np.asarray(keys, np.int64)),
                       "metadata": pa.array([json.dumps(dict(m), ensure_ascii=False) for m in metadata], pa.string())})
     write_atomic(folder / f"{name}.parquet", lambda p: pq.write_table(table, p))
