@@ -165,7 +165,7 @@ class VideoIndex:
         self.backend = backend
         self._options = dict(options or {})
         self._lock = _ReadWriteLock()
-        self._writing = False
+        self._writer: int | None = None  # the thread holding the writer lock through ``writing``
 
     # -- opening and creating -----------------------------------------------------------------------------
     @classmethod
@@ -219,16 +219,16 @@ class VideoIndex:
         Raises:
             BusyError: another process is changing (or building) this index.
         """
-        if self._writing:
+        if self._writer == threading.get_ident():
             yield
             return
         with writer_lock(self.root, activity):
-            self._writing = True
+            self._writer = threading.get_ident()
             try:
                 self._reload_if_changed()
                 yield
             finally:
-                self._writing = False
+                self._writer = None
 
     def _reload_if_changed(self) -> None:
         if int(read_manifest(self.root)["generation"]) == int(self._manifest["generation"]):
