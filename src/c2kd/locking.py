@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from c2kd.errors import BusyError
+from c2kd.io import storage_error
 
 
 def lock_file_beside(path: str | os.PathLike) -> Path:
@@ -40,7 +41,10 @@ def _holder(fd: int) -> tuple[int | None, str]:
 def _acquire(lock: Path, subject: str) -> int:
     """Open and lock ``lock``; the descriptor of the locked file. Raises :class:`BusyError` when it is held."""
     while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # e.g. a folder this user cannot write
+            raise storage_error(lock, exc) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
