@@ -16,7 +16,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from c2kd.cli import app
-from c2kd.errors import ConfigError, MissingDependencyError
+from c2kd.errors import ConfigError, DataError, MissingDependencyError
 from c2kd.evaluation.plots import check_plot_path, png_or_reason, recall_figure, recipe_figure, save_png
 from c2kd.evaluation.report import aggregate_runs
 from c2kd.reproduce.recipes import recipes_dir
@@ -129,6 +129,17 @@ def test_figure_recipe_plot_says_the_paper_gives_no_numbers():
     fig = recipe_figure(report)
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["C2KD, ours"]
     assert "ours only" in fig.get_suptitle()
+
+
+def test_results_without_a_table_per_language_are_refused_in_one_line(tmp_path):
+    bad = tmp_path / "train_history.json"
+    bad.write_text('{"epochs": 2, "loss": 0.5}')
+    r = CliRunner().invoke(app, ["aggregate", str(bad), str(bad), "--plot", str(tmp_path / "agg.png")])
+    assert isinstance(r.exception, DataError) and "nothing to plot" in str(r.exception)
+    assert not (tmp_path / "agg.png").exists()
+    report = {"recipe": "figure4", "rows": [{"label": "C2KD", "setting": "T", "paper": None, "ours": None}]}
+    assert png_or_reason(tmp_path / "f.png", lambda: recipe_figure(report)) == (
+        "no f.png: nothing to plot: figure4 has no finished run and no paper numbers")
 
 
 def test_plot_path_must_be_png(tmp_path):

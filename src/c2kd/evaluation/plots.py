@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from c2kd.errors import ConfigError, MissingDependencyError, require
+from c2kd.errors import ConfigError, DataError, MissingDependencyError, require
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -134,11 +134,10 @@ def recall_figure(results: Mapping[str, Mapping[str, Any]], metric: str = "R@1",
     ...}}, "v2t": ...}``) or as ``c2kd aggregate`` writes them (leaves ``{"mean", "std", "n"}``, drawn with error
     bars of one standard deviation). The legend names the models.
     """
-    if not results:
-        raise ValueError("no results to plot")
-    shown = [d for d in directions if any(res.get(d) for res in results.values())]
+    shown = [d for d in directions if any(isinstance(res.get(d), Mapping) and res[d] for res in results.values())]
     if not shown:
-        raise ValueError(f"the results have none of the directions {list(directions)}")
+        raise DataError(f"nothing to plot: the results hold no {' or '.join(directions)} table per language "
+                        "(as `c2kd evaluate --json` writes)")
     colors = _colors(len(results))
     panels = []
     for direction in shown:
@@ -170,7 +169,8 @@ def recipe_figure(report: Mapping[str, Any]) -> Figure:
     """
     rows = [row for row in report["rows"] if row.get("ours") or row.get("paper")]
     if not rows:
-        raise ValueError(f"{report.get('recipe', 'the recipe')} has no finished run and no paper numbers to plot")
+        raise DataError(f"nothing to plot: {report.get('recipe', 'the recipe')} has no finished run and no paper "
+                        "numbers")
     langs = list(report["languages"]) + (["average"] if report.get("average", True) else [])
     settings = {row["setting"] for row in rows}
     colors = _colors(len(rows))
@@ -220,4 +220,7 @@ def png_or_reason(path: str | os.PathLike, draw: Callable[[], Figure]) -> str:
     """
     if not plotting_available():
         return f"no {Path(path).name}: drawing it needs matplotlib (pip install 'c2kd[plots]')"
-    return f"wrote {save_png(draw(), path)}"
+    try:
+        return f"wrote {save_png(draw(), path)}"
+    except DataError as exc:
+        return f"no {Path(path).name}: {exc}"
