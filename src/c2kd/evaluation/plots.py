@@ -24,8 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: how the two retrieval directions are titled
 DIRECTION_TITLES = {"t2v": "text → video", "v2t": "video → text"}
-#: value labels are printed on the bars when a panel has at most this many bars
-_LABELLED_BARS = 30
+#: values are printed on the bars when a panel has at most this many bars per language and in all
+_LABELLED_SERIES, _LABELLED_BARS = 3, 30
 
 
 def _matplotlib() -> Any:
@@ -106,7 +106,7 @@ def _bar_panel(ax: Axes, groups: Sequence[str], series: Sequence[dict[str, Any]]
         bars = ax.bar(xs, s["means"], width, yerr=yerr, capsize=2 if yerr is not None else 0, label=s["label"],
                       color=s["color"], alpha=s.get("alpha", 1.0), hatch=s.get("hatch"),
                       edgecolor=s["color"] if s.get("hatch") else None, error_kw={"elinewidth": 1})
-        if total <= _LABELLED_BARS:
+        if len(series) <= _LABELLED_SERIES and total <= _LABELLED_BARS:  # wide enough for their numbers
             ax.bar_label(bars, labels=["" if math.isnan(v) else f"{v:.1f}" for v in s["means"]], fontsize=7,
                          padding=2)
     ax.set_xticks(range(len(groups)), ["Avg" if g == "average" else g for g in groups])
