@@ -163,3 +163,22 @@ def test_moments_of_a_video_file(tmp_path, synthetic_data):
     payload = json.loads(result.output)
     assert payload["video_id"] == "clip" and payload["duration"] == pytest.approx(4.0)
     assert payload["moments"] and all(0 <= m["start"] < m["end"] <= 4.0 for m in payload["moments"])
+
+
+def test_build_one_split_of_a_dataset(tmp_path, random_checkpoint, synthetic_data, captions):
+    out = tmp_path / "test-only"
+    result = run("index", "build", "--checkpoint", random_checkpoint, "--features", synthetic_data, "--out", out,
+                 "--split", "test", "--split", "val")
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    wanted = {v for v, s in zip(captions["video_id"], captions["split"]) if s in ("test", "val")}
+    from c2kd.index import VideoIndex
+
+    with VideoIndex.open(out) as index:
+        assert set(index.ids) == wanted and set(index.fields()["split"]) == {"test", "val"}
+    wrong = run("index", "build", "--checkpoint", random_checkpoint, "--features", synthetic_data, "--out",
+                tmp_path / "x", "--split", "tset")
+    assert isinstance(wrong.exception, DataError) and "'tset'" in str(wrong.exception)
+    assert "test, train, val" in str(wrong.exception) and not (tmp_path / "x").exists()
+    store_only = run("index", "build", "--checkpoint", random_checkpoint, "--features", synthetic_data / "features",
+                     "--out", tmp_path / "y", "--split", "test")
+    assert isinstance(store_only.exception, DataError) and "dataset folder" in str(store_only.exception)
