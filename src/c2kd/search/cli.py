@@ -249,16 +249,19 @@ def serve(
     features: Optional[Path] = typer.Option(None, help="feature store for moments (default: the index's)"),
     checkpoint: Optional[Path] = typer.Option(None, help="default: the checkpoint the index was built with"),
     option: list[str] = typer.Option([], "--option", "-o", help="backend setting, e.g. nprobe=64"),
+    cors_origin: list[str] = typer.Option([], "--cors-origin", help="let pages from this origin (e.g. "
+                                          "https://example.org) call the API from a browser (repeatable; off by "
+                                          "default)"),
     device: str = typer.Option("cpu"),
 ) -> None:
-    """Serve search, moments and video playback over HTTP, with a web page at /."""
+    """Serve search, moments and video playback over HTTP, with a web page at / and API docs at /api/docs."""
     import uvicorn
 
     from c2kd.index import parse_options
     from c2kd.serve.app import ServeSettings, create_app
 
     settings = ServeSettings(index=index, checkpoint=checkpoint, features=features, video_roots=list(videos),
-                             device=device, options=parse_options(option))
+                             device=device, options=parse_options(option), cors_origins=list(cors_origin))
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
