@@ -14,6 +14,9 @@ from searchkit import (captions, random_checkpoint, serving, synthetic_data, tra
 from c2kd.data.features import FeatureStore  # noqa: E402
 
 
+TITLE = "Morning walk in the park"  # the title metadata of the first video with a file
+
+
 @pytest.fixture(scope="session")
 def served(tmp_path_factory, random_checkpoint, synthetic_data):
     """An index of the synthetic videos, a video folder with files for some of them, and a secret outside it."""
@@ -30,7 +33,7 @@ def served(tmp_path_factory, random_checkpoint, synthetic_data):
     (videos / "notes.txt").write_text("not a video")
     (videos / "escape.webm").symlink_to(tmp / "secret.txt")
     index = build_index(random_checkpoint, synthetic_data, tmp / "index", video_roots=[videos], ids=ids,
-                        progress=False)
+                        metadata={with_files[0]: {"title": TITLE}}, progress=False)
     return tmp, index, videos
 
 

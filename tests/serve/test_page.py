@@ -69,6 +69,11 @@ def query_of(page) -> dict[str, list[str]]:
     return parse_qs(urlsplit(page.url).query)
 
 
+def english_captions(captions: dict[str, list], video_id: str) -> list[str]:
+    return [t for v, lang, t in zip(captions["video_id"], captions["lang"], captions["text"])
+            if v == video_id and lang == "en"]
+
+
 def wait_for_results(page, status_part: str = "results") -> None:
     page.wait_for_function("s => document.getElementById('status').textContent.includes(s) && "
                            "!document.body.classList.contains('busy')", arg=status_part)
@@ -87,9 +92,10 @@ def test_a_shared_url_runs_its_search_and_each_result_says_what_it_is(browser, l
     page.wait_for_function("[...document.querySelectorAll('.card img')].every(i => i.complete && i.naturalWidth > 0)")
     assert page.locator(".card .thumb img").count() == 12
     first = cards.first
-    assert first.locator(".badge.play").inner_text().startswith("▶ ") and ":" in first.locator(".badge.duration").inner_text()
+    assert first.locator(".badge.play").inner_text().startswith("▶ ")
+    assert ":" in first.locator(".badge.duration").inner_text()
     vid = first.get_attribute("data-video-id")
-    english = [t for v, lang, t in zip(captions["video_id"], captions["lang"], captions["text"]) if v == vid and lang == "en"]
+    english = english_captions(captions, vid)
     assert english[0] in first.locator(".captions").inner_text()  # the item's description is on the card
     assert "test" in first.locator(".meta").inner_text()
     keep_screenshot(page, screenshots, "desktop-results.png")
@@ -112,7 +118,7 @@ def test_items_without_a_file_show_their_captions_and_open_details(browser, live
     assert cards.count() == 6 and page.locator(".card video, .card img").count() == 0
     first = cards.first
     vid = first.get_attribute("data-video-id")
-    english = [t for v, lang, t in zip(captions["video_id"], captions["lang"], captions["text"]) if v == vid and lang == "en"]
+    english = english_captions(captions, vid)
     assert first.locator(".textthumb").inner_text() == english[0]
     assert first.locator(".badge.kind").inner_text() == "text only"
     first.click()
@@ -124,6 +130,20 @@ def test_items_without_a_file_show_their_captions_and_open_details(browser, live
     keep_screenshot(page, screenshots, "desktop-details.png")
     page.keyboard.press("Escape")
     dialog.wait_for(state="hidden")
+    assert not page.errors
+
+
+def test_a_title_in_the_metadata_names_the_result(browser, live_server, app):
+    """A filter of the URL on a field the page offers no control for (title) still applies."""
+    index = app.state.engine.index
+    (TITLE,) = [index.metadata(v)["title"] for v in index.ids if "title" in index.metadata(v)]
+    page = open_page(browser, live_server, f"/?q=a+walk&k=5&filter=title%3D{TITLE.replace(' ', '+')}")
+    wait_for_results(page)
+    card = page.locator(".card")
+    assert card.count() == 1 and card.locator("h2").inner_text() == f"1. {TITLE}"
+    assert card.get_attribute("data-video-id") in card.locator(".meta").inner_text()  # the id is still shown
+    assert card.locator(".badge.duration").inner_text().count(":") == 1
+    assert query_of(page)["filter"] == [f"title={TITLE}"]
     assert not page.errors
 
 

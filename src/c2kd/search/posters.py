@@ -44,14 +44,17 @@ def _shrink(image: np.ndarray) -> np.ndarray:
 def write_posters(video_file: str | os.PathLike, folder: Path, duration: float | None = None) -> int:
     """Decode ``video_file`` (PyAV) and write its stills into ``folder`` atomically; returns how many.
 
+    ``duration`` (seconds) is used when the container does not state its own.
+
     Raises:
         c2kd.features.decode.VideoDecodeError: the file cannot be decoded.
     """
     from PIL import Image
 
-    from c2kd.features.decode import iter_sampled_frames
+    from c2kd.features.decode import iter_sampled_frames, probe
     from c2kd.io import atomic_path
 
+    duration = probe(video_file).duration or duration
     fps = 1.0 if not duration or duration <= MAX_POSTERS else MAX_POSTERS / duration
     count = 0
     with atomic_path(folder) as tmp:

@@ -73,8 +73,9 @@ class SearchBody(BaseModel):
     lang: Optional[str] = None
     k: int = Field(10, ge=1, le=MAX_K, description="results per page")
     offset: int = Field(0, ge=0, lt=MAX_K, description="results to skip (paging)")
-    filters: dict[str, FilterValue] = Field(default_factory=dict, validation_alias=AliasChoices("filters", "filter"),
-                                            description="metadata field -> accepted value or values")
+    filters: dict[str, FilterValue] = Field(
+        default_factory=dict, validation_alias=AliasChoices("filters", "filter"),
+        description="metadata field -> accepted value or values")
     moments: bool = False
 
 
@@ -279,7 +280,8 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         return stream(request, resolve_media(roots, rel))
 
     @app.get("/api/posters/{video_id}")
-    def poster(video_id: str, t: float = Q(0.0, ge=0.0, allow_inf_nan=False, description="seconds")) -> FileResponse:
+    def poster(video_id: str,
+               t: float = Q(0.0, ge=0.0, allow_inf_nan=False, description="seconds")) -> FileResponse:
         """The still of a video taken at `t` seconds or the latest one before (JPEG)."""
         from c2kd.search.posters import poster_at
 
