@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -414,3 +415,23 @@ def test_extract_shard_is_a_plain_function_for_remote_tasks(tmp_path, corpus, ti
     assert sum(r["done"] for r in reports) == len(GOOD)
     assert sum(len(r["failed"]) for r in reports) == len(BAD)
     assert sorted(FeatureStore(out).ids) == sorted(GOOD)
+
+
+@pytest.mark.parametrize("model_args", [[], ["--model", "someone/not-a-cached-clip"]])
+def test_uncached_clip_fails_at_once_without_network(tmp_path, model_args):
+    """No network (the hub's address refuses connections), an empty Hugging Face cache, HF_HUB_OFFLINE unset:
+    the CLIP encoder fails before any download retry, naming both fixes."""
+    with socket.socket() as s:  # a loopback port nobody listens on: connecting is refused at once
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and k not in ("HF_HUB_OFFLINE",
+                                                                                             "TRANSFORMERS_OFFLINE")}
+    env.update(HF_HOME=str(tmp_path / "hf"), HF_ENDPOINT=f"http://127.0.0.1:{closed}", PYTHONPATH=str(REPO / "src"))
+    video = write_colour_seconds(tmp_path / "one.mp4", seconds=2)
+    command = [sys.executable, "-c", "from c2kd.cli import main; main()", "extract", str(video), "--out",
+               str(tmp_path / "s"), "--encoder", "clip-vit-b32", *model_args, "--no-progress"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "cannot be reached" in result.stderr and "local folder" in result.stderr
+    assert "--encoder vit-s14-focus" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "s").exists()

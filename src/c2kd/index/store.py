@@ -109,6 +109,7 @@ class _View:
     position: dict[str, int] = field(init=False)
     _starts: np.ndarray = field(init=False)
     _inverted: dict[str, dict[str, np.ndarray]] = field(init=False, default_factory=dict)
+    _fields: dict[str, dict[str, int]] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.ids = [i for s in self.segments for i in s.ids]
@@ -126,6 +127,19 @@ class _View:
         out = [self.segments[s].vectors[positions[seg == s] - self._starts[s]] for s in np.unique(seg)]
         order = np.argsort(np.argsort(seg, kind="stable"), kind="stable")
         return np.concatenate(out)[order] if out else np.zeros((0, 0), np.float32)
+
+    def field_counts(self) -> dict[str, dict[str, int]]:
+        """Metadata field -> {value as text: number of videos} (list values count once per item); built once."""
+        if self._fields is None:
+            counts: dict[str, dict[str, int]] = {}
+            for meta in self.metadata:
+                for fld, value in meta.items():
+                    table = counts.setdefault(fld, {})
+                    for item in value if isinstance(value, list) else [value]:
+                        if item is not None:
+                            table[str(item)] = table.get(str(item), 0) + 1
+            self._fields = counts
+        return self._fields
 
     def payloads(self) -> list[dict[str, MetadataValue]]:
         return [{**m, "video_id": vid} for vid, m in zip(self.ids, self.metadata)]
@@ -282,6 +296,19 @@ class VideoIndex:
         """The stored embedding of one video. Shape: [E] float32."""
         self.metadata(video_id)
         return np.asarray(self._view.vectors(np.asarray([self._view.position[video_id]]))[0], np.float32)
+
+    def fields(self) -> dict[str, dict[str, int]]:
+        """The metadata fields of the indexed videos, each with its values and how many videos have each.
+
+        Example:
+            >>> index.fields()["split"]  # doctest: +SKIP
+            {'test': 24, 'train': 40}
+        """
+        return {name: dict(values) for name, values in self._view.field_counts().items()}
+
+    def field_names(self) -> set[str]:
+        """Names of the metadata fields some indexed video has (what a filter can test)."""
+        return set(self._view.field_counts())
 
     def describe(self) -> dict[str, Any]:
         return {"path": str(self.root), "videos": len(self), "dim": self.dim, "segments": len(self._view.segments),

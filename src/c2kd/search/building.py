@@ -36,19 +36,47 @@ def store_root(path: Path) -> Path:
                     "give the folder written by `c2kd extract` or a dataset folder")
 
 
+#: how many captions of a dataset item its index metadata keeps (shown with the item in search results)
+CAPTIONS_KEPT = 3
+
+
 def dataset_metadata(path: Path) -> dict[str, dict[str, Any]]:
-    """``dataset`` and ``split`` of each video when ``path`` is a dataset folder (else nothing)."""
+    """``dataset``, ``split`` and ``captions`` of each video when ``path`` is a dataset folder (else nothing).
+
+    ``captions`` are the first :data:`CAPTIONS_KEPT` English captions of the item (those of its first language
+    when it has no English one): what the item shows, for people reading search results.
+    """
     path = Path(path)
     if not (path / "dataset.json").exists():
         return {}
     import pyarrow.parquet as pq
 
     name = json.loads((path / "dataset.json").read_text()).get("name")
-    table = pq.read_table(path / "captions.parquet", columns=["video_id", "split"]).to_pydict()
+    table = pq.read_table(path / "captions.parquet", columns=["video_id", "split", "lang", "text"]).to_pydict()
     out: dict[str, dict[str, Any]] = {}
-    for vid, split in zip(table["video_id"], table["split"]):
+    texts: dict[str, dict[str, list[str]]] = {}
+    for vid, split, lang, text in zip(table["video_id"], table["split"], table["lang"], table["text"]):
         out.setdefault(vid, {"dataset": name, "split": split})
+        if isinstance(text, str) and text.strip():
+            texts.setdefault(vid, {}).setdefault(lang, []).append(text.strip())
+    for vid, by_lang in texts.items():
+        chosen = by_lang.get("en") or next(iter(by_lang.values()))
+        out[vid]["captions"] = chosen[:CAPTIONS_KEPT]
     return out
+
+
+def split_ids(path: Path, splits: Sequence[str]) -> set[str]:
+    """Ids of the videos of a dataset folder in any of ``splits`` (e.g. ``["test"]``)."""
+    meta = dataset_metadata(path)
+    if not meta:
+        raise DataError(f"{path} is not a dataset folder (no dataset.json): --split needs one, e.g. the folder "
+                        "written by `c2kd data synthetic` or `c2kd import-data`")
+    present = sorted({str(m["split"]) for m in meta.values()})
+    unknown = [s for s in splits if s not in present]
+    if unknown:
+        raise DataError(f"{path} has no split {unknown[0]!r}; its splits are: {', '.join(present)}")
+    wanted = set(splits)
+    return {vid for vid, m in meta.items() if m["split"] in wanted}
 
 
 def read_metadata_file(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
@@ -147,6 +175,15 @@ def embed_chunks(model, store, ids: Sequence[str], chunk: int, batch_size: int,
         bar.close()
 
 
+def _posters(root: Path, index: VideoIndex, videos: Mapping[str, str], roots: Sequence[Path]) -> None:
+    """Still frames of the indexed videos that have a file (kept beside the index, served with results)."""
+    from c2kd.search.posters import make_posters
+
+    present = {v: rel for v, rel in videos.items() if v in index}
+    durations = {v: float(index.metadata(v).get("duration") or 0.0) for v in present}
+    make_posters(root, present, roots, durations)
+
+
 def _swap_in(staging: Path, out: Path) -> None:
     """Replace ``out`` by ``staging`` with renames (the old index stays whole until the last one)."""
     old = out.with_name(f".{out.name}.old")
@@ -161,11 +198,14 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
                 backend: str = "exact", options: Mapping[str, Any] | None = None,
                 metadata: Mapping[str, dict[str, Any]] | None = None, tags: Mapping[str, Any] | None = None,
                 video_roots: Sequence[str | os.PathLike] = (), ids: Sequence[str] | None = None,
-                batch_size: int = 256, chunk: int = 4096, device: str = "cpu", progress: bool = True) -> Path:
+                batch_size: int = 256, chunk: int = 4096, device: str = "cpu", progress: bool = True,
+                splits: Sequence[str] = (), posters: bool = True) -> Path:
     """Embed every video of ``features`` (a store or a dataset folder) and write an index to ``out``.
 
     One build (or change) of ``out`` at a time: while this runs, other builds and ``index add``/``remove`` of
-    ``out`` are refused with this process's pid (:class:`~c2kd.errors.BusyError`).
+    ``out`` are refused with this process's pid (:class:`~c2kd.errors.BusyError`). ``splits`` keeps only the videos
+    of these splits of a dataset folder; ``posters`` takes still frames of the videos that have a file under
+    ``video_roots`` (see :mod:`c2kd.search.posters`).
     """
     from c2kd.checkpoint import resolve_checkpoint
     from c2kd.data.features import FeatureStore
@@ -181,6 +221,11 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
         missing = [v for v in wanted if v not in store]
         if missing:
             raise DataError(f"{len(missing)} requested video(s) have no features in {root} (e.g. {missing[0]!r})")
+        if splits:
+            keep = split_ids(Path(features), splits)
+            wanted = [v for v in wanted if v in keep]
+            if not wanted:
+                raise DataError(f"no video of {root} is in the split(s) {', '.join(splits)}")
         if not wanted:
             raise DataError(f"{root} holds no videos; extract some first with `c2kd extract`")
         model = load_search_model(checkpoint, device)
@@ -200,6 +245,8 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
         todo = [v for v in wanted if v not in index]
         for part, vectors in embed_chunks(model, store, todo, chunk, batch_size, progress):
             index.add(part, vectors, _video_rows(store, part, extra, dict(tags or {}), videos))
+        if posters and videos:
+            _posters(staging, index, videos, [Path(r) for r in video_roots])
         index.close()
 
         manifest = read_manifest(staging)
@@ -270,6 +317,12 @@ def add_to_index(index_path: str | os.PathLike, features: str | os.PathLike | No
                 for part, vectors in embed_chunks(model, store, wanted, 4096, batch_size, progress):
                     added += index.add(part, vectors, _video_rows(store, part, extra, dict(tags or {}), videos),
                                        replace=replace)
+                if videos:
+                    if replace:
+                        from c2kd.search.posters import remove_posters
+
+                        remove_posters(index.root, list(videos))
+                    _posters(index.root, index, videos, roots)
                 return added
     finally:
         index.close()
