@@ -8,11 +8,12 @@
 
 from c2kd.losses.c2kd import c2kd_loss
 from c2kd.losses.nce import nce_loss
-from c2kd.losses.objective import DISTILLATION_OBJECTIVES, RetrievalObjective, distillation_loss
+from c2kd.losses.objective import DISTILLATION_OBJECTIVES, LossConfig, RetrievalObjective, distillation_loss
 from c2kd.losses.teachtext import smooth_l1_distillation
 
 __all__ = [
     "DISTILLATION_OBJECTIVES",
+    "LossConfig",
     "RetrievalObjective",
     "c2kd_loss",
     "distillation_loss",
