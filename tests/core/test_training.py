@@ -161,7 +161,7 @@ def test_config_pooler_temperatures_alpha_and_english_weight_reach_the_loss(
     cfg = tiny_config(tiny_dataset, tiny_text_models["student"], tmp_path / "wired", stage="c2kd",
                       loss__alpha=0.3, loss__nce_temperature=0.07, loss__kd_temperature=0.2,
                       loss__english_nce_weight=english_nce_weight, teachers__pooler="max",
-                      **{"teachers__checkpoints": f"[{teachers[0]},{teachers[1]}]"})
+                      teachers__checkpoints=f"[{teachers[0]},{teachers[1]}]")
     parts = prepare_run(cfg)
     parts.model.eval()
     parts.pairs.set_epoch(0)
