@@ -3,7 +3,8 @@
 - :func:`nce_loss`: symmetric InfoNCE against the diagonal (paper Eq. 1).
 - :func:`c2kd_loss`: cross entropy between teacher and student score distributions (paper Eq. 5-6).
 - :func:`smooth_l1_distillation`: the TeachText regression ablations (raw or softmaxed scores).
-- :class:`RetrievalObjective`: ``alpha * NCE + (1 - alpha) * distillation`` summed over languages.
+- :class:`RetrievalObjective`: ``alpha * NCE + (1 - alpha) * distillation`` summed over languages, as a run's
+  ``loss`` section (:class:`LossConfig`) says.
 """
 
 from c2kd.losses.c2kd import c2kd_loss
