@@ -64,6 +64,7 @@ def test_errors_are_one_clean_line(tmp_path):
 def test_an_unknown_evaluation_protocol_is_one_clean_line(tmp_path):
     for option, value in (("--missing-ranks", "dropped"), ("--tie-policy", "random")):
         proc = subprocess.run([sys.executable, "-c", "from c2kd.cli import main; main()", "evaluate", "--checkpoint",
-                               str(tmp_path), "--data", str(tmp_path), option, value], capture_output=True, text=True)
+                               str(tmp_path), "--data", str(tmp_path), option, value], capture_output=True, text=True,
+                              check=False)
         assert proc.returncode == 2
         assert f"error: {option} {value!r} is not one of" in proc.stderr and "Traceback" not in proc.stderr
