@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -18,8 +17,8 @@ def _split_codes(value: str | None) -> list[str] | None:
 
 
 def train_command(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (see configs/)."),
-    overrides: Optional[list[str]] = typer.Argument(None, help="key.path=value overrides, e.g. loss.alpha=0.5"),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config (see configs/)."),
+    overrides: list[str] | None = typer.Argument(None, help="key.path=value overrides, e.g. loss.alpha=0.5"),
     resume: bool = typer.Option(True, help="Continue the run in out_dir if it was interrupted."),
     threads: int = typer.Option(0, min=0, help="CPU threads for torch; 0 = auto (1 when the machine is busy)."),
 ) -> None:
@@ -42,12 +41,12 @@ def evaluate_command(
     checkpoint: Path = typer.Option(..., help="Checkpoint folder or run folder (uses best/)."),
     data: Path = typer.Option(..., help="Dataset folder."),
     split: str = typer.Option("test", help="Split to evaluate."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results here as JSON."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw R@1 per language (t2v, v2t) as this PNG "
+    json_out: Path | None = typer.Option(None, "--json", help="Write the results here as JSON."),
+    plot: Path | None = typer.Option(None, "--plot", help="Also draw R@1 per language (t2v, v2t) as this PNG "
                                                              "file (needs c2kd[plots])."),
-    label: Optional[str] = typer.Option(None, "--label", help="The model's name in the plot (default: the run "
+    label: str | None = typer.Option(None, "--label", help="The model's name in the plot (default: the run "
                                                                "folder's name)."),
-    languages: Optional[str] = typer.Option(None, help="Comma-separated languages (default: all of the dataset)."),
+    languages: str | None = typer.Option(None, help="Comma-separated languages (default: all of the dataset)."),
     tie_policy: str = typer.Option("average", help="Rank of a correct video tied with wrong ones: average, "
                                                     "pessimistic, or optimistic (what the original code computed)."),
     missing_ranks: str = typer.Option("gallery", help="MedR/MeanR of queries whose video has no features: gallery "
@@ -102,10 +101,10 @@ def _run_name(checkpoint: Path) -> str:
 
 def aggregate_command(
     results: list[Path] = typer.Argument(..., help="Result JSON files of the same setting (one per seed)."),
-    json_out: Optional[Path] = typer.Option(None, "--json"),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw R@1 per language with error bars of one "
+    json_out: Path | None = typer.Option(None, "--json"),
+    plot: Path | None = typer.Option(None, "--plot", help="Also draw R@1 per language with error bars of one "
                                                              "std as this PNG file (needs c2kd[plots])."),
-    label: Optional[str] = typer.Option(None, "--label", help="The setting's name in the plot."),
+    label: str | None = typer.Option(None, "--label", help="The setting's name in the plot."),
 ) -> None:
     """Mean and standard deviation over seeds."""
     from c2kd.evaluation.report import aggregate_runs, print_results
@@ -201,14 +200,14 @@ def model_aligned(
     frame_encoder: str = typer.Option(..., help="What the video tower reads: clip-vit-b32 (or another encoder of "
                                                 "`c2kd extract`), or packaged-muse for the Multi30K proxy."),
     out: Path = typer.Option(..., help="Checkpoint folder to write."),
-    fuse: Optional[list[str]] = typer.Option(None, "--fuse", help="Further frozen text backbone (repeatable), "
+    fuse: list[str] | None = typer.Option(None, "--fuse", help="Further frozen text backbone (repeatable), "
                                                                   "e.g. packaged-e5-small."),
-    frame_model: Optional[str] = typer.Option(None, help="The frame encoder's model: CLIP hub id or folder "
+    frame_model: str | None = typer.Option(None, help="The frame encoder's model: CLIP hub id or folder "
                                                          "(default: the CLIP text tower's own checkpoint), ONNX "
                                                          "file."),
-    frame_option: Optional[list[str]] = typer.Option(None, "--frame-option",
+    frame_option: list[str] | None = typer.Option(None, "--frame-option",
                                                      help="Frame encoder option key=value (repeatable)."),
-    trainable: Optional[bool] = typer.Option(None, "--trainable/--frozen",
+    trainable: bool | None = typer.Option(None, "--trainable/--frozen",
                                              help="Whether later training may fine-tune the text backbone "
                                                   "(default: when it can be)."),
     residual_hidden: int = typer.Option(1024, help="Width of the text head's zero-initialised residual MLP."),

@@ -23,7 +23,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -42,15 +41,15 @@ EXAMPLE_QUERIES = (
 
 def multi30k_proxy_command(
     out: Path = typer.Option(Path("data/multi30k-proxy"), "--out", "-o", help="Dataset folder to write."),
-    data: Optional[Path] = typer.Option(
+    data: Path | None = typer.Option(
         None, "--data", help="Multi30K folder (with task1/ and task2/). Default: $C2KD_DATA, then ../shared/data, "
                              "then a download from the public Multi30K repository."),
     frame_encoder: str = typer.Option(
         FRAME_ENCODER, help="Text backbone that encodes the proxy frames (a preset of c2kd.encoders.registry); "
                             "choose one that is neither the student's nor a teacher's text encoder."),
-    max_train: Optional[int] = typer.Option(None, min=1, help="Keep only the first N training items (speed)."),
-    max_val: Optional[int] = typer.Option(None, min=1, help="Keep only the first N validation items."),
-    max_test: Optional[int] = typer.Option(None, min=1, help="Keep only the first N test items."),
+    max_train: int | None = typer.Option(None, min=1, help="Keep only the first N training items (speed)."),
+    max_val: int | None = typer.Option(None, min=1, help="Keep only the first N validation items."),
+    max_test: int | None = typer.Option(None, min=1, help="Keep only the first N test items."),
     download: bool = typer.Option(True, help="Download Multi30K when it is not found locally."),
     batch_size: int = typer.Option(256, min=1),
 ) -> None:
@@ -274,7 +273,7 @@ def run_quickstart(out: Path, data: Path | None = None, download: bool = True, m
 
 def quickstart_command(
     out: Path = typer.Option(Path("runs/quickstart"), "--out", "-o", help="Folder for data, caches and runs."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Multi30K folder (default: $C2KD_DATA, "
+    data: Path | None = typer.Option(None, "--data", help="Multi30K folder (default: $C2KD_DATA, "
                                                              "../shared/data, or download)."),
     download: bool = typer.Option(True, help="Download Multi30K when it is not found locally."),
     max_train: int = typer.Option(2000, min=64, help="Training items (embedding captions with e5 is the slow part)."),

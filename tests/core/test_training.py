@@ -10,17 +10,16 @@ from safetensors.torch import load_file
 from c2kd.checkpoint import load_checkpoint
 from c2kd.data.dataset import TrainingPairs, VideoTextDataset
 from c2kd.distill.teachers import CachedTeacherScores, LiveTeacherScores, load_teachers
-from c2kd.evaluation.evaluator import RetrievalEvaluator
 from c2kd.errors import ConfigError
+from c2kd.evaluation.evaluator import RetrievalEvaluator
 from c2kd.train.run import finished_run_metrics, train
-
 from c2kd_testkit import tiny_config
 
 
 @pytest.fixture(scope="module")
 def teachers(tmp_path_factory, tiny_dataset, tiny_text_models):
     root = tmp_path_factory.mktemp("teachers")
-    return [train(tiny_config(tiny_dataset, tiny_text_models[name], root / name, seed=i, **{"data__test_split": "null"}))
+    return [train(tiny_config(tiny_dataset, tiny_text_models[name], root / name, seed=i, data__test_split="null"))
             for i, name in enumerate(["teacher_a", "teacher_b"])]
 
 
@@ -47,7 +46,7 @@ def test_cached_teacher_scores_equal_live_scores(teachers, tiny_dataset):
 
 def test_c2kd_student_trains_and_reports_every_language(teachers, tiny_dataset, tiny_text_models, tmp_path):
     cfg = tiny_config(tiny_dataset, tiny_text_models["student"], tmp_path / "c2kd", stage="c2kd",
-                      loss__alpha=0.5, epochs=3, **{"teachers__checkpoints": f"[{teachers[0]},{teachers[1]}]"})
+                      loss__alpha=0.5, epochs=3, teachers__checkpoints=f"[{teachers[0]},{teachers[1]}]")
     out = train(cfg)
     history = json.loads((out / "history.json").read_text())
     assert len(history) == 3 and all(h["train/distill"] > 0 for h in history)
@@ -66,7 +65,7 @@ def test_c2kd_student_trains_and_reports_every_language(teachers, tiny_dataset, 
 
 def test_resumed_run_equals_uninterrupted_run(tiny_dataset, tiny_text_models, tmp_path):
     """Kill a run mid-epoch (after a checkpoint), rerun: the final weights equal an uninterrupted run's."""
-    common = dict(epochs=2, seed=5, **{"data__val_split": "null", "data__test_split": "null"})
+    common = dict(epochs=2, seed=5, data__val_split="null", data__test_split="null")
     full = train(tiny_config(tiny_dataset, tiny_text_models["student"], tmp_path / "full", **common))
 
     from c2kd.train import trainer as trainer_module
@@ -102,7 +101,7 @@ def test_resumed_run_equals_uninterrupted_run(tiny_dataset, tiny_text_models, tm
 
 
 def test_a_run_is_never_continued_or_read_back_with_other_settings(tiny_dataset, tiny_text_models, tmp_path):
-    common = dict(epochs=1, **{"data__val_split": "null"})
+    common = dict(epochs=1, data__val_split="null")
     config = tiny_config(tiny_dataset, tiny_text_models["student"], tmp_path / "run", **common)
     assert finished_run_metrics(config) is None
     out = train(config)

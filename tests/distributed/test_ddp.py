@@ -7,15 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from ddp_fixtures import random_teachers, student_without_dropout  # noqa: F401
+from ddp_launch import launch
 from safetensors.torch import load_file
 
+from c2kd.errors import ConfigError
 from c2kd.train.distributed import DistEnv, detect_env, env_from_slurm, gather_with_grad
 from c2kd.train.run import per_process_batch
 from c2kd.train.sampler import EpochBatchSampler
-from c2kd.errors import ConfigError
-
-from ddp_fixtures import random_teachers, student_without_dropout  # noqa: F401
-from ddp_launch import launch
 
 
 @pytest.fixture(scope="module")

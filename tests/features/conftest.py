@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from videokit import make_pool_project_onnx, make_tiny_clip, write_colour_seconds  # noqa: E402
+from videokit import make_pool_project_onnx, make_tiny_clip, write_colour_seconds
 
 
 @pytest.fixture(scope="session")

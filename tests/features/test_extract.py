@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from videokit import onnx_cli_args
-from videokit import colour, write_colour_seconds
+from videokit import colour, onnx_cli_args, write_colour_seconds
 
 from c2kd.data.features import FeatureStore
 from c2kd.errors import ConfigError, DataError

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from release_files import caption, features, write_pickle
 
 from c2kd.data.dataset import VideoTextDataset
 from c2kd.data.importers import LAYOUTS, get_layout, import_release
 from c2kd.errors import ConfigError, DataError
-
-from release_files import caption, features, write_pickle
 
 MSRVTT_CODES = ["en", "de", "fr", "cs", "zh", "ru", "vi", "sw", "es"]
 
@@ -68,7 +67,7 @@ def test_msrvtt_round_trip_2d_and_3d(tmp_path: Path) -> None:
         assert ds.features.dim == dim and ds.meta["missing_videos"] == {"train": 0, "test": 0}
         check_split(ds, "train", train, feat, {c: f"caption_{c}" for c in MSRVTT_CODES}, training=True)
         check_split(ds, "test", test, feat, {c: f"eval_caption_{c}" for c in MSRVTT_CODES}, training=False)
-        assert report.splits["train"].captions == {c: 15 for c in MSRVTT_CODES}
+        assert report.splits["train"].captions == dict.fromkeys(MSRVTT_CODES, 15)
         assert report.splits["train"].ignored_keys == sorted(["audio", "3d" if feat == "2d" else "2d"])
         assert json.loads((out / "import_report.json").read_text())["feature_dim"] == dim
 

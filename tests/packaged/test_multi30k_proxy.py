@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 
 from c2kd.data.dataset import VideoTextDataset
-from c2kd.data.multi30k import (FRAMES, build_multi30k_proxy, locate_multi30k, proxy_frames, read_split,
-                                required_files)
+from c2kd.data.multi30k import (
+    FRAMES,
+    build_multi30k_proxy,
+    locate_multi30k,
+    proxy_frames,
+    read_split,
+    required_files,
+)
 from c2kd.errors import DataError
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from c2kd.quickstart import FRAME_ENCODER, OFF_THE_SHELF, TEXT_BACKBONES, below_baseline, results_table, run_configs
+from c2kd.quickstart import (
+    FRAME_ENCODER,
+    OFF_THE_SHELF,
+    TEXT_BACKBONES,
+    below_baseline,
+    results_table,
+    run_configs,
+)
 from c2kd.train.config import TrainConfig
 
 

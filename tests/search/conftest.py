@@ -5,4 +5,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from searchkit import captions, random_checkpoint, synthetic_data, trained_checkpoint  # noqa: E402,F401
+from searchkit import captions, random_checkpoint, synthetic_data, trained_checkpoint  # noqa: F401

@@ -7,8 +7,14 @@ import pytest
 
 from c2kd.checkpoint import load_checkpoint
 from c2kd.data.features import FeatureStore
-from c2kd.search.moments import (Moment, find_moments, frame_step, non_maximum_suppression, sliding_windows,
-                                 temporal_iou)
+from c2kd.search.moments import (
+    Moment,
+    find_moments,
+    frame_step,
+    non_maximum_suppression,
+    sliding_windows,
+    temporal_iou,
+)
 
 
 def test_sliding_windows_cover_every_row():

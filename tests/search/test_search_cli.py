@@ -148,8 +148,9 @@ def test_moments_command(trained_checkpoint, synthetic_data, tmp_path):
 def test_moments_of_a_video_file(tmp_path, synthetic_data):
     """A video file is decoded and encoded with the ingestion extractor (the 384-d packaged ViT)."""
     pytest.importorskip("c2kd.features.encoders", reason="needs the ingestion package c2kd.features")
-    from c2kd.checkpoint import save_checkpoint
     from searchkit import _model_and_config, write_video
+
+    from c2kd.checkpoint import save_checkpoint
 
     video = write_video(tmp_path / "clip.webm", seconds=4, fps=2)
     model, config = _model_and_config(tmp_path, synthetic_data)

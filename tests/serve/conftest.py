@@ -8,11 +8,9 @@ from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "search"))
 
-from searchkit import (captions, random_checkpoint, serving, synthetic_data, trained_checkpoint,  # noqa: E402,F401
-                       write_video)
+from searchkit import captions, random_checkpoint, serving, synthetic_data, trained_checkpoint, write_video  # noqa: F401
 
-from c2kd.data.features import FeatureStore  # noqa: E402
-
+from c2kd.data.features import FeatureStore
 
 TITLE = "Morning walk in the park"  # the title metadata of the first video with a file
 

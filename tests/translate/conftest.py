@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from caption_set import CORPUS, ENGLISH
 
 from c2kd.data.dataset import save_dataset
 from c2kd.data.features import FeatureStoreWriter
-
-from caption_set import CORPUS, ENGLISH
 
 
 def build_dataset(root: Path) -> Path:

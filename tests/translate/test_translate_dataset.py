@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import torch
+from caption_set import ENGLISH
 
 from c2kd.data.dataset import VideoTextDataset
 from c2kd.errors import ConfigError, DataError
@@ -21,8 +22,6 @@ from c2kd.translate import (
     language_token_candidates,
     translate_dataset,
 )
-
-from caption_set import ENGLISH
 
 
 def rows(root: Path, lang: str | None = None) -> list[tuple]:

@@ -90,7 +90,6 @@ class HFTextBackbone(TextBackbone):
     def from_pretrained(cls, source: str) -> HFTextBackbone:
         """Load weights and tokenizer from the hub or a local directory."""
         from transformers import AutoModel, AutoTokenizer
-
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 import torch
 
 from c2kd.data.dataset import SplitData
-from c2kd.languages import normalize_languages
 from c2kd.evaluation.metrics import (
     MissingRanks,
     TiePolicy,
@@ -15,6 +14,7 @@ from c2kd.evaluation.metrics import (
     recall_metrics,
     retrieval_ranks,
 )
+from c2kd.languages import normalize_languages
 from c2kd.model import DualEncoder
 from c2kd.similarity import similarity_matrix
 

@@ -166,7 +166,7 @@ def read_parallel(jobs: Sequence[VideoJob], fps: float, resize: ImagePreprocess 
         return proc
 
     procs = {w: start(w) for w in range(workers)}
-    current: dict[int, int | None] = {w: None for w in procs}
+    current: dict[int, int | None] = dict.fromkeys(procs)
     ended: set[int] = set()
     next_worker = workers
     try:

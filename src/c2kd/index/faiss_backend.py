@@ -166,4 +166,4 @@ class FaissBackend(Backend):
         self.add(keys, vectors, payloads)
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, **self.options, "masked": int(len(self._deleted))}
+        return {"backend": self.name, **self.options, "masked": len(self._deleted)}

@@ -14,7 +14,7 @@ from c2kd.errors import ConfigError
 Scalar = Union[str, int, float, bool]
 MetadataValue = Union[Scalar, list[Scalar], None]
 #: field -> accepted value or values
-MetadataFilter = Mapping[str, Union[Scalar, Sequence[Scalar]]]
+MetadataFilter = Mapping[str, Scalar | Sequence[Scalar]]
 
 
 def normalize_filter(filters: MetadataFilter | None) -> dict[str, list[Scalar]]:

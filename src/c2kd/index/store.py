@@ -23,8 +23,17 @@ from c2kd.errors import ConfigError, DataError
 from c2kd.index.base import Backend, Hit
 from c2kd.index.exact import topk_inner_product
 from c2kd.index.filters import MetadataFilter, MetadataValue, normalize_filter
-from c2kd.index.segments import (MANIFEST, Segment, garbage_collect, new_manifest, read_manifest, read_segment,
-                                 write_manifest, write_segment, writer_lock)
+from c2kd.index.segments import (
+    MANIFEST,
+    Segment,
+    garbage_collect,
+    new_manifest,
+    read_manifest,
+    read_segment,
+    write_manifest,
+    write_segment,
+    writer_lock,
+)
 
 #: backend name -> "module:class"; the classes import their optional dependency only when built
 BACKENDS: dict[str, str] = {

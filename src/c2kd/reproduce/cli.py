@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -22,7 +21,7 @@ def _pairs(values: list[str], what: str) -> dict[str, str]:
     return out
 
 
-def _codes(value: Optional[str]) -> Optional[list[str]]:
+def _codes(value: str | None) -> list[str] | None:
     return None if not value else [v.strip() for v in value.split(",") if v.strip()]
 
 
@@ -33,14 +32,14 @@ def import_data_command(
     fmt: str = typer.Option(..., "--format", help="msrvtt, vatex, youcook2, rudder, or a layout .json file."),
     features: str = typer.Option("2d", "--features", help="2d (CLIP frame features) or 3d (S3D)."),
     out: Path = typer.Option(..., "--out", help="Dataset folder to write (resumable)."),
-    test_csv: Optional[Path] = typer.Option(
+    test_csv: Path | None = typer.Option(
         None,
         "--test-csv",
         help="Full listing of the test split (MSR-VTT: MSRVTT_JSFUSION_test.csv); videos "
         "it lists without features are counted as missing.",
     ),
-    languages: Optional[str] = typer.Option(None, help="Comma-separated languages (default: the dataset's)."),
-    name: Optional[str] = typer.Option(None, help="Dataset name (default: the format's)."),
+    languages: str | None = typer.Option(None, help="Comma-separated languages (default: the dataset's)."),
+    name: str | None = typer.Option(None, help="Dataset name (default: the format's)."),
 ) -> None:
     """Import the authors' released split files (pickled lists of dicts) into a c2kd dataset."""
     from c2kd.data.importers import get_layout, import_release
@@ -81,7 +80,7 @@ def translate_command(
         "(e.g. facebook/nllb-200-distilled-600M, facebook/m2m100_418M).",
     ),
     source: str = typer.Option("en", "--source", help="Language of the captions to translate."),
-    splits: Optional[str] = typer.Option(None, "--splits", help="Comma-separated splits (default: all)."),
+    splits: str | None = typer.Option(None, "--splits", help="Comma-separated splits (default: all)."),
     code: list[str] = typer.Option(
         [], "--code", help="LANG=CODE for the model's language code, e.g. sw=swc."
     ),
@@ -91,10 +90,10 @@ def translate_command(
     num_beams: int = typer.Option(1, "--num-beams"),
     device: str = typer.Option("auto", "--device"),
     dtype: str = typer.Option("auto", "--dtype", help="auto, float32, float16 or bfloat16."),
-    threads: Optional[int] = typer.Option(
+    threads: int | None = typer.Option(
         None, "--threads", help="CPU threads for torch (default: torch's)."
     ),
-    work_dir: Optional[Path] = typer.Option(
+    work_dir: Path | None = typer.Option(
         None, "--work-dir", help="Chunk folder (default DATASET/.translate/KEY)."
     ),
     replace: bool = typer.Option(False, "--replace", help="Replace captions a target language already has."),
@@ -127,17 +126,17 @@ def translate_command(
 
 
 def reproduce_command(
-    recipe: Optional[str] = typer.Argument(
+    recipe: str | None = typer.Argument(
         None, help="table2, table3, table4, figure2..figure5, or a recipe .yaml file (see --list)."
     ),
-    data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder the recipe trains on."),
+    data: Path | None = typer.Option(None, "--data", help="Dataset folder the recipe trains on."),
     seeds: int = typer.Option(3, "--seeds", help="Seeds 0..N-1 per run (the paper averages three)."),
     work: Path = typer.Option(Path("reproduce-work"), "--work", help="Folder of runs and results (resumable)."),
     override: list[str] = typer.Option(
         [], "--override", help="key=value for every run, or NAME:key=value for one run/teacher (repeatable)."
     ),
-    runs: Optional[str] = typer.Option(None, "--runs", help="Comma-separated run names (default: all)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results JSON here."),
+    runs: str | None = typer.Option(None, "--runs", help="Comma-separated run names (default: all)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the results JSON here."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (runs, folders, done or not) only."),
     list_: bool = typer.Option(False, "--list", help="List the recipes and exit."),
 ) -> None:

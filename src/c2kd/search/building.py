@@ -145,7 +145,7 @@ def _video_rows(store, ids: Sequence[str], extra: Mapping[str, dict[str, Any]], 
     rows = []
     for vid in ids:
         times = store.times(vid)
-        row: dict[str, Any] = {"frames": int(len(times)),
+        row: dict[str, Any] = {"frames": len(times),
                                "duration": round(float(times[-1] + frame_step(times)) if len(times) else 0.0, 3)}
         row.update(common)
         row.update(extra.get(vid, {}))

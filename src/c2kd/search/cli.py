@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -16,7 +15,7 @@ OPTION_HELP = "backend setting name=value, repeatable (faiss: kind=ivf|hnsw, nli
               "qdrant: url, location, collection)"
 
 
-def _read_ids(ids: list[str], ids_file: Optional[Path]) -> list[str]:
+def _read_ids(ids: list[str], ids_file: Path | None) -> list[str]:
     out = list(ids)
     if ids_file is not None:
         if not ids_file.exists():
@@ -35,7 +34,7 @@ def index_build(
     out: Path = typer.Option(..., help="index folder to write (replaced atomically)"),
     backend: str = typer.Option("exact", help=BACKEND_HELP),
     option: list[str] = typer.Option([], "--option", "-o", help=OPTION_HELP),
-    metadata: Optional[Path] = typer.Option(None, help="per-video metadata: JSON lines/CSV/parquet with video_id"),
+    metadata: Path | None = typer.Option(None, help="per-video metadata: JSON lines/CSV/parquet with video_id"),
     tag: list[str] = typer.Option([], help="tag every video: a word (added to 'tags') or field=value"),
     videos: list[Path] = typer.Option([], help="folder with the video files (<id>.<ext>), for playback; "
                                                "their poster frames are taken now and kept in the index"),
@@ -58,13 +57,13 @@ def index_build(
 @index_app.command("add")
 def index_add(
     index: Path = typer.Argument(..., help="index folder"),
-    features: Optional[Path] = typer.Option(None, help="feature store holding the new videos (default: the "
+    features: Path | None = typer.Option(None, help="feature store holding the new videos (default: the "
                                                        "store the index was built from)"),
     id: list[str] = typer.Option([], "--id", help="add only these video ids (repeatable)"),
-    ids_file: Optional[Path] = typer.Option(None, help="file with one video id per line"),
+    ids_file: Path | None = typer.Option(None, help="file with one video id per line"),
     replace: bool = typer.Option(False, help="re-embed videos that are already in the index"),
-    checkpoint: Optional[Path] = typer.Option(None, help="default: the checkpoint the index was built with"),
-    metadata: Optional[Path] = typer.Option(None, help="per-video metadata file"),
+    checkpoint: Path | None = typer.Option(None, help="default: the checkpoint the index was built with"),
+    metadata: Path | None = typer.Option(None, help="per-video metadata file"),
     tag: list[str] = typer.Option([], help="tag the added videos: a word or field=value"),
     device: str = typer.Option("cpu"),
 ) -> None:
@@ -82,7 +81,7 @@ def index_add(
 def index_remove(
     index: Path = typer.Argument(..., help="index folder"),
     ids: list[str] = typer.Argument(None, help="video ids to remove"),
-    ids_file: Optional[Path] = typer.Option(None, help="file with one video id per line"),
+    ids_file: Path | None = typer.Option(None, help="file with one video id per line"),
     missing_ok: bool = typer.Option(False, help="ignore ids that are not in the index"),
 ) -> None:
     """Remove videos from an index (no rebuild: only the segments holding them are rewritten)."""
@@ -149,14 +148,14 @@ def _print_results(responses, as_json: bool) -> None:
 
 def search(
     index: Path = typer.Argument(..., help="index folder"),
-    query: Optional[str] = typer.Argument(None, help="the query, in any language"),
-    lang: Optional[str] = typer.Option(None, help="language of the query (a hint, validated; e.g. de, cs, ja)"),
+    query: str | None = typer.Argument(None, help="the query, in any language"),
+    lang: str | None = typer.Option(None, help="language of the query (a hint, validated; e.g. de, cs, ja)"),
     k: int = typer.Option(10, "-k", help="number of results"),
-    queries: Optional[Path] = typer.Option(None, help="file of queries: one per line, or JSON lines "
+    queries: Path | None = typer.Option(None, help="file of queries: one per line, or JSON lines "
                                                       "{\"query\": ..., \"lang\": ...}"),
     filter: list[str] = typer.Option([], "--filter", "-f", help="metadata filter field=value[,value] (repeatable)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
-    checkpoint: Optional[Path] = typer.Option(None, help="default: the checkpoint the index was built with"),
+    checkpoint: Path | None = typer.Option(None, help="default: the checkpoint the index was built with"),
     option: list[str] = typer.Option([], "--option", "-o", help="backend setting for this search, e.g. nprobe=64"),
     device: str = typer.Option("cpu"),
 ) -> None:
@@ -182,12 +181,12 @@ def moments(
     video: str = typer.Argument(..., help="a video id of --features, or a video file"),
     query: str = typer.Argument(..., help="what happens in the moment, in any language"),
     checkpoint: Path = typer.Option(..., help="checkpoint: trained, or made by `c2kd model aligned`"),
-    features: Optional[Path] = typer.Option(None, help="feature store holding the video (when VIDEO is an id)"),
-    lang: Optional[str] = typer.Option(None, help="language of the query (a hint, validated)"),
+    features: Path | None = typer.Option(None, help="feature store holding the video (when VIDEO is an id)"),
+    lang: str | None = typer.Option(None, help="language of the query (a hint, validated)"),
     k: int = typer.Option(5, "-k", help="number of moments"),
     lengths: str = typer.Option("2,4,8,16", help="window lengths in seconds, comma-separated"),
     iou: float = typer.Option(0.5, help="drop a moment overlapping a better one by more than this IoU"),
-    encoder: Optional[str] = typer.Option(None, help="frame encoder for a video file (default: the one the "
+    encoder: str | None = typer.Option(None, help="frame encoder for a video file (default: the one the "
                                                      "checkpoint records, with its model; else from the model's "
                                                      "feature size)"),
     fps: float = typer.Option(1.0, help="frames per second sampled from a video file"),
@@ -246,8 +245,8 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on (0.0.0.0 exposes it to the network)"),
     port: int = typer.Option(8000),
     videos: list[Path] = typer.Option([], help="folder(s) the video files are served from (nothing else is)"),
-    features: Optional[Path] = typer.Option(None, help="feature store for moments (default: the index's)"),
-    checkpoint: Optional[Path] = typer.Option(None, help="default: the checkpoint the index was built with"),
+    features: Path | None = typer.Option(None, help="feature store for moments (default: the index's)"),
+    checkpoint: Path | None = typer.Option(None, help="default: the checkpoint the index was built with"),
     option: list[str] = typer.Option([], "--option", "-o", help="backend setting, e.g. nprobe=64"),
     cors_origin: list[str] = typer.Option([], "--cors-origin", help="let pages from this origin (e.g. "
                                           "https://example.org) call the API from a browser (repeatable; off by "

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Optional, Union
+from typing import Annotated, Any, Union
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -41,7 +41,7 @@ from c2kd.serve.media import MediaError, check_range, media_type, resolve_media,
 from c2kd.serve.origins import add_cors
 
 STATIC_DIR = Path(__file__).parent / "static"
-FilterValue = Union[str, int, float, bool, list[Union[str, int, float, bool]]]
+FilterValue = Union[str, int, float, bool, list[str | int | float | bool]]
 #: metadata fields that describe a video rather than group videos: never offered as page filters
 NOT_FACETS = frozenset({"video", "frames", "duration", "captions", "title", "description"})
 #: a field with more distinct values than this is not offered as a page filter (a list would be too long)
@@ -53,8 +53,8 @@ class ServeSettings:
     """What ``c2kd serve`` loads at start."""
 
     index: Path
-    checkpoint: Optional[Path] = None
-    features: Optional[Path] = None
+    checkpoint: Path | None = None
+    features: Path | None = None
     video_roots: list[Path] = field(default_factory=list)
     device: str = "cpu"
     options: dict[str, Any] = field(default_factory=dict)
@@ -70,7 +70,7 @@ class SearchBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: str = QUERY_TEXT
-    lang: Optional[str] = None
+    lang: str | None = None
     k: int = Field(10, ge=1, le=MAX_K, description="results per page")
     offset: int = Field(0, ge=0, lt=MAX_K, description="results to skip (paging)")
     filters: dict[str, FilterValue] = Field(
@@ -84,7 +84,7 @@ class MomentsBody(BaseModel):
 
     video_id: str = Field(..., min_length=1, max_length=1000)
     query: str = QUERY_TEXT
-    lang: Optional[str] = None
+    lang: str | None = None
     k: int = Field(5, ge=1, le=100)
     lengths: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
         default_factory=lambda: [2.0, 4.0, 8.0, 16.0], min_length=1, max_length=8)
@@ -102,7 +102,7 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "malformed request"
 
 
-def _one_of(name: str, first: Optional[str], second: Optional[str], other: str) -> str:
+def _one_of(name: str, first: str | None, second: str | None, other: str) -> str:
     """A required query parameter that has two accepted names (``q`` / ``query``)."""
     if first is not None and second is not None and first != second:
         raise RequestValidationError([{"loc": ("query", name), "msg": f"give {name} or {other}, not both"}])
@@ -219,9 +219,9 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         return {"fields": out}
 
     @app.get("/api/search")
-    def search_get(q: Optional[str] = Q(None, max_length=10 * MAX_QUERY_CHARS, description="the query"),
-                   query: Optional[str] = Q(None, max_length=10 * MAX_QUERY_CHARS, description="same as q"),
-                   lang: Optional[str] = None, k: int = Q(10, ge=1, le=MAX_K),
+    def search_get(q: str | None = Q(None, max_length=10 * MAX_QUERY_CHARS, description="the query"),
+                   query: str | None = Q(None, max_length=10 * MAX_QUERY_CHARS, description="same as q"),
+                   lang: str | None = None, k: int = Q(10, ge=1, le=MAX_K),
                    offset: int = Q(0, ge=0, lt=MAX_K, description="results to skip (paging)"),
                    filter: list[str] = Q([], description="field=value[,value] (repeatable)"),
                    filters: list[str] = Q([], description="same as filter"),
@@ -252,9 +252,9 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
 
     @app.get("/api/moments")
     def moments_get(video_id: str = Q(..., min_length=1, max_length=1000),
-                    q: Optional[str] = Q(None, max_length=10 * MAX_QUERY_CHARS, description="the query"),
-                    query: Optional[str] = Q(None, max_length=10 * MAX_QUERY_CHARS, description="same as q"),
-                    lang: Optional[str] = None, k: int = Q(5, ge=1, le=100)) -> Any:
+                    q: str | None = Q(None, max_length=10 * MAX_QUERY_CHARS, description="the query"),
+                    query: str | None = Q(None, max_length=10 * MAX_QUERY_CHARS, description="same as q"),
+                    lang: str | None = None, k: int = Q(5, ge=1, le=100)) -> Any:
         """The moments of one video (by id, from the server's feature store) that best match a query."""
         text = _one_of("q", q, query, "query")
         return run_moments(MomentsBody(video_id=video_id, query=text, lang=lang, k=k))
