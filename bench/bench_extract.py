@@ -99,8 +99,8 @@ def main() -> None:
         encoders = {name: _encoder(name, tmp) for name in args.encoders}
         for name, enc in encoders.items():
             enc.encode(sample_frames(videos[0])[0][:2])  # warm up
-            t_o = _median_time(lambda: [enc.encode(f) for f, _ in decode_in_order()], args.repeats)
-            t_s = _median_time(lambda: [enc.encode(f) for f, _ in decode_seeking()], args.repeats)
+            t_o = _median_time(lambda enc=enc: [enc.encode(f) for f, _ in decode_in_order()], args.repeats)
+            t_s = _median_time(lambda enc=enc: [enc.encode(f) for f, _ in decode_seeking()], args.repeats)
             rows.append(("decode + encode", f"{name} ({enc.dim}-d)", t_o, t_s))
 
         print("## In-order decoding vs one seek per sampled second (single process)\n")

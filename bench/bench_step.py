@@ -179,7 +179,7 @@ def variant_worker(conn, variant: str, inputs: dict, args_dict: dict, out_dir: s
             if msg is None:
                 break
             conn.send({"steps": runner.run(msg), **runner.memory()})
-    except Exception as exc:  # report, do not hang the parent
+    except Exception as exc:  # noqa: BLE001 - report, do not hang the parent
         import traceback
 
         conn.send({"error": f"{exc}\n{traceback.format_exc()}"})
@@ -256,7 +256,7 @@ def step_table(args, inputs: dict, worker_args: dict, root: Path) -> dict:
         if "error" in msg:
             raise RuntimeError(f"variant {v} failed to start:\n{msg['error']}")
         setup[v] = msg
-    for v, (_, conn) in workers.items():  # warm-up, untimed
+    for _, conn in workers.values():  # warm-up, untimed
         conn.send(args.warmup)
         conn.recv()
     times = {v: [] for v in VARIANTS}

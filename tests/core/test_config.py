@@ -19,7 +19,7 @@ def test_misspelt_key_is_an_error(tmp_path):
 
 
 def test_stage_rules():
-    with pytest.raises(ConfigError, match="teachers.checkpoints"):
+    with pytest.raises(ConfigError, match=r"teachers\.checkpoints"):
         load_config(None, ["data.path=x", "stage=c2kd", "loss.alpha=0.5"])
     with pytest.raises(ConfigError, match="alpha"):
         load_config(None, ["data.path=x", "stage=translate-train", "loss.alpha=0.5"])

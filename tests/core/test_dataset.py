@@ -46,14 +46,14 @@ def test_codes_written_by_other_tools_are_normalised_when_read(tmp_path):
     assert ds.split("train", ["cs"], training=True).captions["cs"][0] == ["a-cz-0", "a-cz-1"]
     pq.write_table(pa.table({**{k: [r[k] for r in rows] for k in rows[0]}, "lang": ["xx"] * len(rows)}),
                    tmp_path / "captions.parquet")
-    with pytest.raises(DataError, match="captions.parquet.*'xx'"):
+    with pytest.raises(DataError, match=r"captions\.parquet.*'xx'"):
         VideoTextDataset(tmp_path)
 
 
 def test_training_needs_every_language(tmp_path):
     rows = rows_for(["a", "b"], ["en"]) + rows_for(["a"], ["de"])
     ds = make(tmp_path, rows)
-    with pytest.raises(DataError, match="'b'.*no 'de' caption"):
+    with pytest.raises(DataError, match=r"'b'.*no 'de' caption"):
         ds.split("train", training=True)
     with pytest.raises(DataError, match="no captions in \\['fr'\\]"):
         ds.split("train", ["en", "fr"])
@@ -73,11 +73,11 @@ def test_training_needs_features_but_evaluation_counts_missing(tmp_path):
 
 
 def test_nan_features_are_reported_with_the_video(tmp_path):
-    ds = make(tmp_path, rows_for(["a", "b"], ["en"]))
+    make(tmp_path, rows_for(["a", "b"], ["en"]))
     arr = np.load(next((tmp_path / "features" / "shards").glob("*.npy")), mmap_mode="r+")
     arr[0, 0] = np.nan
     arr.flush()
-    with pytest.raises(DataError, match="'a'.*NaN"):
+    with pytest.raises(DataError, match=r"'a'.*NaN"):
         VideoTextDataset(tmp_path).split("train", training=True)
 
 

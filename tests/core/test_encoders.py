@@ -83,7 +83,7 @@ def test_checkpoint_round_trip_and_strict_loading(tmp_path, tiny_text_models, ti
     (tmp_path / "other" / "model.safetensors").replace(tmp_path / "ck" / "model.safetensors")
     with pytest.raises(CheckpointError, match="does not match"):
         load_checkpoint(tmp_path / "ck")
-    with pytest.raises(CheckpointError, match="no model.safetensors"):
+    with pytest.raises(CheckpointError, match=r"no model\.safetensors"):
         load_checkpoint(tmp_path / "nothing")
 
 

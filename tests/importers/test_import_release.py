@@ -73,7 +73,7 @@ def test_msrvtt_round_trip_2d_and_3d(tmp_path: Path) -> None:
 
 
 def test_listing_csv_counts_missing_videos(tmp_path: Path) -> None:
-    train, test, train_pkl, test_pkl = msrvtt_files(tmp_path, n_test=4)
+    _train, test, train_pkl, test_pkl = msrvtt_files(tmp_path, n_test=4)
     csv = tmp_path / "split.csv"
     listed = [it["id"] for it in test] + ["video9100", "video9101"]
     csv.write_text(
@@ -245,7 +245,7 @@ def test_rerun_reuses_stored_features(tmp_path: Path) -> None:
 
 
 def test_missing_language_for_some_items(tmp_path: Path) -> None:
-    train, test, train_pkl, _ = msrvtt_files(tmp_path)
+    train, _test, _train_pkl, _ = msrvtt_files(tmp_path)
     del train[2]["caption_sw"]
     train[3]["caption_sw"] = ["", None]
     bad = write_pickle(tmp_path / "holes.pkl", train)
@@ -291,7 +291,7 @@ def test_mismatched_ids(tmp_path: Path) -> None:
             listings={"test": csv},
             progress=False,
         )
-    dup = write_pickle(tmp_path / "dup.pkl", train + [train[0]])
+    dup = write_pickle(tmp_path / "dup.pkl", [*train, train[0]])
     with pytest.raises(DataError, match=r"dup\.pkl: video id 'video0' occurs twice"):
         import_release(LAYOUTS["msrvtt"], "2d", {"train": dup}, tmp_path / "o", progress=False)
     clash = [dict(test[0], id="video0")]

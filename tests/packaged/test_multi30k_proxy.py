@@ -32,9 +32,10 @@ def test_every_real_item_has_four_frames_without_its_caption(multi30k_root, spli
     assert len(items) == expected
     for it in items:
         assert len(it.frames) == FRAMES and it.removed_by == "exact"
-        assert sorted(it.frames + [it.captions["en"]]) == sorted(it.descriptions)
+        assert sorted([*it.frames, it.captions["en"]]) == sorted(it.descriptions)
         assert all(it.captions[lang] for lang in ("en", "de", "fr", "cs"))
-    first_cs = gzip.open(multi30k_root / "task1/raw/test_2016_flickr.cs.gz", "rt", encoding="utf-8").readline()
+    with gzip.open(multi30k_root / "task1/raw/test_2016_flickr.cs.gz", "rt", encoding="utf-8") as cs:
+        first_cs = cs.readline()
     if split == "test":
         assert items[0].captions["cs"] == first_cs.strip() and items[0].item_id == "1007129816"
 

@@ -182,9 +182,9 @@ def test_reproduce_table2_end_to_end_and_resumes(imported, tmp_path):
     # Rerunning trains nothing: every run is finished; the report is the same.
     stamps = {p: p.stat().st_mtime_ns for p in work.glob("runs/*/last/model.safetensors")}
     assert len(stamps) == 12  # 3 teachers + 3 students, 2 seeds
-    dry = CliRunner().invoke(app, args + ["--dry-run"])
+    dry = CliRunner().invoke(app, [*args, "--dry-run"])
     assert dry.exit_code == 0 and dry.output.count("done ") == 12 and "todo" not in dry.output
-    again = CliRunner().invoke(app, args + ["--json", str(tmp_path / "again.json")])
+    again = CliRunner().invoke(app, [*args, "--json", str(tmp_path / "again.json")])
     assert again.exit_code == 0, again.output
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert json.loads((tmp_path / "again.json").read_text())["rows"] == results["rows"]

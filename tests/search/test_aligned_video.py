@@ -283,7 +283,7 @@ def test_sentence_transformers_layout_equals_mean_pool_then_dense(tmp_path, weig
     from c2kd.encoders.registry import build_text_backbone, rebuild_text_backbone
 
     texts = ["ein mann spricht", "a man talks to a dog", "spricht"]
-    folder, w = make_tiny_st_model(tmp_path / "st", texts + ["der hund"], weights=weights)
+    folder, w = make_tiny_st_model(tmp_path / "st", [*texts, "der hund"], weights=weights)
     backbone = build_text_backbone(f"st:{folder}")
     assert isinstance(backbone, SentenceTransformerTextBackbone) and backbone.dim == PROJECTION
     tokenizer, bert = AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder).eval()
@@ -379,7 +379,7 @@ def test_cached_hub_ids_load_from_the_cache_when_the_hub_is_out_of_reach(work, t
     monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: False)
     assert hub.ensure_hub_source("openai/clip-vit-base-patch32", "CLIP") == {"local_files_only": True}
     assert hub.ensure_hub_source(str(work["clip"]), "CLIP") == {}
-    with pytest.raises(ConfigError, match="cannot be reached.*--local-dir DIR"):
+    with pytest.raises(ConfigError, match=r"cannot be reached.*--local-dir DIR"):
         hub.ensure_hub_source("someone/uncached-clip", "CLIP")
     monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: True)
     assert hub.ensure_hub_source("someone/uncached-clip", "CLIP") == {}

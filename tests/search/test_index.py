@@ -69,7 +69,7 @@ def test_filters_match_reference(tmp_path, monkeypatch, backend, options):
         hits = index.search(q, k=5, filters=filters)
         for query, row in zip(q, hits):
             assert all(keep(h.metadata) for h in row)
-            ref = brute_force(x, ids, query, 5, keep=lambda i: keep(meta[i]))
+            ref = brute_force(x, ids, query, 5, keep=lambda i, keep=keep: keep(meta[i]))
             if backend == "exact":
                 assert [h.video_id for h in row] == [r for r, _ in ref]
             elif backend != "faiss" or options["kind"] != "ivf":  # graph/db: all matching ids reachable here
@@ -140,7 +140,7 @@ def test_add_remove_without_rebuild(tmp_path, backend, options):
 
 
 def test_interrupted_update_leaves_previous_state(tmp_path, monkeypatch):
-    ids, x, meta, q = _corpus(n=60)
+    ids, x, meta, _q = _corpus(n=60)
     index = VideoIndex.build(tmp_path / "idx", ids[:50], x[:50], meta[:50], backend="faiss",
                              options={"nlist": 4, "nprobe": 4})
     import c2kd.index.store as store
@@ -199,7 +199,7 @@ def test_faiss_recall_on_clustered_corpus(tmp_path):
 
 
 def test_errors_are_clear(tmp_path):
-    ids, x, meta, q = _corpus(n=20)
+    _ids, x, _meta, q = _corpus(n=20)
     with pytest.raises(ConfigError, match="unknown index backend"):
         VideoIndex.create(tmp_path / "a", dim=4, backend="elastic")
     index = VideoIndex.create(tmp_path / "b", dim=24)

@@ -153,7 +153,7 @@ def test_moments_of_a_video_file(tmp_path, synthetic_data):
     from c2kd.checkpoint import save_checkpoint
 
     video = write_video(tmp_path / "clip.webm", seconds=4, fps=2)
-    model, config = _model_and_config(tmp_path, synthetic_data)
+    _model, config = _model_and_config(tmp_path, synthetic_data)
     from c2kd.encoders.video import VideoEncoderConfig
     from c2kd.model import build_model
 

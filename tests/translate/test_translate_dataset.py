@@ -188,7 +188,7 @@ def test_bad_requests(dataset: Path, marian_models: str, tmp_path: Path) -> None
         translate_dataset(dataset, ["de", "en"], t, progress=False)
     with pytest.raises(DataError, match="no 'en' captions in splits"):
         translate_dataset(dataset, ["de"], t, splits=["val"], progress=False)
-    with pytest.raises(DataError, match="dataset.json not found"):
+    with pytest.raises(DataError, match=r"dataset\.json not found"):
         translate_dataset(tmp_path / "nowhere", ["de"], t, progress=False)
     with pytest.raises(ConfigError, match="cannot load translation model"):
         translate_dataset(dataset, ["de"], Translator(str(tmp_path / "no-model-{lang}")), progress=False)

@@ -72,7 +72,7 @@ def decode_job(index: int, job: VideoJob, fps: float, resize: ImagePreprocess | 
     except VideoDecodeError as exc:
         yield Failed(index, exc.reason)
         return
-    except Exception as exc:  # anything else a hostile file can trigger must not stop the run
+    except Exception as exc:  # noqa: BLE001 - anything else a hostile file can trigger must not stop the run
         yield Failed(index, f"unexpected decoder error ({type(exc).__name__}: {exc})")
         return
     if images:
@@ -186,13 +186,13 @@ def read_parallel(jobs: Sequence[VideoJob], fps: float, resize: ImagePreprocess 
                         yield Failed(job, f"decoder process died (exit code {proc.exitcode}) on this file")
                     if job is None and proc.exitcode != 0:
                         raise RuntimeError(f"decode worker {proc.name} exited with code {proc.exitcode} before "
-                                           "taking a video; see the traceback above")
+                                           "taking a video; see the traceback above") from None
                     if job is not None and len(ended) < len(jobs):
                         procs[next_worker] = start(next_worker)
                         current[next_worker] = None
                         next_worker += 1
                 if not procs and len(ended) < len(jobs):
-                    raise RuntimeError("all decode workers exited before the work was done")
+                    raise RuntimeError("all decode workers exited before the work was done") from None
                 continue
             if isinstance(message, _Start):
                 current[message.worker] = message.job

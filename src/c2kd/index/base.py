@@ -70,7 +70,7 @@ class Backend(ABC):
     def __len__(self) -> int:
         """Number of searchable vectors."""
 
-    def save(self, directory: Path) -> None:
+    def save(self, directory: Path) -> None:  # noqa: B027 - optional: rebuildable backends keep nothing
         """Write the backend's own state into a new, empty ``directory`` (nothing for rebuildable backends)."""
 
     def load_state(self, directory: Path, keys: np.ndarray, vectors: np.ndarray,
@@ -78,7 +78,7 @@ class Backend(ABC):
         """Restore from ``directory`` (or rebuild from the index's vectors), so that it holds exactly ``keys``."""
         self.add(keys, vectors, payloads)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: most backends hold nothing open
         """Release files and connections."""
 
     def describe(self) -> dict[str, Any]:

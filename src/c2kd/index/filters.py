@@ -7,12 +7,11 @@ equals the video's value, or, when the video's value is a list (e.g. tags), one 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Union
 
 from c2kd.errors import ConfigError
 
-Scalar = Union[str, int, float, bool]
-MetadataValue = Union[Scalar, list[Scalar], None]
+Scalar = str | int | float | bool
+MetadataValue = Scalar | list[Scalar] | None
 #: field -> accepted value or values
 MetadataFilter = Mapping[str, Scalar | Sequence[Scalar]]
 

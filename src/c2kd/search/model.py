@@ -101,7 +101,7 @@ class QueryEmbedder:
             texts = [t for job in jobs for t in job[0]]
             try:
                 vectors = self.model.embed_texts(texts).numpy().astype(np.float32)
-            except BaseException as exc:  # hand the failure to every waiting caller
+            except BaseException as exc:  # noqa: BLE001 - hand the failure to every waiting caller
                 for _, fut in jobs:
                     fut.set_exception(exc)
                 continue

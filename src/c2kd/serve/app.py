@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -41,7 +41,7 @@ from c2kd.serve.media import MediaError, check_range, media_type, resolve_media,
 from c2kd.serve.origins import add_cors
 
 STATIC_DIR = Path(__file__).parent / "static"
-FilterValue = Union[str, int, float, bool, list[str | int | float | bool]]
+FilterValue = str | int | float | bool | list[str | int | float | bool]
 #: metadata fields that describe a video rather than group videos: never offered as page filters
 NOT_FACETS = frozenset({"video", "frames", "duration", "captions", "title", "description"})
 #: a field with more distinct values than this is not offered as a page filter (a list would be too long)
