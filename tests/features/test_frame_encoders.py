@@ -107,3 +107,11 @@ def test_focus_model_is_built_once_in_the_cache(focus_cache):
     assert not [p for p in first.parent.iterdir() if p.name.startswith(".")]   # no temporary left behind
     with pytest.raises(ConfigError, match="cls"):
         build_frame_encoder("vit-s14-focus", cache_dir=str(focus_cache), pool="max")
+
+
+@pytest.mark.parametrize("option,message", [({"mean": [0.5, 0.5]}, r"mean: give 3 values"),
+                                            ({"std": [0.2, 0.2, 0.2, 0.2]}, r"std: give 3 values"),
+                                            ({"mean": "imagnet"}, r"mean: unknown preset 'imagnet'")])
+def test_onnx_per_channel_options_need_three_values_or_a_preset(tiny_onnx, frames, option, message):
+    with pytest.raises(ConfigError, match=message):
+        build_frame_encoder("onnx", model=str(tiny_onnx), size=48, **option).encode(frames)

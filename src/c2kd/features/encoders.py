@@ -348,6 +348,14 @@ class OnnxFrameEncoder(FrameEncoder):
         return {**super().describe(), "model": str(self.model_path), "output": self.output_name, "pool": self.pool}
 
 
+def _per_channel(name: str, values: Sequence[float]) -> tuple[float, float, float]:
+    """An option's (R, G, B) values; any other count is a usage error naming the option."""
+    if len(values) != 3:
+        raise ConfigError(f"onnx option {name}: give 3 values (R, G, B) or a preset name, got {list(values)}")
+    red, green, blue = (float(v) for v in values)
+    return red, green, blue
+
+
 @register_frame_encoder("onnx", "any ONNX image model (--model PATH.onnx; options size, mode, resample, mean, "
                                 "std, output, pool)")
 def _build_onnx(model: str | None = None, size: int = 224, mode: str = "crop", resample: str = "bicubic",
@@ -357,13 +365,17 @@ def _build_onnx(model: str | None = None, size: int = 224, mode: str = "crop", r
     if model is None:
         raise ConfigError("the onnx frame encoder needs --model PATH.onnx")
     presets = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "clip": (CLIP_MEAN, CLIP_STD)}
+    for name, value in (("mean", mean), ("std", std)):
+        if isinstance(value, str) and value not in presets:
+            raise ConfigError(f"onnx option {name}: unknown preset {value!r}; use one of {sorted(presets)} "
+                              "or three numbers (R, G, B)")
     if isinstance(mean, str):
         mean, default_std = presets[mean]
         std = default_std if std is None else std
     if std is None or isinstance(std, str):
         std = presets[std or "imagenet"][1]
-    pre = ImagePreprocess(size=int(size), mode=mode, resample=resample, mean=tuple(float(m) for m in mean),
-                          std=tuple(float(s) for s in std))
+    pre = ImagePreprocess(size=int(size), mode=mode, resample=resample, mean=_per_channel("mean", mean),
+                          std=_per_channel("std", std))
     return OnnxFrameEncoder(model, pre, output=output, pool=pool, device=device, threads=int(threads),
                             batch_size=int(batch_size))
 
