@@ -206,3 +206,14 @@ def test_poster_stills_follow_index_add_and_remove(tmp_path, random_checkpoint, 
     assert len(long) == MAX_POSTERS and long[1].name == "000002000.jpg"  # one still every 2 s
     assert run("index", "remove", out, ids[0]).exit_code == 0
     assert not poster_folder(out, ids[0]).exists() and poster_folder(out, ids[1]).is_dir()
+
+
+@pytest.mark.parametrize("given,missing", [([], "--checkpoint"), (["--checkpoint", "CKPT"], "--features")])
+def test_index_add_to_an_index_that_records_no_checkpoint_or_store_asks_for_them(tmp_path, random_checkpoint,
+                                                                                  synthetic_data, given, missing):
+    from c2kd.index import VideoIndex
+
+    VideoIndex.build(tmp_path / "idx", ["v0", "v1"], np.eye(2, 32, dtype=np.float32))  # the library API: no info
+    given = [str(random_checkpoint) if a == "CKPT" else a for a in given]
+    result = run("index", "add", str(tmp_path / "idx"), *given)
+    assert isinstance(result.exception, DataError) and f"pass {missing}" in str(result.exception)  # exit code 2

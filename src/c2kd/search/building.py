@@ -277,6 +277,15 @@ def _open_staging(staging: Path, info: Mapping[str, Any], dim: int) -> VideoInde
     return VideoIndex.create(staging, dim=dim, backend="exact", info=info)
 
 
+def recorded(given: str | os.PathLike | None, info: Mapping[str, Any], key: str,
+             index_path: str | os.PathLike | None) -> str | os.PathLike:
+    """``given``, else the path the index recorded under ``key``; neither is a usage error naming ``--key``."""
+    value = given or info.get(key)
+    if value is None:
+        raise DataError(f"{index_path}: the index does not record its {key}; pass --{key}")
+    return value
+
+
 def add_to_index(index_path: str | os.PathLike, features: str | os.PathLike | None = None,
                  ids: Sequence[str] | None = None, replace: bool = False, checkpoint: str | os.PathLike | None = None,
                  metadata: Mapping[str, dict[str, Any]] | None = None, tags: Mapping[str, Any] | None = None,
@@ -293,9 +302,9 @@ def add_to_index(index_path: str | os.PathLike, features: str | os.PathLike | No
     try:
         with index.writing("an `index add` of this index"):
                 info = index.info
-                checkpoint = checkpoint or info.get("checkpoint")
+                checkpoint = recorded(checkpoint, info, "checkpoint", index_path)
                 check_fingerprint(info, checkpoint, index.root)
-                features = Path(features or info.get("features"))
+                features = Path(recorded(features, info, "features", index_path))
                 store = FeatureStore(store_root(features))
                 wanted = list(ids) if ids is not None else [v for v in store.ids if v not in index]
                 missing = [v for v in wanted if v not in store]

@@ -13,6 +13,7 @@ import numpy as np
 
 from c2kd.errors import DataError
 from c2kd.index import Hit, MetadataFilter, VideoIndex
+from c2kd.search.building import recorded
 from c2kd.search.moments import DEFAULT_LENGTHS, Moment, find_moments
 from c2kd.search.query import MAX_K, Query, QueryError, validate_k
 
@@ -82,9 +83,7 @@ class SearchEngine:
 
         index = VideoIndex.open(index_path, options) if index_path is not None else None
         info = index.info if index is not None else {}
-        checkpoint = checkpoint or info.get("checkpoint")
-        if checkpoint is None:
-            raise DataError(f"{index_path}: the index does not record its checkpoint; pass --checkpoint")
+        checkpoint = recorded(checkpoint, info, "checkpoint", index_path)
         if index is not None:
             check_fingerprint(info, checkpoint, index.root)
         features = features or info.get("features")
