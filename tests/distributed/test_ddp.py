@@ -18,7 +18,7 @@ from c2kd.train.sampler import EpochBatchSampler
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory, tiny_dataset, student_without_dropout, random_teachers):  # noqa: F811 - fixtures imported above
+def results(tmp_path_factory, tiny_dataset, student_without_dropout, random_teachers):  # noqa: F811 - fixtures
     out = {}
     for world in (1, 2):
         folder = tmp_path_factory.mktemp(f"world{world}")

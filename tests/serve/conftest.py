@@ -16,7 +16,7 @@ TITLE = "Morning walk in the park"  # the title metadata of the first video with
 
 
 @pytest.fixture(scope="session")
-def served(tmp_path_factory, random_checkpoint, synthetic_data):  # noqa: F811 - fixtures imported above
+def served(tmp_path_factory, random_checkpoint, synthetic_data):  # noqa: F811 - fixtures
     """An index of the synthetic videos, a video folder with files for some of them, and a secret outside it."""
     from c2kd.search.building import build_index
 

@@ -197,7 +197,7 @@ def test_while_a_search_runs_the_button_waits_and_old_results_stay(browser, live
     wait_for_results(page)
     held, sent = [], []
     page.on("request", lambda r: sent.append(r) if "/api/search" in r.url else None)
-    page.route("**/api/search", lambda route: held.append(route))  # noqa: PLW0108 - Playwright wraps a function, not a builtin
+    page.route("**/api/search", lambda route: held.append(route))  # noqa: PLW0108 - needs a function
     page.fill("#q", "a cat")
     page.click("#go")
     page.wait_for_function("document.getElementById('go').disabled")
