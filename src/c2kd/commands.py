@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import typer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from c2kd.evaluation.metrics import MissingRanks, TiePolicy
 
 data_app = typer.Typer(help="Make, check and import datasets.", no_args_is_help=True)
 model_app = typer.Typer(help="Create models: training-free aligned checkpoints; small random models for tests.",
@@ -78,8 +82,8 @@ def evaluate_command(
     dataset = VideoTextDataset(data)
     check_store_encoder(model, dataset.features, checkpoint)
     langs = _split_codes(languages) or dataset.languages
-    results = RetrievalEvaluator(dataset.split(split, langs), langs, tie_policy, batch_size,
-                                 missing_ranks=missing_ranks)(model)
+    results = RetrievalEvaluator(dataset.split(split, langs), langs, cast("TiePolicy", tie_policy), batch_size,
+                                 missing_ranks=cast("MissingRanks", missing_ranks))(model)  # checked above
     print_results(results, title=f"{dataset.name}/{split}")
     if results["protocol"]["missing_videos"]:
         typer.echo(f"{results['protocol']['missing_videos']} video(s) without features counted as misses")

@@ -171,7 +171,7 @@ class FeatureStoreWriter:
     def __contains__(self, video_id: str) -> bool:
         return video_id in self._existing or any(v == video_id for v, _, _ in self._pending)
 
-    def add(self, video_id: str, features: np.ndarray, times: Sequence[float] | None = None) -> None:
+    def add(self, video_id: str, features: np.ndarray, times: Sequence[float] | np.ndarray | None = None) -> None:
         """Queue one video's features [T, D]; flushed every ``flush_every`` videos."""
         features = np.asarray(features)
         if features.ndim != 2 or features.shape[1] != self.dim:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from c2kd.errors import ConfigError, DataError, MissingDependencyError, require
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
@@ -118,7 +119,7 @@ def _bar_panel(ax: Axes, groups: Sequence[str], series: Sequence[dict[str, Any]]
     ax.set_axisbelow(True)
 
 
-def _legend(fig: Figure, axes: Sequence[Axes], ncols: int = 4) -> None:
+def _legend(fig: Figure, axes: Sequence[Axes] | np.ndarray, ncols: int = 4) -> None:
     """One legend for the figure, below the panels (legends fill column by column)."""
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:

@@ -66,10 +66,10 @@ def register(app: typer.Typer) -> None:
     def extract(
         videos: list[Path] = typer.Argument(None, help="Video files and/or folders (searched recursively)."),
         out: Path = typer.Option(..., "--out", "-o", help="Feature store folder (created, or resumed)."),
-        encoder: str = typer.Option(None, help="Frame encoder: vit-s14-focus (offline, 384-d; the default without "
+        encoder: str | None = typer.Option(None, help="Frame encoder: vit-s14-focus (offline, 384-d; the default without "
                                                 "--checkpoint), clip-vit-b32 (the paper's, 512-d) or onnx."),
-        model: str = typer.Option(None, help="Model for the encoder: CLIP hub id or folder; ONNX file."),
-        checkpoint: Path = typer.Option(None, help="Use the frame encoder this checkpoint's video tower reads "
+        model: str | None = typer.Option(None, help="Model for the encoder: CLIP hub id or folder; ONNX file."),
+        checkpoint: Path | None = typer.Option(None, help="Use the frame encoder this checkpoint's video tower reads "
                                                    "(its name and options, e.g. the CLIP model), so the features "
                                                    "fit the model."),
         option: list[str] = typer.Option(None, "--option", help="Encoder option key=value (repeatable), e.g. "

@@ -17,10 +17,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from c2kd.errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import av
 
 #: slack when comparing a frame time with a target time (far below any real frame interval)
 TIME_EPS = 1e-3
@@ -136,7 +140,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         container.close()
 
 
-def _frame_times(container, stream) -> Iterator[tuple[float, object]]:
+def _frame_times(container, stream) -> Iterator[tuple[float, av.VideoFrame]]:
     """Decode all frames in order, yielding (seconds from the origin, av.VideoFrame)."""
     origin = _origin(container, stream)
     # Only used for frames without a timestamp (e.g. raw H.264): the codec's rate is the most reliable there.
@@ -274,7 +278,7 @@ def sample_frames_by_seeking(path: str | os.PathLike, fps: float = 1.0,
     return frames, np.asarray(times, dtype=np.float32)
 
 
-def _frame_times_after_seek(container, stream, origin: float) -> Iterator[tuple[float, object]]:
+def _frame_times_after_seek(container, stream, origin: float) -> Iterator[tuple[float, av.VideoFrame]]:
     for frame in container.decode(stream):
         if frame.pts is None:
             continue

@@ -24,7 +24,7 @@ class VideoJob:
 
 
 def _walk(root: Path, extensions: frozenset[str]) -> list[Path]:
-    found = []
+    found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         found.extend(Path(dirpath) / f for f in sorted(filenames)
@@ -84,7 +84,8 @@ def video_id_for(path: Path, root: Path | None, mode: str | Callable[[Path], str
 def make_jobs(items: Sequence[tuple[Path, Path | None]], id_from: str | Callable[[Path], str] = "stem"
               ) -> list[VideoJob]:
     """Assign ids; two files with one id is an error naming both files."""
-    jobs, owner = [], {}
+    jobs: list[VideoJob] = []
+    owner: dict[str, Path] = {}
     clashes = []
     for path, root in items:
         vid = video_id_for(path, root, id_from)

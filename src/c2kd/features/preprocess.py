@@ -102,7 +102,7 @@ class ImagePreprocess:
         Shape:
             images: N x [size, size, 3] uint8 -> [N, 3, size, size] float32
         """
-        batch = np.stack([np.asarray(im) for im in images]).astype(np.float32) / 255.0
+        batch: np.ndarray = np.stack([np.asarray(im) for im in images]).astype(np.float32) / 255.0
         batch = (batch - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
 

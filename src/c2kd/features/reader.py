@@ -160,8 +160,8 @@ def read_parallel(jobs: Sequence[VideoJob], fps: float, resize: ImagePreprocess 
     args = (tasks, results, fps, resize, threads, chunk)
 
     def start(worker: int):
-        proc = ctx.Process(target=_worker_main, args=(worker, parent, *args), daemon=True,
-                           name=f"c2kd-decode-{worker}")
+        proc = ctx.Process(target=_worker_main, args=(worker, parent, *args), daemon=True,  # type: ignore[attr-defined]
+                           name=f"c2kd-decode-{worker}")  # ignore: typeshed's BaseContext lacks Process
         proc.start()
         return proc
 

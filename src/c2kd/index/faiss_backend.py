@@ -58,7 +58,7 @@ class FaissBackend(Backend):
         if self.kind not in KINDS:
             raise ConfigError(f"faiss kind {self.kind!r} is not one of {KINDS}; use --option kind=ivf or kind=hnsw")
         self._faiss = _faiss()
-        self._index = None
+        self._index: Any = None  # a faiss index (SWIG objects carry no types)
         self._deleted = np.zeros(0, np.int64)  # HNSW tombstones
         self._count = 0
 

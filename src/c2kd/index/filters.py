@@ -7,6 +7,7 @@ equals the video's value, or, when the video's value is a list (e.g. tags), one 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from c2kd.errors import ConfigError
 
@@ -22,7 +23,7 @@ def normalize_filter(filters: MetadataFilter | None) -> dict[str, list[Scalar]]:
     for field, value in (filters or {}).items():
         if not isinstance(field, str) or not field:
             raise ConfigError(f"filter field names must be non-empty strings, got {field!r}")
-        values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
+        values: list[Any] = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
         for v in values:
             if not isinstance(v, (str, int, float, bool)):
                 raise ConfigError(f"filter {field!r}: values must be strings or numbers, got {type(v).__name__}")

@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -204,7 +205,7 @@ class VideoIndex:
         return cls.open(root)
 
     @classmethod
-    def open(cls, root: str | Path, options: Mapping[str, Any] | None = None) -> VideoIndex:
+    def open(cls, root: str | os.PathLike, options: Mapping[str, Any] | None = None) -> VideoIndex:
         """Load an index; ``options`` override backend settings for this process (e.g. ``nprobe``)."""
         root = Path(root)
         manifest = read_manifest(root)

@@ -154,14 +154,14 @@ def plan_recipe(recipe: Recipe, data: str | os.PathLike, work: str | os.PathLike
             run = finish(resolve(name, recipe.teachers[name], "translate-train", seed), "teacher", name, seed)
             teacher_runs[(name, seed)] = run
             plan.teachers.append(run)
-    for run in students:
+    for spec in students:
         for seed in seed_list:
             t_seed = seed if recipe.teacher_seeds == "matched" else seed_list[0]
             extra = None
-            if run.teachers:
-                extra = {"teachers": {"checkpoints": [str(teacher_runs[(t, t_seed)].folder) for t in run.teachers]}}
-            tree = resolve(run.name, run.config, run.stage, seed, extra)
-            plan.students.append(finish(tree, "student", run.name, seed))
+            if spec.teachers:
+                extra = {"teachers": {"checkpoints": [str(teacher_runs[(t, t_seed)].folder) for t in spec.teachers]}}
+            tree = resolve(spec.name, spec.config, spec.stage, seed, extra)
+            plan.students.append(finish(tree, "student", spec.name, seed))
 
     for planned in plan.runs:
         cfg = planned.config
@@ -228,7 +228,7 @@ def collect(plan: Plan) -> dict[str, Any]:
             "teachers": spec.teachers, "seeds": [r.seed for r in done],
             "folders": [str(r.folder) for r in done], "ours": ours, "paper": spec.paper,
         })
-    teachers = {}
+    teachers: dict[str, list[dict]] = {}
     for run in plan.teachers:
         if run.finished:
             teachers.setdefault(run.name, []).append(_metrics_of(run)["t2v"])

@@ -180,7 +180,8 @@ def _posters(root: Path, index: VideoIndex, videos: Mapping[str, str], roots: Se
     from c2kd.search.posters import make_posters
 
     present = {v: rel for v, rel in videos.items() if v in index}
-    durations = {v: float(index.metadata(v).get("duration") or 0.0) for v in present}
+    # the build writes a number of seconds (a --metadata file may override it: that value is not checked yet)
+    durations = {v: float(index.metadata(v).get("duration") or 0.0) for v in present}  # type: ignore[arg-type]
     make_posters(root, present, roots, durations)
 
 

@@ -302,7 +302,7 @@ class ReleaseImporter:
                 f"e.g. {unknown[:5]}. The CSV must list every video of the split; check that both files "
                 "belong to the same split."
             )
-        rename = {v: listing.canonical(v) for v in in_file}
+        rename = {v: c for v in in_file if (c := listing.canonical(v)) is not None}  # all of them: checked above
         parsed.video_ids = [rename[v] for v in parsed.video_ids]
         parsed.hashes = {rename[v]: h for v, h in parsed.hashes.items()}
         parsed.rows = [(rename[v], lang, k, text) for v, lang, k, text in parsed.rows]
@@ -364,7 +364,7 @@ class ReleaseImporter:
                     if feats is None:
                         continue
                     vid = str(item["id"])
-                    vid = listing.canonical(vid) if listing else vid
+                    vid = (listing.canonical(vid) or vid) if listing else vid  # listed: parse_split checked it
                     if vid in writer:
                         reused += 1  # stored by an earlier split of this run or by an interrupted run
                         continue
