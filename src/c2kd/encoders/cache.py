@@ -239,13 +239,13 @@ class EmbeddingCache:
                 texts_by_key.setdefault(key, text)
         keys = [k for k in self._index if k in texts_by_key]
         rows = [self._blocks[self._index[k][0]][self._index[k][1]] for k in keys]
-        stem = self._flush_pending(self.shard_dir, keys[:], [texts_by_key[k] for k in keys], rows)
+        merged = self._flush_pending(self.shard_dir, keys[:], [texts_by_key[k] for k in keys], rows)
         for s in old:
             (self.shard_dir / f"{s}{KEYS_SUFFIX}").unlink(missing_ok=True)  # keys first: no orphan shard counts
             (self.shard_dir / f"{s}.npy").unlink(missing_ok=True)
         self._blocks, self._index, self._seen_shards = [], {}, set()
         self.refresh()
-        assert stem in self._seen_shards
+        assert merged in self._seen_shards
 
 
 class CachedTextBackbone(TextBackbone):
@@ -278,7 +278,7 @@ class CachedTextBackbone(TextBackbone):
         self.name = backbone.name
         self.dim = backbone.dim
         # packaged engines know their best batch size (e5: 16, USE: 256); torch models gain up to ~128 on a CPU
-        self.batch_size = int(batch_size or getattr(backbone, "batch_size", 128))
+        self.batch_size = batch_size or int(getattr(backbone, "batch_size", 128))
         self.progress_above = progress_above
         self.fingerprint = backbone_fingerprint(backbone)
         self.cache_root = Path(cache_dir)

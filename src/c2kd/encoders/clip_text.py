@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,9 @@ from torch import Tensor, nn
 from c2kd.encoders.hub import ensure_hub_source, load_error
 from c2kd.encoders.text import HFTextBackbone, TextBackbone
 from c2kd.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transformers import PreTrainedModel
 
 #: which class rebuilds a saved architecture (written beside the configs in ``text_backbone/``)
 BACKBONE_FILE = "backbone.json"
@@ -44,9 +47,8 @@ def _quiet_transformers() -> None:
 def is_clip_folder(path: str | Path) -> bool:
     """A CLIP checkpoint (a full ``CLIPModel`` or a CLIP text model): a local folder, or a hub id whose config is
     in the local Hugging Face cache (never a download)."""
-    config = Path(path) / "config.json"
-    if not config.is_file():
-        config = _cached_config(str(path))
+    local = Path(path) / "config.json"
+    config = local if local.is_file() else _cached_config(str(path))
     if config is None or not config.is_file():
         return False
     try:
@@ -84,7 +86,7 @@ class CLIPTextBackbone(HFTextBackbone):
         prepare(texts: B strings) -> {"input_ids": [B, L], "attention_mask": [B, L]}; forward -> [B, projection_dim]
     """
 
-    def __init__(self, model: nn.Module, tokenizer, name: str):
+    def __init__(self, model: PreTrainedModel, tokenizer, name: str):
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         super().__init__(model, tokenizer, name)
@@ -113,8 +115,8 @@ class CLIPTextBackbone(HFTextBackbone):
             if getattr(config, "model_type", None) != "clip_text_model":
                 raise ConfigError(f"{source!r} is a {getattr(config, 'model_type', '?')!r} model, not a CLIP "
                                   "checkpoint: give a CLIPModel or CLIPTextModelWithProjection folder or hub id")
-            model, info = CLIPTextModelWithProjection.from_pretrained(source, config=config,
-                                                                      output_loading_info=True, **hub)
+            loaded = CLIPTextModelWithProjection.from_pretrained(source, config=config, output_loading_info=True, **hub)
+            model, info = cast("tuple[CLIPTextModelWithProjection, dict]", loaded)  # output_loading_info: a pair
             tokenizer = AutoTokenizer.from_pretrained(source, **hub)
         except OSError as exc:
             raise load_error(source, what, exc) from exc
@@ -190,7 +192,7 @@ class _Files:
         except EntryNotFoundError:
             return None
 
-    def json(self, relative: str, required: bool = True) -> dict[str, Any]:
+    def json(self, relative: str, required: bool = True) -> Any:
         path = self.get(relative)
         if path is None:
             if required:

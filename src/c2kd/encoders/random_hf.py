@@ -9,8 +9,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from c2kd.io import atomic_path
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transformers import PreTrainedModel
 
 
 def make_random_text_model(out: str | os.PathLike, corpus: Iterable[str], hidden: int = 64, layers: int = 2,
@@ -33,8 +37,10 @@ def make_random_text_model(out: str | os.PathLike, corpus: Iterable[str], hidden
                                         cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
                                         model_max_length=max_tokens)
     torch.manual_seed(seed)
-    common = dict(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                  intermediate_size=hidden * 2, max_position_embeddings=max_tokens + 4, pad_token_id=0)
+    common: dict[str, Any] = dict(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers,
+                                  num_attention_heads=heads, intermediate_size=hidden * 2,
+                                  max_position_embeddings=max_tokens + 4, pad_token_id=0)
+    model: PreTrainedModel
     if architecture == "bert":
         model = BertModel(BertConfig(**common), add_pooling_layer=False)
     elif architecture == "xlm-roberta":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from c2kd.encoders.gated import GatedProjection
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transformers import PreTrainedModel
 
 
 class TextEncoderConfig(BaseModel):
@@ -74,10 +77,10 @@ class HFTextBackbone(TextBackbone):
         prepare(texts: list[str]) -> {"input_ids": [B, L], "attention_mask": [B, L]}; forward -> [B, H]
     """
 
-    def __init__(self, model: nn.Module, tokenizer, name: str):
+    def __init__(self, model: PreTrainedModel, tokenizer, name: str):
         super().__init__()
         if getattr(model, "pooler", None) is not None:
-            model.pooler = None  # we mean-pool; an unused pooler would only hold dead weights
+            model.pooler = None  # type: ignore[assignment]  # we mean-pool; an unused pooler holds dead weights
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
@@ -155,7 +158,7 @@ class FusedTextBackbone(TextBackbone):
         super().__init__()
         if len(parts) < 2:
             raise ValueError("a fused backbone needs at least two parts")
-        self.parts = nn.ModuleList(parts)
+        self.parts = cast("Sequence[TextBackbone]", nn.ModuleList(parts))  # registered as submodules
         self.name = "+".join(p.name for p in parts)
         self.dims = [int(p.dim) for p in parts]
         self.dim = sum(self.dims)

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -138,7 +139,7 @@ def prepare_run(config: TrainConfig, env: DistEnv | None = None) -> RunParts:
         val = dataset.split(config.data.val_split, eval_langs)
         evaluator = RetrievalEvaluator(val, eval_langs, config.tie_policy, directions=("t2v",),
                                        missing_ranks=config.missing_ranks)
-        evaluate = broadcast_evaluate(lambda model: flatten_metrics(evaluator(model)), env)
+        evaluate = broadcast_evaluate(lambda model: flatten_metrics(evaluator(cast(DualEncoder, model))), env)
     monitor = config.monitor if evaluate is not None else "loss"
 
     model = build_model(config.model)

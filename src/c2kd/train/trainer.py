@@ -175,16 +175,17 @@ class Trainer:
         self.model.to(self.device)
         self.resume()
         self._validate_start()
-        sampler = getattr(self.loader, "batch_sampler", None)
+        sampler: Any = getattr(self.loader, "batch_sampler", None)
         while self.state.epoch < self.epochs:
             epoch = self.state.epoch
             if hasattr(sampler, "set_epoch"):
                 sampler.set_epoch(epoch, self.state.batch_in_epoch)
-            dataset = getattr(self.loader, "dataset", None)
+            dataset: Any = getattr(self.loader, "dataset", None)
             if hasattr(dataset, "set_epoch"):
                 dataset.set_epoch(epoch)
             self.model.train()
-            start, sums, count = time.perf_counter(), {}, 0
+            sums: dict[str, float] = {}
+            start, count = time.perf_counter(), 0
             bar = tqdm(self.loader, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch",
                        initial=self.state.batch_in_epoch, total=self.state.batch_in_epoch + len(self.loader),
                        disable=not (self.progress and self.is_main), dynamic_ncols=True)
