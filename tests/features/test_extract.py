@@ -177,15 +177,20 @@ def _env() -> dict[str, str]:
     return env
 
 
-def test_killed_run_loses_nothing_and_rerun_does_nothing_twice(tmp_path, tiny_onnx):
+def _forty_video_run(tmp_path: Path, out: Path, tiny_onnx: Path, workers: int) -> list[str]:
+    """The command line of a real extract of 40 copies of a 20 s clip into ``out``, one shard per 4 videos."""
     videos = tmp_path / "videos"
     videos.mkdir()
     one = write_colour_seconds(tmp_path / "one.mp4", seconds=20, rate=10)
     for i in range(40):
         shutil.copy(one, videos / f"v{i:02d}.mp4")
+    return _cli(str(videos), "--out", str(out), *onnx_cli_args(tiny_onnx), "--workers", str(workers),
+                "--batch-size", "4", "--flush-seconds", "0", "--no-progress")
+
+
+def test_killed_run_loses_nothing_and_rerun_does_nothing_twice(tmp_path, tiny_onnx):
     out = tmp_path / "store"
-    args = _cli(str(videos), "--out", str(out), *onnx_cli_args(tiny_onnx), "--workers", "0", "--batch-size", "4",
-                "--flush-seconds", "0", "--no-progress")
+    args = _forty_video_run(tmp_path, out, tiny_onnx, workers=0)
     proc = subprocess.Popen(args, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
@@ -227,14 +232,8 @@ def _alive(pid: int) -> bool:
 
 def _start_parallel_run(tmp_path: Path, tiny_onnx: Path) -> tuple[subprocess.Popen, list[int], Path]:
     """A real `c2kd extract --workers 2` of 40 videos, returned once its decode workers run and a shard is in."""
-    videos = tmp_path / "videos"
-    videos.mkdir()
-    one = write_colour_seconds(tmp_path / "one.mp4", seconds=20, rate=10)
-    for i in range(40):
-        shutil.copy(one, videos / f"v{i:02d}.mp4")
     out = tmp_path / "store"
-    args = _cli(str(videos), "--out", str(out), *onnx_cli_args(tiny_onnx), "--workers", "2", "--batch-size", "4",
-                "--flush-seconds", "0", "--no-progress")
+    args = _forty_video_run(tmp_path, out, tiny_onnx, workers=2)
     proc = subprocess.Popen(args, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     workers: list[int] = []
