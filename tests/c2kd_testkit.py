@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -18,3 +21,20 @@ def tiny_config(dataset: Path, text_model: Path, out_dir: Path, **overrides):
         "progress": False, "tensorboard": False,
     }
     return load_config(None, items, base=base)
+
+
+def run_c2kd(*args, cwd: Path | None = None, wrapper: Sequence[str] = ()) -> subprocess.CompletedProcess:
+    """Run ``c2kd ARGS`` in a new Python process (``wrapper`` goes before the interpreter, e.g. an ``unshare``)."""
+    command = [*wrapper, sys.executable, "-c", "from c2kd.cli import main; main()", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=300, check=False)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
+    """The process exited 2 with one ``error:`` line holding every fragment, and no traceback. Returns the line."""
+    assert proc.returncode == 2, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]

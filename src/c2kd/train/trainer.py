@@ -27,7 +27,6 @@ from tqdm.auto import tqdm
 from c2kd.io import atomic_path, write_json
 
 STATE_FILE = "trainer_state.pt"
-WEIGHTS_FILE = "model.safetensors"
 
 
 @dataclass
@@ -90,12 +89,11 @@ class Trainer:
     def _write_checkpoint(self, name: str, metrics: dict | None, with_state: bool) -> None:
         if not self.is_main:
             return
-        from safetensors.torch import save_file
+        from c2kd.checkpoint import save_weights
 
         with atomic_path(self.out_dir / name) as tmp:
             tmp.mkdir(parents=True)
-            state = {k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()}
-            save_file(state, str(tmp / WEIGHTS_FILE))
+            save_weights(tmp, self.model.state_dict())
             if self.write_extra is not None:
                 self.write_extra(tmp, metrics)
             if with_state:
@@ -112,9 +110,9 @@ class Trainer:
         last = self.out_dir / "last"
         if not (last / STATE_FILE).exists():
             return False
-        from safetensors.torch import load_file
+        from c2kd.checkpoint import load_weights
 
-        self.model.load_state_dict(load_file(str(last / WEIGHTS_FILE)), strict=True)
+        self.model.load_state_dict(load_weights(last), strict=True)
         saved = torch.load(last / STATE_FILE, map_location="cpu", weights_only=False)
         self.state = TrainerState(**saved["trainer"])
         self.optimizer.load_state_dict(saved["optimizer"])
