@@ -25,13 +25,15 @@ def train_command(
 ) -> None:
     """Train a teacher or a student (stage zero-shot, translate-train or c2kd)."""
     from c2kd.evaluation.report import print_results
+    from c2kd.io import output_errors
     from c2kd.runtime import set_cpu_threads
     from c2kd.train.config import load_config
     from c2kd.train.run import train
 
     cfg = load_config(config, overrides or [])
     set_cpu_threads(threads)
-    out = train(cfg, resume=resume)
+    with output_errors(cfg.out_dir):  # names the run folder when a write fails without a path (tensorboard)
+        out = train(cfg, resume=resume)
     typer.echo(f"run folder: {out} (best checkpoint: {out / 'best'})")
     test = out / "test_metrics.json"
     if test.exists():

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from c2kd_testkit import assert_one_line_error, needs_namespaces, own_tmpfs, run_c2kd
 from typer.testing import CliRunner
 
 from c2kd.checkpoint import load_checkpoint
@@ -142,6 +143,30 @@ def test_moments_command(trained_checkpoint, synthetic_data, tmp_path):
     result = run("moments", fake, "a dog", "--checkpoint", trained_checkpoint)
     # a 16-d synthetic model has no frame encoder, so a video file is refused with a clear message
     assert isinstance(result.exception, DataError) and "--encoder" in str(result.exception)
+
+
+@needs_namespaces
+def test_index_build_into_a_read_only_folder(tmp_path, random_checkpoint, synthetic_data):
+    disk = tmp_path / "disk"
+    proc = run_c2kd("index", "build", "--checkpoint", random_checkpoint, "--features", synthetic_data,
+                    "--out", disk / "index", wrapper=own_tmpfs(disk, "ro"))
+    assert_one_line_error(proc, f"cannot write {disk / 'index'}:", "read-only")  # not its staging folder
+
+
+def test_wrong_feature_size_bad_fps_and_port_are_one_line(tmp_path, random_checkpoint, synthetic_data):
+    from c2kd.data.features import FeatureStoreWriter
+    from c2kd.search.building import build_index
+
+    index = build_index(random_checkpoint, synthetic_data, tmp_path / "index", ids=FeatureStore(
+        synthetic_data / "features").ids[:4], progress=False)
+    small = tmp_path / "small-store"  # 8-d features of new videos, with no encoder recorded
+    with FeatureStoreWriter(small, dim=8) as writer:
+        writer.add("new-video", np.ones((3, 8), np.float32))
+    assert_one_line_error(run_c2kd("index", "add", index, "--features", small),
+                          f"{small} holds 8-d frame features", "reads 16-d ones")
+    assert_one_line_error(run_c2kd("moments", "train00001", "a dog", "--checkpoint", random_checkpoint,
+                                   "--features", synthetic_data, "--fps", "0"), "--fps 0", "positive")
+    assert_one_line_error(run_c2kd("serve", index, "--port", "70000"), "--port 70000", "from 1 to 65535")
 
 
 @pytest.mark.slow  # loads the packaged ONNX ViT (tens of seconds on a busy 2-core machine)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from c2kd.errors import DataError
-from c2kd.io import write_json
+from c2kd.io import output_errors, write_json
 
 FORMAT = "c2kd-features"
 STORE_FILE = "store.json"
@@ -192,30 +192,39 @@ class FeatureStoreWriter:
         """Commit queued videos as one shard: data file first, index file last (both by rename)."""
         if not self._pending:
             return
+        with output_errors(self.root):  # a full disk names the store, and leaves no half-written shard behind
+            self._write_shard(f"{self.prefix}-{uuid.uuid4().hex[:12]}")
+        self._existing.update(v for v, _, _ in self._pending)
+        self._pending.clear()
+
+    def _write_shard(self, name: str) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        name = f"{self.prefix}-{uuid.uuid4().hex[:12]}"
         shard_dir = self.root / "shards"
         data = np.concatenate([f for _, f, _ in self._pending])
-        tmp_data = shard_dir / f".{name}.npy.tmp"
-        with open(tmp_data, "wb") as fh:
-            np.save(fh, data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_data, shard_dir / f"{name}.npy")
-        offsets = np.cumsum([0] + [len(f) for _, f, _ in self._pending[:-1]])
-        table = pa.table({
-            "id": [v for v, _, _ in self._pending],
-            "offset": pa.array(offsets, pa.int64()),
-            "length": pa.array([len(f) for _, f, _ in self._pending], pa.int32()),
-            "times": pa.array([[] if t is None else t.tolist() for _, _, t in self._pending], pa.list_(pa.float32())),
-        })
+        tmp_data, data_file = shard_dir / f".{name}.npy.tmp", shard_dir / f"{name}.npy"
         tmp_index = shard_dir / f".{name}.index.tmp"
-        pq.write_table(table, tmp_index)
-        os.replace(tmp_index, shard_dir / f"{name}{INDEX_SUFFIX}")
-        self._existing.update(v for v, _, _ in self._pending)
-        self._pending.clear()
+        try:
+            with open(tmp_data, "wb") as fh:
+                np.save(fh, data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp_data, data_file)
+            offsets = np.cumsum([0] + [len(f) for _, f, _ in self._pending[:-1]])
+            table = pa.table({
+                "id": [v for v, _, _ in self._pending],
+                "offset": pa.array(offsets, pa.int64()),
+                "length": pa.array([len(f) for _, f, _ in self._pending], pa.int32()),
+                "times": pa.array([[] if t is None else t.tolist() for _, _, t in self._pending],
+                                  pa.list_(pa.float32())),
+            })
+            pq.write_table(table, tmp_index)
+            os.replace(tmp_index, shard_dir / f"{name}{INDEX_SUFFIX}")
+        except BaseException:  # e.g. a full disk: the shard counts once its index is in place, so drop its parts
+            for path in (tmp_data, tmp_index, data_file):
+                path.unlink(missing_ok=True)
+            raise
 
     def close(self) -> None:
         self.flush()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import signal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -91,6 +92,10 @@ class _Start:
 
 def _worker_main(worker: int, tasks, results, fps: float, resize: ImagePreprocess | None, threads: int,
                  chunk: int) -> None:
+    # A forked worker inherits the parent's handlers (`c2kd extract` turns SIGTERM into KeyboardInterrupt): the
+    # reader stops its workers with SIGTERM and the parent alone handles Ctrl-C, so neither prints a traceback.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         task = tasks.get()
         if task is None:

@@ -21,6 +21,7 @@ import numpy as np
 from c2kd.errors import DataError
 from c2kd.index import VideoIndex
 from c2kd.index.segments import MANIFEST, read_manifest, write_manifest
+from c2kd.io import output_errors
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".ogv")
 
@@ -180,9 +181,6 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
         raise DataError(f"{root} holds no videos; extract some first with `c2kd extract`")
     model = load_search_model(checkpoint, device)
     check_store_encoder(model, store, checkpoint)
-    if model.config.video.feature_dim != store.dim:
-        raise DataError(f"{root} holds {store.dim}-d frame features but {checkpoint} reads "
-                        f"{model.config.video.feature_dim}-d ones; use the frame encoder the model was trained on")
     info = {"checkpoint": str(checkpoint), "checkpoint_fingerprint": checkpoint_fingerprint(checkpoint),
             "features": str(Path(features).resolve()), "frame_encoder": store.meta.get("encoder"),
             "video_roots": [str(Path(r).resolve()) for r in video_roots],
@@ -190,26 +188,27 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
     extra = merge_metadata(dataset_metadata(Path(features)), metadata or {})
     videos = find_video_files([Path(r) for r in video_roots], wanted) if video_roots else {}
 
-    staging = out.with_name(f".{out.name}.building")
-    if (staging / MANIFEST).exists():
-        staged = read_manifest(staging)
-        if staged["info"].get("checkpoint_fingerprint") != info["checkpoint_fingerprint"]:
-            shutil.rmtree(staging)  # a build with other weights: nothing to resume
-    index = (VideoIndex.open(staging) if (staging / MANIFEST).exists()
-             else VideoIndex.create(staging, dim=model.config.video.embed_dim, backend="exact", info=info))
-    todo = [v for v in wanted if v not in index]
-    for part, vectors in embed_chunks(model, store, todo, chunk, batch_size, progress):
-        index.add(part, vectors, _video_rows(store, part, extra, dict(tags or {}), videos))
-    index.close()
+    with output_errors(out):  # a full disk or read-only folder is reported as `out`, not its staging folder
+        staging = out.with_name(f".{out.name}.building")
+        if (staging / MANIFEST).exists():
+            staged = read_manifest(staging)
+            if staged["info"].get("checkpoint_fingerprint") != info["checkpoint_fingerprint"]:
+                shutil.rmtree(staging)  # a build with other weights: nothing to resume
+        index = (VideoIndex.open(staging) if (staging / MANIFEST).exists()
+                 else VideoIndex.create(staging, dim=model.config.video.embed_dim, backend="exact", info=info))
+        todo = [v for v in wanted if v not in index]
+        for part, vectors in embed_chunks(model, store, todo, chunk, batch_size, progress):
+            index.add(part, vectors, _video_rows(store, part, extra, dict(tags or {}), videos))
+        index.close()
 
-    manifest = read_manifest(staging)
-    manifest["backend"] = {"name": backend, "options": dict(options or {}), "state": None}
-    manifest["info"] = {**info, "created": manifest["info"].get("created", info["created"])}
-    write_manifest(staging, manifest)
-    final = VideoIndex.open(staging)  # builds the backend from all vectors
-    final.save()
-    final.close()
-    _swap_in(staging, out)
+        manifest = read_manifest(staging)
+        manifest["backend"] = {"name": backend, "options": dict(options or {}), "state": None}
+        manifest["info"] = {**info, "created": manifest["info"].get("created", info["created"])}
+        write_manifest(staging, manifest)
+        final = VideoIndex.open(staging)  # builds the backend from all vectors
+        final.save()
+        final.close()
+        _swap_in(staging, out)
     return out
 
 

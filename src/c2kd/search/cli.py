@@ -248,8 +248,12 @@ def serve(
     """Serve search, moments and video playback over HTTP, with a web page at /."""
     import uvicorn
 
+    from c2kd.errors import ConfigError
     from c2kd.index import parse_options
     from c2kd.serve.app import ServeSettings, create_app
+
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port {port}: give a port number from 1 to 65535 (0: any free port), e.g. --port 8000")
 
     settings = ServeSettings(index=index, checkpoint=checkpoint, features=features, video_roots=list(videos),
                              device=device, options=parse_options(option))

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from c2kd.errors import TrainingDivergedError
 from c2kd.io import atomic_path, write_json
 
 STATE_FILE = "trainer_state.pt"
@@ -131,7 +132,7 @@ class Trainer:
             terms = self.loss_fn(batch)
         loss = terms["loss"]
         if not torch.isfinite(loss):
-            raise FloatingPointError(
+            raise TrainingDivergedError(
                 f"loss became {loss.item()} at step {self.state.step}: lower the learning rate, or check the "
                 "features for NaN/inf (`c2kd data check`)"
             )
