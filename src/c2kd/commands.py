@@ -106,11 +106,16 @@ def data_synthetic(
 
 @data_app.command("check")
 def data_check(path: Path = typer.Argument(..., help="Dataset folder.")) -> None:
-    """Validate a dataset (captions, languages, features: NaN/inf, dimensions) and summarise it."""
+    """Validate a dataset (captions, languages, features: NaN/inf, dimensions) and summarise it.
+
+    A dataset with a train split is also checked as `c2kd train` reads it by default: every training video has
+    features and captions in every language, and a val split exists.
+    """
     from rich.console import Console
     from rich.table import Table
 
     from c2kd.data.dataset import VideoTextDataset
+    from c2kd.train.config import DataConfig
 
     ds = VideoTextDataset(path)
     table = Table(title=f"{ds.name}: {len(ds.features)} videos with {ds.features.dim}-d features")
@@ -121,7 +126,12 @@ def data_check(path: Path = typer.Argument(..., help="Dataset folder.")) -> None
         counts = [str(sum(1 for r in s.captions[lang] for c in r if c is not None)) for lang in ds.languages]
         table.add_row(name, str(len(s)), str(len(s.missing_video_ids)), *counts)
     Console().print(table)
-    typer.echo("ok: no problems found")
+    defaults = DataConfig(path=str(path))  # the splits `c2kd train` reads unless told otherwise
+    if defaults.train_split in ds.splits:
+        ds.check_trainable(defaults.train_split, defaults.val_split)
+        typer.echo("ok: no problems found")
+    else:
+        typer.echo(f"ok: no problems found; no {defaults.train_split!r} split, so the dataset serves evaluation only")
 
 
 def languages_command() -> None:

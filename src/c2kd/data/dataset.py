@@ -52,6 +52,7 @@ def save_dataset(root: str | os.PathLike, captions: Mapping[str, Sequence] | Ite
     if missing:
         raise DataError(f"captions lack column(s) {missing}; need {CAPTION_COLUMNS}")
     langs = [normalize_language(x) for x in captions["lang"]]
+    _check_texts({**captions, "lang": langs}, Path(root) / CAPTIONS_FILE)
     table = pa.table({
         "video_id": pa.array([str(v) for v in captions["video_id"]], pa.string()),
         "split": pa.array([str(s) for s in captions["split"]], pa.string()),
@@ -112,6 +113,18 @@ def _normalised(codes: Sequence[str], where: Path) -> list[str]:
     return [mapping[c] for c in codes]
 
 
+def _check_texts(table: Mapping[str, list], where: Path) -> None:
+    """Refuse captions whose text is null, empty or only spaces (they would train and query as nothing)."""
+    blank = [i for i, text in enumerate(table["text"]) if text is None or not str(text).strip()]
+    if blank:
+        i = blank[0]
+        raise DataError(
+            f"{where}: {len(blank)} caption(s) have no text, e.g. video {table['video_id'][i]!r} (split "
+            f"{table['split'][i]!r}, language {table['lang'][i]!r}, caption {table['caption_index'][i]}); "
+            "fill in their text or remove those rows"
+        )
+
+
 class VideoTextDataset:
     """A dataset directory, opened and validated. Use :meth:`split` to get the data of one split."""
 
@@ -139,12 +152,24 @@ class VideoTextDataset:
         absent = [c for c in CAPTION_COLUMNS if c not in self._table]
         if absent:
             raise DataError(f"{captions_path} lacks column(s) {absent}")
+        if not self._table["video_id"]:
+            raise DataError(f"{captions_path} holds no captions; rebuild the dataset with its captions")
+        _check_texts(self._table, captions_path)
         self._table["lang"] = _normalised(self._table["lang"], captions_path)
         self.features = FeatureStore(self.root / self.meta.get("features", "features"))
 
     @property
     def splits(self) -> list[str]:
         return sorted(set(self._table["split"]))
+
+    def check_trainable(self, train_split: str = "train", val_split: str | None = "val") -> None:
+        """Raise the :class:`DataError` that training on these splits in every language would meet, if any."""
+        self.split(train_split, training=True)
+        if val_split is not None and val_split not in self.splits:
+            raise DataError(
+                f"{self.root}: no split {val_split!r} to validate on (the dataset has {self.splits}); add one, or "
+                "train with data.val_split=null"
+            )
 
     def split(self, name: str, languages: Sequence[str] | None = None, training: bool = False,
               validate_features: bool = True) -> SplitData:
