@@ -78,6 +78,21 @@ def test_search_table_batch_and_languages(built, tmp_path):
     assert [p["lang"] for p in payload] == ["en", "de", None] and all(len(p["results"]) == 4 for p in payload)
 
 
+def test_batch_search_skips_bad_lines_prints_no_controls_and_times_each_query(built, tmp_path):
+    queries = tmp_path / "queries.txt"
+    lines = ["a cat sleeps", '{"query": ""}', "\x1b[31mred\x1b[0m dog\x07", "two men cook", "a car", "people dance"]
+    queries.write_text("\n".join(lines) + "\n", "utf-8")
+    proc = run_c2kd("search", built, "--queries", queries, "-k", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert f"warning: skipped {queries}:2: the query is empty" in proc.stderr
+    assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout and "[31mred [0m dog" in proc.stdout
+    payload = json.loads(run_c2kd("search", built, "--queries", queries, "-k", "2", "--json").stdout)
+    assert [p["query"] for p in payload] == ["a cat sleeps", "[31mred [0m dog", "two men cook", "a car",
+                                             "people dance"]
+    # each query's own latency: five separate measurements, not one batch time divided by five
+    assert len({p["took_ms"] for p in payload}) > 1
+
+
 @pytest.mark.parametrize("args,error,message", [
     (["a dog", "--lang", "xx"], QueryError, "Unknown language code 'xx'"),
     (["   "], QueryError, "empty"),
