@@ -105,20 +105,45 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     )
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"):
-    """Rebuild the model of a checkpoint and load its weights strictly. Returns ``(model, TrainConfig)``."""
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu", persist_cache: bool = True):
+    """Rebuild the model of a checkpoint and load its weights strictly. Returns ``(model, TrainConfig)``.
+
+    A frozen text backbone's embedding cache (``model.text.cache_dir``) is found from the run folder (see
+    `resolve_cache_dir`); ``persist_cache=False`` only reads it (search: queries are not written to disk).
+    """
     from c2kd.encoders.registry import rebuild_text_backbones
 
     directory = resolve_checkpoint(path)
     config = read_checkpoint_config(directory)
+    config.model.text.cache_dir = resolve_cache_dir(directory, config)
     names = [config.model.text.name, *config.model.text.fuse]
-    model = build_model(config.model, backbones=rebuild_text_backbones(names, directory / BACKBONE_DIR))
+    model = build_model(config.model, backbones=rebuild_text_backbones(names, directory / BACKBONE_DIR),
+                        persist_cache=persist_cache)
     state = _renamed_keys(load_weights(directory))
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{directory / WEIGHTS_FILE} does not match its config.yaml: {exc}") from exc
     return model.to(device), config
+
+
+def resolve_cache_dir(directory: Path, config) -> str | None:
+    """The absolute text-cache folder of the checkpoint in ``directory`` (None without one).
+
+    A relative ``model.text.cache_dir`` was written relative to the folder the run was started from, like
+    ``out_dir``: that folder is where the run folder (``directory`` or its parent, for ``best/`` and ``last/``)
+    sits when ``out_dir``'s parts are taken off its end, wherever the command that loads it runs. When the run
+    folder no longer ends in ``out_dir`` (moved or renamed), the cache is looked for inside the run folder.
+    """
+    cache = config.model.text.cache_dir
+    if cache is None or Path(cache).is_absolute():
+        return cache
+    out = Path(os.path.normpath(config.out_dir))
+    here = directory.resolve()
+    for run in (here, here.parent):
+        if not out.is_absolute() and run.parts[-len(out.parts):] == out.parts:
+            return str(run.parents[len(out.parts) - 1] / cache)
+    return str((here.parent if here.name in ("best", "last") else here) / cache)
 
 
 def read_checkpoint_config(path: str | os.PathLike):
