@@ -37,7 +37,8 @@ def main() -> None:
     """
     import threading
 
-    from c2kd.errors import C2KDError, output_error, write_failure
+    from c2kd.errors import C2KDError
+    from c2kd.io import storage_error, write_failure
 
     default_hook = threading.excepthook
 
@@ -52,10 +53,9 @@ def main() -> None:
     except C2KDError as exc:
         _fail(str(exc))
     except OSError as exc:
-        code = write_failure(exc)
-        if code is None or not exc.filename:
+        if write_failure(exc) is None or not exc.filename:
             raise
-        _fail(str(output_error(exc.filename, code)))
+        _fail(str(storage_error(exc.filename, exc)))
 
 
 def _fail(message: str) -> None:

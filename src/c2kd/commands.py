@@ -45,6 +45,10 @@ def evaluate_command(
     data: Path = typer.Option(..., help="Dataset folder."),
     split: str = typer.Option("test", help="Split to evaluate."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results here as JSON."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw R@1 per language (t2v, v2t) as this PNG "
+                                                             "file (needs c2kd[plots])."),
+    label: Optional[str] = typer.Option(None, "--label", help="The model's name in the plot (default: the run "
+                                                               "folder's name)."),
     languages: Optional[str] = typer.Option(None, help="Comma-separated languages (default: all of the dataset)."),
     tie_policy: str = typer.Option("average", help="optimistic, pessimistic or average."),
     batch_size: int = typer.Option(256),
@@ -59,6 +63,10 @@ def evaluate_command(
     from c2kd.search.extracting import check_store_encoder
     from c2kd.train.run import resolve_device
 
+    if plot is not None:
+        from c2kd.evaluation.plots import check_plot_path
+
+        check_plot_path(plot)  # before the evaluation, not after it
     model, _ = load_checkpoint(checkpoint, device=resolve_device(device))
     dataset = VideoTextDataset(data)
     check_store_encoder(model, dataset.features, checkpoint)
@@ -70,20 +78,44 @@ def evaluate_command(
     if json_out:
         write_json(json_out, results)
         typer.echo(f"wrote {json_out}")
+    if plot is not None:
+        from c2kd.evaluation.plots import recall_figure, save_png
+
+        name = label or _run_name(checkpoint)
+        typer.echo(f"wrote {save_png(recall_figure({name: results}, title=f'{dataset.name}/{split}'), plot)}")
+
+
+def _run_name(checkpoint: Path) -> str:
+    """A checkpoint's name for people: its run folder's (``runs/c2kd/best`` -> ``c2kd``)."""
+    path = checkpoint.resolve()
+    return path.parent.name if path.name in ("best", "last") else path.name
 
 
 def aggregate_command(
     results: list[Path] = typer.Argument(..., help="Result JSON files of the same setting (one per seed)."),
     json_out: Optional[Path] = typer.Option(None, "--json"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw R@1 per language with error bars of one "
+                                                             "std as this PNG file (needs c2kd[plots])."),
+    label: Optional[str] = typer.Option(None, "--label", help="The setting's name in the plot."),
 ) -> None:
     """Mean and standard deviation over seeds."""
     from c2kd.evaluation.report import aggregate_runs, print_results
     from c2kd.io import write_json
 
+    if plot is not None:
+        from c2kd.evaluation.plots import check_plot_path
+
+        check_plot_path(plot)
     agg = aggregate_runs([json.loads(p.read_text()) for p in results])
     print_results(agg, title=f"mean ± std over {len(results)} runs")
     if json_out:
         write_json(json_out, agg)
+    if plot is not None:
+        from c2kd.evaluation.plots import recall_figure, save_png
+
+        name = label or f"mean of {len(results)} runs"
+        fig = recall_figure({name: agg}, title=f"mean ± std over {len(results)} runs")
+        typer.echo(f"wrote {save_png(fig, plot)}")
 
 
 @data_app.command("synthetic")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -11,22 +12,62 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from c2kd.errors import OutputError, output_error, write_failure
+from c2kd.errors import StorageError
+
+#: error numbers of a failed write -> how to get past it
+WRITE_FAILURES = {
+    errno.ENOSPC: "Free disk space (or write to another disk)",
+    errno.EDQUOT: "Free space within your disk quota (or write to another disk)",
+    errno.EFBIG: "Raise the file size limit (ulimit -f)",
+    errno.EROFS: "Choose an output folder on a writable disk",
+    errno.EACCES: "Choose an output folder you may write to, or change its permissions",
+    errno.EPERM: "Choose an output folder you may write to, or change its permissions",
+    errno.ENOTDIR: "A part of the path is a file, not a folder: choose another path",
+}
+
+
+def write_failure(exc: BaseException, path: str | os.PathLike | None = None) -> int | None:
+    """The errno of ``exc`` if it is a failed write (a key of `WRITE_FAILURES`), else None.
+
+    Libraries that report the cause only in their message (safetensors, pyarrow) are read by its text; one that
+    reports nothing useful (``torch.save``: "unexpected pos ...") counts as a full disk when ``path``'s disk has
+    less than 1 MiB left.
+    """
+    if isinstance(exc, OSError) and exc.errno in WRITE_FAILURES:
+        return exc.errno
+    text = str(exc)
+    for code in WRITE_FAILURES:
+        if os.strerror(code) in text:
+            return code
+    if path is not None and isinstance(exc, RuntimeError):
+        existing = next((p for p in (Path(path), *Path(path).parents) if p.exists()), None)
+        if existing is not None and shutil.disk_usage(existing).free < 1 << 20:
+            return errno.ENOSPC
+    return None
+
+
+def storage_error(path: str | os.PathLike, exc: BaseException) -> StorageError:
+    """The one-line error for an output that could not be written (disk full, quota, size limit, read-only file
+    system, permissions): the path, the cause and the fix."""
+    code = write_failure(exc, path)
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else (os.strerror(code) if code else exc)
+    fix = WRITE_FAILURES.get(code, "Free disk space (or raise the quota or file size limit, or fix the folder's "
+                                   "permissions)")
+    return StorageError(f"cannot write {path}: {reason}. {fix}, then run the same command again")
 
 
 @contextmanager
 def output_errors(path: str | os.PathLike) -> Iterator[None]:
-    """Report a failed write inside the block (disk full, read-only or forbidden folder) as one
-    :class:`~c2kd.errors.OutputError` naming ``path``, the output the user chose rather than a temporary file."""
+    """Report a failed write inside the block (see `write_failure`) as one :class:`~c2kd.errors.StorageError`
+    naming ``path``, the output the user chose rather than a temporary file."""
     try:
         yield
-    except OutputError:
+    except StorageError:
         raise
     except Exception as exc:
-        code = write_failure(exc, path)
-        if code is None:
+        if write_failure(exc, path) is None:
             raise
-        raise output_error(path, code) from exc
+        raise storage_error(path, exc) from exc
 
 
 @contextmanager
@@ -34,7 +75,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename.
 
     Works for files and directories. On error the temporary is removed and ``path`` is untouched; a failed
-    write (disk full, read-only folder) is reported as an :class:`~c2kd.errors.OutputError` naming ``path``.
+    write (full disk, quota, file size limit, read-only or forbidden folder) is reported as
+    :class:`~c2kd.errors.StorageError` naming ``path``.
     """
     final = Path(path)
     with output_errors(final):
@@ -60,6 +102,28 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
     with atomic_path(path) as tmp:
         write(tmp)
     return Path(path)
+
+
+def save_npy(path: str | os.PathLike, array: Any, shown: str | os.PathLike | None = None) -> None:
+    """``np.save`` to ``path``, synced, checking that every byte reached the file.
+
+    NumPy buffers small arrays and can lose the failed final write of a full disk (or file size limit) without
+    an error, leaving a truncated file; this raises :class:`~c2kd.errors.StorageError` instead, naming
+    ``shown`` (default ``path``: give the final name when ``path`` is a temporary).
+    """
+    import numpy as np
+
+    try:
+        with open(path, "wb") as fh:
+            np.save(fh, array)
+            fh.flush()
+            os.fsync(fh.fileno())
+            expected, written = fh.tell(), os.fstat(fh.fileno()).st_size
+    except OSError as exc:
+        raise storage_error(shown or path, exc) from exc
+    if written != expected:
+        raise storage_error(shown or path, OSError(errno.EIO, f"only {written} of {expected} bytes were written "
+                                                              "(disk full or file size limit?)"))
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:

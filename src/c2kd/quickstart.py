@@ -256,6 +256,9 @@ def run_quickstart(out: Path, data: Path | None = None, download: bool = True, m
                                                  else "BELOW it in " + ", ".join(worse)))
     write_text(out / "results.md", "## text -> video\n\n" + tables["t2v"] + "\n\n## video -> text\n\n"
                + tables["v2t"] + "\n")
+    from c2kd.evaluation.plots import png_or_reason, recall_figure
+
+    echo(png_or_reason(out / "results.png", lambda: recall_figure(results, title="Multi30K PROXY test")))
     write_json(out / "results.json", {"results": results, "seconds": timings, "source": str(located.root),
                                       "settings": {"max_train": max_train, "max_val": max_val, "max_test": max_test,
                                                    "epochs": epochs, "batch_size": batch_size, "lr": lr,

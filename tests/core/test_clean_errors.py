@@ -33,8 +33,8 @@ def run_folder(tmp_path_factory, tiny_dataset, tiny_text_models):
 def unwritable(kind: str, folder):
     """The wrapper under which ``folder`` cannot be written, and the words the error line must hold."""
     if kind == "read-only":
-        return own_tmpfs(folder, "ro"), "read-only"
-    return without_write_permission(folder), "permission denied"
+        return own_tmpfs(folder, "ro"), "Read-only file system"
+    return without_write_permission(folder), "Permission denied"
 
 
 @needs_namespaces
@@ -61,7 +61,7 @@ def test_a_full_disk_while_training(tmp_path, tiny_dataset, tiny_text_models):
     disk = tmp_path / "disk"
     proc = run_c2kd(*train_args(tiny_dataset, tiny_text_models["student"], disk / "run"),
                     wrapper=own_tmpfs(disk, "size=64k"))  # room for the run's small files, not its weights
-    assert_one_line_error(proc, f"cannot write {disk / 'run'}", "no space left on the device")
+    assert_one_line_error(proc, f"cannot write {disk / 'run'}", "No space left on device", "Free disk space")
 
 
 def test_malformed_yaml_and_overrides(tmp_path, tiny_dataset, tiny_text_models):

@@ -1,9 +1,10 @@
-"""The `c2kd` command as a user runs it: data, train, evaluate --json, aggregate, and clean errors."""
+"""The `c2kd` command as a user runs it: data, train, evaluate --json --plot, aggregate, and clean errors."""
 
 import json
 import subprocess
 import sys
 
+from PIL import Image
 from typer.testing import CliRunner
 
 from c2kd.cli import app
@@ -23,17 +24,22 @@ def test_synthetic_train_evaluate_json(tmp_path, tiny_text_models):
     for seed in (0, 1):
         out = tmp_path / f"res{seed}.json"
         r = runner.invoke(app, ["evaluate", "--checkpoint", str(tmp_path / "run"), "--data", str(data), "--split",
-                                "test", "--json", str(out), "--languages", "en,cz"])
+                                "test", "--json", str(out), "--languages", "en,cz", "--plot", str(out) + ".png"])
         assert r.exit_code == 0, r.output
     res = json.loads(out.read_text())
+    with Image.open(str(out) + ".png") as image:  # R@1 per language, t2v above v2t, one model
+        assert image.format == "PNG" and image.width >= 600 and image.height > image.width
     assert set(res["t2v"]) == {"en", "cs", "average"} and set(res["v2t"]) == {"en", "cs", "average"}
     for direction in ("t2v", "v2t"):
         for metrics in res[direction].values():
             assert set(metrics) == {"R@1", "R@5", "R@10", "MedR", "MeanR"}
             assert 0 <= metrics["R@1"] <= metrics["R@5"] <= metrics["R@10"] <= 100
     r = runner.invoke(app, ["aggregate", str(tmp_path / "res0.json"), str(tmp_path / "res1.json"),
-                            "--json", str(tmp_path / "agg.json")])
+                            "--json", str(tmp_path / "agg.json"), "--plot", str(tmp_path / "agg.png")])
     assert r.exit_code == 0, r.output
+    assert f"wrote {tmp_path / 'agg.png'}" in r.output
+    with Image.open(tmp_path / "agg.png") as image:
+        assert image.format == "PNG" and image.width >= 600
     agg = json.loads((tmp_path / "agg.json").read_text())
     assert agg["t2v"]["en"]["R@1"]["std"] == 0 and agg["t2v"]["en"]["R@1"]["n"] == 2
 

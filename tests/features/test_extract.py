@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -124,6 +126,37 @@ def test_store_made_with_other_settings_is_refused(tmp_path, corpus, clip_encode
         ExtractConfig(fps=0)
 
 
+@pytest.mark.parametrize("option", ["pool=mean", "std=0.5,0.5,0.5", "mean=clip", "mode=pad", "resample=bilinear"])
+def test_a_store_refuses_features_made_with_other_encoder_settings(tmp_path, corpus, tiny_onnx, option):
+    from typer.testing import CliRunner
+
+    from c2kd.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "store"
+
+    def extract(video: str, *extra: str):
+        return runner.invoke(app, ["extract", str(corpus / video), "--out", str(out), *onnx_cli_args(tiny_onnx),
+                                   "--option", "pool=cls", *extra, "--workers", "0", "--no-progress"])
+
+    first = extract("gen3.mp4")
+    assert first.exit_code == 0, first.output
+    key, value = option.split("=")
+    other = extract("gen5.mp4", "--option", option)
+    assert isinstance(other.exception, ConfigError), other.output
+    message = str(other.exception)
+    assert f"{key}={value!r}" in message or f"{key}=[" in message      # names the setting that differs ...
+    assert "--option" in message and "another --out" in message        # ... and the fixes
+    assert FeatureStore(out).ids == ["gen3"]                           # nothing was mixed in
+    # the same settings (the model given by another path to the same file) go on filling the store
+    relative = os.path.relpath(tiny_onnx)
+    same = runner.invoke(app, ["extract", str(corpus / "gen5.mp4"), "--out", str(out), "--encoder", "onnx", "--model",
+                               relative, "--option", "size=48", "--option", "pool=cls", "--workers", "0",
+                               "--no-progress"])
+    assert same.exit_code == 0, same.output
+    assert sorted(FeatureStore(out).ids) == ["gen3", "gen5"]
+
+
 def test_two_frames_per_second_keep_the_colour_timeline(tmp_path, clip_encoder):
     path = write_colour_seconds(tmp_path / "c.mp4", seconds=4)
     report = extract_videos([path], clip_encoder, tmp_path / "store", ExtractConfig(fps=2.0, progress=False))
@@ -174,8 +207,8 @@ def test_killed_run_loses_nothing_and_rerun_does_nothing_twice(tmp_path, tiny_on
 
 
 @needs_namespaces
-@pytest.mark.parametrize("mount,words", [("ro", "the file system is read-only"),
-                                         ("size=8k", "no space left on the device")])
+@pytest.mark.parametrize("mount,words", [("ro", "Read-only file system"),
+                                         ("size=8k", "No space left on device")])
 def test_a_read_only_or_full_disk_is_one_line(tmp_path, colour_video, tiny_onnx, mount, words):
     """A real read-only file system, or a real tmpfs that fills up with the store's first shard (one decode
     worker, which ends without a traceback of its own)."""
@@ -183,6 +216,138 @@ def test_a_read_only_or_full_disk_is_one_line(tmp_path, colour_video, tiny_onnx,
     proc = run_c2kd("extract", colour_video, "--out", disk / "store", *onnx_cli_args(tiny_onnx), "--no-progress",
                     wrapper=own_tmpfs(disk, mount))
     assert_one_line_error(proc, f"cannot write {disk / 'store'}", words)
+
+def _children(pid: int) -> list[int]:
+    """Pids of the live processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except (OSError, IndexError):
+        return False
+
+
+def _start_parallel_run(tmp_path: Path, tiny_onnx: Path) -> tuple[subprocess.Popen, list[int], Path]:
+    """A real `c2kd extract --workers 2` of 40 videos, returned once its decode workers run and a shard is in."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    one = write_colour_seconds(tmp_path / "one.mp4", seconds=20, rate=10)
+    for i in range(40):
+        shutil.copy(one, videos / f"v{i:02d}.mp4")
+    out = tmp_path / "store"
+    args = _cli(str(videos), "--out", str(out), *onnx_cli_args(tiny_onnx), "--workers", "2", "--batch-size", "4",
+                "--flush-seconds", "0", "--no-progress")
+    proc = subprocess.Popen(args, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    workers: list[int] = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        workers = _children(proc.pid)
+        if len(workers) == 2 and list((out / "shards").glob("*.index.parquet")):
+            return proc, workers, out
+        time.sleep(0.01)
+    stdout, stderr = proc.communicate(timeout=60)
+    pytest.fail(f"the run ended (or never started its workers) before the test could stop it:\n{stdout}{stderr}")
+
+
+def _wait_until_gone(pids: list[int], seconds: float = 15) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.05)
+    return [p for p in pids if _alive(p)]
+
+
+def test_decode_workers_die_with_a_killed_run(tmp_path, tiny_onnx):
+    proc, workers, _ = _start_parallel_run(tmp_path, tiny_onnx)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)  # not communicate(): live workers would hold its output pipes open
+    left = _wait_until_gone(workers)
+    for pid in left:  # do not leave them behind
+        os.kill(pid, signal.SIGKILL)
+    proc.stdout.close()
+    proc.stderr.close()
+    assert not left, f"decode workers {left} outlived their killed parent"
+
+
+def test_a_stopped_run_prints_no_worker_traceback(tmp_path, tiny_onnx):
+    """SIGTERM stops the run (finished videos committed); its workers are stopped quietly with it."""
+    proc, workers, out = _start_parallel_run(tmp_path, tiny_onnx)
+    proc.send_signal(signal.SIGTERM)
+    stderr = proc.communicate(timeout=120)[1]
+    assert proc.returncode != 0 and not _wait_until_gone(workers)
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert 1 <= len(FeatureStore(out)) < 40
+
+
+def _file_size_limit(limit: int):
+    """For ``preexec_fn``: files of the child cannot grow past ``limit`` bytes (writes fail as on a full disk)."""
+    def apply() -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write with EFBIG instead of killing the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+@pytest.mark.parametrize("seconds,fps,failing", [(20, 10, ".npy"), (3, 1, ".index.parquet")],
+                         ids=["data-file", "index-file"])
+def test_a_full_disk_leaves_no_half_shard_and_a_rerun_completes(tmp_path, tiny_onnx, seconds, fps, failing):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i in range(3):
+        write_colour_seconds(videos / f"v{i}.mp4", seconds=seconds)
+    out = tmp_path / "store"
+    args = _cli(str(videos), "--out", str(out), *onnx_cli_args(tiny_onnx), "--fps", str(fps), "--workers", "0",
+                "--flush-seconds", "0", "--no-progress")
+    env = {**_env(), "PYTHONDONTWRITEBYTECODE": "1"}
+    # 1000 bytes: store.json, the manifest and a short video's data file fit; its index or a long one's data not
+    full = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300,
+                          preexec_fn=_file_size_limit(1000), check=False)
+    assert full.returncode == 2, full.stdout + full.stderr
+    assert "Traceback" not in full.stderr, full.stderr
+    assert re.search(rf"cannot write \S+/shards/part-\w+{re.escape(failing)}: .*run the same command again",
+                     full.stderr), full.stderr
+    assert sorted(p.name for p in (out / "shards").iterdir()) == []  # no .tmp, no data file without its index
+    # what a run killed while writing leaves, and another shard's file (its own run cleans it, not this one)
+    shards = out / "shards"
+    for name in (".part-0123456789ab.npy.tmp", ".part-0123456789ab.index.tmp", "part-ba9876543210.npy",
+                 "s0000of0002-0123456789ab.npy"):
+        (shards / name).write_bytes(b"x" * 10)
+    rerun = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "3 extracted" in rerun.stdout
+    store = FeatureStore(out)
+    assert sorted(store.ids) == ["v0", "v1", "v2"] and all(len(store[v]) == seconds * fps for v in store.ids)
+    left = {p.name for p in shards.iterdir() if not p.name.endswith(".index.parquet")}
+    assert left == {"s0000of0002-0123456789ab.npy"} | {p.name[: -len(".index.parquet")] + ".npy"
+                                                       for p in shards.glob("part-*.index.parquet")}
+
+
+def test_a_second_run_of_one_shard_is_refused(tmp_path, corpus, tiny_onnx):
+    from c2kd.errors import BusyError
+    from c2kd.features.encoders import build_frame_encoder
+    from c2kd.locking import exclusive_lock
+
+    encoder = build_frame_encoder("onnx", model=str(tiny_onnx), size=48)
+    out = tmp_path / "store"
+    held = exclusive_lock(out / ".part.lock", "an extraction of shard 0/1 into this store")  # as a running one
+    busy = f"an extraction of shard 0/1 into this store is in progress, pid {os.getpid()}"
+    with held:
+        with pytest.raises(BusyError, match=busy):
+            extract_videos([corpus / "gen3.mp4"], encoder, out, ExtractConfig(progress=False, workers=0))
+        other = extract_videos([corpus], encoder, out, ExtractConfig(progress=False, workers=0, shard=(1, 2)))
+        assert other.shard == "1/2"  # other shards write other files: not held up
+    report = extract_videos([corpus / "gen3.mp4"], encoder, out, ExtractConfig(progress=False, workers=0))
+    assert report.done + report.already_done == 1 and "gen3" in FeatureStore(out)
 
 
 def test_torchrun_ranks_split_the_corpus(tmp_path, corpus, tiny_onnx):
@@ -262,3 +427,23 @@ def test_extract_shard_is_a_plain_function_for_remote_tasks(tmp_path, corpus, ti
     assert sum(r["done"] for r in reports) == len(GOOD)
     assert sum(len(r["failed"]) for r in reports) == len(BAD)
     assert sorted(FeatureStore(out).ids) == sorted(GOOD)
+
+
+@pytest.mark.parametrize("model_args", [[], ["--model", "someone/not-a-cached-clip"]])
+def test_uncached_clip_fails_at_once_without_network(tmp_path, model_args):
+    """No network (the hub's address refuses connections), an empty Hugging Face cache, HF_HUB_OFFLINE unset:
+    the CLIP encoder fails before any download retry, naming both fixes."""
+    with socket.socket() as s:  # a loopback port nobody listens on: connecting is refused at once
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and k not in ("HF_HUB_OFFLINE",
+                                                                                             "TRANSFORMERS_OFFLINE")}
+    env.update(HF_HOME=str(tmp_path / "hf"), HF_ENDPOINT=f"http://127.0.0.1:{closed}", PYTHONPATH=str(REPO / "src"))
+    video = write_colour_seconds(tmp_path / "one.mp4", seconds=2)
+    command = [sys.executable, "-c", "from c2kd.cli import main; main()", "extract", str(video), "--out",
+               str(tmp_path / "s"), "--encoder", "clip-vit-b32", *model_args, "--no-progress"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "cannot be reached" in result.stderr and "local folder" in result.stderr
+    assert "--encoder vit-s14-focus" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "s").exists()

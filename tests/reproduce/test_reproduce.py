@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from c2kd.cli import app
@@ -138,6 +139,9 @@ def test_reproduce_table2_end_to_end_and_resumes(imported, tmp_path):
     assert rows["c2kd"]["paper"]["average"]["R@1"] == 23.0
     assert "| C2KD | T | paper | 26.4 | 24.7 |" in r.output
     assert "| C2KD | T | ours (2 seeds) |" in r.output
+    assert f"wrote {work / 'results' / 'table2.png'}" in r.output  # ours beside the paper's, as bars
+    with Image.open(work / "results" / "table2.png") as image:
+        assert image.format == "PNG" and image.width > image.height
     assert set(results["teachers"]) == {"distill-sbert", "mbert", "xlmr"}
     c2kd_cfg = json.loads(json.dumps(Path(rows["c2kd"]["folders"][0], "config.yaml").read_text()))
     assert "alpha: 0.5" in c2kd_cfg and "stage: c2kd" in c2kd_cfg

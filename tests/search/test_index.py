@@ -161,6 +161,27 @@ def test_interrupted_update_leaves_previous_state(tmp_path, monkeypatch):
     assert len(backends) == 1
 
 
+@pytest.mark.parametrize("backend,options", BACKENDS[:2], ids=BACKEND_IDS[:2])
+def test_writers_of_two_handles_keep_each_others_changes(tmp_path, backend, options):
+    """Two handles opened before either writes (two processes running `c2kd index add`/`remove` one after the
+    other): each change starts from what the other committed, and deletes none of its files."""
+    ids, x, meta, q = _corpus(n=90)
+    VideoIndex.build(tmp_path / "idx", ids[:50], x[:50], meta[:50], backend=backend, options=options).close()
+    first, second = VideoIndex.open(tmp_path / "idx"), VideoIndex.open(tmp_path / "idx")
+    first.add(ids[50:70], x[50:70], meta[50:70])
+    second.add(ids[70:], x[70:], meta[70:])
+    first.remove(ids[:10])
+    with pytest.raises(DataError, match="already in"):
+        second.add(ids[55:56], x[55:56])  # added by the other handle
+    first.close()
+    second.close()
+    with VideoIndex.open(tmp_path / "idx") as index:
+        assert sorted(index.ids) == ids[10:]
+        for query, hits in zip(q, index.search(q, k=5)):
+            ref = brute_force(x, ids, query, 5, keep=lambda i: i >= 10)
+            assert [h.video_id for h in hits][:1] == [r for r, _ in ref][:1]
+
+
 def test_faiss_recall_on_clustered_corpus(tmp_path):
     x, q = clustered_corpus(3000, 48, clusters=40, seed=1)
     ids = [str(i) for i in range(len(x))]

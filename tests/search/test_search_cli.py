@@ -165,7 +165,8 @@ def test_index_build_into_a_read_only_folder(tmp_path, random_checkpoint, synthe
     disk = tmp_path / "disk"
     proc = run_c2kd("index", "build", "--checkpoint", random_checkpoint, "--features", synthetic_data,
                     "--out", disk / "index", wrapper=own_tmpfs(disk, "ro"))
-    assert_one_line_error(proc, f"cannot write {disk / 'index'}:", "read-only")  # not its staging folder
+    line = assert_one_line_error(proc, f"cannot write {disk}/", "Read-only file system")
+    assert ".index.building" not in line  # the output (or its lock beside it), not the staging folder
 
 
 def test_wrong_feature_size_bad_fps_and_port_are_one_line(tmp_path, random_checkpoint, synthetic_data):
@@ -203,3 +204,45 @@ def test_moments_of_a_video_file(tmp_path, synthetic_data):
     payload = json.loads(result.output)
     assert payload["video_id"] == "clip" and payload["duration"] == pytest.approx(4.0)
     assert payload["moments"] and all(0 <= m["start"] < m["end"] <= 4.0 for m in payload["moments"])
+
+
+def test_build_one_split_of_a_dataset(tmp_path, random_checkpoint, synthetic_data, captions):
+    out = tmp_path / "test-only"
+    result = run("index", "build", "--checkpoint", random_checkpoint, "--features", synthetic_data, "--out", out,
+                 "--split", "test", "--split", "val")
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    wanted = {v for v, s in zip(captions["video_id"], captions["split"]) if s in ("test", "val")}
+    from c2kd.index import VideoIndex
+
+    with VideoIndex.open(out) as index:
+        assert set(index.ids) == wanted and set(index.fields()["split"]) == {"test", "val"}
+    wrong = run("index", "build", "--checkpoint", random_checkpoint, "--features", synthetic_data, "--out",
+                tmp_path / "x", "--split", "tset")
+    assert isinstance(wrong.exception, DataError) and "'tset'" in str(wrong.exception)
+    assert "test, train, val" in str(wrong.exception) and not (tmp_path / "x").exists()
+    store_only = run("index", "build", "--checkpoint", random_checkpoint, "--features", synthetic_data / "features",
+                     "--out", tmp_path / "y", "--split", "test")
+    assert isinstance(store_only.exception, DataError) and "dataset folder" in str(store_only.exception)
+
+
+def test_poster_stills_follow_index_add_and_remove(tmp_path, random_checkpoint, synthetic_data):
+    from searchkit import write_video
+
+    from c2kd.search.building import build_index
+    from c2kd.search.posters import MAX_POSTERS, poster_at, poster_folder
+
+    ids = FeatureStore(synthetic_data / "features").ids[:3]
+    videos = tmp_path / "videos"
+    write_video(videos / f"{ids[0]}.webm", seconds=3)
+    write_video(videos / f"{ids[1]}.webm", seconds=4)
+    write_video(videos / "more" / f"{ids[2]}.webm", seconds=MAX_POSTERS * 2)  # long: stills spread over it
+    out = build_index(random_checkpoint, synthetic_data, tmp_path / "idx", ids=ids[:2], video_roots=[videos],
+                      progress=False)
+    assert sorted(p.name for p in poster_folder(out, ids[0]).iterdir()) == ["000000000.jpg", "000001000.jpg",
+                                                                           "000002000.jpg"]
+    assert poster_at(out, ids[1], 2.5).name == "000002000.jpg" and poster_at(out, ids[1], 99).name == "000003000.jpg"
+    assert run("index", "add", out, "--id", ids[2]).exit_code == 0
+    long = sorted(poster_folder(out, ids[2]).iterdir())
+    assert len(long) == MAX_POSTERS and long[1].name == "000002000.jpg"  # one still every 2 s
+    assert run("index", "remove", out, ids[0]).exit_code == 0
+    assert not poster_folder(out, ids[0]).exists() and poster_folder(out, ids[1]).is_dir()

@@ -1,22 +1,20 @@
 """Fixtures of the HTTP service tests (shared with tests/search through searchkit.py)."""
 
-import socket
 import sys
-import threading
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "search"))
 
-from searchkit import captions, random_checkpoint, synthetic_data, trained_checkpoint, write_video  # noqa: E402,F401
+from searchkit import (captions, random_checkpoint, serving, synthetic_data, trained_checkpoint,  # noqa: E402,F401
+                       write_video)
 
 from c2kd.data.features import FeatureStore  # noqa: E402
 
 
+TITLE = "Morning walk in the park"  # the title metadata of the first video with a file
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +33,7 @@ def served(tmp_path_factory, random_checkpoint, synthetic_data):
     (videos / "notes.txt").write_text("not a video")
     (videos / "escape.webm").symlink_to(tmp / "secret.txt")
     index = build_index(random_checkpoint, synthetic_data, tmp / "index", video_roots=[videos], ids=ids,
-                        progress=False)
+                        metadata={with_files[0]: {"title": TITLE}}, progress=False)
     return tmp, index, videos
 
 
@@ -53,28 +51,8 @@ def client(app):
         yield c
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def live_server(app):
-    """The app under a real uvicorn server on loopback, in a background thread."""
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started:
-        if time.time() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
+    """The app under a real uvicorn server on loopback."""
+    with serving(app) as url:
+        yield url

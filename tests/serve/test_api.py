@@ -6,6 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
+from searchkit import free_port, serving, write_video
 
 from c2kd.data.features import FeatureStore
 
@@ -117,3 +119,197 @@ def test_many_concurrent_clients(live_server, app):
     assert all(status == 200 for _, _, status in answers)
     assert all(ids == expected[q] for q, ids, _ in answers)
     assert app.state.engine.model is before
+
+
+# -- what each result is: poster frames, captions ---------------------------------------------------------------
+def _dominant_channel(jpeg: bytes) -> int:
+    """Colour channel (0 R, 1 G, 2 B) of the lower half of a still (the test videos change colour every second)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"), np.float32)
+    return int(pixels[pixels.shape[0] // 2 + 2:].mean(axis=(0, 1)).argmax())
+
+
+def test_results_show_a_poster_frame_at_the_moment_and_the_items_captions(client, captions):
+    got = client.get("/api/search", params={"q": "a dog runs in the park", "k": 30, "moments": "true"}).json()
+    with_files = [r for r in got["results"] if r["video_url"]]
+    without = [r for r in got["results"] if not r["video_url"]]
+    assert with_files and without
+    for r in with_files:
+        assert r["poster_url"].startswith(f"/api/posters/{r['video_id']}?t=")
+        still = client.get(r["poster_url"])
+        assert still.status_code == 200 and still.headers["content-type"] == "image/jpeg"
+        # the still is the frame at the moment's start: that second's colour (write_video: second s is channel s % 3)
+        assert _dominant_channel(still.content) == int(r["moment"]["start"]) % 3, r["moment"]
+    assert all(r["poster_url"] is None for r in without)  # no file, no still
+    english = {}
+    for vid, lang, text in zip(captions["video_id"], captions["lang"], captions["text"]):
+        if lang == "en":
+            english.setdefault(vid, []).append(text)
+    for r in got["results"]:
+        assert r["metadata"]["captions"] == english[r["video_id"]][:3]
+    assert client.get("/api/posters/train00001").status_code == 404
+    assert "error" in client.get("/api/posters/nope").json()
+
+
+def test_fields_list_the_metadata_and_which_ones_filter(client):
+    fields = {f["name"]: f for f in client.get("/api/fields").json()["fields"]}
+    assert {v["value"]: v["count"] for v in fields["split"]["values"]} == {"test": 24, "train": 40}
+    assert fields["split"]["filter"] and fields["dataset"]["filter"]
+    assert not fields["captions"]["filter"] and not fields["video"]["filter"] and not fields["duration"]["filter"]
+
+
+# -- paging ---------------------------------------------------------------------------------------------------
+def test_pages_follow_each_other_and_say_when_more_follow(client):
+    whole = client.get("/api/search", params={"q": "a cat swims", "k": 64}).json()
+    assert whole["more"] is False and len(whole["results"]) == 64
+    pages = []
+    for offset in range(0, 64, 25):
+        page = client.post("/api/search", json={"query": "a cat swims", "k": 25, "offset": offset}).json()
+        assert page["offset"] == offset and page["more"] is (offset + 25 < 64)
+        pages += page["results"]
+    assert [(r["rank"], r["video_id"]) for r in pages] == [(r["rank"], r["video_id"]) for r in whole["results"]]
+    beyond = client.get("/api/search", params={"q": "a cat", "k": 10, "offset": 995})
+    assert beyond.status_code == 400 and "first 1000" in beyond.json()["error"]
+
+
+# -- one API: both parameter names, one error format, 416, unknown filter fields --------------------------------
+def test_get_and_post_take_both_names(client):
+    expected = client.get("/api/search", params={"q": "a dog", "k": 5, "filter": "split=test"}).json()["results"]
+    variants = [client.get("/api/search", params={"query": "a dog", "k": 5, "filters": "split=test"}),
+                client.post("/api/search", json={"q": "a dog", "k": 5, "filter": {"split": "test"}}),
+                client.post("/api/search", json={"query": "a dog", "k": 5, "filters": {"split": ["test"]}})]
+    for response in variants:
+        assert response.status_code == 200, response.text
+        assert [r["video_id"] for r in response.json()["results"]] == [r["video_id"] for r in expected]
+    moments = client.get("/api/moments", params={"video_id": "test00001", "query": "a dog"})
+    assert moments.status_code == 200 and moments.json()["moments"]
+    both = client.get("/api/search", params={"q": "a dog", "query": "a cat"})
+    assert both.status_code == 422 and "not both" in both.json()["error"]
+
+
+@pytest.mark.parametrize("method,path,kwargs,status,message", [
+    ("get", "/docs", {}, 404, "/api/docs"),
+    ("get", "/openapi.json", {}, 404, "/api/openapi.json"),
+    ("get", "/redoc", {}, 404, "no such path"),
+    ("get", "/api/nothing-here", {}, 404, "no such path"),
+    ("delete", "/api/search", {}, 405, "DELETE"),
+    ("post", "/api/search", {"content": b'{"query": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+                             "headers": {"content-type": "application/json"}}, 422, "JSON"),
+    ("post", "/api/search", {"content": b"[" * 50_000 + b"]" * 50_000,
+                             "headers": {"content-type": "application/json"}}, 422, "JSON"),
+])
+def test_every_error_is_in_the_services_format(client, method, path, kwargs, status, message):
+    response = getattr(client, method)(path, **kwargs)
+    assert response.status_code == status, response.text
+    assert set(response.json()) == {"error"} and message in response.json()["error"]
+
+
+def test_reversed_or_unsatisfiable_byte_ranges_are_416(client, served):
+    _, _, videos = served
+    size = (videos / "clips" / "test00001.webm").stat().st_size
+    for header in ("bytes=100-50", f"bytes={size}-", "bytes=-0"):
+        for url in ("/media/clips/test00001.webm", "/api/videos/test00001"):
+            response = client.get(url, headers={"Range": header})
+            assert response.status_code == 416, (header, url, response.status_code)
+            assert response.headers["content-range"] == f"bytes */{size}" and "error" in response.json()
+    bad = client.get("/media/clips/test00001.webm", headers={"Range": "pages=1-2"})
+    assert bad.status_code == 400 and "bytes=START-END" in bad.json()["error"]
+
+
+def test_a_filter_on_an_unknown_field_names_the_fields(client):
+    response = client.get("/api/search", params={"q": "a dog", "filter": "splitt=test"})
+    assert response.status_code == 400
+    message = response.json()["error"]
+    assert "'splitt'" in message and "split" in message and "dataset" in message and "captions" in message
+    known_but_no_match = client.get("/api/search", params={"q": "a dog", "filter": "split=nowhere"})
+    assert known_but_no_match.status_code == 200 and known_but_no_match.json()["results"] == []
+
+
+@pytest.fixture(scope="module")
+def odd_names(tmp_path_factory, random_checkpoint, synthetic_data):
+    """Video files whose names hold URL syntax (``%41``, ``#``, ``?``, a space), and a ``pA`` decoy."""
+    from c2kd.search.building import build_index
+    from c2kd.serve.app import ServeSettings, create_app
+
+    tmp = tmp_path_factory.mktemp("odd")
+    videos = tmp / "videos"
+    names = {"test00001": "odd/p%41.webm", "test00002": "odd/a#b.webm", "test00003": "odd/c?d e.webm"}
+    for i, rel in enumerate(names.values()):
+        write_video(videos / rel, seconds=3 + i)
+    write_video(videos / "odd" / "pA.webm", seconds=7)
+    index = build_index(random_checkpoint, synthetic_data, tmp / "index", video_roots=[videos],
+                        ids=list(names), metadata={v: {"video": rel} for v, rel in names.items()}, progress=False)
+    with serving(create_app(ServeSettings(index=index, video_roots=[videos]))) as url:
+        yield url, videos, names
+
+
+def test_video_urls_are_percent_encoded(odd_names):
+    """Through a real server: the test client decodes paths twice and would hide the bug."""
+    url, videos, names = odd_names
+    client = httpx.Client(base_url=url, timeout=30)
+    got = client.get("/api/search", params={"q": "a dog", "k": 3}).json()["results"]
+    assert {r["video_id"] for r in got} == set(names)
+    for r in got:
+        served = client.get(r["video_url"])
+        assert served.status_code == 200, r["video_url"]
+        assert served.content == (videos / names[r["video_id"]]).read_bytes(), r["video_url"]
+
+
+# -- cross-origin pages ---------------------------------------------------------------------------------------
+def test_cors_is_off_by_default_and_on_for_the_given_origins(client, app, served):
+    from c2kd.errors import ConfigError
+    from c2kd.serve.app import ServeSettings, create_app
+
+    preflight = {"Origin": "https://pages.example", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "content-type"}
+    assert "access-control-allow-origin" not in client.get("/api/health", headers={"Origin": "https://x.example"}).headers
+    assert "access-control-allow-origin" not in client.options("/api/search", headers=preflight).headers
+    _, index, videos = served
+    settings = ServeSettings(index=index, video_roots=[videos],
+                             cors_origins=["https://pages.example", "http://localhost:3000"])
+    with TestClient(create_app(settings, engine=app.state.engine)) as c:
+        allowed = c.options("/api/search", headers=preflight)
+        assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == "https://pages.example"
+        got = c.get("/api/health", headers={"Origin": "http://localhost:3000"})
+        assert got.headers["access-control-allow-origin"] == "http://localhost:3000"
+        other = c.get("/api/health", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+    with pytest.raises(ConfigError, match="scheme://host"):
+        create_app(ServeSettings(index=index, cors_origins=["pages.example/path"]), engine=app.state.engine)
+
+
+def test_serve_command_takes_cors_origins(served):
+    """`c2kd serve --cors-origin` in a real process: a bad origin is refused before loading anything; a good one
+    is answered with the CORS header."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    _, index, videos = served
+    command = [sys.executable, "-c", "from c2kd.cli import main; main()", "serve", str(index), "--videos", str(videos)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    bad = subprocess.run([*command, "--cors-origin", "pages.example/app"], env=env, capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert bad.returncode == 2 and "scheme://host" in bad.stderr and "Traceback" not in bad.stderr
+    port = free_port()
+    proc = subprocess.Popen([*command, "--port", str(port), "--cors-origin", "https://pages.example"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/api/health", headers={"Origin": "https://pages.example"})
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        assert health.status_code == 200 and health.headers["access-control-allow-origin"] == "https://pages.example"
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from c2kd.errors import DataError
-from c2kd.io import output_errors, write_json
+from c2kd.errors import DataError, StorageError
+from c2kd.io import save_npy, storage_error, write_json
 
 FORMAT = "c2kd-features"
 STORE_FILE = "store.json"
@@ -192,25 +192,18 @@ class FeatureStoreWriter:
         """Commit queued videos as one shard: data file first, index file last (both by rename)."""
         if not self._pending:
             return
-        with output_errors(self.root):  # a full disk names the store, and leaves no half-written shard behind
-            self._write_shard(f"{self.prefix}-{uuid.uuid4().hex[:12]}")
-        self._existing.update(v for v, _, _ in self._pending)
-        self._pending.clear()
-
-    def _write_shard(self, name: str) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        name = f"{self.prefix}-{uuid.uuid4().hex[:12]}"
         shard_dir = self.root / "shards"
-        data = np.concatenate([f for _, f, _ in self._pending])
-        tmp_data, data_file = shard_dir / f".{name}.npy.tmp", shard_dir / f"{name}.npy"
-        tmp_index = shard_dir / f".{name}.index.tmp"
+        data_path, index_path = shard_dir / f"{name}.npy", shard_dir / f"{name}{INDEX_SUFFIX}"
+        tmp_data, tmp_index = shard_dir / f".{name}.npy.tmp", shard_dir / f".{name}.index.tmp"
+        writing = data_path
         try:
-            with open(tmp_data, "wb") as fh:
-                np.save(fh, data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp_data, data_file)
+            data = np.concatenate([f for _, f, _ in self._pending])
+            save_npy(tmp_data, data, shown=data_path)
+            os.replace(tmp_data, data_path)
             offsets = np.cumsum([0] + [len(f) for _, f, _ in self._pending[:-1]])
             table = pa.table({
                 "id": [v for v, _, _ in self._pending],
@@ -219,12 +212,32 @@ class FeatureStoreWriter:
                 "times": pa.array([[] if t is None else t.tolist() for _, _, t in self._pending],
                                   pa.list_(pa.float32())),
             })
+            writing = index_path
             pq.write_table(table, tmp_index)
-            os.replace(tmp_index, shard_dir / f"{name}{INDEX_SUFFIX}")
-        except BaseException:  # e.g. a full disk: the shard counts once its index is in place, so drop its parts
-            for path in (tmp_data, tmp_index, data_file):
+            os.replace(tmp_index, index_path)
+        except BaseException as exc:
+            # the shard counts only once its index is in place: leave none of its files behind
+            for path in (tmp_index, tmp_data, data_path):
                 path.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and not isinstance(exc, StorageError):
+                raise storage_error(writing, exc) from exc
             raise
+        self._existing.update(v for v, _, _ in self._pending)
+        self._pending.clear()
+
+    def remove_orphans(self) -> list[Path]:
+        """Delete this prefix's files that were never committed, and return them: temporary files, and data files
+        without their index (left by a writer killed, or out of disk space, while writing them).
+
+        Call it only while no other writer uses this prefix (``c2kd extract`` holds a lock per shard).
+        """
+        shard_dir = self.root / "shards"
+        orphans = list(shard_dir.glob(f".{self.prefix}-*.tmp"))
+        orphans += [p for p in shard_dir.glob(f"{self.prefix}-*.npy")
+                    if not p.with_name(p.name[: -len(".npy")] + INDEX_SUFFIX).exists()]
+        for path in orphans:
+            path.unlink(missing_ok=True)
+        return orphans
 
     def close(self) -> None:
         self.flush()

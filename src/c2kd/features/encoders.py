@@ -208,7 +208,10 @@ class CLIPFrameEncoder(FrameEncoder):
         self.name = name
         # a local folder is recorded by its absolute path: stores and checkpoints name the same CLIP alike
         self.model_id = str(Path(model).expanduser().resolve()) if Path(model).expanduser().exists() else str(model)
-        hub = ensure_hub_source(self.model_id, "CLIP model (--model)")
+        try:
+            hub = ensure_hub_source(self.model_id, "CLIP model (--model)")
+        except ConfigError as exc:  # name the encoder that needs no download as well
+            raise ConfigError(f"{exc}; or extract with --encoder vit-s14-focus (packaged, works offline)") from None
         self.device = _resolve_device(device)
         self.batch_size = int(batch_size)
         torch_dtype = getattr(torch, dtype) if dtype else (torch.float16 if self.device.startswith("cuda")

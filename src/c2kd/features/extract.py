@@ -23,11 +23,13 @@ from typing import Any
 import numpy as np
 
 from c2kd.data.features import STORE_FILE, FeatureStoreWriter
+from c2kd.encoders.frames import FrameEncoderSpec, spec_from_store_meta
 from c2kd.errors import ConfigError
-from c2kd.features.encoders import FrameEncoder
+from c2kd.features.encoders import FrameEncoder, comparable_spec, encoder_spec
 from c2kd.features.jobs import VideoJob, discover_videos, make_jobs, select_shard
 from c2kd.features.reader import Failed, Finished, Frames, read_inline, read_parallel
 from c2kd.io import write_json
+from c2kd.locking import exclusive_lock
 
 MANIFEST_DIR = "manifests"
 
@@ -126,7 +128,29 @@ class _Manifest:
         write_json(self.path, self.data)
 
 
+def _feature_settings(spec: FrameEncoderSpec) -> dict[str, Any]:
+    """Every setting of a frame encoder that changes its features, flat: name, size, model, pooling, output and
+    the preprocessing (size, mode, resample, mean, std). Settings that do not identify the features (the cache
+    path of ``vit-s14-focus``'s model) are left out; a model given by path is compared by its absolute path."""
+    spec = comparable_spec(spec)
+    settings: dict[str, Any] = {"encoder": spec.name, "dim": spec.dim}
+    settings.update((k, v) for k, v in spec.options.items() if k != "preprocess")
+    settings.update(spec.options.get("preprocess") or {})
+    model = settings.get("model")
+    if isinstance(model, str) and Path(model).exists():
+        settings["model"] = str(Path(model).resolve())
+    return settings
+
+
+def _setting_hint(key: str, value: Any) -> str:
+    text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    if key == "encoder":
+        return f"--encoder {text}"
+    return f"--model {text}" if key == "model" else f"--option {key}={text}"
+
+
 def _check_store(out: Path, encoder: FrameEncoder, fps: float) -> None:
+    """Refuse to add features to a store that holds features made with other settings (they would not compare)."""
     meta_path = out / STORE_FILE
     if not meta_path.exists():
         return
@@ -134,21 +158,44 @@ def _check_store(out: Path, encoder: FrameEncoder, fps: float) -> None:
     if meta.get("fps") is not None and abs(float(meta["fps"]) - fps) > 1e-9:
         raise ConfigError(f"{meta_path}: this store holds features at {meta['fps']} frames/s, not {fps}; "
                           "use the same --fps or another --out folder")
-    if meta.get("encoder") not in (None, encoder.name):
-        raise ConfigError(f"{meta_path}: this store holds {meta['encoder']!r} features, not {encoder.name!r}; "
-                          "use another --out folder")
+    recorded = spec_from_store_meta(meta)
+    if recorded is None:
+        return
+    stored, wanted = _feature_settings(recorded), _feature_settings(encoder_spec(encoder))
+    differ = [k for k in stored if k in wanted and stored[k] != wanted[k]]
+    if differ:
+        changes = "; ".join(f"{k}={wanted[k]!r} instead of the store's {stored[k]!r}" for k in differ)
+        hints = " ".join(_setting_hint(k, stored[k]) for k in differ if k != "dim")
+        raise ConfigError(f"{meta_path}: this store holds features of {recorded.describe()}, and this run would "
+                          f"add features made otherwise ({changes}); mixed in one store they would not compare. "
+                          f"Extract with the store's settings ({hints or 'the same encoder'}) or use another "
+                          "--out folder")
 
 
 def extract_jobs(jobs: Sequence[VideoJob], encoder: FrameEncoder, out: str | os.PathLike,
                  config: ExtractConfig | None = None) -> ExtractReport:
-    """Extract features of ``jobs`` (already ids and shard-selected) into the store ``out``."""
+    """Extract features of ``jobs`` (already ids and shard-selected) into the store ``out``.
+
+    One run per shard of a store at a time: another run of the same shard is refused with this one's pid
+    (:class:`~c2kd.errors.BusyError`); files a killed or failed run left half-written are deleted first.
+    """
     config = config or ExtractConfig()
     out = Path(out)
     index, total = config.shard
     prefix = shard_prefix(index, total)
     _check_store(out, encoder, config.fps)
+    with exclusive_lock(out / f".{prefix}.lock", f"an extraction of shard {index}/{total} into this store",
+                        subject=out):
+        return _extract_locked(jobs, encoder, out, config, prefix)
+
+
+def _extract_locked(jobs: Sequence[VideoJob], encoder: FrameEncoder, out: Path, config: ExtractConfig,
+                    prefix: str) -> ExtractReport:
+    """:func:`extract_jobs` once this run holds its shard's lock."""
+    index, total = config.shard
     writer = FeatureStoreWriter(out, encoder.dim, encoder=encoder.name, fps=config.fps, prefix=prefix,
                                 flush_every=config.flush_every, extra={"extractor": encoder.describe()})
+    writer.remove_orphans()  # of a run killed or out of disk space while writing a shard
     manifest = _Manifest(out, prefix, f"{index}/{total}", encoder.name)
     report = ExtractReport(store=str(out), shard=f"{index}/{total}", total=len(jobs), manifest=str(manifest.path))
     previous_failures = {} if config.retry_failed else load_failures(out)

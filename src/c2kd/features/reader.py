@@ -8,7 +8,8 @@ Messages, in order per video (videos may interleave when there are several worke
 
 Workers get jobs from a queue and send messages through a bounded queue, so memory stays bounded when the
 encoder is the slow stage. A worker that dies (e.g. a decoder crash on a hostile file) fails its current video
-and is replaced; the run goes on.
+and is replaced; the run goes on. Workers end with the process that started them, even when it is killed with
+``kill -9`` (they watch their parent), and are stopped without a traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import multiprocessing as mp
 import os
 import queue
 import signal
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -90,12 +93,34 @@ class _Start:
     job: int
 
 
-def _worker_main(worker: int, tasks, results, fps: float, resize: ImagePreprocess | None, threads: int,
-                 chunk: int) -> None:
-    # A forked worker inherits the parent's handlers (`c2kd extract` turns SIGTERM into KeyboardInterrupt): the
-    # reader stops its workers with SIGTERM and the parent alone handles Ctrl-C, so neither prints a traceback.
+#: how often a worker checks that its parent is still alive
+PARENT_CHECK_SECONDS = 0.2
+
+
+def exit_with_parent(parent: int | None = None, every: float = PARENT_CHECK_SECONDS) -> None:
+    """End this process as soon as its parent is gone (``parent``: the pid it must have, default: the current).
+
+    A daemon thread watches the parent pid, which changes when the parent dies (the orphan is adopted), so the
+    process ends even while it is blocked on a full queue or decoding, and even after ``kill -9`` of the parent.
+    """
+    watched = os.getppid() if parent is None else parent
+
+    def watch() -> None:
+        while os.getppid() == watched:
+            time.sleep(every)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="c2kd-watch-parent", daemon=True).start()
+
+
+def _worker_main(worker: int, parent: int | None, tasks, results, fps: float, resize: ImagePreprocess | None,
+                 threads: int, chunk: int) -> None:
+    # The parent stops workers with SIGTERM, and handles Ctrl-C (sent to the whole process group) itself: a
+    # handler inherited from it (e.g. `c2kd extract` turns SIGTERM into KeyboardInterrupt) would print a
+    # traceback per worker.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with_parent(parent)
     while True:
         task = tasks.get()
         if task is None:
@@ -122,7 +147,10 @@ def read_parallel(jobs: Sequence[VideoJob], fps: float, resize: ImagePreprocess 
     may then encode a partial batch). Stops its workers when closed (also on error or interrupt)."""
     if not jobs:
         return
-    ctx = mp.get_context(start_method or default_start_method())
+    method = start_method or default_start_method()
+    ctx = mp.get_context(method)
+    # fork and spawn make the workers children of this process; a forkserver is their parent otherwise
+    parent = os.getpid() if method in ("fork", "spawn") else None
     tasks = ctx.Queue()
     results = ctx.Queue(maxsize=queue_size or 4 * workers)
     for task in enumerate(jobs):
@@ -132,7 +160,8 @@ def read_parallel(jobs: Sequence[VideoJob], fps: float, resize: ImagePreprocess 
     args = (tasks, results, fps, resize, threads, chunk)
 
     def start(worker: int):
-        proc = ctx.Process(target=_worker_main, args=(worker, *args), daemon=True, name=f"c2kd-decode-{worker}")
+        proc = ctx.Process(target=_worker_main, args=(worker, parent, *args), daemon=True,
+                           name=f"c2kd-decode-{worker}")
         proc.start()
         return proc
 

@@ -10,17 +10,16 @@ Layout of an index folder::
 
 Every change writes new files first and switches the manifest last (one rename), so a reader or a killed
 writer never sees half an update; unreferenced files left by a killed writer are deleted by the next writer.
-Adding writes one new segment; removing rewrites only the segments that held the removed videos.
+Adding writes one new segment; removing rewrites only the segments that held the removed videos. Writers
+take the lock file ``.<folder name>.lock`` beside the folder (:func:`writer_lock`).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,12 @@ import numpy as np
 
 from c2kd.errors import DataError
 from c2kd.index.filters import MetadataValue
-from c2kd.io import write_atomic, write_json
+from c2kd.io import save_npy, write_atomic, write_json
+from c2kd.locking import exclusive_lock, lock_file_beside
 
 FORMAT = "c2kd-index"
 MANIFEST = "index.json"
 SEGMENT_DIR = "segments"
-LOCK_FILE = ".lock"
 
 
 @dataclass
@@ -80,13 +79,8 @@ def write_segment(root: Path, ids: Sequence[str], keys: np.ndarray, vectors: np.
     folder = root / SEGMENT_DIR
     folder.mkdir(parents=True, exist_ok=True)
 
-    def save_npy(path: Path) -> None:
-        with open(path, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(vectors, np.float32))
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    write_atomic(folder / f"{name}.npy", save_npy)
+    data = np.ascontiguousarray(vectors, np.float32)
+    write_atomic(folder / f"{name}.npy", lambda path: save_npy(path, data, shown=folder / f"{name}.npy"))
     table = pa.table({"id": pa.array(list(ids), pa.string()), "key": pa.array(np.asarray(keys, np.int64)),
                       "metadata": pa.array([json.dumps(dict(m), ensure_ascii=False) for m in metadata], pa.string())})
     write_atomic(folder / f"{name}.parquet", lambda p: pq.write_table(table, p))
@@ -124,16 +118,10 @@ def garbage_collect(root: Path, manifest: Mapping[str, Any]) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-@contextmanager
-def writer_lock(root: Path) -> Iterator[None]:
-    """Exclusive lock on an index folder across processes (two writers would lose each other's changes)."""
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / LOCK_FILE, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DataError(f"{root} is being changed by another process; wait for it to finish") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def writer_lock(root: Path, activity: str = "an update of this index") -> AbstractContextManager[None]:
+    """Exclusive lock on an index folder across processes (two writers would lose each other's changes).
+
+    The lock file lies beside the folder, so a build that replaces the folder holds it throughout; a writer
+    that finds it held is refused with the holder's pid (:class:`~c2kd.errors.BusyError`).
+    """
+    return exclusive_lock(lock_file_beside(root), activity, subject=root)

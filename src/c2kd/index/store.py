@@ -109,6 +109,7 @@ class _View:
     position: dict[str, int] = field(init=False)
     _starts: np.ndarray = field(init=False)
     _inverted: dict[str, dict[str, np.ndarray]] = field(init=False, default_factory=dict)
+    _fields: dict[str, dict[str, int]] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.ids = [i for s in self.segments for i in s.ids]
@@ -126,6 +127,19 @@ class _View:
         out = [self.segments[s].vectors[positions[seg == s] - self._starts[s]] for s in np.unique(seg)]
         order = np.argsort(np.argsort(seg, kind="stable"), kind="stable")
         return np.concatenate(out)[order] if out else np.zeros((0, 0), np.float32)
+
+    def field_counts(self) -> dict[str, dict[str, int]]:
+        """Metadata field -> {value as text: number of videos} (list values count once per item); built once."""
+        if self._fields is None:
+            counts: dict[str, dict[str, int]] = {}
+            for meta in self.metadata:
+                for fld, value in meta.items():
+                    table = counts.setdefault(fld, {})
+                    for item in value if isinstance(value, list) else [value]:
+                        if item is not None:
+                            table[str(item)] = table.get(str(item), 0) + 1
+            self._fields = counts
+        return self._fields
 
     def payloads(self) -> list[dict[str, MetadataValue]]:
         return [{**m, "video_id": vid} for vid, m in zip(self.ids, self.metadata)]
@@ -157,12 +171,15 @@ class VideoIndex:
     across processes. Open it once per process (a server loads it at start).
     """
 
-    def __init__(self, root: Path, manifest: dict[str, Any], view: _View, backend: Backend):
+    def __init__(self, root: Path, manifest: dict[str, Any], view: _View, backend: Backend,
+                 options: Mapping[str, Any] | None = None):
         self.root = root
         self._manifest = manifest
         self._view = view
         self.backend = backend
+        self._options = dict(options or {})
         self._lock = _ReadWriteLock()
+        self._writer: int | None = None  # the thread holding the writer lock through ``writing``
 
     # -- opening and creating -----------------------------------------------------------------------------
     @classmethod
@@ -191,7 +208,7 @@ class VideoIndex:
         backend.load_state(state_dir, view.keys, vectors, view.payloads())
         if backend.state == "live" and spec.get("state") != state_dir.name:
             spec["state"] = state_dir.name
-        return cls(root, manifest, view, backend)
+        return cls(root, manifest, view, backend, options)
 
     @classmethod
     def build(cls, root: str | Path, ids: Sequence[str], vectors: np.ndarray,
@@ -200,15 +217,44 @@ class VideoIndex:
         """Write a complete index in one step, replacing any index at ``root`` atomically."""
         from c2kd.io import atomic_path
 
-        with atomic_path(root) as tmp:
+        with writer_lock(Path(root), "a build of this index"), atomic_path(root) as tmp:
             index = cls.create(tmp, dim=np.asarray(vectors).shape[-1], backend=backend, options=options, info=info)
             index.add(ids, vectors, metadata)
             index.close()
         return cls.open(root)
 
+    @contextmanager
+    def writing(self, activity: str = "an update of this index") -> Iterator[None]:
+        """Hold the index's writer lock across several changes; other processes' writers are refused meanwhile.
+
+        On taking the lock, changes another process committed since this index was read are loaded first, so
+        they are neither lost nor their files deleted. ``activity`` is what other writers are told is going on.
+
+        Raises:
+            BusyError: another process is changing (or building) this index.
+        """
+        if self._writer == threading.get_ident():
+            yield
+            return
+        with writer_lock(self.root, activity):
+            self._writer = threading.get_ident()
+            try:
+                self._reload_if_changed()
+                yield
+            finally:
+                self._writer = None
+
+    def _reload_if_changed(self) -> None:
+        if int(read_manifest(self.root)["generation"]) == int(self._manifest["generation"]):
+            return
+        with self._lock.write():
+            self.backend.close()
+            fresh = VideoIndex.open(self.root, self._options)
+            self._manifest, self._view, self.backend = fresh._manifest, fresh._view, fresh.backend
+
     def save(self) -> None:
         """Persist the backend's current structure (done by every change; needed after a backend rebuild)."""
-        with writer_lock(self.root), self._lock.write():
+        with self.writing(), self._lock.write():
             self._commit(self._manifest, self._view)
 
     def close(self) -> None:
@@ -251,6 +297,19 @@ class VideoIndex:
         self.metadata(video_id)
         return np.asarray(self._view.vectors(np.asarray([self._view.position[video_id]]))[0], np.float32)
 
+    def fields(self) -> dict[str, dict[str, int]]:
+        """The metadata fields of the indexed videos, each with its values and how many videos have each.
+
+        Example:
+            >>> index.fields()["split"]  # doctest: +SKIP
+            {'test': 24, 'train': 40}
+        """
+        return {name: dict(values) for name, values in self._view.field_counts().items()}
+
+    def field_names(self) -> set[str]:
+        """Names of the metadata fields some indexed video has (what a filter can test)."""
+        return set(self._view.field_counts())
+
     def describe(self) -> dict[str, Any]:
         return {"path": str(self.root), "videos": len(self), "dim": self.dim, "segments": len(self._view.segments),
                 **self.backend.describe(), "info": self.info}
@@ -279,37 +338,38 @@ class VideoIndex:
         if len(ids) and norms.min() == 0:
             raise DataError("an embedding is all zeros and cannot be compared by cosine; re-embed that video")
         vectors = vectors / np.maximum(norms, 1e-12)
-        existing = [i for i in ids if i in self._view.position]
-        if existing and not replace:
-            raise DataError(f"{len(existing)} video(s) already in {self.root} (e.g. {existing[0]!r}); "
-                            "use `c2kd index add --replace` to update them, or remove them first")
         if not ids:
             return 0
-        with writer_lock(self.root), self._lock.write():
-            if existing:
-                self._remove_locked(existing)
-            manifest = self._manifest
-            keys = np.arange(manifest["next_key"], manifest["next_key"] + len(ids), dtype=np.int64)
-            name = write_segment(self.root, ids, keys, vectors, metadata)
-            segment = read_segment(self.root, name, self.dim)
-            self.backend.add(keys, segment.vectors, [{**m, "video_id": v} for v, m in zip(ids, metadata)])
-            manifest = {**manifest, "next_key": int(keys[-1]) + 1,
-                        "segments": [*manifest["segments"], {"name": name, "count": len(ids)}]}
-            self._commit(manifest, _View([*self._view.segments, segment]))
+        with self.writing():
+            existing = [i for i in ids if i in self._view.position]
+            if existing and not replace:
+                raise DataError(f"{len(existing)} video(s) already in {self.root} (e.g. {existing[0]!r}); "
+                                "use `c2kd index add --replace` to update them, or remove them first")
+            with self._lock.write():
+                if existing:
+                    self._remove_locked(existing)
+                manifest = self._manifest
+                keys = np.arange(manifest["next_key"], manifest["next_key"] + len(ids), dtype=np.int64)
+                name = write_segment(self.root, ids, keys, vectors, metadata)
+                segment = read_segment(self.root, name, self.dim)
+                self.backend.add(keys, segment.vectors, [{**m, "video_id": v} for v, m in zip(ids, metadata)])
+                manifest = {**manifest, "next_key": int(keys[-1]) + 1,
+                            "segments": [*manifest["segments"], {"name": name, "count": len(ids)}]}
+                self._commit(manifest, _View([*self._view.segments, segment]))
         return len(ids)
 
     def remove(self, ids: Sequence[str], missing_ok: bool = False) -> int:
         """Remove videos by id; unknown ids are an error unless ``missing_ok``. Returns how many were removed."""
         ids = [str(i) for i in ids]
-        unknown = [i for i in ids if i not in self._view.position]
-        if unknown and not missing_ok:
-            raise DataError(f"{len(unknown)} id(s) are not in {self.root} (e.g. {unknown[0]!r}); "
-                            "`c2kd index info` shows the index, pass --missing-ok to ignore them")
-        known = sorted({i for i in ids if i in self._view.position})
-        if not known:
-            return 0
-        with writer_lock(self.root), self._lock.write():
-            self._remove_locked(known)
+        with self.writing():
+            unknown = [i for i in ids if i not in self._view.position]
+            if unknown and not missing_ok:
+                raise DataError(f"{len(unknown)} id(s) are not in {self.root} (e.g. {unknown[0]!r}); "
+                                "`c2kd index info` shows the index, pass --missing-ok to ignore them")
+            known = sorted({i for i in ids if i in self._view.position})
+            if known:
+                with self._lock.write():
+                    self._remove_locked(known)
         return len(known)
 
     def _remove_locked(self, ids: Sequence[str]) -> None:

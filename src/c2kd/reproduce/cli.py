@@ -151,6 +151,7 @@ def reproduce_command(
         return
     if recipe is None or data is None:
         raise ConfigError("give a recipe and --data DIR, e.g. `c2kd reproduce table2 --data datasets/multi-msrvtt`")
+    from c2kd.evaluation.plots import png_or_reason, recipe_figure
     from c2kd.io import write_json, write_text
     from c2kd.reproduce.runner import collect, execute, markdown_report, plan_recipe
     from c2kd.train.distributed import detect_env
@@ -173,6 +174,7 @@ def reproduce_command(
         write_json(json_out, results)
     typer.echo(report)
     typer.echo(f"wrote {out / (plan.recipe.name + '.json')} and .md")
+    typer.echo(png_or_reason(out / f"{plan.recipe.name}.png", lambda: recipe_figure(results)))
 
 
 def register(app: typer.Typer) -> None:

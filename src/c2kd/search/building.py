@@ -20,7 +20,7 @@ import numpy as np
 
 from c2kd.errors import DataError
 from c2kd.index import VideoIndex
-from c2kd.index.segments import MANIFEST, read_manifest, write_manifest
+from c2kd.index.segments import MANIFEST, read_manifest, write_manifest, writer_lock
 from c2kd.io import output_errors
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".ogv")
@@ -37,19 +37,47 @@ def store_root(path: Path) -> Path:
                     "give the folder written by `c2kd extract` or a dataset folder")
 
 
+#: how many captions of a dataset item its index metadata keeps (shown with the item in search results)
+CAPTIONS_KEPT = 3
+
+
 def dataset_metadata(path: Path) -> dict[str, dict[str, Any]]:
-    """``dataset`` and ``split`` of each video when ``path`` is a dataset folder (else nothing)."""
+    """``dataset``, ``split`` and ``captions`` of each video when ``path`` is a dataset folder (else nothing).
+
+    ``captions`` are the first :data:`CAPTIONS_KEPT` English captions of the item (those of its first language
+    when it has no English one): what the item shows, for people reading search results.
+    """
     path = Path(path)
     if not (path / "dataset.json").exists():
         return {}
     import pyarrow.parquet as pq
 
     name = json.loads((path / "dataset.json").read_text()).get("name")
-    table = pq.read_table(path / "captions.parquet", columns=["video_id", "split"]).to_pydict()
+    table = pq.read_table(path / "captions.parquet", columns=["video_id", "split", "lang", "text"]).to_pydict()
     out: dict[str, dict[str, Any]] = {}
-    for vid, split in zip(table["video_id"], table["split"]):
+    texts: dict[str, dict[str, list[str]]] = {}
+    for vid, split, lang, text in zip(table["video_id"], table["split"], table["lang"], table["text"]):
         out.setdefault(vid, {"dataset": name, "split": split})
+        if isinstance(text, str) and text.strip():
+            texts.setdefault(vid, {}).setdefault(lang, []).append(text.strip())
+    for vid, by_lang in texts.items():
+        chosen = by_lang.get("en") or next(iter(by_lang.values()))
+        out[vid]["captions"] = chosen[:CAPTIONS_KEPT]
     return out
+
+
+def split_ids(path: Path, splits: Sequence[str]) -> set[str]:
+    """Ids of the videos of a dataset folder in any of ``splits`` (e.g. ``["test"]``)."""
+    meta = dataset_metadata(path)
+    if not meta:
+        raise DataError(f"{path} is not a dataset folder (no dataset.json): --split needs one, e.g. the folder "
+                        "written by `c2kd data synthetic` or `c2kd import-data`")
+    present = sorted({str(m["split"]) for m in meta.values()})
+    unknown = [s for s in splits if s not in present]
+    if unknown:
+        raise DataError(f"{path} has no split {unknown[0]!r}; its splits are: {', '.join(present)}")
+    wanted = set(splits)
+    return {vid for vid, m in meta.items() if m["split"] in wanted}
 
 
 def read_metadata_file(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
@@ -148,6 +176,15 @@ def embed_chunks(model, store, ids: Sequence[str], chunk: int, batch_size: int,
         bar.close()
 
 
+def _posters(root: Path, index: VideoIndex, videos: Mapping[str, str], roots: Sequence[Path]) -> None:
+    """Still frames of the indexed videos that have a file (kept beside the index, served with results)."""
+    from c2kd.search.posters import make_posters
+
+    present = {v: rel for v, rel in videos.items() if v in index}
+    durations = {v: float(index.metadata(v).get("duration") or 0.0) for v in present}
+    make_posters(root, present, roots, durations)
+
+
 def _swap_in(staging: Path, out: Path) -> None:
     """Replace ``out`` by ``staging`` with renames (the old index stays whole until the last one)."""
     old = out.with_name(f".{out.name}.old")
@@ -162,43 +199,53 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
                 backend: str = "exact", options: Mapping[str, Any] | None = None,
                 metadata: Mapping[str, dict[str, Any]] | None = None, tags: Mapping[str, Any] | None = None,
                 video_roots: Sequence[str | os.PathLike] = (), ids: Sequence[str] | None = None,
-                batch_size: int = 256, chunk: int = 4096, device: str = "cpu", progress: bool = True) -> Path:
-    """Embed every video of ``features`` (a store or a dataset folder) and write an index to ``out``."""
+                batch_size: int = 256, chunk: int = 4096, device: str = "cpu", progress: bool = True,
+                splits: Sequence[str] = (), posters: bool = True) -> Path:
+    """Embed every video of ``features`` (a store or a dataset folder) and write an index to ``out``.
+
+    One build (or change) of ``out`` at a time: while this runs, other builds and ``index add``/``remove`` of
+    ``out`` are refused with this process's pid (:class:`~c2kd.errors.BusyError`). ``splits`` keeps only the videos
+    of these splits of a dataset folder; ``posters`` takes still frames of the videos that have a file under
+    ``video_roots`` (see :mod:`c2kd.search.posters`).
+    """
     from c2kd.checkpoint import resolve_checkpoint
     from c2kd.data.features import FeatureStore
     from c2kd.search.extracting import check_store_encoder
     from c2kd.search.model import checkpoint_fingerprint, load_search_model
 
     out = Path(out)
-    checkpoint = resolve_checkpoint(checkpoint).resolve()
-    root = store_root(Path(features))
-    store = FeatureStore(root)
-    wanted = list(ids) if ids is not None else store.ids
-    missing = [v for v in wanted if v not in store]
-    if missing:
-        raise DataError(f"{len(missing)} requested video(s) have no features in {root} (e.g. {missing[0]!r})")
-    if not wanted:
-        raise DataError(f"{root} holds no videos; extract some first with `c2kd extract`")
-    model = load_search_model(checkpoint, device)
-    check_store_encoder(model, store, checkpoint)
-    info = {"checkpoint": str(checkpoint), "checkpoint_fingerprint": checkpoint_fingerprint(checkpoint),
-            "features": str(Path(features).resolve()), "frame_encoder": store.meta.get("encoder"),
-            "video_roots": [str(Path(r).resolve()) for r in video_roots],
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    extra = merge_metadata(dataset_metadata(Path(features)), metadata or {})
-    videos = find_video_files([Path(r) for r in video_roots], wanted) if video_roots else {}
+    # a full disk or read-only folder is reported naming `out` (or the lock beside it), not the staging folder
+    with output_errors(out), writer_lock(out, "a build of this index"):
+        checkpoint = resolve_checkpoint(checkpoint).resolve()
+        root = store_root(Path(features))
+        store = FeatureStore(root)
+        wanted = list(ids) if ids is not None else store.ids
+        missing = [v for v in wanted if v not in store]
+        if missing:
+            raise DataError(f"{len(missing)} requested video(s) have no features in {root} (e.g. {missing[0]!r})")
+        if splits:
+            keep = split_ids(Path(features), splits)
+            wanted = [v for v in wanted if v in keep]
+            if not wanted:
+                raise DataError(f"no video of {root} is in the split(s) {', '.join(splits)}")
+        if not wanted:
+            raise DataError(f"{root} holds no videos; extract some first with `c2kd extract`")
+        model = load_search_model(checkpoint, device)
+        check_store_encoder(model, store, checkpoint)
+        info = {"checkpoint": str(checkpoint), "checkpoint_fingerprint": checkpoint_fingerprint(checkpoint),
+                "features": str(Path(features).resolve()), "frame_encoder": store.meta.get("encoder"),
+                "video_roots": [str(Path(r).resolve()) for r in video_roots],
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        extra = merge_metadata(dataset_metadata(Path(features)), metadata or {})
+        videos = find_video_files([Path(r) for r in video_roots], wanted) if video_roots else {}
 
-    with output_errors(out):  # a full disk or read-only folder is reported as `out`, not its staging folder
         staging = out.with_name(f".{out.name}.building")
-        if (staging / MANIFEST).exists():
-            staged = read_manifest(staging)
-            if staged["info"].get("checkpoint_fingerprint") != info["checkpoint_fingerprint"]:
-                shutil.rmtree(staging)  # a build with other weights: nothing to resume
-        index = (VideoIndex.open(staging) if (staging / MANIFEST).exists()
-                 else VideoIndex.create(staging, dim=model.config.video.embed_dim, backend="exact", info=info))
+        index = _open_staging(staging, info, model.config.video.embed_dim)
         todo = [v for v in wanted if v not in index]
         for part, vectors in embed_chunks(model, store, todo, chunk, batch_size, progress):
             index.add(part, vectors, _video_rows(store, part, extra, dict(tags or {}), videos))
+        if posters and videos:
+            _posters(staging, index, videos, [Path(r) for r in video_roots])
         index.close()
 
         manifest = read_manifest(staging)
@@ -212,42 +259,69 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
     return out
 
 
+def _open_staging(staging: Path, info: Mapping[str, Any], dim: int) -> VideoIndex:
+    """The staged index of an interrupted build with the same weights, to resume; else a new one.
+
+    A staging folder that cannot be read (e.g. files missing after a crash) holds nothing worth keeping: it
+    is deleted and the build starts over.
+    """
+    if (staging / MANIFEST).exists():
+        try:
+            staged = read_manifest(staging)
+            if staged["info"].get("checkpoint_fingerprint") == info["checkpoint_fingerprint"]:
+                return VideoIndex.open(staging)
+        except (DataError, ValueError, KeyError, OSError):
+            pass  # damaged: start over
+        shutil.rmtree(staging)  # another build's weights, or damaged: nothing to resume
+    return VideoIndex.create(staging, dim=dim, backend="exact", info=info)
+
+
 def add_to_index(index_path: str | os.PathLike, features: str | os.PathLike | None = None,
                  ids: Sequence[str] | None = None, replace: bool = False, checkpoint: str | os.PathLike | None = None,
                  metadata: Mapping[str, dict[str, Any]] | None = None, tags: Mapping[str, Any] | None = None,
                  batch_size: int = 256, device: str = "cpu", progress: bool = True) -> int:
-    """Embed and add videos of a store that the index lacks (or ``ids``; ``replace`` re-embeds existing ones)."""
+    """Embed and add videos of a store that the index lacks (or ``ids``; ``replace`` re-embeds existing ones).
+
+    Holds the index's lock throughout: a build or another change of the index meanwhile is refused.
+    """
     from c2kd.data.features import FeatureStore
     from c2kd.search.extracting import check_store_encoder
     from c2kd.search.model import check_fingerprint, load_search_model
 
     index = VideoIndex.open(index_path)
     try:
-        info = index.info
-        checkpoint = checkpoint or info.get("checkpoint")
-        check_fingerprint(info, checkpoint, index.root)
-        features = Path(features or info.get("features"))
-        store = FeatureStore(store_root(features))
-        wanted = list(ids) if ids is not None else [v for v in store.ids if v not in index]
-        missing = [v for v in wanted if v not in store]
-        if missing:
-            raise DataError(f"{len(missing)} video(s) have no features in {store.root} (e.g. {missing[0]!r})")
-        if not replace:
-            present = [v for v in wanted if v in index]
-            if present:
-                raise DataError(f"{len(present)} video(s) are already in {index.root} (e.g. {present[0]!r}); "
-                                "pass --replace to re-embed them")
-        if not wanted:
-            return 0
-        model = load_search_model(checkpoint, device)
-        check_store_encoder(model, store, checkpoint)
-        roots = [Path(r) for r in info.get("video_roots", [])]
-        videos = find_video_files(roots, wanted) if roots else {}
-        extra = merge_metadata(dataset_metadata(features), metadata or {})
-        added = 0
-        for part, vectors in embed_chunks(model, store, wanted, 4096, batch_size, progress):
-            added += index.add(part, vectors, _video_rows(store, part, extra, dict(tags or {}), videos),
-                               replace=replace)
-        return added
+        with index.writing("an `index add` of this index"):
+                info = index.info
+                checkpoint = checkpoint or info.get("checkpoint")
+                check_fingerprint(info, checkpoint, index.root)
+                features = Path(features or info.get("features"))
+                store = FeatureStore(store_root(features))
+                wanted = list(ids) if ids is not None else [v for v in store.ids if v not in index]
+                missing = [v for v in wanted if v not in store]
+                if missing:
+                    raise DataError(f"{len(missing)} video(s) have no features in {store.root} (e.g. {missing[0]!r})")
+                if not replace:
+                    present = [v for v in wanted if v in index]
+                    if present:
+                        raise DataError(f"{len(present)} video(s) are already in {index.root} (e.g. {present[0]!r}); "
+                                        "pass --replace to re-embed them")
+                if not wanted:
+                    return 0
+                model = load_search_model(checkpoint, device)
+                check_store_encoder(model, store, checkpoint)
+                roots = [Path(r) for r in info.get("video_roots", [])]
+                videos = find_video_files(roots, wanted) if roots else {}
+                extra = merge_metadata(dataset_metadata(features), metadata or {})
+                added = 0
+                for part, vectors in embed_chunks(model, store, wanted, 4096, batch_size, progress):
+                    added += index.add(part, vectors, _video_rows(store, part, extra, dict(tags or {}), videos),
+                                       replace=replace)
+                if videos:
+                    if replace:
+                        from c2kd.search.posters import remove_posters
+
+                        remove_posters(index.root, list(videos))
+                    _posters(index.root, index, videos, roots)
+                return added
     finally:
         index.close()

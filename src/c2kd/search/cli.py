@@ -37,7 +37,10 @@ def index_build(
     option: list[str] = typer.Option([], "--option", "-o", help=OPTION_HELP),
     metadata: Optional[Path] = typer.Option(None, help="per-video metadata: JSON lines/CSV/parquet with video_id"),
     tag: list[str] = typer.Option([], help="tag every video: a word (added to 'tags') or field=value"),
-    videos: list[Path] = typer.Option([], help="folder with the video files (<id>.<ext>), for playback"),
+    videos: list[Path] = typer.Option([], help="folder with the video files (<id>.<ext>), for playback; "
+                                               "their poster frames are taken now and kept in the index"),
+    split: list[str] = typer.Option([], help="index only this split of a dataset folder, e.g. test "
+                                             "(repeatable)"),
     batch_size: int = typer.Option(256, help="videos per forward pass"),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto"),
 ) -> None:
@@ -47,7 +50,7 @@ def index_build(
 
     path = build_index(checkpoint, features, out, backend=backend, options=parse_options(option),
                        metadata=read_metadata_file(metadata) if metadata else None, tags=parse_tags(tag),
-                       video_roots=videos, batch_size=batch_size, device=device)
+                       video_roots=videos, batch_size=batch_size, device=device, splits=split)
     with VideoIndex.open(path) as index:
         typer.echo(f"indexed {len(index)} videos into {path} ({index.backend.name})")
 
@@ -89,8 +92,11 @@ def index_remove(
     wanted = _read_ids(ids or [], ids_file)
     if not wanted:
         raise DataError("give video ids to remove (arguments or --ids-file)")
+    from c2kd.search.posters import remove_posters
+
     with VideoIndex.open(index) as idx:
         removed = idx.remove(wanted, missing_ok=missing_ok)
+        remove_posters(idx.root, [v for v in wanted if v not in idx])
         typer.echo(f"removed {removed} videos from {index}; {len(idx)} remain")
 
 
@@ -138,7 +144,7 @@ def _print_results(responses, as_json: bool) -> None:
         table.add_column("score", justify="right")
         table.add_column("metadata")
         for hit in response.hits:
-            meta = ", ".join(f"{k}={v}" for k, v in hit.metadata.items() if k not in ("frames",))
+            meta = ", ".join(f"{k}={v}" for k, v in hit.metadata.items() if k not in ("frames", "captions"))
             table.add_row(str(hit.rank), escape(printable(hit.video_id)), f"{hit.score:.4f}",
                           escape(printable(meta)))
         if not response.hits:
@@ -254,9 +260,12 @@ def serve(
     features: Optional[Path] = typer.Option(None, help="feature store for moments (default: the index's)"),
     checkpoint: Optional[Path] = typer.Option(None, help="default: the checkpoint the index was built with"),
     option: list[str] = typer.Option([], "--option", "-o", help="backend setting, e.g. nprobe=64"),
+    cors_origin: list[str] = typer.Option([], "--cors-origin", help="let pages from this origin (e.g. "
+                                          "https://example.org) call the API from a browser (repeatable; off by "
+                                          "default)"),
     device: str = typer.Option("cpu"),
 ) -> None:
-    """Serve search, moments and video playback over HTTP, with a web page at /."""
+    """Serve search, moments and video playback over HTTP, with a web page at / and API docs at /api/docs."""
     import uvicorn
 
     from c2kd.errors import ConfigError
@@ -267,7 +276,7 @@ def serve(
         raise ConfigError(f"--port {port}: give a port number from 1 to 65535 (0: any free port), e.g. --port 8000")
 
     settings = ServeSettings(index=index, checkpoint=checkpoint, features=features, video_roots=list(videos),
-                             device=device, options=parse_options(option))
+                             device=device, options=parse_options(option), cors_origins=list(cors_origin))
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from c2kd.errors import DataError
 from c2kd.index import Hit, MetadataFilter, VideoIndex
 from c2kd.search.moments import DEFAULT_LENGTHS, Moment, find_moments
-from c2kd.search.query import Query, QueryError, validate_k
+from c2kd.search.query import MAX_K, Query, QueryError, validate_k
 
 
 @dataclass
@@ -44,6 +44,16 @@ class MomentsResponse:
         return {"query": self.query.text, "lang": self.query.lang, "video_id": self.video_id,
                 "duration": round(self.duration, 3), "took_ms": round(self.took_ms, 3),
                 "moments": [m.to_dict() for m in self.moments]}
+
+
+@dataclass
+class SearchPage:
+    """One page of ranked videos: the response, the best moment of each hit (by video id) and whether more follow."""
+
+    response: SearchResponse
+    moments: dict[str, Moment]
+    offset: int
+    more: bool
 
 
 class SearchEngine:
@@ -117,32 +127,65 @@ class SearchEngine:
                     filters: MetadataFilter | None = None) -> list[SearchResponse]:
         """Rank the index's videos for many validated queries, one after another: each response's ``took_ms`` is
         that query's own time (embedding + search), as if it had been asked alone."""
-        if self.index is None:
-            raise DataError("this engine has no index; open it with an index folder")
+        index = self._require_index()
         k = validate_k(k)
+        self.check_filter_fields(filters)
         responses = []
         for query in queries:
             start = time.perf_counter()
-            hits = self.index.search(self.embed([query]), k=k, filters=filters)[0]
+            hits = index.search(self.embed([query]), k=k, filters=filters)[0]
             responses.append(SearchResponse(query, hits, (time.perf_counter() - start) * 1000))
         return responses
+
+    def search_page(self, query: Query, k: int = 10, offset: int = 0, filters: MetadataFilter | None = None,
+                    moments: bool = False, lengths: Sequence[float] = DEFAULT_LENGTHS) -> SearchPage:
+        """Results ``offset + 1`` to ``offset + k`` of one query (ranks stay global), with the best moment of each
+        hit that has features when ``moments``, and whether more results follow.
+
+        The first :data:`MAX_K` results can be paged through; beyond them, filters narrow the search.
+        """
+        from c2kd.search.moments import best_moments
+
+        index = self._require_index()
+        k = validate_k(k)
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise QueryError(f"offset must be a whole number of results to skip (0 or more), got {offset!r}")
+        if offset + k > MAX_K:
+            raise QueryError(f"only the first {MAX_K} results can be paged through (offset {offset} + k {k}); "
+                             "narrow the search with filters")
+        self.check_filter_fields(filters)
+        start = time.perf_counter()
+        vector = self.embed([query])[0]
+        hits = index.search(vector[None], k=offset + k + 1, filters=filters)[0]
+        more = len(hits) > offset + k and offset + k < MAX_K
+        hits = hits[offset:offset + k]
+        found: dict[str, Moment] = {}
+        if moments and self._features is not None:
+            have = [h.video_id for h in hits if h.video_id in self._features]
+            pairs = [(self._features[v], self._features.times(v)) for v in have]
+            found = dict(zip(have, best_moments(self.model, pairs, vector, lengths)))
+        return SearchPage(SearchResponse(query, hits, (time.perf_counter() - start) * 1000), found, offset, more)
 
     def search_with_moments(self, query: Query, k: int = 10, filters: MetadataFilter | None = None,
                             lengths: Sequence[float] = DEFAULT_LENGTHS) -> tuple[SearchResponse, dict[str, Moment]]:
         """Search, then find the best moment of each hit that has features (for playback from that moment)."""
-        from c2kd.search.moments import best_moments
+        page = self.search_page(query, k=k, filters=filters, moments=True, lengths=lengths)
+        return page.response, page.moments
 
-        start = time.perf_counter()
-        vector = self.embed([query])[0]
+    def check_filter_fields(self, filters: MetadataFilter | None) -> None:
+        """Refuse a filter on a field no indexed video has (it would silently match nothing), naming the fields."""
+        if not filters:
+            return
+        known = self._require_index().field_names()
+        unknown = sorted(str(f) for f in filters if f not in known)
+        if unknown:
+            have = ", ".join(sorted(known)) if known else "none (the index holds no metadata)"
+            raise QueryError(f"no indexed video has the field {unknown[0]!r} to filter on; the fields are: {have}")
+
+    def _require_index(self) -> VideoIndex:
         if self.index is None:
             raise DataError("this engine has no index; open it with an index folder")
-        hits = self.index.search(vector[None], k=validate_k(k), filters=filters)[0]
-        found: dict[str, Moment] = {}
-        if self._features is not None:
-            have = [h.video_id for h in hits if h.video_id in self._features]
-            pairs = [(self._features[v], self._features.times(v)) for v in have]
-            found = dict(zip(have, best_moments(self.model, pairs, vector, lengths)))
-        return SearchResponse(query, hits, (time.perf_counter() - start) * 1000), found
+        return self.index
 
     # -- moments ------------------------------------------------------------------------------------------
     def moments(self, video_id: str, text: str, lang: str | None = None, k: int = 5,

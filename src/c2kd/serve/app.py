@@ -1,18 +1,21 @@
-"""The HTTP service: search, moments, health, video streaming (byte ranges) and the web page.
+"""The HTTP service: search, moments, health, video streaming (byte ranges), poster frames and the web page.
 
 Endpoints::
 
     GET  /                       the search page (static HTML/JS/CSS from c2kd/serve/static)
+    GET  /api/docs               the API reference (a page of the package, rendered from /api/openapi.json)
     GET  /api/health             status, number of videos, backend
-    GET  /api/search?q=&lang=&k=&filter=field=value&moments=true
-    POST /api/search             {"query": ..., "lang": ..., "k": 10, "filters": {...}, "moments": true}
+    GET  /api/fields             the index's metadata fields, their values, and which ones the page filters on
+    GET  /api/search?q=&lang=&k=&offset=&filter=field=value&moments=true   (``query=`` works as well as ``q=``)
+    POST /api/search             {"query": ..., "lang": ..., "k": 10, "offset": 0, "filters": {...}, "moments": true}
     GET  /api/moments?video_id=&q=&lang=&k=   (POST with a JSON body as well)
     GET  /api/videos/{video_id}  the file of an indexed video (Range requests supported)
+    GET  /api/posters/{video_id}?t=SECONDS  the still of the video taken at (or just before) ``t``
     GET  /media/{path}           a file under the video folders (Range requests supported)
 
 The model and index are loaded once, when the app is created; requests run in worker threads and share them
-(query embedding is micro-batched across concurrent requests). Errors are JSON ``{"error": message}`` with a
-4xx status: 400 bad query, 404 unknown video, 422 malformed request.
+(query embedding is micro-batched across concurrent requests). Every error is JSON ``{"error": message}``:
+400 bad query, 404 unknown video or path, 405 wrong method, 416 unsatisfiable byte range, 422 malformed request.
 """
 
 from __future__ import annotations
@@ -20,21 +23,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Optional, Union
+from urllib.parse import quote
 
-from fastapi import FastAPI, Query as Q, Request
+from fastapi import FastAPI, Request
+from fastapi import Query as Q
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from c2kd.errors import C2KDError, DataError
 from c2kd.index import parse_filter_options
 from c2kd.search.engine import SearchEngine
 from c2kd.search.query import MAX_K, MAX_QUERY_CHARS, Query, QueryError
-from c2kd.serve.media import MediaError, media_type, resolve_media, video_path_for
+from c2kd.serve.media import MediaError, check_range, media_type, resolve_media, video_path_for
+from c2kd.serve.origins import add_cors
 
 STATIC_DIR = Path(__file__).parent / "static"
 FilterValue = Union[str, int, float, bool, list[Union[str, int, float, bool]]]
+#: metadata fields that describe a video rather than group videos: never offered as page filters
+NOT_FACETS = frozenset({"video", "frames", "duration", "captions", "title", "description"})
+#: a field with more distinct values than this is not offered as a page filter (a list would be too long)
+MAX_FACET_VALUES = 50
 
 
 @dataclass
@@ -47,15 +58,24 @@ class ServeSettings:
     video_roots: list[Path] = field(default_factory=list)
     device: str = "cpu"
     options: dict[str, Any] = field(default_factory=dict)
+    #: origins whose pages may call the API from a browser (CORS); none by default
+    cors_origins: list[str] = field(default_factory=list)
+
+
+QUERY_TEXT = Field(..., max_length=10 * MAX_QUERY_CHARS, validation_alias=AliasChoices("query", "q"),
+                   description="the query, in any language (`q` works as well)")
 
 
 class SearchBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(..., max_length=10 * MAX_QUERY_CHARS)
+    query: str = QUERY_TEXT
     lang: Optional[str] = None
-    k: int = Field(10, ge=1, le=MAX_K)
-    filters: dict[str, FilterValue] = Field(default_factory=dict)
+    k: int = Field(10, ge=1, le=MAX_K, description="results per page")
+    offset: int = Field(0, ge=0, lt=MAX_K, description="results to skip (paging)")
+    filters: dict[str, FilterValue] = Field(
+        default_factory=dict, validation_alias=AliasChoices("filters", "filter"),
+        description="metadata field -> accepted value or values")
     moments: bool = False
 
 
@@ -63,7 +83,7 @@ class MomentsBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     video_id: str = Field(..., min_length=1, max_length=1000)
-    query: str = Field(..., max_length=10 * MAX_QUERY_CHARS)
+    query: str = QUERY_TEXT
     lang: Optional[str] = None
     k: int = Field(5, ge=1, le=100)
     lengths: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
@@ -82,8 +102,34 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "malformed request"
 
 
+def _one_of(name: str, first: Optional[str], second: Optional[str], other: str) -> str:
+    """A required query parameter that has two accepted names (``q`` / ``query``)."""
+    if first is not None and second is not None and first != second:
+        raise RequestValidationError([{"loc": ("query", name), "msg": f"give {name} or {other}, not both"}])
+    value = first if first is not None else second
+    if value is None:
+        raise RequestValidationError([{"loc": ("query", name), "msg": f"Field required (or {other})"}])
+    return value
+
+
+def _http_error_message(request: Request, exc: StarletteHTTPException) -> tuple[str, int]:
+    if exc.status_code == 404:
+        return (f"no such path {request.url.path!r}: the page is at /, the API under /api (reference: /api/docs, "
+                "schema: /api/openapi.json)"), 404
+    if exc.status_code == 405:
+        return f"{request.method} is not accepted on {request.url.path}", 405
+    if exc.status_code == 400 and "parsing the body" in str(exc.detail):
+        return "the request body could not be read as JSON (malformed, or nested too deeply)", 422
+    return str(exc.detail), exc.status_code
+
+
 def create_app(settings: ServeSettings | None = None, engine: SearchEngine | None = None) -> FastAPI:
     """Build the app. Loads the engine from ``settings`` unless one is given (tests, embedding in other apps)."""
+    app = FastAPI(title="c2kd search", version="1", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
+                  description="Multilingual text-to-video search: rank indexed videos for a query in any "
+                              "language, find the moment inside a video, stream the files. Every error is JSON: "
+                              "{\"error\": message}.")
+    add_cors(app, settings.cors_origins if settings else [])  # checked before the slow model load
     if engine is None:
         if settings is None:
             raise ValueError("create_app needs settings or an engine")
@@ -96,7 +142,6 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         if not root.is_dir():
             raise DataError(f"video folder {root} does not exist; fix --videos")
 
-    app = FastAPI(title="c2kd search", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.engine = engine
     app.state.video_roots = roots
 
@@ -104,38 +149,50 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"error": _validation_message(exc)}, status_code=422)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message, status = _http_error_message(request, exc)
+        return JSONResponse({"error": message}, status_code=status, headers=getattr(exc, "headers", None))
+
     @app.exception_handler(QueryError)
     async def _bad_query(request: Request, exc: QueryError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=400)
 
     @app.exception_handler(MediaError)
     async def _media(request: Request, exc: MediaError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(C2KDError)
     async def _known(request: Request, exc: C2KDError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=400)
 
-    def video_url(video_id: str, metadata: dict) -> str | None:
+    def video_url(metadata: dict) -> str | None:
         rel = video_path_for(metadata, roots)
-        return f"/media/{rel}" if rel and roots else None
+        return f"/media/{quote(rel)}" if rel and roots else None
+
+    def poster_url(video_id: str, start: float) -> str | None:
+        from c2kd.search.posters import poster_at
+
+        if engine.index is None or poster_at(engine.index.root, video_id, start) is None:
+            return None
+        return f"/api/posters/{quote(video_id, safe='')}?t={start:g}"
 
     def run_search(body: SearchBody) -> dict[str, Any]:
         query = Query.make(body.query, body.lang)
-        filters = {k: v for k, v in body.filters.items()}
-        if body.moments:
-            response, found = engine.search_with_moments(query, k=body.k, filters=filters)
-        else:
-            response, found = engine.search_many([query], k=body.k, filters=filters)[0], {}
-        payload = response.to_dict()
+        page = engine.search_page(query, k=body.k, offset=body.offset, filters=dict(body.filters),
+                                  moments=body.moments)
+        payload = page.response.to_dict()
+        payload.update(offset=page.offset, more=page.more)
         for item in payload["results"]:
-            item["video_url"] = video_url(item["video_id"], item["metadata"])
-            moment = found.get(item["video_id"])
+            moment = page.moments.get(item["video_id"])
+            item["video_url"] = video_url(item["metadata"])
             item["moment"] = moment.to_dict() if moment is not None else None
+            item["poster_url"] = poster_url(item["video_id"], moment.start if moment is not None else 0.0)
         return payload
 
     @app.get("/api/health")
     def health() -> dict[str, Any]:
+        """Status, number of indexed videos, backend, embedding size, whether moments can be found."""
         index = engine.index
         return {"status": "ok", "videos": len(index) if index is not None else 0,
                 "backend": index.backend.name if index is not None else None,
@@ -144,20 +201,41 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
 
     @app.get("/api/languages")
     def languages() -> dict[str, str]:
+        """The known language codes and their names (for the `lang` hint)."""
         from c2kd.languages import LANGUAGES
 
         return dict(LANGUAGES)
 
+    @app.get("/api/fields")
+    def fields() -> dict[str, Any]:
+        """Each metadata field: how many videos have it, its values (when at most 50) and whether the page
+        offers it as a filter."""
+        out = []
+        for name, counts in sorted((engine.index.fields() if engine.index is not None else {}).items()):
+            small = len(counts) <= MAX_FACET_VALUES
+            values = [{"value": v, "count": c} for v, c in sorted(counts.items())] if small else None
+            out.append({"name": name, "distinct": len(counts), "values": values,
+                        "filter": small and name not in NOT_FACETS})
+        return {"fields": out}
+
     @app.get("/api/search")
-    def search_get(q: str = Q(..., max_length=10 * MAX_QUERY_CHARS, description="the query"),
+    def search_get(q: Optional[str] = Q(None, max_length=10 * MAX_QUERY_CHARS, description="the query"),
+                   query: Optional[str] = Q(None, max_length=10 * MAX_QUERY_CHARS, description="same as q"),
                    lang: Optional[str] = None, k: int = Q(10, ge=1, le=MAX_K),
-                   filter: list[str] = Q([], description="field=value[,value]"),
+                   offset: int = Q(0, ge=0, lt=MAX_K, description="results to skip (paging)"),
+                   filter: list[str] = Q([], description="field=value[,value] (repeatable)"),
+                   filters: list[str] = Q([], description="same as filter"),
                    moments: bool = False) -> dict[str, Any]:
-        filters = parse_filter_options(filter)
-        return run_search(SearchBody(query=q, lang=lang, k=k, filters=filters, moments=moments))
+        """Rank the indexed videos for a query in any language; `moments=true` adds each result's best moment.
+        Each result has its metadata, `video_url` (when the file is served), `poster_url` (a still at the moment's
+        start, when the index has stills) and `moment`; `more` says whether a next page (`offset`) exists."""
+        text = _one_of("q", q, query, "query")
+        return run_search(SearchBody(query=text, lang=lang, k=k, offset=offset,
+                                     filters=parse_filter_options([*filter, *filters]), moments=moments))
 
     @app.post("/api/search")
     def search_post(body: SearchBody) -> dict[str, Any]:
+        """The same search with a JSON body (`query` or `q`, `filters` or `filter`)."""
         return run_search(body)
 
     def run_moments(body: MomentsBody) -> dict[str, Any]:
@@ -169,39 +247,67 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         payload = response.to_dict()
         meta = engine.index.metadata(body.video_id) if engine.index is not None and body.video_id in engine.index \
             else {}
-        payload["video_url"] = video_url(body.video_id, meta)
+        payload["video_url"] = video_url(meta)
         return payload
 
     @app.get("/api/moments")
     def moments_get(video_id: str = Q(..., min_length=1, max_length=1000),
-                    q: str = Q(..., max_length=10 * MAX_QUERY_CHARS), lang: Optional[str] = None,
-                    k: int = Q(5, ge=1, le=100)) -> Any:
-        return run_moments(MomentsBody(video_id=video_id, query=q, lang=lang, k=k))
+                    q: Optional[str] = Q(None, max_length=10 * MAX_QUERY_CHARS, description="the query"),
+                    query: Optional[str] = Q(None, max_length=10 * MAX_QUERY_CHARS, description="same as q"),
+                    lang: Optional[str] = None, k: int = Q(5, ge=1, le=100)) -> Any:
+        """The moments of one video (by id, from the server's feature store) that best match a query."""
+        text = _one_of("q", q, query, "query")
+        return run_moments(MomentsBody(video_id=video_id, query=text, lang=lang, k=k))
 
     @app.post("/api/moments")
     def moments_post(body: MomentsBody) -> Any:
+        """The same with a JSON body (window `lengths` in seconds and the overlap `iou` can be set)."""
         return run_moments(body)
 
+    def stream(request: Request, path: Path) -> FileResponse:
+        check_range(request.headers.get("range"), path.stat().st_size)
+        return FileResponse(path, media_type=media_type(path))
+
     @app.get("/api/videos/{video_id}")
-    def video_by_id(video_id: str) -> FileResponse:
+    def video_by_id(video_id: str, request: Request) -> FileResponse:
+        """The file of an indexed video (HTTP byte ranges; 416 for a range the file cannot satisfy)."""
         index = engine.index
         if index is None or video_id not in index:
             raise MediaError(f"video {video_id!r} is not in the index", 404)
         rel = video_path_for(index.metadata(video_id), roots)
         if rel is None:
             raise MediaError(f"video {video_id!r} has no file under the video folders", 404)
-        path = resolve_media(roots, rel)
-        return FileResponse(path, media_type=media_type(path))
+        return stream(request, resolve_media(roots, rel))
+
+    @app.get("/api/posters/{video_id}")
+    def poster(video_id: str,
+               t: float = Q(0.0, ge=0.0, allow_inf_nan=False, description="seconds")) -> FileResponse:
+        """The still of a video taken at `t` seconds or the latest one before (JPEG)."""
+        from c2kd.search.posters import poster_at
+
+        still = poster_at(engine.index.root, video_id, t) if engine.index is not None else None
+        if still is None:
+            raise MediaError(f"video {video_id!r} has no poster frames (only videos with a file when the index "
+                             "was built have them)", 404)
+        return FileResponse(still, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
     @app.get("/media/{path:path}")
-    def media(path: str) -> FileResponse:
-        file = resolve_media(roots, path)
-        return FileResponse(file, media_type=media_type(file))
+    def media(path: str, request: Request) -> FileResponse:
+        """A video file under the server's video folders, by its percent-encoded relative path (byte ranges)."""
+        return stream(request, resolve_media(roots, path))
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs() -> FileResponse:
+        return FileResponse(STATIC_DIR / "api.html", media_type="text/html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
 
     return app

@@ -15,9 +15,36 @@ MEDIA_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".webm": "video/webm", 
 class MediaError(C2KDError):
     """A media path that is not served. ``status`` is the HTTP status to answer with."""
 
-    def __init__(self, message: str, status: int):
+    def __init__(self, message: str, status: int, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
+        self.headers = headers
+
+
+def check_range(header: str | None, size: int) -> None:
+    """Refuse a ``Range`` header the file cannot satisfy, before streaming starts.
+
+    ``bytes=100-50`` (end before start) and ranges starting at or beyond the end of the file are 416 with
+    ``Content-Range: bytes */SIZE``; a header that is not ``bytes=`` ranges is 400. Valid ranges are left to the
+    file response.
+    """
+    if header is None:
+        return
+    unsatisfiable = MediaError(f"byte range {header!r} cannot be served from a file of {size} bytes: give "
+                               f"bytes=START-END with START <= END < {size}", 416,
+                               {"Content-Range": f"bytes */{size}"})
+    unit, _, specs = header.partition("=")
+    if unit.strip().lower() != "bytes" or not specs.strip():
+        raise MediaError(f"Range {header!r} is not understood: give bytes=START-END", 400)
+    for spec in specs.split(","):
+        first, dash, last = spec.strip().partition("-")
+        if not dash or not (first.isdigit() or last.isdigit()) or (first and not first.isdigit()) or \
+                (last and not last.isdigit()):
+            raise MediaError(f"Range {header!r} is not understood: give bytes=START-END", 400)
+        if first and (int(first) >= size or (last and int(last) < int(first))):
+            raise unsatisfiable
+        if not first and int(last) == 0:
+            raise unsatisfiable
 
 
 def resolve_media(roots: Sequence[Path], relative: str) -> Path:
