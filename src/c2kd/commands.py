@@ -151,12 +151,12 @@ def data_check(path: Path = typer.Argument(..., help="Dataset folder.")) -> None
 
     ds = VideoTextDataset(path)
     table = Table(title=f"{ds.name}: {len(ds.features)} videos with {ds.features.dim}-d features")
-    for col in ("split", "videos", "missing", *ds.languages):
+    for col in ("split", "videos", "missing", "no text", *ds.languages):
         table.add_column(col, justify="right")
     for name in ds.splits:
         s = ds.split(name)
         counts = [str(sum(1 for r in s.captions[lang] for c in r if c is not None)) for lang in ds.languages]
-        table.add_row(name, str(len(s)), str(len(s.missing_video_ids)), *counts)
+        table.add_row(name, str(len(s)), str(len(s.missing_video_ids)), str(s.blank_captions), *counts)
     Console().print(table)
     defaults = DataConfig(path=str(path))  # the splits `c2kd train` reads unless told otherwise
     if defaults.train_split in ds.splits:

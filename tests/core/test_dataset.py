@@ -140,12 +140,22 @@ def test_a_dataset_without_train_split_checks_ok_for_evaluation(tmp_path):
 
 
 @pytest.mark.parametrize("text", [None, "", "   "])
-def test_captions_without_text_are_refused(tmp_path, tiny_text_models, text):
-    rows = rows_for(["a", "b"], ["en"]) + rows_for(["a", "b"], ["en"], split="val")
+def test_captions_without_text_are_left_out_with_a_warning(tmp_path, caplog, text):
+    rows = rows_for(["a", "b"], ["en", "de"])
     make(tmp_path, rows)
-    rows[3]["text"] = text
-    with pytest.raises(DataError, match=r"1 caption\(s\) have no text, e\.g\. video 'b'"):
-        save_dataset(tmp_path, rows, name="t")  # a tool cannot write them (None used to become "None")
+    rows[5]["text"] = text  # video b, en, caption 1
+    if text is None:
+        with pytest.raises(DataError, match=r"1 caption\(s\) have no text, e\.g\. video 'b'"):
+            save_dataset(tmp_path, rows, name="t")  # it used to be written as the text "None"
     write_captions(tmp_path, rows)
-    with pytest.raises(DataError, match=r"captions\.parquet: 1 caption\(s\) have no text.*language 'en', caption 1"):
-        train_on(tmp_path, tiny_text_models["student"], tmp_path / "run")
+    with caplog.at_level("WARNING"):
+        split = VideoTextDataset(tmp_path).split("train", training=True)
+    assert "1 caption(s) of split 'train' have no text" in caplog.text
+    assert split.blank_captions == 1 and split.captions["en"][1] == ["b-en-0"]
+    assert split.shared_caption_indices(1, ["en", "de"]) == [0]  # never drawn for training
+    pairs = TrainingPairs(split, ["en"], seed=0)
+    drawn = set()
+    for epoch in range(8):
+        pairs.set_epoch(epoch)
+        drawn.add(pairs[1]["texts"]["en"])
+    assert drawn == {"b-en-0"}

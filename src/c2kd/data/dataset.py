@@ -14,6 +14,7 @@ but no features are kept as *missing*: evaluation counts them as misses (the MSR
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,6 +35,8 @@ DATASET_FILE = "dataset.json"
 CAPTIONS_FILE = "captions.parquet"
 CAPTION_COLUMNS = ("video_id", "split", "lang", "caption_index", "text")
 
+log = logging.getLogger(__name__)
+
 
 def save_dataset(root: str | os.PathLike, captions: Mapping[str, Sequence] | Iterable[Mapping], name: str,
                  features: str = "features", **extra) -> Path:
@@ -52,7 +55,7 @@ def save_dataset(root: str | os.PathLike, captions: Mapping[str, Sequence] | Ite
     if missing:
         raise DataError(f"captions lack column(s) {missing}; need {CAPTION_COLUMNS}")
     langs = [normalize_language(x) for x in captions["lang"]]
-    _check_texts({**captions, "lang": langs}, Path(root) / CAPTIONS_FILE)
+    _check_no_null_text({**captions, "lang": langs}, Path(root) / CAPTIONS_FILE)
     table = pa.table({
         "video_id": pa.array([str(v) for v in captions["video_id"]], pa.string()),
         "split": pa.array([str(s) for s in captions["split"]], pa.string()),
@@ -83,6 +86,8 @@ class SplitData:
     features: FeatureStore
     missing_video_ids: list[str] = field(default_factory=list)
     missing_captions: dict[str, int] = field(default_factory=dict)
+    #: captions of the split left out because their text is null or blank
+    blank_captions: int = 0
 
     @property
     def languages(self) -> list[str]:
@@ -113,16 +118,20 @@ def _normalised(codes: Sequence[str], where: Path) -> list[str]:
     return [mapping[c] for c in codes]
 
 
-def _check_texts(table: Mapping[str, list], where: Path) -> None:
-    """Refuse captions whose text is null, empty or only spaces (they would train and query as nothing)."""
-    blank = [i for i, text in enumerate(table["text"]) if text is None or not str(text).strip()]
-    if blank:
-        i = blank[0]
+def _check_no_null_text(table: Mapping[str, Sequence], where: Path) -> None:
+    """Refuse captions whose text is null (None)."""
+    bad = [i for i, text in enumerate(table["text"]) if text is None]
+    if bad:
+        i = bad[0]
         raise DataError(
-            f"{where}: {len(blank)} caption(s) have no text, e.g. video {table['video_id'][i]!r} (split "
+            f"{where}: {len(bad)} caption(s) have no text, e.g. video {table['video_id'][i]!r} (split "
             f"{table['split'][i]!r}, language {table['lang'][i]!r}, caption {table['caption_index'][i]}); "
             "fill in their text or remove those rows"
         )
+
+
+def _is_blank(text: str | None) -> bool:
+    return text is None or not text.strip()
 
 
 class VideoTextDataset:
@@ -154,7 +163,6 @@ class VideoTextDataset:
             raise DataError(f"{captions_path} lacks column(s) {absent}")
         if not self._table["video_id"]:
             raise DataError(f"{captions_path} holds no captions; rebuild the dataset with its captions")
-        _check_texts(self._table, captions_path)
         self._table["lang"] = _normalised(self._table["lang"], captions_path)
         self.features = FeatureStore(self.root / self.meta.get("features", "features"))
 
@@ -184,13 +192,21 @@ class VideoTextDataset:
         per_video: dict[str, dict[str, dict[int, str]]] = defaultdict(lambda: defaultdict(dict))
         order: list[str] = []
         t = self._table
+        blank = 0
         for vid, split, lang, idx, text in zip(t["video_id"], t["split"], t["lang"], t["caption_index"], t["text"]):
             if split != name:
                 continue
             if vid not in per_video:
                 order.append(vid)
+                per_video[vid] = defaultdict(dict)
             if lang in langs:
+                if _is_blank(text):  # null or only spaces: as if the caption were absent, never a text to read
+                    blank += 1
+                    continue
                 per_video[vid][lang][int(idx)] = text
+        if blank:
+            log.warning("%s: %d caption(s) of split %r have no text (null or blank); they are left out",
+                        self.root / CAPTIONS_FILE, blank, name)
         present_langs = {lang for v in per_video.values() for lang in v}
         absent = [lang for lang in langs if lang not in present_langs]
         if absent:
@@ -223,7 +239,7 @@ class VideoTextDataset:
         # A missing video is at least one query missed in every language, even where a release lacks its
         # translations (the MSR-VTT 1k-A protocol: 32 misses in each of the 9 languages).
         missing_captions = {lang: sum(max(1, len(per_video[v].get(lang, {}))) for v in missing) for lang in langs}
-        data = SplitData(name, video_ids, captions, self.features, missing, missing_captions)
+        data = SplitData(name, video_ids, captions, self.features, missing, missing_captions, blank)
         if training:
             for i, vid in enumerate(video_ids):
                 if not data.shared_caption_indices(i, langs):
