@@ -50,19 +50,29 @@ def evaluate_command(
     label: Optional[str] = typer.Option(None, "--label", help="The model's name in the plot (default: the run "
                                                                "folder's name)."),
     languages: Optional[str] = typer.Option(None, help="Comma-separated languages (default: all of the dataset)."),
-    tie_policy: str = typer.Option("average", help="optimistic, pessimistic or average."),
+    tie_policy: str = typer.Option("average", help="Rank of a correct video tied with wrong ones: average, "
+                                                    "pessimistic, or optimistic (what the original code computed)."),
+    missing_ranks: str = typer.Option("gallery", help="MedR/MeanR of queries whose video has no features: gallery "
+                                                      "(ranked at the gallery size) or present (left out, as the "
+                                                      "original code did). Both count them as misses in R@K."),
     batch_size: int = typer.Option(256),
     device: str = typer.Option("auto"),
 ) -> None:
     """Text-to-video and video-to-text R@1/5/10, MedR, MeanR per language and averaged."""
     from c2kd.checkpoint import load_checkpoint
     from c2kd.data.dataset import VideoTextDataset
+    from c2kd.errors import ConfigError
     from c2kd.evaluation.evaluator import RetrievalEvaluator
+    from c2kd.evaluation.metrics import MISSING_RANKS, TIE_POLICIES
     from c2kd.evaluation.report import print_results
     from c2kd.io import write_json
     from c2kd.search.extracting import check_store_encoder
     from c2kd.train.run import resolve_device
 
+    for option, value, allowed in (("--tie-policy", tie_policy, TIE_POLICIES),
+                                   ("--missing-ranks", missing_ranks, MISSING_RANKS)):
+        if value not in allowed:
+            raise ConfigError(f"{option} {value!r} is not one of {', '.join(allowed)}")
     if plot is not None:
         from c2kd.evaluation.plots import check_plot_path
 
@@ -71,7 +81,8 @@ def evaluate_command(
     dataset = VideoTextDataset(data)
     check_store_encoder(model, dataset.features, checkpoint)
     langs = _split_codes(languages) or dataset.languages
-    results = RetrievalEvaluator(dataset.split(split, langs), langs, tie_policy, batch_size)(model)
+    results = RetrievalEvaluator(dataset.split(split, langs), langs, tie_policy, batch_size,
+                                 missing_ranks=missing_ranks)(model)
     print_results(results, title=f"{dataset.name}/{split}")
     if results["protocol"]["missing_videos"]:
         typer.echo(f"{results['protocol']['missing_videos']} video(s) without features counted as misses")

@@ -7,13 +7,13 @@ obtained with the element-wise maximum. Here every pooler computes what its name
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
 
 Pooler = Literal["min", "max", "mean"]
-POOLERS: tuple[str, ...] = ("min", "max", "mean")
+POOLERS: tuple[str, ...] = get_args(Pooler)
 
 
 def similarity_matrix(text: Tensor, video: Tensor) -> Tensor:

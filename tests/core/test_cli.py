@@ -34,6 +34,16 @@ def test_synthetic_train_evaluate_json(tmp_path, tiny_text_models):
         for metrics in res[direction].values():
             assert set(metrics) == {"R@1", "R@5", "R@10", "MedR", "MeanR"}
             assert 0 <= metrics["R@1"] <= metrics["R@5"] <= metrics["R@10"] <= 100
+    # the original's protocol: MedR/MeanR over the present queries (one test video has no features), same R@K
+    r = runner.invoke(app, ["evaluate", "--checkpoint", str(tmp_path / "run"), "--data", str(data), "--split",
+                            "test", "--json", str(tmp_path / "present.json"), "--languages", "en",
+                            "--missing-ranks", "present"])
+    assert r.exit_code == 0, r.output
+    present = json.loads((tmp_path / "present.json").read_text())
+    assert present["protocol"]["missing_ranks"] == "present" and res["protocol"]["missing_ranks"] == "gallery"
+    for metric in ("R@1", "R@5", "R@10"):
+        assert present["t2v"]["en"][metric] == res["t2v"]["en"][metric]
+    assert present["t2v"]["en"]["MeanR"] < res["t2v"]["en"]["MeanR"]  # the missing query no longer ranks last
     r = runner.invoke(app, ["aggregate", str(tmp_path / "res0.json"), str(tmp_path / "res1.json"),
                             "--json", str(tmp_path / "agg.json"), "--plot", str(tmp_path / "agg.png")])
     assert r.exit_code == 0, r.output
@@ -49,3 +59,12 @@ def test_errors_are_one_clean_line(tmp_path):
                            str(tmp_path), "--data", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "error: no model.safetensors" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_unknown_evaluation_protocol_is_one_clean_line(tmp_path):
+    for option, value in (("--missing-ranks", "dropped"), ("--tie-policy", "random")):
+        proc = subprocess.run([sys.executable, "-c", "from c2kd.cli import main; main()", "evaluate", "--checkpoint",
+                               str(tmp_path), "--data", str(tmp_path), option, value], capture_output=True, text=True,
+                              check=False)
+        assert proc.returncode == 2
+        assert f"error: {option} {value!r} is not one of" in proc.stderr and "Traceback" not in proc.stderr

@@ -29,3 +29,18 @@ def test_stage_rules():
         load_config(None, ["data.path=x", "data.languages=[xx]"])
     with pytest.raises(ConfigError, match="not found"):
         load_config("/nonexistent.yaml")
+
+
+def test_a_config_saved_before_the_fidelity_options_still_loads(tmp_path):
+    """Configs beside older checkpoints lack loss.english_nce_weight and missing_ranks: they get the defaults."""
+    import yaml
+
+    from c2kd.train.config import dump_config
+
+    tree = yaml.safe_load(dump_config(load_config(None, ["data.path=/data"])))
+    del tree["loss"]["english_nce_weight"], tree["missing_ranks"]
+    saved = tmp_path / "config.yaml"
+    saved.write_text(yaml.safe_dump(tree))
+    config = load_config(saved)
+    assert config.loss.english_nce_weight == 1.0 and config.missing_ranks == "gallery"
+

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from c2kd.losses import RetrievalObjective, c2kd_loss, nce_loss, smooth_l1_distillation
+from c2kd.losses import LossConfig, RetrievalObjective, c2kd_loss, nce_loss, smooth_l1_distillation
 from c2kd.similarity import pool_teacher_scores
 
 
@@ -119,11 +119,33 @@ def test_objective_combines_languages_with_alpha():
     torch.manual_seed(4)
     student = {"en": torch.rand(4, 4), "de": torch.rand(4, 4)}
     teacher = {"en": torch.rand(4, 4), "de": torch.rand(4, 4)}
-    terms = RetrievalObjective(alpha=0.3)(student, teacher)
+    terms = RetrievalObjective(LossConfig(alpha=0.3))(student, teacher)
     nce = sum(nce_loss(s, 0.05) for s in student.values())
     kd = sum(c2kd_loss(student[k], teacher[k], 0.1) for k in student)
     assert terms["loss"].item() == pytest.approx((0.3 * nce + 0.7 * kd).item(), rel=1e-5)
     assert set(terms) >= {"nce/en", "nce/de", "distill/en", "distill/de", "nce", "distill", "loss"}
     with pytest.raises(ValueError):
-        RetrievalObjective(alpha=0.5)(student, None)
-    assert RetrievalObjective(alpha=1.0)(student)["loss"].item() == pytest.approx(nce.item(), rel=1e-6)
+        RetrievalObjective(LossConfig(alpha=0.5))(student, None)
+    assert RetrievalObjective(LossConfig(alpha=1.0))(student)["loss"].item() == pytest.approx(nce.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("weight", [1.0, 2.0, 0.5])
+@pytest.mark.parametrize("alpha", [1.0, 0.4])
+def test_english_nce_weight_scales_only_the_english_contrastive_term(weight, alpha):
+    """Reference: the published runs' objective, alpha * (w * NCE_en + sum of the other NCE) + (1 - alpha) * KD."""
+    torch.manual_seed(5)
+    student = {"en": torch.rand(5, 5), "de": torch.rand(5, 5), "cs": torch.rand(5, 5)}
+    teacher = {lang: torch.rand(5, 5) for lang in student}
+    config = LossConfig(alpha=alpha, english_nce_weight=weight)
+    terms = RetrievalObjective(config)(student, teacher if alpha < 1 else None)
+    nce = sum((weight if lang == "en" else 1.0) * reference_nce(s, 0.05, True) for lang, s in student.items())
+    kd = 0.0
+    if alpha < 1:
+        kd = sum(reference_soft_ce(student[k], teacher[k], 0.1) + reference_soft_ce(student[k].T, teacher[k].T, 0.1)
+                 for k in student)
+    assert terms["loss"].item() == pytest.approx(alpha * nce + (1 - alpha) * kd, rel=1e-5)
+    assert terms["nce/en"].item() == pytest.approx(reference_nce(student["en"], 0.05, True), rel=1e-5)  # unweighted
+
+
+def test_english_nce_weight_defaults_to_the_paper():
+    assert LossConfig().english_nce_weight == 1.0

@@ -48,3 +48,37 @@ def test_nan_similarity_is_rejected():
     sim = torch.tensor([[float("nan"), 0.0], [0.0, 1.0]])
     with pytest.raises(ValueError, match="NaN"):
         retrieval_ranks(sim, torch.eye(2, dtype=torch.bool))
+
+
+def reference_protocol(present_ranks, n_missing, gallery, protocol, ks=(1, 5, 10)):
+    """Both protocols from their description: missing queries miss at every K (denominator present + missing);
+    MedR/MeanR take the gallery size for them ("gallery") or are computed over the present queries ("present")."""
+    import statistics
+
+    total = len(present_ranks) + n_missing
+    out = {f"R@{k}": 100.0 * sum(1 for r in present_ranks if r <= k) / total for k in ks}
+    ranked = list(present_ranks) + ([gallery] * n_missing if protocol == "gallery" else [])
+    out["MedR"] = statistics.median(ranked)
+    out["MeanR"] = statistics.fmean(ranked)
+    return out
+
+
+@pytest.mark.parametrize("protocol", ["gallery", "present"])
+@pytest.mark.parametrize("present,missing,gallery", [(968, 32, 1000), (7, 3, 10), (4, 5, 9), (6, 0, 6)])
+def test_missing_query_protocols_match_reference(protocol, present, missing, gallery):
+    g = torch.Generator().manual_seed(present + missing)
+    ranks = torch.randint(1, gallery - missing + 1, (present,), generator=g).float()
+    got = recall_metrics(ranks, n_missing=missing, missing_rank=gallery, missing_ranks=protocol)
+    expected = reference_protocol(ranks.tolist(), missing, gallery, protocol)
+    assert got == pytest.approx(expected)
+
+
+def test_present_protocol_differs_from_gallery_only_in_medr_and_meanr():
+    ranks = torch.tensor([1.0, 2.0, 3.0])
+    gallery = recall_metrics(ranks, n_missing=2, missing_rank=50)
+    present = recall_metrics(ranks, n_missing=2, missing_rank=50, missing_ranks="present")
+    assert present["R@1"] == gallery["R@1"] == pytest.approx(20.0)
+    assert (present["MedR"], present["MeanR"]) == (2.0, 2.0)
+    assert (gallery["MedR"], gallery["MeanR"]) == (3.0, pytest.approx(106 / 5))
+    with pytest.raises(ValueError, match="missing-ranks"):
+        recall_metrics(ranks, missing_ranks="dropped")

@@ -35,12 +35,13 @@ def test_cached_teacher_scores_equal_live_scores(teachers, tiny_dataset):
     split = VideoTextDataset(tiny_dataset).split("train", ["en", "de"], training=True)
     pairs = TrainingPairs(split, ["en", "de"], max_frames=30)
     batch = pairs.collate([pairs[i] for i in [3, 1, 7, 0]])
-    cached = CachedTeacherScores(loaded, split, ["en"], progress=False)(batch, ["de"])
-    live = LiveTeacherScores(loaded)(batch, ["de"])
+    cached = CachedTeacherScores(loaded, split, ["en"], progress=False).matrices(batch, ["de"])
+    live = LiveTeacherScores(loaded).matrices(batch, ["de"])
     assert cached["de"].shape == (2, 4, 4)
     assert torch.allclose(cached["de"], live["de"], atol=2e-3)  # the cache keeps float16
-    student_lang = CachedTeacherScores(loaded, split, ["de"], "student", progress=False)(batch, ["de"])
-    assert torch.allclose(student_lang["de"], LiveTeacherScores(loaded, "student")(batch, ["de"])["de"], atol=2e-3)
+    student_lang = CachedTeacherScores(loaded, split, ["de"], "student", progress=False).matrices(batch, ["de"])
+    assert torch.allclose(student_lang["de"], LiveTeacherScores(loaded, "student").matrices(batch, ["de"])["de"],
+                          atol=2e-3)
     assert not torch.allclose(student_lang["de"], cached["de"], atol=1e-2)
 
 
@@ -129,3 +130,50 @@ def test_zero_shot_trains_on_english_only(tiny_dataset, tiny_text_models, tmp_pa
     history = json.loads((out / "history.json").read_text())
     assert "train/nce" in history[0]
     shutil.rmtree(out)
+
+
+def _reference_nce(scores, tau):
+    """Mean over rows of -log softmax(S / tau)[i, i], plus the same over columns."""
+    n = scores.shape[0]
+    rows = [-(scores[i, i] / tau - torch.logsumexp(scores[i] / tau, 0)) for i in range(n)]
+    cols = [-(scores[i, i] / tau - torch.logsumexp(scores[:, i] / tau, 0)) for i in range(n)]
+    return sum(rows) / n + sum(cols) / n
+
+
+def _reference_kd(student, teacher, tau):
+    """KL(softmax(T / tau) || softmax(S / tau)) averaged over rows, plus the same over columns."""
+    def kl(p_logits, q_logits):
+        p, log_p, log_q = p_logits.softmax(0), p_logits.log_softmax(0), q_logits.log_softmax(0)
+        return (p * (log_p - log_q)).sum()
+
+    n = student.shape[0]
+    rows = sum(kl(teacher[i] / tau, student[i] / tau) for i in range(n)) / n
+    cols = sum(kl(teacher[:, i] / tau, student[:, i] / tau) for i in range(n)) / n
+    return rows + cols
+
+
+@pytest.mark.parametrize("english_nce_weight", [1.0, 2.0])
+def test_config_pooler_temperatures_alpha_and_english_weight_reach_the_loss(
+        teachers, tiny_dataset, tiny_text_models, tmp_path, english_nce_weight):
+    """A run built from a config computes the loss those settings define (distinct values, so a swap shows)."""
+    from c2kd.train.run import prepare_run
+
+    cfg = tiny_config(tiny_dataset, tiny_text_models["student"], tmp_path / "wired", stage="c2kd",
+                      loss__alpha=0.3, loss__nce_temperature=0.07, loss__kd_temperature=0.2,
+                      loss__english_nce_weight=english_nce_weight, teachers__pooler="max",
+                      teachers__checkpoints=f"[{teachers[0]},{teachers[1]}]")
+    parts = prepare_run(cfg)
+    parts.model.eval()
+    parts.pairs.set_epoch(0)
+    batch = parts.pairs.collate([parts.pairs[i] for i in [5, 2, 9, 0, 7]])
+    with torch.no_grad():
+        terms = parts.task(batch)
+        student = parts.task.student_scores(batch)
+        raw = parts.task.teacher_scores.matrices(batch, list(student))  # language -> [M, B, B]
+    expected = torch.zeros(())
+    for lang, scores in student.items():
+        pooled = torch.stack([raw[lang][m] for m in range(raw[lang].shape[0])]).max(dim=0).values
+        weight = english_nce_weight if lang == "en" else 1.0
+        expected = expected + 0.3 * weight * _reference_nce(scores, 0.07) + 0.7 * _reference_kd(scores, pooled, 0.2)
+    assert set(student) == {"en", "de", "fr", "cs"}
+    assert terms["loss"].item() == pytest.approx(expected.item(), rel=1e-4)

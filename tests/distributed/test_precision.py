@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from c2kd.data.dataset import TrainingPairs, VideoTextDataset
-from c2kd.losses.objective import RetrievalObjective
+from c2kd.losses.objective import LossConfig, RetrievalObjective
 from c2kd.model import build_model
 from c2kd.train.config import load_config
 from c2kd.train.tasks import RetrievalTask
@@ -22,7 +22,7 @@ def test_scores_and_losses_are_float32_under_bf16_autocast(tiny_dataset, tiny_te
     split = VideoTextDataset(tiny_dataset).split("train", ["en", "de"], training=True)
     pairs = TrainingPairs(split, ["en", "de"], max_frames=30)
     batch = pairs.collate([pairs[i] for i in range(8)])
-    task = RetrievalTask(model, RetrievalObjective(alpha=1.0), ["en", "de"])
+    task = RetrievalTask(model, RetrievalObjective(LossConfig(alpha=1.0)), ["en", "de"])
     reference = task(batch)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         scores = task.student_scores(batch)

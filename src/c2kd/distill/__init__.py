@@ -1,5 +1,15 @@
-"""Frozen teachers for C2KD: loading, and their scores cached once or computed live."""
+"""Frozen teachers for C2KD: loading, and their pooled scores cached once or computed live."""
 
-from c2kd.distill.teachers import CachedTeacherScores, LiveTeacherScores, TeacherScores, load_teacher, load_teachers
+from c2kd.distill.teachers import (
+    CachedTeacherScores,
+    GlobalCachedTeacherScores,
+    LiveTeacherScores,
+    TeacherConfig,
+    TeacherScores,
+    build_teacher_scores,
+    load_teacher,
+    load_teachers,
+)
 
-__all__ = ["CachedTeacherScores", "LiveTeacherScores", "TeacherScores", "load_teacher", "load_teachers"]
+__all__ = ["CachedTeacherScores", "GlobalCachedTeacherScores", "LiveTeacherScores", "TeacherConfig",
+           "TeacherScores", "build_teacher_scores", "load_teacher", "load_teachers"]

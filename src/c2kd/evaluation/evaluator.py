@@ -8,7 +8,13 @@ import torch
 
 from c2kd.data.dataset import SplitData
 from c2kd.languages import normalize_languages
-from c2kd.evaluation.metrics import TiePolicy, positive_mask_from_indices, recall_metrics, retrieval_ranks
+from c2kd.evaluation.metrics import (
+    MissingRanks,
+    TiePolicy,
+    positive_mask_from_indices,
+    recall_metrics,
+    retrieval_ranks,
+)
 from c2kd.model import DualEncoder
 from c2kd.similarity import similarity_matrix
 
@@ -25,14 +31,18 @@ class RetrievalEvaluator:
 
     Every caption of the split is a text query (several per video are all used). Videos listed in the split
     without features (``split.missing_video_ids``) count as misses: their captions in text-to-video, themselves in
-    video-to-text; MedR/MeanR give them the worst rank of a gallery that held them.
+    video-to-text. For MedR/MeanR, ``missing_ranks="gallery"`` gives them the worst rank of a gallery that held
+    them; ``"present"`` computes MedR/MeanR over the ranked queries only (the original's protocol).
+    ``tie_policy="optimistic"`` reproduces the original's ranks of tied scores.
     """
 
     def __init__(self, split: SplitData, languages: Sequence[str] | None = None, tie_policy: TiePolicy = "average",
-                 batch_size: int = 256, max_tokens: int | None = None, directions: Sequence[str] = ("t2v", "v2t")):
+                 batch_size: int = 256, max_tokens: int | None = None, directions: Sequence[str] = ("t2v", "v2t"),
+                 missing_ranks: MissingRanks = "gallery"):
         self.split = split
         self.languages = normalize_languages(languages or split.languages)
         self.tie_policy = tie_policy
+        self.missing_ranks = missing_ranks
         self.batch_size = batch_size
         self.max_tokens = max_tokens
         self.directions = tuple(directions)
@@ -62,17 +72,21 @@ class RetrievalEvaluator:
                     mask = positive_mask_from_indices(len(texts), len(self.split), owner_t)
                     ranks = retrieval_ranks(sim, mask, self.tie_policy)
                     results["t2v"][lang] = recall_metrics(
-                        ranks, n_missing=self.split.missing_captions.get(lang, 0), missing_rank=gallery)
+                        ranks, n_missing=self.split.missing_captions.get(lang, 0), missing_rank=gallery,
+                        missing_ranks=self.missing_ranks)
                 if "v2t" in self.directions:
                     mask = positive_mask_from_indices(len(texts), len(self.split), owner_t).T
                     ranks = retrieval_ranks(sim.T, mask, self.tie_policy)
                     results["v2t"][lang] = recall_metrics(
-                        ranks, n_missing=n_missing_videos, missing_rank=len(texts) + self.split.missing_captions.get(lang, 0))
+                        ranks, n_missing=n_missing_videos,
+                        missing_rank=len(texts) + self.split.missing_captions.get(lang, 0),
+                        missing_ranks=self.missing_ranks)
             for direction in self.directions:
                 if results[direction]:
                     results[direction]["average"] = _average(results[direction])
             results["protocol"] = {"videos": len(self.split), "missing_videos": n_missing_videos,
-                                   "tie_policy": self.tie_policy, "split": self.split.name}
+                                   "tie_policy": self.tie_policy, "missing_ranks": self.missing_ranks,
+                                   "split": self.split.name}
             return results
         finally:
             model.train(was_training)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
 
+#: how a correct item tied with wrong ones is ranked; "optimistic" is what the original code computed
 TiePolicy = Literal["optimistic", "pessimistic", "average"]
-TIE_POLICIES: tuple[str, ...] = ("optimistic", "pessimistic", "average")
+TIE_POLICIES: tuple[str, ...] = get_args(TiePolicy)
+#: MedR/MeanR of queries that could not be ranked (their video has no features): "gallery" gives them the worst
+#: rank of a gallery that held them; "present" leaves them out (the original's protocol). Both count them as
+#: misses in R@K.
+MissingRanks = Literal["gallery", "present"]
+MISSING_RANKS: tuple[str, ...] = get_args(MissingRanks)
 
 
 def positive_mask_from_indices(n_queries: int, n_items: int, positives: Sequence[Sequence[int]] | Tensor) -> Tensor:
@@ -65,23 +71,29 @@ def retrieval_ranks(similarity: Tensor, positive_mask: Tensor, tie_policy: TiePo
 
 
 def recall_metrics(ranks: Tensor, n_missing: int = 0, missing_rank: float | None = None,
-                   ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+                   ks: Sequence[int] = (1, 5, 10), missing_ranks: MissingRanks = "gallery") -> dict[str, float]:
     """R@K (percent), median rank and mean rank from per-query ranks.
 
     ``n_missing`` queries that could not be ranked at all (e.g. their video has no features: 32 of the 1,000
-    MSR-VTT test videos) count as misses at every K, so the denominator is ``len(ranks) + n_missing``; for
-    MedR/MeanR they take ``missing_rank`` (default: the worst rank in a gallery that also held them).
+    MSR-VTT test videos) count as misses at every K, so the denominator is ``len(ranks) + n_missing``. For
+    MedR/MeanR, ``missing_ranks="gallery"`` gives them ``missing_rank`` (default: the worst rank in a gallery that
+    also held them); ``"present"`` computes MedR/MeanR over the ranked queries only, as the original code did.
 
     Shape:
         ranks: [Q] -> {"R@1", "R@5", "R@10", "MedR", "MeanR"}
     """
-    ranks = ranks.float()
-    if n_missing:
-        worst = float(missing_rank) if missing_rank is not None else float(ranks.max().item() if len(ranks) else 0) + n_missing
-        ranks = torch.cat([ranks, torch.full((n_missing,), worst)])
-    if len(ranks) == 0:
+    if missing_ranks not in MISSING_RANKS:
+        raise ValueError(f"unknown missing-ranks protocol {missing_ranks!r}; choose one of {MISSING_RANKS}")
+    present = ranks.float()
+    if len(present) + n_missing == 0:
         raise ValueError("no queries to evaluate")
-    out = {f"R@{k}": 100.0 * (ranks <= k).float().mean().item() for k in ks}
-    out["MedR"] = ranks.median().item() if len(ranks) % 2 else ranks.quantile(0.5).item()
-    out["MeanR"] = ranks.mean().item()
+    out = {f"R@{k}": 100.0 * (present <= k).float().sum().item() / (len(present) + n_missing) for k in ks}
+    ordered = present
+    if n_missing and missing_ranks == "gallery":
+        worst = float(missing_rank) if missing_rank is not None else float(present.max().item() if len(present) else 0) + n_missing
+        ordered = torch.cat([present, torch.full((n_missing,), worst)])
+    if len(ordered) == 0:
+        raise ValueError(f"all {n_missing} queries are missing: MedR/MeanR over present queries are undefined")
+    out["MedR"] = ordered.median().item() if len(ordered) % 2 else ordered.quantile(0.5).item()
+    out["MeanR"] = ordered.mean().item()
     return out

@@ -3,16 +3,18 @@
 - :func:`nce_loss`: symmetric InfoNCE against the diagonal (paper Eq. 1).
 - :func:`c2kd_loss`: cross entropy between teacher and student score distributions (paper Eq. 5-6).
 - :func:`smooth_l1_distillation`: the TeachText regression ablations (raw or softmaxed scores).
-- :class:`RetrievalObjective`: ``alpha * NCE + (1 - alpha) * distillation`` summed over languages.
+- :class:`RetrievalObjective`: ``alpha * NCE + (1 - alpha) * distillation`` summed over languages, as a run's
+  ``loss`` section (:class:`LossConfig`) says.
 """
 
 from c2kd.losses.c2kd import c2kd_loss
 from c2kd.losses.nce import nce_loss
-from c2kd.losses.objective import DISTILLATION_OBJECTIVES, RetrievalObjective, distillation_loss
+from c2kd.losses.objective import DISTILLATION_OBJECTIVES, LossConfig, RetrievalObjective, distillation_loss
 from c2kd.losses.teachtext import smooth_l1_distillation
 
 __all__ = [
     "DISTILLATION_OBJECTIVES",
+    "LossConfig",
     "RetrievalObjective",
     "c2kd_loss",
     "distillation_loss",

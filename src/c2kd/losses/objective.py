@@ -3,18 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
+from c2kd.languages import ENGLISH
 from c2kd.losses.c2kd import c2kd_loss
 from c2kd.losses.nce import nce_loss
 from c2kd.losses.teachtext import smooth_l1_distillation
 
 DistillationName = Literal["c2kd", "smooth-l1", "smooth-l1-softmax"]
-DISTILLATION_OBJECTIVES: tuple[str, ...] = ("c2kd", "smooth-l1", "smooth-l1-softmax")
+DISTILLATION_OBJECTIVES: tuple[str, ...] = get_args(DistillationName)
+
+
+class LossConfig(BaseModel):
+    """The ``loss`` section of a run's config: everything :class:`RetrievalObjective` computes with."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    #: balance of NCE and distillation; below 1 the run distills from teachers (the one place that decides it)
+    alpha: float = Field(1.0, ge=0.0, le=1.0)
+    nce_temperature: float = Field(0.05, gt=0)
+    kd_temperature: float = Field(0.1, gt=0)
+    distillation: DistillationName = "c2kd"
+    symmetric: bool = True
+    #: weight of the English NCE term within the sum over languages. 1 is the paper's Eq. 7; the published
+    #: runs added English NCE twice (once as the main loss, once more in the loop over languages), i.e. 2
+    english_nce_weight: float = Field(1.0, ge=0.0)
+
+    @property
+    def uses_teachers(self) -> bool:
+        """True when the objective distills (``alpha < 1``): the run then needs teachers."""
+        return self.alpha < 1.0
 
 
 def distillation_loss(name: DistillationName, student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
@@ -34,50 +57,56 @@ def distillation_loss(name: DistillationName, student: Tensor, teacher: Tensor, 
 
 @dataclass(frozen=True)
 class RetrievalObjective:
-    """Combine NCE and distillation over the languages of a batch.
+    """Combine NCE and distillation over the languages of a batch, as the ``loss`` section says.
 
     ``alpha=1`` is translate-train NCE (no teacher needed); ``alpha<1`` needs teacher scores for every
     language present in ``student_scores``.
+
+    Example:
+        >>> objective = RetrievalObjective(LossConfig(alpha=0.5, english_nce_weight=2.0))
     """
 
-    alpha: float = 1.0
-    nce_temperature: float = 0.05
-    kd_temperature: float = 0.1
-    distillation: DistillationName = "c2kd"
-    symmetric: bool = True
+    config: LossConfig = field(default_factory=LossConfig)
 
     @property
     def uses_teachers(self) -> bool:
-        return self.alpha < 1.0
+        return self.config.uses_teachers
+
+    def nce_weight(self, language: str) -> float:
+        """Weight of ``language``'s NCE term in the sum over languages."""
+        return self.config.english_nce_weight if language == ENGLISH else 1.0
 
     def __call__(self, student_scores: Mapping[str, Tensor],
                  teacher_scores: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
         """Return named loss terms: ``loss``, ``nce`` and (with teachers) ``distill``, plus ``nce/<lang>``.
+
+        ``nce`` is the weighted sum over languages (:meth:`nce_weight`); ``nce/<lang>`` are unweighted.
 
         Shape:
             student_scores: language -> [B, B]; teacher_scores: language -> [B, B] (already pooled)
         """
         if not student_scores:
             raise ValueError("no student scores: the batch has no language")
+        cfg = self.config
         terms: dict[str, Tensor] = {}
         nce_total = torch.zeros((), device=next(iter(student_scores.values())).device)
         for lang, scores in student_scores.items():
-            term = nce_loss(scores, self.nce_temperature, self.symmetric)
+            term = nce_loss(scores, cfg.nce_temperature, cfg.symmetric)
             terms[f"nce/{lang}"] = term.detach()
-            nce_total = nce_total + term
+            nce_total = nce_total + self.nce_weight(lang) * term
         terms["nce"] = nce_total
-        loss = self.alpha * nce_total
+        loss = cfg.alpha * nce_total
         if self.uses_teachers:
             if teacher_scores is None:
-                raise ValueError(f"alpha={self.alpha} < 1 needs teacher scores, but none were given")
+                raise ValueError(f"alpha={cfg.alpha} < 1 needs teacher scores, but none were given")
             kd_total = torch.zeros_like(nce_total)
             for lang, scores in student_scores.items():
                 if lang not in teacher_scores:
                     raise ValueError(f"no teacher scores for language {lang!r}")
-                term = distillation_loss(self.distillation, scores, teacher_scores[lang], self.kd_temperature)
+                term = distillation_loss(cfg.distillation, scores, teacher_scores[lang], cfg.kd_temperature)
                 terms[f"distill/{lang}"] = term.detach()
                 kd_total = kd_total + term
             terms["distill"] = kd_total
-            loss = loss + (1.0 - self.alpha) * kd_total
+            loss = loss + (1.0 - cfg.alpha) * kd_total
         terms["loss"] = loss
         return terms

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from c2kd.distill.teachers import TeacherConfig
 from c2kd.errors import ConfigError
+from c2kd.evaluation.metrics import MissingRanks, TiePolicy
 from c2kd.languages import ENGLISH, normalize_languages
-from c2kd.losses.objective import DistillationName
+from c2kd.losses.objective import LossConfig
 from c2kd.model import ModelConfig
-from c2kd.similarity import Pooler
 
 Stage = Literal["zero-shot", "translate-train", "c2kd"]
-STAGES: tuple[str, ...] = ("zero-shot", "translate-train", "c2kd")
+STAGES: tuple[str, ...] = get_args(Stage)
+
+__all__ = ["STAGES", "DataConfig", "LossConfig", "OptimConfig", "Stage", "TeacherConfig", "TrainConfig",
+           "changed_settings", "dump_config", "load_config", "parse_overrides"]
 
 
 class _Strict(BaseModel):
@@ -38,24 +42,6 @@ class DataConfig(_Strict):
     @classmethod
     def _normalise(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else normalize_languages(value)
-
-
-class LossConfig(_Strict):
-    alpha: float = Field(1.0, ge=0.0, le=1.0)
-    nce_temperature: float = Field(0.05, gt=0)
-    kd_temperature: float = Field(0.1, gt=0)
-    distillation: DistillationName = "c2kd"
-    symmetric: bool = True
-
-
-class TeacherConfig(_Strict):
-    #: checkpoint directories of trained teachers (loaded strictly, frozen, in eval mode)
-    checkpoints: list[str] = Field(default_factory=list)
-    #: "english": teachers read the English caption of each item (C2KD); "student": the student's language
-    language: Literal["english", "student"] = "english"
-    pooler: Pooler = "min"
-    #: compute teacher embeddings once before training (True) or run teachers on every batch (the original)
-    cache: bool = True
 
 
 class OptimConfig(_Strict):
@@ -85,7 +71,12 @@ class TrainConfig(_Strict):
     #: if no evaluation language validates below its start (for an averaged monitor): a model started from an
     #: off-the-shelf encoder is never handed back worse than it in a language
     keep_every_language: bool = True
-    tie_policy: Literal["optimistic", "pessimistic", "average"] = "average"
+    #: rank of a correct video tied with wrong ones: "average" (expected rank under a random order of ties);
+    #: "optimistic" (ties below the correct video) is what the original code computed
+    tie_policy: TiePolicy = "average"
+    #: MedR/MeanR of queries whose video has no features (they miss at every K in both): "gallery" ranks them
+    #: at the gallery size; "present" leaves them out of MedR/MeanR, as the original code did
+    missing_ranks: MissingRanks = "gallery"
     log_every: int = Field(10, ge=1)
     #: also write last/ every N optimizer steps (for long epochs); None: once per epoch
     save_every_steps: int | None = Field(None, ge=1)
@@ -97,9 +88,9 @@ class TrainConfig(_Strict):
         if self.stage == "c2kd":
             if not self.teachers.checkpoints:
                 raise ValueError("stage 'c2kd' needs teachers.checkpoints (trained teacher run folders)")
-            if self.loss.alpha >= 1.0:
+            if not self.loss.uses_teachers:
                 raise ValueError("stage 'c2kd' needs loss.alpha < 1 (the paper: 0.5 MSR-VTT, 0.1 YouCook2/VATEX)")
-        elif self.loss.alpha < 1.0:
+        elif self.loss.uses_teachers:
             raise ValueError(f"stage {self.stage!r} trains with NCE only: set loss.alpha=1 or use stage 'c2kd'")
         if self.stage == "zero-shot" and self.data.languages not in (None, [ENGLISH]):
             raise ValueError("stage 'zero-shot' trains on English only; leave data.languages unset")

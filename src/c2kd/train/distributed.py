@@ -8,7 +8,8 @@ friends, which :func:`env_from_slurm` maps). With ``WORLD_SIZE > 1`` each proces
 - gathers the student's text and video embeddings of all processes *with gradients*
   (``torch.distributed.nn.functional.all_gather``), so NCE and C2KD score the global batch (``[G, G]`` matrices);
 - builds the teachers' global matrices: with cached teachers it gathers the batch's ``video_index`` /
-  ``caption_index`` and looks the global batch up; with live teachers it gathers the teacher embeddings;
+  ``caption_index`` and looks the global batch up (:class:`c2kd.distill.teachers.GlobalCachedTeacherScores`);
+  with live teachers it gathers the teacher embeddings;
 - wraps the student's encoders in DistributedDataParallel (gradients averaged; since every process computes
   the same global loss and the gather's backward sums over processes, the average is the single-process
   gradient of the global batch);
@@ -20,14 +21,13 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from c2kd.data.dataset import Batch
 from c2kd.errors import ConfigError
 from c2kd.model import DualEncoder
 
@@ -161,26 +161,6 @@ def wrap_ddp(model: DualEncoder, device: torch.device) -> nn.Module:
     ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(StudentForward(model), device_ids=ids, output_device=device.index if ids else None,
                                    find_unused_parameters=False)
-
-
-class GlobalCachedTeacherScores:
-    """Cached teacher scores over the global batch: gathers every process's video and caption indices.
-
-    Wraps a :class:`c2kd.distill.teachers.CachedTeacherScores` (every process holds the same cache).
-    """
-
-    def __init__(self, cached, gather_indices: Callable[[Tensor], Tensor] = gather_no_grad):
-        self.cached = cached
-        self.gather_indices = gather_indices
-
-    def __call__(self, batch: Batch, languages: Sequence[str]) -> dict[str, Tensor]:
-        """Shape: -> language -> [M, G, G] with G the global batch size."""
-        device = batch.frames.device
-        video_index = self.gather_indices(batch.video_index.to(device)).cpu()
-        caption_index = self.gather_indices(batch.caption_index.to(device)).cpu()
-        # the cache reads only the indices and the device of the frames
-        view = Batch(batch.frames, batch.mask, {}, video_index, caption_index)
-        return self.cached(view, languages)
 
 
 def broadcast_evaluate(evaluate: Callable[[nn.Module], dict[str, float]], env: DistEnv

@@ -11,7 +11,13 @@ from pathlib import Path
 import torch
 
 from c2kd.data.dataset import TrainingPairs, VideoTextDataset
-from c2kd.distill.teachers import CachedTeacherScores, LiveTeacherScores
+from c2kd.distill.teachers import (
+    CachedTeacherScores,
+    GlobalCachedTeacherScores,
+    LiveTeacherScores,
+    TeacherScores,
+    build_teacher_scores,
+)
 from c2kd.errors import ConfigError, DataError
 from c2kd.evaluation.evaluator import RetrievalEvaluator, flatten_metrics
 from c2kd.io import write_json
@@ -29,7 +35,6 @@ from c2kd.train.config import (
 )
 from c2kd.train.distributed import (
     DistEnv,
-    GlobalCachedTeacherScores,
     barrier,
     broadcast_evaluate,
     detect_env,
@@ -69,23 +74,13 @@ def write_model_extras(config: TrainConfig, model: DualEncoder):
     return write
 
 
-def build_teacher_scores(config: TrainConfig, split, feature_dim: int, student_languages: list[str],
-                         device: torch.device):
-    """Load the run's teachers and return a cached (default) or live score provider, or None."""
-    if config.stage != "c2kd":
+def teacher_scores_for(config: TrainConfig, split, feature_dim: int, student_languages: list[str],
+                       device: torch.device) -> TeacherScores | None:
+    """The run's provider of pooled teacher scores, or None when its loss does not distill."""
+    if not config.loss.uses_teachers:
         return None
-    from c2kd.distill.teachers import CachedTeacherScores, LiveTeacherScores, load_teachers
-
-    teachers = load_teachers(config.teachers.checkpoints, feature_dim, device)
-    max_tokens = config.model.text.max_tokens
-    if not config.teachers.cache:
-        return LiveTeacherScores(teachers, config.teachers.language, max_tokens)
-    text_langs = [ENGLISH] if config.teachers.language == "english" else student_languages
-    scores = CachedTeacherScores(teachers, split, text_langs, config.teachers.language, max_tokens,
-                                 device=device, progress=config.progress)
-    for teacher in teachers:
-        teacher.to("cpu")  # embeddings are cached: free the accelerator
-    return scores
+    return build_teacher_scores(config.teachers, split, feature_dim, student_languages,
+                                config.model.text.max_tokens, device, progress=config.progress)
 
 
 @dataclass
@@ -129,7 +124,7 @@ def prepare_run(config: TrainConfig, env: DistEnv | None = None) -> RunParts:
     if missing:
         raise DataError(f"{dataset.root}: training languages {missing} are not in the dataset ({dataset.languages})")
     pair_langs = list(student_langs)
-    if config.stage == "c2kd" and config.teachers.language == "english" and ENGLISH not in pair_langs:
+    if config.loss.uses_teachers and config.teachers.language == "english" and ENGLISH not in pair_langs:
         pair_langs.append(ENGLISH)
     split = dataset.split(config.data.train_split, pair_langs, training=True)
     if dataset.features.dim != config.model.video.feature_dim:
@@ -141,25 +136,24 @@ def prepare_run(config: TrainConfig, env: DistEnv | None = None) -> RunParts:
     evaluate = None
     if config.data.val_split:
         val = dataset.split(config.data.val_split, eval_langs)
-        evaluator = RetrievalEvaluator(val, eval_langs, config.tie_policy, directions=("t2v",))
+        evaluator = RetrievalEvaluator(val, eval_langs, config.tie_policy, directions=("t2v",),
+                                       missing_ranks=config.missing_ranks)
         evaluate = broadcast_evaluate(lambda model: flatten_metrics(evaluator(model)), env)
     monitor = config.monitor if evaluate is not None else "loss"
 
     model = build_model(config.model)
     if not (Path(config.out_dir) / "last").exists():  # a resumed run loads its weights instead
         fit_fused_map(model, split, student_langs, config.model.text.max_tokens, progress=config.progress)
-    teacher_scores = build_teacher_scores(config, split, dataset.features.dim, student_langs, device)
+    teacher_scores = teacher_scores_for(config, split, dataset.features.dim, student_langs, device)
     encoder, gather = None, None
     if env.enabled:
         model.to(device)
         encoder, gather = wrap_ddp(model, device), gather_with_grad
         if isinstance(teacher_scores, CachedTeacherScores):
-            teacher_scores = GlobalCachedTeacherScores(teacher_scores)
+            teacher_scores = GlobalCachedTeacherScores(teacher_scores, gather_no_grad)
         elif isinstance(teacher_scores, LiveTeacherScores):
             teacher_scores.gather = gather_no_grad
-    objective = RetrievalObjective(config.loss.alpha, config.loss.nce_temperature, config.loss.kd_temperature,
-                                   config.loss.distillation, config.loss.symmetric)
-    task = RetrievalTask(model, objective, student_langs, teacher_scores, config.teachers.pooler,
+    task = RetrievalTask(model, RetrievalObjective(config.loss), student_langs, teacher_scores,
                          config.model.text.max_tokens, gather=gather, encoder=encoder)
     pairs = TrainingPairs(split, pair_langs, config.model.video.max_frames, config.seed)
     sampler = EpochBatchSampler(len(pairs), per_process_batch(config.batch_size, env), config.seed,
@@ -275,7 +269,8 @@ def train(config: TrainConfig, resume: bool = True) -> Path:
 
         best, _ = load_checkpoint(out, device=parts.device)
         test = dataset.split(config.data.test_split, parts.eval_languages)
-        results = RetrievalEvaluator(test, parts.eval_languages, config.tie_policy)(best)
+        results = RetrievalEvaluator(test, parts.eval_languages, config.tie_policy,
+                                     missing_ranks=config.missing_ranks)(best)
         # which checkpoint was tested: epoch 0 means no epoch validated better than the untrained start
         results["selection"] = {"epoch": state.best_epoch, "monitor": parts.monitor,
                                 "kept_start": state.best_epoch == 0}

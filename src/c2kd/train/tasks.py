@@ -11,7 +11,6 @@ from c2kd.data.dataset import Batch
 from c2kd.distill.teachers import TeacherScores
 from c2kd.losses.objective import RetrievalObjective
 from c2kd.model import DualEncoder
-from c2kd.similarity import Pooler, pool_teacher_scores
 
 #: gathers [B, D] embeddings from every process into [world * B, D] (identity in a single process)
 Gather = Callable[[Tensor], Tensor]
@@ -24,11 +23,12 @@ class RetrievalTask:
     ``encoder`` (optional) runs both towers in one call, ``encoder(frames, mask, text_inputs) -> (video, text)``:
     pass the DistributedDataParallel wrapper of :class:`c2kd.train.distributed.StudentForward` there.
     ``gather`` concatenates the embeddings of every process (with gradients) so the scores cover the global batch.
-    Scores and losses are computed in float32, also under autocast.
+    ``teacher_scores`` gives the teachers' pooled scores (:mod:`c2kd.distill.teachers`); the objective decides
+    whether they are used. Scores and losses are computed in float32, also under autocast.
     """
 
     def __init__(self, model: DualEncoder, objective: RetrievalObjective, languages: Sequence[str],
-                 teacher_scores: TeacherScores | None = None, pooler: Pooler = "min", max_tokens: int = 35,
+                 teacher_scores: TeacherScores | None = None, max_tokens: int = 35,
                  gather: Gather | None = None, encoder: nn.Module | None = None):
         if objective.uses_teachers and teacher_scores is None:
             raise ValueError("the objective distills (alpha < 1) but no teacher scores were given")
@@ -36,7 +36,6 @@ class RetrievalTask:
         self.objective = objective
         self.languages = list(languages)
         self.teacher_scores = teacher_scores
-        self.pooler = pooler
         self.max_tokens = max_tokens
         self.gather = gather or (lambda x: x)
         self.encoder = encoder
@@ -63,6 +62,5 @@ class RetrievalTask:
         if self.objective.uses_teachers:
             assert self.teacher_scores is not None
             with torch.no_grad():
-                raw = self.teacher_scores(batch, self.languages)  # language -> [M, B, B]
-                teacher = {lang: pool_teacher_scores(scores, self.pooler) for lang, scores in raw.items()}
+                teacher = self.teacher_scores(batch, self.languages)  # language -> [B, B], pooled
         return self.objective(student, teacher)
