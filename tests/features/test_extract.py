@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from c2kd_testkit import assert_one_line_error, needs_namespaces, own_tmpfs, run_c2kd
 from videokit import onnx_cli_args
 from videokit import colour, write_colour_seconds
 
@@ -209,6 +210,17 @@ def test_killed_run_loses_nothing_and_rerun_does_nothing_twice(tmp_path, tiny_on
     assert sorted(store.ids) == [f"v{i:02d}" for i in range(40)]
     assert all(len(store[v]) == 20 for v in store.ids)
 
+
+@needs_namespaces
+@pytest.mark.parametrize("mount,words", [("ro", "Read-only file system"),
+                                         ("size=8k", "No space left on device")])
+def test_a_read_only_or_full_disk_is_one_line(tmp_path, colour_video, tiny_onnx, mount, words):
+    """A real read-only file system, or a real tmpfs that fills up with the store's first shard (one decode
+    worker, which ends without a traceback of its own)."""
+    disk = tmp_path / "disk"
+    proc = run_c2kd("extract", colour_video, "--out", disk / "store", *onnx_cli_args(tiny_onnx), "--no-progress",
+                    wrapper=own_tmpfs(disk, mount))
+    assert_one_line_error(proc, f"cannot write {disk / 'store'}", words)
 
 def _children(pid: int) -> list[int]:
     """Pids of the live processes whose parent is ``pid`` (from /proc)."""
