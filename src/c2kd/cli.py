@@ -30,11 +30,34 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    """Entry point: known errors print their message (no traceback) and exit with status 2."""
-    from c2kd.errors import C2KDError
+    """Entry point: known errors print their message (no traceback) and exit with status 2.
 
+    Known errors are c2kd's own (:class:`~c2kd.errors.C2KDError`) and failed writes the system reports with
+    the path at fault (disk full, read-only or forbidden folder), wherever in a command they happen.
+    """
+    import threading
+
+    from c2kd.errors import C2KDError
+    from c2kd.io import storage_error, write_failure
+
+    default_hook = threading.excepthook
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        # a writer thread (tensorboard's) hands its failed write to the main thread, which reports it in one line
+        if write_failure(args.exc_value) is None:
+            default_hook(args)
+
+    threading.excepthook = thread_hook
     try:
         app()
     except C2KDError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise SystemExit(2) from None
+        _fail(str(exc))
+    except OSError as exc:
+        if write_failure(exc) is None or not exc.filename:
+            raise
+        _fail(str(storage_error(exc.filename, exc)))
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise SystemExit(2) from None

@@ -28,13 +28,15 @@ def train_command(
 ) -> None:
     """Train a teacher or a student (stage zero-shot, translate-train or c2kd)."""
     from c2kd.evaluation.report import print_results
+    from c2kd.io import output_errors
     from c2kd.runtime import set_cpu_threads
     from c2kd.train.config import load_config
     from c2kd.train.run import train
 
     cfg = load_config(config, overrides or [])
     set_cpu_threads(threads)
-    out = train(cfg, resume=resume)
+    with output_errors(cfg.out_dir):  # names the run folder when a write fails without a path (tensorboard)
+        out = train(cfg, resume=resume)
     typer.echo(f"run folder: {out} (best checkpoint: {out / 'best'})")
     test = out / "test_metrics.json"
     if test.exists():
@@ -150,22 +152,32 @@ def data_synthetic(
 
 @data_app.command("check")
 def data_check(path: Path = typer.Argument(..., help="Dataset folder.")) -> None:
-    """Validate a dataset (captions, languages, features: NaN/inf, dimensions) and summarise it."""
+    """Validate a dataset (captions, languages, features: NaN/inf, dimensions) and summarise it.
+
+    A dataset with a train split is also checked as `c2kd train` reads it by default: every training video has
+    features and captions in every language, and a val split exists.
+    """
     from rich.console import Console
     from rich.table import Table
 
     from c2kd.data.dataset import VideoTextDataset
+    from c2kd.train.config import DataConfig
 
     ds = VideoTextDataset(path)
     table = Table(title=f"{ds.name}: {len(ds.features)} videos with {ds.features.dim}-d features")
-    for col in ("split", "videos", "missing", *ds.languages):
+    for col in ("split", "videos", "missing", "no text", *ds.languages):
         table.add_column(col, justify="right")
     for name in ds.splits:
         s = ds.split(name)
         counts = [str(sum(1 for r in s.captions[lang] for c in r if c is not None)) for lang in ds.languages]
-        table.add_row(name, str(len(s)), str(len(s.missing_video_ids)), *counts)
+        table.add_row(name, str(len(s)), str(len(s.missing_video_ids)), str(s.blank_captions), *counts)
     Console().print(table)
-    typer.echo("ok: no problems found")
+    defaults = DataConfig(path=str(path))  # the splits `c2kd train` reads unless told otherwise
+    if defaults.train_split in ds.splits:
+        ds.check_trainable(defaults.train_split, defaults.val_split)
+        typer.echo("ok: no problems found")
+    else:
+        typer.echo(f"ok: no problems found; no {defaults.train_split!r} split, so the dataset serves evaluation only")
 
 
 def languages_command() -> None:

@@ -28,7 +28,12 @@ class BusyError(C2KDError, RuntimeError):
 
 
 class StorageError(C2KDError, OSError):
-    """An output could not be written: the disk is full, a quota or file size limit was hit, no permission."""
+    """An output could not be written: the disk is full, a quota or file size limit was hit, the file system is
+    read-only, no permission. Made by :func:`c2kd.io.storage_error`."""
+
+
+class TrainingDivergedError(C2KDError, FloatingPointError):
+    """The training loss became NaN or infinite."""
 
 
 class MissingDependencyError(C2KDError, ImportError):

@@ -14,43 +14,87 @@ from typing import Any
 
 from c2kd.errors import StorageError
 
-#: error numbers that mean the output does not fit: disk full, quota exceeded, file size limit
-NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+#: error numbers of a failed write -> how to get past it
+WRITE_FAILURES = {
+    errno.ENOSPC: "Free disk space (or write to another disk)",
+    errno.EDQUOT: "Free space within your disk quota (or write to another disk)",
+    errno.EFBIG: "Raise the file size limit (ulimit -f)",
+    errno.EROFS: "Choose an output folder on a writable disk",
+    errno.EACCES: "Choose an output folder you may write to, or change its permissions",
+    errno.EPERM: "Choose an output folder you may write to, or change its permissions",
+    errno.ENOTDIR: "A part of the path is a file, not a folder: choose another path",
+}
 
 
-def storage_error(path: str | os.PathLike, exc: OSError) -> StorageError:
-    """The one-line error for an output that could not be written (disk full, quota, size limit, permissions)."""
-    return StorageError(f"cannot write {path}: {exc.strerror or exc}. Free disk space (or raise the quota or file "
-                        "size limit, or fix the folder's permissions), then run the same command again")
+def write_failure(exc: BaseException, path: str | os.PathLike | None = None) -> int | None:
+    """The errno of ``exc`` if it is a failed write (a key of `WRITE_FAILURES`), else None.
+
+    Libraries that report the cause only in their message (safetensors, pyarrow) are read by its text; one that
+    reports nothing useful (``torch.save``: "unexpected pos ...") counts as a full disk when ``path``'s disk has
+    less than 1 MiB left.
+    """
+    if isinstance(exc, OSError) and exc.errno in WRITE_FAILURES:
+        return exc.errno
+    text = str(exc)
+    for code in WRITE_FAILURES:
+        if os.strerror(code) in text:
+            return code
+    if path is not None and isinstance(exc, RuntimeError):
+        existing = next((p for p in (Path(path), *Path(path).parents) if p.exists()), None)
+        if existing is not None and shutil.disk_usage(existing).free < 1 << 20:
+            return errno.ENOSPC
+    return None
+
+
+def storage_error(path: str | os.PathLike, exc: BaseException) -> StorageError:
+    """The one-line error for an output that could not be written (disk full, quota, size limit, read-only file
+    system, permissions): the path, the cause and the fix."""
+    code = write_failure(exc, path)
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else (os.strerror(code) if code else exc)
+    fix = WRITE_FAILURES.get(code, "Free disk space (or raise the quota or file size limit, or fix the folder's "
+                                   "permissions)")
+    return StorageError(f"cannot write {path}: {reason}. {fix}, then run the same command again")
+
+
+@contextmanager
+def output_errors(path: str | os.PathLike) -> Iterator[None]:
+    """Report a failed write inside the block (see `write_failure`) as one :class:`~c2kd.errors.StorageError`
+    naming ``path``, the output the user chose rather than a temporary file."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except Exception as exc:
+        if write_failure(exc, path) is None:
+            raise
+        raise storage_error(path, exc) from exc
 
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename.
 
-    Works for files and directories. On error the temporary is removed and ``path`` is untouched; a full disk
-    (or quota, or file size limit) is reported as :class:`~c2kd.errors.StorageError` naming ``path``.
+    Works for files and directories. On error the temporary is removed and ``path`` is untouched; a failed
+    write (full disk, quota, file size limit, read-only or forbidden folder) is reported as
+    :class:`~c2kd.errors.StorageError` naming ``path``.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    target = tmp / final.name
-    try:
-        yield target
-        if final.is_dir() and target.is_dir():
-            old = final.with_name(f".{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(target, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(target, final)
-    except OSError as exc:
-        if exc.errno in NO_SPACE_ERRNOS and not isinstance(exc, StorageError):
-            raise storage_error(final, exc) from exc
-        raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with output_errors(final):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+        target = tmp / final.name
+        try:
+            yield target
+            if final.is_dir() and target.is_dir():
+                old = final.with_name(f".{final.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(final, old)
+                os.replace(target, final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(target, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:

@@ -85,10 +85,12 @@ class DualEncoder(nn.Module):
         return torch.cat(out) if out else torch.zeros(0, self.config.video.embed_dim)
 
 
-def build_model(config: ModelConfig, backbones: Sequence[TextBackbone] | None = None) -> DualEncoder:
+def build_model(config: ModelConfig, backbones: Sequence[TextBackbone] | None = None,
+                persist_cache: bool = True) -> DualEncoder:
     """Create a dual encoder; the text backbones (``text.name``, then ``text.fuse``) are loaded by name unless given.
 
-    With ``text.cache_dir`` set (frozen-backbone mode) each frozen backbone is wrapped in a ``CachedTextBackbone``.
+    With ``text.cache_dir`` set (frozen-backbone mode) each frozen backbone is wrapped in a ``CachedTextBackbone``;
+    ``persist_cache=False`` only reads that cache (texts it lacks are embedded and not stored).
     """
     from c2kd.errors import ConfigError
 
@@ -97,7 +99,8 @@ def build_model(config: ModelConfig, backbones: Sequence[TextBackbone] | None = 
     if len(parts) != len(names):
         raise ValueError(f"{len(parts)} backbones given for {names}")
     if config.text.cache_dir is not None:
-        parts = [_cached(part, config.text, trainable=config.text.trainable and i == 0) for i, part in enumerate(parts)]
+        parts = [_cached(part, config.text, trainable=config.text.trainable and i == 0, persist=persist_cache)
+                 for i, part in enumerate(parts)]
     backbone = parts[0] if len(parts) == 1 else FusedTextBackbone(parts)
     if config.text.head == "aligned":
         if parts[0].dim != config.text.embed_dim:
@@ -114,7 +117,7 @@ def build_model(config: ModelConfig, backbones: Sequence[TextBackbone] | None = 
     return DualEncoder(text, VideoEncoder(config.video), config)
 
 
-def _cached(backbone: TextBackbone, text: TextEncoderConfig, trainable: bool) -> TextBackbone:
+def _cached(backbone: TextBackbone, text: TextEncoderConfig, trainable: bool, persist: bool = True) -> TextBackbone:
     """Wrap a frozen backbone in the on-disk embedding cache (a fine-tuned one cannot be cached)."""
     from c2kd.encoders.cache import CachedTextBackbone
     from c2kd.errors import ConfigError
@@ -127,4 +130,4 @@ def _cached(backbone: TextBackbone, text: TextEncoderConfig, trainable: bool) ->
             f"and {text.name!r} can be fine-tuned: set model.text.trainable=false, or remove model.text.cache_dir"
         )
     assert text.cache_dir is not None
-    return CachedTextBackbone(backbone, text.cache_dir)
+    return CachedTextBackbone(backbone, text.cache_dir, persist=persist)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from c2kd_testkit import assert_one_line_error, run_c2kd, tiny_config
 
 from c2kd.data.dataset import TrainingPairs, VideoTextDataset, save_dataset
 from c2kd.data.features import FeatureStoreWriter
@@ -93,3 +94,68 @@ def test_training_pairs_are_deterministic_per_epoch(tiny_dataset):
     item = pairs[0]
     k = item["caption_index"]
     assert item["texts"]["de"] == split.captions["de"][0][k]
+
+
+def write_captions(root, rows) -> None:
+    """captions.parquet written as another tool might (no save_dataset checks)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = ("video_id", "split", "lang", "caption_index", "text")
+    table = pa.table({c: pa.array([r[c] for r in rows], pa.int32() if c == "caption_index" else pa.string())
+                      for c in columns})
+    pq.write_table(table, root / "captions.parquet")
+
+
+def train_on(dataset, text_model, out_dir):
+    from c2kd.train.run import train
+
+    return train(tiny_config(dataset, text_model, out_dir, model__video__feature_dim=4))
+
+
+@pytest.mark.parametrize("damage,message", [
+    ("empty", "holds no captions"),
+    ("no-val", "no split 'val'"),
+    ("untranslated", "no 'de' caption"),
+])
+def test_data_check_refuses_what_train_refuses(tmp_path, tiny_text_models, damage, message):
+    rows = rows_for(["a", "b"], ["en", "de"]) + rows_for(["a", "b"], ["en", "de"], split="val")
+    make(tmp_path, rows)
+    assert "ok: no problems found" in run_c2kd("data", "check", tmp_path).stdout
+    if damage == "empty":
+        write_captions(tmp_path, [])
+    elif damage == "no-val":
+        write_captions(tmp_path, [r for r in rows if r["split"] != "val"])
+    else:
+        write_captions(tmp_path, [r for r in rows if (r["video_id"], r["lang"]) != ("b", "de")])
+    assert_one_line_error(run_c2kd("data", "check", tmp_path), message)
+    with pytest.raises(DataError):  # the check agrees with training
+        train_on(tmp_path, tiny_text_models["student"], tmp_path / "run")
+
+
+def test_a_dataset_without_train_split_checks_ok_for_evaluation(tmp_path):
+    make(tmp_path, rows_for(["a", "b"], ["en"], split="test"))
+    proc = run_c2kd("data", "check", tmp_path)
+    assert proc.returncode == 0 and "evaluation only" in proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize("text", [None, "", "   "])
+def test_captions_without_text_are_left_out_with_a_warning(tmp_path, caplog, text):
+    rows = rows_for(["a", "b"], ["en", "de"])
+    make(tmp_path, rows)
+    rows[5]["text"] = text  # video b, en, caption 1
+    if text is None:
+        with pytest.raises(DataError, match=r"1 caption\(s\) have no text, e\.g\. video 'b'"):
+            save_dataset(tmp_path, rows, name="t")  # it used to be written as the text "None"
+    write_captions(tmp_path, rows)
+    with caplog.at_level("WARNING"):
+        split = VideoTextDataset(tmp_path).split("train", training=True)
+    assert "1 caption(s) of split 'train' have no text" in caplog.text
+    assert split.blank_captions == 1 and split.captions["en"][1] == ["b-en-0"]
+    assert split.shared_caption_indices(1, ["en", "de"]) == [0]  # never drawn for training
+    pairs = TrainingPairs(split, ["en"], seed=0)
+    drawn = set()
+    for epoch in range(8):
+        pairs.set_epoch(epoch)
+        drawn.add(pairs[1]["texts"]["en"])
+    assert drawn == {"b-en-0"}

@@ -22,6 +22,7 @@ from c2kd.data.features import FeatureStore
 from c2kd.errors import ConfigError, DataError
 from c2kd.features.decode import sample_frames
 from c2kd.features.extract import ExtractConfig, extract_videos, load_failures
+from c2kd_testkit import assert_one_line_error, needs_namespaces, own_tmpfs, run_c2kd
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -176,15 +177,20 @@ def _env() -> dict[str, str]:
     return env
 
 
-def test_killed_run_loses_nothing_and_rerun_does_nothing_twice(tmp_path, tiny_onnx):
+def _forty_video_run(tmp_path: Path, out: Path, tiny_onnx: Path, workers: int) -> list[str]:
+    """The command line of a real extract of 40 copies of a 20 s clip into ``out``, one shard per 4 videos."""
     videos = tmp_path / "videos"
     videos.mkdir()
     one = write_colour_seconds(tmp_path / "one.mp4", seconds=20, rate=10)
     for i in range(40):
         shutil.copy(one, videos / f"v{i:02d}.mp4")
+    return _cli(str(videos), "--out", str(out), *onnx_cli_args(tiny_onnx), "--workers", str(workers),
+                "--batch-size", "4", "--flush-seconds", "0", "--no-progress")
+
+
+def test_killed_run_loses_nothing_and_rerun_does_nothing_twice(tmp_path, tiny_onnx):
     out = tmp_path / "store"
-    args = _cli(str(videos), "--out", str(out), *onnx_cli_args(tiny_onnx), "--workers", "0", "--batch-size", "4",
-                "--flush-seconds", "0", "--no-progress")
+    args = _forty_video_run(tmp_path, out, tiny_onnx, workers=0)
     proc = subprocess.Popen(args, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
@@ -203,6 +209,17 @@ def test_killed_run_loses_nothing_and_rerun_does_nothing_twice(tmp_path, tiny_on
     assert sorted(store.ids) == [f"v{i:02d}" for i in range(40)]
     assert all(len(store[v]) == 20 for v in store.ids)
 
+
+@needs_namespaces
+@pytest.mark.parametrize("mount,words", [("ro", "Read-only file system"),
+                                         ("size=8k", "No space left on device")])
+def test_a_read_only_or_full_disk_is_one_line(tmp_path, colour_video, tiny_onnx, mount, words):
+    """A real read-only file system, or a real tmpfs that fills up with the store's first shard (one decode
+    worker, which ends without a traceback of its own)."""
+    disk = tmp_path / "disk"
+    proc = run_c2kd("extract", colour_video, "--out", disk / "store", *onnx_cli_args(tiny_onnx), "--no-progress",
+                    wrapper=own_tmpfs(disk, mount))
+    assert_one_line_error(proc, f"cannot write {disk / 'store'}", words)
 
 def _children(pid: int) -> list[int]:
     """Pids of the live processes whose parent is ``pid`` (from /proc)."""
@@ -226,14 +243,8 @@ def _alive(pid: int) -> bool:
 
 def _start_parallel_run(tmp_path: Path, tiny_onnx: Path) -> tuple[subprocess.Popen, list[int], Path]:
     """A real `c2kd extract --workers 2` of 40 videos, returned once its decode workers run and a shard is in."""
-    videos = tmp_path / "videos"
-    videos.mkdir()
-    one = write_colour_seconds(tmp_path / "one.mp4", seconds=20, rate=10)
-    for i in range(40):
-        shutil.copy(one, videos / f"v{i:02d}.mp4")
     out = tmp_path / "store"
-    args = _cli(str(videos), "--out", str(out), *onnx_cli_args(tiny_onnx), "--workers", "2", "--batch-size", "4",
-                "--flush-seconds", "0", "--no-progress")
+    args = _forty_video_run(tmp_path, out, tiny_onnx, workers=2)
     proc = subprocess.Popen(args, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     workers: list[int] = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -147,3 +149,99 @@ def test_warm_precomputes_a_corpus_once(tmp_path, tiny_hf):
     reopened = CachedTextBackbone(_backbone(tiny_hf), tmp_path / "cache")
     np.testing.assert_array_equal(reopened.embed(TEXTS, 35), cached.embed(TEXTS, 35))
     assert CountingBackbone.calls == 3
+
+
+@pytest.fixture(scope="module")
+def quickstart_like_run(tmp_path_factory, tiny_hf):
+    """A run made the way `c2kd quickstart` makes one: cache_dir and out_dir relative to the folder it ran in
+    (``work``), a warmed caption cache, and an index of its videos."""
+    import os
+
+    from c2kd.checkpoint import save_checkpoint
+    from c2kd.data.synthetic import SyntheticConfig, generate_synthetic
+    from c2kd.model import ModelConfig, build_model
+    from c2kd.search.building import build_index
+    from c2kd.train.config import DataConfig, TrainConfig
+
+    work = tmp_path_factory.mktemp("work")
+    data = generate_synthetic(work / "data", SyntheticConfig(n_train=8, n_val=4, n_test=8, feature_dim=8, seed=1))
+    model_config = ModelConfig.model_validate({
+        "text": {"name": str(tiny_hf), "trainable": False, "cache_dir": "runs/demo/cache", "embed_dim": 16},
+        "video": {"feature_dim": 8, "embed_dim": 16},
+    })
+    before = os.getcwd()
+    os.chdir(work)  # where the run was started: its relative paths mean work/...
+    try:
+        model = build_model(model_config).eval()
+        model.text.backbone.warm(TEXTS)
+        config = TrainConfig(data=DataConfig(path=str(data)), model=model_config, out_dir="runs/demo/run")
+        checkpoint = save_checkpoint(work / "runs" / "demo" / "run" / "best", model, config)
+    finally:
+        os.chdir(before)
+    index = build_index(checkpoint, data, work / "index", progress=False)
+    return work, index, work / "runs" / "demo" / "cache"
+
+
+def _shards(cache_root) -> list[str]:
+    return sorted(p.name for p in cache_root.glob("*/shards/*"))
+
+
+def test_search_finds_the_runs_cache_from_anywhere_and_stores_no_query(quickstart_like_run, tmp_path):
+    from c2kd_testkit import run_c2kd
+
+    from c2kd.checkpoint import load_checkpoint
+
+    work, index, cache_root = quickstart_like_run
+    shards = _shards(cache_root)
+    assert shards, "the run's caption cache was written where the run started"
+    loaded, _ = load_checkpoint(work / "runs" / "demo" / "run")  # the run folder resolves its cache
+    assert loaded.text.backbone.cache_root == cache_root
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    queries = elsewhere / "queries.txt"
+    queries.write_text("\n".join(f"query number {i} about a dog" for i in range(20)) + "\n")
+    proc = run_c2kd("search", index, "--queries", queries, "-k", "2", "--json", cwd=elsewhere)
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)) == 20
+    assert run_c2kd("search", index, TEXTS[0], cwd=elsewhere).returncode == 0  # a cached caption
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["queries.txt"]  # no runs/demo/cache made here
+    assert _shards(cache_root) == shards  # and no query written to the run's cache
+
+
+def test_the_server_stores_no_query(quickstart_like_run, tmp_path):
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.parse
+    import urllib.request
+
+    _, index, cache_root = quickstart_like_run
+    shards = _shards(cache_root)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    server = subprocess.Popen([sys.executable, "-c", "from c2kd.cli import main; main()", "serve", str(index),
+                               "--port", str(port)], cwd=elsewhere, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/health", timeout=2).read()
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read()
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        for i in range(20):
+            url = f"{base}/api/search?" + urllib.parse.urlencode({"q": f"query number {i}", "k": 2})
+            assert len(json.loads(urllib.request.urlopen(url, timeout=30).read())["results"]) == 2
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert list(elsewhere.iterdir()) == []
+    assert _shards(cache_root) == shards

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from c2kd.search.query import MAX_QUERY_CHARS, Query, QueryError, read_queries, validate_k, validate_language
+from c2kd.search.query import (
+    MAX_QUERY_CHARS,
+    Query,
+    QueryError,
+    printable,
+    read_queries,
+    validate_k,
+    validate_language,
+)
 
 
 def test_text_is_cleaned_and_checked():
@@ -37,13 +45,33 @@ def test_k_bounds():
 def test_query_file_formats(tmp_path):
     f = tmp_path / "q.txt"
     f.write_text('# comment\na dog runs\n\n{"query": "ein Hund", "lang": "de"}\n{"text": "un chien"}\n', "utf-8")
-    queries = read_queries(f, default_lang="fr")
+    queries, skipped = read_queries(f, default_lang="fr")
     assert queries == [Query("a dog runs", "fr"), Query("ein Hund", "de"), Query("un chien", "fr")]
-    bad = tmp_path / "bad.txt"
-    bad.write_text('ok\n{"query": "x", "lang": "klingon"}\n', "utf-8")
-    with pytest.raises(QueryError, match=r"bad.txt:2"):
-        read_queries(bad)
+    assert skipped == []
     empty = tmp_path / "empty.txt"
     empty.write_text("\n# nothing\n")
     with pytest.raises(QueryError, match="no queries"):
         read_queries(empty)
+
+
+def test_a_bad_line_is_skipped_and_reported_not_the_whole_batch(tmp_path):
+    f = tmp_path / "q.txt"
+    f.write_text('ok\n{"query": ""}\n{"query": "x", "lang": "klingon"}\n{"query": 5}\n\x1b\x07\nlast one\n', "utf-8")
+    queries, skipped = read_queries(f)
+    assert queries == [Query("ok"), Query("last one")]
+    assert [problem.split(": ")[0] for problem in skipped] == [f"{f}:{n}" for n in (2, 3, 4, 5)]
+    assert "empty" in skipped[0] and "klingon" in skipped[1]
+    only_bad = tmp_path / "bad.txt"
+    only_bad.write_text('{"query": "  "}\n', "utf-8")
+    with pytest.raises(QueryError, match=r"no queries.*bad.txt:1: the query is empty"):
+        read_queries(only_bad)
+
+
+def test_control_characters_never_reach_the_model_or_the_terminal():
+    assert Query.make("\x1b[31mred\x1b[0m \x07bell\u202eevil").text == "[31mred [0m bell evil"
+    for bad in ("\x1b", "\x07\x00\x7f", "\u202e\u2066"):
+        with pytest.raises(QueryError, match="empty"):
+            Query.make(bad)
+    assert Query.make("نیم\u200cفاصله").text == "نیم\u200cفاصله"  # a zero-width non-joiner is text, kept
+    assert printable("id\x1b[2Jx\u202e") == "id\\x1b[2Jx\\u202e"
+    assert printable("Ünïcode 犬") == "Ünïcode 犬"

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from c2kd_testkit import assert_one_line_error, needs_namespaces, own_tmpfs, run_c2kd
 from typer.testing import CliRunner
 
 from c2kd.checkpoint import load_checkpoint
@@ -77,6 +78,21 @@ def test_search_table_batch_and_languages(built, tmp_path):
     assert [p["lang"] for p in payload] == ["en", "de", None] and all(len(p["results"]) == 4 for p in payload)
 
 
+def test_batch_search_skips_bad_lines_prints_no_controls_and_times_each_query(built, tmp_path):
+    queries = tmp_path / "queries.txt"
+    lines = ["a cat sleeps", '{"query": ""}', "\x1b[31mred\x1b[0m dog\x07", "two men cook", "a car", "people dance"]
+    queries.write_text("\n".join(lines) + "\n", "utf-8")
+    proc = run_c2kd("search", built, "--queries", queries, "-k", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert f"warning: skipped {queries}:2: the query is empty" in proc.stderr
+    assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout and "[31mred [0m dog" in proc.stdout
+    payload = json.loads(run_c2kd("search", built, "--queries", queries, "-k", "2", "--json").stdout)
+    assert [p["query"] for p in payload] == ["a cat sleeps", "[31mred [0m dog", "two men cook", "a car",
+                                             "people dance"]
+    # each query's own latency: five separate measurements, not one batch time divided by five
+    assert len({p["took_ms"] for p in payload}) > 1
+
+
 @pytest.mark.parametrize("args,error,message", [
     (["a dog", "--lang", "xx"], QueryError, "Unknown language code 'xx'"),
     (["   "], QueryError, "empty"),
@@ -142,6 +158,31 @@ def test_moments_command(trained_checkpoint, synthetic_data, tmp_path):
     result = run("moments", fake, "a dog", "--checkpoint", trained_checkpoint)
     # a 16-d synthetic model has no frame encoder, so a video file is refused with a clear message
     assert isinstance(result.exception, DataError) and "--encoder" in str(result.exception)
+
+
+@needs_namespaces
+def test_index_build_into_a_read_only_folder(tmp_path, random_checkpoint, synthetic_data):
+    disk = tmp_path / "disk"
+    proc = run_c2kd("index", "build", "--checkpoint", random_checkpoint, "--features", synthetic_data,
+                    "--out", disk / "index", wrapper=own_tmpfs(disk, "ro"))
+    line = assert_one_line_error(proc, f"cannot write {disk}/", "Read-only file system")
+    assert ".index.building" not in line  # the output (or its lock beside it), not the staging folder
+
+
+def test_wrong_feature_size_bad_fps_and_port_are_one_line(tmp_path, random_checkpoint, synthetic_data):
+    from c2kd.data.features import FeatureStoreWriter
+    from c2kd.search.building import build_index
+
+    index = build_index(random_checkpoint, synthetic_data, tmp_path / "index", ids=FeatureStore(
+        synthetic_data / "features").ids[:4], progress=False)
+    small = tmp_path / "small-store"  # 8-d features of new videos, with no encoder recorded
+    with FeatureStoreWriter(small, dim=8) as writer:
+        writer.add("new-video", np.ones((3, 8), np.float32))
+    assert_one_line_error(run_c2kd("index", "add", index, "--features", small),
+                          f"{small} holds 8-d frame features", "reads 16-d ones")
+    assert_one_line_error(run_c2kd("moments", "train00001", "a dog", "--checkpoint", random_checkpoint,
+                                   "--features", synthetic_data, "--fps", "0"), "--fps 0", "positive")
+    assert_one_line_error(run_c2kd("serve", index, "--port", "70000"), "--port 70000", "from 1 to 65535")
 
 
 @pytest.mark.slow  # loads the packaged ONNX ViT (tens of seconds on a busy 2-core machine)

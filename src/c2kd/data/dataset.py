@@ -14,6 +14,7 @@ but no features are kept as *missing*: evaluation counts them as misses (the MSR
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,6 +35,8 @@ DATASET_FILE = "dataset.json"
 CAPTIONS_FILE = "captions.parquet"
 CAPTION_COLUMNS = ("video_id", "split", "lang", "caption_index", "text")
 
+log = logging.getLogger(__name__)
+
 
 def save_dataset(root: str | os.PathLike, captions: Mapping[str, Sequence] | Iterable[Mapping], name: str,
                  features: str = "features", **extra) -> Path:
@@ -52,6 +55,7 @@ def save_dataset(root: str | os.PathLike, captions: Mapping[str, Sequence] | Ite
     if missing:
         raise DataError(f"captions lack column(s) {missing}; need {CAPTION_COLUMNS}")
     langs = [normalize_language(x) for x in captions["lang"]]
+    _check_no_null_text({**captions, "lang": langs}, Path(root) / CAPTIONS_FILE)
     table = pa.table({
         "video_id": pa.array([str(v) for v in captions["video_id"]], pa.string()),
         "split": pa.array([str(s) for s in captions["split"]], pa.string()),
@@ -82,6 +86,8 @@ class SplitData:
     features: FeatureStore
     missing_video_ids: list[str] = field(default_factory=list)
     missing_captions: dict[str, int] = field(default_factory=dict)
+    #: captions of the split left out because their text is null or blank
+    blank_captions: int = 0
 
     @property
     def languages(self) -> list[str]:
@@ -112,6 +118,22 @@ def _normalised(codes: Sequence[str], where: Path) -> list[str]:
     return [mapping[c] for c in codes]
 
 
+def _check_no_null_text(table: Mapping[str, Sequence], where: Path) -> None:
+    """Refuse captions whose text is null (None)."""
+    bad = [i for i, text in enumerate(table["text"]) if text is None]
+    if bad:
+        i = bad[0]
+        raise DataError(
+            f"{where}: {len(bad)} caption(s) have no text, e.g. video {table['video_id'][i]!r} (split "
+            f"{table['split'][i]!r}, language {table['lang'][i]!r}, caption {table['caption_index'][i]}); "
+            "fill in their text or remove those rows"
+        )
+
+
+def _is_blank(text: str | None) -> bool:
+    return text is None or not text.strip()
+
+
 class VideoTextDataset:
     """A dataset directory, opened and validated. Use :meth:`split` to get the data of one split."""
 
@@ -139,12 +161,23 @@ class VideoTextDataset:
         absent = [c for c in CAPTION_COLUMNS if c not in self._table]
         if absent:
             raise DataError(f"{captions_path} lacks column(s) {absent}")
+        if not self._table["video_id"]:
+            raise DataError(f"{captions_path} holds no captions; rebuild the dataset with its captions")
         self._table["lang"] = _normalised(self._table["lang"], captions_path)
         self.features = FeatureStore(self.root / self.meta.get("features", "features"))
 
     @property
     def splits(self) -> list[str]:
         return sorted(set(self._table["split"]))
+
+    def check_trainable(self, train_split: str = "train", val_split: str | None = "val") -> None:
+        """Raise the :class:`DataError` that training on these splits in every language would meet, if any."""
+        self.split(train_split, training=True)
+        if val_split is not None and val_split not in self.splits:
+            raise DataError(
+                f"{self.root}: no split {val_split!r} to validate on (the dataset has {self.splits}); add one, or "
+                "train with data.val_split=null"
+            )
 
     def split(self, name: str, languages: Sequence[str] | None = None, training: bool = False,
               validate_features: bool = True) -> SplitData:
@@ -159,13 +192,21 @@ class VideoTextDataset:
         per_video: dict[str, dict[str, dict[int, str]]] = defaultdict(lambda: defaultdict(dict))
         order: list[str] = []
         t = self._table
+        blank = 0
         for vid, split, lang, idx, text in zip(t["video_id"], t["split"], t["lang"], t["caption_index"], t["text"]):
             if split != name:
                 continue
             if vid not in per_video:
                 order.append(vid)
+                per_video[vid] = defaultdict(dict)
             if lang in langs:
+                if _is_blank(text):  # null or only spaces: as if the caption were absent, never a text to read
+                    blank += 1
+                    continue
                 per_video[vid][lang][int(idx)] = text
+        if blank:
+            log.warning("%s: %d caption(s) of split %r have no text (null or blank); they are left out",
+                        self.root / CAPTIONS_FILE, blank, name)
         present_langs = {lang for v in per_video.values() for lang in v}
         absent = [lang for lang in langs if lang not in present_langs]
         if absent:
@@ -198,7 +239,7 @@ class VideoTextDataset:
         # A missing video is at least one query missed in every language, even where a release lacks its
         # translations (the MSR-VTT 1k-A protocol: 32 misses in each of the 9 languages).
         missing_captions = {lang: sum(max(1, len(per_video[v].get(lang, {}))) for v in missing) for lang in langs}
-        data = SplitData(name, video_ids, captions, self.features, missing, missing_captions)
+        data = SplitData(name, video_ids, captions, self.features, missing, missing_captions, blank)
         if training:
             for i, vid in enumerate(video_ids):
                 if not data.shared_caption_indices(i, langs):

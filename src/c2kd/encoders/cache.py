@@ -84,12 +84,15 @@ class EmbeddingCache:
         lookup(keys: N) -> [N, dim] float32 rows (NaN rows for misses) and a [N] bool mask of hits
     """
 
-    def __init__(self, root: str | os.PathLike, dim: int, model: str, fingerprint: str, flush_every: int = 4096):
+    def __init__(self, root: str | os.PathLike, dim: int, model: str, fingerprint: str, flush_every: int = 4096,
+                 persist: bool = True):
         self.root = Path(root)
         self.dim = int(dim)
         self.model = model
         self.fingerprint = fingerprint
         self.flush_every = flush_every
+        #: False: read what is on disk and never write (search keeps users' queries off the disk)
+        self.persist = persist
         meta_path = self.root / CACHE_FILE
         if meta_path.exists():
             meta = json.loads(meta_path.read_text())
@@ -100,12 +103,13 @@ class EmbeddingCache:
                     f"{str(meta.get('fingerprint'))[:12]}), not {model!r} ({self.dim}-d, {fingerprint[:12]}); "
                     f"delete {self.root} or choose another cache_dir"
                 )
-        else:
+        elif persist:
             self.root.mkdir(parents=True, exist_ok=True)
             write_json(meta_path, {"format": FORMAT, "version": 1, "model": model, "fingerprint": fingerprint,
                                    "dim": self.dim, "dtype": "float16"})
         self.shard_dir = self.root / "shards"
-        self.shard_dir.mkdir(exist_ok=True)
+        if persist:
+            self.shard_dir.mkdir(exist_ok=True)
         self._blocks: list[np.ndarray] = []
         self._index: dict[str, tuple[int, int]] = {}
         self._seen_shards: set[str] = set()
@@ -113,7 +117,7 @@ class EmbeddingCache:
         self._pending_texts: list[str] = []
         self._pending_rows: list[np.ndarray] = []
         self.refresh()
-        if len(self._seen_shards) > COMPACT_ABOVE:
+        if persist and len(self._seen_shards) > COMPACT_ABOVE:
             self.compact()
         # flush what is left when the cache is garbage-collected or the interpreter exits
         self._finalizer = weakref.finalize(self, EmbeddingCache._flush_pending, self.shard_dir,
@@ -172,7 +176,8 @@ class EmbeddingCache:
 
     # -- writing -------------------------------------------------------------------------------------------
     def add(self, keys: Sequence[str], texts: Sequence[str], embeddings: np.ndarray) -> None:
-        """Queue new rows; written as one shard every ``flush_every`` rows and by :meth:`flush`.
+        """Queue new rows; written as one shard every ``flush_every`` rows and by :meth:`flush` (a cache that does
+        not persist keeps nothing new).
 
         Shape:
             embeddings: [N, dim] for N keys
@@ -182,6 +187,8 @@ class EmbeddingCache:
             raise ValueError(f"embeddings of shape {embeddings.shape} for {len(keys)} keys of a {self.dim}-d cache")
         if not np.isfinite(embeddings).all():
             raise DataError(f"{self.model}: the backbone returned NaN or inf embeddings; nothing was cached")
+        if not self.persist:
+            return
         self._pending_keys.extend(keys)
         self._pending_texts.extend(texts)
         self._pending_rows.extend(embeddings.astype(np.float16))
@@ -268,7 +275,7 @@ class CachedTextBackbone(TextBackbone):
     uses_max_tokens = False
 
     def __init__(self, backbone: TextBackbone, cache_dir: str | os.PathLike, batch_size: int | None = None,
-                 progress_above: int = 1024, flush_every: int = 4096):
+                 progress_above: int = 1024, flush_every: int = 4096, persist: bool = True):
         super().__init__()
         if isinstance(backbone, CachedTextBackbone):
             raise ValueError("the backbone is already cached")
@@ -283,7 +290,7 @@ class CachedTextBackbone(TextBackbone):
         self.fingerprint = backbone_fingerprint(backbone)
         self.cache_root = Path(cache_dir)
         self.cache = EmbeddingCache(self.cache_root / f"{_slug(self.name)}-{self.fingerprint[:12]}", self.dim,
-                                    self.name, self.fingerprint, flush_every=flush_every)
+                                    self.name, self.fingerprint, flush_every=flush_every, persist=persist)
         #: how many texts the wrapped backbone has embedded through this object (misses)
         self.computed = 0
 

@@ -21,6 +21,7 @@ import numpy as np
 from c2kd.errors import DataError
 from c2kd.index import VideoIndex
 from c2kd.index.segments import MANIFEST, read_manifest, write_manifest, writer_lock
+from c2kd.io import output_errors
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".ogv")
 
@@ -214,7 +215,8 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
     from c2kd.search.model import checkpoint_fingerprint, load_search_model
 
     out = Path(out)
-    with writer_lock(out, "a build of this index"):
+    # a full disk or read-only folder is reported naming `out` (or the lock beside it), not the staging folder
+    with output_errors(out), writer_lock(out, "a build of this index"):
         checkpoint = resolve_checkpoint(checkpoint).resolve()
         root = store_root(Path(features))
         store = FeatureStore(root)
@@ -231,9 +233,6 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
             raise DataError(f"{root} holds no videos; extract some first with `c2kd extract`")
         model = load_search_model(checkpoint, device)
         check_store_encoder(model, store, checkpoint)
-        if model.config.video.feature_dim != store.dim:
-            raise DataError(f"{root} holds {store.dim}-d frame features but {checkpoint} reads "
-                            f"{model.config.video.feature_dim}-d ones; use the frame encoder the model was trained on")
         info = {"checkpoint": str(checkpoint), "checkpoint_fingerprint": checkpoint_fingerprint(checkpoint),
                 "features": str(Path(features).resolve()), "frame_encoder": store.meta.get("encoder"),
                 "video_roots": [str(Path(r).resolve()) for r in video_roots],

@@ -114,10 +114,12 @@ def index_info(index: Path = typer.Argument(..., help="index folder"),
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=escape(f"index {index}"), show_header=False)
+    from c2kd.search.query import printable
+
+    table = Table(title=escape(printable(f"index {index}")), show_header=False)
     for key, value in info.items():
         text = json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value)
-        table.add_row(key, escape(text))
+        table.add_row(key, escape(printable(text)))
     Console().print(table)
 
 
@@ -130,17 +132,20 @@ def _print_results(responses, as_json: bool) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from c2kd.search.query import printable
+
     console = Console()
     for response in responses:
         lang = f" [{response.query.lang}]" if response.query.lang else ""
-        table = Table(title=escape(f"{response.query.text}{lang}  ({response.took_ms:.1f} ms)"))
+        table = Table(title=escape(printable(f"{response.query.text}{lang}  ({response.took_ms:.1f} ms)")))
         table.add_column("rank", justify="right")
         table.add_column("video")
         table.add_column("score", justify="right")
         table.add_column("metadata")
         for hit in response.hits:
             meta = ", ".join(f"{k}={v}" for k, v in hit.metadata.items() if k not in ("frames", "captions"))
-            table.add_row(str(hit.rank), escape(hit.video_id), f"{hit.score:.4f}", escape(meta))
+            table.add_row(str(hit.rank), escape(printable(hit.video_id)), f"{hit.score:.4f}",
+                          escape(printable(meta)))
         if not response.hits:
             table.add_row("-", "(no video matches the filters)", "", "")
         console.print(table)
@@ -162,12 +167,15 @@ def search(
     """Rank the indexed videos for a text query in any language."""
     from c2kd.index import parse_filter_options, parse_options
     from c2kd.search.engine import SearchEngine
-    from c2kd.search.query import Query, QueryError, read_queries, validate_k, validate_language
+    from c2kd.search.query import Query, QueryError, printable, read_queries, validate_k, validate_language
 
     validate_k(k)
     if (query is None) == (queries is None):
         raise QueryError("give either a QUERY argument or --queries FILE")
-    batch = read_queries(queries, validate_language(lang)) if queries is not None else [Query.make(query, lang)]
+    batch, skipped = (read_queries(queries, validate_language(lang)) if queries is not None
+                      else ([Query.make(query, lang)], []))
+    for problem in skipped:
+        typer.echo(f"warning: skipped {printable(problem)}", err=True)
     filters = parse_filter_options(filter)
     engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=parse_options(option))
     try:
@@ -232,7 +240,10 @@ def moments(
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=escape(f"{response.video_id}: {response.query.text} ({response.duration:.0f} s video)"))
+    from c2kd.search.query import printable
+
+    table = Table(title=escape(printable(f"{response.video_id}: {response.query.text} "
+                                         f"({response.duration:.0f} s video)")))
     for column in ("rank", "start", "end", "score"):
         table.add_column(column, justify="right")
     for m in response.moments:
@@ -256,8 +267,12 @@ def serve(
     """Serve search, moments and video playback over HTTP, with a web page at / and API docs at /api/docs."""
     import uvicorn
 
+    from c2kd.errors import ConfigError
     from c2kd.index import parse_options
     from c2kd.serve.app import ServeSettings, create_app
+
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port {port}: give a port number from 1 to 65535 (0: any free port), e.g. --port 8000")
 
     settings = ServeSettings(index=index, checkpoint=checkpoint, features=features, video_roots=list(videos),
                              device=device, options=parse_options(option), cors_origins=list(cors_origin))

@@ -124,15 +124,17 @@ class SearchEngine:
 
     def search_many(self, queries: Sequence[Query], k: int = 10,
                     filters: MetadataFilter | None = None) -> list[SearchResponse]:
-        """Rank the index's videos for many validated queries (one text batch, one index call)."""
+        """Rank the index's videos for many validated queries, one after another: each response's ``took_ms`` is
+        that query's own time (embedding + search), as if it had been asked alone."""
         index = self._require_index()
         k = validate_k(k)
         self.check_filter_fields(filters)
-        start = time.perf_counter()
-        vectors = self.embed(queries)
-        results = index.search(vectors, k=k, filters=filters)
-        took = (time.perf_counter() - start) * 1000 / max(len(queries), 1)
-        return [SearchResponse(q, hits, took) for q, hits in zip(queries, results)]
+        responses = []
+        for query in queries:
+            start = time.perf_counter()
+            hits = index.search(self.embed([query]), k=k, filters=filters)[0]
+            responses.append(SearchResponse(query, hits, (time.perf_counter() - start) * 1000))
+        return responses
 
     def search_page(self, query: Query, k: int = 10, offset: int = 0, filters: MetadataFilter | None = None,
                     moments: bool = False, lengths: Sequence[float] = DEFAULT_LENGTHS) -> SearchPage:

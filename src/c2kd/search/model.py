@@ -38,14 +38,17 @@ def checkpoint_fingerprint(path: str | os.PathLike) -> str:
 
 
 def load_search_model(checkpoint: str | os.PathLike, device: str = "cpu"):
-    """Load a checkpoint's dual encoder in eval mode (``device``: cpu, cuda, cuda:1, mps, auto)."""
+    """Load a checkpoint's dual encoder in eval mode (``device``: cpu, cuda, cuda:1, mps, auto).
+
+    A frozen text backbone's embedding cache is only read: users' queries are never written to disk.
+    """
     import torch
 
     from c2kd.checkpoint import load_checkpoint
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, _ = load_checkpoint(checkpoint, device=device)
+    model, _ = load_checkpoint(checkpoint, device=device, persist_cache=False)
     model.eval()
     return model
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +21,28 @@ class QueryError(C2KDError, ValueError):
     """A query that cannot be run: empty, too long, wrong type, unknown language, bad k."""
 
 
+#: bidirectional controls: they reorder the text shown around them
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def is_control(char: str) -> bool:
+    """Whether ``char`` acts on a terminal instead of showing: C0/C1 controls (ESC, BEL, ...), bidi controls."""
+    return unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS
+
+
+def printable(text: str) -> str:
+    """``text`` with each control character shown as its escape (``\\x1b``), safe to print on a terminal."""
+    return "".join(char.encode("unicode_escape").decode("ascii") if is_control(char) else char for char in text)
+
+
 def validate_text(text: object, what: str = "query") -> str:
-    """Strip a query and check it is a non-empty string of at most :data:`MAX_QUERY_CHARS` characters."""
+    """Clean a query and check it is a non-empty string of at most :data:`MAX_QUERY_CHARS` characters.
+
+    Runs of white space and control characters (ESC, BEL, bidi controls, ...) become one space.
+    """
     if not isinstance(text, str):
         raise QueryError(f"the {what} must be a string, got {type(text).__name__}")
-    clean = " ".join(text.split())
+    clean = " ".join("".join(" " if is_control(char) else char for char in text).split())
     if not clean:
         raise QueryError(f"the {what} is empty: type a few words describing the video")
     if len(clean) > MAX_QUERY_CHARS:
@@ -64,15 +82,18 @@ class Query:
         return cls(validate_text(text), validate_language(lang))
 
 
-def read_queries(path: str | os.PathLike, default_lang: str | None = None) -> list[Query]:
+def read_queries(path: str | os.PathLike, default_lang: str | None = None) -> tuple[list[Query], list[str]]:
     """Queries from a file: JSON lines (``{"query": ..., "lang": ...}``) or plain text, one query per line.
 
-    Blank lines and lines starting with ``#`` are skipped. Errors name the file and line.
+    Blank lines and lines starting with ``#`` are skipped. A line that is not a valid query (empty text, unknown
+    language, bad JSON) is skipped too and reported: returns the queries and one ``FILE:LINE: problem`` per
+    skipped line. A file with no valid query is an error.
     """
     path = Path(path)
     if not path.exists():
         raise QueryError(f"queries file {path} not found")
     out: list[Query] = []
+    skipped: list[str] = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -84,9 +105,10 @@ def read_queries(path: str | os.PathLike, default_lang: str | None = None) -> li
             else:
                 out.append(Query.make(line, default_lang))
         except (QueryError, json.JSONDecodeError) as exc:
-            raise QueryError(f"{path}:{number}: {exc}") from None
+            skipped.append(f"{path}:{number}: {exc}")
     if not out:
-        raise QueryError(f"{path} holds no queries (one per line, or JSON lines with a 'query' field)")
+        first = f"; {skipped[0]}" if skipped else ""
+        raise QueryError(f"{path} holds no queries (one per line, or JSON lines with a 'query' field){first}")
     if len(out) > MAX_BATCH * 100:
         raise QueryError(f"{path}: {len(out)} queries; split the file (at most {MAX_BATCH * 100})")
-    return out
+    return out, skipped

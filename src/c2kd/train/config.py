@@ -112,14 +112,27 @@ def _set_path(tree: dict, dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
+def _read_yaml(text: str, where: str, fix: str) -> Any:
+    """Parse YAML, or raise a one-line :class:`ConfigError` naming ``where``, the place of the error and ``fix``."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        place = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where} is not valid YAML{place} ({problem}); {fix}") from exc
+
+
 def parse_overrides(overrides: list[str]) -> dict:
     """``["loss.alpha=0.5", "data.languages=[en,de]"]`` -> nested dict (values parsed as YAML)."""
     tree: dict = {}
     for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like key.path=value")
-        key, raw = item.split("=", 1)
-        _set_path(tree, key.strip(), yaml.safe_load(raw))
+        key, sep, raw = item.partition("=")
+        if not sep or not all(part.strip() for part in key.split(".")):
+            raise ConfigError(f"override {item!r} must look like key.path=value, e.g. loss.alpha=0.5")
+        value = _read_yaml(raw, f"override {item!r}: the value",
+                           "quote a value meant as text, e.g. key='\"[1\"', or write a list as [a,b]")
+        _set_path(tree, key.strip(), value)
     return tree
 
 
@@ -140,7 +153,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
         p = Path(path)
         if not p.exists():
             raise ConfigError(f"config file {p} not found")
-        loaded = yaml.safe_load(p.read_text()) or {}
+        loaded = _read_yaml(p.read_text(), f"config file {p}", "fix the file (see configs/ for examples)") or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: the top level must be a mapping of settings")
         tree = _merge(tree, loaded)

@@ -24,10 +24,10 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from c2kd.errors import TrainingDivergedError
 from c2kd.io import atomic_path, write_json
 
 STATE_FILE = "trainer_state.pt"
-WEIGHTS_FILE = "model.safetensors"
 
 
 @dataclass
@@ -90,12 +90,11 @@ class Trainer:
     def _write_checkpoint(self, name: str, metrics: dict | None, with_state: bool) -> None:
         if not self.is_main:
             return
-        from safetensors.torch import save_file
+        from c2kd.checkpoint import save_weights
 
         with atomic_path(self.out_dir / name) as tmp:
             tmp.mkdir(parents=True)
-            state = {k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()}
-            save_file(state, str(tmp / WEIGHTS_FILE))
+            save_weights(tmp, self.model.state_dict())
             if self.write_extra is not None:
                 self.write_extra(tmp, metrics)
             if with_state:
@@ -112,9 +111,9 @@ class Trainer:
         last = self.out_dir / "last"
         if not (last / STATE_FILE).exists():
             return False
-        from safetensors.torch import load_file
+        from c2kd.checkpoint import load_weights
 
-        self.model.load_state_dict(load_file(str(last / WEIGHTS_FILE)), strict=True)
+        self.model.load_state_dict(load_weights(last), strict=True)
         saved = torch.load(last / STATE_FILE, map_location="cpu", weights_only=False)
         self.state = TrainerState(**saved["trainer"])
         self.optimizer.load_state_dict(saved["optimizer"])
@@ -133,7 +132,7 @@ class Trainer:
             terms = self.loss_fn(batch)
         loss = terms["loss"]
         if not torch.isfinite(loss):
-            raise FloatingPointError(
+            raise TrainingDivergedError(
                 f"loss became {loss.item()} at step {self.state.step}: lower the learning rate, or check the "
                 "features for NaN/inf (`c2kd data check`)"
             )
