@@ -44,7 +44,7 @@ def main() -> None:
 
     def thread_hook(args: threading.ExceptHookArgs) -> None:
         # a writer thread (tensorboard's) hands its failed write to the main thread, which reports it in one line
-        if write_failure(args.exc_value) is None:
+        if args.exc_value is None or write_failure(args.exc_value) is None:
             default_hook(args)
 
     threading.excepthook = thread_hook

@@ -51,8 +51,8 @@ def storage_error(path: str | os.PathLike, exc: BaseException) -> StorageError:
     system, permissions): the path, the cause and the fix."""
     code = write_failure(exc, path)
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else (os.strerror(code) if code else exc)
-    fix = WRITE_FAILURES.get(code, "Free disk space (or raise the quota or file size limit, or fix the folder's "
-                                   "permissions)")
+    fix = WRITE_FAILURES[code] if code is not None else ("Free disk space (or raise the quota or file size limit, "
+                                                         "or fix the folder's permissions)")
     return StorageError(f"cannot write {path}: {reason}. {fix}, then run the same command again")
 
 

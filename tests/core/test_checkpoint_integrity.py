@@ -5,11 +5,11 @@ import shutil
 
 import pytest
 import torch
-from c2kd_testkit import assert_one_line_error, run_c2kd, tiny_config
 
 from c2kd.checkpoint import CHECKSUM_FILE, WEIGHTS_FILE, load_checkpoint
 from c2kd.errors import CheckpointError
 from c2kd.train.run import train
+from c2kd_testkit import assert_one_line_error, run_c2kd, tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,8 @@ tmpfs mounted ``ro`` in the command's own mount namespace) or a folder of mode 0
 """
 
 import pytest
+
+from c2kd.train.run import train
 from c2kd_testkit import (
     assert_one_line_error,
     needs_namespaces,
@@ -14,8 +16,6 @@ from c2kd_testkit import (
     tiny_config,
     without_write_permission,
 )
-
-from c2kd.train.run import train
 
 
 def train_args(dataset, text_model, out_dir, *extra) -> list:

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-from c2kd_testkit import assert_one_line_error, run_c2kd, tiny_config
 
 from c2kd.data.dataset import TrainingPairs, VideoTextDataset, save_dataset
 from c2kd.data.features import FeatureStoreWriter
 from c2kd.errors import DataError
+from c2kd_testkit import assert_one_line_error, run_c2kd, tiny_config
 
 
 def make(tmp_path, rows, videos=("a", "b")):

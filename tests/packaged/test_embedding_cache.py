@@ -187,9 +187,8 @@ def _shards(cache_root) -> list[str]:
 
 
 def test_search_finds_the_runs_cache_from_anywhere_and_stores_no_query(quickstart_like_run, tmp_path):
-    from c2kd_testkit import run_c2kd
-
     from c2kd.checkpoint import load_checkpoint
+    from c2kd_testkit import run_c2kd
 
     work, index, cache_root = quickstart_like_run
     shards = _shards(cache_root)

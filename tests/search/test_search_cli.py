@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-from c2kd_testkit import assert_one_line_error, needs_namespaces, own_tmpfs, run_c2kd
 from typer.testing import CliRunner
 
 from c2kd.checkpoint import load_checkpoint
@@ -14,6 +13,7 @@ from c2kd.cli import app
 from c2kd.data.features import FeatureStore
 from c2kd.errors import CheckpointError, DataError
 from c2kd.search.query import QueryError
+from c2kd_testkit import assert_one_line_error, needs_namespaces, own_tmpfs, run_c2kd
 
 runner = CliRunner()
 
