@@ -1,4 +1,4 @@
-"""Plain helpers shared by test folders (importable as ``c2kd_testkit``: tests/ is on sys.path)."""
+"""Plain helpers shared by test folders (importable as ``c2kd_testkit``: pyproject puts tests/ on sys.path)."""
 
 from __future__ import annotations
 

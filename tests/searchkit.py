@@ -1,4 +1,4 @@
-"""Shared fixtures and helpers of the search and serve tests (imported by both conftest files)."""
+"""Shared fixtures and helpers of the search, serve and index tests (tests/ is on sys.path: pyproject)."""
 
 from __future__ import annotations
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from videokit import make_pool_project_onnx, make_tiny_clip, write_colour_seconds
 
 

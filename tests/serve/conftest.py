@@ -1,13 +1,8 @@
-"""Fixtures of the HTTP service tests (shared with tests/search through searchkit.py)."""
+"""Fixtures of the HTTP service tests (shared with tests/search through tests/searchkit.py)."""
 
-import sys
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-
-sys.path.insert(0, str(Path(__file__).parent.parent / "search"))
-
 from searchkit import captions, random_checkpoint, serving, synthetic_data, trained_checkpoint, write_video  # noqa: F401
 
 from c2kd.data.features import FeatureStore
