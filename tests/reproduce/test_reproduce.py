@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
 from c2kd.cli import app
-from c2kd.errors import ConfigError
+from c2kd.errors import ConfigError, DataError
 from c2kd.reproduce.recipes import list_recipes, load_recipe
 from c2kd.reproduce.runner import markdown_report, plan_recipe, split_overrides
 
@@ -146,7 +147,7 @@ def test_scoped_overrides_and_errors(imported, tmp_path):
     assert pools == {"nce-zero-shot": "min", "nce-translate-train": "min", "c2kd": "mean"}
     with pytest.raises(ConfigError, match="name no run"):
         plan_recipe(load_recipe("table2"), data, tmp_path, 1, ["model.video.feature_dim=16", "nope:epochs=1"])
-    with pytest.raises(Exception, match="ja"):
+    with pytest.raises(DataError, match=r"has no captions in \['ja'\].*--override data.eval_languages"):
         plan_recipe(load_recipe("table3"), data, tmp_path, 1, ["model.video.feature_dim=16"])
 
 
@@ -174,8 +175,16 @@ def test_reproduce_table2_end_to_end_and_resumes(imported, tmp_path):
     with Image.open(work / "results" / "table2.png") as image:
         assert image.format == "PNG" and image.width > image.height
     assert set(results["teachers"]) == {"distill-sbert", "mbert", "xlmr"}
-    c2kd_cfg = json.loads(json.dumps(Path(rows["c2kd"]["folders"][0], "config.yaml").read_text()))
-    assert "alpha: 0.5" in c2kd_cfg and "stage: c2kd" in c2kd_cfg
+    # the run's saved config is the recipe's c2kd run with our overrides, its teachers those of its own seed
+    saved = yaml.safe_load(Path(rows["c2kd"]["folders"][0], "config.yaml").read_text())
+    assert (saved["stage"], saved["seed"], saved["epochs"]) == ("c2kd", 0, 1)
+    assert saved["loss"]["alpha"] == 0.5 and saved["loss"]["nce_temperature"] == 0.1
+    assert saved["loss"]["distillation"] == "c2kd" and saved["loss"]["english_nce_weight"] == 2.0
+    assert (saved["teachers"]["pooler"], saved["teachers"]["language"]) == ("max", "english")
+    assert saved["model"]["text"]["name"] == str(model) and saved["data"]["languages"] == ["en", "de"]
+    teachers = [Path(c) for c in saved["teachers"]["checkpoints"]]
+    assert [c.name.rsplit("-", 1)[0] for c in teachers] == ["distill-sbert-s0", "mbert-s0", "xlmr-s0"]
+    assert all(yaml.safe_load((c / "config.yaml").read_text())["seed"] == 0 for c in teachers)
     history = json.loads(Path(rows["c2kd"]["folders"][0], "history.json").read_text())
     assert history[0]["train/distill"] > 0
 
