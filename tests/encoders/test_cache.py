@@ -10,7 +10,7 @@ import torch
 
 from c2kd.encoders.cache import CachedTextBackbone, EmbeddingCache, text_key
 from c2kd.encoders.text import HFTextBackbone
-from c2kd.errors import ConfigError
+from c2kd.errors import ConfigError, DataError
 
 TEXTS = ["a dog runs on the beach", "two men repair a car", "people sit at a table", "a dog runs on the beach"]
 
@@ -83,7 +83,7 @@ def test_a_killed_writer_leaves_no_half_shard(tmp_path):
     reopened = EmbeddingCache(tmp_path / "c", dim=3, model="m", fingerprint="f" * 40)
     rows, found = reopened.lookup([text_key("x"), text_key("y")])
     assert found.tolist() == [True, False] and rows[0].tolist() == [1, 1, 1]
-    with pytest.raises(Exception, match="another model"):
+    with pytest.raises(DataError, match=r"belongs to another model \(dim 3,.*delete .* or choose another cache_dir"):
         EmbeddingCache(tmp_path / "c", dim=4, model="m", fingerprint="f" * 40)
 
 
