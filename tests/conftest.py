@@ -103,3 +103,14 @@ def tiny_hf(tmp_path_factory) -> Path:
     corpus = ["a dog runs on the beach", "two men repair a car", "a girl climbs into a wooden playhouse",
               "people sit at a table", "a very long caption " + " ".join(f"word{i}" for i in range(40))]
     return make_random_text_model(tmp_path_factory.mktemp("hf") / "tiny", corpus, max_tokens=64)
+
+
+@pytest.fixture(scope="session")
+def teachers(tmp_path_factory, tiny_dataset, tiny_text_models) -> list[Path]:
+    """Two teacher runs on the tiny dataset (BERT and XLM-R text towers), trained once per session."""
+    from c2kd.train.run import train
+    from c2kd_testkit import tiny_config
+
+    root = tmp_path_factory.mktemp("teachers")
+    return [train(tiny_config(tiny_dataset, tiny_text_models[name], root / name, seed=i, data__test_split="null"))
+            for i, name in enumerate(["teacher_a", "teacher_b"])]
