@@ -100,7 +100,8 @@ def test_no_path_outside_the_video_roots(client, path):
     response = client.get(f"/media/{path}")
     assert response.status_code in (403, 404), (path, response.status_code)
     assert b"top secret" not in response.content and b"root:" not in response.content
-    assert "error" in response.json() or response.status_code == 404
+    body = response.json()  # every refusal is the service's one JSON error shape, never a file or an HTML page
+    assert list(body) == ["error"] and isinstance(body["error"], str) and body["error"], body
 
 
 def test_many_concurrent_clients(live_server, app):
@@ -152,7 +153,8 @@ def test_results_show_a_poster_frame_at_the_moment_and_the_items_captions(client
     for r in got["results"]:
         assert r["metadata"]["captions"] == english[r["video_id"]][:3]
     assert client.get("/api/posters/train00001").status_code == 404
-    assert "error" in client.get("/api/posters/nope").json()
+    unknown = client.get("/api/posters/nope")
+    assert unknown.status_code == 404 and list(unknown.json()) == ["error"] and "'nope'" in unknown.json()["error"]
 
 
 def test_fields_list_the_metadata_and_which_ones_filter(client):
