@@ -251,7 +251,9 @@ def test_evaluate_and_teacher_loading_accept_the_aligned_checkpoint(work, tiny_d
     meta_path.write_text(json.dumps(meta))
     out = work["tmp"] / "eval.json"
     ok("evaluate", "--checkpoint", work["checkpoint"], "--data", data, "--split", "test", "--json", out)
-    assert "t2v" in json.loads(out.read_text())
+    results = json.loads(out.read_text())  # every language of the test split, both directions, as R@K in percent
+    assert set(results["t2v"]) == set(results["v2t"]) == {"en", "de", "fr", "cs", "average"}
+    assert all(0 <= row["R@1"] <= row["R@5"] <= row["R@10"] <= 100 for d in ("t2v", "v2t") for row in results[d].values())
     (teacher,) = load_teachers([work["checkpoint"]], feature_dim=PROJECTION)
     assert teacher.config.text.head == "aligned"
 
