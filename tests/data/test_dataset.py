@@ -129,7 +129,7 @@ def test_data_check_refuses_what_train_refuses(tmp_path, tiny_text_models, damag
     else:
         write_captions(tmp_path, [r for r in rows if (r["video_id"], r["lang"]) != ("b", "de")])
     assert_one_line_error(run_c2kd("data", "check", tmp_path), message)
-    with pytest.raises(DataError):  # the check agrees with training
+    with pytest.raises(DataError, match=message):  # the check agrees with training
         train_on(tmp_path, tiny_text_models["student"], tmp_path / "run")
 
 

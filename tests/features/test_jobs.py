@@ -62,8 +62,9 @@ def test_parse_shard():
     assert parse_shard(None) == (0, 1)
     assert parse_shard("2/5") == (2, 5)
     assert parse_shard("env", {"RANK": "1", "WORLD_SIZE": "2"}) == (1, 2)
-    for bad in ["5/5", "a/b", "3", "-1/2"]:
-        with pytest.raises(ConfigError):
+    for bad, why in [("5/5", "need 0 <= i < n"), ("a/b", "expected i/n"), ("3", "expected i/n"),
+                     ("-1/2", "need 0 <= i < n")]:
+        with pytest.raises(ConfigError, match=why):
             parse_shard(bad)
     with pytest.raises(ConfigError, match="RANK"):
         parse_shard("env", {})

@@ -111,7 +111,7 @@ def test_poolers_compute_what_they_are_named():
             assert pool_teacher_scores(scores, "min")[i, j].item() == pytest.approx(min(column))
             assert pool_teacher_scores(scores, "max")[i, j].item() == pytest.approx(max(column))
             assert pool_teacher_scores(scores, "mean")[i, j].item() == pytest.approx(sum(column) / 3, abs=1e-6)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown pooler 'median'; choose one of min, max, mean"):
         pool_teacher_scores(scores, "median")
 
 
@@ -124,7 +124,7 @@ def test_objective_combines_languages_with_alpha():
     kd = sum(c2kd_loss(student[k], teacher[k], 0.1) for k in student)
     assert terms["loss"].item() == pytest.approx((0.3 * nce + 0.7 * kd).item(), rel=1e-5)
     assert set(terms) >= {"nce/en", "nce/de", "distill/en", "distill/de", "nce", "distill", "loss"}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"alpha=0\.5 < 1 needs teacher scores"):
         RetrievalObjective(LossConfig(alpha=0.5))(student, None)
     assert RetrievalObjective(LossConfig(alpha=1.0))(student)["loss"].item() == pytest.approx(nce.item(), rel=1e-6)
 

@@ -77,7 +77,7 @@ def test_environment_detection_and_batch_split():
     assert env_from_slurm(slurm) == {"WORLD_SIZE": "8", "RANK": "5", "LOCAL_RANK": "1"}
     assert detect_env(slurm) == DistEnv(8, 5, 1)
     assert env_from_slurm({**slurm, "WORLD_SIZE": "2"}) == {}  # torchrun inside SLURM wins
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="RANK=2 is not within WORLD_SIZE=2"):
         detect_env({"WORLD_SIZE": "2", "RANK": "2"})
     assert per_process_batch(64, DistEnv(2, 0, 0)) == 32
     with pytest.raises(ConfigError, match="divide"):
