@@ -37,7 +37,7 @@ from pydantic import BaseModel, ValidationError
 
 from c2kd.encoders.frames import FrameEncoderSpec
 from c2kd.errors import CheckpointError
-from c2kd.io import atomic_path, write_text
+from c2kd.io import atomic_path, output_errors, write_text
 from c2kd.model import DualEncoder, ModelConfig, build_model
 
 WEIGHTS_FILE = "model.safetensors"
@@ -105,7 +105,9 @@ def dump_config(config: BaseModel) -> str:
 
 
 def write_run_config(run_dir: str | os.PathLike, config: BaseModel) -> Path:
-    """Write the run's ``config.yaml`` at the top of its folder (atomically)."""
+    """Write the run's ``config.yaml`` at the top of its folder (atomically), creating the folder first."""
+    with output_errors(run_dir):  # a folder that cannot be made is named itself
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
     return write_text(Path(run_dir) / CONFIG_FILE, dump_config(config))
 
 

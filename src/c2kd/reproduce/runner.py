@@ -28,7 +28,6 @@ from c2kd.train.config import TrainConfig, _merge, parse_overrides
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class PlannedRun:
     """One training run of a recipe: a teacher (``kind="teacher"``) or a student, at one seed."""
