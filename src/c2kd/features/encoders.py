@@ -24,6 +24,7 @@ from c2kd.encoders.frames import FrameEncoderSpec
 from c2kd.errors import ConfigError, require
 from c2kd.features.preprocess import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, ImagePreprocess
 from c2kd.io import atomic_path
+from c2kd.runtime import resolve_device
 
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
 
@@ -169,14 +170,6 @@ def default_cache_dir() -> Path:
 
 # --------------------------------------------------------------------------------------------- CLIP
 
-def _resolve_device(device: str | None) -> str:
-    import torch
-
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def _load_clip_vision(transformers, model: str, dtype, **hub: Any):
     """The vision tower + projection of a CLIPModel or CLIPVisionModelWithProjection checkpoint."""
     config = transformers.AutoConfig.from_pretrained(model, **hub)
@@ -212,7 +205,7 @@ class CLIPFrameEncoder(FrameEncoder):
             hub = ensure_hub_source(self.model_id, "CLIP model (--model)")
         except ConfigError as exc:  # name the encoder that needs no download as well
             raise ConfigError(f"{exc}; or extract with --encoder vit-s14-focus (packaged, works offline)") from None
-        self.device = _resolve_device(device)
+        self.device = str(resolve_device(device))
         self.batch_size = int(batch_size)
         torch_dtype = getattr(torch, dtype) if dtype else (torch.float16 if self.device.startswith("cuda")
                                                            else torch.float32)
