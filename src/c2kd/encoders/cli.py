@@ -54,10 +54,10 @@ def model_aligned(
     For search over real videos in many languages: --text mclip-vit-b32 --frame-encoder clip-vit-b32, then
     `c2kd extract VIDEOS --checkpoint OUT --out STORE`, `c2kd index build`, `c2kd search`.
     """
-    from c2kd.features.cli import parse_options
+    from c2kd.options import parse_encoder_options
     from c2kd.zeroshot import aligned_checkpoint
 
-    options = parse_options(frame_option)
+    options = parse_encoder_options(frame_option)
     if frame_model is not None:
         options["model"] = frame_model
     path = aligned_checkpoint(out, text=text, frame_encoder=frame_encoder, fuse=fuse or [],
