@@ -1,14 +1,26 @@
-"""Checkpoints: safetensors weights with the run's full config beside them, written atomically.
+"""The one owner of run folders and checkpoints: their file names, saving, loading and a run's identity.
 
-A checkpoint directory::
+A run folder (``c2kd train --out``)::
+
+    config.yaml           the run's full config (its settings when it was last started)
+    best/                 checkpoint selected on the validation split
+    last/                 checkpoint after the latest epoch (or ``save_every_steps``), with the trainer's
+                          resume state (trainer_state.pt: optimizer, scheduler, RNG)
+    history.json          per-epoch training and validation summaries
+    tensorboard/          scalars for TensorBoard
+    test_metrics.json     test-split results of best/, with the evaluation protocol that computed them
+
+A checkpoint folder (``best/``, ``last/`` or one written by `save_checkpoint`)::
 
     model.safetensors     weights of the dual encoder (student or teacher)
     model.safetensors.sha256  its SHA-256 (``sha256sum -c`` format), checked on every load; checkpoints written
                           before it existed load without the check
-    config.yaml           the TrainConfig of the run that made it
+    config.yaml           the config of the run that made it; its ``model`` section alone rebuilds the model
     text_backbone/        Hugging Face config + tokenizer, so the model rebuilds with no hub access
                           (+ backbone.json for CLIP / sentence-transformers towers)
     metrics.json          validation metrics when it was saved (optional)
+
+Every checkpoint folder is written in one atomic rename.
 """
 
 from __future__ import annotations
@@ -17,21 +29,89 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from c2kd.encoders.frames import FrameEncoderSpec
 from c2kd.errors import CheckpointError
-from c2kd.io import atomic_path
-from c2kd.model import DualEncoder, build_model
+from c2kd.io import atomic_path, output_errors, write_text
+from c2kd.model import DualEncoder, ModelConfig, build_model
 
 WEIGHTS_FILE = "model.safetensors"
+CHECKSUM_FILE = WEIGHTS_FILE + ".sha256"
 CONFIG_FILE = "config.yaml"
 BACKBONE_DIR = "text_backbone"
-CHECKSUM_FILE = WEIGHTS_FILE + ".sha256"
+METRICS_FILE = "metrics.json"
+RESUME_STATE_FILE = "trainer_state.pt"
+BEST_DIR = "best"
+LAST_DIR = "last"
+HISTORY_FILE = "history.json"
+TENSORBOARD_DIR = "tensorboard"
+TEST_METRICS_FILE = "test_metrics.json"
+
+# -- run identity ------------------------------------------------------------------------------------------------
+#: settings that change nothing a run computes: a run may be continued, read back or shared with other values
+PRESENTATION_SETTINGS = ("out_dir", "device", "log_every", "save_every_steps", "tensorboard", "progress",
+                         "model.text.cache_dir", "data.num_workers")
+#: settings that change only how a model is scored (recorded in test_metrics.json's ``protocol``): a finished run
+#: is evaluated again with new values, never trained again. They score validation too, so they can move the
+#: choice of best/ only between epochs whose validation scores tie exactly.
+EVALUATION_SETTINGS = ("tie_policy", "missing_ranks")
+#: settings left out of a run's identity: runs that differ only in these are the same run (one folder)
+NOT_IDENTITY = (*PRESENTATION_SETTINGS, *EVALUATION_SETTINGS)
+#: ... and these may also change when an interrupted run is continued (more epochs, other hardware)
+RESUMABLE_SETTINGS = (*NOT_IDENTITY, "epochs", "precision")
 
 
+def run_identity(settings: dict[str, Any], ignore: tuple[str, ...] = NOT_IDENTITY) -> dict[str, Any]:
+    """``settings`` (a config as a nested dict) without the dotted settings in ``ignore``.
+
+    Example: ``run_identity({"device": "cpu", "data": {"path": "d", "num_workers": 2}})`` is
+    ``{"data": {"path": "d"}}``.
+    """
+    kept: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key in ignore:
+            continue
+        inner = tuple(name.removeprefix(f"{key}.") for name in ignore if name.startswith(f"{key}."))
+        kept[key] = run_identity(value, inner) if isinstance(value, dict) and inner else value
+    return kept
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def changed_settings(saved: BaseModel, new: BaseModel, ignore: tuple[str, ...] = RESUMABLE_SETTINGS) -> list[str]:
+    """The settings ``new`` changes from ``saved``, as ``"loss.alpha: 0.5 -> 0.1"``, except those in ``ignore``."""
+    before = _flatten(run_identity(saved.model_dump(mode="json"), ignore))
+    after = _flatten(run_identity(new.model_dump(mode="json"), ignore))
+    return [f"{key}: {before.get(key)!r} -> {after.get(key)!r}" for key in sorted(before.keys() | after.keys())
+            if before.get(key) != after.get(key)]
+
+
+def dump_config(config: BaseModel) -> str:
+    """A config as the YAML of ``config.yaml``."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def write_run_config(run_dir: str | os.PathLike, config: BaseModel) -> Path:
+    """Write the run's ``config.yaml`` at the top of its folder (atomically), creating the folder first."""
+    with output_errors(run_dir):  # a folder that cannot be made is named itself
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+    return write_text(Path(run_dir) / CONFIG_FILE, dump_config(config))
+
+
+# -- weights -----------------------------------------------------------------------------------------------------
 def save_weights(directory: str | os.PathLike, state: dict[str, torch.Tensor],
                  metadata: dict[str, str] | None = None) -> Path:
     """Write ``state`` to ``directory/model.safetensors`` and record its SHA-256 beside it (see `load_weights`)."""
@@ -78,26 +158,40 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_checkpoint(directory: str | os.PathLike, model: DualEncoder, config, metrics: dict | None = None) -> Path:
-    """Write a complete checkpoint directory in one atomic rename (an old one is replaced whole)."""
-    from c2kd.train.config import dump_config
+def save_checkpoint(directory: str | os.PathLike, model: DualEncoder, config: BaseModel,
+                    metrics: dict[str, Any] | None = None, resume_state: dict[str, Any] | None = None) -> Path:
+    """Write a complete checkpoint folder in one atomic rename (an old one is replaced whole).
 
+    ``config`` is the run's config (its ``model`` section rebuilds ``model``); ``resume_state`` (the trainer's
+    optimizer, scheduler and RNG state, for ``last/``) is saved as ``trainer_state.pt`` in the same rename.
+    """
     with atomic_path(directory) as tmp:
         tmp.mkdir(parents=True)
         save_weights(tmp, model.state_dict(), metadata={"format": "c2kd-dual-encoder"})
         (tmp / CONFIG_FILE).write_text(dump_config(config))
         model.text.backbone.save_architecture(tmp / BACKBONE_DIR)
         if metrics is not None:
-            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+            (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+        if resume_state is not None:
+            torch.save(resume_state, tmp / RESUME_STATE_FILE)
     return Path(directory)
 
 
+def load_resume_state(directory: str | os.PathLike) -> dict[str, Any] | None:
+    """The resume state saved with the checkpoint in ``directory`` (None when it holds none)."""
+    path = Path(directory) / RESUME_STATE_FILE
+    if not path.exists():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+# -- loading -----------------------------------------------------------------------------------------------------
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """Accept a checkpoint folder or a run folder (then its ``best/``, else ``last/``)."""
     p = Path(path)
     if (p / WEIGHTS_FILE).exists():
         return p
-    for sub in ("best", "last"):
+    for sub in (BEST_DIR, LAST_DIR):
         if (p / sub / WEIGHTS_FILE).exists():
             return p / sub
     raise CheckpointError(
@@ -105,19 +199,22 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     )
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu", persist_cache: bool = True):
-    """Rebuild the model of a checkpoint and load its weights strictly. Returns ``(model, TrainConfig)``.
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
+                    persist_cache: bool = True) -> tuple[DualEncoder, ModelConfig]:
+    """Rebuild the model of a checkpoint from its config's ``model`` section and load its weights strictly.
 
-    A frozen text backbone's embedding cache (``model.text.cache_dir``) is found from the run folder (see
-    `resolve_cache_dir`); ``persist_cache=False`` only reads it (search: queries are not written to disk).
+    Returns ``(model, ModelConfig)``. A frozen text backbone's embedding cache (``model.text.cache_dir``) is
+    found from the run folder (see `resolve_cache_dir`); ``persist_cache=False`` only reads it (search: queries
+    are not written to disk).
     """
     from c2kd.encoders.registry import rebuild_text_backbones
 
     directory = resolve_checkpoint(path)
-    config = read_checkpoint_config(directory)
-    config.model.text.cache_dir = resolve_cache_dir(directory, config)
-    names = [config.model.text.name, *config.model.text.fuse]
-    model = build_model(config.model, backbones=rebuild_text_backbones(names, directory / BACKBONE_DIR),
+    saved = _read_saved_config(directory)
+    config = _model_section(saved, directory / CONFIG_FILE)
+    config.text.cache_dir = resolve_cache_dir(directory, config.text.cache_dir, saved.get("out_dir"))
+    names = [config.text.name, *config.text.fuse]
+    model = build_model(config, backbones=rebuild_text_backbones(names, directory / BACKBONE_DIR),
                         persist_cache=persist_cache)
     state = _renamed_keys(load_weights(directory))
     try:
@@ -127,39 +224,58 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     return model.to(device), config
 
 
-def resolve_cache_dir(directory: Path, config) -> str | None:
-    """The absolute text-cache folder of the checkpoint in ``directory`` (None without one).
+def resolve_cache_dir(directory: Path, cache: str | None, out_dir: str | None) -> str | None:
+    """The absolute text-cache folder ``cache`` of the checkpoint in ``directory`` (None without one).
 
     A relative ``model.text.cache_dir`` was written relative to the folder the run was started from, like
     ``out_dir``: that folder is where the run folder (``directory`` or its parent, for ``best/`` and ``last/``)
     sits when ``out_dir``'s parts are taken off its end, wherever the command that loads it runs. When the run
     folder no longer ends in ``out_dir`` (moved or renamed), the cache is looked for inside the run folder.
     """
-    cache = config.model.text.cache_dir
     if cache is None or Path(cache).is_absolute():
         return cache
-    out = Path(os.path.normpath(config.out_dir))
     here = directory.resolve()
-    for run in (here, here.parent):
-        if not out.is_absolute() and run.parts[-len(out.parts):] == out.parts:
-            return str(run.parents[len(out.parts) - 1] / cache)
-    return str((here.parent if here.name in ("best", "last") else here) / cache)
+    if out_dir:
+        out = Path(os.path.normpath(out_dir))
+        for run in (here, here.parent):
+            if not out.is_absolute() and run.parts[-len(out.parts):] == out.parts:
+                return str(run.parents[len(out.parts) - 1] / cache)
+    return str((here.parent if here.name in (BEST_DIR, LAST_DIR) else here) / cache)
 
 
-def read_checkpoint_config(path: str | os.PathLike):
-    """The ``TrainConfig`` of a checkpoint (or run folder), read from its ``config.yaml`` without the weights."""
-    from c2kd.train.config import TrainConfig
-
-    directory = resolve_checkpoint(path)
+def _read_saved_config(directory: Path) -> dict[str, Any]:
+    """The ``config.yaml`` of the checkpoint in ``directory`` as a dict."""
     config_path = directory / CONFIG_FILE
     if not config_path.exists():
         raise CheckpointError(f"{config_path} is missing: the checkpoint cannot be rebuilt without its config")
-    return TrainConfig.model_validate(yaml.safe_load(config_path.read_text()))
+    try:
+        saved = yaml.safe_load(config_path.read_text())
+    except yaml.YAMLError as exc:
+        raise CheckpointError(f"{config_path} is not valid YAML ({exc.__class__.__name__}); copy the checkpoint "
+                              "again or train it again") from exc
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{config_path} is not a mapping of settings; copy the checkpoint again")
+    return saved
+
+
+def _model_section(saved: dict[str, Any], where: Path) -> ModelConfig:
+    """The validated ``model`` section of a saved config (defaults when the section is absent)."""
+    try:
+        return ModelConfig.model_validate(saved.get("model") or {})
+    except ValidationError as exc:
+        problems = "; ".join(f"model.{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise CheckpointError(f"{where}: the model section cannot be rebuilt ({problems})") from exc
+
+
+def read_model_config(path: str | os.PathLike) -> ModelConfig:
+    """The ``model`` section of a checkpoint's (or run folder's) ``config.yaml``, read without the weights."""
+    directory = resolve_checkpoint(path)
+    return _model_section(_read_saved_config(directory), directory / CONFIG_FILE)
 
 
 def checkpoint_frame_encoder(path: str | os.PathLike) -> FrameEncoderSpec | None:
     """The frame encoder a checkpoint's video tower reads (``model.frame_encoder``; None for old checkpoints)."""
-    return read_checkpoint_config(path).model.frame_encoder
+    return read_model_config(path).frame_encoder
 
 
 #: state-dict prefixes of checkpoints written before the text head became its own module

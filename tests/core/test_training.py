@@ -12,6 +12,7 @@ from c2kd.data.dataset import TrainingPairs, VideoTextDataset
 from c2kd.distill.teachers import CachedTeacherScores, LiveTeacherScores, load_teachers
 from c2kd.errors import ConfigError
 from c2kd.evaluation.evaluator import RetrievalEvaluator
+from c2kd.train.config import load_config
 from c2kd.train.run import finished_run_metrics, train
 from c2kd_testkit import tiny_config
 
@@ -55,8 +56,10 @@ def test_c2kd_student_trains_and_reports_every_language(teachers, tiny_dataset, 
     assert set(results["t2v"]["en"]) == {"R@1", "R@5", "R@10", "MedR", "MeanR"}
     assert results["protocol"]["missing_videos"] == 2
     model, saved = load_checkpoint(out)
-    assert saved.model.frame_encoder is not None and saved.model.frame_encoder.name == "synthetic"  # from the store
-    assert saved == cfg.model_copy(update={"model": cfg.model.model_copy(update={"frame_encoder": saved.model.frame_encoder})})
+    assert saved.frame_encoder is not None and saved.frame_encoder.name == "synthetic"  # from the store
+    assert saved == cfg.model.model_copy(update={"frame_encoder": saved.frame_encoder})
+    expected = cfg.model_copy(update={"model": saved})
+    assert load_config(out / "config.yaml") == load_config(out / "best" / "config.yaml") == expected
     # evaluating the checkpoint again gives the same numbers (deterministic, best/ is what was tested)
     split = VideoTextDataset(tiny_dataset).split("test")
     again = RetrievalEvaluator(split)(model)

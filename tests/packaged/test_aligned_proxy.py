@@ -26,10 +26,10 @@ def test_proxy_checkpoint_scores_with_use_alone_and_reloads(proxy_checkpoint, mu
     from c2kd.checkpoint import load_checkpoint
 
     model, config = load_checkpoint(proxy_checkpoint)
-    text = config.model.text
+    text = config.text
     assert text.head == "aligned" and text.fuse == ["packaged-e5-small"] and not text.trainable
-    assert config.model.video.aligned and config.model.video.feature_dim == text.embed_dim == 512
-    assert config.model.frame_encoder.name == "packaged-muse" and config.model.frame_encoder.dim == 512
+    assert config.video.aligned and config.video.feature_dim == text.embed_dim == 512
+    assert config.frame_encoder.name == "packaged-muse" and config.frame_encoder.dim == 512
     expected = muse.encode(TEXTS)
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)
     np.testing.assert_allclose(model.eval().embed_texts(TEXTS).numpy(), expected, atol=1e-5)

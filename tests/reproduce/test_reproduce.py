@@ -200,3 +200,35 @@ def test_figure_report_says_the_paper_gives_no_numbers():
                "rows": [{"label": "C2KD", "setting": "T", "seeds": [0, 1, 2], "paper": None, **fake}]}
     text = markdown_report(results)
     assert "| C2KD | T | ours (3 seeds) | 10.0 ± 1.0 | 9.0 ± 0.5 |" in text and "paper |" not in text
+
+
+def test_new_evaluation_settings_evaluate_a_finished_run_again_without_training_it(imported, tmp_path):
+    """``tie_policy`` / ``missing_ranks`` are no part of a run's identity: same folder, best/ evaluated again."""
+    from c2kd.checkpoint import TEST_METRICS_FILE, WEIGHTS_FILE, load_checkpoint
+    from c2kd.data.dataset import VideoTextDataset
+    from c2kd.evaluation.evaluator import RetrievalEvaluator, flatten_metrics
+    from c2kd.reproduce.runner import execute
+
+    data, model = imported
+    recipe, only = load_recipe("table2"), ["nce-translate-train"]
+    plan = plan_recipe(recipe, data, tmp_path, 1, tiny_overrides(model), only=only)
+    execute(plan, progress=False)
+    run = plan.students[0]
+    stamps = {p: p.stat().st_mtime_ns for p in run.folder.glob(f"*/{WEIGHTS_FILE}")}
+    assert len(stamps) == 2 and run.finished
+    assert json.loads((run.folder / TEST_METRICS_FILE).read_text())["protocol"]["tie_policy"] == "average"
+
+    other = plan_recipe(recipe, data, tmp_path, 1, [*tiny_overrides(model), "tie_policy=optimistic",
+                                                    "missing_ranks=present"], only=only)
+    again = other.students[0]
+    assert again.folder == run.folder and not again.finished
+    execute(other, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # not trained again
+    assert again.finished and not run.finished
+    results = json.loads((run.folder / TEST_METRICS_FILE).read_text())
+    assert (results["protocol"]["tie_policy"], results["protocol"]["missing_ranks"]) == ("optimistic", "present")
+    best, _ = load_checkpoint(run.folder)
+    split = VideoTextDataset(data).split(again.config.data.test_split, ["en", "de"])
+    expected = flatten_metrics(RetrievalEvaluator(split, ["en", "de"], "optimistic", missing_ranks="present")(best))
+    ours = flatten_metrics({"t2v": results["t2v"], "v2t": results["v2t"]})
+    assert ours == pytest.approx({k: v for k, v in expected.items() if k.split("/")[0] in ("t2v", "v2t")})

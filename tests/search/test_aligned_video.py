@@ -135,8 +135,8 @@ def test_checkpoint_records_the_frame_encoder_and_scores_like_clip(work, clips):
     assert spec.name == "clip-vit-b32" and spec.dim == PROJECTION
     assert spec.options["model"] == str(work["clip"].resolve())
     model, config = load_checkpoint(work["checkpoint"])
-    assert config.model.text.head == "aligned" and config.model.video.aligned
-    assert config.model.text.embed_dim == config.model.video.feature_dim == PROJECTION
+    assert config.text.head == "aligned" and config.video.aligned
+    assert config.text.embed_dim == config.video.feature_dim == PROJECTION
 
     store = FeatureStore(work["store"])
     assert store.meta["encoder"] == "clip-vit-b32" and sorted(store.ids) == sorted(clips)
@@ -318,7 +318,7 @@ def test_aligned_checkpoint_with_a_sentence_transformers_tower_reloads_offline(w
     ok("model", "aligned", "--text", folder, "--frame-encoder", "clip-vit-b32", "--frame-model", work["clip"],
        "--out", out)
     model, config = load_checkpoint(out)
-    assert config.model.text.name == f"st:{folder}"
+    assert config.text.name == f"st:{folder}"
     from c2kd.encoders.registry import build_text_backbone
 
     direct = build_text_backbone(f"st:{folder}")
@@ -355,7 +355,7 @@ def test_documented_presets_load_from_the_hub_cache(work, clips, tmp_path, monke
     ok("model", "aligned", "--text", "mclip-vit-b32", "--frame-encoder", "clip-vit-b32", "--out", out)
     assert checkpoint_frame_encoder(out).options["model"] == "openai/clip-vit-base-patch32"
     model, config = load_checkpoint(out)
-    assert config.model.text.name == "mclip-vit-b32"
+    assert config.text.name == "mclip-vit-b32"
     direct = build_text_backbone(f"st:{st_folder}")
     with torch.no_grad():
         expected = torch.nn.functional.normalize(direct(direct.prepare([QUERY], 40)), dim=-1)

@@ -2,8 +2,11 @@
 
 Every training run gets a folder named by its label, seed and a hash of its full config (``runs/<name>-s<seed>-
 <hash>``), so identical runs of different recipes (e.g. the translate-train NCE student of Table 2 and of
-Figures 4-5) are trained once, and a changed setting never reuses a stale result. A run is finished when its
-folder holds ``test_metrics.json``; an interrupted run resumes from its ``last/`` checkpoint.
+Figures 4-5) are trained once, and a changed setting never reuses a stale result. The hash leaves out the settings
+that are no part of a run's identity (:data:`c2kd.checkpoint.NOT_IDENTITY`, the same ones a run may be read back
+with): a changed evaluation setting (``tie_policy``, ``missing_ranks``) evaluates the run again without training
+it again. A run is finished when its folder holds ``test_metrics.json`` computed with its evaluation settings; an
+interrupted run resumes from its ``last/`` checkpoint.
 """
 
 from __future__ import annotations
@@ -17,15 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from c2kd.checkpoint import TEST_METRICS_FILE, run_identity
 from c2kd.errors import ConfigError, DataError
 from c2kd.reproduce.recipes import Recipe
 from c2kd.train.config import TrainConfig, _merge, parse_overrides
 
 log = logging.getLogger(__name__)
-
-RESULT_FILE = "test_metrics.json"
-#: settings that do not change what a run computes (left out of the folder hash)
-_NOT_HASHED = {"out_dir", "progress", "tensorboard", "device", "log_every"}
 
 
 @dataclass
@@ -43,7 +43,10 @@ class PlannedRun:
 
     @property
     def finished(self) -> bool:
-        return (self.folder / RESULT_FILE).exists()
+        """Whether the run was trained and tested with these settings (see `finished_run_metrics`)."""
+        from c2kd.train.run import finished_run_metrics
+
+        return finished_run_metrics(self.config) is not None
 
 
 @dataclass
@@ -61,10 +64,8 @@ class Plan:
 
 
 def _config_hash(tree: dict) -> str:
-    kept = {k: v for k, v in tree.items() if k not in _NOT_HASHED}
-    if "data" in kept:
-        kept["data"] = {k: v for k, v in kept["data"].items() if k != "num_workers"}
-    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    """Ten hex digits of the SHA-256 of the settings in ``tree`` that make the run what it is."""
+    return hashlib.sha256(json.dumps(run_identity(tree), sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
 def split_overrides(overrides: Sequence[str]) -> tuple[list[str], dict[str, list[str]]]:
@@ -206,7 +207,7 @@ def execute(plan: Plan, progress: bool = True) -> None:
 
 
 def _metrics_of(run: PlannedRun) -> dict:
-    return json.loads((run.folder / RESULT_FILE).read_text())
+    return json.loads((run.folder / TEST_METRICS_FILE).read_text())
 
 
 def collect(plan: Plan) -> dict[str, Any]:

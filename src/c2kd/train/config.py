@@ -9,6 +9,7 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from c2kd.checkpoint import dump_config
 from c2kd.distill.teachers import TeacherConfig
 from c2kd.errors import ConfigError
 from c2kd.evaluation.metrics import MissingRanks, TiePolicy
@@ -20,7 +21,7 @@ Stage = Literal["zero-shot", "translate-train", "c2kd"]
 STAGES: tuple[str, ...] = get_args(Stage)
 
 __all__ = ["STAGES", "DataConfig", "LossConfig", "OptimConfig", "Stage", "TeacherConfig", "TrainConfig",
-           "changed_settings", "dump_config", "load_config", "parse_overrides"]
+           "dump_config", "load_config", "parse_overrides"]
 
 
 class _Strict(BaseModel):
@@ -165,31 +166,3 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
             f"{'.'.join(str(x) for x in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
         )
         raise ConfigError(f"{source}: invalid configuration: {problems}") from exc
-
-
-#: settings that do not change what a run learns: a run may be continued or read back with other values
-PRESENTATION_SETTINGS = ("out_dir", "device", "log_every", "save_every_steps", "tensorboard", "progress",
-                         "model.text.cache_dir")
-#: ... and these may also change when an interrupted run is continued (more epochs, other hardware)
-RESUMABLE_SETTINGS = (*PRESENTATION_SETTINGS, "epochs", "precision")
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def changed_settings(saved: TrainConfig, new: TrainConfig, ignore: tuple[str, ...] = RESUMABLE_SETTINGS) -> list[str]:
-    """The settings ``new`` changes from ``saved``, as ``"loss.alpha: 0.5 -> 0.1"``, except those in ``ignore``."""
-    before, after = _flatten(saved.model_dump(mode="json")), _flatten(new.model_dump(mode="json"))
-    return [f"{key}: {before.get(key)!r} -> {after.get(key)!r}" for key in sorted(before.keys() | after.keys())
-            if key not in ignore and before.get(key) != after.get(key)]
-
-
-def dump_config(config: BaseModel) -> str:
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -11,6 +11,18 @@ from typing import cast
 
 import torch
 
+from c2kd.checkpoint import (
+    CONFIG_FILE,
+    EVALUATION_SETTINGS,
+    LAST_DIR,
+    NOT_IDENTITY,
+    RESUMABLE_SETTINGS,
+    TEST_METRICS_FILE,
+    changed_settings,
+    load_checkpoint,
+    save_checkpoint,
+    write_run_config,
+)
 from c2kd.data.dataset import TrainingPairs, VideoTextDataset
 from c2kd.distill.teachers import (
     CachedTeacherScores,
@@ -27,14 +39,7 @@ from c2kd.losses.objective import RetrievalObjective
 from c2kd.model import DualEncoder, build_model
 from c2kd.runtime import resolve_device
 from c2kd.train.aligned_start import fit_fused_map
-from c2kd.train.config import (
-    PRESENTATION_SETTINGS,
-    RESUMABLE_SETTINGS,
-    TrainConfig,
-    changed_settings,
-    dump_config,
-    load_config,
-)
+from c2kd.train.config import TrainConfig, load_config
 from c2kd.train.distributed import (
     DistEnv,
     barrier,
@@ -48,23 +53,21 @@ from c2kd.train.distributed import (
 )
 from c2kd.train.sampler import EpochBatchSampler
 from c2kd.train.tasks import RetrievalTask
-from c2kd.train.trainer import Trainer, seed_everything
+from c2kd.train.trainer import SaveCheckpoint, Trainer, seed_everything
 
 log = logging.getLogger(__name__)
 
 
-def write_model_extras(config: TrainConfig, model: DualEncoder):
-    """Files that make a checkpoint folder self-contained: config.yaml, the text backbone's architecture."""
+def checkpoint_saver(config: TrainConfig) -> SaveCheckpoint:
+    """The trainer's ``save`` callback: complete checkpoint folders of ``config``'s run (see `save_checkpoint`)."""
 
-    def write(directory: Path, metrics: dict | None) -> None:
-        from c2kd.checkpoint import BACKBONE_DIR, CONFIG_FILE
+    def save(directory: Path, model: torch.nn.Module, metrics: dict[str, float] | None,
+             resume_state: dict | None) -> Path:
+        if not isinstance(model, DualEncoder):
+            raise TypeError(f"a c2kd checkpoint holds a DualEncoder, not a {type(model).__name__}")
+        return save_checkpoint(directory, model, config, metrics, resume_state)
 
-        (directory / CONFIG_FILE).write_text(dump_config(config))
-        model.text.backbone.save_architecture(directory / BACKBONE_DIR)
-        if metrics is not None:
-            write_json(directory / "metrics.json", metrics)
-
-    return write
+    return save
 
 
 def teacher_scores_for(config: TrainConfig, split, feature_dim: int, student_languages: list[str],
@@ -135,7 +138,7 @@ def prepare_run(config: TrainConfig, env: DistEnv | None = None) -> RunParts:
     monitor = config.monitor if evaluate is not None else "loss"
 
     model = build_model(config.model)
-    if not (Path(config.out_dir) / "last").exists():  # a resumed run loads its weights instead
+    if not (Path(config.out_dir) / LAST_DIR).exists():  # a resumed run loads its weights instead
         fit_fused_map(model, split, student_langs, config.model.text.max_tokens, progress=config.progress)
     teacher_scores = teacher_scores_for(config, split, dataset.features.dim, student_langs, device)
     encoder, gather = None, None
@@ -204,7 +207,7 @@ def selection_floor(config: TrainConfig, monitor: str, languages: list[str]) -> 
 def check_same_settings(config: TrainConfig, ignore: tuple[str, ...] = RESUMABLE_SETTINGS) -> None:
     """Refuse to continue, or read back, the run in ``config.out_dir`` if it was made with other settings."""
     out = Path(config.out_dir)
-    saved_path = out / "config.yaml"
+    saved_path = out / CONFIG_FILE
     if not saved_path.exists():
         return
     saved = load_config(saved_path)
@@ -220,13 +223,18 @@ def finished_run_metrics(config: TrainConfig) -> dict | None:
     """The test metrics of the run in ``config.out_dir`` if it finished with the same settings, else None.
 
     A folder holding a finished run made with other settings (e.g. another ``loss.alpha``) is an error, so a
-    rerun with new settings never reads back old results.
+    rerun with new settings never reads back old results. Results computed with other evaluation settings
+    (``tie_policy``, ``missing_ranks``) are not read back either (None): `train` evaluates the run again.
     """
-    path = Path(config.out_dir) / "test_metrics.json"
+    path = Path(config.out_dir) / TEST_METRICS_FILE
     if not path.exists():
         return None
-    check_same_settings(with_frame_encoder(config), ignore=PRESENTATION_SETTINGS)
-    return json.loads(path.read_text())
+    check_same_settings(with_frame_encoder(config), ignore=NOT_IDENTITY)
+    metrics = json.loads(path.read_text())
+    protocol = metrics.get("protocol", {})
+    if any(protocol.get(name) != getattr(config, name) for name in EVALUATION_SETTINGS):
+        return None
+    return metrics
 
 
 def train(config: TrainConfig, resume: bool = True) -> Path:
@@ -239,18 +247,17 @@ def train(config: TrainConfig, resume: bool = True) -> Path:
     """
     config = with_frame_encoder(config)
     out = Path(config.out_dir)
-    if not resume and (out / "last").exists():
+    if not resume and (out / LAST_DIR).exists():
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another out_dir")
-    if (out / "last").exists():
+    if (out / LAST_DIR).exists():
         check_same_settings(config)
     parts = prepare_run(config)
     env = parts.env
     if env.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(dump_config(config))
+        write_run_config(out, config)
     trainer = Trainer(parts.model, parts.task, parts.loader, parts.optimizer, parts.scheduler, out, config.epochs,
-                      parts.device, parts.evaluate, parts.monitor, write_model_extras(config, parts.model),
-                      config.precision, config.optim.grad_clip, config.log_every,
+                      parts.device, parts.evaluate, parts.monitor, save=checkpoint_saver(config),
+                      precision=config.precision, grad_clip=config.optim.grad_clip, log_every=config.log_every,
                       save_every_steps=config.save_every_steps, progress=config.progress,
                       tensorboard=config.tensorboard, is_main=env.is_main,
                       floor=selection_floor(config, parts.monitor, parts.eval_languages))
@@ -258,8 +265,6 @@ def train(config: TrainConfig, resume: bool = True) -> Path:
     barrier()
     dataset = parts.dataset
     if env.is_main and config.data.test_split and config.data.test_split in dataset.splits:
-        from c2kd.checkpoint import load_checkpoint
-
         best, _ = load_checkpoint(out, device=parts.device)
         test = dataset.split(config.data.test_split, parts.eval_languages)
         results = RetrievalEvaluator(test, parts.eval_languages, config.tie_policy,
@@ -267,6 +272,6 @@ def train(config: TrainConfig, resume: bool = True) -> Path:
         # which checkpoint was tested: epoch 0 means no epoch validated better than the untrained start
         results["selection"] = {"epoch": state.best_epoch, "monitor": parts.monitor,
                                 "kept_start": state.best_epoch == 0}
-        write_json(out / "test_metrics.json", results)
+        write_json(out / TEST_METRICS_FILE, results)
     barrier()
     return out

@@ -2,11 +2,12 @@
 
 It runs ``loss_fn(batch) -> {"loss": ..., other named terms}`` over a loader for some epochs, with mixed
 precision on CUDA, gradient clipping, a per-epoch LR schedule, validation through ``evaluate(model)``, and
-checkpoints: ``last/`` after every epoch (and every ``save_every_steps``), ``best/`` when the monitored
-validation metric improves. The starting point is validated too (epoch 0): when no epoch beats it, ``best/`` is
-the untrained model, so training never hands back a model that validates worse than where it started (this
-matters for models that start from an aligned off-the-shelf encoder). Every checkpoint folder is written in one atomic rename, and ``fit`` resumes from
-``last/`` where a killed run stopped (same data order, same RNG), so nothing is lost or done twice.
+checkpoints through the ``save`` callback it is given: ``last/`` after every epoch (and every
+``save_every_steps``), ``best/`` when the monitored validation metric improves. The starting point is validated
+too (epoch 0): when no epoch beats it, ``best/`` is the untrained model, so training never hands back a model that
+validates worse than where it started (this matters for models that start from an aligned off-the-shelf
+encoder). ``fit`` resumes from ``last/`` where a killed run stopped (same data order, same RNG), so nothing is
+lost or done twice.
 """
 
 from __future__ import annotations
@@ -24,10 +25,14 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from c2kd.checkpoint import BEST_DIR, HISTORY_FILE, LAST_DIR, TENSORBOARD_DIR, load_resume_state, load_weights
 from c2kd.errors import TrainingDivergedError
-from c2kd.io import atomic_path, write_json
+from c2kd.io import write_json
 
-STATE_FILE = "trainer_state.pt"
+#: ``save(directory, model, metrics, resume_state)`` writes one checkpoint folder atomically; ``resume_state``
+#: (optimizer, scheduler, RNG) is given for ``last/`` only, and must come back from
+#: :func:`c2kd.checkpoint.load_resume_state` for the run to resume
+SaveCheckpoint = Callable[[Path, nn.Module, dict[str, float] | None, dict[str, Any] | None], object]
 
 
 @dataclass
@@ -58,12 +63,12 @@ def seed_everything(seed: int) -> None:
 
 
 class Trainer:
-    """Fit a model. ``write_extra(dir, metrics)`` adds run-specific files (config, tokenizer) to checkpoints."""
+    """Fit a model; ``save`` writes its checkpoints (see :data:`SaveCheckpoint`; without it none are written)."""
 
     def __init__(self, model: nn.Module, loss_fn: Callable[[Any], dict[str, Tensor]], loader,
                  optimizer: torch.optim.Optimizer, scheduler, out_dir: str | Path, epochs: int,
                  device: torch.device, evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
-                 monitor: str = "loss", write_extra: Callable[[Path, dict | None], None] | None = None,
+                 monitor: str = "loss", save: SaveCheckpoint | None = None,
                  precision: str = "auto", grad_clip: float | None = None, log_every: int = 10,
                  save_every_steps: int | None = None, progress: bool = True, tensorboard: bool = True,
                  to_device: Callable[[Any, torch.device], Any] | None = None, is_main: bool = True,
@@ -71,7 +76,7 @@ class Trainer:
         self.model, self.loss_fn, self.loader = model, loss_fn, loader
         self.optimizer, self.scheduler = optimizer, scheduler
         self.out_dir, self.epochs, self.device = Path(out_dir), epochs, device
-        self.evaluate, self.monitor, self.write_extra = evaluate, monitor, write_extra
+        self.evaluate, self.monitor, self.save = evaluate, monitor, save
         self.grad_clip, self.log_every, self.save_every_steps = grad_clip, log_every, save_every_steps
         self.progress, self.is_main = progress, is_main
         #: validation metrics that may not fall below their value at the start for an epoch to become best/
@@ -84,37 +89,30 @@ class Trainer:
         if tensorboard and is_main:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(str(self.out_dir / "tensorboard"))
+            self._tb = SummaryWriter(str(self.out_dir / TENSORBOARD_DIR))
 
     # -- checkpoints -------------------------------------------------------------------------------------
     def _write_checkpoint(self, name: str, metrics: dict | None, with_state: bool) -> None:
-        if not self.is_main:
+        if not self.is_main or self.save is None:
             return
-        from c2kd.checkpoint import save_weights
-
-        with atomic_path(self.out_dir / name) as tmp:
-            tmp.mkdir(parents=True)
-            save_weights(tmp, self.model.state_dict())
-            if self.write_extra is not None:
-                self.write_extra(tmp, metrics)
-            if with_state:
-                torch.save({
-                    "trainer": asdict(self.state),
-                    "optimizer": self.optimizer.state_dict(),
-                    "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-                    "scaler": self.scaler.state_dict(),
-                    "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
-                }, tmp / STATE_FILE)
+        state = None
+        if with_state:
+            state = {
+                "trainer": asdict(self.state),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "scaler": self.scaler.state_dict(),
+                "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+            }
+        self.save(self.out_dir / name, self.model, metrics, state)
 
     def resume(self) -> bool:
-        """Load ``last/`` if it exists. Returns whether a run was resumed."""
-        last = self.out_dir / "last"
-        if not (last / STATE_FILE).exists():
+        """Load ``last/`` if it holds a resume state. Returns whether a run was resumed."""
+        last = self.out_dir / LAST_DIR
+        saved = load_resume_state(last)
+        if saved is None:
             return False
-        from c2kd.checkpoint import load_weights
-
         self.model.load_state_dict(load_weights(last), strict=True)
-        saved = torch.load(last / STATE_FILE, map_location="cpu", weights_only=False)
         self.state = TrainerState(**saved["trainer"])
         self.optimizer.load_state_dict(saved["optimizer"])
         if self.scheduler is not None and saved["scheduler"] is not None:
@@ -161,7 +159,7 @@ class Trainer:
         self.state.start_metrics = metrics
         self._log(metrics, 0, "val")
         self.state.best_metric, self.state.best_epoch = float(metrics[self.monitor]), 0
-        self._write_checkpoint("best", metrics, with_state=False)
+        self._write_checkpoint(BEST_DIR, metrics, with_state=False)
 
     def _above_floor(self, metrics: dict[str, float] | None) -> bool:
         """Whether every ``floor`` metric is at least its value at the start (always true without a start)."""
@@ -200,7 +198,7 @@ class Trainer:
                     self._log({"lr": self.optimizer.param_groups[0]["lr"]}, self.state.step, "train")
                 bar.set_postfix(loss=f"{values['loss']:.3f}")
                 if self.save_every_steps and self.state.step % self.save_every_steps == 0:
-                    self._write_checkpoint("last", None, with_state=True)
+                    self._write_checkpoint(LAST_DIR, None, with_state=True)
             if self.scheduler is not None:
                 self.scheduler.step()
             summary = {f"train/{k}": v / max(count, 1) for k, v in sums.items() if "/" not in k}
@@ -222,10 +220,10 @@ class Trainer:
                 monitored = -summary.get("train/loss", 0.0)  # no validation split: keep the lowest training loss
             if monitored is not None and monitored > self.state.best_metric and self._above_floor(metrics):
                 self.state.best_metric, self.state.best_epoch = float(monitored), self.state.epoch
-                self._write_checkpoint("best", metrics, with_state=False)
-            self._write_checkpoint("last", metrics, with_state=True)
+                self._write_checkpoint(BEST_DIR, metrics, with_state=False)
+            self._write_checkpoint(LAST_DIR, metrics, with_state=True)
             if self.is_main:
-                write_json(self.out_dir / "history.json", self.state.history)
+                write_json(self.out_dir / HISTORY_FILE, self.state.history)
         if self._tb is not None:
             self._tb.flush()
         return self.state
