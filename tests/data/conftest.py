@@ -1,4 +1,4 @@
-"""Fixtures of the translation tests: a small dataset and tiny random translation models."""
+"""Fixtures of the data tests; for translation: a small dataset and tiny random translation models."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def build_dataset(root: Path) -> Path:
     return root
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def one_torch_thread():
     """Tiny models run fastest on one thread; several threads on a busy 2-core machine are 30x slower."""
     import torch
