@@ -113,6 +113,8 @@ def train_or_read(config: TrainConfig) -> dict:
     """Test metrics of a run: read back when it finished with the same settings, else trained (resumable)."""
     from c2kd.train.run import finished_run_metrics, train
 
+    if config.data.test_split is None:
+        raise ConfigError(f"{config.out_dir}: the run has no test split (data.test_split), so no test metrics")
     metrics = finished_run_metrics(config)
     if metrics is None:
         train(config, resume=True)
