@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from c2kd.checkpoint import BEST_DIR, HISTORY_FILE, METRICS_FILE
     from c2kd.data.multi30k import build_multi30k_proxy, locate_multi30k
-    from c2kd.evaluation.report import aggregate_runs, markdown_table
+    from c2kd.evaluation.report import aggregate_runs, format_result, markdown_table
     from c2kd.experiments import PlannedRun, in_order, train_or_read
     from c2kd.io import write_json
     from c2kd.quickstart import (
@@ -126,9 +126,6 @@ def main(argv: list[str] | None = None) -> int:
     aggregated = {name: aggregate_runs(runs) for name, runs in results.items()}
     tt = aggregated["translate-train"]
 
-    def cell(value: dict) -> str:
-        return f"{value['mean']:.1f} ± {value['std']:.1f}" if value["n"] > 1 else f"{value['mean']:.1f}"
-
     def median(values: list[float]) -> float:
         return sorted(values)[len(values) // 2]
 
@@ -144,8 +141,9 @@ def main(argv: list[str] | None = None) -> int:
                  *(f"{base['average'][m]:.1f}" for m in ("R@1", "R@5", "R@10")), "0"]]
         for name in settings:
             agg = aggregated[name][direction]
-            rows.append([name, *(cell(agg[lang]["R@1"]) for lang in LANGS),
-                         *(cell(agg["average"][m]) for m in ("R@1", "R@5", "R@10")), f"{median(seconds[name]):.0f}"])
+            rows.append([name, *(format_result(agg[lang]["R@1"]) for lang in LANGS),
+                         *(format_result(agg["average"][m]) for m in ("R@1", "R@5", "R@10")),
+                         f"{median(seconds[name]):.0f}"])
         print(f"### {label}, R@1\n")
         print(markdown_table(header, rows))
         c2kd = aggregated["c2kd"][direction]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 
 import typer
 
@@ -17,16 +16,39 @@ app = typer.Typer(
 
 #: modules with a ``register(app: typer.Typer) -> None`` function, in the order their commands are listed
 COMMAND_MODULES = [
-    "c2kd.commands",           # train, evaluate, data, languages, model
+    "c2kd.train.cli",          # train
+    "c2kd.evaluation.cli",     # evaluate, aggregate
+    "c2kd.cli",                # languages
     "c2kd.features.cli",       # extract
-    "c2kd.search.cli",         # index, search, moments, serve
+    "c2kd.search.cli",         # search, moments; the index group
+    "c2kd.serve.cli",          # serve
     "c2kd.quickstart",         # quickstart
-    "c2kd.reproduce.cli",      # reproduce, translate, data import
+    "c2kd.data.cli",           # multi30k-proxy, import-data, translate; the data group
+    "c2kd.reproduce.cli",      # reproduce
+    "c2kd.encoders.cli",       # the model group
 ]
+#: the order in which ``c2kd --help`` lists the command groups (after the single commands)
+GROUP_ORDER = ["data", "model", "index"]
+
+
+def languages_command() -> None:
+    """List the language codes c2kd knows (queries in any of them are accepted)."""
+    from c2kd.languages import ALIASES, LANGUAGES
+
+    for code, name in LANGUAGES.items():
+        aliases = [a for a, c in ALIASES.items() if c == code]
+        typer.echo(f"{code:4s} {name}" + (f"  (also: {', '.join(aliases)})" if aliases else ""))
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``languages`` (the codes of :mod:`c2kd.languages`) to the ``c2kd`` command."""
+    app.command("languages")(languages_command)
+
 
 for _name in COMMAND_MODULES:
-    if importlib.util.find_spec(_name) is not None:
-        importlib.import_module(_name).register(app)
+    # this module's own commands are registered by the function above (it is still being imported)
+    (register if _name == "c2kd.cli" else importlib.import_module(_name).register)(app)
+app.registered_groups.sort(key=lambda group: GROUP_ORDER.index(str(group.name)))
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Offline real-data commands: build the Multi30K proxy benchmark, and the quickstart run on it.
+"""``c2kd quickstart``: the whole method on the Multi30K proxy benchmark (built by ``c2kd multi30k-proxy``).
 
 ``c2kd quickstart`` is the whole method end to end on real multilingual text, on a CPU, with no model hub. It
 starts from the best thing a user could do without training and only improves on it:
@@ -42,30 +42,6 @@ EXAMPLE_QUERIES = (
     ("fr", "Un homme fait du vélo dans la rue."),
     ("cs", "Malá holčička si hraje na pláži."),
 )
-
-
-def multi30k_proxy_command(
-    out: Path = typer.Option(Path("data/multi30k-proxy"), "--out", "-o", help="Dataset folder to write."),
-    data: Path | None = typer.Option(
-        None, "--data", help="Multi30K folder (with task1/ and task2/). Default: $C2KD_DATA, then ../shared/data, "
-                             "then a download from the public Multi30K repository."),
-    frame_encoder: str = typer.Option(
-        FRAME_ENCODER, help="Text backbone that encodes the proxy frames (a preset of c2kd.encoders.registry); "
-                            "choose one that is neither the student's nor a teacher's text encoder."),
-    max_train: int | None = typer.Option(None, min=1, help="Keep only the first N training items (speed)."),
-    max_val: int | None = typer.Option(None, min=1, help="Keep only the first N validation items."),
-    max_test: int | None = typer.Option(None, min=1, help="Keep only the first N test items."),
-    download: bool = typer.Option(True, help="Download Multi30K when it is not found locally."),
-    batch_size: int = typer.Option(256, min=1),
-) -> None:
-    """Build the Multi30K PROXY dataset: captions in en/de/fr/cs; each item's 'video' is its four other English
-    descriptions encoded as frames. It measures cross-lingual retrieval on real text, not vision."""
-    from c2kd.data.multi30k import build_multi30k_proxy, locate_multi30k
-
-    located = locate_multi30k(data, download=download)
-    typer.echo(located.message)
-    build_multi30k_proxy(out, located.root, frame_encoder=frame_encoder, max_train=max_train, max_val=max_val,
-                         max_test=max_test, batch_size=batch_size, log=typer.echo)
 
 
 # -- the quickstart pipeline -----------------------------------------------------------------------------------
@@ -333,4 +309,3 @@ def quickstart_command(
 
 def register(app: typer.Typer) -> None:
     app.command("quickstart")(quickstart_command)
-    app.command("multi30k-proxy")(multi30k_proxy_command)

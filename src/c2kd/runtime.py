@@ -1,8 +1,14 @@
-"""Process-wide runtime settings."""
+"""Process-wide runtime settings: CPU threads, and the device a command runs on."""
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
+
+from c2kd.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 
 def set_cpu_threads(threads: int = 0) -> int:
@@ -24,3 +30,21 @@ def set_cpu_threads(threads: int = 0) -> int:
 
     torch.set_num_threads(threads)
     return threads
+
+
+def resolve_device(name: str | None = "auto") -> torch.device:
+    """The torch device of a ``--device`` / ``device=`` value: ``auto`` (or ``None``) is CUDA when available, else CPU.
+
+    A CUDA device asked for on a machine without CUDA is a ConfigError naming the value and the fix.
+    """
+    import torch
+
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"device {name!r} is not a device torch knows ({exc}); use auto, cpu or cuda[:N]") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but CUDA is not available; use device=cpu or auto")
+    return device

@@ -64,10 +64,11 @@ def frame_encoder_spec(name: str, options: Mapping[str, Any] | None = None,
 
     ``name``: an encoder of ``c2kd extract`` (built once, on the CPU, to read its size and options), a text backbone
     preset (the Multi30K proxy's "frames" are captions encoded by a text model, e.g. ``packaged-muse``; taken from
-    ``text_backbones`` when loaded already), or a frame-feature preset of ``c2kd.encoders.registry.FRAME_PRESETS``
+    ``text_backbones`` when loaded already), or a frame-feature preset of ``c2kd.encoders.frames.FRAME_PRESETS``
     (e.g. ``s3d``, features imported from a release).
     """
-    from c2kd.encoders.registry import FRAME_PRESETS, TEXT_PRESETS, build_text_backbone
+    from c2kd.encoders.frames import FRAME_PRESETS
+    from c2kd.encoders.registry import TEXT_PRESETS, build_text_backbone
     from c2kd.features.encoders import build_frame_encoder, encoder_spec, frame_encoder_names
 
     options = dict(options or {})
@@ -80,8 +81,9 @@ def frame_encoder_spec(name: str, options: Mapping[str, Any] | None = None,
         return FrameEncoderSpec(name=name, dim=int(text_backbones[name].dim))
     if name in TEXT_PRESETS:
         return FrameEncoderSpec(name=name, dim=int(build_text_backbone(name).dim))
-    if name in FRAME_PRESETS:
-        return FrameEncoderSpec(name=name, dim=FRAME_PRESETS[name].dim)
+    preset = FRAME_PRESETS.get(name)
+    if preset is not None and preset.dim is not None:
+        return FrameEncoderSpec(name=name, dim=preset.dim)
     raise ConfigError(f"unknown frame encoder {name!r}: use one of `c2kd extract`'s "
                       f"{sorted(frame_encoder_names())}, a text preset whose vectors are the frames (e.g. "
                       f"packaged-muse for the Multi30K proxy) or a feature preset {sorted(FRAME_PRESETS)}")

@@ -82,3 +82,12 @@ def test_present_protocol_differs_from_gallery_only_in_medr_and_meanr():
     assert (gallery["MedR"], gallery["MeanR"]) == (3.0, pytest.approx(106 / 5))
     with pytest.raises(ValueError, match="missing-ranks"):
         recall_metrics(ranks, missing_ranks="dropped")
+
+
+def test_one_formatter_writes_results_and_their_spread():
+    from c2kd.evaluation.report import format_result
+
+    assert format_result(31.26) == "31.3"
+    assert format_result({"mean": 31.26, "std": 1.04, "n": 3}) == "31.3 ± 1.0"
+    assert format_result({"mean": 31.26, "std": 0.0, "n": 1}) == "31.3"  # one run has no spread
+    assert format_result({"mean": 31.26, "std": 1.04, "n": 3}, precision=2) == "31.26 ± 1.04"

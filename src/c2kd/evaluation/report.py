@@ -30,7 +30,8 @@ def aggregate_runs(runs: Sequence[dict]) -> dict:
     return combine(list(runs))
 
 
-def _cell(value, precision: int = 1) -> str:
+def format_result(value: float | dict, precision: int = 1) -> str:
+    """One result leaf for a table: a number, or ``mean ± std`` of an aggregate (``mean`` alone over one run)."""
     if isinstance(value, dict) and "mean" in value:
         if value.get("n", 1) > 1:
             return f"{value['mean']:.{precision}f} ± {value['std']:.{precision}f}"
@@ -43,7 +44,7 @@ def table_rows(results: dict, direction: str = "t2v", metrics: Sequence[str] = M
     per_lang = results[direction]
     langs = [k for k in per_lang if k != "average"] + (["average"] if "average" in per_lang else [])
     header = ["lang", *metrics]
-    rows = [[lang, *(_cell(per_lang[lang][m]) for m in metrics)] for lang in langs]
+    rows = [[lang, *(format_result(per_lang[lang][m]) for m in metrics)] for lang in langs]
     return header, rows
 
 

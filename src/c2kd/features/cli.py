@@ -12,29 +12,7 @@ import typer
 
 from c2kd.encoders.frames import FrameEncoderSpec
 from c2kd.errors import ConfigError
-
-
-def parse_options(items: list[str] | None) -> dict[str, Any]:
-    """``["size=256", "mean=0.5,0.5,0.5", "pool=mean"]`` -> {"size": 256, "mean": [0.5, 0.5, 0.5], "pool": "mean"}."""
-    options: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--option {item!r}: expected key=value")
-        options[key.strip().replace("-", "_")] = _parse_value(value.strip())
-    return options
-
-
-def _parse_value(text: str) -> Any:
-    if "," in text:
-        return [_parse_value(part) for part in text.split(",")]
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
+from c2kd.options import parse_encoder_options
 
 DEFAULT_ENCODER = "vit-s14-focus"
 
@@ -103,7 +81,7 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--fps {fps}: give a positive number of frames per second, e.g. --fps 1")
         if id_from not in ID_MODES:
             raise ConfigError(f"--id-from {id_from!r}: use one of {ID_MODES}")
-        options = parse_options(option)
+        options = parse_encoder_options(option)
         expected = None
         if checkpoint is not None:
             encoder, options, expected = _from_checkpoint(checkpoint, encoder, options)

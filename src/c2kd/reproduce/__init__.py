@@ -1,5 +1,4 @@
-"""Reproducing the paper at scale: importers of the authors' data release and caption translation (CLI glue).
+"""Reproducing the paper's experiments: recipes (one per table or figure), their runner and ``c2kd reproduce``.
 
-The importers live in :mod:`c2kd.data.importers`, machine translation in :mod:`c2kd.translate`; this package
-holds their commands (:mod:`c2kd.reproduce.cli`).
+The data they train on comes from :mod:`c2kd.data` (the authors' release imported, captions machine-translated).
 """

@@ -210,12 +210,10 @@ def _columns(results: dict) -> list[tuple[str, str]]:
 
 
 def _ours_cell(ours: dict | None, lang: str, metric: str) -> str:
+    from c2kd.evaluation.report import format_result
+
     value = (ours or {}).get(lang, {}).get(metric)
-    if value is None:
-        return "-"
-    if value.get("n", 1) > 1:
-        return f"{value['mean']:.1f} ± {value['std']:.1f}"
-    return f"{value['mean']:.1f}"
+    return "-" if value is None else format_result(value)
 
 
 def markdown_report(results: dict) -> str:

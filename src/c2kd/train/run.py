@@ -37,6 +37,7 @@ from c2kd.io import write_json
 from c2kd.languages import ENGLISH
 from c2kd.losses.objective import RetrievalObjective
 from c2kd.model import DualEncoder, build_model
+from c2kd.runtime import resolve_device
 from c2kd.train.aligned_start import fit_fused_map
 from c2kd.train.config import TrainConfig, load_config
 from c2kd.train.distributed import (
@@ -55,15 +56,6 @@ from c2kd.train.tasks import RetrievalTask
 from c2kd.train.trainer import SaveCheckpoint, Trainer, seed_everything
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} requested but CUDA is not available; use device=cpu or auto")
-    return device
 
 
 def checkpoint_saver(config: TrainConfig) -> SaveCheckpoint:

@@ -1,4 +1,5 @@
-"""Recipes: the paper's experiments as typed objects, read from the YAML files in ``c2kd/recipes/``.
+"""Recipes: the paper's experiments as typed objects, read from the YAML files beside this module
+(``c2kd/reproduce/recipes/*.yaml``, package data).
 
 A recipe is one table or figure: a base training config shared by every run, named teachers (each trained
 translate-train, then frozen), and the runs (students) with the paper's numbers where the paper prints them.
@@ -90,8 +91,8 @@ class Recipe(_Strict):
 
 
 def recipes_dir() -> Path:
-    """The folder of the packaged recipe files."""
-    return Path(str(resources.files("c2kd") / "recipes"))
+    """The folder of the packaged recipe files (this package's own)."""
+    return Path(str(resources.files(__name__)))
 
 
 def list_recipes() -> list[str]:

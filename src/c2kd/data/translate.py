@@ -27,6 +27,7 @@ from typing import Any
 from c2kd.errors import C2KDError, ConfigError, DataError
 from c2kd.io import write_json
 from c2kd.languages import ENGLISH, normalize_language, normalize_languages
+from c2kd.runtime import resolve_device
 
 #: registry code -> NLLB-200 (FLORES-200) code.
 # fmt: off
@@ -86,14 +87,6 @@ def language_token_candidates(lang: str, codes: Mapping[str, str] | None = None)
     return list(dict.fromkeys(out))
 
 
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 class Translator:
     """Batched translation with a Hugging Face seq2seq model; generic over ``AutoModelForSeq2SeqLM``.
 
@@ -125,7 +118,7 @@ class Translator:
         self.model_name = str(model)
         self.source = normalize_language(source)
         self.codes = {normalize_language(k): v for k, v in (codes or {}).items()}
-        self.device = resolve_device(device)
+        self.device = str(resolve_device(device))
         self.dtype = dtype
         self.batch_size = batch_size
         self.max_input_tokens = max_input_tokens

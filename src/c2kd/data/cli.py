@@ -1,0 +1,196 @@
+"""Dataset commands: ``c2kd data synthetic|check``, ``c2kd multi30k-proxy``, ``c2kd import-data``, ``c2kd translate``.
+
+Heavy imports stay inside the commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from c2kd.data.multi30k import DEFAULT_FRAME_ENCODER
+from c2kd.errors import ConfigError
+from c2kd.options import comma_list, key_value_pairs
+
+data_app = typer.Typer(help="Make, check and import datasets.", no_args_is_help=True)
+
+
+@data_app.command("synthetic")
+def data_synthetic(
+    out: Path = typer.Option(..., help="Output dataset folder."),
+    train: int = typer.Option(400), val: int = typer.Option(80), test: int = typer.Option(120),
+    languages: str = typer.Option("en,de,fr,cs"),
+    captions: int = typer.Option(5, help="Captions per video."),
+    dim: int = typer.Option(64, help="Frame feature size."),
+    missing_test: int = typer.Option(0, help="Test videos listed without features (counted as misses)."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Generate a small learnable multilingual dataset (non-English captions noisier than English)."""
+    from c2kd.data.synthetic import SyntheticConfig, generate_synthetic
+
+    cfg = SyntheticConfig(n_train=train, n_val=val, n_test=test, languages=comma_list(languages) or ["en"],
+                          captions_per_video=captions, feature_dim=dim, missing_test_videos=missing_test, seed=seed)
+    typer.echo(f"wrote {generate_synthetic(out, cfg)}")
+
+
+@data_app.command("check")
+def data_check(path: Path = typer.Argument(..., help="Dataset folder.")) -> None:
+    """Validate a dataset (captions, languages, features: NaN/inf, dimensions) and summarise it.
+
+    A dataset with a train split is also checked as `c2kd train` reads it by default: every training video has
+    features and captions in every language, and a val split exists.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from c2kd.data.dataset import VideoTextDataset
+    from c2kd.train.config import DataConfig
+
+    ds = VideoTextDataset(path)
+    table = Table(title=f"{ds.name}: {len(ds.features)} videos with {ds.features.dim}-d features")
+    for col in ("split", "videos", "missing", "no text", *ds.languages):
+        table.add_column(col, justify="right")
+    for name in ds.splits:
+        s = ds.split(name)
+        counts = [str(sum(1 for r in s.captions[lang] for c in r if c is not None)) for lang in ds.languages]
+        table.add_row(name, str(len(s)), str(len(s.missing_video_ids)), str(s.blank_captions), *counts)
+    Console().print(table)
+    defaults = DataConfig(path=str(path))  # the splits `c2kd train` reads unless told otherwise
+    if defaults.train_split in ds.splits:
+        ds.check_trainable(defaults.train_split, defaults.val_split)
+        typer.echo("ok: no problems found")
+    else:
+        typer.echo(f"ok: no problems found; no {defaults.train_split!r} split, so the dataset serves evaluation only")
+
+
+def multi30k_proxy_command(
+    out: Path = typer.Option(Path("data/multi30k-proxy"), "--out", "-o", help="Dataset folder to write."),
+    data: Path | None = typer.Option(
+        None, "--data", help="Multi30K folder (with task1/ and task2/). Default: $C2KD_DATA, then ../shared/data, "
+                             "then a download from the public Multi30K repository."),
+    frame_encoder: str = typer.Option(
+        DEFAULT_FRAME_ENCODER, help="Text backbone that encodes the proxy frames (a preset of c2kd.encoders.registry); "
+                            "choose one that is neither the student's nor a teacher's text encoder."),
+    max_train: int | None = typer.Option(None, min=1, help="Keep only the first N training items (speed)."),
+    max_val: int | None = typer.Option(None, min=1, help="Keep only the first N validation items."),
+    max_test: int | None = typer.Option(None, min=1, help="Keep only the first N test items."),
+    download: bool = typer.Option(True, help="Download Multi30K when it is not found locally."),
+    batch_size: int = typer.Option(256, min=1),
+) -> None:
+    """Build the Multi30K PROXY dataset: captions in en/de/fr/cs; each item's 'video' is its four other English
+    descriptions encoded as frames. It measures cross-lingual retrieval on real text, not vision."""
+    from c2kd.data.multi30k import build_multi30k_proxy, locate_multi30k
+
+    located = locate_multi30k(data, download=download)
+    typer.echo(located.message)
+    build_multi30k_proxy(out, located.root, frame_encoder=frame_encoder, max_train=max_train, max_val=max_val,
+                         max_test=max_test, batch_size=batch_size, log=typer.echo)
+
+
+def import_data_command(
+    splits: list[str] = typer.Argument(
+        ..., help="SPLIT=FILE.pkl for each split, e.g. train=train.pkl test=test.pkl"
+    ),
+    fmt: str = typer.Option(..., "--format", help="msrvtt, vatex, youcook2, rudder, or a layout .json file."),
+    features: str = typer.Option("2d", "--features", help="2d (CLIP frame features) or 3d (S3D)."),
+    out: Path = typer.Option(..., "--out", help="Dataset folder to write (resumable)."),
+    test_csv: Path | None = typer.Option(
+        None,
+        "--test-csv",
+        help="Full listing of the test split (MSR-VTT: MSRVTT_JSFUSION_test.csv); videos "
+        "it lists without features are counted as missing.",
+    ),
+    languages: str | None = typer.Option(None, help="Comma-separated languages (default: the dataset's)."),
+    name: str | None = typer.Option(None, help="Dataset name (default: the format's)."),
+) -> None:
+    """Import the authors' released split files (pickled lists of dicts) into a c2kd dataset."""
+    from c2kd.data.importers import get_layout, import_release
+
+    split_files = key_value_pairs(splits, "split")
+    listings = {}
+    if test_csv is not None:
+        if "test" not in split_files:
+            raise ConfigError(
+                f"--test-csv lists the 'test' split, but no test=FILE was given ({sorted(split_files)})"
+            )
+        listings["test"] = test_csv
+    report = import_release(
+        get_layout(fmt), features, split_files, out, languages=comma_list(languages), listings=listings, name=name
+    )
+    typer.echo(report.markdown())
+    for split in report.splits.values():
+        if split.ignored_keys:
+            typer.echo(f"{split.split}: ignored keys {split.ignored_keys}")
+        if split.listing_caption_mismatches:
+            typer.echo(
+                f"{split.split}: {split.listing_caption_mismatches} English caption(s) differ from the "
+                "CSV; the pickle's were kept"
+            )
+    missing = {k: v for k, v in report.missing_videos.items() if v}
+    if missing:
+        typer.echo(f"videos without features, counted as misses at evaluation: {missing}")
+    typer.echo(f"wrote {out} ({report.feature_dim}-d {features} features)")
+
+
+def translate_command(
+    dataset: Path = typer.Option(..., "--dataset", help="Dataset folder whose captions are translated."),
+    to: str = typer.Option(..., "--to", help="Comma-separated target languages, e.g. de,fr,cs."),
+    model: str = typer.Option(
+        "Helsinki-NLP/opus-mt-en-{lang}",
+        "--model",
+        help="Hugging Face seq2seq model; {lang} = one model per language, else a multi-target model "
+        "(e.g. facebook/nllb-200-distilled-600M, facebook/m2m100_418M).",
+    ),
+    source: str = typer.Option("en", "--source", help="Language of the captions to translate."),
+    splits: str | None = typer.Option(None, "--splits", help="Comma-separated splits (default: all)."),
+    code: list[str] = typer.Option(
+        [], "--code", help="LANG=CODE for the model's language code, e.g. sw=swc."
+    ),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    chunk_size: int = typer.Option(256, "--chunk-size", help="Captions per saved chunk (the resume unit)."),
+    max_new_tokens: int = typer.Option(128, "--max-new-tokens"),
+    num_beams: int = typer.Option(1, "--num-beams"),
+    device: str = typer.Option("auto", "--device"),
+    dtype: str = typer.Option("auto", "--dtype", help="auto, float32, float16 or bfloat16."),
+    threads: int | None = typer.Option(
+        None, "--threads", help="CPU threads for torch (default: torch's)."
+    ),
+    work_dir: Path | None = typer.Option(
+        None, "--work-dir", help="Chunk folder (default DATASET/.translate/KEY)."
+    ),
+    replace: bool = typer.Option(False, "--replace", help="Replace captions a target language already has."),
+) -> None:
+    """Machine-translate a dataset's captions into new languages (resumable; adds aligned caption rows)."""
+    from c2kd.data.translate import Translator, coverage_table, translate_dataset
+
+    translator = Translator(
+        model,
+        source=source,
+        codes=key_value_pairs(code, "--code"),
+        device=device,
+        dtype=dtype,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        num_beams=num_beams,
+        threads=threads,
+    )
+    coverage = translate_dataset(
+        dataset,
+        comma_list(to) or [],
+        translator,
+        splits=comma_list(splits),
+        work_dir=work_dir,
+        chunk_size=chunk_size,
+        replace=replace,
+    )
+    typer.echo(coverage_table(coverage))
+    typer.echo(f"wrote {dataset / 'captions.parquet'}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``multi30k-proxy``, ``import-data``, ``translate`` and the ``data`` group to the ``c2kd`` command."""
+    app.command("multi30k-proxy")(multi30k_proxy_command)
+    app.command("import-data")(import_data_command)
+    app.command("translate")(translate_command)
+    app.add_typer(data_app, name="data")

@@ -1,0 +1,40 @@
+"""Command ``c2kd serve``: the search service over HTTP (heavy imports inside the command)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def serve(
+    index: Path = typer.Argument(..., help="index folder"),
+    host: str = typer.Option("127.0.0.1", help="address to listen on (0.0.0.0 exposes it to the network)"),
+    port: int = typer.Option(8000),
+    videos: list[Path] = typer.Option([], help="folder(s) the video files are served from (nothing else is)"),
+    features: Path | None = typer.Option(None, help="feature store for moments (default: the index's)"),
+    checkpoint: Path | None = typer.Option(None, help="default: the checkpoint the index was built with"),
+    option: list[str] = typer.Option([], "--option", "-o", help="backend setting, e.g. nprobe=64"),
+    cors_origin: list[str] = typer.Option([], "--cors-origin", help="let pages from this origin (e.g. "
+                                          "https://example.org) call the API from a browser (repeatable; off by "
+                                          "default)"),
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Serve search, moments and video playback over HTTP, with a web page at / and API docs at /api/docs."""
+    import uvicorn
+
+    from c2kd.errors import ConfigError
+    from c2kd.index import parse_options
+    from c2kd.serve.app import ServeSettings, create_app
+
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port {port}: give a port number from 1 to 65535 (0: any free port), e.g. --port 8000")
+
+    settings = ServeSettings(index=index, checkpoint=checkpoint, features=features, video_roots=list(videos),
+                             device=device, options=parse_options(option), cors_origins=list(cors_origin))
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` to the ``c2kd`` command."""
+    app.command("serve")(serve)
