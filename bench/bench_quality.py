@@ -23,6 +23,7 @@ import json
 import resource
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 BASELINES = ("zero-shot", "translate-train")
@@ -52,17 +53,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="default: <out>/bench_quality.json")
     args = parser.parse_args(argv)
 
+    from c2kd.checkpoint import BEST_DIR, HISTORY_FILE, METRICS_FILE
     from c2kd.data.multi30k import build_multi30k_proxy, locate_multi30k
     from c2kd.evaluation.report import aggregate_runs, format_result, markdown_table
+    from c2kd.experiments import PlannedRun, in_order, train_or_read
     from c2kd.io import write_json
     from c2kd.quickstart import (
         FRAME_ENCODER,
         LANGS,
         OFF_THE_SHELF,
+        QuickstartSettings,
         evaluate_checkpoint,
         off_the_shelf_checkpoint,
-        run_configs,
-        train_or_read,
+        quickstart_plan,
         warm_caches,
     )
     from c2kd.runtime import set_cpu_threads
@@ -79,28 +82,28 @@ def main(argv: list[str] | None = None) -> int:
     baseline = off_the_shelf_checkpoint(runs_dir / OFF_THE_SHELF, dataset_dir, cache_dir)
     reference = evaluate_checkpoint(baseline, dataset_dir)
 
-    def configs(seed: int, candidate: str) -> dict[str, dict]:
+    base = QuickstartSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, progress=False)
+
+    def plan(seed: int, candidate: str) -> dict[str, PlannedRun]:
+        """The quickstart's runs at ``seed`` with a C2KD candidate (ALPHA:POOLER or ALPHA:off-the-shelf)."""
         alpha, teachers = candidate.split(":")
         both = teachers != OFF_THE_SHELF
-        return run_configs(dataset_dir, runs_dir / f"seed{seed}", cache_dir, args.epochs, args.batch_size, args.lr,
-                           seed, "auto", float(alpha), teachers if both else "mean", teachers_dir=runs_dir,
+        settings = replace(base, seed=seed, alpha=float(alpha), pooler=teachers if both else "mean",
                            english_teacher=both)
+        return quickstart_plan(dataset_dir, runs_dir / f"seed{seed}", cache_dir, settings, teachers_dir=runs_dir)
 
-    def run(cfg: dict) -> tuple[dict, dict, float]:
+    def run(planned: PlannedRun) -> tuple[dict, dict, float]:
         """Test metrics, validation metrics of the kept checkpoint, and training seconds of one run."""
-        test = train_or_read(cfg, progress=False)
-        out = Path(cfg["out_dir"])
-        history = json.loads((out / "history.json").read_text())
-        val = json.loads((out / "best" / "metrics.json").read_text())
+        test = train_or_read(planned.config)
+        history = json.loads((planned.folder / HISTORY_FILE).read_text())
+        val = json.loads((planned.folder / BEST_DIR / METRICS_FILE).read_text())
         return test, val, sum(epoch["train/seconds"] for epoch in history)
 
-    # 1. choose the C2KD setting on val (seed 0)
+    # 1. choose the C2KD setting on val (seed 0): the C2KD student and the teacher it reads
     choices = {}
     for candidate in args.candidates:
-        cfgs = configs(0, candidate)
-        if "teacher-en" in cfgs:
-            run(cfgs["teacher-en"])
-        _, val, secs = run(cfgs["c2kd"])
+        for planned in in_order(plan(0, candidate).values(), only=["c2kd"]):
+            _, val, secs = run(planned)  # the teacher it reads first, if any, then the C2KD student
         choices[candidate] = val["t2v/average/R@1"]
         log(f"C2KD {candidate}: val t2v average R@1 {val['t2v/average/R@1']:.2f} ({secs:.0f} s)")
     chosen = max(choices, key=lambda k: choices[k])
@@ -111,14 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[dict]] = {s: [] for s in settings}
     seconds: dict[str, list[float]] = {s: [] for s in settings}
     for seed in range(args.seeds):
-        cfgs = configs(seed, chosen)
-        if "teacher-en" in cfgs:
-            run(cfgs["teacher-en"])
-        for name in settings:
-            test, _, secs = run(cfgs[name])
-            results[name].append(test)
-            seconds[name].append(secs)
-            log(f"seed {seed} {name}: test t2v average R@1 {test['t2v']['average']['R@1']:.1f} ({secs:.0f} s)")
+        for planned in in_order(plan(seed, chosen).values()):
+            test, _, secs = run(planned)
+            if planned.name not in settings:  # a teacher
+                continue
+            results[planned.name].append(test)
+            seconds[planned.name].append(secs)
+            log(f"seed {seed} {planned.name}: test t2v average R@1 {test['t2v']['average']['R@1']:.1f} "
+                f"({secs:.0f} s)")
 
     aggregated = {name: aggregate_runs(runs) for name, runs in results.items()}
     tt = aggregated["translate-train"]

@@ -22,9 +22,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from c2kd.experiments import PlannedRun
 
 FRAME_ENCODER = "packaged-muse"
 #: the aligned text backbone (it made the frames), then the fused ones (e5 reads Czech, which USE does not)
@@ -75,60 +80,89 @@ def student_model(cache_dir: Path) -> dict:
 
 def off_the_shelf_checkpoint(out: Path, dataset_dir: Path, cache_dir: Path) -> Path:
     """The training-free aligned pair (USE text vs USE frames; e5 fused, gated off): the baseline and a teacher."""
+    from c2kd.checkpoint import WEIGHTS_FILE
     from c2kd.zeroshot import aligned_checkpoint
 
-    if not (out / "model.safetensors").exists():
+    if not (out / WEIGHTS_FILE).exists():
         aligned_checkpoint(out, text=TEXT_BACKBONES[0], fuse=TEXT_BACKBONES[1:], frame_encoder=FRAME_ENCODER,
                            data=str(dataset_dir), cache_dir=cache_dir)
     return out
 
 
-def run_configs(dataset_dir: Path, runs_dir: Path, cache_dir: Path, epochs: int, batch_size: int, lr: float,
-                seed: int, device: str, alpha: float, pooler: str, teachers_dir: Path | None = None,
-                english_teacher: bool = True) -> dict[str, dict]:
+@dataclass(frozen=True)
+class QuickstartSettings:
+    """The settings of the quickstart's training runs; a sweep varies them with `dataclasses.replace`."""
+
+    epochs: int = 15
+    batch_size: int = 128
+    lr: float = 3e-4
+    seed: int = 0
+    device: str = "auto"
+    #: C2KD student: weight of NCE (1 - alpha weighs C2KD)
+    alpha: float = 0.2
+    #: how the two English teachers' scores are pooled (with ``english_teacher``)
+    pooler: str = "mean"
+    #: also train ``teacher-en`` and pool it with the off-the-shelf pair as C2KD teachers
+    english_teacher: bool = False
+    progress: bool = True
+
+
+def run_configs(dataset_dir: Path, runs_dir: Path, cache_dir: Path, settings: QuickstartSettings,
+                teachers_dir: Path | None = None) -> dict[str, dict]:
     """The training runs, in order: [teacher-en,] zero-shot, translate-train, C2KD (all from the aligned start).
 
+    Each run's folder is ``runs_dir/<name>``; C2KD's name holds its setting (``c2kd-<pooler>-alpha<alpha>``, or
+    ``c2kd-off-the-shelf-alpha<alpha>`` without ``teacher-en``), so a sweep over settings reuses the other runs.
     The C2KD teachers read English: the off-the-shelf pair (``teachers_dir / off-the-shelf``, default
     ``runs_dir``) and, with ``english_teacher``, ``teacher-en``: the pair trained on English captions and selected
     on English alone; their scores are pooled with ``pooler``.
     """
+    s = settings
 
     def config(name: str, stage: str, **extra) -> dict:
         data = {"path": str(dataset_dir), **extra.pop("data", {})}
         return {
-            "stage": stage, "data": data, "seed": seed, "epochs": epochs,
-            "batch_size": batch_size, "device": device, "out_dir": str(runs_dir / name), "tensorboard": False,
-            "optim": {"lr": lr, "lr_decay": 0.9}, "model": student_model(cache_dir), **extra,
+            "stage": stage, "data": data, "seed": s.seed, "epochs": s.epochs,
+            "batch_size": s.batch_size, "device": s.device, "out_dir": str(runs_dir / name), "tensorboard": False,
+            "optim": {"lr": s.lr, "lr_decay": 0.9}, "model": student_model(cache_dir), "progress": s.progress,
+            **extra,
         }
 
     teachers = [str((teachers_dir or runs_dir) / OFF_THE_SHELF)]
     runs = {}
-    if english_teacher:
+    if s.english_teacher:
         runs["teacher-en"] = config("teacher-en", "zero-shot", data={"eval_languages": ["en"]})
         teachers.append(runs["teacher-en"]["out_dir"])
     runs["zero-shot"] = config("zero-shot", "zero-shot")
     runs["translate-train"] = config("translate-train", "translate-train")
-    # one folder per C2KD setting, so that sweeps reuse the teachers and baselines
-    name = f"c2kd-{pooler}-alpha{alpha:g}" if english_teacher else f"c2kd-{OFF_THE_SHELF}-alpha{alpha:g}"
-    runs["c2kd"] = config(name, "c2kd", loss={"alpha": alpha},
-                          teachers={"checkpoints": teachers, "pooler": pooler, "language": "english"})
+    name = f"c2kd-{s.pooler}-alpha{s.alpha:g}" if s.english_teacher else f"c2kd-{OFF_THE_SHELF}-alpha{s.alpha:g}"
+    runs["c2kd"] = config(name, "c2kd", loss={"alpha": s.alpha},
+                          teachers={"checkpoints": teachers, "pooler": s.pooler, "language": "english"})
     return runs
 
 
-def evaluate_checkpoint(checkpoint: Path, dataset_dir: Path, split: str = "test") -> dict:
-    """Test metrics of a checkpoint (t2v and v2t), kept in ``<checkpoint>/<split>_metrics.json`` once computed."""
+def quickstart_plan(dataset_dir: Path, runs_dir: Path, cache_dir: Path, settings: QuickstartSettings,
+                    teachers_dir: Path | None = None) -> dict[str, PlannedRun]:
+    """The quickstart's runs (`run_configs`), validated, by name; run them with `c2kd.experiments.in_order`."""
+    from c2kd.experiments import planned_runs
+
+    return planned_runs(run_configs(dataset_dir, runs_dir, cache_dir, settings, teachers_dir))
+
+
+def evaluate_checkpoint(checkpoint: Path, dataset_dir: Path) -> dict:
+    """Test metrics of a checkpoint (t2v and v2t), kept in ``<checkpoint>/test_metrics.json`` once computed."""
     import json
 
-    from c2kd.checkpoint import load_checkpoint
+    from c2kd.checkpoint import TEST_METRICS_FILE, load_checkpoint
     from c2kd.data.dataset import VideoTextDataset
     from c2kd.evaluation.evaluator import RetrievalEvaluator
     from c2kd.io import write_json
 
-    path = checkpoint / f"{split}_metrics.json"
+    path = checkpoint / TEST_METRICS_FILE
     if path.exists():
         return json.loads(path.read_text())
     model, _ = load_checkpoint(checkpoint)
-    results = RetrievalEvaluator(VideoTextDataset(dataset_dir).split(split, list(LANGS)))(model.eval())
+    results = RetrievalEvaluator(VideoTextDataset(dataset_dir).split("test", list(LANGS)))(model.eval())
     write_json(path, results)
     return results
 
@@ -173,20 +207,6 @@ def example_queries(checkpoint: Path, dataset_dir: Path, echo: Callable[[str], N
             echo(f"   {rank}. {test.video_ids[i]}  {test.captions['en'][i][0]}  ({row[i]:.2f})")
 
 
-def train_or_read(config_dict: dict, progress: bool = True) -> dict:
-    """Test metrics of a run: read back when it finished with the same settings, else trained (resumable)."""
-    from c2kd.train.config import TrainConfig
-    from c2kd.train.run import finished_run_metrics, train
-
-    config = TrainConfig.model_validate({**config_dict, "progress": progress})
-    metrics = finished_run_metrics(config)
-    if metrics is None:
-        train(config, resume=True)
-        metrics = finished_run_metrics(config)
-    assert metrics is not None
-    return metrics
-
-
 def run_quickstart(out: Path, data: Path | None = None, download: bool = True, max_train: int | None = 2000,
                    max_val: int | None = 500, max_test: int | None = 1000, epochs: int = 15, batch_size: int = 128,
                    lr: float = 3e-4, seed: int = 0, device: str = "auto", alpha: float = 0.2, pooler: str = "mean",
@@ -194,6 +214,7 @@ def run_quickstart(out: Path, data: Path | None = None, download: bool = True, m
     """Build the proxy data, warm the caches, evaluate the off-the-shelf pair, train the three runs (resumable),
     and return every test result (off-the-shelf first)."""
     from c2kd.data.multi30k import build_multi30k_proxy, locate_multi30k
+    from c2kd.experiments import in_order, train_or_read
     from c2kd.io import write_json, write_text
 
     started = time.perf_counter()
@@ -210,12 +231,13 @@ def run_quickstart(out: Path, data: Path | None = None, download: bool = True, m
                                            dataset_dir)}
     echo(f"{OFF_THE_SHELF} (USE text vs USE frames, no training): test t2v average R@1 "
          f"{results[OFF_THE_SHELF]['t2v']['average']['R@1']:.1f}")
-    configs = run_configs(dataset_dir, runs_dir, cache_dir, epochs, batch_size, lr, seed, device, alpha, pooler,
-                          english_teacher=english_teacher)
-    for name, cfg in configs.items():
+    settings = QuickstartSettings(epochs, batch_size, lr, seed, device, alpha, pooler, english_teacher)
+    plan = quickstart_plan(dataset_dir, runs_dir, cache_dir, settings)
+    for run in in_order(plan.values()):
+        name = run.name
         start = time.perf_counter()
         echo(f"{name} ...")
-        results[name] = train_or_read(cfg)
+        results[name] = train_or_read(run.config)
         timings[f"train {name}"] = time.perf_counter() - start
         echo(f"{name}: test t2v average R@1 {results[name]['t2v']['average']['R@1']:.1f} "
              f"({timings[f'train {name}']:.0f} s)")
@@ -242,7 +264,7 @@ def run_quickstart(out: Path, data: Path | None = None, download: bool = True, m
                                                    "alpha": alpha, "pooler": pooler, "english_teacher": english_teacher,
                                                    "seed": seed}})
     echo("\nExample queries (C2KD student, test items shown by their English caption):")
-    example_queries(Path(configs["c2kd"]["out_dir"]), dataset_dir, echo)
+    example_queries(plan["c2kd"].folder, dataset_dir, echo)
     echo(f"\ndone in {timings['total'] / 60:.1f} min; results in {out / 'results.md'} and {out / 'results.json'}")
     return results
 

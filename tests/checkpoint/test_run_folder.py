@@ -28,7 +28,7 @@ from c2kd.checkpoint import (
 from c2kd.data.dataset import VideoTextDataset
 from c2kd.errors import ConfigError
 from c2kd.evaluation.evaluator import RetrievalEvaluator, flatten_metrics
-from c2kd.reproduce.runner import _config_hash
+from c2kd.experiments import config_hash
 from c2kd.train.run import check_same_settings, train
 from c2kd.train.trainer import Trainer
 from c2kd_testkit import tiny_config
@@ -144,7 +144,7 @@ def test_the_folder_hash_and_the_same_settings_check_ignore_the_same_settings(ke
 
     tree = _recipe_tree(tiny_dataset, tiny_text_models["student"])
     value = OTHER_VALUES[key]
-    assert _config_hash(_merge(tree, _dotted(key, value))) == _config_hash(tree)
+    assert config_hash(_merge(tree, _dotted(key, value))) == config_hash(tree)
     base = tiny_config(tiny_dataset, tiny_text_models["student"], tmp_path / "run")
     other = _changed(base, key, value)
     assert changed_settings(base, other, NOT_IDENTITY) == []
@@ -159,7 +159,7 @@ def test_settings_of_the_identity_change_the_folder_and_are_refused(key, tiny_da
 
     tree = _recipe_tree(tiny_dataset, tiny_text_models["student"])
     override = f"{key}={IDENTITY_VALUES[key]}"
-    assert _config_hash(_merge(tree, parse_overrides([override]))) != _config_hash(tree)
+    assert config_hash(_merge(tree, parse_overrides([override]))) != config_hash(tree)
     base = tiny_config(tiny_dataset, tiny_text_models["student"], tmp_path / "run")
     other = _changed(base, key, IDENTITY_VALUES[key])
     (tmp_path / "run").mkdir()
@@ -171,5 +171,5 @@ def test_settings_of_the_identity_change_the_folder_and_are_refused(key, tiny_da
 def test_the_folder_hash_of_existing_recipes_is_unchanged():
     """Work folders of earlier versions are found again: this tree hashed to 546304ab35 before the identity moved."""
     tree = {"epochs": 1, "device": "cpu", "data": {"path": "/d", "num_workers": 2}, "loss": {"alpha": 0.5}}
-    assert _config_hash(tree) == "546304ab35"
+    assert config_hash(tree) == "546304ab35"
     assert run_identity(tree) == {"epochs": 1, "data": {"path": "/d"}, "loss": {"alpha": 0.5}}

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from c2kd.experiments import in_order
 from c2kd.quickstart import (
     FRAME_ENCODER,
     OFF_THE_SHELF,
     TEXT_BACKBONES,
+    QuickstartSettings,
     below_baseline,
+    quickstart_plan,
     results_table,
     run_configs,
 )
@@ -16,8 +19,8 @@ from c2kd.train.config import TrainConfig
 
 
 def test_the_three_runs_start_from_the_aligned_pair(tmp_path: Path):
-    cfgs = run_configs(tmp_path / "data", tmp_path / "runs", tmp_path / "cache", epochs=3, batch_size=32, lr=1e-3,
-                       seed=0, device="cpu", alpha=0.5, pooler="mean")
+    settings = QuickstartSettings(epochs=3, batch_size=32, lr=1e-3, device="cpu", alpha=0.5, english_teacher=True)
+    cfgs = run_configs(tmp_path / "data", tmp_path / "runs", tmp_path / "cache", settings)
     assert list(cfgs) == ["teacher-en", "zero-shot", "translate-train", "c2kd"]
     parsed = {name: TrainConfig.model_validate(c) for name, c in cfgs.items()}
     for cfg in parsed.values():
@@ -32,6 +35,39 @@ def test_the_three_runs_start_from_the_aligned_pair(tmp_path: Path):
     assert c2kd.teachers.checkpoints == [str(tmp_path / "runs" / OFF_THE_SHELF), cfgs["teacher-en"]["out_dir"]]
     assert parsed["teacher-en"].data.eval_languages == ["en"]  # selected on English: it only reads English
     assert parsed["zero-shot"].stage == "zero-shot" and parsed["translate-train"].stage == "translate-train"
+
+
+def test_the_bench_sweep_settings_give_the_runs_they_always_gave():
+    """Hand-written: the runs of seed 1, C2KD alpha 0.2 with both teachers pooled by max, as the bench sweeps them.
+
+    Their settings (so their folders' identity) must not move, or finished runs would be trained again.
+    """
+    settings = QuickstartSettings(epochs=10, seed=1, alpha=0.2, pooler="max", english_teacher=True, progress=False)
+    runs = Path("/q/runs")
+    cfgs = run_configs(Path("/q/data"), runs / "seed1", Path("/q/cache"), settings, teachers_dir=runs)
+    model = {"text": {"name": "packaged-muse", "fuse": ["packaged-e5-small"], "head": "aligned", "embed_dim": 512,
+                      "trainable": False, "cache_dir": "/q/cache"},
+             "video": {"feature_dim": 512, "embed_dim": 512, "aligned": True, "layers": 0}}
+
+    def run(folder: str, stage: str, **extra) -> dict:
+        return {"stage": stage, "data": {"path": "/q/data", **extra.pop("data", {})}, "seed": 1, "epochs": 10,
+                "batch_size": 128, "device": "auto", "out_dir": f"/q/runs/seed1/{folder}", "tensorboard": False,
+                "optim": {"lr": 3e-4, "lr_decay": 0.9}, "model": model, "progress": False, **extra}
+
+    assert cfgs == {
+        "teacher-en": run("teacher-en", "zero-shot", data={"eval_languages": ["en"]}),
+        "zero-shot": run("zero-shot", "zero-shot"),
+        "translate-train": run("translate-train", "translate-train"),
+        "c2kd": run("c2kd-max-alpha0.2", "c2kd", loss={"alpha": 0.2},
+                    teachers={"checkpoints": ["/q/runs/off-the-shelf", "/q/runs/seed1/teacher-en"],
+                              "pooler": "max", "language": "english"}),
+    }
+    plan = quickstart_plan(Path("/q/data"), runs / "seed1", Path("/q/cache"), settings, teachers_dir=runs)
+    assert [run.name for run in in_order(plan.values(), only=["c2kd"])] == ["teacher-en", "c2kd"]
+    without = run_configs(Path("/q/data"), runs, Path("/q/cache"), QuickstartSettings())
+    assert list(without) == ["zero-shot", "translate-train", "c2kd"]
+    assert without["c2kd"]["out_dir"] == "/q/runs/c2kd-off-the-shelf-alpha0.2"
+    assert without["c2kd"]["teachers"]["checkpoints"] == ["/q/runs/off-the-shelf"]
 
 
 def test_results_table_has_a_row_per_run_and_the_baseline_comparison_names_languages():

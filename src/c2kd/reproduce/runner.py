@@ -6,12 +6,11 @@ Figures 4-5) are trained once, and a changed setting never reuses a stale result
 that are no part of a run's identity (:data:`c2kd.checkpoint.NOT_IDENTITY`, the same ones a run may be read back
 with): a changed evaluation setting (``tie_policy``, ``missing_ranks``) evaluates the run again without training
 it again. A run is finished when its folder holds ``test_metrics.json`` computed with its evaluation settings; an
-interrupted run resumes from its ``last/`` checkpoint.
+interrupted run resumes from its ``last/`` checkpoint (:mod:`c2kd.experiments` trains or reads back each run).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -20,33 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from c2kd.checkpoint import TEST_METRICS_FILE, run_identity
+from c2kd.checkpoint import TEST_METRICS_FILE
 from c2kd.errors import ConfigError, DataError
+from c2kd.experiments import PlannedRun, hashed_folder, train_or_read, validated
 from c2kd.reproduce.recipes import Recipe
-from c2kd.train.config import TrainConfig, _merge, parse_overrides
+from c2kd.train.config import _merge, parse_overrides
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class PlannedRun:
-    """One training run of a recipe: a teacher (``kind="teacher"``) or a student, at one seed."""
-
-    kind: str
-    name: str
-    seed: int
-    config: TrainConfig
-
-    @property
-    def folder(self) -> Path:
-        return Path(self.config.out_dir)
-
-    @property
-    def finished(self) -> bool:
-        """Whether the run was trained and tested with these settings (see `finished_run_metrics`)."""
-        from c2kd.train.run import finished_run_metrics
-
-        return finished_run_metrics(self.config) is not None
 
 
 @dataclass
@@ -61,11 +40,6 @@ class Plan:
     @property
     def runs(self) -> list[PlannedRun]:
         return self.teachers + self.students
-
-
-def _config_hash(tree: dict) -> str:
-    """Ten hex digits of the SHA-256 of the settings in ``tree`` that make the run what it is."""
-    return hashlib.sha256(json.dumps(run_identity(tree), sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
 def split_overrides(overrides: Sequence[str]) -> tuple[list[str], dict[str, list[str]]]:
@@ -87,16 +61,6 @@ def _dataset_facts(data: Path) -> tuple[list[str], list[str], int]:
 
     ds = VideoTextDataset(data)
     return ds.splits, ds.languages, ds.features.dim
-
-
-def _build_config(tree: dict, where: str) -> TrainConfig:
-    from pydantic import ValidationError
-
-    try:
-        return TrainConfig.model_validate(tree)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{where}: invalid configuration: {problems}") from exc
 
 
 def plan_recipe(recipe: Recipe, data: str | os.PathLike, work: str | os.PathLike, seeds: int | Sequence[int] = 3,
@@ -142,9 +106,9 @@ def plan_recipe(recipe: Recipe, data: str | os.PathLike, work: str | os.PathLike
         return tree
 
     def finish(tree: dict, kind: str, name: str, seed: int) -> PlannedRun:
-        folder = work / "runs" / f"{name}-s{seed}-{_config_hash(tree)}"
-        cfg = _build_config(_merge(tree, {"out_dir": str(folder)}), f"recipe {recipe.name}, {kind} {name!r}")
-        return PlannedRun(kind, name, seed, cfg)
+        folder = hashed_folder(work / "runs", name, seed, tree)
+        cfg = validated(_merge(tree, {"out_dir": str(folder)}), f"recipe {recipe.name}, {kind} {name!r}")
+        return PlannedRun(kind, name, cfg)
 
     students = [r for r in recipe.runs if not only or r.name in only]
     needed = sorted({t for r in students for t in r.teachers})
@@ -189,7 +153,6 @@ def execute(plan: Plan, progress: bool = True) -> None:
     from tqdm.auto import tqdm
 
     from c2kd.train.distributed import detect_env
-    from c2kd.train.run import train
 
     main = detect_env().is_main
     todo = [r for r in plan.runs if not r.finished]
@@ -201,7 +164,7 @@ def execute(plan: Plan, progress: bool = True) -> None:
             continue
         bar.set_postfix_str(f"{run.kind} {run.name} seed {run.seed}")
         log.info("training %s %s seed %d in %s", run.kind, run.name, run.seed, run.folder)
-        train(run.config, resume=True)
+        train_or_read(run.config)
         bar.update(1)
     bar.close()
 

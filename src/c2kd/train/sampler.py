@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import torch
 
+from c2kd.errors import ConfigError
+
 
 class EpochBatchSampler(torch.utils.data.Sampler[list[int]]):
     """Shuffles ``n`` items with a generator seeded by ``(seed, epoch)`` and yields batches of indices.
@@ -18,7 +20,8 @@ class EpochBatchSampler(torch.utils.data.Sampler[list[int]]):
     def __init__(self, n: int, batch_size: int, seed: int = 0, drop_last: bool = True, shuffle: bool = True,
                  num_replicas: int = 1, rank: int = 0):
         if n < batch_size and drop_last:
-            raise ValueError(f"{n} training items are fewer than one batch of {batch_size}; lower batch_size")
+            raise ConfigError(f"{n} training items are fewer than one batch of {batch_size}: lower batch_size "
+                              "(`batch_size=N` in train, `--batch-size N` in the quickstart) or use more items")
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.drop_last, self.shuffle = drop_last, shuffle
         self.num_replicas, self.rank = num_replicas, rank
