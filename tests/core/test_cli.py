@@ -70,15 +70,3 @@ def test_an_unknown_evaluation_protocol_is_one_clean_line(tmp_path):
         assert f"error: {option} {value!r} is not one of" in proc.stderr and "Traceback" not in proc.stderr
 
 
-
-def test_fewer_items_than_one_batch_is_a_config_error():
-    """The quickstart's --max-train below --batch-size ended in a ValueError traceback; a ConfigError is printed
-    as one line by the entry point."""
-    import pytest
-
-    from c2kd.errors import ConfigError
-    from c2kd.train.sampler import EpochBatchSampler
-
-    with pytest.raises(ConfigError, match=r"64 training items are fewer than one batch of 128: lower batch_size"):
-        EpochBatchSampler(64, 128)
-    assert len(EpochBatchSampler(64, 128, drop_last=False)) == 1

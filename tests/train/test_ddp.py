@@ -87,3 +87,11 @@ def test_environment_detection_and_batch_split():
 def test_gather_is_the_identity_in_one_process():
     x = torch.randn(3, 4, requires_grad=True)
     assert gather_with_grad(x) is x
+
+
+def test_fewer_items_than_one_batch_is_a_config_error():
+    """The quickstart's --max-train below --batch-size ended in a ValueError traceback; a ConfigError is printed
+    as one line by the entry point."""
+    with pytest.raises(ConfigError, match=r"64 training items are fewer than one batch of 128: lower batch_size"):
+        EpochBatchSampler(64, 128)
+    assert len(EpochBatchSampler(64, 128, drop_last=False)) == 1
