@@ -36,7 +36,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from c2kd.encoders.frames import FrameEncoderSpec
-from c2kd.errors import CheckpointError
+from c2kd.errors import CheckpointError, validation_problems
 from c2kd.io import atomic_path, output_errors, write_text
 from c2kd.model import DualEncoder, ModelConfig, build_model
 
@@ -263,8 +263,8 @@ def _model_section(saved: dict[str, Any], where: Path) -> ModelConfig:
     try:
         return ModelConfig.model_validate(saved.get("model") or {})
     except ValidationError as exc:
-        problems = "; ".join(f"model.{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise CheckpointError(f"{where}: the model section cannot be rebuilt ({problems})") from exc
+        raise CheckpointError(f"{where}: the model section cannot be rebuilt "
+                              f"({validation_problems(exc, prefix='model.')})") from exc
 
 
 def read_model_config(path: str | os.PathLike) -> ModelConfig:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class C2KDError(Exception):
     """Base class of every error c2kd raises on purpose."""
@@ -55,3 +57,8 @@ def require(module: str, extra: str, purpose: str):
             f"{purpose} needs the optional package '{module}', which is not installed. "
             f"Install it with: pip install 'c2kd[{extra}]'"
         ) from exc
+
+
+def validation_problems(exc: Any, prefix: str = "") -> str:
+    """A pydantic ``ValidationError`` as one line: ``section.field: message; ...`` (``prefix`` before each path)."""
+    return "; ".join(f"{prefix}{'.'.join(str(x) for x in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors())

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from c2kd.checkpoint import run_identity
-from c2kd.errors import ConfigError
+from c2kd.errors import ConfigError, validation_problems
 from c2kd.train.config import TrainConfig
 
 
@@ -55,8 +55,7 @@ def validated(tree: dict, where: str) -> TrainConfig:
     try:
         return TrainConfig.model_validate(tree)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{where}: invalid configuration: {problems}") from exc
+        raise ConfigError(f"{where}: invalid configuration: {validation_problems(exc)}") from exc
 
 
 def config_hash(tree: dict) -> str:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from c2kd.checkpoint import dump_config
 from c2kd.distill.teachers import TeacherConfig
-from c2kd.errors import ConfigError
+from c2kd.errors import ConfigError, validation_problems
 from c2kd.evaluation.metrics import MissingRanks, TiePolicy
 from c2kd.languages import ENGLISH, normalize_languages
 from c2kd.losses.objective import LossConfig
@@ -162,7 +162,4 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
     try:
         return TrainConfig.model_validate(tree)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(x) for x in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"{source}: invalid configuration: {problems}") from exc
+        raise ConfigError(f"{source}: invalid configuration: {validation_problems(exc)}") from exc

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from c2kd.errors import ConfigError
+from c2kd.errors import ConfigError, validation_problems
 from c2kd.train.config import Stage
 
 #: paper numbers of one run: language (or "average") -> metric ("R@1", ...) -> value
@@ -113,5 +113,4 @@ def load_recipe(name_or_path: str | os.PathLike) -> Recipe:
     try:
         return Recipe.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{path}: invalid recipe: {problems}") from exc
+        raise ConfigError(f"{path}: invalid recipe: {validation_problems(exc)}") from exc
