@@ -113,7 +113,7 @@ def build_model(config: ModelConfig, backbones: Sequence[TextBackbone] | None = 
                 f"model.text.head=aligned needs a text backbone that embeds into the frame encoder's space, but "
                 f"{config.text.name!r} gives {parts[0].dim}-d vectors and the frames are {frame_dim}-d")
     text = TextEncoder(backbone, embed_dim=config.text.embed_dim, trainable=config.text.trainable,
-                       head=config.text.head, residual_hidden=config.text.residual_hidden)
+                       head=config.text.head, residual_hidden=config.text.residual_hidden, words=config.text.words)
     return DualEncoder(text, VideoEncoder(config.video), config)
 
 

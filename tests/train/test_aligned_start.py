@@ -28,10 +28,10 @@ def aligned_text(tmp_path_factory, tiny_dataset):
     return make_random_text_model(tmp_path_factory.mktemp("aligned") / "text16", texts, hidden=16, seed=5)
 
 
-def aligned_config(text_name, fuse=()) -> ModelConfig:
+def aligned_config(text_name, fuse=(), words=None) -> ModelConfig:
     return ModelConfig.model_validate({
         "text": {"name": str(text_name), "fuse": [str(f) for f in fuse], "head": "aligned", "embed_dim": 16,
-                 "residual_hidden": 8},
+                 "residual_hidden": 8, "words": words},
         "video": {"feature_dim": 16, "embed_dim": 16, "aligned": True, "dropout": 0.0}})
 
 
@@ -51,9 +51,10 @@ def reference_scores(text_model_dir, texts, videos) -> np.ndarray:
     return t @ v.T
 
 
-def test_untrained_aligned_model_scores_the_training_free_cosine(aligned_text, tiny_text_models):
+@pytest.mark.parametrize("words", [None, {"buckets": 64, "dim": 8}], ids=["backbones", "with-word-bag"])
+def test_untrained_aligned_model_scores_the_training_free_cosine(aligned_text, tiny_text_models, words):
     torch.manual_seed(0)
-    model = build_model(aligned_config(aligned_text, fuse=[tiny_text_models["teacher_a"]])).eval()
+    model = build_model(aligned_config(aligned_text, fuse=[tiny_text_models["teacher_a"]], words=words)).eval()
     texts = ["a dog runs", "the red car stops", "cat"]
     rng = np.random.default_rng(0)
     videos = [rng.normal(size=(n, 16)).astype(np.float32) * rng.uniform(0.5, 3) for n in (1, 4, 7, 30)]
@@ -79,7 +80,8 @@ def test_aligned_heads_learn_a_residual_and_fused_backbones_stay_frozen(aligned_
 def test_aligned_model_with_fused_backbones_round_trips_through_a_checkpoint(aligned_text, tiny_text_models,
                                                                               tiny_dataset, tmp_path):
     torch.manual_seed(1)
-    model = build_model(aligned_config(aligned_text, fuse=[tiny_text_models["teacher_b"]]))
+    model = build_model(aligned_config(aligned_text, fuse=[tiny_text_models["teacher_b"]],
+                                       words={"buckets": 64, "dim": 8}))
     with torch.no_grad():
         for p in model.parameters():
             if p.requires_grad:
@@ -90,6 +92,9 @@ def test_aligned_model_with_fused_backbones_round_trips_through_a_checkpoint(ali
     assert saved == model.config
     texts = ["a dog runs", "zwei katzen"]
     assert torch.allclose(model.eval().embed_texts(texts), loaded.eval().embed_texts(texts), atol=1e-6)
+    without_words = build_model(aligned_config(aligned_text, fuse=[tiny_text_models["teacher_b"]]))
+    without_words.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("text.words")})
+    assert not torch.allclose(model.embed_texts(texts), without_words.eval().embed_texts(texts), atol=1e-3)
 
 
 def aligned_dataset(tiny_dataset, text_model_dir, out):

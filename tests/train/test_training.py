@@ -37,9 +37,11 @@ def test_c2kd_student_trains_and_reports_every_language(teachers, tiny_dataset, 
     assert again["t2v"]["average"]["R@1"] == pytest.approx(results["t2v"]["average"]["R@1"])
 
 
-def test_resumed_run_equals_uninterrupted_run(tiny_dataset, tiny_text_models, tmp_path):
-    """Kill a run mid-epoch (after a checkpoint), rerun: the final weights equal an uninterrupted run's."""
-    common = dict(epochs=2, seed=5, data__val_split="null", data__test_split="null")
+@pytest.mark.parametrize("words", [{}, {"model__text__words__buckets": 64}], ids=["dense", "with-word-bag"])
+def test_resumed_run_equals_uninterrupted_run(tiny_dataset, tiny_text_models, tmp_path, words):
+    """Kill a run mid-epoch (after a checkpoint), rerun: the final weights equal an uninterrupted run's (with a
+    word bag too, whose sparse optimizer state is saved beside the dense one)."""
+    common = dict(epochs=2, seed=5, data__val_split="null", data__test_split="null", **words)
     full = train(tiny_config(tiny_dataset, tiny_text_models["student"], tmp_path / "full", **common))
 
     from c2kd.train import trainer as trainer_module

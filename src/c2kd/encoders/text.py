@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from c2kd.encoders.gated import GatedProjection
+from c2kd.encoders.words import WordBag, WordBagConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel
@@ -50,6 +51,9 @@ class TextEncoderConfig(BaseModel):
     #: frozen-backbone mode: with ``trainable=False``, backbone embeddings are cached in this folder
     #: (``c2kd.encoders.cache``) and only the LayerNorm + projection are trained
     cache_dir: str | None = None
+    #: a trainable bag of words added to the head's output through a zero-initialised projection
+    #: (``c2kd.encoders.words``): what the training captions teach, in every language, beyond the backbones
+    words: WordBagConfig | None = None
 
 
 class TextBackbone(nn.Module):
@@ -283,7 +287,8 @@ def _zero(layer: nn.Module) -> None:
 
 
 class TextEncoder(nn.Module):
-    """Backbone -> head (``gated``: LayerNorm + gated projection; ``aligned``: identity + zero-initialised residual).
+    """Backbone -> head (``gated``: LayerNorm + gated projection; ``aligned``: identity + zero-initialised residual),
+    plus, with ``words``, a bag of words through a zero-initialised projection (so it starts silent).
 
     With ``trainable=False`` the backbone is frozen: no gradients, kept in eval mode, run under ``no_grad``.
 
@@ -292,12 +297,17 @@ class TextEncoder(nn.Module):
     """
 
     def __init__(self, backbone: TextBackbone, embed_dim: int = 512, trainable: bool = True,
-                 head: Literal["gated", "aligned"] = "gated", residual_hidden: int = 1024):
+                 head: Literal["gated", "aligned"] = "gated", residual_hidden: int = 1024,
+                 words: WordBagConfig | None = None):
         super().__init__()
         self.backbone = backbone
         self.trainable_backbone = trainable and backbone.supports_training
         self.head: nn.Module = (AlignedTextHead(backbone.dim, embed_dim, residual_hidden) if head == "aligned"
                                 else GatedTextHead(backbone.dim, embed_dim))
+        self.words = WordBag(words) if words is not None else None
+        self.words_projection = nn.Linear(words.dim, embed_dim, bias=False) if words is not None else None
+        if self.words_projection is not None:
+            nn.init.zeros_(self.words_projection.weight)
         if not self.trainable_backbone:
             self.backbone.requires_grad_(False)
             self.backbone.eval()
@@ -309,12 +319,23 @@ class TextEncoder(nn.Module):
         return self
 
     def prepare(self, texts: Sequence[str], max_tokens: int) -> dict[str, Tensor]:
-        return self.backbone.prepare(texts, max_tokens)
+        inputs = self.backbone.prepare(texts, max_tokens)
+        if self.words is not None:
+            inputs.update({f"{WORDS_PREFIX}{key}": value for key, value in self.words.prepare(texts).items()})
+        return inputs
 
     def forward(self, inputs: dict[str, Tensor]) -> Tensor:
+        backbone_inputs = {k: v for k, v in inputs.items() if not k.startswith(WORDS_PREFIX)}
         if self.trainable_backbone:
-            pooled = self.backbone(inputs)
+            pooled = self.backbone(backbone_inputs)
         else:
             with torch.no_grad():
-                pooled = self.backbone(inputs)
-        return self.head(pooled.float())
+                pooled = self.backbone(backbone_inputs)
+        out = self.head(pooled.float())
+        if self.words is not None and self.words_projection is not None:
+            out = out + self.words_projection(self.words(inputs[f"{WORDS_PREFIX}ids"]))
+        return out
+
+
+#: prefix of the word bag's keys among a text tower's prepared inputs
+WORDS_PREFIX = "words."

@@ -50,6 +50,8 @@ class OptimConfig(_Strict):
     lr_decay: float = Field(0.9, gt=0, le=1.0)
     weight_decay: float = Field(0.0, ge=0)
     grad_clip: float | None = None
+    #: learning rate of tables trained with sparse gradients (the word bag, ``model.text.words``; not decayed)
+    sparse_lr: float = Field(1e-2, gt=0)
 
 
 class TrainConfig(_Strict):

@@ -51,6 +51,7 @@ from c2kd.train.distributed import (
     local_device,
     wrap_ddp,
 )
+from c2kd.train.optim import build_optimizer, dense_gradients
 from c2kd.train.sampler import EpochBatchSampler
 from c2kd.train.tasks import RetrievalTask
 from c2kd.train.trainer import SaveCheckpoint, Trainer, seed_everything
@@ -142,6 +143,8 @@ def prepare_run(config: TrainConfig, env: DistEnv | None = None) -> RunParts:
         fit_fused_map(model, split, student_langs, config.model.text.max_tokens, progress=config.progress)
     teacher_scores = teacher_scores_for(config, split, dataset.features.dim, student_langs, device)
     encoder, gather = None, None
+    if env.enabled or config.optim.grad_clip:  # neither DDP nor gradient clipping takes sparse gradients
+        dense_gradients(model)
     if env.enabled:
         model.to(device)
         encoder, gather = wrap_ddp(model, device), gather_with_grad
@@ -159,8 +162,7 @@ def prepare_run(config: TrainConfig, env: DistEnv | None = None) -> RunParts:
                                          persistent_workers=config.data.num_workers > 0,
                                          # its own RNG: drawing worker seeds must not move the global one (resume)
                                          generator=torch.Generator().manual_seed(config.seed))
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+    optimizer = build_optimizer(model, config.optim)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.optim.lr_decay)
     return RunParts(config, env, device, dataset, model, task, pairs, loader, optimizer, scheduler, evaluate,
                     monitor, list(eval_langs))
