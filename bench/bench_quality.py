@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--word-buckets", type=int, default=2**17,
+                        help="rows of the trainable word bag (0: none); more items teach more words than the quickstart's")
     parser.add_argument("--candidates", nargs="+", default=["0.5:off-the-shelf", "0.2:off-the-shelf",
                                                             "0.1:off-the-shelf", "0.2:mean", "0.2:max"],
                         help="C2KD settings to choose from on val, ALPHA:POOLER (teachers: the off-the-shelf pair and "
@@ -82,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     baseline = off_the_shelf_checkpoint(runs_dir / OFF_THE_SHELF, dataset_dir, cache_dir)
     reference = evaluate_checkpoint(baseline, dataset_dir)
 
-    base = QuickstartSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, progress=False)
+    base = QuickstartSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                              word_buckets=args.word_buckets or None, progress=False)
 
     def plan(seed: int, candidate: str) -> dict[str, PlannedRun]:
         """The quickstart's runs at ``seed`` with a C2KD candidate (ALPHA:POOLER or ALPHA:off-the-shelf)."""

@@ -71,11 +71,14 @@ def warm_caches(dataset_dir: Path, cache_dir: Path, echo: Callable[[str], None] 
     return seconds
 
 
-def student_model(cache_dir: Path) -> dict:
-    """The aligned start every trained run shares: USE text (+ e5 fused) against the mean of the USE frames."""
-    return {"text": {"name": TEXT_BACKBONES[0], "fuse": list(TEXT_BACKBONES[1:]), "head": "aligned",
-                     "embed_dim": 512, "trainable": False, "cache_dir": str(cache_dir)},
-            "video": {"feature_dim": 512, "embed_dim": 512, "aligned": True, "layers": 0}}
+def student_model(cache_dir: Path, word_buckets: int | None = None) -> dict:
+    """The aligned start every trained run shares: USE text (+ e5 fused) against the mean of the USE frames,
+    with a bag of ``word_buckets`` hashed words beside them (none: no word bag)."""
+    text = {"name": TEXT_BACKBONES[0], "fuse": list(TEXT_BACKBONES[1:]), "head": "aligned", "embed_dim": 512,
+            "trainable": False, "cache_dir": str(cache_dir)}
+    if word_buckets:
+        text["words"] = {"buckets": word_buckets}
+    return {"text": text, "video": {"feature_dim": 512, "embed_dim": 512, "aligned": True, "layers": 0}}
 
 
 def off_the_shelf_checkpoint(out: Path, dataset_dir: Path, cache_dir: Path) -> Path:
@@ -104,6 +107,8 @@ class QuickstartSettings:
     pooler: str = "mean"
     #: also train ``teacher-en`` and pool it with the off-the-shelf pair as C2KD teachers
     english_teacher: bool = False
+    #: rows of the trainable word bag beside the frozen backbones (``c2kd.encoders.words``; None: no word bag)
+    word_buckets: int | None = 2**16
     progress: bool = True
 
 
@@ -124,7 +129,8 @@ def run_configs(dataset_dir: Path, runs_dir: Path, cache_dir: Path, settings: Qu
         return {
             "stage": stage, "data": data, "seed": s.seed, "epochs": s.epochs,
             "batch_size": s.batch_size, "device": s.device, "out_dir": str(runs_dir / name), "tensorboard": False,
-            "optim": {"lr": s.lr, "lr_decay": 0.9}, "model": student_model(cache_dir), "progress": s.progress,
+            "optim": {"lr": s.lr, "lr_decay": 0.9}, "model": student_model(cache_dir, s.word_buckets),
+            "progress": s.progress,
             **extra,
         }
 
