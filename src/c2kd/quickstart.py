@@ -10,10 +10,10 @@ starts from the best thing a user could do without training and only improves on
 - every trained model **starts from that pair** (aligned heads: identity plus zero-initialised residuals; the e5
   map started by ridge regression) and model selection on val includes the start, so training never hands back
   a model that validates worse than the baseline;
-- **zero-shot** (English only), **translate-train** (en de fr cs, NCE) and **C2KD** students; the C2KD teacher
-  reads the *English* caption: the off-the-shelf pair itself (with ``english_teacher``, also ``teacher-en``, the
-  pair trained and selected on English alone, pooled with it: on 2,000 items it validates above the pair but tests
-  below it, so it is off by default).
+- **zero-shot** (English only), **translate-train** (en de fr cs, NCE) and **C2KD** students; the C2KD teachers
+  read the *English* caption: the off-the-shelf pair itself, ``teacher-en`` (the pair trained and selected on
+  English alone), or both pooled (on 2,000 items ``teacher-en`` validates above the pair but tests below it, so
+  the quickstart's default is the pair alone; on all the data both, pooled by mean, validate best).
 
 All backbones are frozen and their caption embeddings cached on disk, so only the heads train (minutes on a CPU).
 """
@@ -36,6 +36,9 @@ FRAME_ENCODER = "packaged-muse"
 TEXT_BACKBONES = ("packaged-muse", "packaged-e5-small")
 LANGS = ("en", "de", "fr", "cs")
 OFF_THE_SHELF = "off-the-shelf"
+TEACHER_EN = "teacher-en"
+#: who teaches the C2KD student: the off-the-shelf pair, teacher-en, or both (pooled)
+TEACHER_CHOICES = (OFF_THE_SHELF, TEACHER_EN, "both")
 EXAMPLE_QUERIES = (
     ("en", "A group of people dancing on a stage."),
     ("de", "Zwei Hunde rennen durch den Schnee."),
@@ -103,10 +106,10 @@ class QuickstartSettings:
     device: str = "auto"
     #: C2KD student: weight of NCE (1 - alpha weighs C2KD)
     alpha: float = 0.2
-    #: how the two English teachers' scores are pooled (with ``english_teacher``)
+    #: the C2KD teachers, one of ``TEACHER_CHOICES``; ``teacher-en`` is trained first when it teaches
+    teachers: str = OFF_THE_SHELF
+    #: how the two teachers' scores are pooled (``teachers="both"``)
     pooler: str = "mean"
-    #: also train ``teacher-en`` and pool it with the off-the-shelf pair as C2KD teachers
-    english_teacher: bool = False
     #: rows of the trainable word bag beside the frozen backbones (``c2kd.encoders.words``; None: no word bag)
     word_buckets: int | None = 2**16
     progress: bool = True
@@ -116,12 +119,14 @@ def run_configs(dataset_dir: Path, runs_dir: Path, cache_dir: Path, settings: Qu
                 teachers_dir: Path | None = None) -> dict[str, dict]:
     """The training runs, in order: [teacher-en,] zero-shot, translate-train, C2KD (all from the aligned start).
 
-    Each run's folder is ``runs_dir/<name>``; C2KD's name holds its setting (``c2kd-<pooler>-alpha<alpha>``, or
-    ``c2kd-off-the-shelf-alpha<alpha>`` without ``teacher-en``), so a sweep over settings reuses the other runs.
-    The C2KD teachers read English: the off-the-shelf pair (``teachers_dir / off-the-shelf``, default
-    ``runs_dir``) and, with ``english_teacher``, ``teacher-en``: the pair trained on English captions and selected
-    on English alone; their scores are pooled with ``pooler``.
+    Each run's folder is ``runs_dir/<name>``; C2KD's name holds its setting (``c2kd-<teachers>-alpha<alpha>``, or
+    ``c2kd-<pooler>-alpha<alpha>`` for both teachers), so a sweep over settings reuses the other runs. The C2KD
+    teachers read English: the off-the-shelf pair (``teachers_dir / off-the-shelf``, default ``runs_dir``),
+    ``teacher-en`` (the pair trained on English captions and selected on English alone), or both, their scores
+    pooled with ``pooler``.
     """
+    if settings.teachers not in TEACHER_CHOICES:
+        raise ValueError(f"teachers={settings.teachers!r}: choose one of {', '.join(TEACHER_CHOICES)}")
     s = settings
 
     def config(name: str, stage: str, **extra) -> dict:
@@ -134,14 +139,16 @@ def run_configs(dataset_dir: Path, runs_dir: Path, cache_dir: Path, settings: Qu
             **extra,
         }
 
-    teachers = [str((teachers_dir or runs_dir) / OFF_THE_SHELF)]
+    teachers = []
+    if s.teachers != TEACHER_EN:
+        teachers.append(str((teachers_dir or runs_dir) / OFF_THE_SHELF))
     runs = {}
-    if s.english_teacher:
-        runs["teacher-en"] = config("teacher-en", "zero-shot", data={"eval_languages": ["en"]})
-        teachers.append(runs["teacher-en"]["out_dir"])
+    if s.teachers != OFF_THE_SHELF:
+        runs[TEACHER_EN] = config(TEACHER_EN, "zero-shot", data={"eval_languages": ["en"]})
+        teachers.append(runs[TEACHER_EN]["out_dir"])
     runs["zero-shot"] = config("zero-shot", "zero-shot")
     runs["translate-train"] = config("translate-train", "translate-train")
-    name = f"c2kd-{s.pooler}-alpha{s.alpha:g}" if s.english_teacher else f"c2kd-{OFF_THE_SHELF}-alpha{s.alpha:g}"
+    name = f"c2kd-{s.pooler if s.teachers == 'both' else s.teachers}-alpha{s.alpha:g}"
     runs["c2kd"] = config(name, "c2kd", loss={"alpha": s.alpha},
                           teachers={"checkpoints": teachers, "pooler": s.pooler, "language": "english"})
     return runs
@@ -215,8 +222,9 @@ def example_queries(checkpoint: Path, dataset_dir: Path, echo: Callable[[str], N
 
 def run_quickstart(out: Path, data: Path | None = None, download: bool = True, max_train: int | None = 2000,
                    max_val: int | None = 500, max_test: int | None = 1000, epochs: int = 15, batch_size: int = 128,
-                   lr: float = 3e-4, seed: int = 0, device: str = "auto", alpha: float = 0.2, pooler: str = "mean",
-                   english_teacher: bool = False, echo: Callable[[str], None] = print) -> dict[str, dict]:
+                   lr: float = 3e-4, seed: int = 0, device: str = "auto", alpha: float = 0.2,
+                   teachers: str = OFF_THE_SHELF, pooler: str = "mean",
+                   echo: Callable[[str], None] = print) -> dict[str, dict]:
     """Build the proxy data, warm the caches, evaluate the off-the-shelf pair, train the three runs (resumable),
     and return every test result (off-the-shelf first)."""
     from c2kd.data.multi30k import build_multi30k_proxy, locate_multi30k
@@ -237,7 +245,7 @@ def run_quickstart(out: Path, data: Path | None = None, download: bool = True, m
                                            dataset_dir)}
     echo(f"{OFF_THE_SHELF} (USE text vs USE frames, no training): test t2v average R@1 "
          f"{results[OFF_THE_SHELF]['t2v']['average']['R@1']:.1f}")
-    settings = QuickstartSettings(epochs, batch_size, lr, seed, device, alpha, pooler, english_teacher)
+    settings = QuickstartSettings(epochs, batch_size, lr, seed, device, alpha, teachers, pooler)
     plan = quickstart_plan(dataset_dir, runs_dir, cache_dir, settings)
     for run in in_order(plan.values()):
         name = run.name
@@ -267,7 +275,7 @@ def run_quickstart(out: Path, data: Path | None = None, download: bool = True, m
     write_json(out / "results.json", {"results": results, "seconds": timings, "source": str(located.root),
                                       "settings": {"max_train": max_train, "max_val": max_val, "max_test": max_test,
                                                    "epochs": epochs, "batch_size": batch_size, "lr": lr,
-                                                   "alpha": alpha, "pooler": pooler, "english_teacher": english_teacher,
+                                                   "alpha": alpha, "teachers": teachers, "pooler": pooler,
                                                    "seed": seed}})
     echo("\nExample queries (C2KD student, test items shown by their English caption):")
     example_queries(plan["c2kd"].folder, dataset_dir, echo)
@@ -288,10 +296,10 @@ def quickstart_command(
     lr: float = typer.Option(3e-4, help="Adam learning rate of the heads (backbones are frozen)."),
     seed: int = typer.Option(0),
     alpha: float = typer.Option(0.2, min=0.0, max=0.99, help="C2KD student: weight of NCE; 1 - alpha weighs C2KD."),
-    english_teacher: bool = typer.Option(
-        False, help="C2KD student: also train teacher-en (the pair trained on English) and pool its scores with the "
-                    "off-the-shelf pair's (default: the off-the-shelf pair is the only teacher)."),
-    pooler: str = typer.Option("mean", help="With --english-teacher: how the two teachers' scores are pooled "
+    teachers: str = typer.Option(
+        OFF_THE_SHELF, help="C2KD teachers, all reading English: off-the-shelf (the pair), teacher-en (the pair "
+                            "trained on English, trained first), or both (pooled with --pooler)."),
+    pooler: str = typer.Option("mean", help="With --teachers both: how the two teachers' scores are pooled "
                                             "(min, max, mean)."),
     device: str = typer.Option("auto"),
     threads: int = typer.Option(
@@ -304,13 +312,14 @@ def quickstart_command(
     from c2kd.runtime import set_cpu_threads
     from c2kd.similarity import POOLERS
 
+    if teachers not in TEACHER_CHOICES:
+        raise typer.BadParameter(f"{teachers!r}: choose one of {', '.join(TEACHER_CHOICES)}", param_hint="--teachers")
     if pooler not in POOLERS:
         raise typer.BadParameter(f"{pooler!r} is not a pooler; choose one of {', '.join(POOLERS)}",
                                  param_hint="--pooler")
     typer.echo(f"using {set_cpu_threads(threads)} CPU thread(s)")
     run_quickstart(out, data, download, max_train, max_val, max_test, epochs, batch_size, lr=lr, seed=seed,
-                   device=device, alpha=alpha, pooler=pooler, english_teacher=english_teacher,
-                   echo=typer.echo)
+                   device=device, alpha=alpha, teachers=teachers, pooler=pooler, echo=typer.echo)
 
 
 def register(app: typer.Typer) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from c2kd.experiments import in_order
 from c2kd.quickstart import (
     FRAME_ENCODER,
@@ -19,7 +21,7 @@ from c2kd.train.config import TrainConfig
 
 
 def test_the_three_runs_start_from_the_aligned_pair(tmp_path: Path):
-    settings = QuickstartSettings(epochs=3, batch_size=32, lr=1e-3, device="cpu", alpha=0.5, english_teacher=True)
+    settings = QuickstartSettings(epochs=3, batch_size=32, lr=1e-3, device="cpu", alpha=0.5, teachers="both")
     cfgs = run_configs(tmp_path / "data", tmp_path / "runs", tmp_path / "cache", settings)
     assert list(cfgs) == ["teacher-en", "zero-shot", "translate-train", "c2kd"]
     parsed = {name: TrainConfig.model_validate(c) for name, c in cfgs.items()}
@@ -43,7 +45,7 @@ def test_the_bench_sweep_settings_give_the_runs_they_always_gave():
 
     Their settings (so their folders' identity) must not move, or finished runs would be trained again.
     """
-    settings = QuickstartSettings(epochs=10, seed=1, alpha=0.2, pooler="max", english_teacher=True,
+    settings = QuickstartSettings(epochs=10, seed=1, alpha=0.2, teachers="both", pooler="max",
                                   word_buckets=2**17, progress=False)
     runs = Path("/q/runs")
     cfgs = run_configs(Path("/q/data"), runs / "seed1", Path("/q/cache"), settings, teachers_dir=runs)
@@ -70,6 +72,12 @@ def test_the_bench_sweep_settings_give_the_runs_they_always_gave():
     assert list(without) == ["zero-shot", "translate-train", "c2kd"]
     assert without["c2kd"]["out_dir"] == "/q/runs/c2kd-off-the-shelf-alpha0.2"
     assert without["c2kd"]["teachers"]["checkpoints"] == ["/q/runs/off-the-shelf"]
+    alone = run_configs(Path("/q/data"), runs, Path("/q/cache"), QuickstartSettings(teachers="teacher-en"))
+    assert list(alone) == ["teacher-en", "zero-shot", "translate-train", "c2kd"]
+    assert alone["c2kd"]["out_dir"] == "/q/runs/c2kd-teacher-en-alpha0.2"
+    assert alone["c2kd"]["teachers"]["checkpoints"] == ["/q/runs/teacher-en"]
+    with pytest.raises(ValueError, match="choose one of"):
+        run_configs(Path("/q/data"), runs, Path("/q/cache"), QuickstartSettings(teachers="mean"))
 
 
 def test_results_table_has_a_row_per_run_and_the_baseline_comparison_names_languages():
