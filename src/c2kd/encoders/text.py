@@ -24,6 +24,9 @@ from c2kd.encoders.words import WordBag, WordBagConfig
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel
 
+#: prefix of the word bag's keys among a text tower's prepared inputs
+WORDS_PREFIX = "words."
+
 
 class TextEncoderConfig(BaseModel):
     """Text tower settings. ``name`` is a preset (``c2kd.encoders.registry``), a hub model id or a local path."""
@@ -336,6 +339,3 @@ class TextEncoder(nn.Module):
             out = out + self.words_projection(self.words(inputs[f"{WORDS_PREFIX}ids"]))
         return out
 
-
-#: prefix of the word bag's keys among a text tower's prepared inputs
-WORDS_PREFIX = "words."
