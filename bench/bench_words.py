@@ -13,33 +13,23 @@ and the optimizer state each holds after the timed steps.
 from __future__ import annotations
 
 import argparse
-import gzip
 import random
 import statistics
 import time
-from pathlib import Path
 
 
 def captions(limit: int) -> list[str]:
     """Multi30K training captions (en, de, fr, cs) when the shared data is found, else random word strings."""
-    from c2kd.data.multi30k import locate_multi30k
+    from c2kd.data.multi30k import LANGUAGES, locate_multi30k, read_split
+    from c2kd.errors import DataError
 
     try:
-        root = locate_multi30k(None, download=False).root
-    except Exception:  # noqa: BLE001 - any failure to find the data falls back to synthetic text
-        root = None
-    texts: list[str] = []
-    if root is not None:
-        for lang in ("en", "de", "fr", "cs"):
-            path = Path(root) / "task1" / "raw" / f"train.{lang}.gz"
-            if path.exists():
-                with gzip.open(path, "rt", encoding="utf-8") as lines:
-                    texts += [line.strip() for _, line in zip(range(limit), lines)]
-    if not texts:
+        items = read_split(locate_multi30k(None, download=False).root, "train", limit)
+        return [item.captions[lang] for item in items for lang in LANGUAGES]
+    except DataError:
         rng = random.Random(0)
         vocabulary = [f"w{i}" for i in range(40_000)]
-        texts = [" ".join(rng.choices(vocabulary, k=12)) for _ in range(4 * limit)]
-    return texts
+        return [" ".join(rng.choices(vocabulary, k=12)) for _ in range(4 * limit)]
 
 
 def main(argv: list[str] | None = None) -> int:
