@@ -8,7 +8,9 @@ Every model starts from the best thing a user could do without training, and tha
   that aligned pair (USE + e5 fused; heads are identities plus zero-initialised residuals), all on every shared
   training item by default, ``--seeds`` seeds each. Each text tower also has a trainable word bag
   (``--word-buckets``). The C2KD teachers read the English caption: the off-the-shelf pair, ``teacher-en`` (the
-  pair trained and selected on English, same seed), or both pooled.
+  pair trained and selected on English, same seed), the **e5 pair** (e5 text against e5 passages of the same
+  descriptions: its own frames, embedded once; printed as a second baseline when a candidate uses it), or a set
+  of them pooled.
 
 The C2KD setting (alpha and teachers, from ``--candidates``) is chosen on the **validation** split with seed 0; the test split (test_2016, 1,000 items) is only reported. Output: markdown tables (t2v and v2t, mean ± std
 over seeds) on stdout, everything in ``--json``. Frozen-backbone caches are computed once (resumable, shareable
@@ -34,6 +36,21 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _candidate(text: str) -> tuple[float, str, str] | None:
+    """``ALPHA:TEACHERS[:POOLER]`` as (alpha, teachers, pooler); None when it is not one."""
+    from c2kd.quickstart import TEACHER_SETS
+    from c2kd.similarity import POOLERS
+
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or parts[1] not in TEACHER_SETS or (len(parts) == 3 and parts[2] not in POOLERS):
+        return None
+    try:
+        alpha = float(parts[0])
+    except ValueError:
+        return None
+    return alpha, parts[1], parts[2] if len(parts) == 3 else "mean"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/bench-quality"))
@@ -47,14 +64,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--word-buckets", type=int, default=2**17,
                         help="rows of the trainable word bag (0: none); more items teach more words than the quickstart's")
-    parser.add_argument("--candidates", nargs="+", default=["0.5:off-the-shelf", "0.2:off-the-shelf", "0.2:mean",
-                                                            "0.5:mean", "0.2:teacher-en"],
-                        help="C2KD settings to choose from on val, ALPHA:TEACHERS: ALPHA:off-the-shelf or "
-                             "ALPHA:teacher-en (that teacher alone), ALPHA:POOLER (both, pooled)")
+    parser.add_argument("--candidates", nargs="+", default=["0.5:off-the-shelf", "0.2:off-the-shelf", "0.2:both",
+                                                            "0.2:pairs", "0.2:all"],
+                        help="C2KD settings to choose from on val, ALPHA:TEACHERS[:POOLER] with TEACHERS one of "
+                             "c2kd.quickstart.TEACHER_SETS (off-the-shelf, teacher-en, e5-pair, both, pairs, all) "
+                             "and POOLER (default mean) pooling several")
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads (0 = auto: one when the machine is busy, e.g. two benchmarks side by side)")
     parser.add_argument("--json", type=Path, default=None, help="default: <out>/bench_quality.json")
     args = parser.parse_args(argv)
+    candidates: dict[str, tuple[float, str, str]] = {}
+    for text in args.candidates:
+        parsed = _candidate(text)
+        if parsed is None:
+            parser.error(f"--candidates {text}: write ALPHA:TEACHERS[:POOLER], e.g. 0.2:pairs:mean")
+        candidates[text] = parsed
 
     from c2kd.checkpoint import BEST_DIR, HISTORY_FILE, METRICS_FILE
     from c2kd.data.multi30k import build_multi30k_proxy, locate_multi30k
@@ -62,11 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     from c2kd.experiments import PlannedRun, in_order, train_or_read
     from c2kd.io import write_json
     from c2kd.quickstart import (
+        E5_PAIR,
         FRAME_ENCODER,
         LANGS,
         OFF_THE_SHELF,
-        TEACHER_CHOICES,
+        TEACHER_SETS,
         QuickstartSettings,
+        e5_pair_checkpoint,
         evaluate_checkpoint,
         off_the_shelf_checkpoint,
         quickstart_plan,
@@ -84,17 +110,22 @@ def main(argv: list[str] | None = None) -> int:
                          max_val=args.max_val, max_test=None, log=log)
     cache_seconds = warm_caches(dataset_dir, cache_dir, echo=log)
     baseline = off_the_shelf_checkpoint(runs_dir / OFF_THE_SHELF, dataset_dir, cache_dir)
-    reference = evaluate_checkpoint(baseline, dataset_dir)
+    references = {OFF_THE_SHELF: evaluate_checkpoint(baseline, dataset_dir)}
+    if any(E5_PAIR in TEACHER_SETS[teachers] for _, teachers, _ in candidates.values()):
+        e5_start = time.perf_counter()
+        limits = {"train": args.max_train, "val": args.max_val, "test": None}
+        e5_pair = e5_pair_checkpoint(runs_dir / E5_PAIR, located.root, args.out / "data-e5", cache_dir, limits, log)
+        references[E5_PAIR] = evaluate_checkpoint(e5_pair, args.out / "data-e5")
+        cache_seconds[f"{E5_PAIR} frames"] = time.perf_counter() - e5_start
+    reference = references[OFF_THE_SHELF]
 
     base = QuickstartSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                               word_buckets=args.word_buckets or None, progress=False)
 
     def plan(seed: int, candidate: str) -> dict[str, PlannedRun]:
-        """The quickstart's runs at ``seed`` with a C2KD candidate (ALPHA:TEACHERS, or ALPHA:POOLER for both)."""
-        alpha, teachers = candidate.split(":")
-        alone = teachers in TEACHER_CHOICES
-        settings = replace(base, seed=seed, alpha=float(alpha), teachers=teachers if alone else "both",
-                           pooler="mean" if alone else teachers)
+        """The quickstart's runs at ``seed`` with a C2KD candidate (ALPHA:TEACHERS[:POOLER])."""
+        alpha, teachers, pooler = candidates[candidate]
+        settings = replace(base, seed=seed, alpha=alpha, teachers=teachers, pooler=pooler)
         return quickstart_plan(dataset_dir, runs_dir / f"seed{seed}", cache_dir, settings, teachers_dir=runs_dir)
 
     def run(planned: PlannedRun) -> tuple[dict, dict, float]:
@@ -141,9 +172,9 @@ def main(argv: list[str] | None = None) -> int:
           "on val)\n")
     for direction, label in (("t2v", "text -> video"), ("v2t", "video -> text")):
         header = ["setting", *(f"{lang} R@1" for lang in LANGS), "avg R@1", "avg R@5", "avg R@10", "train s"]
-        base = reference[direction]
-        rows = [[f"{OFF_THE_SHELF} (no training)", *(f"{base[lang]['R@1']:.1f}" for lang in LANGS),
-                 *(f"{base['average'][m]:.1f}" for m in ("R@1", "R@5", "R@10")), "0"]]
+        rows = [[f"{name} (no training)", *(f"{ref[direction][lang]['R@1']:.1f}" for lang in LANGS),
+                 *(f"{ref[direction]['average'][m]:.1f}" for m in ("R@1", "R@5", "R@10")), "0"]
+                for name, ref in references.items()]
         for name in settings:
             agg = aggregated[name][direction]
             rows.append([name, *(format_result(agg[lang]["R@1"]) for lang in LANGS),
@@ -160,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"peak memory {peak_mb:.0f} MB; total {(time.perf_counter() - started) / 60:.1f} min")
     json_path = args.json or args.out / "bench_quality.json"
     write_json(json_path, {
-        "off_the_shelf": reference, "aggregated": aggregated, "runs": results, "train_seconds": seconds,
+        "off_the_shelf": reference, "baselines": references, "aggregated": aggregated, "runs": results, "train_seconds": seconds,
         "cache_seconds": cache_seconds, "val_choice": choices, "chosen": chosen,
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
         | {"data": str(located.root)}, "peak_memory_mb": peak_mb})

@@ -12,8 +12,10 @@ starts from the best thing a user could do without training and only improves on
   a model that validates worse than the baseline;
 - **zero-shot** (English only), **translate-train** (en de fr cs, NCE) and **C2KD** students; the C2KD teachers
   read the *English* caption: the off-the-shelf pair itself, ``teacher-en`` (the pair trained and selected on
-  English alone), or both pooled (on 2,000 items ``teacher-en`` validates above the pair but tests below it, so
-  the quickstart's default is the pair alone; on all the data both, pooled by mean, validate best).
+  English alone), the **e5 pair** (e5 queries against e5 passages of the same descriptions: a second training-free
+  model that reads its own frames, while the student keeps reading USE ones), or a set of them pooled
+  (``TEACHER_SETS``). The quickstart's default is the pair alone: on 2,000 items ``teacher-en`` validates above
+  the pair but tests below it, and the e5 pair needs every description embedded by e5 once more.
 
 All backbones are frozen and their caption embeddings cached on disk, so only the heads train (minutes on a CPU).
 """
@@ -37,8 +39,15 @@ TEXT_BACKBONES = ("packaged-muse", "packaged-e5-small")
 LANGS = ("en", "de", "fr", "cs")
 OFF_THE_SHELF = "off-the-shelf"
 TEACHER_EN = "teacher-en"
-#: who teaches the C2KD student: the off-the-shelf pair, teacher-en, or both (pooled)
-TEACHER_CHOICES = (OFF_THE_SHELF, TEACHER_EN, "both")
+E5_PAIR = "e5-pair"
+#: the e5 pair: e5 reads the caption as a query and the item's descriptions as passages (its own proxy frames)
+E5_TEXT, E5_FRAMES = "packaged-e5-small", "packaged-e5-small-passage"
+#: who teaches the C2KD student (every teacher reads the English caption): a choice -> its teachers, pooled
+TEACHER_SETS = {
+    OFF_THE_SHELF: (OFF_THE_SHELF,), TEACHER_EN: (TEACHER_EN,), E5_PAIR: (E5_PAIR,),
+    "both": (OFF_THE_SHELF, TEACHER_EN), "pairs": (OFF_THE_SHELF, E5_PAIR), "all": (OFF_THE_SHELF, TEACHER_EN, E5_PAIR),
+}
+TEACHER_CHOICES = tuple(TEACHER_SETS)
 EXAMPLE_QUERIES = (
     ("en", "A group of people dancing on a stage."),
     ("de", "Zwei Hunde rennen durch den Schnee."),
@@ -95,6 +104,27 @@ def off_the_shelf_checkpoint(out: Path, dataset_dir: Path, cache_dir: Path) -> P
     return out
 
 
+def e5_pair_checkpoint(out: Path, source: Path, dataset_dir: Path, cache_dir: Path,
+                       limits: dict[str, int | None], echo: Callable[[str], None] = print) -> Path:
+    """The second training-free pair, e5 queries against e5 passages of the item's descriptions (its own proxy
+    frames, written to ``dataset_dir`` with the same items, ``limits`` per split): a baseline row and a teacher
+    that reads its own frames. Returns ``out``; both are built once (the e5 passages are cached in ``cache_dir``).
+    """
+    from c2kd.checkpoint import WEIGHTS_FILE
+    from c2kd.data.multi30k import build_multi30k_proxy
+    from c2kd.encoders.cache import CachedTextBackbone
+    from c2kd.encoders.registry import build_text_backbone
+    from c2kd.zeroshot import aligned_checkpoint
+
+    passages = CachedTextBackbone(build_text_backbone(E5_FRAMES), cache_dir)
+    build_multi30k_proxy(dataset_dir, source, frame_encoder=E5_FRAMES, max_train=limits.get("train"),
+                         max_val=limits.get("val"), max_test=limits.get("test"), log=echo, backbone=passages)
+    if not (out / WEIGHTS_FILE).exists():
+        aligned_checkpoint(out, text=E5_TEXT, frame_encoder=E5_FRAMES, data=str(dataset_dir.resolve()),
+                           cache_dir=cache_dir)
+    return out
+
+
 @dataclass(frozen=True)
 class QuickstartSettings:
     """The settings of the quickstart's training runs; a sweep varies them with `dataclasses.replace`."""
@@ -108,7 +138,7 @@ class QuickstartSettings:
     alpha: float = 0.2
     #: the C2KD teachers, one of ``TEACHER_CHOICES``; ``teacher-en`` is trained first when it teaches
     teachers: str = OFF_THE_SHELF
-    #: how the two teachers' scores are pooled (``teachers="both"``)
+    #: how several teachers' scores are pooled
     pooler: str = "mean"
     #: rows of the trainable word bag beside the frozen backbones (``c2kd.encoders.words``; None: no word bag)
     word_buckets: int | None = 2**16
@@ -119,11 +149,12 @@ def run_configs(dataset_dir: Path, runs_dir: Path, cache_dir: Path, settings: Qu
                 teachers_dir: Path | None = None) -> dict[str, dict]:
     """The training runs, in order: [teacher-en,] zero-shot, translate-train, C2KD (all from the aligned start).
 
-    Each run's folder is ``runs_dir/<name>``; C2KD's name holds its setting (``c2kd-<teachers>-alpha<alpha>``, or
-    ``c2kd-<pooler>-alpha<alpha>`` for both teachers), so a sweep over settings reuses the other runs. The C2KD
-    teachers read English: the off-the-shelf pair (``teachers_dir / off-the-shelf``, default ``runs_dir``),
-    ``teacher-en`` (the pair trained on English captions and selected on English alone), or both, their scores
-    pooled with ``pooler``.
+    Each run's folder is ``runs_dir/<name>``; C2KD's name holds its setting (``c2kd-<teachers>-alpha<alpha>``,
+    ``c2kd-<teachers>-<pooler>-alpha<alpha>`` for several teachers, ``c2kd-<pooler>-alpha<alpha>`` for ``both``, as
+    it was named before the other sets), so a sweep over settings reuses the other runs. The C2KD teachers read
+    English: the training-free pairs (``teachers_dir / off-the-shelf`` and ``/ e5-pair``, default ``runs_dir``;
+    see :func:`off_the_shelf_checkpoint`, :func:`e5_pair_checkpoint`) and ``teacher-en`` (the off-the-shelf pair
+    trained on English captions and selected on English alone), their scores pooled with ``pooler``.
     """
     if settings.teachers not in TEACHER_CHOICES:
         raise ValueError(f"teachers={settings.teachers!r}: choose one of {', '.join(TEACHER_CHOICES)}")
@@ -139,16 +170,18 @@ def run_configs(dataset_dir: Path, runs_dir: Path, cache_dir: Path, settings: Qu
             **extra,
         }
 
-    teachers = []
-    if s.teachers != TEACHER_EN:
-        teachers.append(str((teachers_dir or runs_dir) / OFF_THE_SHELF))
-    runs = {}
-    if s.teachers != OFF_THE_SHELF:
-        runs[TEACHER_EN] = config(TEACHER_EN, "zero-shot", data={"eval_languages": ["en"]})
-        teachers.append(runs[TEACHER_EN]["out_dir"])
+    teachers, runs = [], {}
+    for teacher in TEACHER_SETS[s.teachers]:
+        if teacher == TEACHER_EN:
+            runs[TEACHER_EN] = config(TEACHER_EN, "zero-shot", data={"eval_languages": ["en"]})
+            teachers.append(runs[TEACHER_EN]["out_dir"])
+        else:
+            teachers.append(str((teachers_dir or runs_dir) / teacher))
     runs["zero-shot"] = config("zero-shot", "zero-shot")
     runs["translate-train"] = config("translate-train", "translate-train")
-    name = f"c2kd-{s.pooler if s.teachers == 'both' else s.teachers}-alpha{s.alpha:g}"
+    setting = (s.teachers if len(teachers) == 1 else s.pooler if s.teachers == "both"
+               else f"{s.teachers}-{s.pooler}")
+    name = f"c2kd-{setting}-alpha{s.alpha:g}"
     runs["c2kd"] = config(name, "c2kd", loss={"alpha": s.alpha},
                           teachers={"checkpoints": teachers, "pooler": s.pooler, "language": "english"})
     return runs
@@ -245,6 +278,12 @@ def run_quickstart(out: Path, data: Path | None = None, download: bool = True, m
                                            dataset_dir)}
     echo(f"{OFF_THE_SHELF} (USE text vs USE frames, no training): test t2v average R@1 "
          f"{results[OFF_THE_SHELF]['t2v']['average']['R@1']:.1f}")
+    if E5_PAIR in TEACHER_SETS[teachers]:
+        limits = {"train": max_train, "val": max_val, "test": max_test}
+        e5_pair = e5_pair_checkpoint(runs_dir / E5_PAIR, located.root, out / "data-e5", cache_dir, limits, echo)
+        results[E5_PAIR] = evaluate_checkpoint(e5_pair, out / "data-e5")
+        echo(f"{E5_PAIR} (e5 text vs e5 frames, no training): test t2v average R@1 "
+             f"{results[E5_PAIR]['t2v']['average']['R@1']:.1f}")
     settings = QuickstartSettings(epochs, batch_size, lr, seed, device, alpha, teachers, pooler)
     plan = quickstart_plan(dataset_dir, runs_dir, cache_dir, settings)
     for run in in_order(plan.values()):
@@ -258,7 +297,8 @@ def run_quickstart(out: Path, data: Path | None = None, download: bool = True, m
     timings["total"] = time.perf_counter() - started
     tables = {direction: results_table(results, direction) for direction in ("t2v", "v2t")}
     echo(f"\nMulti30K PROXY test ({results['c2kd']['protocol']['videos']} items; 'video' = the item's four other "
-         "English descriptions as USE frames). The first row is the off-the-shelf baseline.\n")
+         "English descriptions as USE frames). The rows before the trained runs are the baselines (no "
+         "training).\n")
     echo("text -> video\n" + tables["t2v"] + "\n\nvideo -> text\n" + tables["v2t"])
     kept = [name for name, res in results.items() if res.get("selection", {}).get("kept_start")]
     if kept:
@@ -298,9 +338,10 @@ def quickstart_command(
     alpha: float = typer.Option(0.2, min=0.0, max=0.99, help="C2KD student: weight of NCE; 1 - alpha weighs C2KD."),
     teachers: str = typer.Option(
         OFF_THE_SHELF, help="C2KD teachers, all reading English: off-the-shelf (the pair), teacher-en (the pair "
-                            "trained on English, trained first), or both (pooled with --pooler)."),
-    pooler: str = typer.Option("mean", help="With --teachers both: how the two teachers' scores are pooled "
-                                            "(min, max, mean)."),
+                            "trained on English, trained first), e5-pair (e5 text vs e5 frames: embeds every "
+                            "description with e5 once more), or a set pooled with --pooler: both (off-the-shelf + "
+                            "teacher-en), pairs (off-the-shelf + e5-pair), all."),
+    pooler: str = typer.Option("mean", help="With several teachers: how their scores are pooled (min, max, mean)."),
     device: str = typer.Option("auto"),
     threads: int = typer.Option(
         0, min=0, help="CPU threads for torch and the e5 engine; 0 = auto (1 when the machine is busy: on a loaded "

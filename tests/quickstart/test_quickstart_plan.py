@@ -80,6 +80,22 @@ def test_the_bench_sweep_settings_give_the_runs_they_always_gave():
         run_configs(Path("/q/data"), runs, Path("/q/cache"), QuickstartSettings(teachers="mean"))
 
 
+@pytest.mark.parametrize("teachers, folders, trained", [
+    ("e5-pair", ["/q/runs/e5-pair"], False),
+    ("pairs", ["/q/runs/off-the-shelf", "/q/runs/e5-pair"], False),
+    ("all", ["/q/runs/off-the-shelf", "/q/runs/seed2/teacher-en", "/q/runs/e5-pair"], True),
+])
+def test_the_e5_pair_teaches_from_the_shared_folder_and_names_the_run(teachers, folders, trained):
+    settings = QuickstartSettings(seed=2, teachers=teachers, pooler="max")
+    cfgs = run_configs(Path("/q/data"), Path("/q/runs/seed2"), Path("/q/cache"), settings,
+                       teachers_dir=Path("/q/runs"))
+    assert ("teacher-en" in cfgs) is trained
+    assert cfgs["c2kd"]["teachers"]["checkpoints"] == folders
+    setting = teachers if len(folders) == 1 else f"{teachers}-max"
+    assert cfgs["c2kd"]["out_dir"] == f"/q/runs/seed2/c2kd-{setting}-alpha0.2"
+    assert cfgs["c2kd"]["data"] == {"path": "/q/data"}  # the student reads the USE frames; the e5 pair its own
+
+
 def test_results_table_has_a_row_per_run_and_the_baseline_comparison_names_languages():
     def res(**r1):
         metrics = {lang: {m: r1.get(lang, 10.0) for m in ("R@1", "R@5", "R@10", "MedR", "MeanR")}

