@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     from c2kd.runtime import set_cpu_threads
 
-    log(f"using {set_cpu_threads(args.threads)} CPU thread(s)")
+    threads = set_cpu_threads(args.threads)
+    log(f"using {threads} CPU thread(s), as many processes to embed captions")
     started = time.perf_counter()
     located = locate_multi30k(args.data)
     log(located.message)
@@ -108,13 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     cache_dir = args.cache or args.out / "cache"
     build_multi30k_proxy(dataset_dir, located.root, frame_encoder=FRAME_ENCODER, max_train=args.max_train,
                          max_val=args.max_val, max_test=None, log=log)
-    cache_seconds = warm_caches(dataset_dir, cache_dir, echo=log)
+    cache_seconds = warm_caches(dataset_dir, cache_dir, echo=log, processes=threads)
     baseline = off_the_shelf_checkpoint(runs_dir / OFF_THE_SHELF, dataset_dir, cache_dir)
     references = {OFF_THE_SHELF: evaluate_checkpoint(baseline, dataset_dir)}
     if any(E5_PAIR in TEACHER_SETS[teachers] for _, teachers, _ in candidates.values()):
         e5_start = time.perf_counter()
         limits = {"train": args.max_train, "val": args.max_val, "test": None}
-        e5_pair = e5_pair_checkpoint(runs_dir / E5_PAIR, located.root, args.out / "data-e5", cache_dir, limits, log)
+        e5_pair = e5_pair_checkpoint(runs_dir / E5_PAIR, located.root, args.out / "data-e5", cache_dir, limits, log,
+                                     threads)
         references[E5_PAIR] = evaluate_checkpoint(e5_pair, args.out / "data-e5")
         cache_seconds[f"{E5_PAIR} frames"] = time.perf_counter() - e5_start
     reference = references[OFF_THE_SHELF]

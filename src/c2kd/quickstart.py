@@ -67,8 +67,10 @@ def _captions(dataset_dir: Path, languages: Sequence[str]) -> list[str]:
     return [text for text, lang in zip(t["text"], t["lang"]) if lang in languages]
 
 
-def warm_caches(dataset_dir: Path, cache_dir: Path, echo: Callable[[str], None] = print) -> dict[str, float]:
-    """Embed every caption (all languages) once with each frozen text backbone; returns seconds per backbone."""
+def warm_caches(dataset_dir: Path, cache_dir: Path, echo: Callable[[str], None] = print,
+                processes: int = 1) -> dict[str, float]:
+    """Embed every caption (all languages) once with each frozen text backbone, in ``processes`` processes;
+    returns seconds per backbone."""
     from c2kd.encoders.cache import CachedTextBackbone
     from c2kd.encoders.registry import build_text_backbone
 
@@ -76,7 +78,7 @@ def warm_caches(dataset_dir: Path, cache_dir: Path, echo: Callable[[str], None] 
     texts = _captions(dataset_dir, LANGS)
     for name in TEXT_BACKBONES:
         start = time.perf_counter()
-        computed = CachedTextBackbone(build_text_backbone(name), cache_dir).warm(texts)
+        computed = CachedTextBackbone(build_text_backbone(name), cache_dir).warm(texts, processes=processes)
         seconds[name] = time.perf_counter() - start
         echo(f"cache {name}: {len(set(texts))} captions ({', '.join(LANGS)}), {computed} newly embedded, "
              f"{seconds[name]:.0f} s")
@@ -105,18 +107,22 @@ def off_the_shelf_checkpoint(out: Path, dataset_dir: Path, cache_dir: Path) -> P
 
 
 def e5_pair_checkpoint(out: Path, source: Path, dataset_dir: Path, cache_dir: Path,
-                       limits: dict[str, int | None], echo: Callable[[str], None] = print) -> Path:
+                       limits: dict[str, int | None], echo: Callable[[str], None] = print, processes: int = 1) -> Path:
     """The second training-free pair, e5 queries against e5 passages of the item's descriptions (its own proxy
     frames, written to ``dataset_dir`` with the same items, ``limits`` per split): a baseline row and a teacher
-    that reads its own frames. Returns ``out``; both are built once (the e5 passages are cached in ``cache_dir``).
+    that reads its own frames. Returns ``out``; both are built once (the e5 passages are cached in ``cache_dir``,
+    embedded in ``processes`` processes).
     """
     from c2kd.checkpoint import WEIGHTS_FILE
-    from c2kd.data.multi30k import build_multi30k_proxy
+    from c2kd.data.multi30k import SPLITS, build_multi30k_proxy, read_split
     from c2kd.encoders.cache import CachedTextBackbone
     from c2kd.encoders.registry import build_text_backbone
     from c2kd.zeroshot import aligned_checkpoint
 
     passages = CachedTextBackbone(build_text_backbone(E5_FRAMES), cache_dir)
+    descriptions = [frame for split in SPLITS for item in read_split(source, split, limits.get(split))
+                    for frame in item.frames]
+    passages.warm(descriptions, processes=processes)
     build_multi30k_proxy(dataset_dir, source, frame_encoder=E5_FRAMES, max_train=limits.get("train"),
                          max_val=limits.get("val"), max_test=limits.get("test"), log=echo, backbone=passages)
     if not (out / WEIGHTS_FILE).exists():
@@ -257,9 +263,9 @@ def run_quickstart(out: Path, data: Path | None = None, download: bool = True, m
                    max_val: int | None = 500, max_test: int | None = 1000, epochs: int = 15, batch_size: int = 128,
                    lr: float = 3e-4, seed: int = 0, device: str = "auto", alpha: float = 0.2,
                    teachers: str = OFF_THE_SHELF, pooler: str = "mean",
-                   echo: Callable[[str], None] = print) -> dict[str, dict]:
-    """Build the proxy data, warm the caches, evaluate the off-the-shelf pair, train the three runs (resumable),
-    and return every test result (off-the-shelf first)."""
+                   echo: Callable[[str], None] = print, processes: int = 1) -> dict[str, dict]:
+    """Build the proxy data, warm the caches (in ``processes`` processes), evaluate the off-the-shelf pair, train
+    the three runs (resumable), and return every test result (off-the-shelf first)."""
     from c2kd.data.multi30k import build_multi30k_proxy, locate_multi30k
     from c2kd.experiments import in_order, train_or_read
     from c2kd.io import write_json, write_text
@@ -272,7 +278,7 @@ def run_quickstart(out: Path, data: Path | None = None, download: bool = True, m
     build_multi30k_proxy(dataset_dir, located.root, frame_encoder=FRAME_ENCODER, max_train=max_train,
                          max_val=max_val, max_test=max_test, log=echo)
     timings = {"data": time.perf_counter() - started}
-    timings.update({f"cache {k}": v for k, v in warm_caches(dataset_dir, cache_dir, echo).items()})
+    timings.update({f"cache {k}": v for k, v in warm_caches(dataset_dir, cache_dir, echo, processes).items()})
     results: dict[str, dict] = {
         OFF_THE_SHELF: evaluate_checkpoint(off_the_shelf_checkpoint(runs_dir / OFF_THE_SHELF, dataset_dir, cache_dir),
                                            dataset_dir)}
@@ -280,7 +286,8 @@ def run_quickstart(out: Path, data: Path | None = None, download: bool = True, m
          f"{results[OFF_THE_SHELF]['t2v']['average']['R@1']:.1f}")
     if E5_PAIR in TEACHER_SETS[teachers]:
         limits = {"train": max_train, "val": max_val, "test": max_test}
-        e5_pair = e5_pair_checkpoint(runs_dir / E5_PAIR, located.root, out / "data-e5", cache_dir, limits, echo)
+        e5_pair = e5_pair_checkpoint(runs_dir / E5_PAIR, located.root, out / "data-e5", cache_dir, limits, echo,
+                                     processes)
         results[E5_PAIR] = evaluate_checkpoint(e5_pair, out / "data-e5")
         echo(f"{E5_PAIR} (e5 text vs e5 frames, no training): test t2v average R@1 "
              f"{results[E5_PAIR]['t2v']['average']['R@1']:.1f}")
@@ -344,8 +351,9 @@ def quickstart_command(
     pooler: str = typer.Option("mean", help="With several teachers: how their scores are pooled (min, max, mean)."),
     device: str = typer.Option("auto"),
     threads: int = typer.Option(
-        0, min=0, help="CPU threads for torch and the e5 engine; 0 = auto (1 when the machine is busy: on a loaded "
-                       "2-core machine two OpenMP threads made a training step ~10x and e5 ~2x slower)."),
+        0, min=0, help="CPU threads for torch, and processes embedding captions with e5 (one thread each); 0 = auto "
+                       "(1 when the machine is busy: on a loaded 2-core machine two OpenMP threads made a training "
+                       "step ~10x and e5 ~2x slower)."),
 ) -> None:
     """Run C2KD end to end on real multilingual text with packaged models (no hub): Multi30K proxy data, the
     off-the-shelf baseline, zero-shot / translate-train / C2KD students started from it, per-language tables
@@ -358,9 +366,10 @@ def quickstart_command(
     if pooler not in POOLERS:
         raise typer.BadParameter(f"{pooler!r} is not a pooler; choose one of {', '.join(POOLERS)}",
                                  param_hint="--pooler")
-    typer.echo(f"using {set_cpu_threads(threads)} CPU thread(s)")
+    used = set_cpu_threads(threads)
+    typer.echo(f"using {used} CPU thread(s)")
     run_quickstart(out, data, download, max_train, max_val, max_test, epochs, batch_size, lr=lr, seed=seed,
-                   device=device, alpha=alpha, teachers=teachers, pooler=pooler, echo=typer.echo)
+                   device=device, alpha=alpha, teachers=teachers, pooler=pooler, echo=typer.echo, processes=used)
 
 
 def register(app: typer.Typer) -> None:

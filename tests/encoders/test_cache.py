@@ -244,3 +244,15 @@ def test_the_server_stores_no_query(quickstart_like_run, tmp_path):
         server.wait(timeout=30)
     assert list(elsewhere.iterdir()) == []
     assert _shards(cache_root) == shards
+
+
+def test_warm_in_two_processes_fills_the_cache_with_the_backbones_vectors(tmp_path, tiny_hf):
+    backbone = HFTextBackbone.from_pretrained(str(tiny_hf))
+    texts = [f"a dog number {i} runs on the beach" for i in range(24)] + TEXTS
+    cached = CachedTextBackbone(backbone, tmp_path / "cache", batch_size=2)
+    assert cached.warm(texts, 35, processes=2) == len(set(texts))
+    assert len(list(cached.cache.shard_dir.glob("*.keys.parquet"))) == 2  # one shard per process
+    rows = cached.embed(texts, 35)
+    assert cached.computed == 0  # every text came from the processes
+    np.testing.assert_allclose(rows, _direct(backbone, texts, 35), atol=2e-3)  # float16 on disk
+    assert cached.warm(texts, 35, processes=2) == 0

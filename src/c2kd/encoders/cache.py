@@ -354,10 +354,13 @@ class CachedTextBackbone(TextBackbone):
                 rows[i] = new[position[keys[i]]]
         return rows
 
-    def warm(self, texts: Sequence[str], max_tokens: int = 40) -> int:
+    def warm(self, texts: Sequence[str], max_tokens: int = 40, processes: int = 1, bar_position: int = 0) -> int:
         """Precompute a whole corpus (e.g. every caption of a dataset), flushing to disk as it goes.
 
-        Returns how many texts had to be computed. Interrupting it keeps every flushed shard: a rerun resumes.
+        ``processes > 1`` splits the missing texts between that many single-thread processes, each rebuilding the
+        backbone by its name (a preset, a folder or a hub id): on 2 cores two e5 engines embed ~1.8x faster than
+        one with two threads. Returns how many texts had to be computed. Interrupting it keeps every flushed
+        shard: a rerun resumes.
         """
         from tqdm.auto import tqdm
 
@@ -365,8 +368,12 @@ class CachedTextBackbone(TextBackbone):
         keys = self._keys(unique, max_tokens)
         _, found = self.cache.lookup(keys)
         missing = list(dict.fromkeys((k, t) for k, t, hit in zip(keys, unique, found) if not hit))
+        if processes > 1 and len(missing) >= processes * self.batch_size:
+            _warm_in_processes(self.name, self.cache_root, [t for _, t in missing], max_tokens, processes)
+            self.cache.refresh()
+            return len(missing)
         chunk = max(self.cache.flush_every, self.batch_size)
-        with tqdm(total=len(missing), desc=f"embedding captions with {self.name}", unit="text",
+        with tqdm(total=len(missing), desc=f"embedding captions with {self.name}", unit="text", position=bar_position,
                   disable=len(missing) < self.progress_above) as bar:
             for start in range(0, len(missing), chunk):
                 part = missing[start:start + chunk]
@@ -390,3 +397,24 @@ class CachedTextBackbone(TextBackbone):
         (directory / CACHED_FILE).write_text(json.dumps(
             {"name": self.name, "dim": self.dim, "fingerprint": self.fingerprint,
              "backbone": type(self.inner).__name__}, indent=2) + "\n")
+
+
+def _warm_part(name: str, cache_root: str, texts: list[str], max_tokens: int, position: int) -> int:
+    """One process of :meth:`CachedTextBackbone.warm`: one thread, the backbone rebuilt by name."""
+    from c2kd.encoders.registry import build_text_backbone
+    from c2kd.runtime import set_cpu_threads
+
+    set_cpu_threads(1)
+    return CachedTextBackbone(build_text_backbone(name), cache_root).warm(texts, max_tokens, bar_position=position)
+
+
+def _warm_in_processes(name: str, cache_root: Path, texts: list[str], max_tokens: int, processes: int) -> None:
+    """Embed ``texts`` into the cache at ``cache_root`` in ``processes`` spawned processes (every k-th text each;
+    the cache takes concurrent writers)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    parts = [texts[k::processes] for k in range(processes)]
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(_warm_part, [name] * processes, [str(cache_root)] * processes, parts, [max_tokens] * processes,
+                      range(processes)))  # re-raises a worker's error
