@@ -193,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"peak memory {peak_mb:.0f} MB; total {(time.perf_counter() - started) / 60:.1f} min")
     json_path = args.json or args.out / "bench_quality.json"
     write_json(json_path, {
-        "off_the_shelf": reference, "baselines": references, "aggregated": aggregated, "runs": results, "train_seconds": seconds,
-        "cache_seconds": cache_seconds, "val_choice": choices, "chosen": chosen,
+        "off_the_shelf": reference, "baselines": references, "aggregated": aggregated, "runs": results,
+        "train_seconds": seconds, "cache_seconds": cache_seconds, "val_choice": choices, "chosen": chosen,
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
         | {"data": str(located.root)}, "peak_memory_mb": peak_mb})
     return 0

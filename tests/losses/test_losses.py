@@ -111,8 +111,35 @@ def test_poolers_compute_what_they_are_named():
             assert pool_teacher_scores(scores, "min")[i, j].item() == pytest.approx(min(column))
             assert pool_teacher_scores(scores, "max")[i, j].item() == pytest.approx(max(column))
             assert pool_teacher_scores(scores, "mean")[i, j].item() == pytest.approx(sum(column) / 3, abs=1e-6)
-    with pytest.raises(ValueError, match="unknown pooler 'median'; choose one of min, max, mean"):
+    with pytest.raises(ValueError, match="unknown pooler 'median'; choose one of min, max, mean, zmean"):
         pool_teacher_scores(scores, "median")
+
+
+def test_zmean_weighs_teachers_by_their_standardised_scores_not_their_spread():
+    # hand-computed: teacher 2 is teacher 1 shrunk to a tenth and shifted; standardised they are the same matrix
+    first = torch.tensor([[[0.9, 0.1], [0.3, 0.5]]])
+    pair = torch.cat([first, 0.1 * first + 0.8])
+    z = (first[0] - 0.45) / first[0].std(unbiased=False)  # mean 0.45, population std 0.2958...
+    spread, location = (1 + 0.1) / 2 * first[0].std(unbiased=False), (0.45 + 0.845) / 2
+    torch.testing.assert_close(pool_teacher_scores(pair, "zmean"), z * spread + location)
+    # teachers with the same location and spread: the plain mean
+    torch.manual_seed(0)
+    a = torch.randn(4, 4)
+    b = torch.randn(4, 4)
+    b = (b - b.mean()) / b.std(unbiased=False) * a.std(unbiased=False) + a.mean()
+    torch.testing.assert_close(pool_teacher_scores(torch.stack([a, b]), "zmean"), (a + b) / 2)
+    # rescaling one teacher changes only the result's location and spread: its standardised shape is kept
+    rescaled = pool_teacher_scores(torch.stack([a, 3.0 * b - 1.0]), "zmean")
+    pooled = pool_teacher_scores(torch.stack([a, b]), "zmean")
+
+    def standard(x):
+        return (x - x.mean()) / x.std()
+
+    torch.testing.assert_close(standard(rescaled), standard(pooled))
+    # a plain mean lets the wide teacher decide: the ranking of a row follows it alone
+    wide, narrow = torch.tensor([[1.0, 0.0, 0.5]]), torch.tensor([[0.0, 0.10, 0.06]])
+    assert pool_teacher_scores(torch.stack([wide, narrow]), "mean").argmax().item() == 0
+    assert pool_teacher_scores(torch.stack([wide, narrow]), "zmean").argmax().item() == 2
 
 
 def test_objective_combines_languages_with_alpha():
