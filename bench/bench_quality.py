@@ -36,19 +36,20 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _candidate(text: str) -> tuple[float, str, str] | None:
-    """``ALPHA:TEACHERS[:POOLER]`` as (alpha, teachers, pooler); None when it is not one."""
+def _candidate(text: str) -> tuple[float, str, str, int | None] | None:
+    """``ALPHA:TEACHERS[:POOLER][@EPOCHS]`` as (alpha, teachers, pooler, C2KD epochs); None when it is not one."""
     from c2kd.quickstart import TEACHER_SETS
     from c2kd.similarity import POOLERS
 
-    parts = text.split(":")
+    setting, _, epochs = text.partition("@")
+    parts = setting.split(":")
     if len(parts) not in (2, 3) or parts[1] not in TEACHER_SETS or (len(parts) == 3 and parts[2] not in POOLERS):
         return None
     try:
-        alpha = float(parts[0])
+        alpha, student_epochs = float(parts[0]), int(epochs) if epochs else None
     except ValueError:
         return None
-    return alpha, parts[1], parts[2] if len(parts) == 3 else "mean"
+    return alpha, parts[1], parts[2] if len(parts) == 3 else "mean", student_epochs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,18 +67,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="rows of the trainable word bag (0: none); more items teach more words than the quickstart's")
     parser.add_argument("--candidates", nargs="+", default=["0.5:off-the-shelf", "0.2:off-the-shelf", "0.2:both",
                                                             "0.2:pairs", "0.2:all"],
-                        help="C2KD settings to choose from on val, ALPHA:TEACHERS[:POOLER] with TEACHERS one of "
-                             "c2kd.quickstart.TEACHER_SETS (off-the-shelf, teacher-en, e5-pair, both, pairs, all) "
-                             "and POOLER (default mean) pooling several")
+                        help="C2KD settings to choose from on val, ALPHA:TEACHERS[:POOLER][@EPOCHS] with TEACHERS one "
+                             "of c2kd.quickstart.TEACHER_SETS (off-the-shelf, teacher-en, e5-pair, both, pairs, all), "
+                             "POOLER (default mean) pooling several, EPOCHS the student's (default --epochs)")
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads (0 = auto: one when the machine is busy, e.g. two benchmarks side by side)")
     parser.add_argument("--json", type=Path, default=None, help="default: <out>/bench_quality.json")
     args = parser.parse_args(argv)
-    candidates: dict[str, tuple[float, str, str]] = {}
+    candidates: dict[str, tuple[float, str, str, int | None]] = {}
     for text in args.candidates:
         parsed = _candidate(text)
         if parsed is None:
-            parser.error(f"--candidates {text}: write ALPHA:TEACHERS[:POOLER], e.g. 0.2:pairs:mean")
+            parser.error(f"--candidates {text}: write ALPHA:TEACHERS[:POOLER][@EPOCHS], e.g. 0.2:all:zmean@15")
         candidates[text] = parsed
 
     from c2kd.checkpoint import BEST_DIR, HISTORY_FILE, METRICS_FILE
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     cache_seconds = warm_caches(dataset_dir, cache_dir, echo=log, processes=threads)
     baseline = off_the_shelf_checkpoint(runs_dir / OFF_THE_SHELF, dataset_dir, cache_dir)
     references = {OFF_THE_SHELF: evaluate_checkpoint(baseline, dataset_dir)}
-    if any(E5_PAIR in TEACHER_SETS[teachers] for _, teachers, _ in candidates.values()):
+    if any(E5_PAIR in TEACHER_SETS[teachers] for _, teachers, _, _ in candidates.values()):
         e5_start = time.perf_counter()
         limits = {"train": args.max_train, "val": args.max_val, "test": None}
         e5_pair = e5_pair_checkpoint(runs_dir / E5_PAIR, located.root, args.out / "data-e5", cache_dir, limits, log,
@@ -125,9 +126,9 @@ def main(argv: list[str] | None = None) -> int:
                               word_buckets=args.word_buckets or None, progress=False)
 
     def plan(seed: int, candidate: str) -> dict[str, PlannedRun]:
-        """The quickstart's runs at ``seed`` with a C2KD candidate (ALPHA:TEACHERS[:POOLER])."""
-        alpha, teachers, pooler = candidates[candidate]
-        settings = replace(base, seed=seed, alpha=alpha, teachers=teachers, pooler=pooler)
+        """The quickstart's runs at ``seed`` with a C2KD candidate (ALPHA:TEACHERS[:POOLER][@EPOCHS])."""
+        alpha, teachers, pooler, c2kd_epochs = candidates[candidate]
+        settings = replace(base, seed=seed, alpha=alpha, teachers=teachers, pooler=pooler, c2kd_epochs=c2kd_epochs)
         return quickstart_plan(dataset_dir, runs_dir / f"seed{seed}", cache_dir, settings, teachers_dir=runs_dir)
 
     def run(planned: PlannedRun) -> tuple[dict, dict, float]:

@@ -148,6 +148,8 @@ class QuickstartSettings:
     pooler: str = "mean"
     #: rows of the trainable word bag beside the frozen backbones (``c2kd.encoders.words``; None: no word bag)
     word_buckets: int | None = 2**16
+    #: epochs of the C2KD student alone (None: ``epochs``); its folder then ends in ``-epochs<N>``
+    c2kd_epochs: int | None = None
     progress: bool = True
 
 
@@ -187,9 +189,11 @@ def run_configs(dataset_dir: Path, runs_dir: Path, cache_dir: Path, settings: Qu
     runs["translate-train"] = config("translate-train", "translate-train")
     setting = (s.teachers if len(teachers) == 1 else s.pooler if s.teachers == "both"
                else f"{s.teachers}-{s.pooler}")
-    name = f"c2kd-{setting}-alpha{s.alpha:g}"
+    name = f"c2kd-{setting}-alpha{s.alpha:g}" + (f"-epochs{s.c2kd_epochs}" if s.c2kd_epochs else "")
     runs["c2kd"] = config(name, "c2kd", loss={"alpha": s.alpha},
                           teachers={"checkpoints": teachers, "pooler": s.pooler, "language": "english"})
+    if s.c2kd_epochs:
+        runs["c2kd"]["epochs"] = s.c2kd_epochs
     return runs
 
 
