@@ -278,6 +278,13 @@ def checkpoint_frame_encoder(path: str | os.PathLike) -> FrameEncoderSpec | None
     return read_model_config(path).frame_encoder
 
 
+def checkpoint_data_path(path: str | os.PathLike) -> str | None:
+    """The dataset folder a checkpoint's config names (``data.path``; None when it names none)."""
+    data = _read_saved_config(resolve_checkpoint(path)).get("data")
+    value = data.get("path") if isinstance(data, dict) else None
+    return str(value) if value else None
+
+
 #: state-dict prefixes of checkpoints written before the text head became its own module
 _OLD_PREFIXES = {"text.norm.": "text.head.norm.", "text.projection.": "text.head.projection."}
 

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from c2kd.checkpoint import CONFIG_FILE, load_checkpoint, resolve_checkpoint
+from c2kd.checkpoint import checkpoint_data_path, load_checkpoint
 from c2kd.data.dataset import DATASET_FILE, Batch, SplitData
 from c2kd.data.features import STORE_FILE, FeatureStore
 from c2kd.encoders.frames import FrameEncoderSpec, check_frame_encoder, mismatches, spec_from_store_meta
@@ -116,15 +116,12 @@ def teacher_feature_store(path: str | os.PathLike, teacher: DualEncoder, video_i
     Raises ``DataError`` (naming the folder and the fix) when it is absent, made by another encoder, or lacks videos.
     """
     spec = teacher.config.frame_encoder
-    wanted = spec.describe() if spec is not None else f"{teacher.config.video.feature_dim}-d"
+    wanted = _describe(teacher)
     fix = (f"encode the training videos with {wanted} (e.g. `c2kd extract --checkpoint {path}`, or "
            f"`c2kd multi30k-proxy --frame-encoder {spec.name if spec else 'NAME'}` for the proxy) and give the folder "
            f"as teachers.frames[{str(path)!r}]")
     if where is None:
-        config_path = resolve_checkpoint(path) / CONFIG_FILE
-        import yaml
-
-        where = ((yaml.safe_load(config_path.read_text()) or {}).get("data") or {}).get("path")
+        where = checkpoint_data_path(path)
         if not where or not Path(where).is_dir():
             raise DataError(f"teacher {path} reads {wanted} frame features, not the run's, and its config names no "
                             f"dataset folder that exists ({where!r}): {fix}")
