@@ -65,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--word-buckets", type=int, default=2**17,
                         help="rows of the trainable word bag (0: none); more items teach more words than the quickstart's")
-    parser.add_argument("--candidates", nargs="+", default=["0.5:off-the-shelf", "0.2:off-the-shelf", "0.2:both",
-                                                            "0.2:pairs", "0.2:all"],
+    parser.add_argument("--candidates", nargs="+",
+                        default=["0.5:off-the-shelf", "0.2:off-the-shelf", "0.2:both", "0.2:pairs", "0.2:all",
+                                 "0.2:pairs:zmean", "0.2:all:zmean", "0.2:all:zmean@15"],
                         help="C2KD settings to choose from on val, ALPHA:TEACHERS[:POOLER][@EPOCHS] with TEACHERS one "
                              "of c2kd.quickstart.TEACHER_SETS (off-the-shelf, teacher-en, e5-pair, both, pairs, all), "
                              "POOLER (default mean) pooling several, EPOCHS the student's (default --epochs)")
