@@ -114,17 +114,15 @@ def e5_pair_checkpoint(out: Path, source: Path, dataset_dir: Path, cache_dir: Pa
     embedded in ``processes`` processes).
     """
     from c2kd.checkpoint import WEIGHTS_FILE
-    from c2kd.data.multi30k import SPLITS, build_multi30k_proxy, read_split
+    from c2kd.data.multi30k import build_multi30k_proxy
     from c2kd.encoders.cache import CachedTextBackbone
     from c2kd.encoders.registry import build_text_backbone
     from c2kd.zeroshot import aligned_checkpoint
 
     passages = CachedTextBackbone(build_text_backbone(E5_FRAMES), cache_dir)
-    descriptions = [frame for split in SPLITS for item in read_split(source, split, limits.get(split))
-                    for frame in item.frames]
-    passages.warm(descriptions, processes=processes)
     build_multi30k_proxy(dataset_dir, source, frame_encoder=E5_FRAMES, max_train=limits.get("train"),
-                         max_val=limits.get("val"), max_test=limits.get("test"), log=echo, backbone=passages)
+                         max_val=limits.get("val"), max_test=limits.get("test"), log=echo, backbone=passages,
+                         processes=processes)
     if not (out / WEIGHTS_FILE).exists():
         aligned_checkpoint(out, text=E5_TEXT, frame_encoder=E5_FRAMES, data=str(dataset_dir.resolve()),
                            cache_dir=cache_dir)

@@ -250,11 +250,13 @@ def encode_frames(backbone, texts: Sequence[str], batch_size: int = 256, max_tok
 def build_multi30k_proxy(out: str | os.PathLike, source: str | os.PathLike, frame_encoder: str = DEFAULT_FRAME_ENCODER,
                          max_train: int | None = None, max_val: int | None = None, max_test: int | None = None,
                          batch_size: int = 256,
-                         progress: bool = True, log: Callable[[str], None] = print, backbone=None) -> Path:
+                         progress: bool = True, log: Callable[[str], None] = print, backbone=None,
+                         processes: int = 1) -> Path:
     """Write the Multi30K proxy dataset to ``out`` (resumable: items already in the feature store are skipped).
 
     ``max_train`` / ``max_val`` / ``max_test`` keep the first N items of a split (for speed).
-    ``backbone`` may pass an already loaded frame encoder (its ``name`` must equal ``frame_encoder``).
+    ``backbone`` may pass an already loaded frame encoder (its ``name`` must equal ``frame_encoder``); a cached one
+    (``CachedTextBackbone``) is first warmed with every description to encode, in ``processes`` processes.
     """
     from c2kd.data.dataset import save_dataset
     from c2kd.data.features import FeatureStoreWriter
@@ -279,6 +281,8 @@ def build_multi30k_proxy(out: str | os.PathLike, source: str | os.PathLike, fram
     writer = FeatureStoreWriter(out / "features", dim=backbone.dim, encoder=frame_encoder, fps=1.0,
                                 flush_every=2048, extra={"proxy": PROXY_NOTE})
     todo = [it for items in splits.values() for it in items if it.item_id not in writer]
+    if processes > 1 and hasattr(backbone, "warm"):
+        backbone.warm([t for it in todo for t in it.frames], processes=processes)
     chunk = 2048  # items per step: each step is encoded and committed as one shard (resumable)
     with writer:
         for start in range(0, len(todo), chunk):

@@ -236,7 +236,7 @@ class CachedTeacherScores(_PooledScores):
         stores = list(frames) if frames is not None else [None] * len(teachers)
         if len(stores) != len(teachers):
             raise ValueError(f"{len(stores)} frame stores for {len(teachers)} teachers")
-        features = [split.frames(i) for i in range(len(split))]
+        features = [split.frames(i) for i in range(len(split))] if None in stores else []  # the run's own
         videos = []
         for teacher, store in tqdm(zip(teachers, stores), desc="teacher videos", disable=not progress,
                                    unit="teacher", total=len(teachers)):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from c2kd.encoders.text import HFTextBackbone, TextBackbone
 
@@ -25,7 +26,7 @@ class TextPreset:
     kind: str = "hf"
     description: str = ""
     #: the role of an engine with roles (e5: ``query`` for captions and search text, ``passage`` for documents)
-    role: str | None = None
+    role: Literal["query", "passage"] = "query"
 
 
 #: Text backbones by short name. The paper's student is LaBSE; its teachers are Distill SBERT, mBERT, XLM-R.
@@ -99,7 +100,7 @@ def build_text_backbone(name: str) -> TextBackbone:
         from c2kd.encoders import packaged
 
         if preset.kind == "packaged-e5":
-            return packaged.E5SmallBackbone(name=name, role="passage" if preset.role == "passage" else "query")
+            return packaged.E5SmallBackbone(name=name, role=preset.role)
         if preset.kind == "packaged-use":
             return packaged.MultilingualUSEBackbone(name=name)
         backbone = HFTextBackbone.from_pretrained(str(packaged.packaged_hf_folder(preset.source)))
