@@ -359,7 +359,7 @@ class CachedTextBackbone(TextBackbone):
 
         ``processes > 1`` splits the missing texts between that many single-thread processes, each rebuilding the
         backbone by its name (a preset, a folder or a hub id): on 2 cores two single-thread e5 engines embedded the
-        quickstart's 13,998 captions in 320 s, one engine with two threads in 408 s. Returns how many texts had to
+        quickstart's 13,998 captions in 320-381 s, one engine with two threads in 408 s. Returns how many texts had to
         be computed. Interrupting it keeps every flushed shard: a rerun resumes.
         """
         from tqdm.auto import tqdm
