@@ -37,10 +37,13 @@ def test_c2kd_student_trains_and_reports_every_language(teachers, tiny_dataset, 
     assert again["t2v"]["average"]["R@1"] == pytest.approx(results["t2v"]["average"]["R@1"])
 
 
-@pytest.mark.parametrize("words", [{}, {"model__text__words__buckets": 64}], ids=["dense", "with-word-bag"])
+@pytest.mark.parametrize("words", [{}, {"model__text__words__buckets": 64},
+                                   {"model__text__words__buckets": 64, "optim__average": 0.8}],
+                         ids=["dense", "with-word-bag", "with-weight-average"])
 def test_resumed_run_equals_uninterrupted_run(tiny_dataset, tiny_text_models, tmp_path, words):
     """Kill a run mid-epoch (after a checkpoint), rerun: the final weights equal an uninterrupted run's (with a
-    word bag too, whose sparse optimizer state is saved beside the dense one)."""
+    word bag too, whose sparse optimizer state is saved beside the dense one, and with a weight average, which
+    is what best/ holds)."""
     common = dict(epochs=2, seed=5, data__val_split="null", data__test_split="null", **words)
     full = train(tiny_config(tiny_dataset, tiny_text_models["student"], tmp_path / "full", **common))
 
@@ -66,10 +69,14 @@ def test_resumed_run_equals_uninterrupted_run(tiny_dataset, tiny_text_models, tm
     assert state["trainer"]["epoch"] == 1 and state["trainer"]["batch_in_epoch"] == 2
     resumed = train(tiny_config(tiny_dataset, tiny_text_models["student"], tmp_path / "killed",
                                 save_every_steps=1, **common))
-    a, b = load_file(str(full / "last" / "model.safetensors")), load_file(str(resumed / "last" / "model.safetensors"))
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.allclose(a[key], b[key], atol=1e-6), key
+    for folder in ("last", "best"):
+        a, b = (load_file(str(run / folder / "model.safetensors")) for run in (full, resumed))
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.allclose(a[key], b[key], atol=1e-6), (folder, key)
+    if "optim__average" in words:  # best/ holds the average, last/ the raw weights
+        best, last = (load_file(str(full / folder / "model.safetensors")) for folder in ("best", "last"))
+        assert any(not torch.equal(best[key], last[key]) for key in best)
     # a finished run is not trained again
     before = (resumed / "last" / "model.safetensors").stat().st_mtime_ns
     train(tiny_config(tiny_dataset, tiny_text_models["student"], tmp_path / "killed", **common))

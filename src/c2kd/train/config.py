@@ -52,6 +52,9 @@ class OptimConfig(_Strict):
     grad_clip: float | None = None
     #: learning rate of tables trained with sparse gradients (the word bag, ``model.text.words``; not decayed)
     sparse_lr: float = Field(1e-2, gt=0)
+    #: decay of an exponential moving average of the trainable weights (e.g. 0.999), which is then what is
+    #: validated and kept as best/; None: the weights themselves
+    average: float | None = Field(None, gt=0, lt=1)
 
 
 class TrainConfig(_Strict):

@@ -263,7 +263,8 @@ def train(config: TrainConfig, resume: bool = True) -> Path:
                       precision=config.precision, grad_clip=config.optim.grad_clip, log_every=config.log_every,
                       save_every_steps=config.save_every_steps, progress=config.progress,
                       tensorboard=config.tensorboard, is_main=env.is_main,
-                      floor=selection_floor(config, parts.monitor, parts.eval_languages))
+                      floor=selection_floor(config, parts.monitor, parts.eval_languages),
+                      average=config.optim.average)
     state = trainer.fit()
     barrier()
     dataset = parts.dataset

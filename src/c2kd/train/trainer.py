@@ -7,11 +7,14 @@ checkpoints through the ``save`` callback it is given: ``last/`` after every epo
 too (epoch 0): when no epoch beats it, ``best/`` is the untrained model, so training never hands back a model that
 validates worse than where it started (this matters for models that start from an aligned off-the-shelf
 encoder). ``fit`` resumes from ``last/`` where a killed run stopped (same data order, same RNG), so nothing is
-lost or done twice.
+lost or done twice. With ``average`` set, an exponential moving average of the weights
+(:class:`c2kd.train.averaging.WeightAverage`) is what is validated and saved as ``best/``; ``last/`` holds the
+raw weights and the average, to resume.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -28,6 +31,7 @@ from tqdm.auto import tqdm
 from c2kd.checkpoint import BEST_DIR, HISTORY_FILE, LAST_DIR, TENSORBOARD_DIR, load_resume_state, load_weights
 from c2kd.errors import TrainingDivergedError
 from c2kd.io import write_json
+from c2kd.train.averaging import WeightAverage
 
 #: ``save(directory, model, metrics, resume_state)`` writes one checkpoint folder atomically; ``resume_state``
 #: (optimizer, scheduler, RNG) is given for ``last/`` only, and must come back from
@@ -72,7 +76,7 @@ class Trainer:
                  precision: str = "auto", grad_clip: float | None = None, log_every: int = 10,
                  save_every_steps: int | None = None, progress: bool = True, tensorboard: bool = True,
                  to_device: Callable[[Any, torch.device], Any] | None = None, is_main: bool = True,
-                 floor: Sequence[str] = ()):
+                 floor: Sequence[str] = (), average: float | None = None):
         self.model, self.loss_fn, self.loader = model, loss_fn, loader
         self.optimizer, self.scheduler = optimizer, scheduler
         self.out_dir, self.epochs, self.device = Path(out_dir), epochs, device
@@ -85,6 +89,8 @@ class Trainer:
         self.amp_dtype = autocast_dtype(device, precision)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.state = TrainerState()
+        #: the moving average of the weights that is validated and kept as best/ (None: the weights themselves)
+        self.average = WeightAverage(model, average) if average is not None else None
         self._tb = None
         if tensorboard and is_main:
             from torch.utils.tensorboard import SummaryWriter
@@ -103,6 +109,7 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
                 "scaler": self.scaler.state_dict(),
                 "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+                "average": self.average.state_dict() if self.average is not None else None,
             }
         self.save(self.out_dir / name, self.model, metrics, state)
 
@@ -118,6 +125,10 @@ class Trainer:
         if self.scheduler is not None and saved["scheduler"] is not None:
             self.scheduler.load_state_dict(saved["scheduler"])
         self.scaler.load_state_dict(saved["scaler"])
+        if self.average is not None:
+            if saved.get("average") is None:
+                raise ValueError(f"{last} was saved without a weight average; continue it without optim.average")
+            self.average.load_state_dict(saved["average"])
         torch.set_rng_state(saved["rng"]["torch"])
         np.random.set_state(saved["rng"]["numpy"])
         random.setstate(saved["rng"]["python"])
@@ -141,6 +152,8 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.average is not None:
+            self.average.update()
         return {k: float(v.detach()) for k, v in terms.items()}
 
     def _log(self, values: dict[str, float], step: int, prefix: str) -> None:
@@ -167,6 +180,10 @@ class Trainer:
         if not self.floor or metrics is None or start is None:
             return True
         return all(metrics[name] >= start[name] for name in self.floor if name in start)
+
+    def _validated_weights(self):
+        """A context holding the weights that are validated and saved as best/ in the model."""
+        return self.average.applied() if self.average is not None else contextlib.nullcontext()
 
     def fit(self) -> TrainerState:
         self.model.to(self.device)
@@ -204,23 +221,24 @@ class Trainer:
             summary = {f"train/{k}": v / max(count, 1) for k, v in sums.items() if "/" not in k}
             summary["train/seconds"] = time.perf_counter() - start
             metrics = None
-            if self.evaluate is not None:
-                metrics = self.evaluate(self.model)
-                summary.update({f"val/{k}": v for k, v in metrics.items()})
-                self._log(metrics, epoch + 1, "val")
-            self.state.epoch += 1
-            self.state.batch_in_epoch = 0
-            summary["epoch"] = float(self.state.epoch)
-            self.state.history.append(summary)
-            if metrics is not None and self.monitor not in metrics:
-                raise KeyError(f"monitored metric {self.monitor!r} is not among the validation metrics: "
-                               f"{sorted(metrics)[:12]}...")
-            monitored = (metrics or {}).get(self.monitor)
-            if monitored is None and self.evaluate is None:
-                monitored = -summary.get("train/loss", 0.0)  # no validation split: keep the lowest training loss
-            if monitored is not None and monitored > self.state.best_metric and self._above_floor(metrics):
-                self.state.best_metric, self.state.best_epoch = float(monitored), self.state.epoch
-                self._write_checkpoint(BEST_DIR, metrics, with_state=False)
+            with self._validated_weights():
+                if self.evaluate is not None:
+                    metrics = self.evaluate(self.model)
+                    summary.update({f"val/{k}": v for k, v in metrics.items()})
+                    self._log(metrics, epoch + 1, "val")
+                self.state.epoch += 1
+                self.state.batch_in_epoch = 0
+                summary["epoch"] = float(self.state.epoch)
+                self.state.history.append(summary)
+                if metrics is not None and self.monitor not in metrics:
+                    raise KeyError(f"monitored metric {self.monitor!r} is not among the validation metrics: "
+                                   f"{sorted(metrics)[:12]}...")
+                monitored = (metrics or {}).get(self.monitor)
+                if monitored is None and self.evaluate is None:
+                    monitored = -summary.get("train/loss", 0.0)  # no validation split: the lowest training loss
+                if monitored is not None and monitored > self.state.best_metric and self._above_floor(metrics):
+                    self.state.best_metric, self.state.best_epoch = float(monitored), self.state.epoch
+                    self._write_checkpoint(BEST_DIR, metrics, with_state=False)
             self._write_checkpoint(LAST_DIR, metrics, with_state=True)
             if self.is_main:
                 write_json(self.out_dir / HISTORY_FILE, self.state.history)
