@@ -88,3 +88,23 @@ def namespaces_unavailable() -> str | None:
 
 #: marks a test that needs `own_tmpfs` or `without_write_permission`
 needs_namespaces = pytest.mark.skipif(namespaces_unavailable() is not None, reason=str(namespaces_unavailable()))
+
+
+OWN_DIM = 32  # the random text models' size: an aligned model's own frames live in its text space
+
+
+def aligned_teacher(out: Path, text_model: Path, data: Path, encoder: str = "other-frames") -> Path:
+    """A training-free aligned checkpoint (random text model) whose frame encoder is ``encoder``, ``OWN_DIM``-d."""
+    import torch
+
+    from c2kd.checkpoint import save_checkpoint
+    from c2kd.encoders.frames import FrameEncoderSpec
+    from c2kd.model import build_model
+    from c2kd.train.config import TrainConfig
+    from c2kd.zeroshot import aligned_model_config
+
+    config = aligned_model_config(str(text_model), FrameEncoderSpec(name=encoder, dim=OWN_DIM), OWN_DIM)
+    torch.manual_seed(0)
+    model = build_model(config)
+    return save_checkpoint(out, model.eval(), TrainConfig(stage="zero-shot", data={"path": str(data)},
+                                                          model=config, out_dir=str(out)))

@@ -23,8 +23,7 @@ from c2kd.distill.teachers import (
 )
 from c2kd.encoders.frames import FrameEncoderSpec
 from c2kd.errors import CheckpointError, ConfigError, DataError
-
-OWN_DIM = 32  # the random text model's size: the teacher's own frames live in its text space
+from c2kd_testkit import OWN_DIM, aligned_teacher
 
 
 def own_frames_dataset(root: Path, video_ids: list[str], encoder: str = "other-frames", skip: int = 0) -> Path:
@@ -36,20 +35,6 @@ def own_frames_dataset(root: Path, video_ids: list[str], encoder: str = "other-f
     save_dataset(root, [{"video_id": video_ids[0], "split": "train", "lang": "en", "caption_index": 0,
                          "text": "only the features are read"}], name="own-frames")
     return root
-
-
-def aligned_teacher(out: Path, text_model: Path, data: Path, encoder: str = "other-frames") -> Path:
-    """A training-free aligned checkpoint (random text model) whose frame encoder is ``encoder``, ``OWN_DIM``-d."""
-    from c2kd.checkpoint import save_checkpoint
-    from c2kd.model import build_model
-    from c2kd.train.config import TrainConfig
-    from c2kd.zeroshot import aligned_model_config
-
-    config = aligned_model_config(str(text_model), FrameEncoderSpec(name=encoder, dim=OWN_DIM), OWN_DIM)
-    torch.manual_seed(0)
-    model = build_model(config)
-    return save_checkpoint(out, model.eval(), TrainConfig(stage="zero-shot", data={"path": str(data)},
-                                                          model=config, out_dir=str(out)))
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -53,43 +53,57 @@ class RetrievalEvaluator:
         model.eval()
         try:
             videos = model.embed_videos([self.split.frames(i) for i in range(len(self.split))], self.batch_size)
-            results: dict = {d: {} for d in self.directions}
-            n_missing_videos = len(self.split.missing_video_ids)
-            gallery = len(self.split) + n_missing_videos
-            for lang in self.languages:
-                texts, owner = [], []
-                for i, caps in enumerate(self.split.captions[lang]):
-                    for c in caps:
-                        if c is not None:
-                            texts.append(c)
-                            owner.append(i)
-                if not texts:
-                    continue
-                text = model.embed_texts(texts, self.batch_size, self.max_tokens)
-                sim = similarity_matrix(text, videos)  # [Q, N]
-                owner_t = torch.tensor(owner)
-                if "t2v" in self.directions:
-                    mask = positive_mask_from_indices(len(texts), len(self.split), owner_t)
-                    ranks = retrieval_ranks(sim, mask, self.tie_policy)
-                    results["t2v"][lang] = recall_metrics(
-                        ranks, n_missing=self.split.missing_captions.get(lang, 0), missing_rank=gallery,
-                        missing_ranks=self.missing_ranks)
-                if "v2t" in self.directions:
-                    mask = positive_mask_from_indices(len(texts), len(self.split), owner_t).T
-                    ranks = retrieval_ranks(sim.T, mask, self.tie_policy)
-                    results["v2t"][lang] = recall_metrics(
-                        ranks, n_missing=n_missing_videos,
-                        missing_rank=len(texts) + self.split.missing_captions.get(lang, 0),
-                        missing_ranks=self.missing_ranks)
-            for direction in self.directions:
-                if results[direction]:
-                    results[direction]["average"] = _average(results[direction])
-            results["protocol"] = {"videos": len(self.split), "missing_videos": n_missing_videos,
-                                   "tie_policy": self.tie_policy, "missing_ranks": self.missing_ranks,
-                                   "split": self.split.name}
-            return results
+
+            def scores(texts: list[str]) -> torch.Tensor:
+                return similarity_matrix(model.embed_texts(texts, self.batch_size, self.max_tokens), videos)
+
+            return self.evaluate_scores(scores)
         finally:
             model.train(was_training)
+
+    def queries(self, lang: str) -> tuple[list[str], list[int]]:
+        """The split's captions in ``lang`` and the index of the video each belongs to."""
+        texts, owner = [], []
+        for i, caps in enumerate(self.split.captions[lang]):
+            for c in caps:
+                if c is not None:
+                    texts.append(c)
+                    owner.append(i)
+        return texts, owner
+
+    @torch.no_grad()
+    def evaluate_scores(self, scores: Callable[[list[str]], torch.Tensor]) -> dict:
+        """The metrics of any scorer: ``scores(texts) -> [Q, N]``, N the split's videos in order (for a single
+        model, cosines; for several, see :mod:`c2kd.evaluation.fusion`)."""
+        results: dict = {d: {} for d in self.directions}
+        n_missing_videos = len(self.split.missing_video_ids)
+        gallery = len(self.split) + n_missing_videos
+        for lang in self.languages:
+            texts, owner = self.queries(lang)
+            if not texts:
+                continue
+            sim = scores(texts)  # [Q, N]
+            owner_t = torch.tensor(owner)
+            if "t2v" in self.directions:
+                mask = positive_mask_from_indices(len(texts), len(self.split), owner_t)
+                ranks = retrieval_ranks(sim, mask, self.tie_policy)
+                results["t2v"][lang] = recall_metrics(
+                    ranks, n_missing=self.split.missing_captions.get(lang, 0), missing_rank=gallery,
+                    missing_ranks=self.missing_ranks)
+            if "v2t" in self.directions:
+                mask = positive_mask_from_indices(len(texts), len(self.split), owner_t).T
+                ranks = retrieval_ranks(sim.T, mask, self.tie_policy)
+                results["v2t"][lang] = recall_metrics(
+                    ranks, n_missing=n_missing_videos,
+                    missing_rank=len(texts) + self.split.missing_captions.get(lang, 0),
+                    missing_ranks=self.missing_ranks)
+        for direction in self.directions:
+            if results[direction]:
+                results[direction]["average"] = _average(results[direction])
+        results["protocol"] = {"videos": len(self.split), "missing_videos": n_missing_videos,
+                               "tie_policy": self.tie_policy, "missing_ranks": self.missing_ranks,
+                               "split": self.split.name}
+        return results
 
 
 def flatten_metrics(results: dict, prefix: str = "") -> dict[str, float]:

@@ -1,0 +1,106 @@
+"""Late fusion of dual encoders that read different frame features of the same videos.
+
+Checked against independent computations: the fused matrix is the weighted sum of cosines computed here in
+numpy (the second member's video vector: the mean of its own normalised frames); weights (1, 0) give exactly the
+first member's own evaluation; the choice on val is the candidate that validates best.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from c2kd.checkpoint import load_checkpoint
+from c2kd.data.dataset import VideoTextDataset
+from c2kd.data.features import FeatureStore, FeatureStoreWriter
+from c2kd.errors import DataError
+from c2kd.evaluation.evaluator import RetrievalEvaluator, flatten_metrics
+from c2kd.evaluation.fusion import FusedScores, choose_fusion_weights, fuse_checkpoints, weight_grid
+from c2kd_testkit import OWN_DIM, aligned_teacher
+
+LANGS = ["en", "de"]
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory, tiny_dataset, tiny_text_models, teachers):
+    """A trained run on the tiny dataset, and a training-free aligned model reading its own 32-d frames of the
+    same videos (a copy of the dataset with another feature store)."""
+    root = tmp_path_factory.mktemp("fusion")
+    own = root / "own-frames"
+    shutil.copytree(tiny_dataset, own)
+    store = FeatureStore(own / "features")
+    ids = list(store.ids)
+    shutil.rmtree(own / "features")
+    rng = np.random.default_rng(11)
+    with FeatureStoreWriter(own / "features", dim=OWN_DIM, encoder="other-frames") as writer:
+        for vid in ids:
+            writer.add(vid, rng.normal(size=(3, OWN_DIM)).astype(np.float32))
+    aligned = aligned_teacher(root / "aligned", tiny_text_models["teacher_a"], own)
+    return {"checkpoints": [teachers[0], aligned], "datasets": [tiny_dataset, own]}
+
+
+def _splits(members, name):
+    return [VideoTextDataset(d).split(name, LANGS) for d in members["datasets"]]
+
+
+def _normalised(x):
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def test_fused_scores_are_the_weighted_sum_of_each_members_cosines(members):
+    models = [load_checkpoint(c)[0].eval() for c in members["checkpoints"]]
+    splits = _splits(members, "test")
+    texts = [c for caps in splits[0].captions["de"] for c in caps if c is not None]
+    got = FusedScores(models, splits, [1.0, 0.5])(texts).numpy()
+
+    trained, aligned = models
+    first = _normalised(trained.embed_texts(texts)) @ _normalised(
+        trained.embed_videos([splits[0].frames(i) for i in range(len(splits[0]))])).T
+    own_video = _normalised(np.stack([_normalised(splits[1].frames(i)).mean(0) for i in range(len(splits[1]))]))
+    second = _normalised(aligned.embed_texts(texts)) @ own_video.T
+    np.testing.assert_allclose(got, first + 0.5 * second, atol=1e-5)
+
+
+def test_weights_one_zero_evaluate_exactly_as_the_first_member(members):
+    models = [load_checkpoint(c)[0] for c in members["checkpoints"]]
+    splits = _splits(members, "test")
+    alone = RetrievalEvaluator(splits[0], LANGS)(models[0])
+    fused = RetrievalEvaluator(splits[0], LANGS).evaluate_scores(FusedScores(models, splits, [1.0, 0.0]))
+    assert flatten_metrics(fused) == pytest.approx(flatten_metrics(alone))
+    assert fused["protocol"]["missing_videos"] == 2  # the tiny test split's missing videos still count as misses
+
+
+def test_weights_are_chosen_on_val_and_reported_on_test(members):
+    models = [load_checkpoint(c)[0] for c in members["checkpoints"]]
+    val = _splits(members, "val")
+    evaluator = RetrievalEvaluator(val[0], LANGS, directions=("t2v",))
+    scores = FusedScores(models, val, [1.0, 1.0])
+    candidates = weight_grid(2, (0.0, 1.0, 3.0))
+    assert candidates == [(1.0, 0.0), (1.0, 1.0), (1.0, 3.0)]
+    chosen, values = choose_fusion_weights(evaluator, scores, candidates)
+    for weights, value in values.items():  # each candidate evaluated afresh, without the shared matrices
+        fresh = RetrievalEvaluator(val[0], LANGS, directions=("t2v",)).evaluate_scores(
+            FusedScores(models, val, weights))
+        assert value == pytest.approx(fresh["t2v"]["average"]["R@1"])
+    assert values[tuple(chosen)] == max(values.values())
+
+    results = fuse_checkpoints(members["checkpoints"], members["datasets"], LANGS, split="test")
+    assert results["fusion"]["weights"] == chosen and results["fusion"]["chosen_on"] == "val"
+    fixed = fuse_checkpoints(members["checkpoints"], members["datasets"], LANGS, split="test", weights=chosen)
+    assert flatten_metrics(fixed) == pytest.approx(flatten_metrics(results))
+    assert fixed["fusion"]["chosen_on"] is None and set(results["v2t"]) == {"en", "de", "average"}
+
+
+def test_members_must_read_the_same_videos_and_weights_must_make_sense(members, tmp_path):
+    models = [load_checkpoint(c)[0] for c in members["checkpoints"]]
+    test, val = _splits(members, "test"), _splits(members, "val")
+    with pytest.raises(DataError, match="same items"):
+        FusedScores(models, [test[0], val[1]], [1.0, 1.0])
+    for weights in ([1.0], [0.0, 0.0], [1.0, -1.0], [1.0, float("nan")]):
+        with pytest.raises(ValueError, match="weights"):
+            FusedScores(models, test, weights)
+    with pytest.raises(ValueError, match="one dataset per checkpoint"):
+        fuse_checkpoints(members["checkpoints"], members["datasets"][:1], LANGS)
