@@ -18,7 +18,7 @@ from c2kd.data.features import FeatureStore, FeatureStoreWriter
 from c2kd.errors import DataError
 from c2kd.evaluation.evaluator import RetrievalEvaluator, flatten_metrics
 from c2kd.evaluation.fusion import FusedScores, choose_fusion_weights, fuse_checkpoints, weight_grid
-from c2kd_testkit import OWN_DIM, aligned_teacher
+from c2kd_testkit import OWN_DIM, aligned_teacher, assert_one_line_error, run_c2kd
 
 LANGS = ["en", "de"]
 
@@ -104,3 +104,20 @@ def test_members_must_read_the_same_videos_and_weights_must_make_sense(members, 
             FusedScores(models, test, weights)
     with pytest.raises(ValueError, match="one dataset per checkpoint"):
         fuse_checkpoints(members["checkpoints"], members["datasets"][:1], LANGS)
+
+
+def test_the_evaluate_command_fuses_repeated_checkpoints(members, tmp_path):
+    import json
+
+    ck, data = members["checkpoints"], members["datasets"]
+    out = tmp_path / "fused.json"
+    proc = run_c2kd("evaluate", "--checkpoint", ck[0], "--checkpoint", ck[1], "--data", data[0], "--data", data[1],
+                    "--languages", "en,de", "--weights", "1,0.5", "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "late fusion of 2 models, weights [1.0, 0.5]" in proc.stdout
+    expected = fuse_checkpoints(ck, data, LANGS, weights=[1.0, 0.5])
+    assert flatten_metrics(json.loads(out.read_text())) == pytest.approx(flatten_metrics(expected))
+    assert_one_line_error(run_c2kd("evaluate", "--checkpoint", ck[0], "--checkpoint", ck[1], "--data", data[0],
+                                   "--data", data[1], "--data", data[0]), "one --data per --checkpoint")
+    assert_one_line_error(run_c2kd("evaluate", "--checkpoint", ck[0], "--checkpoint", ck[1], "--data", data[0],
+                                   "--data", data[1], "--weights", "1,x"), "--weights", "1,1")

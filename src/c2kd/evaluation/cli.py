@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
@@ -15,8 +15,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def evaluate_command(
-    checkpoint: Path = typer.Option(..., help="Checkpoint folder or run folder (uses best/)."),
-    data: Path = typer.Option(..., help="Dataset folder."),
+    checkpoint: list[Path] = typer.Option(..., help="Checkpoint folder or run folder (uses best/). Repeat it to "
+                                                     "evaluate the late fusion of several models (weighted sum "
+                                                     "of their cosines)."),
+    data: list[Path] = typer.Option(..., help="Dataset folder; with several checkpoints, one per checkpoint "
+                                              "(each model reads its own frame features of the same videos), "
+                                              "or one for all."),
+    weights: str | None = typer.Option(None, help="Late fusion: comma-separated weight per checkpoint (default: "
+                                                  "chosen on --choose-on from 1 for the first and 0, 0.25, 0.5, "
+                                                  "1, 2, 3 for each other)."),
+    choose_on: str = typer.Option("val", help="Late fusion: the split the weights are chosen on."),
     split: str = typer.Option("test", help="Split to evaluate."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the results here as JSON."),
     plot: Path | None = typer.Option(None, "--plot", help="Also draw R@1 per language (t2v, v2t) as this PNG "
@@ -51,12 +59,30 @@ def evaluate_command(
         from c2kd.evaluation.plots import check_plot_path
 
         check_plot_path(plot)  # before the evaluation, not after it
-    model, _ = load_checkpoint(checkpoint, device=resolve_device(device))
-    dataset = VideoTextDataset(data)
-    check_store_encoder(model, dataset.features, checkpoint)
+    if len(data) not in (1, len(checkpoint)):
+        raise ConfigError(f"{len(checkpoint)} --checkpoint and {len(data)} --data: give one --data per "
+                          "--checkpoint (in the same order), or one for all")
+    datasets = list(data) * len(checkpoint) if len(data) == 1 else list(data)
+    members = []
+    for path, folder in zip(checkpoint, datasets, strict=True):
+        model, _ = load_checkpoint(path, device=resolve_device(device))
+        check_store_encoder(model, VideoTextDataset(folder).features, path)
+        members.append(model)
+    dataset = VideoTextDataset(datasets[0])
     langs = comma_list(languages) or dataset.languages
-    results = RetrievalEvaluator(dataset.split(split, langs), langs, cast("TiePolicy", tie_policy), batch_size,
-                                 missing_ranks=cast("MissingRanks", missing_ranks))(model)  # checked above
+    options: dict[str, Any] = {"tie_policy": cast("TiePolicy", tie_policy), "batch_size": batch_size,
+                               "missing_ranks": cast("MissingRanks", missing_ranks)}  # checked above
+    if len(checkpoint) == 1:
+        results = RetrievalEvaluator(dataset.split(split, langs), langs, **options)(members[0])
+    else:
+        from c2kd.evaluation.fusion import fuse_checkpoints
+
+        fixed = _weights(weights, len(checkpoint)) if weights else None
+        results = fuse_checkpoints(checkpoint, datasets, langs, split, fixed, choose_on,
+                                   resolve_device(device), **options)
+        fusion = results["fusion"]
+        chosen = f" (chosen on {choose_on})" if fusion["chosen_on"] else ""
+        typer.echo(f"late fusion of {len(checkpoint)} models, weights {fusion['weights']}{chosen}")
     print_results(results, title=f"{dataset.name}/{split}")
     if results["protocol"]["missing_videos"]:
         typer.echo(f"{results['protocol']['missing_videos']} video(s) without features counted as misses")
@@ -66,8 +92,21 @@ def evaluate_command(
     if plot is not None:
         from c2kd.evaluation.plots import recall_figure, save_png
 
-        name = label or _run_name(checkpoint)
+        name = label or " + ".join(_run_name(path) for path in checkpoint)
         typer.echo(f"wrote {save_png(recall_figure({name: results}, title=f'{dataset.name}/{split}'), plot)}")
+
+
+def _weights(text: str, members: int) -> list[float]:
+    from c2kd.errors import ConfigError
+
+    try:
+        values = [float(w) for w in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != members:
+        raise ConfigError(f"--weights {text!r}: give one number per --checkpoint ({members}), e.g. "
+                          f"{','.join(['1'] * members)}")
+    return values
 
 
 def _run_name(checkpoint: Path) -> str:
