@@ -9,8 +9,10 @@ Every model starts from the best thing a user could do without training, and tha
   training item by default, ``--seeds`` seeds each. Each text tower also has a trainable word bag
   (``--word-buckets``). The C2KD teachers read the English caption: the off-the-shelf pair, ``teacher-en`` (the
   pair trained and selected on English, same seed), the **e5 pair** (e5 text against e5 passages of the same
-  descriptions: its own frames, embedded once; printed as a second baseline when a candidate uses it), or a set
-  of them pooled.
+  descriptions: its own frames, embedded once; printed as a second baseline), or a set of them pooled.
+- **C2KD + e5 pair**: the chosen student and the e5 pair as one model, late fusion (``c2kd.evaluation.fusion``:
+  the sum of the student's cosine and a weight times the e5 pair's, each reading its own frames of the same
+  items; the weight chosen on val for each seed, weight 0 being the student alone). ``--no-fuse`` leaves it out.
 
 The C2KD setting (alpha and teachers, from ``--candidates``) is chosen on the **validation** split with seed 0; the test split (test_2016, 1,000 items) is only reported. Output: markdown tables (t2v and v2t, mean ± std
 over seeds) on stdout, everything in ``--json``. Frozen-backbone caches are computed once (resumable, shareable
@@ -30,6 +32,8 @@ from dataclasses import replace
 from pathlib import Path
 
 BASELINES = ("zero-shot", "translate-train")
+#: the chosen C2KD student fused with the e5 pair (late fusion, weights chosen on val for each seed)
+FUSED = "c2kd + e5-pair"
 
 
 def log(message: str) -> None:
@@ -74,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads (0 = auto: one when the machine is busy, e.g. two benchmarks side by side)")
     parser.add_argument("--json", type=Path, default=None, help="default: <out>/bench_quality.json")
+    parser.add_argument("--no-fuse", dest="fuse", action="store_false",
+                        help="leave out the C2KD student fused with the e5 pair")
     args = parser.parse_args(argv)
     candidates: dict[str, tuple[float, str, str, int | None]] = {}
     for text in args.candidates:
@@ -114,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     cache_seconds = warm_caches(dataset_dir, cache_dir, echo=log, processes=threads)
     baseline = off_the_shelf_checkpoint(runs_dir / OFF_THE_SHELF, dataset_dir, cache_dir)
     references = {OFF_THE_SHELF: evaluate_checkpoint(baseline, dataset_dir)}
-    if any(E5_PAIR in TEACHER_SETS[teachers] for _, teachers, _, _ in candidates.values()):
+    if args.fuse or any(E5_PAIR in TEACHER_SETS[teachers] for _, teachers, _, _ in candidates.values()):
         e5_start = time.perf_counter()
         limits = {"train": args.max_train, "val": args.max_val, "test": None}
         e5_pair = e5_pair_checkpoint(runs_dir / E5_PAIR, located.root, args.out / "data-e5", cache_dir, limits, log,
@@ -163,6 +169,21 @@ def main(argv: list[str] | None = None) -> int:
             log(f"seed {seed} {planned.name}: test t2v average R@1 {test['t2v']['average']['R@1']:.1f} "
                 f"({secs:.0f} s)")
 
+    if args.fuse:  # 3. the chosen student and the e5 pair as one model, the weight chosen on val for each seed
+        from c2kd.evaluation.fusion import fuse_checkpoints
+
+        settings = (*settings, FUSED)
+        results[FUSED], seconds[FUSED] = [], []
+        for seed in range(args.seeds):
+            fuse_start = time.perf_counter()
+            fused = fuse_checkpoints([plan(seed, chosen)["c2kd"].folder, runs_dir / E5_PAIR],
+                                     [dataset_dir, args.out / "data-e5"], LANGS)
+            results[FUSED].append(fused)
+            seconds[FUSED].append(seconds["c2kd"][seed])  # no training of its own: the student's
+            log(f"seed {seed} {FUSED}: weights {fused['fusion']['weights']} (chosen on val), test t2v average "
+                f"R@1 {fused['t2v']['average']['R@1']:.1f} ({time.perf_counter() - fuse_start:.0f} s to choose "
+                "and test)")
+
     aggregated = {name: aggregate_runs(runs) for name, runs in results.items()}
     tt = aggregated["translate-train"]
 
@@ -186,10 +207,13 @@ def main(argv: list[str] | None = None) -> int:
                          f"{median(seconds[name]):.0f}"])
         print(f"### {label}, R@1\n")
         print(markdown_table(header, rows))
-        c2kd = aggregated["c2kd"][direction]
-        gains = [f"{lang} {c2kd[lang]['R@1']['mean'] - tt[direction][lang]['R@1']['mean']:+.1f} "
-                 f"(std {max(c2kd[lang]['R@1']['std'], tt[direction][lang]['R@1']['std']):.1f})" for lang in LANGS]
-        print(f"\nC2KD vs translate-train: {', '.join(gains)}\n")
+        for name in ("c2kd", FUSED) if args.fuse else ("c2kd",):
+            ours = aggregated[name][direction]
+            gains = [f"{lang} {ours[lang]['R@1']['mean'] - tt[direction][lang]['R@1']['mean']:+.1f} "
+                     f"(std {max(ours[lang]['R@1']['std'], tt[direction][lang]['R@1']['std']):.1f})"
+                     for lang in LANGS]
+            print(f"\n{name} vs translate-train: {', '.join(gains)}")
+        print()
     print("cache (s): " + ", ".join(f"{k} {v:.0f}" for k, v in cache_seconds.items())
           + "; val choice (avg R@1): " + ", ".join(f"{c} {v:.2f}" for c, v in choices.items()))
     print(f"peak memory {peak_mb:.0f} MB; total {(time.perf_counter() - started) / 60:.1f} min")
