@@ -86,3 +86,26 @@ def test_nothing_found_offline_says_how_to_fix_it(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="set C2KD_DATA") as info:
         locate_multi30k(env={}, cwd=tmp_path / "here", download=False)
     assert "--no-download" in str(info.value) and len(required_files()) == 33
+
+
+def test_the_command_reads_and_fills_a_frame_encoder_cache(multi30k_root, muse, tmp_path):
+    """`c2kd multi30k-proxy --cache`: the same frames as a build without it, and every description kept in the
+    cache (what a later build, or `c2kd train` with that cache, reads back); --processes needs the cache."""
+    from c2kd.encoders.cache import CachedTextBackbone, text_key
+    from c2kd_testkit import assert_one_line_error, run_c2kd
+
+    cut = ["--max-train", "3", "--max-val", "2", "--max-test", "2", "--data", multi30k_root, "--no-download"]
+    proc = run_c2kd("multi30k-proxy", "--out", tmp_path / "a", "--cache", tmp_path / "cache", *cut)
+    assert proc.returncode == 0, proc.stderr
+    plain = build_multi30k_proxy(tmp_path / "plain", multi30k_root, max_train=3, max_val=2, max_test=2,
+                                 progress=False, backbone=muse, log=lambda _: None)
+    cached, reference = VideoTextDataset(tmp_path / "a"), VideoTextDataset(plain)
+    for vid in reference.features.ids:
+        np.testing.assert_allclose(cached.features[vid], reference.features[vid], atol=2e-3)
+    items = [it for split in ("train", "val", "test") for it in read_split(multi30k_root, split, 3 if split == "train"
+                                                                            else 2)]
+    cache = CachedTextBackbone(muse, tmp_path / "cache").cache
+    rows, found = cache.lookup([text_key(t) for it in items for t in it.frames])
+    assert found.all() and len(rows) == 4 * len(items)
+    assert_one_line_error(run_c2kd("multi30k-proxy", "--out", tmp_path / "b", "--processes", "2", *cut),
+                          "--cache")

@@ -77,6 +77,12 @@ def multi30k_proxy_command(
     max_test: int | None = typer.Option(None, min=1, help="Keep only the first N test items."),
     download: bool = typer.Option(True, help="Download Multi30K when it is not found locally."),
     batch_size: int = typer.Option(256, min=1),
+    cache: Path | None = typer.Option(None, help="Frozen-backbone cache folder: descriptions the frame encoder "
+                                                 "embedded before (e.g. for the quickstart) are read back, new "
+                                                 "ones kept (resumable; shared with `c2kd train`'s "
+                                                 "model.text.cache_dir)."),
+    processes: int = typer.Option(1, min=1, help="With --cache: embed the missing descriptions in this many "
+                                                 "single-thread processes first (e.g. 2 on 2 cores)."),
 ) -> None:
     """Build the Multi30K PROXY dataset: captions in en/de/fr/cs; each item's 'video' is its four other English
     descriptions encoded as frames. It measures cross-lingual retrieval on real text, not vision."""
@@ -84,8 +90,17 @@ def multi30k_proxy_command(
 
     located = locate_multi30k(data, download=download)
     typer.echo(located.message)
+    backbone = None
+    if cache is not None:
+        from c2kd.encoders.cache import CachedTextBackbone
+        from c2kd.encoders.registry import build_text_backbone
+
+        backbone = CachedTextBackbone(build_text_backbone(frame_encoder), cache)
+    elif processes > 1:
+        raise ConfigError("--processes embeds into a cache: give --cache DIR too")
     build_multi30k_proxy(out, located.root, frame_encoder=frame_encoder, max_train=max_train, max_val=max_val,
-                         max_test=max_test, batch_size=batch_size, log=typer.echo)
+                         max_test=max_test, batch_size=batch_size, log=typer.echo, backbone=backbone,
+                         processes=processes)
 
 
 def import_data_command(
