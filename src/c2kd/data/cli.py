@@ -88,6 +88,8 @@ def multi30k_proxy_command(
     descriptions encoded as frames. It measures cross-lingual retrieval on real text, not vision."""
     from c2kd.data.multi30k import build_multi30k_proxy, locate_multi30k
 
+    if processes > 1 and cache is None:  # before a download
+        raise ConfigError("--processes embeds into a cache: give --cache DIR too")
     located = locate_multi30k(data, download=download)
     typer.echo(located.message)
     backbone = None
@@ -96,8 +98,6 @@ def multi30k_proxy_command(
         from c2kd.encoders.registry import build_text_backbone
 
         backbone = CachedTextBackbone(build_text_backbone(frame_encoder), cache)
-    elif processes > 1:
-        raise ConfigError("--processes embeds into a cache: give --cache DIR too")
     build_multi30k_proxy(out, located.root, frame_encoder=frame_encoder, max_train=max_train, max_val=max_val,
                          max_test=max_test, batch_size=batch_size, log=typer.echo, backbone=backbone,
                          processes=processes)

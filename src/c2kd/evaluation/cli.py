@@ -75,11 +75,11 @@ def evaluate_command(
     if len(checkpoint) == 1:
         results = RetrievalEvaluator(dataset.split(split, langs), langs, **options)(members[0])
     else:
-        from c2kd.evaluation.fusion import fuse_checkpoints
+        from c2kd.evaluation.fusion import fuse_models
 
         fixed = _weights(weights, len(checkpoint)) if weights else None
-        results = fuse_checkpoints(checkpoint, datasets, langs, split, fixed, choose_on,
-                                   resolve_device(device), **options)
+        results = fuse_models(members, datasets, langs, split, fixed, choose_on, [str(c) for c in checkpoint],
+                              **options)
         fusion = results["fusion"]
         chosen = f" (chosen on {choose_on})" if fusion["chosen_on"] else ""
         typer.echo(f"late fusion of {len(checkpoint)} models, weights {fusion['weights']}{chosen}")

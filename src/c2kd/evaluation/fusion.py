@@ -47,7 +47,7 @@ class FusedScores:
         self.models, self.batch_size, self.max_tokens = list(models), batch_size, max_tokens
         self.weights = _checked_weights(weights, len(models))
         with torch.no_grad():
-            self._videos = [_eval(model).embed_videos([split.frames(i) for i in range(len(split))], batch_size)
+            self._videos = [model.eval().embed_videos([split.frames(i) for i in range(len(split))], batch_size)
                             for model, split in zip(models, splits, strict=True)]
         self._member_scores: dict[tuple[str, ...], Tensor] = {}
 
@@ -64,7 +64,7 @@ class FusedScores:
         key = tuple(texts)
         if key not in self._member_scores:
             self._member_scores[key] = torch.stack([
-                similarity_matrix(_eval(model).embed_texts(texts, self.batch_size, self.max_tokens), videos)
+                similarity_matrix(model.eval().embed_texts(texts, self.batch_size, self.max_tokens), videos)
                 for model, videos in zip(self.models, self._videos, strict=True)])
         return self._member_scores[key]
 
@@ -72,11 +72,6 @@ class FusedScores:
         """Shape: Q texts -> [Q, N]"""
         weights = torch.tensor(self.weights, dtype=torch.float32)
         return torch.einsum("m,mqn->qn", weights, self.member_scores(texts))
-
-
-def _eval(model: DualEncoder) -> DualEncoder:
-    model.eval()
-    return model
 
 
 def _checked_weights(weights: Sequence[float], members: int) -> list[float]:
@@ -120,24 +115,34 @@ def weight_grid(members: int, steps: Sequence[float] = WEIGHT_STEPS) -> list[tup
 def fuse_checkpoints(checkpoints: Sequence[str | Path], datasets: Sequence[str | Path], languages: Sequence[str],
                      split: str = "test", weights: Sequence[float] | None = None, choose_on: str = "val",
                      device: str | torch.device = "cpu", **evaluator_options) -> dict:
-    """Evaluate the late fusion of ``checkpoints`` (member ``m`` reads the frames of ``datasets[m]``) on ``split``.
+    """Load ``checkpoints`` and evaluate their late fusion with :func:`fuse_models`."""
+    from c2kd.checkpoint import load_checkpoint
+
+    models = [load_checkpoint(c, device=device)[0] for c in checkpoints]
+    return fuse_models(models, datasets, languages, split, weights, choose_on, [str(c) for c in checkpoints],
+                       **evaluator_options)
+
+
+def fuse_models(models: Sequence[DualEncoder], datasets: Sequence[str | Path], languages: Sequence[str],
+                split: str = "test", weights: Sequence[float] | None = None, choose_on: str = "val",
+                names: Sequence[str] | None = None, **evaluator_options) -> dict:
+    """Evaluate the late fusion of ``models`` (member ``m`` reads the frames of ``datasets[m]``) on ``split``.
 
     Without ``weights`` they are chosen on ``choose_on`` from :func:`weight_grid`. The results are the
-    evaluator's, plus ``"fusion": {"members", "weights", "chosen_on", "validation"}`` (validation: the
-    monitored value of every candidate).
+    evaluator's, plus ``"fusion": {"members", "weights", "chosen_on", "validation"}`` (members: ``names``;
+    validation: the monitored value of every candidate).
     """
-    from c2kd.checkpoint import load_checkpoint
     from c2kd.data.dataset import VideoTextDataset
 
-    if len(checkpoints) != len(datasets):
-        raise ValueError(f"one dataset per checkpoint: {len(checkpoints)} checkpoints, {len(datasets)} datasets")
-    models = [load_checkpoint(c, device=device)[0] for c in checkpoints]
+    if len(models) != len(datasets):
+        raise ValueError(f"one dataset per checkpoint: {len(models)} checkpoints, {len(datasets)} datasets")
     data = [VideoTextDataset(d) for d in datasets]
+    batch_size = evaluator_options.get("batch_size", 256)
 
     def scored(name: str, w: Sequence[float], directions: Sequence[str]) -> tuple[RetrievalEvaluator, FusedScores]:
         splits = [d.split(name, list(languages)) for d in data]
         evaluator = RetrievalEvaluator(splits[0], languages, directions=directions, **evaluator_options)
-        return evaluator, FusedScores(models, splits, w)
+        return evaluator, FusedScores(models, splits, w, batch_size)
 
     validation: dict[tuple[float, ...], float] = {}
     if weights is None:
@@ -145,7 +150,7 @@ def fuse_checkpoints(checkpoints: Sequence[str | Path], datasets: Sequence[str |
         weights, validation = choose_fusion_weights(evaluator, scores, weight_grid(len(models)))
     evaluator, scores = scored(split, weights, ("t2v", "v2t"))
     results = evaluator.evaluate_scores(scores)
-    results["fusion"] = {"members": [str(c) for c in checkpoints], "weights": list(scores.weights),
-                         "chosen_on": choose_on if validation else None,
+    results["fusion"] = {"members": list(names or [f"model {m}" for m in range(len(models))]),
+                         "weights": list(scores.weights), "chosen_on": choose_on if validation else None,
                          "validation": [{"weights": list(k), "value": v} for k, v in validation.items()]}
     return results

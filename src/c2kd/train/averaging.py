@@ -26,6 +26,8 @@ class WeightAverage:
         self.updates = 0
         self._params = {name: p for name, p in model.named_parameters() if p.requires_grad}
         self.average = {name: p.detach().clone() for name, p in self._params.items()}
+        # the same tensors as two aligned lists, built once: update() runs after every optimizer step
+        self._averages, self._weights = list(self.average.values()), [p.detach() for p in self._params.values()]
 
     def current_decay(self) -> float:
         return min(self.decay, (1 + self.updates) / (10 + self.updates))
@@ -34,9 +36,7 @@ class WeightAverage:
     def update(self) -> None:
         """Move the average towards the current weights (call after every optimizer step)."""
         self.updates += 1
-        weight = 1.0 - self.current_decay()
-        names = list(self._params)
-        torch._foreach_lerp_([self.average[n] for n in names], [self._params[n].detach() for n in names], weight)
+        torch._foreach_lerp_(self._averages, self._weights, 1.0 - self.current_decay())
 
     @contextmanager
     def applied(self) -> Iterator[None]:
