@@ -10,6 +10,9 @@ A run folder (``c2kd train --out``)::
     tensorboard/          scalars for TensorBoard
     test_metrics.json     test-split results of best/, with the evaluation protocol that computed them
 
+A fused checkpoint folder (``c2kd model fuse``, see :mod:`c2kd.fused`) holds ``fusion.json`` and copies of its
+members' checkpoint folders; `load_model` loads either kind.
+
 A checkpoint folder (``best/``, ``last/`` or one written by `save_checkpoint`)::
 
     model.safetensors     weights of the dual encoder (student or teacher)
@@ -29,7 +32,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import yaml
@@ -39,6 +42,9 @@ from c2kd.encoders.frames import FrameEncoderSpec
 from c2kd.errors import CheckpointError, validation_problems
 from c2kd.io import atomic_path, output_errors, write_text
 from c2kd.model import DualEncoder, ModelConfig, build_model
+
+if TYPE_CHECKING:  # pragma: no cover
+    from c2kd.fused import FusedDualEncoder
 
 WEIGHTS_FILE = "model.safetensors"
 CHECKSUM_FILE = WEIGHTS_FILE + ".sha256"
@@ -187,9 +193,11 @@ def load_resume_state(directory: str | os.PathLike) -> dict[str, Any] | None:
 
 # -- loading -----------------------------------------------------------------------------------------------------
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """Accept a checkpoint folder or a run folder (then its ``best/``, else ``last/``)."""
+    """Accept a checkpoint folder, a fused checkpoint folder or a run folder (then its ``best/``, else ``last/``)."""
+    from c2kd.fused import FUSION_FILE
+
     p = Path(path)
-    if (p / WEIGHTS_FILE).exists():
+    if (p / WEIGHTS_FILE).exists() or (p / FUSION_FILE).exists():
         return p
     for sub in (BEST_DIR, LAST_DIR):
         if (p / sub / WEIGHTS_FILE).exists():
@@ -197,6 +205,26 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     raise CheckpointError(
         f"no {WEIGHTS_FILE} in {p} (nor in {p}/best or {p}/last): give a checkpoint folder written by `c2kd train`"
     )
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
+               persist_cache: bool = True) -> DualEncoder | FusedDualEncoder:
+    """The model of a checkpoint, run or fused checkpoint folder, for evaluation and search (see `load_checkpoint`)."""
+    from c2kd.fused import is_fused_checkpoint, load_fused_checkpoint
+
+    directory = resolve_checkpoint(path)
+    if is_fused_checkpoint(directory):
+        return load_fused_checkpoint(directory, device=device, persist_cache=persist_cache)
+    return load_checkpoint(directory, device=device, persist_cache=persist_cache)[0]
+
+
+def _refuse_fused(directory: Path, use: str) -> None:
+    from c2kd.fused import MEMBERS_DIR, is_fused_checkpoint
+
+    if is_fused_checkpoint(directory):
+        raise CheckpointError(f"{directory} is a fused model (several checkpoints searched as one): it is "
+                              f"evaluated, indexed and served, but {use}; give one of its members "
+                              f"({directory / MEMBERS_DIR}/0, ...)")
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
@@ -210,6 +238,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     from c2kd.encoders.registry import rebuild_text_backbones
 
     directory = resolve_checkpoint(path)
+    _refuse_fused(directory, "cannot be trained on or used as a teacher")
     saved = _read_saved_config(directory)
     config = _model_section(saved, directory / CONFIG_FILE)
     config.text.cache_dir = resolve_cache_dir(directory, config.text.cache_dir, saved.get("out_dir"))
@@ -270,17 +299,25 @@ def _model_section(saved: dict[str, Any], where: Path) -> ModelConfig:
 def read_model_config(path: str | os.PathLike) -> ModelConfig:
     """The ``model`` section of a checkpoint's (or run folder's) ``config.yaml``, read without the weights."""
     directory = resolve_checkpoint(path)
+    _refuse_fused(directory, "has no single model section")
     return _model_section(_read_saved_config(directory), directory / CONFIG_FILE)
 
 
 def checkpoint_frame_encoder(path: str | os.PathLike) -> FrameEncoderSpec | None:
     """The frame encoder a checkpoint's video tower reads (``model.frame_encoder``; None for old checkpoints)."""
-    return read_model_config(path).frame_encoder
+    from c2kd.fused import is_fused_checkpoint, read_fusion
+
+    directory = resolve_checkpoint(path)
+    if is_fused_checkpoint(directory):
+        return read_fusion(directory).frame_encoder
+    return read_model_config(directory).frame_encoder
 
 
 def checkpoint_data_path(path: str | os.PathLike) -> str | None:
     """The dataset folder a checkpoint's config names (``data.path``; None when it names none)."""
-    data = _read_saved_config(resolve_checkpoint(path)).get("data")
+    directory = resolve_checkpoint(path)
+    _refuse_fused(directory, "names no single dataset")
+    data = _read_saved_config(directory).get("data")
     value = data.get("path") if isinstance(data, dict) else None
     return str(value) if value else None
 

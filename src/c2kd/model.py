@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -25,6 +26,20 @@ class ModelConfig(BaseModel):
     video: VideoEncoderConfig = Field(default_factory=VideoEncoderConfig)
     #: the frame encoder the video tower reads (recorded from the training data when not given)
     frame_encoder: FrameEncoderSpec | None = None
+
+
+class RetrievalModel(Protocol):
+    """What evaluation reads of a model: a :class:`DualEncoder`, or several fused (``c2kd.fused``)."""
+
+    training: bool
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def eval(self) -> Any: ...
+
+    def embed_texts(self, texts: Sequence[str], batch_size: int = 256, max_tokens: int | None = None) -> Tensor: ...
+
+    def embed_videos(self, features: Sequence[np.ndarray], batch_size: int = 256) -> Tensor: ...
 
 
 class DualEncoder(nn.Module):

@@ -204,10 +204,11 @@ def quickstart_plan(dataset_dir: Path, runs_dir: Path, cache_dir: Path, settings
 
 
 def evaluate_checkpoint(checkpoint: Path, dataset_dir: Path) -> dict:
-    """Test metrics of a checkpoint (t2v and v2t), kept in ``<checkpoint>/test_metrics.json`` once computed."""
+    """Test metrics of a checkpoint or fused checkpoint (t2v and v2t), kept in ``<checkpoint>/test_metrics.json``
+    once computed."""
     import json
 
-    from c2kd.checkpoint import TEST_METRICS_FILE, load_checkpoint
+    from c2kd.checkpoint import TEST_METRICS_FILE, load_model
     from c2kd.data.dataset import VideoTextDataset
     from c2kd.evaluation.evaluator import RetrievalEvaluator
     from c2kd.io import write_json
@@ -215,7 +216,7 @@ def evaluate_checkpoint(checkpoint: Path, dataset_dir: Path) -> dict:
     path = checkpoint / TEST_METRICS_FILE
     if path.exists():
         return json.loads(path.read_text())
-    model, _ = load_checkpoint(checkpoint)
+    model = load_model(checkpoint)
     results = RetrievalEvaluator(VideoTextDataset(dataset_dir).split("test", list(LANGS)))(model.eval())
     write_json(path, results)
     return results

@@ -8,8 +8,8 @@ from c2kd.cli import app
 EXPECTED = {
     "": ["train", "evaluate", "aggregate", "languages", "extract", "search", "moments", "serve", "quickstart",
          "multi30k-proxy", "import-data", "translate", "reproduce", "data", "model", "index"],
-    "data": ["synthetic", "check"],
-    "model": ["random-text", "aligned"],
+    "data": ["synthetic", "check", "concat-features"],
+    "model": ["random-text", "aligned", "fuse"],
     "index": ["build", "add", "remove", "info"],
 }
 

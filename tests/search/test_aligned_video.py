@@ -197,6 +197,47 @@ def test_http_service_answers_search(work):
     assert all(r["moment"] is not None and r["video_url"] for r in got["results"])
 
 
+def test_fused_models_reading_one_frame_encoder_share_its_frames(work, clips, tmp_path):
+    """CLIP fused with a sentence-transformers tower aligned to the same CLIP frames: extract, index, search in
+    German, moments on a file and the service, each scoring (cos_clip + 3 cos_st) / 4."""
+    from fastapi.testclient import TestClient
+
+    from c2kd.checkpoint import checkpoint_frame_encoder
+    from c2kd.data.features import FeatureStore
+    from c2kd.encoders.registry import build_text_backbone
+    from c2kd.serve.app import ServeSettings, create_app
+
+    folder, _ = make_tiny_st_model(tmp_path / "st", [QUERY, "a man talks"])
+    st = tmp_path / "st-aligned"
+    ok("model", "aligned", "--text", folder, "--frame-encoder", "clip-vit-b32", "--frame-model", work["clip"],
+       "--out", st)
+    fused = tmp_path / "fused"
+    ok("model", "fuse", "--checkpoint", work["checkpoint"], "--checkpoint", st, "--weights", "1,3", "--out", fused)
+    assert checkpoint_frame_encoder(fused) == checkpoint_frame_encoder(work["checkpoint"])
+    store = tmp_path / "store"
+    ok("extract", *clips.values(), "--checkpoint", fused, "--out", store, "--workers", 0, "--no-progress")
+    features = FeatureStore(store)
+    np.testing.assert_array_equal(features["video9770"], FeatureStore(work["store"])["video9770"])
+    index = tmp_path / "index"
+    ok("index", "build", "--checkpoint", fused, "--features", store, "--out", index,
+       "--videos", clips["video9770"].parent)
+
+    backbone = build_text_backbone(f"st:{folder}")
+    with torch.no_grad():
+        st_text = torch.nn.functional.normalize(backbone(backbone.prepare([QUERY], 40)), dim=-1).numpy()[0]
+    clip_text = clip_text_features(work["clip"], [QUERY])[0]
+    payload = json.loads(ok("search", index, QUERY, "--lang", "de", "--json").output)
+    assert len(payload["results"]) == 2
+    for hit in payload["results"]:
+        video = video_vector(features[hit["video_id"]])
+        assert hit["score"] == pytest.approx(float(video @ clip_text + 3 * video @ st_text) / 4, abs=1e-5)
+    moments = json.loads(ok("moments", clips["video9771"], QUERY, "--checkpoint", fused, "-k", 1, "--json").output)
+    assert len(moments["moments"]) == 1
+    with TestClient(create_app(ServeSettings(index=index))) as client:
+        got = client.get("/api/search", params={"q": QUERY, "lang": "de", "k": 2}).json()
+    assert [r["video_id"] for r in got["results"]] == [r["video_id"] for r in payload["results"]]
+
+
 def test_extract_with_checkpoint_uses_its_encoder_and_refuses_another(work, clips):
     from c2kd.data.features import FeatureStore
     from c2kd.encoders.frames import spec_from_store_meta

@@ -64,6 +64,25 @@ def data_check(path: Path = typer.Argument(..., help="Dataset folder.")) -> None
         typer.echo(f"ok: no problems found; no {defaults.train_split!r} split, so the dataset serves evaluation only")
 
 
+@data_app.command("concat-features")
+def data_concat_features(
+    inputs: list[Path] = typer.Argument(..., help="Feature stores, or dataset folders, of the same videos."),
+    out: Path = typer.Option(..., help="Output store (a dataset folder when the inputs are dataset folders); "
+                                       "rerun to finish an interrupted join."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Join frame features side by side, video by video: what a fused model reads when its members read different
+    frame encoders (give the stores in the order of its members)."""
+    from c2kd.data.concat import concat_features
+    from c2kd.data.features import FeatureStore
+    from c2kd.encoders.frames import spec_from_store_meta
+
+    written = concat_features(inputs, out, progress=progress)
+    store = FeatureStore(written / "features" if (written / "dataset.json").exists() else written)
+    spec = spec_from_store_meta(store.meta)
+    typer.echo(f"wrote {written}: {len(store)} videos, {spec.describe() if spec else store.dim}")
+
+
 def multi30k_proxy_command(
     out: Path = typer.Option(Path("data/multi30k-proxy"), "--out", "-o", help="Dataset folder to write."),
     data: Path | None = typer.Option(

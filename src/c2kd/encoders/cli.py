@@ -1,4 +1,4 @@
-"""Commands ``c2kd model aligned|random-text``: checkpoints and models made without training."""
+"""Commands ``c2kd model aligned|fuse|random-text``: checkpoints made without training, and by fusing others."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-model_app = typer.Typer(help="Create models: training-free aligned checkpoints; small random models for tests.",
+model_app = typer.Typer(help="Create models: training-free aligned checkpoints, fused checkpoints; small random "
+                             "models for tests.",
                         no_args_is_help=True)
 
 
@@ -67,6 +68,61 @@ def model_aligned(
     spec = checkpoint_frame_encoder(path)
     typer.echo(f"wrote {path}: text {text}{' + ' + ' + '.join(fuse) if fuse else ''} vs frames of "
                f"{spec.describe() if spec else frame_encoder}")
+
+
+@model_app.command("fuse")
+def model_fuse(
+    checkpoint: list[Path] = typer.Option(..., help="Checkpoint or run folder of a member (repeat it: two or more)."),
+    out: Path = typer.Option(..., help="Fused checkpoint folder to write."),
+    weights: str | None = typer.Option(None, help="Comma-separated weight per checkpoint, e.g. 1,1 (default: "
+                                                  "chosen on --choose-on of --data, from 1 for the first and 0, "
+                                                  "0.25, 0.5, 1, 2, 3 for each other)."),
+    data: list[Path] | None = typer.Option(None, help="Dataset folder the weights are chosen on: one per "
+                                                      "checkpoint (each member reads its own frame features of "
+                                                      "the same videos), or one for all."),
+    choose_on: str = typer.Option("val", help="The split the weights are chosen on."),
+    languages: str | None = typer.Option(None, help="Comma-separated languages to choose on (default: all)."),
+    device: str = typer.Option("auto"),
+) -> None:
+    """One checkpoint from several: scores add up, weighted (late fusion), and index, search, serve and moments
+    use it like any other model.
+
+    Members that read different frame encoders read their features side by side: join their stores with
+    `c2kd data concat-features` (in the order of --checkpoint) for `c2kd index build` and `c2kd evaluate`.
+    """
+    from c2kd.checkpoint import checkpoint_frame_encoder, load_model
+    from c2kd.data.dataset import VideoTextDataset
+    from c2kd.errors import ConfigError
+    from c2kd.evaluation.cli import fusion_weights
+    from c2kd.evaluation.fusion import choose_member_weights
+    from c2kd.fused import read_fusion, save_fused_checkpoint
+    from c2kd.options import comma_list
+    from c2kd.runtime import resolve_device
+
+    if len(checkpoint) < 2:
+        raise ConfigError("give two or more --checkpoint to fuse")
+    chosen_on, validation = None, []
+    if weights is not None:
+        values = fusion_weights(weights, len(checkpoint))
+    elif data:
+        if len(data) not in (1, len(checkpoint)):
+            raise ConfigError(f"{len(checkpoint)} --checkpoint and {len(data)} --data: give one --data per "
+                              "--checkpoint (in the same order), or one for all")
+        datasets = list(data) * len(checkpoint) if len(data) == 1 else list(data)
+        models = [load_model(c, device=resolve_device(device)) for c in checkpoint]
+        langs = comma_list(languages) or VideoTextDataset(datasets[0]).languages
+        values, candidates = choose_member_weights(models, datasets, langs, choose_on)
+        chosen_on = choose_on
+        validation = [{"weights": list(k), "t2v/average/R@1": v} for k, v in candidates.items()]
+        typer.echo(f"weights {values} chosen on {choose_on} (t2v average R@1 {candidates[tuple(values)]:.2f}; "
+                   f"the first model alone {candidates[tuple([1.0] + [0.0] * (len(values) - 1))]:.2f})")
+    else:
+        raise ConfigError("give --weights, or --data to choose them on the validation split")
+    path = save_fused_checkpoint(out, checkpoint, values, chosen_on, validation)
+    spec = checkpoint_frame_encoder(path)
+    members = read_fusion(path).members
+    typer.echo(f"wrote {path}: {len(members)} members, weights {[m.weight for m in members]}, reading "
+               f"{spec.describe() if spec else 'the frames of its members'}")
 
 
 def register(app: typer.Typer) -> None:

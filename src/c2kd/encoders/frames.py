@@ -11,7 +11,7 @@ each preset ``c2kd extract`` can run, and the others say why it cannot.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,11 +44,18 @@ FRAME_PRESETS: dict[str, FramePreset] = {
     "s3d": FramePreset(1024, "S3D (MIL-NCE HowTo100M) features, the paper's YouCook2 choice",
                        not_extractable="c2kd ships no S3D video model; import S3D features from the authors' "
                                        "release with `c2kd import-data --features 3d`"),
+    "concat": FramePreset(None, "the features of several frame encoders side by side (option parts: their specs), "
+                                "read by a fused model (`c2kd model fuse`)",
+                          not_extractable="extract the videos with each part's encoder, then join the stores with "
+                                          "`c2kd data concat-features STORE... --out STORE`"),
 }
+
+#: the name of concatenated features (see :func:`concat_spec`)
+CONCAT = "concat"
 
 
 #: option keys of a store's ``extractor`` record that change the features (the rest describe, e.g. ``dim``)
-FEATURE_OPTIONS = ("model", "preprocess", "pool", "output")
+FEATURE_OPTIONS = ("model", "preprocess", "pool", "output", "parts")
 
 
 class FrameEncoderSpec(BaseModel):
@@ -65,7 +72,16 @@ class FrameEncoderSpec(BaseModel):
     dim: int = Field(ge=1)
     options: dict[str, Any] = Field(default_factory=dict)
 
+    @property
+    def parts(self) -> list[FrameEncoderSpec]:
+        """The encoders whose features a ``concat`` spec holds side by side, in order (``[self]`` otherwise)."""
+        if self.name != CONCAT:
+            return [self]
+        return [FrameEncoderSpec.model_validate(part) for part in self.options.get("parts", [])]
+
     def describe(self) -> str:
+        if self.name == CONCAT:
+            return f"concat of {' + '.join(part.describe() for part in self.parts)} ({self.dim}-d)"
         options = ", ".join(f"{k}={v}" for k, v in sorted(self.options.items()) if k != "preprocess")
         return f"{self.name} ({self.dim}-d{', ' + options if options else ''})"
 
@@ -80,8 +96,26 @@ def spec_from_store_meta(meta: Mapping[str, Any]) -> FrameEncoderSpec | None:
     return FrameEncoderSpec(name=str(name), dim=int(meta["dim"]), options=options)
 
 
+def concat_spec(parts: Sequence[FrameEncoderSpec]) -> FrameEncoderSpec:
+    """The spec of ``parts``' features side by side (frame ``t`` of each, concatenated in this order).
+
+    Example: ``concat_spec([muse_512, e5_384])`` -> ``concat`` of 896-d features, ``parts`` the two specs.
+    """
+    return FrameEncoderSpec(name=CONCAT, dim=sum(p.dim for p in parts),
+                            options={"parts": [p.model_dump(mode="json") for p in parts]})
+
+
 def mismatches(expected: FrameEncoderSpec, found: FrameEncoderSpec) -> list[str]:
-    """What differs between two specs: name, size, and options present in both (``[]`` when compatible)."""
+    """What differs between two specs: name, size, and options present in both (``[]`` when compatible).
+
+    Concatenated features are compared part by part.
+    """
+    if expected.name == found.name == CONCAT:
+        want, got = expected.parts, found.parts
+        if len(want) != len(got):
+            return [f"{len(got)} parts instead of {len(want)}"]
+        return [f"part {i + 1}: {problem}" for i, (w, g) in enumerate(zip(want, got, strict=True))
+                for problem in mismatches(w, g)]
     out = []
     if expected.name != found.name:
         out.append(f"encoder {found.name!r} instead of {expected.name!r}")

@@ -41,7 +41,7 @@ def evaluate_command(
     device: str = typer.Option("auto"),
 ) -> None:
     """Text-to-video and video-to-text R@1/5/10, MedR, MeanR per language and averaged."""
-    from c2kd.checkpoint import load_checkpoint
+    from c2kd.checkpoint import load_model
     from c2kd.data.dataset import VideoTextDataset
     from c2kd.errors import ConfigError
     from c2kd.evaluation.evaluator import RetrievalEvaluator
@@ -65,7 +65,7 @@ def evaluate_command(
     datasets = list(data) * len(checkpoint) if len(data) == 1 else list(data)
     members = []
     for path, folder in zip(checkpoint, datasets, strict=True):
-        model, _ = load_checkpoint(path, device=resolve_device(device))
+        model = load_model(path, device=resolve_device(device))
         check_store_encoder(model, VideoTextDataset(folder).features, path)
         members.append(model)
     dataset = VideoTextDataset(datasets[0])
@@ -77,7 +77,7 @@ def evaluate_command(
     else:
         from c2kd.evaluation.fusion import fuse_models
 
-        fixed = _weights(weights, len(checkpoint)) if weights else None
+        fixed = fusion_weights(weights, len(checkpoint)) if weights else None
         results = fuse_models(members, datasets, langs, split, fixed, choose_on, [str(c) for c in checkpoint],
                               **options)
         fusion = results["fusion"]
@@ -96,7 +96,8 @@ def evaluate_command(
         typer.echo(f"wrote {save_png(recall_figure({name: results}, title=f'{dataset.name}/{split}'), plot)}")
 
 
-def _weights(text: str, members: int) -> list[float]:
+def fusion_weights(text: str, members: int) -> list[float]:
+    """``--weights 1,0.5`` as numbers, one per member."""
     from c2kd.errors import ConfigError
 
     try:

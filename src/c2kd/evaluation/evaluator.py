@@ -15,7 +15,7 @@ from c2kd.evaluation.metrics import (
     retrieval_ranks,
 )
 from c2kd.languages import normalize_languages
-from c2kd.model import DualEncoder
+from c2kd.model import RetrievalModel
 from c2kd.similarity import similarity_matrix
 
 METRIC_NAMES: tuple[str, ...] = ("R@1", "R@5", "R@10", "MedR", "MeanR")
@@ -48,7 +48,7 @@ class RetrievalEvaluator:
         self.directions = tuple(directions)
 
     @torch.no_grad()
-    def __call__(self, model: DualEncoder) -> dict:
+    def __call__(self, model: RetrievalModel) -> dict:
         was_training = model.training
         model.eval()
         try:

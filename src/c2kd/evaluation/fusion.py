@@ -20,7 +20,7 @@ from torch import Tensor
 from c2kd.data.dataset import SplitData
 from c2kd.errors import DataError
 from c2kd.evaluation.evaluator import RetrievalEvaluator, flatten_metrics
-from c2kd.model import DualEncoder
+from c2kd.model import RetrievalModel
 from c2kd.similarity import similarity_matrix
 
 
@@ -32,7 +32,7 @@ class FusedScores:
     (:meth:`with_weights`) costs only the sums.
     """
 
-    def __init__(self, models: Sequence[DualEncoder], splits: Sequence[SplitData], weights: Sequence[float],
+    def __init__(self, models: Sequence[RetrievalModel], splits: Sequence[SplitData], weights: Sequence[float],
                  batch_size: int = 256, max_tokens: int | None = None):
         if not models or len(models) != len(splits):
             raise ValueError(f"late fusion needs one split per member: {len(models)} models, {len(splits)} splits")
@@ -116,41 +116,50 @@ def fuse_checkpoints(checkpoints: Sequence[str | Path], datasets: Sequence[str |
                      split: str = "test", weights: Sequence[float] | None = None, choose_on: str = "val",
                      device: str | torch.device = "cpu", **evaluator_options) -> dict:
     """Load ``checkpoints`` and evaluate their late fusion with :func:`fuse_models`."""
-    from c2kd.checkpoint import load_checkpoint
+    from c2kd.checkpoint import load_model
 
-    models = [load_checkpoint(c, device=device)[0] for c in checkpoints]
+    models = [load_model(c, device=device) for c in checkpoints]
     return fuse_models(models, datasets, languages, split, weights, choose_on, [str(c) for c in checkpoints],
                        **evaluator_options)
 
 
-def fuse_models(models: Sequence[DualEncoder], datasets: Sequence[str | Path], languages: Sequence[str],
+def fuse_models(models: Sequence[RetrievalModel], datasets: Sequence[str | Path], languages: Sequence[str],
                 split: str = "test", weights: Sequence[float] | None = None, choose_on: str = "val",
                 names: Sequence[str] | None = None, **evaluator_options) -> dict:
     """Evaluate the late fusion of ``models`` (member ``m`` reads the frames of ``datasets[m]``) on ``split``.
 
-    Without ``weights`` they are chosen on ``choose_on`` from :func:`weight_grid`. The results are the
+    Without ``weights`` they are chosen on ``choose_on`` (:func:`choose_member_weights`). The results are the
     evaluator's, plus ``"fusion": {"members", "weights", "chosen_on", "validation"}`` (members: ``names``;
     validation: the monitored value of every candidate).
     """
-    from c2kd.data.dataset import VideoTextDataset
-
-    if len(models) != len(datasets):
-        raise ValueError(f"one dataset per checkpoint: {len(models)} checkpoints, {len(datasets)} datasets")
-    data = [VideoTextDataset(d) for d in datasets]
-    batch_size = evaluator_options.get("batch_size", 256)
-
-    def scored(name: str, w: Sequence[float], directions: Sequence[str]) -> tuple[RetrievalEvaluator, FusedScores]:
-        splits = [d.split(name, list(languages)) for d in data]
-        evaluator = RetrievalEvaluator(splits[0], languages, directions=directions, **evaluator_options)
-        return evaluator, FusedScores(models, splits, w, batch_size)
-
     validation: dict[tuple[float, ...], float] = {}
     if weights is None:
-        evaluator, scores = scored(choose_on, [1.0] * len(models), ("t2v",))
-        weights, validation = choose_fusion_weights(evaluator, scores, weight_grid(len(models)))
-    evaluator, scores = scored(split, weights, ("t2v", "v2t"))
+        weights, validation = choose_member_weights(models, datasets, languages, choose_on, **evaluator_options)
+    evaluator, scores = _fused_split(models, datasets, languages, split, weights, ("t2v", "v2t"), evaluator_options)
     results = evaluator.evaluate_scores(scores)
     results["fusion"] = {"members": list(names or [f"model {m}" for m in range(len(models))]),
                          "weights": list(scores.weights), "chosen_on": choose_on if validation else None,
                          "validation": [{"weights": list(k), "value": v} for k, v in validation.items()]}
     return results
+
+
+def choose_member_weights(models: Sequence[RetrievalModel], datasets: Sequence[str | Path],
+                          languages: Sequence[str], choose_on: str = "val", **evaluator_options,
+                          ) -> tuple[list[float], dict[tuple[float, ...], float]]:
+    """The weights of :func:`weight_grid` whose fusion validates best on ``choose_on`` (t2v average R@1), and the
+    value of every candidate. Member ``m`` reads the frames of ``datasets[m]``."""
+    evaluator, scores = _fused_split(models, datasets, languages, choose_on, [1.0] * len(models), ("t2v",),
+                                     evaluator_options)
+    return choose_fusion_weights(evaluator, scores, weight_grid(len(models)))
+
+
+def _fused_split(models: Sequence[RetrievalModel], datasets: Sequence[str | Path], languages: Sequence[str],
+                 split: str, weights: Sequence[float], directions: Sequence[str],
+                 evaluator_options: dict) -> tuple[RetrievalEvaluator, FusedScores]:
+    from c2kd.data.dataset import VideoTextDataset
+
+    if len(models) != len(datasets):
+        raise ValueError(f"one dataset per checkpoint: {len(models)} checkpoints, {len(datasets)} datasets")
+    splits = [VideoTextDataset(d).split(split, list(languages)) for d in datasets]
+    evaluator = RetrievalEvaluator(splits[0], languages, directions=directions, **evaluator_options)
+    return evaluator, FusedScores(models, splits, weights, evaluator_options.get("batch_size", 256))

@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from c2kd.encoders.frames import FrameEncoderSpec
+from c2kd.encoders.frames import CONCAT, FrameEncoderSpec
 from c2kd.errors import ConfigError
 from c2kd.options import parse_encoder_options
 
@@ -24,6 +24,11 @@ def _from_checkpoint(checkpoint: Path, encoder: str | None,
     from c2kd.features.encoders import encoder_options
 
     expected = checkpoint_frame_encoder(checkpoint)
+    if expected is not None and expected.name == CONCAT:
+        from c2kd.search.extracting import concat_hint
+
+        raise ConfigError(f"{checkpoint} is a fused model reading {expected.describe()}, not one encoder's "
+                          f"features. {concat_hint(expected)}")
     if expected is None:  # a checkpoint made before c2kd recorded frame encoders
         typer.echo(f"{checkpoint} records no frame encoder; using --encoder "
                    f"{encoder or DEFAULT_ENCODER}", err=True)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from c2kd.encoders.frames import FRAME_PRESETS, FrameEncoderSpec, FramePreset
+from c2kd.encoders.frames import CONCAT, FRAME_PRESETS, FrameEncoderSpec, FramePreset
 from c2kd.errors import ConfigError, require
 from c2kd.features.preprocess import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, ImagePreprocess
 from c2kd.io import atomic_path
@@ -145,6 +145,9 @@ def comparable_spec(spec: FrameEncoderSpec) -> FrameEncoderSpec:
     Options that follow from the encoder's name are dropped, e.g. where ``vit-s14-focus`` keeps its cut ONNX file
     (a cache path that differs between machines, for the same features).
     """
+    if spec.name == CONCAT:
+        parts = [comparable_spec(part).model_dump(mode="json") for part in spec.parts]
+        return spec.model_copy(update={"options": {"parts": parts}})
     accepted = _factory_parameters(spec.name)
     if accepted is None:
         return spec

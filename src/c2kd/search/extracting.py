@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from c2kd.encoders.frames import FrameEncoderSpec, check_frame_encoder, spec_from_store_meta
+from c2kd.encoders.frames import CONCAT, FrameEncoderSpec, check_frame_encoder, spec_from_store_meta
 from c2kd.errors import DataError
 
 
@@ -48,17 +48,37 @@ def _comparable(spec: FrameEncoderSpec) -> FrameEncoderSpec:
 
 def extract_hint(expected: FrameEncoderSpec, checkpoint: str | os.PathLike | None = None) -> str:
     """How to make features the model can read: ``c2kd extract --checkpoint`` (or the encoder's options)."""
-    if _has_extractor():
-        from c2kd.features.encoders import frame_encoder_names
-
-        if expected.name in frame_encoder_names():
-            model = expected.options.get("model")
-            manual = f"--encoder {expected.name}" + (f" --model {model}" if model else "")
-            if checkpoint is not None:
-                return (f"Extract the videos with the model's frame encoder: `c2kd extract VIDEOS --checkpoint "
-                        f"{checkpoint} --out NEW_STORE` (that is, {manual}).")
-            return f"Extract the videos with the model's frame encoder: `c2kd extract VIDEOS {manual} --out NEW_STORE`."
+    if expected.name == CONCAT:
+        return concat_hint(expected)
+    if _has_extractor() and expected.name in frame_encoder_names():
+        model = expected.options.get("model")
+        manual = f"--encoder {expected.name}" + (f" --model {model}" if model else "")
+        if checkpoint is not None:
+            return (f"Extract the videos with the model's frame encoder: `c2kd extract VIDEOS --checkpoint "
+                    f"{checkpoint} --out NEW_STORE` (that is, {manual}).")
+        return f"Extract the videos with the model's frame encoder: `c2kd extract VIDEOS {manual} --out NEW_STORE`."
     return f"Use features made by {expected.describe()}, the frame encoder this model reads."
+
+
+def concat_hint(expected: FrameEncoderSpec) -> str:
+    """How to make the ``concat`` features a fused model reads: one store per part, then join them in order."""
+    names = frame_encoder_names() if _has_extractor() else {}
+    steps = []
+    for i, part in enumerate(expected.parts, start=1):
+        if part.name in names:
+            model = f" --model {part.options['model']}" if "model" in part.options else ""
+            steps.append(f"STORE{i}: `c2kd extract VIDEOS --encoder {part.name}{model} --out STORE{i}`")
+        else:
+            steps.append(f"STORE{i}: a store of {part.describe()} features")
+    stores = " ".join(f"STORE{i}" for i in range(1, len(steps) + 1))
+    return (f"Make one store per part ({'; '.join(steps)}), then join them in this order: "
+            f"`c2kd data concat-features {stores} --out NEW_STORE`.")
+
+
+def frame_encoder_names() -> dict[str, str]:
+    from c2kd.features.encoders import frame_encoder_names as names
+
+    return names()
 
 
 def check_features(expected: FrameEncoderSpec | None, found: FrameEncoderSpec | None, where: str,

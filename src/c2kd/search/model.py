@@ -24,10 +24,20 @@ MAX_MICRO_BATCH = 64
 
 
 def checkpoint_fingerprint(path: str | os.PathLike) -> str:
-    """A cheap identity of a checkpoint's weights: SHA-256 of the file size and its first and last MiB."""
-    from c2kd.checkpoint import WEIGHTS_FILE, resolve_checkpoint
+    """A cheap identity of a checkpoint's weights: SHA-256 of the file size and its first and last MiB.
 
-    weights = resolve_checkpoint(path) / WEIGHTS_FILE
+    A fused checkpoint's: of its ``fusion.json`` (members, weights) and its members' fingerprints.
+    """
+    from c2kd.checkpoint import WEIGHTS_FILE, resolve_checkpoint
+    from c2kd.fused import FUSION_FILE, is_fused_checkpoint, read_fusion
+
+    directory = resolve_checkpoint(path)
+    if is_fused_checkpoint(directory):
+        digest = hashlib.sha256((directory / FUSION_FILE).read_bytes())
+        for member in read_fusion(directory).members:
+            digest.update(checkpoint_fingerprint(directory / member.path).encode())
+        return digest.hexdigest()[:16]
+    weights = directory / WEIGHTS_FILE
     size = weights.stat().st_size
     digest = hashlib.sha256(str(size).encode())
     with open(weights, "rb") as fh:
@@ -38,17 +48,17 @@ def checkpoint_fingerprint(path: str | os.PathLike) -> str:
 
 
 def load_search_model(checkpoint: str | os.PathLike, device: str = "cpu"):
-    """Load a checkpoint's dual encoder in eval mode (``device``: cpu, cuda, cuda:1, mps, auto).
+    """Load a checkpoint's dual encoder (or fused model) in eval mode (``device``: cpu, cuda, cuda:1, mps, auto).
 
     A frozen text backbone's embedding cache is only read: users' queries are never written to disk.
     """
     import torch
 
-    from c2kd.checkpoint import load_checkpoint
+    from c2kd.checkpoint import load_model
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, _ = load_checkpoint(checkpoint, device=device, persist_cache=False)
+    model = load_model(checkpoint, device=device, persist_cache=False)
     model.eval()
     return model
 

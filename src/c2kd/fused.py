@@ -1,0 +1,244 @@
+"""A fused model: several trained or aligned dual encoders searched as one, saved as one checkpoint folder.
+
+``score(text, video) = sum_m w_m cos_m(text, video) / sum_m w_m`` (late fusion, see
+:mod:`c2kd.evaluation.fusion`). Each member's unit vectors are scaled by ``sqrt(w_m / sum w)`` and concatenated,
+so the inner product of a fused text vector and a fused video vector is exactly that score, and the fused
+vectors are unit length: an index, ``c2kd search``, ``serve`` and ``moments`` use a fused model like any other.
+
+Members that read the same frame encoder all read the same frames. Members that read different ones (the
+Multi30K proxy's C2KD student reads USE frames, the e5 pair e5 passages of the same descriptions) read their
+own slice of concatenated features (a ``concat`` frame spec; ``c2kd data concat-features`` makes such stores).
+
+A fused checkpoint folder::
+
+    fusion.json           members (folder, weight, feature slice), the frame encoder, how the weights were chosen
+    members/0, 1, ...     copies of the member checkpoints (each loads on its own with ``c2kd.checkpoint``)
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+from c2kd.encoders.frames import FrameEncoderSpec, concat_spec, mismatches
+from c2kd.errors import CheckpointError, ConfigError
+from c2kd.model import DualEncoder
+
+FUSION_FILE = "fusion.json"
+FORMAT = "c2kd-fused-model"
+MEMBERS_DIR = "members"
+
+
+class FusedMember(BaseModel):
+    """One member of a fused checkpoint: its folder (relative to the fused one), weight, and frame columns."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    weight: float = Field(gt=0)
+    #: the columns ``[start, stop)`` of the fused frame features this member reads
+    features: tuple[int, int]
+    #: where the member was copied from (for people)
+    source: str = ""
+
+
+class FusionRecord(BaseModel):
+    """``fusion.json``: what a fused checkpoint is made of."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: str = FORMAT
+    version: int = 1
+    members: list[FusedMember] = Field(min_length=1)
+    #: the frame encoder the fused model reads (``concat`` of the members' when they differ)
+    frame_encoder: FrameEncoderSpec | None = None
+    #: the split the weights were chosen on (None: given by hand) and the value of every candidate there
+    chosen_on: str | None = None
+    validation: list[dict[str, Any]] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _TextSide:
+    embed_dim: int
+
+
+@dataclass(frozen=True)
+class _VideoSide:
+    embed_dim: int
+    feature_dim: int
+
+
+@dataclass(frozen=True)
+class FusedModelConfig:
+    """The sizes and frame encoder that index, search and serve read from a model's ``config``."""
+
+    text: _TextSide
+    video: _VideoSide
+    frame_encoder: FrameEncoderSpec | None
+
+
+def fused_frames(specs: Sequence[FrameEncoderSpec | None],
+                 dims: Sequence[int]) -> tuple[FrameEncoderSpec | None, list[tuple[int, int]]]:
+    """The frame encoder of a fused model and each member's feature columns.
+
+    Members reading one encoder share its frames (every slice is all columns); otherwise the fused model reads
+    their features side by side (``concat``), member ``m`` its own columns. ``dims``: each member's feature size.
+    """
+    first, dim = specs[0], dims[0]
+    shared = all(d == dim for d in dims) and (
+        all(s is None for s in specs)
+        or (first is not None and all(s is not None and not mismatches(first, s) for s in specs)))
+    if shared:
+        return first, [(0, dim)] * len(specs)
+    unknown = [m for m, s in enumerate(specs) if s is None]
+    if unknown:
+        raise ConfigError(f"member {unknown[0] + 1} records no frame encoder, and the members read features of "
+                          "different sizes or encoders: retrain or re-create it with this version of c2kd, so "
+                          "the fused model knows which features each member reads")
+    bounds = np.cumsum([0, *dims]).tolist()
+    return concat_spec([s for s in specs if s is not None]), list(itertools.pairwise(bounds))
+
+
+class FusedDualEncoder(nn.Module):
+    """Dual encoders with weights, embedding into the concatenation of their spaces.
+
+    Shape:
+        embed_texts(N strings) -> [N, sum E_m]; embed_videos(N arrays [T_i, F]) -> [N, sum E_m]; unit rows, and
+        ``text @ video.T == sum_m w_m cos_m / sum_m w_m``. ``F`` is the fused frame size (see :func:`fused_frames`).
+    """
+
+    def __init__(self, members: Sequence[DualEncoder], weights: Sequence[float],
+                 features: Sequence[tuple[int, int]], frame_encoder: FrameEncoderSpec | None):
+        super().__init__()
+        if not (len(members) == len(weights) == len(features)) or not members:
+            raise ValueError(f"{len(members)} members, {len(weights)} weights, {len(features)} feature slices")
+        if not all(math.isfinite(w) and w > 0 for w in weights):
+            raise ValueError(f"fused members need finite positive weights, got {list(weights)}")
+        self.member_modules = nn.ModuleList(members)  # registered: .to(), .eval(), parameters()
+        self.members: list[DualEncoder] = list(members)
+        self.weights = [float(w) for w in weights]
+        self.scales = [math.sqrt(w / sum(self.weights)) for w in self.weights]
+        self.features = [tuple(f) for f in features]
+        embed_dim = sum(m.config.text.embed_dim for m in members)
+        self.config = FusedModelConfig(_TextSide(embed_dim),
+                                       _VideoSide(embed_dim, max(stop for _, stop in self.features)), frame_encoder)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @torch.no_grad()
+    def embed_texts(self, texts: Sequence[str], batch_size: int = 256, max_tokens: int | None = None) -> Tensor:
+        """Each member embeds ``texts`` with its own tokens limit unless ``max_tokens`` is given."""
+        return torch.cat([member.embed_texts(texts, batch_size, max_tokens) * scale
+                          for member, scale in zip(self.members, self.scales, strict=True)], dim=1)
+
+    @torch.no_grad()
+    def embed_videos(self, features: Sequence[np.ndarray], batch_size: int = 256) -> Tensor:
+        for i, frames in enumerate(features):
+            if frames.ndim != 2 or frames.shape[1] != self.config.video.feature_dim:
+                raise ConfigError(f"video {i}: frame features of shape {tuple(frames.shape)}, but this fused model "
+                                  f"reads [T, {self.config.video.feature_dim}] ({self._frames_described()})")
+        return torch.cat([member.embed_videos([frames[:, start:stop] for frames in features], batch_size) * scale
+                          for member, scale, (start, stop) in zip(self.members, self.scales, self.features,
+                                                                  strict=True)], dim=1)
+
+    def _frames_described(self) -> str:
+        spec = self.config.frame_encoder
+        return spec.describe() if spec is not None else f"{self.config.video.feature_dim}-d features"
+
+
+def is_fused_checkpoint(path: str | os.PathLike) -> bool:
+    return (Path(path) / FUSION_FILE).is_file()
+
+
+def read_fusion(directory: str | os.PathLike) -> FusionRecord:
+    """The validated ``fusion.json`` of a fused checkpoint folder."""
+    from pydantic import ValidationError
+
+    from c2kd.errors import validation_problems
+
+    path = Path(directory) / FUSION_FILE
+    try:
+        record = FusionRecord.model_validate_json(path.read_text())
+    except ValidationError as exc:
+        raise CheckpointError(f"{path} cannot be read ({validation_problems(exc)}); fuse the models again "
+                              "with `c2kd model fuse`") from exc
+    if record.format != FORMAT:
+        raise CheckpointError(f"{path}: not a c2kd fused model (format {record.format!r})")
+    return record
+
+
+def load_fused_checkpoint(directory: str | os.PathLike, device: str | torch.device = "cpu",
+                          persist_cache: bool = True) -> FusedDualEncoder:
+    """Load every member of a fused checkpoint folder (see :func:`save_fused_checkpoint`)."""
+    from c2kd.checkpoint import load_checkpoint
+
+    record = read_fusion(directory)
+    members = [load_checkpoint(Path(directory) / m.path, device=device, persist_cache=persist_cache)[0]
+               for m in record.members]
+    for member, entry in zip(members, record.members, strict=True):
+        start, stop = entry.features
+        if stop - start != member.config.video.feature_dim:
+            raise CheckpointError(f"{Path(directory) / FUSION_FILE}: member {entry.path} reads "
+                                  f"{member.config.video.feature_dim}-d frames, not columns {start}:{stop}")
+    return FusedDualEncoder(members, [m.weight for m in record.members], [m.features for m in record.members],
+                            record.frame_encoder)
+
+
+def save_fused_checkpoint(out: str | os.PathLike, checkpoints: Sequence[str | os.PathLike],
+                          weights: Sequence[float], chosen_on: str | None = None,
+                          validation: Sequence[dict[str, Any]] = ()) -> Path:
+    """Copy ``checkpoints`` (checkpoint or run folders) into one fused checkpoint folder, in one atomic rename.
+
+    Members of weight 0 are left out. A member's frozen-text cache keeps being read where it is (its
+    ``model.text.cache_dir`` is written as an absolute path into the copy).
+    """
+    import yaml
+
+    from c2kd.checkpoint import (
+        CONFIG_FILE,
+        RESUME_STATE_FILE,
+        read_model_config,
+        resolve_cache_dir,
+        resolve_checkpoint,
+    )
+    from c2kd.io import atomic_path, write_text
+
+    if len(checkpoints) != len(weights):
+        raise ConfigError(f"{len(checkpoints)} checkpoints and {len(weights)} weights: give one weight each")
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
+        raise ConfigError(f"fusion weights must be finite, >= 0 and not all 0, got {list(weights)}")
+    kept = [(resolve_checkpoint(c), float(w)) for c, w in zip(checkpoints, weights, strict=True) if w > 0]
+    for folder, _ in kept:
+        if is_fused_checkpoint(folder):
+            raise ConfigError(f"{folder} is itself a fused model: fuse its members ({folder / MEMBERS_DIR}/...) "
+                              "with the others instead")
+    configs = [read_model_config(folder) for folder, _ in kept]
+    spec, slices = fused_frames([c.frame_encoder for c in configs], [c.video.feature_dim for c in configs])
+    members = []
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        for m, ((folder, weight), config, features) in enumerate(zip(kept, configs, slices, strict=True)):
+            relative = f"{MEMBERS_DIR}/{m}"
+            shutil.copytree(folder, tmp / relative, ignore=shutil.ignore_patterns(RESUME_STATE_FILE))
+            saved = yaml.safe_load((folder / CONFIG_FILE).read_text())
+            cache = resolve_cache_dir(folder, config.text.cache_dir, saved.get("out_dir"))
+            if cache is not None:
+                saved["model"]["text"]["cache_dir"] = str(Path(cache).resolve())
+                write_text(tmp / relative / CONFIG_FILE, yaml.safe_dump(saved, sort_keys=False, allow_unicode=True))
+            members.append(FusedMember(path=relative, weight=weight, features=features, source=str(folder)))
+        record = FusionRecord(members=members, frame_encoder=spec, chosen_on=chosen_on, validation=list(validation))
+        write_text(tmp / FUSION_FILE, record.model_dump_json(indent=2))
+    return Path(out)
