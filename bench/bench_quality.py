@@ -10,9 +10,10 @@ Every model starts from the best thing a user could do without training, and tha
   (``--word-buckets``). The C2KD teachers read the English caption: the off-the-shelf pair, ``teacher-en`` (the
   pair trained and selected on English, same seed), the **e5 pair** (e5 text against e5 passages of the same
   descriptions: its own frames, embedded once; printed as a second baseline), or a set of them pooled.
-- **C2KD + e5 pair**: the chosen student and the e5 pair as one model, late fusion (``c2kd.evaluation.fusion``:
-  the sum of the student's cosine and a weight times the e5 pair's, each reading its own frames of the same
-  items; the weight chosen on val for each seed, weight 0 being the student alone). ``--no-fuse`` leaves it out.
+- **C2KD + e5 pair**: the chosen student and the e5 pair as one fused checkpoint (``c2kd model fuse``, see
+  ``c2kd.fused``: the student's cosine plus a weight times the e5 pair's, each reading its own frames of the
+  same items, joined side by side with ``c2kd data concat-features``; the weight chosen on val for each seed,
+  weight 0 being the student alone), evaluated like any checkpoint. ``--no-fuse`` leaves it out.
 
 The C2KD setting (alpha and teachers, from ``--candidates``) is chosen on the **validation** split with seed 0; the test split (test_2016, 1,000 items) is only reported. Output: markdown tables (t2v and v2t, mean ± std
 over seeds) on stdout, everything in ``--json``. Frozen-backbone caches are computed once (resumable, shareable
@@ -32,7 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 
 BASELINES = ("zero-shot", "translate-train")
-#: the chosen C2KD student fused with the e5 pair (late fusion, weights chosen on val for each seed)
+#: the chosen C2KD student fused with the e5 pair (one fused checkpoint, weights chosen on val for each seed)
 FUSED = "c2kd + e5-pair"
 
 
@@ -54,6 +55,23 @@ def _candidate(text: str) -> tuple[float, str, str, int | None] | None:
     except ValueError:
         return None
     return alpha, parts[1], parts[2] if len(parts) == 3 else "mean", student_epochs
+
+
+def fused_checkpoint(student: Path, e5_pair: Path, out: Path, datasets: list[Path]) -> tuple[Path, list[float]]:
+    """``out``: the student fused with the e5 pair, the weight chosen on val (read back when made from the same
+    student). Returns the folder and the kept members' weights."""
+    from c2kd.checkpoint import load_model, resolve_checkpoint
+    from c2kd.evaluation.fusion import choose_member_weights
+    from c2kd.fused import is_fused_checkpoint, read_fusion, save_fused_checkpoint
+    from c2kd.quickstart import LANGS
+
+    source = str(resolve_checkpoint(student))
+    if not (is_fused_checkpoint(out) and read_fusion(out).members[0].source == source):
+        models = [load_model(student), load_model(e5_pair)]
+        weights, candidates = choose_member_weights(models, datasets, LANGS)
+        save_fused_checkpoint(out, [student, e5_pair], weights, "val",
+                              [{"weights": list(k), "t2v/average/R@1": v} for k, v in candidates.items()])
+    return out, [m.weight for m in read_fusion(out).members]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,20 +187,24 @@ def main(argv: list[str] | None = None) -> int:
             log(f"seed {seed} {planned.name}: test t2v average R@1 {test['t2v']['average']['R@1']:.1f} "
                 f"({secs:.0f} s)")
 
-    if args.fuse:  # 3. the chosen student and the e5 pair as one model, the weight chosen on val for each seed
-        from c2kd.evaluation.fusion import fuse_checkpoints
+    if args.fuse:  # 3. the chosen student and the e5 pair as one fused checkpoint, the weight chosen on val
+        from c2kd.data.concat import concat_features
 
         settings = (*settings, FUSED)
         results[FUSED], seconds[FUSED] = [], []
+        join_start = time.perf_counter()
+        fused_data = concat_features([dataset_dir, args.out / "data-e5"], args.out / "data-fused", progress=False)
+        cache_seconds["joined frames"] = time.perf_counter() - join_start
         for seed in range(args.seeds):
             fuse_start = time.perf_counter()
-            fused = fuse_checkpoints([plan(seed, chosen)["c2kd"].folder, runs_dir / E5_PAIR],
-                                     [dataset_dir, args.out / "data-e5"], LANGS)
+            folder, weights = fused_checkpoint(plan(seed, chosen)["c2kd"].folder, runs_dir / E5_PAIR,
+                                               runs_dir / f"seed{seed}" / "c2kd-fused",
+                                               [dataset_dir, args.out / "data-e5"])
+            fused = evaluate_checkpoint(folder, fused_data if len(weights) > 1 else dataset_dir)
             results[FUSED].append(fused)
             seconds[FUSED].append(seconds["c2kd"][seed])  # no training of its own: the student's
-            log(f"seed {seed} {FUSED}: weights {fused['fusion']['weights']} (chosen on val), test t2v average "
-                f"R@1 {fused['t2v']['average']['R@1']:.1f} ({time.perf_counter() - fuse_start:.0f} s to choose "
-                "and test)")
+            log(f"seed {seed} {FUSED}: {folder}, weights {weights} (chosen on val), test t2v average R@1 "
+                f"{fused['t2v']['average']['R@1']:.1f} ({time.perf_counter() - fuse_start:.0f} s to choose and test)")
 
     aggregated = {name: aggregate_runs(runs) for name, runs in results.items()}
     tt = aggregated["translate-train"]
