@@ -29,7 +29,7 @@ def _read_ids(ids: list[str], ids_file: Path | None) -> list[str]:
 @index_app.command("build")
 def index_build(
     checkpoint: Path = typer.Option(..., help="checkpoint (or run folder) whose video tower embeds videos: "
-                                              "trained, or made by `c2kd model aligned`"),
+                                              "trained, or made by `c2kd model aligned` or `c2kd model fuse`"),
     features: Path = typer.Option(..., help="feature store (`c2kd extract` output) or dataset folder"),
     out: Path = typer.Option(..., help="index folder to write (replaced atomically)"),
     backend: str = typer.Option("exact", help=BACKEND_HELP),
@@ -188,7 +188,7 @@ def search(
 def moments(
     video: str = typer.Argument(..., help="a video id of --features, or a video file"),
     query: str = typer.Argument(..., help="what happens in the moment, in any language"),
-    checkpoint: Path = typer.Option(..., help="checkpoint: trained, or made by `c2kd model aligned`"),
+    checkpoint: Path = typer.Option(..., help="checkpoint: trained, or made by `c2kd model aligned` or `c2kd model fuse`"),
     features: Path | None = typer.Option(None, help="feature store holding the video (when VIDEO is an id)"),
     lang: str | None = typer.Option(None, help="language of the query (a hint, validated)"),
     k: int = typer.Option(5, "-k", help="number of moments"),
