@@ -238,6 +238,52 @@ def test_fused_models_reading_one_frame_encoder_share_its_frames(work, clips, tm
     assert [r["video_id"] for r in got["results"]] == [r["video_id"] for r in payload["results"]]
 
 
+def test_fused_models_reading_two_frame_encoders_extract_both_in_one_pass(work, clips, tmp_path):
+    """Two CLIP models' aligned checkpoints fused: `extract --checkpoint` runs both encoders on the same frames
+    (= each encoder's own store, side by side), search scores (cos_a + cos_b) / 2, moments on a file agree."""
+    from c2kd.checkpoint import checkpoint_frame_encoder
+    from c2kd.data.features import FeatureStore
+
+    second = tmp_path / "other-aligned"
+    ok("model", "aligned", "--text", work["other"], "--frame-encoder", "clip-vit-b32", "--out", second)
+    fused = tmp_path / "fused"
+    ok("model", "fuse", "--checkpoint", work["checkpoint"], "--checkpoint", second, "--weights", "1,1",
+       "--out", fused)
+    spec = checkpoint_frame_encoder(fused)
+    assert spec.name == "concat" and spec.dim == 2 * PROJECTION
+    assert [p.options["model"] for p in spec.parts] == [str(work["clip"].resolve()), str(work["other"].resolve())]
+    other_store = tmp_path / "other-store"
+    ok("extract", *clips.values(), "--encoder", "clip-vit-b32", "--model", work["other"], "--out", other_store,
+       "--workers", 0, "--no-progress")
+    store = tmp_path / "store"
+    ok("extract", *clips.values(), "--checkpoint", fused, "--out", store, "--workers", 1, "--no-progress")
+    joined, first, other = FeatureStore(store), FeatureStore(work["store"]), FeatureStore(other_store)
+    assert joined.meta["encoder"] == "concat"
+    for vid in clips:
+        np.testing.assert_allclose(np.asarray(joined[vid], np.float32),
+                                   np.concatenate([first[vid], other[vid]], axis=1).astype(np.float32), atol=2e-3)
+        np.testing.assert_array_equal(joined.times(vid), first.times(vid))
+
+    index = tmp_path / "index"
+    ok("index", "build", "--checkpoint", fused, "--features", store, "--out", index)
+    texts = [clip_text_features(work[name], [QUERY])[0] for name in ("clip", "other")]
+    for hit in json.loads(ok("search", index, QUERY, "--lang", "de", "--json").output)["results"]:
+        frames = np.asarray(joined[hit["video_id"]], np.float64)
+        expected = sum(float(video_vector(frames[:, i * PROJECTION:(i + 1) * PROJECTION]) @ text)
+                       for i, text in enumerate(texts)) / 2
+        assert hit["score"] == pytest.approx(expected, abs=1e-5)
+    from_file = json.loads(ok("moments", clips["video9771"], QUERY, "--checkpoint", fused, "-k", 2, "--lengths",
+                              "2,4", "--json").output)["moments"]
+    from_store = json.loads(ok("moments", "video9771", QUERY, "--checkpoint", fused, "--features", store, "-k", 2,
+                               "--lengths", "2,4", "--json").output)["moments"]
+    assert [(m["start"], m["end"]) for m in from_file] == [(m["start"], m["end"]) for m in from_store]
+    refused = run("index", "build", "--checkpoint", fused, "--features", work["store"], "--out", tmp_path / "bad")
+    assert isinstance(refused.exception, ConfigError)
+    assert f"c2kd extract VIDEOS --checkpoint {fused}" in str(refused.exception)
+    bare = run("extract", clips["video9770"], "--encoder", "concat", "--out", tmp_path / "bare")
+    assert isinstance(bare.exception, ConfigError) and "--checkpoint FUSED" in str(bare.exception)
+
+
 def test_extract_with_checkpoint_uses_its_encoder_and_refuses_another(work, clips):
     from c2kd.data.features import FeatureStore
     from c2kd.encoders.frames import spec_from_store_meta

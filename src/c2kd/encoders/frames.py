@@ -44,10 +44,9 @@ FRAME_PRESETS: dict[str, FramePreset] = {
     "s3d": FramePreset(1024, "S3D (MIL-NCE HowTo100M) features, the paper's YouCook2 choice",
                        not_extractable="c2kd ships no S3D video model; import S3D features from the authors' "
                                        "release with `c2kd import-data --features 3d`"),
-    "concat": FramePreset(None, "the features of several frame encoders side by side (option parts: their specs), "
-                                "read by a fused model (`c2kd model fuse`)",
-                          not_extractable="extract the videos with each part's encoder, then join the stores with "
-                                          "`c2kd data concat-features STORE... --out STORE`"),
+    "concat": FramePreset(None, "the features of several frame encoders side by side, as a fused model reads them "
+                                "(`c2kd model fuse`; extract with --checkpoint FUSED, or join stores with `c2kd "
+                                "data concat-features`)"),
 }
 
 #: the name of concatenated features (see :func:`concat_spec`)

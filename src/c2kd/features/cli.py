@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from c2kd.encoders.frames import CONCAT, FrameEncoderSpec
+from c2kd.encoders.frames import FrameEncoderSpec
 from c2kd.errors import ConfigError
 from c2kd.options import parse_encoder_options
 
@@ -24,11 +24,6 @@ def _from_checkpoint(checkpoint: Path, encoder: str | None,
     from c2kd.features.encoders import encoder_options
 
     expected = checkpoint_frame_encoder(checkpoint)
-    if expected is not None and expected.name == CONCAT:
-        from c2kd.search.extracting import concat_hint
-
-        raise ConfigError(f"{checkpoint} is a fused model reading {expected.describe()}, not one encoder's "
-                          f"features. {concat_hint(expected)}")
     if expected is None:  # a checkpoint made before c2kd recorded frame encoders
         typer.echo(f"{checkpoint} records no frame encoder; using --encoder "
                    f"{encoder or DEFAULT_ENCODER}", err=True)
@@ -50,7 +45,8 @@ def register(app: typer.Typer) -> None:
         videos: list[Path] = typer.Argument(None, help="Video files and/or folders (searched recursively)."),
         out: Path = typer.Option(..., "--out", "-o", help="Feature store folder (created, or resumed)."),
         encoder: str | None = typer.Option(None, help="Frame encoder: vit-s14-focus (offline, 384-d; the default without "
-                                                "--checkpoint), clip-vit-b32 (the paper's, 512-d) or onnx."),
+                                                "--checkpoint), clip-vit-b32 (the paper's, 512-d), onnx, or concat "
+                                                "(a fused model's encoders side by side: give --checkpoint)."),
         model: str | None = typer.Option(None, help="Model for the encoder: CLIP hub id or folder; ONNX file."),
         checkpoint: Path | None = typer.Option(None, help="Use the frame encoder this checkpoint's video tower reads "
                                                    "(its name and options, e.g. the CLIP model), so the features "

@@ -37,13 +37,15 @@ class FrameEncoder(ABC):
 
     name: str
     dim: int
-    preprocess: ImagePreprocess
+    #: None: frames reach ``encode`` at full size (an encoder that resizes them itself, e.g. :class:`ConcatFrameEncoder`)
+    preprocess: ImagePreprocess | None
     batch_size: int = 32
 
     def encode(self, frames: Sequence[np.ndarray]) -> np.ndarray:
         """Preprocess and encode frames in batches of ``batch_size``."""
         if len(frames) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
+        assert self.preprocess is not None, "an encoder without preprocess overrides encode"
         out = []
         for start in range(0, len(frames), self.batch_size):
             pixels = self.preprocess(frames[start: start + self.batch_size])
@@ -61,6 +63,7 @@ class FrameEncoder(ABC):
     def describe(self) -> dict[str, Any]:
         """What to record in the feature store's metadata so features can be traced to their model."""
         p = self.preprocess
+        assert p is not None, "an encoder without preprocess overrides describe"
         return {"encoder": self.name, "dim": self.dim,
                 "preprocess": {"size": p.size, "mode": p.mode, "resample": p.resample,
                                "mean": list(p.mean), "std": list(p.std)}}
@@ -465,3 +468,53 @@ def _build_focus(pool: str = "cls", cache_dir: str | None = None, device: str | 
         raise ConfigError(f"vit-s14-focus: pool must be 'cls' or 'mean', not {pool!r}")
     return OnnxFrameEncoder(focus_backbone_model(cache_dir), FOCUS_PREPROCESS, output=FOCUS_TOKENS, pool=pool,
                             name="vit-s14-focus", device=device, threads=int(threads), batch_size=int(batch_size))
+
+
+# --------------------------------------------------------------------------------------------- concat
+
+class ConcatFrameEncoder(FrameEncoder):
+    """Several frame encoders run on the same frames, their features side by side: what a fused model reads when
+    its members read different encoders. Frames are decoded at full size (``preprocess`` None) and each part
+    resizes them its own way, as it would alone.
+
+    Shape:
+        encode: N x [H, W, 3] uint8 RGB -> [N, sum of the parts' dims] float32
+    """
+
+    name = CONCAT
+
+    def __init__(self, parts: Sequence[FrameEncoder]):
+        self.parts = list(parts)
+        self.dim = sum(part.dim for part in self.parts)
+        self.preprocess = None
+
+    def encode(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        if len(frames) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.concatenate([part.encode(frames) for part in self.parts], axis=1)
+
+    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        raise TypeError("the parts of a concat encoder preprocess frames their own ways: call encode(frames)")
+
+    def describe(self) -> dict[str, Any]:
+        return {"encoder": self.name, "dim": self.dim,
+                "parts": [encoder_spec(part).model_dump(mode="json") for part in self.parts]}
+
+
+@register_frame_encoder(CONCAT)
+def _build_concat(parts: Sequence[Any] = (), device: str | None = None, threads: int = 0) -> FrameEncoder:
+    specs = [FrameEncoderSpec.model_validate(part) for part in parts]
+    if len(specs) < 2:
+        raise ConfigError("the concat frame encoder runs the parts a fused model reads: extract with "
+                          "`c2kd extract VIDEOS --checkpoint FUSED --out STORE`")
+    built = []
+    for i, spec in enumerate(specs, start=1):
+        if spec.name not in _BUILDERS:
+            raise ConfigError(f"part {i} of {len(specs)}, {spec.describe()}: {_not_buildable(spec.name)}. Make a "
+                              "store of each part and join them with `c2kd data concat-features`")
+        options = encoder_options(spec)
+        accepted = _factory_parameters(spec.name) or set()
+        options.update((key, value) for key, value in (("device", device), ("threads", threads))
+                       if value and key in accepted)
+        built.append(build_frame_encoder(spec.name, **options))
+    return ConcatFrameEncoder(built)

@@ -48,9 +48,13 @@ def _comparable(spec: FrameEncoderSpec) -> FrameEncoderSpec:
 
 def extract_hint(expected: FrameEncoderSpec, checkpoint: str | os.PathLike | None = None) -> str:
     """How to make features the model can read: ``c2kd extract --checkpoint`` (or the encoder's options)."""
+    names = frame_encoder_names() if _has_extractor() else {}
     if expected.name == CONCAT:
+        if checkpoint is not None and all(part.name in names for part in expected.parts):
+            return (f"Extract the videos with the fused model's frame encoders: `c2kd extract VIDEOS --checkpoint "
+                    f"{checkpoint} --out NEW_STORE`.")
         return concat_hint(expected)
-    if _has_extractor() and expected.name in frame_encoder_names():
+    if expected.name in names:
         model = expected.options.get("model")
         manual = f"--encoder {expected.name}" + (f" --model {model}" if model else "")
         if checkpoint is not None:
@@ -61,7 +65,8 @@ def extract_hint(expected: FrameEncoderSpec, checkpoint: str | os.PathLike | Non
 
 
 def concat_hint(expected: FrameEncoderSpec) -> str:
-    """How to make the ``concat`` features a fused model reads: one store per part, then join them in order."""
+    """How to make the ``concat`` features of parts ``c2kd extract`` cannot all compute: one store per part, then
+    join them in order."""
     names = frame_encoder_names() if _has_extractor() else {}
     steps = []
     for i, part in enumerate(expected.parts, start=1):
