@@ -129,7 +129,39 @@ def main() -> None:
                 vps = statistics.median(r.videos_per_second for r in results)
                 fps = statistics.median(r.frames_per_second for r in results)
                 print(f"| {name} | {workers} | {vps:.2f} | {fps:.1f} | {_peak_mb():.0f} |")
+        if len(encoders) >= 2:
+            _fused_table(list(encoders.values()), corpus, tmp, args.repeats)
     print("\nPeak RSS is the benchmark process's (decode workers are separate processes).")
+
+
+def _fused_table(parts, corpus: Path, tmp: Path, repeats: int) -> None:
+    """A fused model reading two frame encoders: one pass that decodes once and runs both (full-size frames from
+    the decode worker), against one pass per encoder and `concat-features`."""
+    from c2kd.data.concat import concat_features
+    from c2kd.features.encoders import ConcatFrameEncoder
+    from c2kd.features.extract import ExtractConfig, extract_videos
+
+    config = ExtractConfig(workers=1, progress=False)
+
+    def one_pass():
+        extract_videos([corpus], ConcatFrameEncoder(parts), tmp / "fused-one", config)
+        shutil.rmtree(tmp / "fused-one")
+
+    def separate():
+        stores = [tmp / f"fused-part{i}" for i in range(len(parts))]
+        for part, store in zip(parts, stores):
+            extract_videos([corpus], part, store, config)
+        concat_features(stores, tmp / "fused-joined", progress=False)
+        for folder in (*stores, tmp / "fused-joined"):
+            shutil.rmtree(folder)
+
+    t_one, t_apart = _median_time(one_pass, repeats), _median_time(separate, repeats)
+    names = " + ".join(f"{p.name} ({p.dim}-d)" for p in parts)
+    print(f"\n## A fused model's frames ({names}), 1 decode worker\n")
+    print("| how | seconds | / one pass |")
+    print("| --- | ---: | ---: |")
+    print(f"| one pass: decode once, every encoder (`extract --checkpoint FUSED`) | {t_one:.1f} | 1.00x |")
+    print(f"| one pass per encoder, then `concat-features` | {t_apart:.1f} | {t_apart / t_one:.2f}x |")
 
 
 if __name__ == "__main__":
