@@ -7,7 +7,8 @@ vectors are unit length: an index, ``c2kd search``, ``serve`` and ``moments`` us
 
 Members that read the same frame encoder all read the same frames. Members that read different ones (the
 Multi30K proxy's C2KD student reads USE frames, the e5 pair e5 passages of the same descriptions) read their
-own slice of concatenated features (a ``concat`` frame spec; ``c2kd data concat-features`` makes such stores).
+own slice of concatenated features (a ``concat`` frame spec: ``c2kd extract --checkpoint FUSED`` runs every
+part's encoder on the same frames, ``c2kd data concat-features`` joins stores made apart).
 
 A fused checkpoint folder::
 

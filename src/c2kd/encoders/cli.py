@@ -87,8 +87,8 @@ def model_fuse(
     """One checkpoint from several: scores add up, weighted (late fusion), and index, search, serve and moments
     use it like any other model.
 
-    Members that read different frame encoders read their features side by side: join their stores with
-    `c2kd data concat-features` (in the order of --checkpoint) for `c2kd index build` and `c2kd evaluate`.
+    Members that read different frame encoders read their features side by side: `c2kd extract --checkpoint
+    FUSED` makes them, and `c2kd data concat-features` joins stores made apart (in the order of --checkpoint).
     """
     from c2kd.checkpoint import checkpoint_frame_encoder, load_model
     from c2kd.data.dataset import VideoTextDataset
