@@ -9,6 +9,7 @@ concatenation of the inputs, and resumes after an interruption.
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -150,6 +151,11 @@ def test_what_a_fused_model_refuses(members, joined, fused, tmp_path):
         load_checkpoint(fused)
     with pytest.raises(ConfigError, match="itself a fused model"):
         save_fused_checkpoint(tmp_path / "nested", [fused, ck[0]], [1.0, 1.0])
+    damaged = tmp_path / "damaged"
+    shutil.copytree(fused, damaged)
+    (damaged / "fusion.json").write_text('{"members": [')
+    with pytest.raises(CheckpointError, match="fuse the models again"):
+        load_model(damaged)
     alone = save_fused_checkpoint(tmp_path / "alone", ck, [2.0, 0.0])  # weight 0: left out
     assert [m.path for m in read_fusion(alone).members] == ["members/0"]
     assert checkpoint_frame_encoder(alone) == checkpoint_frame_encoder(ck[0])
