@@ -74,11 +74,11 @@ def data_concat_features(
     """Join frame features side by side, video by video: what a fused model reads when its members read different
     frame encoders (give the stores in the order of its members)."""
     from c2kd.data.concat import concat_features
-    from c2kd.data.features import FeatureStore
+    from c2kd.data.features import FeatureStore, store_root
     from c2kd.encoders.frames import spec_from_store_meta
 
     written = concat_features(inputs, out, progress=progress)
-    store = FeatureStore(written / "features" if (written / "dataset.json").exists() else written)
+    store = FeatureStore(store_root(written))
     spec = spec_from_store_meta(store.meta)
     typer.echo(f"wrote {written}: {len(store)} videos, {spec.describe() if spec else store.dim}")
 

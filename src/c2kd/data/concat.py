@@ -8,7 +8,7 @@ dataset folders; when they are all dataset folders, OUT is a dataset folder with
 
 from __future__ import annotations
 
-import hashlib
+import filecmp
 import os
 import shutil
 from collections.abc import Sequence
@@ -17,18 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from c2kd.data.dataset import CAPTIONS_FILE, DATASET_FILE
-from c2kd.data.features import STORE_FILE, FeatureStore, FeatureStoreWriter
+from c2kd.data.features import STORE_FILE, FeatureStore, FeatureStoreWriter, store_root
 from c2kd.encoders.frames import CONCAT, FrameEncoderSpec, concat_spec, spec_from_store_meta
 from c2kd.errors import DataError
-
-
-def _store_folder(path: Path) -> Path:
-    """The feature store of a dataset folder, or ``path`` itself."""
-    if (path / DATASET_FILE).exists():
-        import json
-
-        return path / json.loads((path / DATASET_FILE).read_text()).get("features", "features")
-    return path
 
 
 def _part_spec(store: FeatureStore) -> FrameEncoderSpec:
@@ -37,10 +28,6 @@ def _part_spec(store: FeatureStore) -> FrameEncoderSpec:
         raise DataError(f"{store.root / STORE_FILE} records no frame encoder, so the joined store could not say "
                         "which features it holds: extract it again with `c2kd extract`")
     return spec
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def concat_features(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, progress: bool = True) -> Path:
@@ -60,11 +47,11 @@ def concat_features(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
                         + ", ".join(f"{p} is a {'dataset' if d else 'feature store'}" for p, d in zip(paths, datasets,
                                                                                                  strict=True)))
     out = Path(out)
-    stores = [FeatureStore(_store_folder(p)) for p in paths]
+    stores = [FeatureStore(store_root(p)) for p in paths]
     parts = [_part_spec(s) for s in stores]
     if all(datasets):
         for p in paths[1:]:
-            if _sha256(p / CAPTIONS_FILE) != _sha256(paths[0] / CAPTIONS_FILE):
+            if not filecmp.cmp(p / CAPTIONS_FILE, paths[0] / CAPTIONS_FILE, shallow=False):
                 raise DataError(f"{p / CAPTIONS_FILE} differs from {paths[0] / CAPTIONS_FILE}: the joined dataset "
                                 "keeps one captions file, so build every input from the same captions")
     ids = stores[0].ids

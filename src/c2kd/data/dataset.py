@@ -26,12 +26,11 @@ import torch
 from torch import Tensor
 
 from c2kd.data.batching import pad_frames
-from c2kd.data.features import FeatureStore
+from c2kd.data.features import DATASET_FILE, FeatureStore
 from c2kd.errors import DataError
 from c2kd.io import write_atomic, write_json
 from c2kd.languages import ENGLISH, normalize_language
 
-DATASET_FILE = "dataset.json"
 CAPTIONS_FILE = "captions.parquet"
 CAPTION_COLUMNS = ("video_id", "split", "lang", "caption_index", "text")
 

@@ -27,6 +27,8 @@ from c2kd.io import save_npy, storage_error, write_json
 
 FORMAT = "c2kd-features"
 STORE_FILE = "store.json"
+#: a dataset folder's description (see c2kd.data.dataset); its "features" names the folder of its store
+DATASET_FILE = "dataset.json"
 INDEX_SUFFIX = ".index.parquet"
 
 
@@ -44,6 +46,17 @@ def _check_finite(video_id: str, features: np.ndarray, where: str) -> None:
             f"{where}: features of video {video_id!r} contain NaN or inf in {bad} of {len(features)} frames. "
             "Re-extract this video, or drop it from the captions."
         )
+
+
+def store_root(path: str | os.PathLike) -> Path:
+    """A feature store folder, given the store itself or a dataset folder that holds one."""
+    path = Path(path)
+    if (path / STORE_FILE).exists():
+        return path
+    if (path / DATASET_FILE).exists():
+        return path / json.loads((path / DATASET_FILE).read_text()).get("features", "features")
+    raise DataError(f"{path} is neither a feature store (no store.json) nor a dataset (no dataset.json); "
+                    "give the folder written by `c2kd extract` or a dataset folder")
 
 
 class FeatureStore:

@@ -93,7 +93,7 @@ def model_fuse(
     from c2kd.checkpoint import checkpoint_frame_encoder, load_model
     from c2kd.data.dataset import VideoTextDataset
     from c2kd.errors import ConfigError
-    from c2kd.evaluation.cli import fusion_weights
+    from c2kd.evaluation.cli import fusion_weights, member_datasets
     from c2kd.evaluation.fusion import choose_member_weights
     from c2kd.fused import read_fusion, save_fused_checkpoint
     from c2kd.options import comma_list
@@ -105,10 +105,7 @@ def model_fuse(
     if weights is not None:
         values = fusion_weights(weights, len(checkpoint))
     elif data:
-        if len(data) not in (1, len(checkpoint)):
-            raise ConfigError(f"{len(checkpoint)} --checkpoint and {len(data)} --data: give one --data per "
-                              "--checkpoint (in the same order), or one for all")
-        datasets = list(data) * len(checkpoint) if len(data) == 1 else list(data)
+        datasets = member_datasets(checkpoint, data)
         models = [load_model(c, device=resolve_device(device)) for c in checkpoint]
         langs = comma_list(languages) or VideoTextDataset(datasets[0]).languages
         values, candidates = choose_member_weights(models, datasets, langs, choose_on)

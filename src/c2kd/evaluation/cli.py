@@ -59,10 +59,7 @@ def evaluate_command(
         from c2kd.evaluation.plots import check_plot_path
 
         check_plot_path(plot)  # before the evaluation, not after it
-    if len(data) not in (1, len(checkpoint)):
-        raise ConfigError(f"{len(checkpoint)} --checkpoint and {len(data)} --data: give one --data per "
-                          "--checkpoint (in the same order), or one for all")
-    datasets = list(data) * len(checkpoint) if len(data) == 1 else list(data)
+    datasets = member_datasets(checkpoint, data)
     members = []
     for path, folder in zip(checkpoint, datasets, strict=True):
         model = load_model(path, device=resolve_device(device))
@@ -94,6 +91,16 @@ def evaluate_command(
 
         name = label or " + ".join(_run_name(path) for path in checkpoint)
         typer.echo(f"wrote {save_png(recall_figure({name: results}, title=f'{dataset.name}/{split}'), plot)}")
+
+
+def member_datasets(checkpoints: list[Path], data: list[Path]) -> list[Path]:
+    """The dataset folder of each ``--checkpoint``: one ``--data`` each, in the same order, or one for all."""
+    from c2kd.errors import ConfigError
+
+    if len(data) not in (1, len(checkpoints)):
+        raise ConfigError(f"{len(checkpoints)} --checkpoint and {len(data)} --data: give one --data per "
+                          "--checkpoint (in the same order), or one for all")
+    return list(data) * len(checkpoints) if len(data) == 1 else list(data)
 
 
 def fusion_weights(text: str, members: int) -> list[float]:

@@ -18,23 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from c2kd.data.features import store_root
 from c2kd.errors import DataError
 from c2kd.index import VideoIndex
 from c2kd.index.segments import MANIFEST, read_manifest, write_manifest, writer_lock
 from c2kd.io import output_errors
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".ogv")
-
-
-def store_root(path: Path) -> Path:
-    """A feature store folder, given the store itself or a dataset folder that holds one."""
-    path = Path(path)
-    if (path / "store.json").exists():
-        return path
-    if (path / "dataset.json").exists():
-        return path / json.loads((path / "dataset.json").read_text()).get("features", "features")
-    raise DataError(f"{path} is neither a feature store (no store.json) nor a dataset (no dataset.json); "
-                    "give the folder written by `c2kd extract` or a dataset folder")
 
 
 #: how many captions of a dataset item its index metadata keeps (shown with the item in search results)

@@ -89,8 +89,7 @@ class SearchEngine:
         features = features or info.get("features")
         store = None
         if features is not None and Path(features).exists():
-            from c2kd.data.features import FeatureStore
-            from c2kd.search.building import store_root
+            from c2kd.data.features import FeatureStore, store_root
 
             store = FeatureStore(store_root(Path(features)))
         model = load_search_model(checkpoint, device)
