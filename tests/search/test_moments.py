@@ -7,14 +7,8 @@ import pytest
 
 from c2kd.checkpoint import load_checkpoint
 from c2kd.data.features import FeatureStore
-from c2kd.search.moments import (
-    Moment,
-    find_moments,
-    frame_step,
-    non_maximum_suppression,
-    sliding_windows,
-    temporal_iou,
-)
+from c2kd.index.spans import Moment, non_maximum_suppression, temporal_iou
+from c2kd.search.moments import find_moments, frame_step, sliding_windows
 
 
 def test_sliding_windows_cover_every_row():

@@ -9,7 +9,7 @@ faiss structure, a Qdrant collection).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,19 +17,32 @@ from typing import Any, ClassVar
 import numpy as np
 
 from c2kd.index.filters import MetadataValue, Scalar
+from c2kd.index.spans import Moment
 
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result: a video id, its cosine similarity to the query and its metadata."""
+    """One search result: a video id, its cosine similarity to the query, its metadata and matching moments.
+
+    A video indexed as moment windows scores as its best window; ``moments`` are its best windows after
+    temporal non-maximum suppression, best first (empty for a video indexed as one whole clip).
+    """
 
     video_id: str
     score: float
     rank: int
     metadata: dict[str, MetadataValue] = field(default_factory=dict)
+    moments: tuple[Moment, ...] = ()
+
+    @property
+    def moment(self) -> Moment | None:
+        """The best moment, if the video was indexed as moments."""
+        return self.moments[0] if self.moments else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rank": self.rank, "video_id": self.video_id, "score": self.score, "metadata": self.metadata}
+        return {"rank": self.rank, "video_id": self.video_id, "score": self.score, "metadata": self.metadata,
+                "moment": self.moment.to_dict() if self.moment else None,
+                "moments": [m.to_dict() for m in self.moments]}
 
 
 class Backend(ABC):
@@ -48,6 +61,8 @@ class Backend(ABC):
     #: "snapshot" (``save`` writes a new generation folder on every change) or "live" (the backend keeps one
     #: folder up to date itself, e.g. an embedded Qdrant database)
     state: ClassVar[str] = "none"
+    #: True when ``search`` returns exact inner products (else the index re-scores its candidates exactly)
+    exact_scores: ClassVar[bool] = False
 
     def __init__(self, dim: int, options: Mapping[str, Any] | None = None):
         self.dim = int(dim)
@@ -66,6 +81,16 @@ class Backend(ABC):
                filters: Mapping[str, list[Scalar]] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k keys per query among ``allowed`` keys (or by ``filters`` for native-filter backends)."""
 
+    def search_groups(self, queries: np.ndarray, k: int,
+                      starts: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Exact top-k groups of consecutive keys (group g: the ``starts[g]``-th key on), scored by their best
+        key, in one scan; None when the backend cannot (the index then asks :meth:`search` for enough keys).
+
+        Shape:
+            queries [Q, E], starts [G] -> scores [Q, k'], groups [Q, k'] (k' = min(k, G))
+        """
+        return None
+
     @abstractmethod
     def __len__(self) -> int:
         """Number of searchable vectors."""
@@ -73,10 +98,14 @@ class Backend(ABC):
     def save(self, directory: Path) -> None:  # noqa: B027 - optional: rebuildable backends keep nothing
         """Write the backend's own state into a new, empty ``directory`` (nothing for rebuildable backends)."""
 
-    def load_state(self, directory: Path, keys: np.ndarray, vectors: np.ndarray,
-                   payloads: Sequence[Mapping[str, MetadataValue]]) -> None:
-        """Restore from ``directory`` (or rebuild from the index's vectors), so that it holds exactly ``keys``."""
-        self.add(keys, vectors, payloads)
+    def load_state(self, directory: Path, keys: np.ndarray, vectors: Callable[[], np.ndarray],
+                   payloads: Callable[[], Sequence[Mapping[str, MetadataValue]]]) -> None:
+        """Restore from ``directory`` (or rebuild from the index's vectors), so that it holds exactly ``keys``.
+
+        ``vectors`` and ``payloads`` are read only when called: a backend with a saved structure need not
+        touch millions of stored vectors to open.
+        """
+        self.add(keys, vectors(), payloads())
 
     def close(self) -> None:  # noqa: B027 - optional: most backends hold nothing open
         """Release files and connections."""

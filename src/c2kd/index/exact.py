@@ -47,6 +47,36 @@ def topk_inner_product(vectors: np.ndarray, queries: np.ndarray, k: int,
     return np.take_along_axis(best_s, order, axis=1), np.take_along_axis(best_i, order, axis=1)
 
 
+def grouped_topk(vectors: np.ndarray, queries: np.ndarray, starts: np.ndarray, k: int,
+                 chunk: int = 262_144) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k *groups* of contiguous rows, each scored by its best row's inner product with the query.
+
+    Group ``g`` is rows ``starts[g]:starts[g + 1]`` (the last one runs to the end); one scan of the rows, a
+    chunk at a time, keeps the running maximum of every group, so one group's many rows never crowd the
+    others out. Ties are broken by the lower group.
+
+    Shape:
+        vectors [N, E], queries [Q, E], starts [G] ascending from 0 -> scores [Q, min(k, G)], groups [Q, min(k, G)]
+    """
+    n, q, g = len(vectors), len(queries), len(starts)
+    k = min(k, g)
+    if k <= 0 or q == 0 or n == 0:
+        return np.zeros((q, 0), np.float32), np.zeros((q, 0), np.int64)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    best = np.full((q, g), -np.inf, np.float32)
+    for first in range(0, n, chunk):
+        block = np.asarray(vectors[first:first + chunk], dtype=np.float32)
+        scores = queries @ block.T  # [Q, C]
+        group = np.searchsorted(starts, np.arange(first, first + len(block)), side="right") - 1  # [C]
+        cuts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])  # first row of each group in the chunk
+        here = group[cuts]
+        best[:, here] = np.maximum(best[:, here], np.maximum.reduceat(scores, cuts, axis=1))
+    part = np.argpartition(-best, k - 1, axis=1)[:, :k] if k < g else np.broadcast_to(np.arange(g), (q, g))
+    top = np.take_along_axis(best, part, axis=1)
+    order = np.lexsort((part, -top), axis=1)  # score descending, then group ascending
+    return np.take_along_axis(top, order, axis=1), np.take_along_axis(part, order, axis=1).astype(np.int64)
+
+
 class ExactBackend(Backend):
     """All vectors in one float32 matrix; a query is one matrix product and a partial sort.
 
@@ -54,6 +84,7 @@ class ExactBackend(Backend):
     """
 
     name = "exact"
+    exact_scores = True
 
     def __init__(self, dim: int, options: Mapping[str, Any] | None = None):
         super().__init__(dim, options)
@@ -94,6 +125,10 @@ class ExactBackend(Backend):
             scores, rows = topk_inner_product(self._vectors[pos], queries, k, self.chunk)
             keys = self._keys[pos][rows]
         return pad_results(list(scores), list(keys), k)
+
+    def search_groups(self, queries: np.ndarray, k: int, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return grouped_topk(self._vectors, np.asarray(queries, np.float32).reshape(-1, self.dim), starts, k,
+                            self.chunk)
 
     def __len__(self) -> int:
         return len(self._keys)

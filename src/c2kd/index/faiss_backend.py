@@ -13,7 +13,7 @@ queries is slower than the SIMD kernels (measured for this project, see BRIEF se
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -152,8 +152,8 @@ class FaissBackend(Backend):
             if len(self._deleted):
                 np.save(directory / DELETED_FILE, self._deleted)
 
-    def load_state(self, directory: Path, keys: np.ndarray, vectors: np.ndarray,
-                   payloads: Sequence[Mapping[str, MetadataValue]]) -> None:
+    def load_state(self, directory: Path, keys: np.ndarray, vectors: Callable[[], np.ndarray],
+                   payloads: Callable[[], Sequence[Mapping[str, MetadataValue]]]) -> None:
         path = directory / INDEX_FILE
         if path.exists():
             index = self._faiss.read_index(str(path))
@@ -163,7 +163,7 @@ class FaissBackend(Backend):
                 return
         # no saved structure, or one that does not match the vectors (an interrupted update): rebuild it
         self._index, self._deleted, self._count = None, np.zeros(0, np.int64), 0
-        self.add(keys, vectors, payloads)
+        self.add(keys, vectors(), [])
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, **self.options, "masked": len(self._deleted)}

@@ -10,7 +10,7 @@ filters compare text, as on the command line.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,15 +72,15 @@ class QdrantBackend(Backend):
             self.client.create_collection(self.collection, vectors_config=qm.VectorParams(size=self.dim,
                                                                                           distance=qm.Distance.DOT))
 
-    def load_state(self, directory: Path, keys: np.ndarray, vectors: np.ndarray,
-                   payloads: Sequence[Mapping[str, MetadataValue]]) -> None:
+    def load_state(self, directory: Path, keys: np.ndarray, vectors: Callable[[], np.ndarray],
+                   payloads: Callable[[], Sequence[Mapping[str, MetadataValue]]]) -> None:
         self._client = self._connect(directory)
         self._ensure_collection()
         if self.client.count(self.collection, exact=True).count != len(keys):
             # out of step with the index's vectors (an interrupted update, or a new server): re-upload all
             self.client.delete_collection(self.collection)
             self._ensure_collection()
-            self.add(keys, vectors, payloads)
+            self.add(keys, vectors(), payloads())
 
     def add(self, keys: np.ndarray, vectors: np.ndarray, payloads: Sequence[Mapping[str, MetadataValue]]) -> None:
         qm = self._qm

@@ -3,8 +3,9 @@
 Layout of an index folder::
 
     index.json                   manifest: format, dim, segments, next key, backend settings, build info
-    segments/<name>.npy          float32 [n, E] unit-norm video embeddings
-    segments/<name>.parquet      id, key, metadata (JSON text)
+    segments/<name>.npy          float32 (or float16) [n, E] unit-norm entry embeddings
+    segments/<name>.entries.parquet   per entry: key, video (row of the videos table), start, end, whole
+    segments/<name>.parquet      per video: id, metadata (JSON text)
     backend-<generation>/        a backend's saved structure (e.g. faiss.index), when it has one
     qdrant/                      the embedded Qdrant database, for the qdrant backend
 
@@ -26,25 +27,63 @@ from typing import Any
 
 import numpy as np
 
-from c2kd.errors import DataError
+from c2kd.errors import ConfigError, DataError
 from c2kd.index.filters import MetadataValue
 from c2kd.io import save_npy, write_atomic, write_json
 from c2kd.locking import exclusive_lock, lock_file_beside
 
 FORMAT = "c2kd-index"
+#: 2: entries (whole clips or moment windows) per video, videos' metadata apart
+VERSION = 2
+#: how entry vectors are stored: float32, or float16 (half the disk and page cache; scores differ by ~1e-3)
+VECTOR_DTYPES = ("float32", "float16")
 MANIFEST = "index.json"
 SEGMENT_DIR = "segments"
 
 
 @dataclass
 class Segment:
-    """One segment in memory. ``vectors`` may be a read-only memory map."""
+    """One segment in memory: its videos (ids, metadata) and their entries (one vector each).
+
+    A video's entries are contiguous and ordered by key; a whole-clip entry (``whole``) stands for the video
+    itself, a moment entry for the window ``[start, end)`` seconds of it. ``vectors`` may be a read-only memory map.
+
+    Shape:
+        ids, metadata: V videos; keys, video, start, end, whole: [n] entries; vectors: [n, E]
+    """
 
     name: str
     ids: list[str]
-    keys: np.ndarray
     metadata: list[dict[str, MetadataValue]]
+    keys: np.ndarray  # int64, ascending
+    video: np.ndarray  # int32 row of ``ids`` per entry, non-decreasing
+    start: np.ndarray  # float32 seconds
+    end: np.ndarray  # float32 seconds
+    whole: np.ndarray  # bool: the entry embeds the whole clip
     vectors: np.ndarray
+
+
+@dataclass(frozen=True)
+class VideoEntries:
+    """The entries of one video to add: whole-clip (one row, ``whole``) or moment windows.
+
+    Shape:
+        vectors [n, E], start [n], end [n] seconds
+    """
+
+    vectors: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    whole: bool = False
+
+    @classmethod
+    def clip(cls, vector: np.ndarray, duration: float = 0.0) -> VideoEntries:
+        """One whole-clip entry (``duration`` seconds; 0 when unknown)."""
+        return cls(np.asarray(vector, np.float32).reshape(1, -1), np.zeros(1, np.float32),
+                   np.asarray([duration], np.float32), whole=True)
+
+    def __len__(self) -> int:
+        return len(self.vectors)
 
 
 def read_manifest(root: Path) -> dict[str, Any]:
@@ -54,13 +93,18 @@ def read_manifest(root: Path) -> dict[str, Any]:
     manifest = json.loads(path.read_text())
     if manifest.get("format") != FORMAT:
         raise DataError(f"{path}: not a c2kd index (format {manifest.get('format')!r})")
-    if int(manifest.get("version", 0)) != 1:
-        raise DataError(f"{path}: index format version {manifest.get('version')} is not supported; rebuild it")
+    if int(manifest.get("version", 0)) != VERSION:
+        raise DataError(f"{path}: index format version {manifest.get('version')} is not supported (this c2kd "
+                        f"reads version {VERSION}, with moment entries); rebuild it with `c2kd index build`")
     return manifest
 
 
-def new_manifest(dim: int, backend: str, options: Mapping[str, Any] | None, info: Mapping[str, Any] | None) -> dict:
-    return {"format": FORMAT, "version": 1, "dim": int(dim), "generation": 0, "next_key": 0, "count": 0,
+def new_manifest(dim: int, backend: str, options: Mapping[str, Any] | None, info: Mapping[str, Any] | None,
+                 dtype: str = "float32") -> dict:
+    if dtype not in VECTOR_DTYPES:
+        raise ConfigError(f"vector storage {dtype!r} is not one of {', '.join(VECTOR_DTYPES)}")
+    return {"format": FORMAT, "version": VERSION, "dim": int(dim), "dtype": dtype, "generation": 0, "next_key": 0,
+            "count": 0, "entries": 0,
             "segments": [], "backend": {"name": backend, "options": dict(options or {}), "state": None},
             "info": dict(info or {})}
 
@@ -69,21 +113,36 @@ def write_manifest(root: Path, manifest: Mapping[str, Any]) -> None:
     write_json(root / MANIFEST, manifest)
 
 
-def write_segment(root: Path, ids: Sequence[str], keys: np.ndarray, vectors: np.ndarray,
-                  metadata: Sequence[Mapping[str, MetadataValue]]) -> str:
-    """Write one segment's two files (each by rename) and return its name."""
+def write_segment(root: Path, ids: Sequence[str], metadata: Sequence[Mapping[str, MetadataValue]],
+                  entries: Sequence[VideoEntries], keys: np.ndarray, dtype: str = "float32") -> str:
+    """Write one segment (vectors, entries, videos; each file by rename) and return its name.
+
+    ``keys`` (ascending) are the entries' keys in order, video after video.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     name = f"seg-{uuid.uuid4().hex[:16]}"
     folder = root / SEGMENT_DIR
     folder.mkdir(parents=True, exist_ok=True)
-
-    data = np.ascontiguousarray(vectors, np.float32)
+    counts = np.asarray([len(e) for e in entries], np.int64)
+    n = int(counts.sum())
+    if len(keys) != n:
+        raise ValueError(f"{len(keys)} keys for {n} entries")
+    vectors = np.concatenate([e.vectors for e in entries]) if n else np.zeros((0, 0), np.float32)
+    data = np.ascontiguousarray(vectors, dtype)
     write_atomic(folder / f"{name}.npy", lambda path: save_npy(path, data, shown=folder / f"{name}.npy"))
-    table = pa.table({"id": pa.array(list(ids), pa.string()), "key": pa.array(np.asarray(keys, np.int64)),
-                      "metadata": pa.array([json.dumps(dict(m), ensure_ascii=False) for m in metadata], pa.string())})
-    write_atomic(folder / f"{name}.parquet", lambda p: pq.write_table(table, p))
+    rows = pa.table({
+        "key": pa.array(np.asarray(keys, np.int64)),
+        "video": pa.array(np.repeat(np.arange(len(entries), dtype=np.int32), counts)),
+        "start": pa.array(np.concatenate([e.start for e in entries]).astype(np.float32) if n else np.zeros(0, np.float32)),
+        "end": pa.array(np.concatenate([e.end for e in entries]).astype(np.float32) if n else np.zeros(0, np.float32)),
+        "whole": pa.array(np.repeat([e.whole for e in entries], counts).astype(bool)),
+    })
+    write_atomic(folder / f"{name}.entries.parquet", lambda p: pq.write_table(rows, p))
+    videos = pa.table({"id": pa.array(list(ids), pa.string()),
+                       "metadata": pa.array([json.dumps(dict(m), ensure_ascii=False) for m in metadata], pa.string())})
+    write_atomic(folder / f"{name}.parquet", lambda p: pq.write_table(videos, p))
     return name
 
 
@@ -91,17 +150,21 @@ def read_segment(root: Path, name: str, dim: int, mmap: bool = True) -> Segment:
     import pyarrow.parquet as pq
 
     folder = root / SEGMENT_DIR
-    npy, meta = folder / f"{name}.npy", folder / f"{name}.parquet"
-    for path in (npy, meta):
+    npy, rows, meta = folder / f"{name}.npy", folder / f"{name}.entries.parquet", folder / f"{name}.parquet"
+    for path in (npy, rows, meta):
         if not path.exists():
             raise DataError(f"{path} is missing but listed in {root / MANIFEST}: the index is damaged; rebuild it "
                             "with `c2kd index build`")
     vectors = np.load(npy, mmap_mode="r" if mmap else None)
     table = pq.read_table(meta).to_pydict()
-    if vectors.ndim != 2 or vectors.shape != (len(table["id"]), dim):
-        raise DataError(f"{npy}: shape {vectors.shape} does not match {len(table['id'])} ids x {dim} dims")
-    return Segment(name, table["id"], np.asarray(table["key"], np.int64),
-                   [json.loads(m) for m in table["metadata"]], vectors)
+    entries = pq.read_table(rows)
+    column = {c: entries.column(c).to_numpy() for c in ("key", "video", "start", "end", "whole")}
+    n = len(column["key"])
+    if vectors.ndim != 2 or vectors.shape != (n, dim):
+        raise DataError(f"{npy}: shape {vectors.shape} does not match {n} entries x {dim} dims")
+    return Segment(name, table["id"], [json.loads(m) for m in table["metadata"]], column["key"].astype(np.int64),
+                   column["video"].astype(np.int32), column["start"].astype(np.float32),
+                   column["end"].astype(np.float32), column["whole"].astype(bool), vectors)
 
 
 def garbage_collect(root: Path, manifest: Mapping[str, Any]) -> None:

@@ -22,11 +22,12 @@ import numpy as np
 
 from c2kd.errors import ConfigError, DataError
 from c2kd.index.base import Backend, Hit
-from c2kd.index.exact import topk_inner_product
+from c2kd.index.exact import grouped_topk, topk_inner_product
 from c2kd.index.filters import MetadataFilter, MetadataValue, normalize_filter
 from c2kd.index.segments import (
     MANIFEST,
     Segment,
+    VideoEntries,
     garbage_collect,
     new_manifest,
     read_manifest,
@@ -35,6 +36,7 @@ from c2kd.index.segments import (
     write_segment,
     writer_lock,
 )
+from c2kd.index.spans import Moment, non_maximum_suppression
 
 #: backend name -> "module:class"; the classes import their optional dependency only when built
 BACKENDS: dict[str, str] = {
@@ -45,6 +47,10 @@ BACKENDS: dict[str, str] = {
 #: with a metadata filter that leaves at most this many videos, approximate backends are bypassed for an
 #: exact scan of those videos (exact and faster than probing an index for a few matches)
 EXACT_SUBSET_LIMIT = 20_000
+#: an approximate backend is first asked for this many entries per video wanted (at least MIN_CANDIDATES),
+#: then for four times as many until enough distinct videos are found; the candidates are re-scored exactly
+CANDIDATES_PER_HIT = 10
+MIN_CANDIDATES = 100
 
 
 def make_backend(name: str, dim: int, options: Mapping[str, Any] | None = None) -> Backend:
@@ -110,33 +116,68 @@ class _ReadWriteLock:
 
 @dataclass
 class _View:
-    """An immutable snapshot of the index's ids, keys (ascending), metadata and segment vectors."""
+    """An immutable snapshot of the index: its videos (ids, metadata) and their entries (keys ascending).
+
+    A video's entries are consecutive: video ``v`` owns entries ``first[v]`` to ``first[v] + count[v]``.
+    """
 
     segments: list[Segment]
     ids: list[str] = field(init=False)
-    keys: np.ndarray = field(init=False)
     metadata: list[dict[str, MetadataValue]] = field(init=False)
     position: dict[str, int] = field(init=False)
-    _starts: np.ndarray = field(init=False)
+    keys: np.ndarray = field(init=False)  # [n] int64
+    entry_video: np.ndarray = field(init=False)  # [n] int64 video position of each entry
+    start: np.ndarray = field(init=False)  # [n] float32 seconds
+    end: np.ndarray = field(init=False)  # [n] float32 seconds
+    whole: np.ndarray = field(init=False)  # [n] bool
+    first: np.ndarray = field(init=False)  # [V] int64
+    count: np.ndarray = field(init=False)  # [V] int64
+    _starts: np.ndarray = field(init=False)  # first entry of each segment
     _inverted: dict[str, dict[str, np.ndarray]] = field(init=False, default_factory=dict)
     _fields: dict[str, dict[str, int]] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.ids = [i for s in self.segments for i in s.ids]
-        self.keys = np.concatenate([s.keys for s in self.segments]) if self.segments else np.zeros(0, np.int64)
-        self.metadata = [m for s in self.segments for m in s.metadata]
+        segs = self.segments
+        self.ids = [i for s in segs for i in s.ids]
+        self.metadata = [m for s in segs for m in s.metadata]
         self.position = {vid: i for i, vid in enumerate(self.ids)}
-        self._starts = np.cumsum([0] + [len(s.ids) for s in self.segments])
+        video_offsets = np.cumsum([0] + [len(s.ids) for s in segs])
+
+        def joined(name: str, dtype: Any) -> np.ndarray:
+            parts = [np.asarray(getattr(s, name), dtype) for s in segs]
+            return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
+        self.keys, self.start = joined("keys", np.int64), joined("start", np.float32)
+        self.end, self.whole = joined("end", np.float32), joined("whole", bool)
+        parts = [s.video.astype(np.int64) + off for s, off in zip(segs, video_offsets)]
+        self.entry_video = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        self.count = np.bincount(self.entry_video, minlength=len(self.ids)).astype(np.int64)
+        self.first = np.concatenate([[0], np.cumsum(self.count)[:-1]]).astype(np.int64)
+        self._starts = np.cumsum([0] + [len(s.keys) for s in segs])
+
+    @property
+    def entries(self) -> int:
+        return len(self.keys)
 
     def vectors(self, positions: np.ndarray | None = None) -> np.ndarray:
-        """Vectors of some positions (all when None). Shape: [n, E] float32."""
+        """Vectors of some entry positions (all when None), as stored (float32 or float16). Shape: [n, E]."""
         if positions is None:
             parts = [s.vectors for s in self.segments]
             return parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+        positions = np.asarray(positions, np.int64)
         seg = np.searchsorted(self._starts, positions, side="right") - 1
         out = [self.segments[s].vectors[positions[seg == s] - self._starts[s]] for s in np.unique(seg)]
         order = np.argsort(np.argsort(seg, kind="stable"), kind="stable")
         return np.concatenate(out)[order] if out else np.zeros((0, 0), np.float32)
+
+    def video_entries(self, videos: np.ndarray) -> np.ndarray:
+        """Entry positions of some video positions, video after video. Shape: [V'] -> [n']."""
+        videos = np.asarray(videos, np.int64)
+        if len(videos) == 0:
+            return np.zeros(0, np.int64)
+        counts = self.count[videos]
+        offsets = np.repeat(self.first[videos] - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+        return np.arange(int(counts.sum()), dtype=np.int64) + offsets
 
     def field_counts(self) -> dict[str, dict[str, int]]:
         """Metadata field -> {value as text: number of videos} (list values count once per item); built once."""
@@ -152,9 +193,11 @@ class _View:
         return self._fields
 
     def payloads(self) -> list[dict[str, MetadataValue]]:
-        return [{**m, "video_id": vid} for vid, m in zip(self.ids, self.metadata)]
+        """One payload per entry: its video's metadata and ``video_id`` (what native-filter backends filter on)."""
+        per_video = [{**m, "video_id": vid} for vid, m in zip(self.ids, self.metadata)]
+        return [per_video[v] for v in self.entry_video]
 
-    def allowed_positions(self, filters: Mapping[str, list]) -> np.ndarray:
+    def allowed_videos(self, filters: Mapping[str, list]) -> np.ndarray:
         """Positions of the videos that pass a normalised filter (an inverted index per field, built lazily)."""
         result: np.ndarray | None = None
         for fld, accepted in filters.items():
@@ -194,14 +237,14 @@ class VideoIndex:
     # -- opening and creating -----------------------------------------------------------------------------
     @classmethod
     def create(cls, root: str | Path, dim: int, backend: str = "exact", options: Mapping[str, Any] | None = None,
-               info: Mapping[str, Any] | None = None) -> VideoIndex:
-        """Start an empty index folder (which must not hold an index yet)."""
+               info: Mapping[str, Any] | None = None, dtype: str = "float32") -> VideoIndex:
+        """Start an empty index folder (which must not hold an index yet); ``dtype`` is how vectors are stored."""
         root = Path(root)
         if (root / MANIFEST).exists():
             raise DataError(f"{root} already holds an index; open it, or delete it to start over")
         make_backend(backend, dim, options)  # validate name and options early
         root.mkdir(parents=True, exist_ok=True)
-        write_manifest(root, new_manifest(dim, backend, options, info))
+        write_manifest(root, new_manifest(dim, backend, options, info, dtype))
         return cls.open(root)
 
     @classmethod
@@ -214,8 +257,11 @@ class VideoIndex:
         spec = manifest["backend"]
         backend = make_backend(spec["name"], dim, {**spec.get("options", {}), **(options or {})})
         state_dir = root / (spec.get("state") or ("qdrant" if backend.state == "live" else "backend-none"))
-        vectors = view.vectors() if len(view.ids) else np.zeros((0, dim), np.float32)
-        backend.load_state(state_dir, view.keys, vectors, view.payloads())
+
+        def vectors() -> np.ndarray:
+            return view.vectors() if view.entries else np.zeros((0, dim), np.float32)
+
+        backend.load_state(state_dir, view.keys, vectors, view.payloads)
         if backend.state == "live" and spec.get("state") != state_dir.name:
             spec["state"] = state_dir.name
         return cls(root, manifest, view, backend, options)
@@ -290,7 +336,18 @@ class VideoIndex:
     def ids(self) -> list[str]:
         return list(self._view.ids)
 
+    @property
+    def dtype(self) -> str:
+        """How entry vectors are stored: float32 or float16."""
+        return str(self._manifest.get("dtype", "float32"))
+
+    @property
+    def entries(self) -> int:
+        """Number of entries (whole clips and moment windows) over all videos."""
+        return self._view.entries
+
     def __len__(self) -> int:
+        """Number of videos."""
         return len(self._view.ids)
 
     def __contains__(self, video_id: object) -> bool:
@@ -302,10 +359,21 @@ class VideoIndex:
             raise KeyError(f"video {video_id!r} is not in the index {self.root}")
         return dict(self._view.metadata[pos])
 
-    def vector(self, video_id: str) -> np.ndarray:
-        """The stored embedding of one video. Shape: [E] float32."""
+    def entries_of(self, video_id: str) -> VideoEntries:
+        """The stored entries of one video: their spans and vectors (one whole-clip entry, or its windows)."""
         self.metadata(video_id)
-        return np.asarray(self._view.vectors(np.asarray([self._view.position[video_id]]))[0], np.float32)
+        view = self._view
+        rows = view.video_entries(np.asarray([view.position[video_id]]))
+        return VideoEntries(np.asarray(view.vectors(rows), np.float32), view.start[rows].copy(),
+                            view.end[rows].copy(), bool(view.whole[rows].all()))
+
+    def vector(self, video_id: str) -> np.ndarray:
+        """The stored embedding of a video indexed as one whole clip. Shape: [E] float32."""
+        entries = self.entries_of(video_id)
+        if not entries.whole:
+            raise DataError(f"video {video_id!r} is indexed as {len(entries)} moments, not one vector; "
+                            "use entries_of()")
+        return entries.vectors[0]
 
     def fields(self) -> dict[str, dict[str, int]]:
         """The metadata fields of the indexed videos, each with its values and how many videos have each.
@@ -321,33 +389,44 @@ class VideoIndex:
         return set(self._view.field_counts())
 
     def describe(self) -> dict[str, Any]:
-        return {"path": str(self.root), "videos": len(self), "dim": self.dim, "segments": len(self._view.segments),
+        return {"path": str(self.root), "videos": len(self), "entries": self.entries,
+                "moment_videos": int((~self._view.whole[self._view.first[self._view.count > 0]]).sum()),
+                "dim": self.dim, "dtype": self.dtype, "segments": len(self._view.segments),
                 **self.backend.describe(), "info": self.info}
 
     # -- changes ------------------------------------------------------------------------------------------
     def add(self, ids: Sequence[str], vectors: np.ndarray, metadata: Sequence[Mapping[str, MetadataValue]] | None = None,
             replace: bool = False) -> int:
-        """Add videos (their embeddings are L2-normalised). Existing ids are an error unless ``replace``.
+        """Add videos as one whole-clip entry each (embeddings are L2-normalised). Existing ids are an error
+        unless ``replace``.
 
         Shape:
             ids: N strings, vectors: [N, E], metadata: N dicts (optional)
         """
-        ids = [str(i) for i in ids]
         vectors = np.asarray(vectors, np.float32)
-        metadata = [dict(m) for m in metadata] if metadata is not None else [{} for _ in ids]
         if vectors.ndim != 2 or vectors.shape != (len(ids), self.dim):
             raise DataError(f"{self.root}: got vectors of shape {vectors.shape} for {len(ids)} ids; "
                             f"this index holds {self.dim}-d embeddings")
-        if len(metadata) != len(ids):
-            raise DataError(f"{len(metadata)} metadata rows for {len(ids)} ids")
+        metadata = [dict(m) for m in metadata] if metadata is not None else [{} for _ in ids]
+        entries = [VideoEntries.clip(v, _duration(m)) for v, m in zip(vectors, metadata)]
+        return self.add_entries(ids, entries, metadata, replace)
+
+    def add_entries(self, ids: Sequence[str], entries: Sequence[VideoEntries],
+                    metadata: Sequence[Mapping[str, MetadataValue]] | None = None, replace: bool = False) -> int:
+        """Add videos with their entries: a whole clip each, or its moment windows (vectors L2-normalised).
+
+        Existing ids are an error unless ``replace``.
+
+        Shape:
+            ids: N strings, entries: N (vectors [n_i, E], start [n_i], end [n_i]), metadata: N dicts
+        """
+        ids = [str(i) for i in ids]
+        metadata = [dict(m) for m in metadata] if metadata is not None else [{} for _ in ids]
+        if len(metadata) != len(ids) or len(entries) != len(ids):
+            raise DataError(f"{len(metadata)} metadata rows and {len(entries)} entry sets for {len(ids)} ids")
         if len(set(ids)) != len(ids):
             raise DataError("the same video id is given twice in one add; ids must be unique")
-        if not np.isfinite(vectors).all():
-            raise DataError("some embeddings contain NaN or inf; re-embed those videos")
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        if len(ids) and norms.min() == 0:
-            raise DataError("an embedding is all zeros and cannot be compared by cosine; re-embed that video")
-        vectors = vectors / np.maximum(norms, 1e-12)
+        clean = [_checked(vid, e, self.dim, self.root) for vid, e in zip(ids, entries)]
         if not ids:
             return 0
         with self.writing():
@@ -359,12 +438,15 @@ class VideoIndex:
                 if existing:
                     self._remove_locked(existing)
                 manifest = self._manifest
-                keys = np.arange(manifest["next_key"], manifest["next_key"] + len(ids), dtype=np.int64)
-                name = write_segment(self.root, ids, keys, vectors, metadata)
+                first_key = int(manifest["next_key"])
+                keys = np.arange(first_key, first_key + sum(len(e) for e in clean), dtype=np.int64)
+                name = write_segment(self.root, ids, metadata, clean, keys, self.dtype)
                 segment = read_segment(self.root, name, self.dim)
-                self.backend.add(keys, segment.vectors, [{**m, "video_id": v} for v, m in zip(ids, metadata)])
-                manifest = {**manifest, "next_key": int(keys[-1]) + 1,
-                            "segments": [*manifest["segments"], {"name": name, "count": len(ids)}]}
+                per_video = [{**m, "video_id": v} for v, m in zip(ids, metadata)]
+                self.backend.add(segment.keys, segment.vectors, [per_video[v] for v in segment.video])
+                manifest = {**manifest, "next_key": first_key + len(segment.keys),
+                            "segments": [*manifest["segments"], {"name": name, "count": len(ids),
+                                                                 "entries": len(segment.keys)}]}
                 self._commit(manifest, _View([*self._view.segments, segment]))
         return len(ids)
 
@@ -384,24 +466,25 @@ class VideoIndex:
 
     def _remove_locked(self, ids: Sequence[str]) -> None:
         view, drop = self._view, set(ids)
-        segments, entries = [], []
+        segments, listed = [], []
         for seg in view.segments:
             keep = [i for i, vid in enumerate(seg.ids) if vid not in drop]
             if len(keep) == len(seg.ids):
                 segments.append(seg)
-                entries.append({"name": seg.name, "count": len(seg.ids)})
+                listed.append({"name": seg.name, "count": len(seg.ids), "entries": len(seg.keys)})
             elif keep:
-                rows = np.asarray(keep)
-                name = write_segment(self.root, [seg.ids[i] for i in keep], seg.keys[rows],
-                                     np.asarray(seg.vectors[rows]), [seg.metadata[i] for i in keep])
+                rows = np.flatnonzero(np.isin(seg.video, keep))
+                name = _rewrite_segment(self.root, seg, keep, rows, self.dtype)
                 segments.append(read_segment(self.root, name, self.dim))
-                entries.append({"name": name, "count": len(keep)})
-        self.backend.remove(view.keys[[view.position[i] for i in ids]])
-        self._commit({**self._manifest, "segments": entries}, _View(segments))
+                listed.append({"name": name, "count": len(keep), "entries": len(rows)})
+        gone = view.video_entries(np.asarray([view.position[i] for i in ids], np.int64))
+        self.backend.remove(view.keys[gone])
+        self._commit({**self._manifest, "segments": listed}, _View(segments))
 
     def _commit(self, manifest: dict[str, Any], view: _View) -> None:
         """Save the backend's structure (if it has one), then switch the manifest, then drop stale files."""
-        manifest = {**manifest, "generation": int(manifest["generation"]) + 1, "count": len(view.ids)}
+        manifest = {**manifest, "generation": int(manifest["generation"]) + 1, "count": len(view.ids),
+                    "entries": view.entries}
         backend_spec = dict(manifest["backend"])
         if self.backend.state == "snapshot":
             backend_spec["state"] = f"backend-{manifest['generation']}"
@@ -413,8 +496,14 @@ class VideoIndex:
         garbage_collect(self.root, manifest)
 
     # -- search -------------------------------------------------------------------------------------------
-    def search(self, queries: np.ndarray, k: int = 10, filters: MetadataFilter | None = None) -> list[list[Hit]]:
+    def search(self, queries: np.ndarray, k: int = 10, filters: MetadataFilter | None = None, group: bool = True,
+               moments: int = 3, iou: float = 0.5) -> list[list[Hit]]:
         """Top-k videos for each query embedding, best first, among the videos passing ``filters``.
+
+        A video scores as its best entry (the maximum over its moment windows, or its one whole-clip entry),
+        and each hit carries up to ``moments`` of its best windows after temporal non-maximum suppression at
+        ``iou``. With ``group=False`` the hits are the top-k entries themselves, moments of any video (a video
+        may then appear several times, each hit with its one moment).
 
         Shape:
             queries: [Q, E] or [E] (L2-normalised by the caller) -> Q lists of at most k hits
@@ -427,31 +516,155 @@ class VideoIndex:
             raise ConfigError(f"k must be at least 1, got {k}")
         norm = normalize_filter(filters)
         with self._lock.read():
-            view = self._view
-            if not norm:
-                scores, keys = self.backend.search(queries, k)
-            else:
-                allowed = view.allowed_positions(norm)
-                if len(allowed) <= EXACT_SUBSET_LIMIT or self.backend.name == "exact":
-                    s, rows = topk_inner_product(view.vectors(allowed), queries, k)
-                    scores = np.full((len(queries), k), -np.inf, np.float32)
-                    keys = np.full((len(queries), k), -1, np.int64)
-                    scores[:, : s.shape[1]], keys[:, : s.shape[1]] = s, view.keys[allowed][rows]
-                elif self.backend.native_filters:
-                    scores, keys = self.backend.search(queries, k, filters=norm)
-                else:
-                    scores, keys = self.backend.search(queries, k, allowed=view.keys[allowed])
-            return [self._hits(view, s, key) for s, key in zip(scores, keys)]
+            search = _Search(self._view, self.backend, norm, moments, iou)
+            return [search.videos(q, k) if group else search.moments(q, k) for q in queries]
 
-    def _hits(self, view: _View, scores: np.ndarray, keys: np.ndarray) -> list[Hit]:
-        valid = keys >= 0
-        keys, scores = keys[valid], scores[valid]
+
+@dataclass
+class _Search:
+    """One search over a snapshot: the exact scan, the exact scan of a filtered subset, or an approximate
+    backend asked for enough candidates (re-scored exactly from the stored vectors)."""
+
+    view: _View
+    backend: Backend
+    filters: dict[str, list]
+    moments_per_hit: int
+    iou: float
+    subset: np.ndarray | None = field(init=False, default=None)  # entry positions passing the filter
+    videos_allowed: np.ndarray | None = field(init=False, default=None)
+    exact: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.filters:
+            self.videos_allowed = self.view.allowed_videos(self.filters)
+            self.subset = self.view.video_entries(self.videos_allowed)
+        small = self.subset is not None and len(self.subset) <= EXACT_SUBSET_LIMIT
+        self.exact = self.backend.exact_scores or small
+
+    @property
+    def size(self) -> int:
+        return self.view.entries if self.subset is None else len(self.subset)
+
+    def score(self, positions: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """Exact scores of some entries. Shape: [n] positions, [E] -> [n] float32."""
+        if len(positions) == 0:
+            return np.zeros(0, np.float32)
+        return (np.asarray(self.view.vectors(positions), np.float32) @ query).astype(np.float32)
+
+    def candidates(self, query: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """About the top-n entries (positions, exact scores), best first."""
+        view = self.view
+        if self.exact and self.subset is not None:
+            scores, rows = topk_inner_product(view.vectors(self.subset), query[None], n)
+            return self.subset[rows[0]], scores[0]
+        if self.subset is None:
+            _, keys = self.backend.search(query[None], n)
+        elif self.backend.native_filters:
+            _, keys = self.backend.search(query[None], n, filters=self.filters)
+        else:
+            _, keys = self.backend.search(query[None], n, allowed=view.keys[self.subset])
+        keys = keys[0][keys[0] >= 0]
         pos = np.searchsorted(view.keys, keys)
+        pos = pos[(pos < len(view.keys)) & (view.keys[np.minimum(pos, len(view.keys) - 1)] == keys)]
+        scores = self.score(pos, query)
+        order = np.lexsort((pos, -scores))
+        return pos[order], scores[order]
+
+    def moments(self, query: np.ndarray, k: int) -> list[Hit]:
+        """The top-k entries across the collection, each as a hit of its video with one moment."""
+        if self.size == 0:
+            return []
+        pos, scores = self.candidates(query, min(self.size, k if self.exact else k * CANDIDATES_PER_HIT))
+        view = self.view
         hits = []
-        for rank, (p, key, score) in enumerate(zip(pos, keys, scores), start=1):
-            if p < len(view.keys) and view.keys[p] == key:
-                hits.append(Hit(view.ids[p], float(score), rank, dict(view.metadata[p])))
+        for rank, (p, score) in enumerate(zip(pos[:k], scores[:k]), start=1):
+            v = int(view.entry_video[p])
+            moment = () if view.whole[p] else (Moment(float(view.start[p]), float(view.end[p]), float(score),
+                                                      rank=1),)
+            hits.append(Hit(view.ids[v], float(score), rank, dict(view.metadata[v]), moment))
         return hits
+
+    def videos(self, query: np.ndarray, k: int) -> list[Hit]:
+        """The top-k videos, each scored by its best entry, with its best moments."""
+        view = self.view
+        if self.size == 0:
+            return []
+        pool: tuple[np.ndarray, np.ndarray] | None = None  # candidate entries, for moments of approximate hits
+        found = self.backend.search_groups(query[None], k, view.first) if self.subset is None else None
+        if found is not None:
+            video_scores, videos = found[0][0], found[1][0]
+        elif self.exact:
+            assert self.subset is not None and self.videos_allowed is not None
+            starts = np.concatenate([[0], np.cumsum(view.count[self.videos_allowed])[:-1]])
+            s, groups = grouped_topk(view.vectors(self.subset), query[None], starts, k)
+            video_scores, videos = s[0], self.videos_allowed[groups[0]]
+        else:
+            n = min(self.size, max(k * CANDIDATES_PER_HIT, MIN_CANDIDATES))
+            while True:
+                pos, scores = self.candidates(query, n)
+                owner = view.entry_video[pos]
+                _, first = np.unique(owner, return_index=True)  # best entry of each video (sorted best first)
+                if len(first) >= k or len(pos) < n or n >= self.size:
+                    break
+                n = min(self.size, n * 4)
+            first = np.sort(first)[:k]
+            videos, video_scores, pool = owner[first], scores[first], (pos, scores)
+        hits = []
+        for rank, (v, score) in enumerate(zip(videos, video_scores), start=1):
+            v = int(v)
+            hits.append(Hit(view.ids[v], float(score), rank, dict(view.metadata[v]), self._moments_of(v, query, pool)))
+        return hits
+
+    def _moments_of(self, video: int, query: np.ndarray,
+                    pool: tuple[np.ndarray, np.ndarray] | None) -> tuple[Moment, ...]:
+        view = self.view
+        if self.moments_per_hit <= 0 or view.whole[view.first[video]]:
+            return ()
+        if pool is None:
+            pos = view.video_entries(np.asarray([video]))
+            scores = self.score(pos, query)
+        else:
+            mine = view.entry_video[pool[0]] == video
+            pos, scores = pool[0][mine], pool[1][mine]
+        spans = [Moment(float(view.start[p]), float(view.end[p]), float(s)) for p, s in zip(pos, scores)]
+        return tuple(non_maximum_suppression(spans, self.iou, self.moments_per_hit))
+
+
+def _duration(metadata: Mapping[str, MetadataValue]) -> float:
+    value = metadata.get("duration")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
+def _checked(video_id: str, entries: VideoEntries, dim: int, root: Path) -> VideoEntries:
+    """One video's entries validated (finite, non-zero, spans in order) with unit-norm vectors."""
+    vectors = np.asarray(entries.vectors, np.float32)
+    start, end = np.asarray(entries.start, np.float32), np.asarray(entries.end, np.float32)
+    n = len(vectors)
+    if vectors.ndim != 2 or vectors.shape[1] != dim or n == 0:
+        raise DataError(f"{root}: video {video_id!r} has entries of shape {vectors.shape}; this index holds "
+                        f"{dim}-d embeddings, at least one per video")
+    if start.shape != (n,) or end.shape != (n,):
+        raise DataError(f"video {video_id!r}: {n} vectors but {start.shape} starts and {end.shape} ends")
+    if not (np.isfinite(start).all() and np.isfinite(end).all() and (end >= start).all()):
+        raise DataError(f"video {video_id!r}: moment times must be finite with end >= start")
+    if not np.isfinite(vectors).all():
+        raise DataError(f"video {video_id!r}: some embeddings contain NaN or inf; re-embed that video")
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    if norms.min() == 0:
+        raise DataError(f"video {video_id!r}: an embedding is all zeros and cannot be compared by cosine; "
+                        "re-embed that video")
+    return VideoEntries(vectors / norms, start, end, entries.whole)
+
+
+def _rewrite_segment(root: Path, seg: Segment, keep: Sequence[int], rows: np.ndarray, dtype: str) -> str:
+    """A copy of ``seg`` holding only the videos ``keep`` (their entry ``rows``), keys unchanged."""
+    kept = []
+    for v in keep:
+        mine = rows[seg.video[rows] == v]
+        kept.append(VideoEntries(np.asarray(seg.vectors[mine], np.float32), seg.start[mine], seg.end[mine],
+                                 bool(seg.whole[mine].all())))
+    return write_segment(root, [seg.ids[v] for v in keep], [seg.metadata[v] for v in keep], kept, seg.keys[rows],
+                         dtype)
 
 
 def _persistable(options: Mapping[str, Any]) -> dict[str, Any]:

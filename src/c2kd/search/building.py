@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,8 +22,9 @@ import numpy as np
 from c2kd.data.features import store_root
 from c2kd.errors import DataError
 from c2kd.index import VideoIndex
-from c2kd.index.segments import MANIFEST, read_manifest, write_manifest, writer_lock
+from c2kd.index.segments import MANIFEST, VideoEntries, read_manifest, write_manifest, writer_lock
 from c2kd.io import output_errors
+from c2kd.search.moments import Windows, frame_step
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".ogv")
 
@@ -131,8 +133,6 @@ def find_video_files(roots: Sequence[Path], ids: Sequence[str]) -> dict[str, str
 
 def _video_rows(store, ids: Sequence[str], extra: Mapping[str, dict[str, Any]], common: Mapping[str, Any],
                 videos: Mapping[str, str]) -> list[dict[str, Any]]:
-    from c2kd.search.moments import frame_step
-
     rows = []
     for vid in ids:
         times = store.times(vid)
@@ -146,24 +146,62 @@ def _video_rows(store, ids: Sequence[str], extra: Mapping[str, dict[str, Any]], 
     return rows
 
 
-def embed_chunks(model, store, ids: Sequence[str], chunk: int, batch_size: int,
-                 progress: bool = True) -> Iterator[tuple[list[str], np.ndarray]]:
-    """Embed videos of a store with the video tower, ``chunk`` videos at a time.
+#: entries embedded per committed segment of a build (a chunk also ends after ``chunk`` videos)
+ENTRIES_PER_CHUNK = 16_384
+
+
+def embed_entries(model, store, ids: Sequence[str], windows: Windows, chunk: int, batch_size: int,
+                  progress: bool = True) -> Iterator[tuple[list[str], list[VideoEntries]]]:
+    """Embed videos of a store with the video tower: a whole clip each, or, for a video longer than the
+    longest window, one entry per window. Yields about :data:`ENTRIES_PER_CHUNK` entries (at most ``chunk``
+    videos) at a time; the bar shows videos and entries per second.
 
     Shape:
-        yields (ids: n strings, embeddings: [n, E] float32)
+        yields (ids: n strings, entries: n VideoEntries of [n_i, E] vectors and [n_i] spans in seconds)
     """
     from tqdm import tqdm
 
     bar = tqdm(total=len(ids), desc="embedding videos", unit="video", disable=not progress)
+    done, started = 0, time.perf_counter()
     try:
-        for start in range(0, len(ids), chunk):
-            part = list(ids[start:start + chunk])
-            vectors = model.embed_videos([store[v] for v in part], batch_size=batch_size).numpy()
-            bar.update(len(part))
-            yield part, vectors
+        pending: list[tuple[str, np.ndarray, float, list[tuple[int, int, float, float]] | None]] = []
+        size = 0
+        for number, vid in enumerate(ids, start=1):
+            features, times = store[vid], store.times(vid)
+            spans = windows.spans(times)
+            duration = float(times[-1] + frame_step(times)) if len(times) else 0.0
+            pending.append((vid, features, duration, spans))
+            size += 1 if spans is None else len(spans)
+            if size >= ENTRIES_PER_CHUNK or len(pending) >= chunk or number == len(ids):
+                part, entries = _embed_pending(model, pending, batch_size)
+                done += size
+                bar.update(len(part))
+                bar.set_postfix(entries=done, per_s=f"{done / max(time.perf_counter() - started, 1e-9):.0f}")
+                pending, size = [], 0
+                yield part, entries
     finally:
         bar.close()
+
+
+def _embed_pending(model, pending, batch_size: int) -> tuple[list[str], list[VideoEntries]]:
+    clips = []
+    for _, features, _, spans in pending:
+        clips.extend([features] if spans is None else [features[i:j] for i, j, _, _ in spans])
+    order = np.argsort([len(c) for c in clips], kind="stable")  # similar lengths share a batch: less padding
+    vectors = np.empty((len(clips), model.config.video.embed_dim), np.float32)
+    if len(clips):
+        vectors[order] = model.embed_videos([clips[i] for i in order], batch_size=batch_size).numpy()
+    out, first = [], 0
+    for _, _, duration, spans in pending:
+        if spans is None:
+            out.append(VideoEntries.clip(vectors[first], duration))
+            first += 1
+        else:
+            n = len(spans)
+            out.append(VideoEntries(vectors[first:first + n], np.asarray([s[2] for s in spans], np.float32),
+                                    np.asarray([s[3] for s in spans], np.float32)))
+            first += n
+    return [vid for vid, _, _, _ in pending], out
 
 
 def _posters(root: Path, index: VideoIndex, videos: Mapping[str, str], roots: Sequence[Path]) -> None:
@@ -191,8 +229,13 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
                 metadata: Mapping[str, dict[str, Any]] | None = None, tags: Mapping[str, Any] | None = None,
                 video_roots: Sequence[str | os.PathLike] = (), ids: Sequence[str] | None = None,
                 batch_size: int = 256, chunk: int = 4096, device: str = "cpu", progress: bool = True,
-                splits: Sequence[str] = (), posters: bool = True) -> Path:
+                splits: Sequence[str] = (), posters: bool = True, windows: Windows | None = None,
+                dtype: str = "float32") -> Path:
     """Embed every video of ``features`` (a store or a dataset folder) and write an index to ``out``.
+
+    A video longer than the longest of ``windows`` (default :class:`~c2kd.search.moments.Windows`: 4, 8, 16
+    and 32 s, stride half a length) is indexed as one entry per window; shorter ones as one whole-clip entry.
+    ``dtype`` is how the vectors are stored (float16 halves the disk and page cache).
 
     One build (or change) of ``out`` at a time: while this runs, other builds and ``index add``/``remove`` of
     ``out`` are refused with this process's pid (:class:`~c2kd.errors.BusyError`). ``splits`` keeps only the videos
@@ -226,15 +269,17 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
         info = {"checkpoint": str(checkpoint), "checkpoint_fingerprint": checkpoint_fingerprint(checkpoint),
                 "features": str(Path(features).resolve()), "frame_encoder": store.meta.get("encoder"),
                 "video_roots": [str(Path(r).resolve()) for r in video_roots],
+                "moments": (windows if windows is not None else Windows()).to_dict(),
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         extra = merge_metadata(dataset_metadata(Path(features)), metadata or {})
         videos = find_video_files([Path(r) for r in video_roots], wanted) if video_roots else {}
 
         staging = out.with_name(f".{out.name}.building")
-        index = _open_staging(staging, info, model.config.video.embed_dim)
+        index = _open_staging(staging, info, model.config.video.embed_dim, dtype)
         todo = [v for v in wanted if v not in index]
-        for part, vectors in embed_chunks(model, store, todo, chunk, batch_size, progress):
-            index.add(part, vectors, _video_rows(store, part, extra, dict(tags or {}), videos))
+        for part, entries in embed_entries(model, store, todo, Windows.from_dict(info["moments"]), chunk,
+                                           batch_size, progress):
+            index.add_entries(part, entries, _video_rows(store, part, extra, dict(tags or {}), videos))
         if posters and videos:
             _posters(staging, index, videos, [Path(r) for r in video_roots])
         index.close()
@@ -250,7 +295,7 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
     return out
 
 
-def _open_staging(staging: Path, info: Mapping[str, Any], dim: int) -> VideoIndex:
+def _open_staging(staging: Path, info: Mapping[str, Any], dim: int, dtype: str) -> VideoIndex:
     """The staged index of an interrupted build with the same weights, to resume; else a new one.
 
     A staging folder that cannot be read (e.g. files missing after a crash) holds nothing worth keeping: it
@@ -259,12 +304,13 @@ def _open_staging(staging: Path, info: Mapping[str, Any], dim: int) -> VideoInde
     if (staging / MANIFEST).exists():
         try:
             staged = read_manifest(staging)
-            if staged["info"].get("checkpoint_fingerprint") == info["checkpoint_fingerprint"]:
+            same = all(staged["info"].get(key) == info[key] for key in ("checkpoint_fingerprint", "moments"))
+            if same and staged.get("dtype", "float32") == dtype:
                 return VideoIndex.open(staging)
         except (DataError, ValueError, KeyError, OSError):
             pass  # damaged: start over
-        shutil.rmtree(staging)  # another build's weights, or damaged: nothing to resume
-    return VideoIndex.create(staging, dim=dim, backend="exact", info=info)
+        shutil.rmtree(staging)  # another build's weights or windows, or damaged: nothing to resume
+    return VideoIndex.create(staging, dim=dim, backend="exact", info=info, dtype=dtype)
 
 
 def recorded(given: str | os.PathLike | None, info: Mapping[str, Any], key: str,
@@ -313,9 +359,11 @@ def add_to_index(index_path: str | os.PathLike, features: str | os.PathLike | No
                 videos = find_video_files(roots, wanted) if roots else {}
                 extra = merge_metadata(dataset_metadata(features), metadata or {})
                 added = 0
-                for part, vectors in embed_chunks(model, store, wanted, 4096, batch_size, progress):
-                    added += index.add(part, vectors, _video_rows(store, part, extra, dict(tags or {}), videos),
-                                       replace=replace)
+                windows = Windows.from_dict(info.get("moments"))
+                for part, entries in embed_entries(model, store, wanted, windows, 4096, batch_size, progress):
+                    added += index.add_entries(part, entries,
+                                               _video_rows(store, part, extra, dict(tags or {}), videos),
+                                               replace=replace)
                 if videos:
                     if replace:
                         from c2kd.search.posters import remove_posters

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from c2kd.search.moments import INDEX_LENGTHS, INDEX_STRIDE
+
 index_app = typer.Typer(help="Build and update video indexes (embeddings + metadata).", no_args_is_help=True)
 
 BACKEND_HELP = "exact (numpy, default), faiss (approximate: IVF or HNSW), qdrant (vector database)"
@@ -40,18 +42,46 @@ def index_build(
                                                "their poster frames are taken now and kept in the index"),
     split: list[str] = typer.Option([], help="index only this split of a dataset folder, e.g. test "
                                              "(repeatable)"),
-    batch_size: int = typer.Option(256, help="videos per forward pass"),
+    moment_lengths: str = typer.Option(",".join(f"{x:g}" for x in INDEX_LENGTHS),
+                                       help="window lengths (seconds) of the moment entries of videos longer than "
+                                            "the longest; 'none': one whole-clip entry per video"),
+    moment_stride: float = typer.Option(INDEX_STRIDE, help="window stride, a fraction of each length"),
+    vectors: str = typer.Option("float32", help="how entry vectors are stored: float32, or float16 (half the "
+                                                "disk; scores differ by ~1e-3)"),
+    batch_size: int = typer.Option(256, help="clips or windows per forward pass"),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto"),
 ) -> None:
-    """Embed every video of a feature store with the student's video tower and write an index."""
+    """Embed every video of a feature store with the student's video tower and write an index: one entry per
+    moment window of a long video, one whole-clip entry per short one."""
+    import time
+
     from c2kd.index import VideoIndex, parse_options
     from c2kd.search.building import build_index, parse_tags, read_metadata_file
 
+    windows = _windows(moment_lengths, moment_stride)
+    started = time.perf_counter()
     path = build_index(checkpoint, features, out, backend=backend, options=parse_options(option),
                        metadata=read_metadata_file(metadata) if metadata else None, tags=parse_tags(tag),
-                       video_roots=videos, batch_size=batch_size, device=device, splits=split)
+                       video_roots=videos, batch_size=batch_size, device=device, splits=split, windows=windows,
+                       dtype=vectors)
+    seconds = time.perf_counter() - started
     with VideoIndex.open(path) as index:
-        typer.echo(f"indexed {len(index)} videos into {path} ({index.backend.name})")
+        typer.echo(f"indexed {len(index)} videos as {index.entries} entries into {path} ({index.backend.name}; "
+                   f"{seconds:.1f} s, {index.entries / max(seconds, 1e-9):.0f} entries/s)")
+
+
+def _windows(lengths: str, stride: float):
+    """``--moment-lengths 4,8,16`` / ``none`` and ``--moment-stride`` as :class:`Windows`."""
+    from c2kd.search.moments import Windows
+    from c2kd.search.query import QueryError
+
+    if lengths.strip().lower() in ("none", "0", ""):
+        return Windows((), stride)
+    try:
+        values = tuple(float(x) for x in lengths.split(",") if x.strip())
+    except ValueError:
+        raise QueryError(f"--moment-lengths {lengths!r} must be seconds, e.g. 4,8,16,32, or 'none'") from None
+    return Windows(values, stride)
 
 
 @index_app.command("add")
@@ -140,15 +170,31 @@ def _print_results(responses, as_json: bool) -> None:
         table = Table(title=escape(printable(f"{response.query.text}{lang}  ({response.took_ms:.1f} ms)")))
         table.add_column("rank", justify="right")
         table.add_column("video")
+        table.add_column("moment")
         table.add_column("score", justify="right")
         table.add_column("metadata")
         for hit in response.hits:
             meta = ", ".join(f"{k}={v}" for k, v in hit.metadata.items() if k not in ("frames", "captions"))
-            table.add_row(str(hit.rank), escape(printable(hit.video_id)), f"{hit.score:.4f}",
-                          escape(printable(meta)))
+            table.add_row(str(hit.rank), escape(printable(hit.video_id)), _moments_text(hit.moments),
+                          f"{hit.score:.4f}", escape(printable(meta)))
         if not response.hits:
-            table.add_row("-", "(no video matches the filters)", "", "")
+            table.add_row("-", "(no video matches the filters)", "", "", "")
         console.print(table)
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}:{minutes:02d}:{rest:04.1f}" if hours else f"{minutes}:{rest:04.1f}"
+
+
+def _moments_text(moments) -> str:
+    """``0:12.0-0:20.0`` for the best moment, ``(+2 more)`` when the video has other matching ones."""
+    if not moments:
+        return ""
+    best = moments[0]
+    more = f" (+{len(moments) - 1})" if len(moments) > 1 else ""
+    return f"{_clock(best.start)}-{_clock(best.end)}{more}"
 
 
 def search(
@@ -162,9 +208,12 @@ def search(
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
     checkpoint: Path | None = typer.Option(None, help="default: the checkpoint the index was built with"),
     option: list[str] = typer.Option([], "--option", "-o", help="backend setting for this search, e.g. nprobe=64"),
+    group: bool = typer.Option(True, "--group/--no-group", help="rank videos by their best moment (default), or "
+                                                                "the moments themselves across the collection"),
     device: str = typer.Option("cpu"),
 ) -> None:
-    """Rank the indexed videos for a text query in any language."""
+    """Rank the indexed videos for a text query in any language: a video scores as its best moment, shown
+    with its time (long videos are indexed as moment windows)."""
     from c2kd.index import parse_filter_options, parse_options
     from c2kd.search.engine import SearchEngine
     from c2kd.search.query import Query, QueryError, printable, read_queries, validate_k, validate_language
@@ -179,16 +228,19 @@ def search(
     filters = parse_filter_options(filter)
     engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=parse_options(option))
     try:
-        responses = engine.search_many(batch, k=k, filters=filters)
+        responses = engine.search_many(batch, k=k, filters=filters, group=group)
     finally:
         engine.close()
     _print_results(responses, as_json)
 
 
 def moments(
-    video: str = typer.Argument(..., help="a video id of --features, or a video file"),
+    video: str = typer.Argument(..., help="a video id of --index or --features, or a video file"),
     query: str = typer.Argument(..., help="what happens in the moment, in any language"),
-    checkpoint: Path = typer.Option(..., help="checkpoint: trained, or made by `c2kd model aligned` or `c2kd model fuse`"),
+    checkpoint: Path | None = typer.Option(None, help="checkpoint: trained, or made by `c2kd model aligned` or "
+                                                      "`c2kd model fuse` (default: the one of --index)"),
+    index: Path | None = typer.Option(None, help="index holding the video: its moment entries are scored, "
+                                                 "nothing is re-embedded"),
     features: Path | None = typer.Option(None, help="feature store holding the video (when VIDEO is an id)"),
     lang: str | None = typer.Option(None, help="language of the query (a hint, validated)"),
     k: int = typer.Option(5, "-k", help="number of moments"),
@@ -203,6 +255,7 @@ def moments(
 ) -> None:
     """Find the moments of one video that match a query (sliding windows + non-maximum suppression)."""
     from c2kd.errors import DataError
+    from c2kd.search.building import recorded
     from c2kd.search.engine import SearchEngine
     from c2kd.search.moments import check_lengths
     from c2kd.search.query import QueryError
@@ -216,9 +269,12 @@ def moments(
         raise DataError(f"--fps {fps}: give a positive number of frames per second, e.g. --fps 1")
     path = Path(video)
     is_file = path.is_file()
-    if not is_file and features is None:
-        raise DataError(f"{video!r} is not a video file; to use it as a video id, pass --features STORE")
-    engine = SearchEngine.open(None, checkpoint=checkpoint, features=features if not is_file else None,
+    if not is_file and features is None and index is None:
+        raise DataError(f"{video!r} is not a video file; to use it as a video id, pass --index INDEX or "
+                        "--features STORE")
+    if index is None and checkpoint is None:
+        raise DataError("give --checkpoint (or --index, whose checkpoint is then used)")
+    engine = SearchEngine.open(index, checkpoint=checkpoint, features=features if not is_file else None,
                                device=device)
     try:
         if is_file:
@@ -227,7 +283,8 @@ def moments(
             spec = engine.model.config.frame_encoder
             name, options = encoder_for_file(spec, engine.model.config.video.feature_dim, encoder)
             options.setdefault("device", device)
-            feats, times = features_from_file(path, name, fps, options, expected=spec, checkpoint=checkpoint)
+            used = checkpoint or recorded(None, engine.index.info if engine.index else {}, "checkpoint", index)
+            feats, times = features_from_file(path, name, fps, options, expected=spec, checkpoint=used)
             response = engine.moments_of(path.stem, feats, times, query, lang, k, window_lengths, iou)
         else:
             response = engine.moments(video, query, lang, k, window_lengths, iou)

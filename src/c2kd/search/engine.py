@@ -49,10 +49,11 @@ class MomentsResponse:
 
 @dataclass
 class SearchPage:
-    """One page of ranked videos: the response, the best moment of each hit (by video id) and whether more follow."""
+    """One page of ranked videos: the response, the best moments of each hit (aligned with the hits: the
+    index's moment entries, else windows of the feature store when asked) and whether more results follow."""
 
     response: SearchResponse
-    moments: dict[str, Moment]
+    moments: list[list[Moment]]
     offset: int
     more: bool
 
@@ -116,29 +117,36 @@ class SearchEngine:
         """Shape: Q queries -> [Q, E] float32 unit rows."""
         return self.embedder.embed([q.text for q in queries])
 
-    def search(self, text: str, lang: str | None = None, k: int = 10,
-               filters: MetadataFilter | None = None) -> SearchResponse:
+    def search(self, text: str, lang: str | None = None, k: int = 10, filters: MetadataFilter | None = None,
+               group: bool = True) -> SearchResponse:
         """Rank the index's videos for one query."""
-        return self.search_many([Query.make(text, lang)], k=k, filters=filters)[0]
+        return self.search_many([Query.make(text, lang)], k=k, filters=filters, group=group)[0]
 
-    def search_many(self, queries: Sequence[Query], k: int = 10,
-                    filters: MetadataFilter | None = None) -> list[SearchResponse]:
+    def search_many(self, queries: Sequence[Query], k: int = 10, filters: MetadataFilter | None = None,
+                    group: bool = True) -> list[SearchResponse]:
         """Rank the index's videos for many validated queries, one after another: each response's ``took_ms`` is
-        that query's own time (embedding + search), as if it had been asked alone."""
+        that query's own time (embedding + search), as if it had been asked alone.
+
+        Videos rank by their best moment entry (see :meth:`VideoIndex.search`); ``group=False`` ranks the
+        moments themselves, across the collection.
+        """
         index = self._require_index()
         k = validate_k(k)
         self.check_filter_fields(filters)
         responses = []
         for query in queries:
             start = time.perf_counter()
-            hits = index.search(self.embed([query]), k=k, filters=filters)[0]
+            hits = index.search(self.embed([query]), k=k, filters=filters, group=group)[0]
             responses.append(SearchResponse(query, hits, (time.perf_counter() - start) * 1000))
         return responses
 
     def search_page(self, query: Query, k: int = 10, offset: int = 0, filters: MetadataFilter | None = None,
-                    moments: bool = False, lengths: Sequence[float] = DEFAULT_LENGTHS) -> SearchPage:
-        """Results ``offset + 1`` to ``offset + k`` of one query (ranks stay global), with the best moment of each
-        hit that has features when ``moments``, and whether more results follow.
+                    moments: bool = False, lengths: Sequence[float] = DEFAULT_LENGTHS,
+                    group: bool = True) -> SearchPage:
+        """Results ``offset + 1`` to ``offset + k`` of one query (ranks stay global) and whether more follow.
+
+        Each hit of a video indexed as moments carries its best moments from the index; with ``moments``, a
+        video indexed as one clip gets its best window from the feature store (embedded now), when it has one.
 
         The first :data:`MAX_K` results can be paged through; beyond them, filters narrow the search.
         """
@@ -154,21 +162,16 @@ class SearchEngine:
         self.check_filter_fields(filters)
         start = time.perf_counter()
         vector = self.embed([query])[0]
-        hits = index.search(vector[None], k=offset + k + 1, filters=filters)[0]
+        hits = index.search(vector[None], k=offset + k + 1, filters=filters, group=group)[0]
         more = len(hits) > offset + k and offset + k < MAX_K
         hits = hits[offset:offset + k]
-        found: dict[str, Moment] = {}
+        found = [list(h.moments) for h in hits]
         if moments and self._features is not None:
-            have = [h.video_id for h in hits if h.video_id in self._features]
-            pairs = [(self._features[v], self._features.times(v)) for v in have]
-            found = dict(zip(have, best_moments(self.model, pairs, vector, lengths)))
+            clips = [i for i, h in enumerate(hits) if not h.moments and h.video_id in self._features]
+            pairs = [(self._features[hits[i].video_id], self._features.times(hits[i].video_id)) for i in clips]
+            for i, moment in zip(clips, best_moments(self.model, pairs, vector, lengths)):
+                found[i] = [moment]
         return SearchPage(SearchResponse(query, hits, (time.perf_counter() - start) * 1000), found, offset, more)
-
-    def search_with_moments(self, query: Query, k: int = 10, filters: MetadataFilter | None = None,
-                            lengths: Sequence[float] = DEFAULT_LENGTHS) -> tuple[SearchResponse, dict[str, Moment]]:
-        """Search, then find the best moment of each hit that has features (for playback from that moment)."""
-        page = self.search_page(query, k=k, filters=filters, moments=True, lengths=lengths)
-        return page.response, page.moments
 
     def check_filter_fields(self, filters: MetadataFilter | None) -> None:
         """Refuse a filter on a field no indexed video has (it would silently match nothing), naming the fields."""
@@ -188,7 +191,11 @@ class SearchEngine:
     # -- moments ------------------------------------------------------------------------------------------
     def moments(self, video_id: str, text: str, lang: str | None = None, k: int = 5,
                 lengths: Sequence[float] = DEFAULT_LENGTHS, iou_threshold: float = 0.5) -> MomentsResponse:
-        """Moments of a video of the feature store."""
+        """Moments of an indexed video (its moment entries, no re-embedding) or of a video of the feature store
+        (windows of ``lengths`` seconds embedded now)."""
+        entries = self.index.entries_of(video_id) if self.index is not None and video_id in self.index else None
+        if entries is not None and not entries.whole:
+            return self._indexed_moments(video_id, entries, Query.make(text, lang), k, iou_threshold)
         store = self.features
         if video_id not in store:
             raise QueryError(f"video {video_id!r} has no features in {store.root}; check the id, or extract the "
@@ -196,14 +203,25 @@ class SearchEngine:
         return self.moments_of(video_id, store[video_id], store.times(video_id), text, lang, k, lengths,
                                iou_threshold)
 
+    def _indexed_moments(self, video_id: str, entries, query: Query, k: int, iou_threshold: float) -> MomentsResponse:
+        from c2kd.index.spans import non_maximum_suppression
+
+        k = validate_k(k)
+        _check_iou(iou_threshold)
+        start = time.perf_counter()
+        scores = entries.vectors @ self.embed([query])[0]
+        spans = [Moment(float(a), float(b), float(c)) for a, b, c in zip(entries.start, entries.end, scores)]
+        found = non_maximum_suppression(spans, iou_threshold, k)
+        duration = float(self._require_index().metadata(video_id).get("duration") or entries.end.max())  # type: ignore[arg-type]
+        return MomentsResponse(query, video_id, duration, found, (time.perf_counter() - start) * 1000)
+
     def moments_of(self, video_id: str, features: np.ndarray, times: np.ndarray | None, text: str,
                    lang: str | None = None, k: int = 5, lengths: Sequence[float] = DEFAULT_LENGTHS,
                    iou_threshold: float = 0.5) -> MomentsResponse:
         """Moments of any per-second features [T, F] (e.g. freshly extracted from a file)."""
         query = Query.make(text, lang)
         k = validate_k(k)
-        if not 0.0 <= iou_threshold < 1.0:
-            raise QueryError(f"iou_threshold must be in [0, 1), got {iou_threshold}")
+        _check_iou(iou_threshold)
         expected = self.model.config.video.feature_dim
         if np.asarray(features).ndim != 2 or np.asarray(features).shape[1] != expected:
             raise DataError(f"video {video_id!r}: features of shape {np.asarray(features).shape}, but the model "
@@ -217,3 +235,8 @@ class SearchEngine:
         t = np.arange(len(features)) if times is None or len(times) == 0 else np.asarray(times)
         duration = float(t[-1] + frame_step(t)) if len(t) else 0.0
         return MomentsResponse(query, video_id, duration, found, (time.perf_counter() - start) * 1000)
+
+
+def _check_iou(iou_threshold: float) -> None:
+    if not 0.0 <= iou_threshold < 1.0:
+        raise QueryError(f"iou_threshold must be in [0, 1), got {iou_threshold}")

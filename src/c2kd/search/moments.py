@@ -15,24 +15,58 @@ from dataclasses import dataclass
 import numpy as np
 
 from c2kd.errors import DataError
+from c2kd.index.spans import Moment, non_maximum_suppression
 
 DEFAULT_LENGTHS = (2.0, 4.0, 8.0, 16.0)
+#: the moment entries of an index: window lengths (seconds) and stride (a fraction of each length), chosen on
+#: the validation split of ``bench/bench_long_video.py``; a video no longer than the longest window stays one
+#: whole-clip entry
+INDEX_LENGTHS = (4.0, 8.0, 16.0, 32.0)
+INDEX_STRIDE = 0.5
 
 
 @dataclass(frozen=True)
-class Moment:
-    """A scored stretch of video, in seconds (``end`` exclusive), with the feature rows it covers."""
+class Windows:
+    """How an index cuts long videos into moment entries (lengths in seconds, stride a fraction of each).
 
-    start: float
-    end: float
-    score: float
-    first_row: int
-    last_row: int  # exclusive
-    rank: int = 0
+    ``lengths=()`` keeps every video one whole-clip entry.
+    """
+
+    lengths: tuple[float, ...] = INDEX_LENGTHS
+    stride: float = INDEX_STRIDE
+
+    def __post_init__(self) -> None:
+        if self.lengths:
+            check_lengths(self.lengths)
+        if not (math.isfinite(self.stride) and 0 < self.stride <= 1):
+            raise DataError(f"the moment stride must be a fraction of the window length in (0, 1], got {self.stride}")
 
     def to_dict(self) -> dict:
-        return {"rank": self.rank, "start": round(self.start, 3), "end": round(self.end, 3),
-                "score": self.score}
+        return {"lengths": list(self.lengths), "stride": self.stride}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> Windows:
+        """The windows an index recorded; an index that records none holds whole clips only."""
+        if not data:
+            return cls(())
+        return cls(tuple(float(x) for x in data.get("lengths", ())), float(data.get("stride", INDEX_STRIDE)))
+
+    def spans(self, times: np.ndarray) -> list[tuple[int, int, float, float]] | None:
+        """The windows of a video with these feature timestamps: ``(first row, last row (exclusive), start s,
+        end s)``; None when the video is no longer than the longest window (it stays one whole clip).
+
+        Shape:
+            times [T] seconds
+        """
+        times = np.asarray(times, np.float64)
+        if not self.lengths or len(times) == 0:
+            return None
+        step = frame_step(times)
+        if float(times[-1] + step) - float(times[0]) <= max(self.lengths) + 1e-6:
+            return None
+        rows = [max(1, int(round(seconds / step))) for seconds in self.lengths]
+        return [(i, j, float(times[i]), float(times[j - 1] + step))
+                for i, j in sliding_windows(len(times), rows, self.stride)]
 
 
 def frame_step(times: np.ndarray) -> float:
@@ -60,24 +94,6 @@ def sliding_windows(n_rows: int, lengths: Sequence[int], stride_fraction: float 
         for i in starts:
             out[(i, i + length)] = None
     return list(out)
-
-
-def temporal_iou(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Intersection over union of two time intervals."""
-    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
-    union = max(a[1], b[1]) - min(a[0], b[0])
-    return inter / union if union > 0 else 0.0
-
-
-def non_maximum_suppression(moments: Sequence[Moment], iou_threshold: float = 0.5, top_k: int = 5) -> list[Moment]:
-    """Keep the best moments, dropping any that overlaps a better kept one by more than ``iou_threshold``."""
-    kept: list[Moment] = []
-    for m in sorted(moments, key=lambda m: (-m.score, m.start, m.end)):
-        if all(temporal_iou((m.start, m.end), (k.start, k.end)) <= iou_threshold for k in kept):
-            kept.append(m)
-            if len(kept) == top_k:
-                break
-    return [Moment(m.start, m.end, m.score, m.first_row, m.last_row, rank) for rank, m in enumerate(kept, 1)]
 
 
 def score_windows(model, features: np.ndarray, windows: Sequence[tuple[int, int]], query: np.ndarray,

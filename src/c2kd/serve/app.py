@@ -76,7 +76,10 @@ class SearchBody(BaseModel):
     filters: dict[str, FilterValue] = Field(
         default_factory=dict, validation_alias=AliasChoices("filters", "filter"),
         description="metadata field -> accepted value or values")
-    moments: bool = False
+    moments: bool = Field(False, description="find the best moment of results indexed as whole clips (from the "
+                                             "feature store); results indexed as moments always carry theirs")
+    group: bool = Field(True, description="rank videos by their best moment (true), or the moments themselves "
+                                          "across the collection (false)")
 
 
 class MomentsBody(BaseModel):
@@ -180,13 +183,14 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
     def run_search(body: SearchBody) -> dict[str, Any]:
         query = Query.make(body.query, body.lang)
         page = engine.search_page(query, k=body.k, offset=body.offset, filters=dict(body.filters),
-                                  moments=body.moments)
+                                  moments=body.moments, group=body.group)
         payload = page.response.to_dict()
-        payload.update(offset=page.offset, more=page.more)
-        for item in payload["results"]:
-            moment = page.moments.get(item["video_id"])
+        payload.update(offset=page.offset, more=page.more, grouped=body.group)
+        for item, found in zip(payload["results"], page.moments):
+            moment = found[0] if found else None
             item["video_url"] = video_url(item["metadata"])
             item["moment"] = moment.to_dict() if moment is not None else None
+            item["moments"] = [m.to_dict() for m in found]
             item["poster_url"] = poster_url(item["video_id"], moment.start if moment is not None else 0.0)
         return payload
 
@@ -225,13 +229,15 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
                    offset: int = Q(0, ge=0, lt=MAX_K, description="results to skip (paging)"),
                    filter: list[str] = Q([], description="field=value[,value] (repeatable)"),
                    filters: list[str] = Q([], description="same as filter"),
-                   moments: bool = False) -> dict[str, Any]:
+                   moments: bool = False,
+                   group: bool = Q(True, description="false: rank moments across the collection")) -> dict[str, Any]:
         """Rank the indexed videos for a query in any language; `moments=true` adds each result's best moment.
         Each result has its metadata, `video_url` (when the file is served), `poster_url` (a still at the moment's
         start, when the index has stills) and `moment`; `more` says whether a next page (`offset`) exists."""
         text = _one_of("q", q, query, "query")
         return run_search(SearchBody(query=text, lang=lang, k=k, offset=offset,
-                                     filters=parse_filter_options([*filter, *filters]), moments=moments))
+                                     filters=parse_filter_options([*filter, *filters]), moments=moments,
+                                     group=group))
 
     @app.post("/api/search")
     def search_post(body: SearchBody) -> dict[str, Any]:
