@@ -11,7 +11,9 @@ import shutil
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import numpy as np
 import pytest
+from searchkit import FEATURE_DIM, serving, write_video
 
 CHROMIUM = os.environ.get("C2KD_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -44,10 +46,14 @@ def screenshots(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("screenshots")
 
 
-def keep_screenshot(page, folder: Path, name: str, full_page: bool = True) -> Path:
-    """Save a screenshot as a test artefact (and copy it to $C2KD_SCREENSHOTS when set)."""
+def keep_screenshot(page, folder: Path, name: str, full_page: bool = True, element=None) -> Path:
+    """Save a screenshot (of the page, or of one ``element`` locator) as a test artefact (and copy it to
+    $C2KD_SCREENSHOTS when set)."""
     path = folder / name
-    page.screenshot(path=str(path), full_page=full_page)
+    if element is not None:
+        element.screenshot(path=str(path))
+    else:
+        page.screenshot(path=str(path), full_page=full_page)
     extra = os.environ.get("C2KD_SCREENSHOTS")
     if extra:
         Path(extra).mkdir(parents=True, exist_ok=True)
@@ -128,6 +134,16 @@ def test_items_without_a_file_show_their_captions_and_open_details(browser, live
     assert dialog.locator("#details-captions li").first.inner_text() == english[0]
     assert "no video file" in dialog.inner_text() and "train" in dialog.inner_text()
     keep_screenshot(page, screenshots, "desktop-details.png")
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="hidden")
+    # its best window (from the feature store) is on its timeline; with no file to play, the mark opens details
+    mark = first.locator(".timeline .mark")
+    assert mark.count() == 1 and "open for details" in mark.get_attribute("aria-label")
+    assert first.locator("button.more-moments").count() == 0  # nothing to play: no more moments to jump to
+    mark.click()
+    dialog.wait_for(state="visible")
+    moment = f"{fmt(float(mark.get_attribute('data-start')))}–{fmt(float(mark.get_attribute('data-end')))}"
+    assert f"moment\t{moment}" in dialog.inner_text() or moment in dialog.locator("dd").all_inner_texts()
     page.keyboard.press("Escape")
     dialog.wait_for(state="hidden")
     assert not page.errors
@@ -259,3 +275,199 @@ def test_page_shows_errors(browser, live_server):
     page.click("#go")
     page.wait_for_function("document.getElementById('error').textContent.includes('limit is')")
     assert page.locator(".card").count() == 0
+
+
+# -- moments of long videos on a timeline -----------------------------------------------------------------------
+#: long videos (indexed as moment windows of 4 and 8 s) and one short clip (one whole-clip entry), in seconds
+LONG_VIDEOS = {"harbour-tour": 120, "city-walk": 90, "short-clip": 6}
+LONG_QUERY = "boats in the harbour at dawn"
+
+
+@pytest.fixture(scope="module")
+def long_server(tmp_path_factory, random_checkpoint):
+    """A server of an index whose long videos are indexed as moments, with their files and poster stills."""
+    from c2kd.data.features import FeatureStoreWriter
+    from c2kd.search.building import build_index
+    from c2kd.search.moments import Windows
+    from c2kd.serve.app import ServeSettings, create_app
+
+    tmp = tmp_path_factory.mktemp("long")
+    rng = np.random.default_rng(0)
+    with FeatureStoreWriter(tmp / "features", dim=FEATURE_DIM, encoder="synthetic", fps=1.0) as writer:
+        for vid, seconds in LONG_VIDEOS.items():
+            writer.add(vid, rng.standard_normal((seconds, FEATURE_DIM)).astype(np.float32),
+                       times=np.arange(seconds, dtype=np.float32))
+    for vid, seconds in LONG_VIDEOS.items():
+        write_video(tmp / "videos" / f"{vid}.webm", seconds=seconds, fps=2)
+    index = build_index(random_checkpoint, tmp / "features", tmp / "index", video_roots=[tmp / "videos"],
+                        windows=Windows((4.0, 8.0), 0.5), metadata={"harbour-tour": {"title": "Harbour tour"}},
+                        progress=False)
+    app = create_app(ServeSettings(index=index, video_roots=[tmp / "videos"]))
+    with serving(app) as url:
+        yield url
+
+
+def search_as_the_page_does(page, url: str, query: str = LONG_QUERY, k: int = 5) -> list[dict]:
+    body = {"query": query, "k": k, "offset": 0, "moments": True, "filters": {}}
+    return page.request.post(url + "/api/search", data=body).json()["results"]
+
+
+def marks_of(card) -> list[dict]:
+    """Each timeline mark of a card: its moment, its style and where it is drawn relative to its track."""
+    return card.locator(".timeline .mark").evaluate_all("""ms => ms.map(m => {
+        const track = m.parentElement.getBoundingClientRect(), box = m.getBoundingClientRect();
+        return {start: Number(m.dataset.start), end: Number(m.dataset.end), left: m.style.left,
+                width: m.style.width, x: (box.left - track.left) / track.width, w: box.width / track.width,
+                tag: m.tagName, best: m.classList.contains('best'), label: m.getAttribute('aria-label'),
+                title: m.title};
+    })""")
+
+
+def fmt(seconds: float) -> str:
+    s = int(max(0, seconds))
+    return f"{s // 60}:{s % 60:02d}"
+
+
+def wait_until_playing_from(page, start: float) -> None:
+    page.wait_for_function(
+        "s => { const v = document.querySelector('.card.playing video');"
+        " return v && v.readyState >= 1 && Math.abs(v.currentTime - s) < 0.6; }", arg=start, timeout=20_000)
+
+
+def test_a_long_video_shows_its_moments_on_its_timeline(browser, long_server, screenshots):
+    page = open_page(browser, long_server, f"/?q={LONG_QUERY.replace(' ', '+')}&k=5")
+    wait_for_results(page)
+    items = {item["video_id"]: item for item in search_as_the_page_does(page, long_server)}
+    assert page.locator(".card").count() == len(LONG_VIDEOS) == len(items)
+    long = items["harbour-tour"]
+    assert long["metadata"]["duration"] == 120.0 and 1 < len(long["moments"]) <= 3  # moments of the index
+    for card in page.locator(".card").all():
+        item = items[card.get_attribute("data-video-id")]
+        duration, moments = item["metadata"]["duration"], item["moments"]
+        marks = marks_of(card)
+        assert sorted((m["start"], m["end"]) for m in marks) == sorted((m["start"], m["end"]) for m in moments)
+        for mark in marks:  # each moment is drawn where it is in the video
+            assert mark["tag"] == "BUTTON" and mark["left"].endswith("%")
+            assert abs(float(mark["left"][:-1]) - mark["start"] / duration * 100) < 1
+            assert abs(float(mark["width"][:-1]) - (mark["end"] - mark["start"]) / duration * 100) < 1
+            assert abs(mark["x"] - mark["start"] / duration) < 0.01
+            assert fmt(mark["start"]) in mark["label"] and fmt(mark["end"]) in mark["label"]
+            assert mark["title"] == mark["label"]
+        (best,) = [m for m in marks if m["best"]]  # the best moment is the highlighted one
+        assert (best["start"], best["end"]) == (item["moment"]["start"], item["moment"]["end"])
+        assert "best match" in best["label"]
+        # the poster still is taken at the best moment's start
+        assert card.locator(".thumb img").get_attribute("src") == item["poster_url"]
+        assert urlsplit(item["poster_url"]).query == f"t={item['moment']['start']:g}"
+    assert page.locator(".card", has_text="Harbour tour").locator(".timeline").get_attribute("aria-label") == \
+        "moments of Harbour tour (2:00 long)"
+    page.wait_for_function("[...document.querySelectorAll('.card img')].every(i => i.complete && i.naturalWidth > 0)")
+    card = page.locator(".card", has_text="Harbour tour")
+    keep_screenshot(page, screenshots, "page-timeline-desktop.png", element=card)
+    assert not page.errors and not page.outside
+
+
+def test_a_click_or_enter_on_a_mark_plays_from_its_moment(browser, long_server):
+    page = open_page(browser, long_server, f"/?q={LONG_QUERY.replace(' ', '+')}&k=5")
+    wait_for_results(page)
+    card = page.locator(".card", has_text="Harbour tour")
+    other = card.locator(".timeline .mark:not(.best)").first  # not the moment the card plays from anyway
+    start = other.get_attribute("data-start")
+    assert start != card.get_attribute("data-start")
+    other.click()
+    wait_until_playing_from(page, float(start))
+    video = card.locator("video")
+    assert card.get_attribute("class") == "card playing" and card.get_attribute("data-start") == start
+    assert video.get_attribute("src").endswith(f"#t={start}")  # the file is opened at the moment
+    poster = urlsplit(video.evaluate("v => v.poster"))  # and its still is the moment's
+    assert poster.path == "/api/posters/harbour-tour" and poster.query == f"t={start}"
+    response = page.request.get(long_server + f"{poster.path}?{poster.query}")
+    assert response.ok and response.headers["content-type"] == "image/jpeg"
+    assert other.get_attribute("aria-current") == "time" and card.locator(".timeline .mark[aria-current]").count() == 1
+    page.wait_for_function("!document.querySelector('.card.playing .playhead').hidden")  # the playhead follows
+    # the keyboard reaches the marks (buttons) and Enter plays from another moment of the playing video
+    best = card.locator(".timeline .mark.best")
+    best.focus()
+    assert page.evaluate("document.activeElement.classList.contains('mark')")
+    page.keyboard.press("Enter")
+    wait_until_playing_from(page, float(best.get_attribute("data-start")))
+    assert best.get_attribute("aria-current") == "time" and other.get_attribute("aria-current") is None
+    assert video.get_attribute("src").endswith(f"#t={start}")  # the same file, seeked: not reloaded
+    page.locator(".card", has_text="Harbour tour").locator("video").click()  # its controls do not seek back
+    assert page.locator(".card.playing").count() == 1
+    assert not page.errors and not page.outside
+
+
+def test_more_moments_adds_the_videos_other_moments(browser, long_server):
+    page = open_page(browser, long_server, f"/?q={LONG_QUERY.replace(' ', '+')}&k=5")
+    wait_for_results(page)
+    card = page.locator(".card", has_text="Harbour tour")
+    before = marks_of(card)
+    assert len(before) <= 3
+    with page.expect_request("**/api/moments") as sent:
+        card.locator("button.more-moments").click()
+    assert sent.value.method == "POST"
+    assert sent.value.post_data_json == {"video_id": "harbour-tour", "query": LONG_QUERY, "k": 10}
+    page.wait_for_selector(".card .moment-list li")
+    assert page.url.endswith("k=5")  # no reload
+    found = page.request.post(long_server + "/api/moments",
+                              data={"video_id": "harbour-tour", "query": LONG_QUERY, "k": 10}).json()
+    assert found["duration"] == 120.0 and len(found["moments"]) == 10
+    wanted = {(m["start"], m["end"]) for m in before} | {(m["start"], m["end"]) for m in found["moments"]}
+    after = marks_of(card)
+    assert len(after) > len(before) and {(m["start"], m["end"]) for m in after} == wanted
+    for mark in after:
+        assert abs(float(mark["left"][:-1]) - mark["start"] / 120 * 100) < 1
+    assert [m["best"] for m in after].count(True) == 1  # the search's best moment stays the highlighted one
+    times = card.locator(".moment-list button")  # the times, in video order
+    assert times.count() == len(wanted)
+    assert times.all_inner_texts() == [f"{fmt(a)}–{fmt(b)}" for a, b in sorted(wanted)]
+    assert card.locator("button.more-moments").count() == 0
+    assert f"{len(wanted)} moments" in card.locator(".moment-note").inner_text()
+    last = times.last
+    last.click()
+    wait_until_playing_from(page, float(last.get_attribute("data-start")))
+    assert card.locator(".timeline .mark[aria-current=time]").get_attribute("data-start") == \
+        last.get_attribute("data-start")
+    assert page.locator("#error").is_hidden()
+    assert not page.errors and not page.outside
+
+
+def test_more_moments_shows_a_failure_in_the_error_area(browser, long_server):
+    page = open_page(browser, long_server, f"/?q={LONG_QUERY.replace(' ', '+')}&k=5")
+    wait_for_results(page)
+    page.route("**/api/moments", lambda route: route.fulfill(
+        status=400, json={"error": "<b>no feature store</b> for moments"}))
+    card = page.locator(".card", has_text="Harbour tour")
+    before = len(marks_of(card))
+    card.locator("button.more-moments").click()
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.inner_text("#error") == "Moments of Harbour tour: <b>no feature store</b> for moments"  # as text
+    assert page.locator("#error b").count() == 0
+    more = card.locator("button.more-moments")
+    assert more.is_enabled() and more.inner_text() == "More moments in this video"  # it can be tried again
+    assert len(marks_of(card)) == before and page.locator(".card.playing").count() == 0
+    page.unroute("**/api/moments")
+    more.click()
+    page.wait_for_selector(".card .moment-list li")
+    assert page.locator("#error").is_hidden() and len(marks_of(card)) > before
+
+
+def test_phone_width_timeline_fits(browser, long_server, screenshots):
+    page = open_page(browser, long_server, f"/?q={LONG_QUERY.replace(' ', '+')}&k=5", viewport=PHONE)
+    wait_for_results(page)
+    card = page.locator(".card", has_text="Harbour tour")
+    card.locator("button.more-moments").click()
+    page.wait_for_selector(".card .moment-list li")
+    page.wait_for_function("[...document.querySelectorAll('.card img')].every(i => i.complete && i.naturalWidth > 0)")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    box = card.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    for selector in (".timeline", ".timeline .mark", ".moment-list button"):
+        for part in card.locator(selector).all():
+            b = part.bounding_box()
+            assert b["x"] >= box["x"] and b["x"] + b["width"] <= box["x"] + box["width"] + 0.5, selector
+    track = card.locator(".timeline .track").bounding_box()
+    assert track["height"] >= 24 and track["width"] > 300  # a touch target, the card's full width
+    keep_screenshot(page, screenshots, "page-timeline-phone.png", element=card)
+    assert not page.errors and not page.outside

@@ -36,7 +36,7 @@ from c2kd.index.segments import (
     write_segment,
     writer_lock,
 )
-from c2kd.index.spans import Moment, non_maximum_suppression
+from c2kd.index.spans import LENGTH_PRIOR, Moment, length_adjusted, suppress
 
 #: backend name -> "module:class"; the classes import their optional dependency only when built
 BACKENDS: dict[str, str] = {
@@ -497,12 +497,12 @@ class VideoIndex:
 
     # -- search -------------------------------------------------------------------------------------------
     def search(self, queries: np.ndarray, k: int = 10, filters: MetadataFilter | None = None, group: bool = True,
-               moments: int = 3, iou: float = 0.5) -> list[list[Hit]]:
+               moments: int = 3, iou: float = 0.5, length_prior: float = LENGTH_PRIOR) -> list[list[Hit]]:
         """Top-k videos for each query embedding, best first, among the videos passing ``filters``.
 
         A video scores as its best entry (the maximum over its moment windows, or its one whole-clip entry),
         and each hit carries up to ``moments`` of its best windows after temporal non-maximum suppression at
-        ``iou``. With ``group=False`` the hits are the top-k entries themselves, moments of any video (a video
+        ``iou``, ranked by cosine plus ``length_prior * log2(seconds)`` (see :data:`~c2kd.index.spans.LENGTH_PRIOR`). With ``group=False`` the hits are the top-k entries themselves, moments of any video (a video
         may then appear several times, each hit with its one moment).
 
         Shape:
@@ -516,7 +516,7 @@ class VideoIndex:
             raise ConfigError(f"k must be at least 1, got {k}")
         norm = normalize_filter(filters)
         with self._lock.read():
-            search = _Search(self._view, self.backend, norm, moments, iou)
+            search = _Search(self._view, self.backend, norm, moments, iou, length_prior)
             return [search.videos(q, k) if group else search.moments(q, k) for q in queries]
 
 
@@ -530,6 +530,7 @@ class _Search:
     filters: dict[str, list]
     moments_per_hit: int
     iou: float
+    length_prior: float
     subset: np.ndarray | None = field(init=False, default=None)  # entry positions passing the filter
     videos_allowed: np.ndarray | None = field(init=False, default=None)
     exact: bool = field(init=False)
@@ -626,8 +627,11 @@ class _Search:
         else:
             mine = view.entry_video[pool[0]] == video
             pos, scores = pool[0][mine], pool[1][mine]
-        spans = [Moment(float(view.start[p]), float(view.end[p]), float(s)) for p, s in zip(pos, scores)]
-        return tuple(non_maximum_suppression(spans, self.iou, self.moments_per_hit))
+        start, end = view.start[pos], view.end[pos]
+        kept = suppress(start, end, length_adjusted(scores, start, end, self.length_prior), self.iou,
+                        self.moments_per_hit)
+        return tuple(Moment(float(view.start[pos[i]]), float(view.end[pos[i]]), float(scores[i]), rank=rank)
+                     for rank, i in enumerate(kept, 1))
 
 
 def _duration(metadata: Mapping[str, MetadataValue]) -> float:

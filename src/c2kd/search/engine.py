@@ -204,14 +204,15 @@ class SearchEngine:
                                iou_threshold)
 
     def _indexed_moments(self, video_id: str, entries, query: Query, k: int, iou_threshold: float) -> MomentsResponse:
-        from c2kd.index.spans import non_maximum_suppression
+        from c2kd.index.spans import length_adjusted, suppress
 
         k = validate_k(k)
         _check_iou(iou_threshold)
         start = time.perf_counter()
         scores = entries.vectors @ self.embed([query])[0]
-        spans = [Moment(float(a), float(b), float(c)) for a, b, c in zip(entries.start, entries.end, scores)]
-        found = non_maximum_suppression(spans, iou_threshold, k)
+        kept = suppress(entries.start, entries.end, length_adjusted(scores, entries.start, entries.end), iou_threshold, k)
+        found = [Moment(float(entries.start[i]), float(entries.end[i]), float(scores[i]), rank=rank)
+                 for rank, i in enumerate(kept, 1)]
         duration = float(self._require_index().metadata(video_id).get("duration") or entries.end.max())  # type: ignore[arg-type]
         return MomentsResponse(query, video_id, duration, found, (time.perf_counter() - start) * 1000)
 

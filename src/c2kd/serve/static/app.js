@@ -129,10 +129,13 @@ function titleOf(item) {
 
 function playFrom(card, item) {
   const thumb = card.querySelector(".thumb");
+  const start = Number(card.dataset.start || 0);
   let video = thumb.querySelector("video");
   if (!video) {
     video = document.createElement("video");
-    video.src = item.video_url + (item.moment ? `#t=${item.moment.start}` : "");
+    video.src = item.video_url + (item.moment || start ? `#t=${start}` : "");
+    const still = stillAt(item, start);
+    if (still) video.poster = still;
     video.preload = "metadata";
     video.controls = true;
     video.muted = true;
@@ -140,13 +143,17 @@ function playFrom(card, item) {
     thumb.querySelector("img")?.remove();
     thumb.prepend(video);
   }
+  video.controls = true;
+  if (!video.dataset.tracked) {
+    video.dataset.tracked = "true";
+    video.addEventListener("timeupdate", () => movePlayhead(card, video.currentTime));
+  }
   document.querySelectorAll(".card.playing").forEach((c) => {
     c.classList.remove("playing");
     const v = c.querySelector("video");
     if (v && v !== video) v.pause();
   });
   card.classList.add("playing");
-  const start = Number(card.dataset.start || 0);
   const seekAndPlay = () => {
     video.currentTime = start;
     const played = video.play();
@@ -156,7 +163,189 @@ function playFrom(card, item) {
   else video.addEventListener("loadedmetadata", seekAndPlay, { once: true });
 }
 
-function openDetails(item) {
+// -- moments on a timeline ------------------------------------------------------------------------------------
+const MORE_MOMENTS = 10; // moments asked for by "More moments in this video"
+const timelines = new WeakMap(); // card -> { item, duration, moments (best first), current moment or null }
+
+function durationOf(item) {
+  const seconds = Number((item.metadata || {}).duration);
+  return Number.isFinite(seconds) && seconds > 0 ? seconds : 0;
+}
+
+function momentsOf(item) {
+  if (Array.isArray(item.moments)) return item.moments;
+  return item.moment ? [item.moment] : [];
+}
+
+function span(m) {
+  return `${fmt(m.start)}–${fmt(m.end)}`;
+}
+
+function sameMoment(a, b) {
+  return !!a && !!b && a.start === b.start && a.end === b.end;
+}
+
+// the poster still at `seconds` (the server's poster_url with another t), or null when the item has no stills
+function stillAt(item, seconds) {
+  if (!item.poster_url) return null;
+  const url = new URL(item.poster_url, window.location.href);
+  url.searchParams.set("t", String(seconds));
+  return url.pathname + url.search;
+}
+
+function percent(state, seconds) {
+  return Math.round(Math.min(100, Math.max(0, (seconds / state.duration) * 100)) * 1000) / 1000;
+}
+
+function momentLabel(state, m) {
+  const best = sameMoment(m, state.item.moment) ? ", best match" : "";
+  if (!state.item.video_url) return `moment ${span(m)}${best}: open for details`;
+  return `play from ${fmt(m.start)} (moment ${span(m)}${best})`;
+}
+
+function momentButton(card, state, m, className, text) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = className + (sameMoment(m, state.item.moment) ? " best" : "");
+  b.dataset.start = String(m.start);
+  b.dataset.end = String(m.end);
+  const label = momentLabel(state, m);
+  b.title = label;
+  b.setAttribute("aria-label", label);
+  if (text) b.textContent = text;
+  if (sameMoment(m, state.current)) {
+    b.classList.add("current");
+    b.setAttribute("aria-current", "time");
+  }
+  b.addEventListener("click", () => showMoment(card, m));
+  return b;
+}
+
+// the marks of the card's moments (in time order, so Tab walks the video from its start) and the playhead
+function drawTimeline(card) {
+  const state = timelines.get(card);
+  let box = card.querySelector(".timeline");
+  if (!box) {
+    box = document.createElement("div");
+    box.className = "timeline";
+    box.setAttribute("role", "group");
+    box.append(Object.assign(document.createElement("div"), { className: "track" }));
+    card.querySelector(".thumb").after(box);
+  }
+  box.setAttribute("aria-label", `moments of ${titleOf(state.item)} (${fmt(state.duration)} long)`);
+  const track = box.querySelector(".track");
+  const playhead = track.querySelector(".playhead") ||
+    Object.assign(document.createElement("span"), { className: "playhead", hidden: true });
+  const marks = [...state.moments].sort((a, b) => a.start - b.start || a.end - b.end).map((m) => {
+    const mark = momentButton(card, state, m, "mark");
+    const left = percent(state, m.start);
+    mark.style.left = `${left}%`;
+    mark.style.width = `${Math.max(0, percent(state, m.end) - left)}%`;
+    return mark;
+  });
+  track.replaceChildren(...marks, playhead);
+  const list = card.querySelector(".moment-list");
+  if (list) {
+    list.replaceChildren(...[...state.moments].sort((a, b) => a.start - b.start).map((m) => {
+      const li = document.createElement("li");
+      li.append(momentButton(card, state, m, "time", span(m)));
+      return li;
+    }));
+  }
+}
+
+function movePlayhead(card, seconds) {
+  const state = timelines.get(card);
+  const playhead = card.querySelector(".timeline .playhead");
+  if (!state || !playhead) return;
+  playhead.style.left = `${percent(state, seconds)}%`;
+  playhead.hidden = false;
+}
+
+// a click on a mark (or a listed time): the card plays from that moment and shows its still (an item without a
+// file opens its details at that moment)
+function showMoment(card, m) {
+  const state = timelines.get(card);
+  state.current = m;
+  card.dataset.start = String(m.start);
+  card.querySelectorAll(".timeline .mark, .moment-list button").forEach((b) => {
+    const here = Number(b.dataset.start) === m.start && Number(b.dataset.end) === m.end;
+    b.classList.toggle("current", here);
+    if (here) b.setAttribute("aria-current", "time");
+    else b.removeAttribute("aria-current");
+  });
+  const still = stillAt(state.item, m.start);
+  if (still) {
+    const img = card.querySelector(".thumb img");
+    if (img) {
+      img.src = still;
+      img.alt = `frame of ${titleOf(state.item)} at ${fmt(m.start)}`;
+    }
+    const video = card.querySelector(".thumb video");
+    if (video) video.poster = still;
+  }
+  if (state.item.video_url) playFrom(card, state.item);
+  else if (!still) openDetails(state.item, m);
+}
+
+function addTimeline(card, item, p) {
+  const state = { item, p, duration: durationOf(item), moments: [...momentsOf(item)], current: null };
+  timelines.set(card, state);
+  if (state.duration && state.moments.length) drawTimeline(card);
+  if (item.video_url && state.moments.length && p) {
+    const more = document.createElement("button");
+    more.type = "button";
+    more.className = "more-moments";
+    more.textContent = "More moments in this video";
+    more.addEventListener("click", () => loadMoments(card, more));
+    card.append(more);
+  }
+}
+
+async function loadMoments(card, more) {
+  const state = timelines.get(card);
+  const label = more.textContent;
+  more.disabled = true;
+  more.textContent = "Finding moments…";
+  card.setAttribute("aria-busy", "true");
+  showError("");
+  const body = { video_id: state.item.video_id, query: state.p.q, k: MORE_MOMENTS };
+  if (state.p.lang) body.lang = state.p.lang;
+  const failed = (message) => {
+    showError(`Moments of ${titleOf(state.item)}: ${message}`);
+    more.disabled = false;
+    more.textContent = label;
+  };
+  try {
+    const response = await fetch("/api/moments", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+    const payload = await response.json();
+    if (!response.ok) {
+      failed(payload.error || `the server could not find moments (${response.status})`);
+      return;
+    }
+    const known = new Set(state.moments.map((m) => `${m.start}-${m.end}`));
+    const added = (payload.moments || []).filter((m) => !known.has(`${m.start}-${m.end}`));
+    state.moments.push(...added);
+    if (!state.duration) state.duration = Number(payload.duration) || 0;
+    const list = document.createElement("ul");
+    list.className = "moment-list";
+    list.setAttribute("aria-label", `moments of ${titleOf(state.item)}`);
+    const note = Object.assign(document.createElement("p"), {
+      className: "moment-note",
+      textContent: added.length ? `${state.moments.length} moments in this video` : "No other moments in this video.",
+    });
+    more.replaceWith(note, list);
+    if (state.duration) drawTimeline(card);
+  } catch (err) {
+    failed(`the server did not answer: ${err}`);
+  } finally {
+    card.removeAttribute("aria-busy");
+  }
+}
+
+function openDetails(item, moment = item.moment) {
   const meta = item.metadata || {};
   document.getElementById("details-title").textContent = titleOf(item);
   const captions = document.getElementById("details-captions");
@@ -165,7 +354,7 @@ function openDetails(item) {
   const list = document.getElementById("details-meta");
   const rows = { "video id": item.video_id, score: item.score.toFixed(3), ...meta };
   delete rows.captions;
-  if (item.moment) rows.moment = `${fmt(item.moment.start)}–${fmt(item.moment.end)}`;
+  if (moment) rows.moment = `${fmt(moment.start)}–${fmt(moment.end)}`;
   if (!item.video_url) rows.file = "none: this item has no video file on the server";
   list.replaceChildren(...Object.entries(rows).flatMap(([k, v]) => [
     Object.assign(document.createElement("dt"), { textContent: k }),
@@ -175,7 +364,7 @@ function openDetails(item) {
   else details.setAttribute("open", "");
 }
 
-function renderCard(item) {
+function renderCard(item, p) {
   const meta = item.metadata || {};
   const card = document.createElement("article");
   card.className = "card";
@@ -230,8 +419,13 @@ function renderCard(item) {
   }
   line.append(score, document.createTextNode(facts.length ? ` · ${facts.join(" · ")}` : ""));
   card.append(line);
+  addTimeline(card, item, p);
   const open = () => (item.video_url ? playFrom(card, item) : openDetails(item));
-  card.addEventListener("click", open);
+  card.addEventListener("click", (e) => {
+    // the card's own buttons act alone, and the controls of its playing video are the video's
+    if (e.target.closest("button") || (e.target.closest("video") && card.classList.contains("playing"))) return;
+    open();
+  });
   card.addEventListener("keydown", (e) => { if (e.key === "Enter" && e.target === card) open(); });
   return card;
 }
@@ -263,7 +457,7 @@ async function run(p, offset = 0) {
       showError(payload.error || `search failed (${response.status})`);
       return;
     }
-    const cards = payload.results.map(renderCard);
+    const cards = payload.results.map((item) => renderCard(item, p));
     if (offset) results.append(...cards);
     else results.replaceChildren(...cards);
     current = { p, shown: offset + payload.results.length };
