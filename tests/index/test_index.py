@@ -187,11 +187,15 @@ def test_faiss_recall_on_clustered_corpus(tmp_path):
     ids = [str(i) for i in range(len(x))]
     exact = VideoIndex.build(tmp_path / "exact", ids, x)
     truth = [{h.video_id for h in row} for row in exact.search(q, k=10)]
-    for options in ({"kind": "ivf", "nprobe": 8}, {"kind": "hnsw", "M": 16}):
+    for options in ({"kind": "ivf", "nprobe": 8}, {"kind": "ivfpq", "nprobe": 8, "m": 8},
+                    {"kind": "hnsw", "M": 16}):
         approx = VideoIndex.build(tmp_path / options["kind"], ids, x, backend="faiss", options=options)
         got = approx.search(q, k=10)
         recall = np.mean([len(t & {h.video_id for h in row}) / 10 for t, row in zip(truth, got)])
         assert recall >= 0.9, (options, recall)
+        for query, row in zip(q, got):  # candidates are re-scored exactly: compressed codes never show
+            np.testing.assert_allclose([h.score for h in row], x[[int(h.video_id) for h in row]] @ query,
+                                       rtol=1e-5, atol=1e-5)
         if options["kind"] == "ivf":  # fewer probes -> lower recall: the setting really reaches faiss
             low = VideoIndex.open(tmp_path / "ivf", options={"nprobe": 1}).search(q, k=10)
             low_recall = np.mean([len(t & {h.video_id for h in row}) / 10 for t, row in zip(truth, low)])
