@@ -472,3 +472,99 @@ def test_cached_hub_ids_load_from_the_cache_when_the_hub_is_out_of_reach(work, t
         hub.ensure_hub_source("someone/uncached-clip", "CLIP")
     monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: True)
     assert hub.ensure_hub_source("someone/uncached-clip", "CLIP") == {}
+
+
+def _join_clips(paths: list[Path], out: Path, fps: int = 10) -> list[float]:
+    """Decode the clips in order and write them end to end as one MPEG-4 file at ``fps``; returns the
+    second at which each clip starts in the joined file."""
+    import av
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    starts, written = [], 0
+    with av.open(str(out), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.bit_rate = 4_000_000
+        for path in paths:
+            starts.append(written / fps)
+            with av.open(str(path)) as source:
+                video = source.streams.video[0]
+                first = None
+                for frame in source.decode(video):
+                    t = float(frame.time) if first is None else float(frame.time) - first
+                    first = float(frame.time) if first is None else first
+                    rgb = frame.to_ndarray(width=320, height=240, format="rgb24")
+                    while written / fps - starts[-1] <= t:  # keep the source timing at the new rate
+                        image = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+                        image.pts = written
+                        for packet in stream.encode(image):
+                            container.mux(packet)
+                        written += 1
+        for packet in stream.encode():
+            container.mux(packet)
+    return starts
+
+
+def _frame_at(path: Path, seconds: float) -> np.ndarray:
+    import av
+
+    with av.open(str(path)) as source:
+        first = None
+        for frame in source.decode(source.streams.video[0]):
+            first = float(frame.time) if first is None else first
+            if float(frame.time) - first >= seconds - 1e-6:
+                return np.asarray(frame.to_ndarray(format="rgb24"), np.float32)
+    raise AssertionError(f"{path} is shorter than {seconds} s")
+
+
+def test_a_long_video_joined_from_the_real_clips_is_indexed_as_moments(work, clips, tmp_path):
+    from PIL import Image
+
+    from c2kd.data.features import FeatureStore
+    from c2kd.index import VideoIndex
+    from c2kd.search.posters import poster_at
+
+    joined = tmp_path / "videos" / "long.mp4"
+    starts = _join_clips([clips["video9770"], clips["video9771"]], joined)
+    store, index = tmp_path / "store", tmp_path / "index"
+    ok("extract", joined, "--checkpoint", work["checkpoint"], "--out", store, "--workers", 0, "--no-progress")
+    built = ok("index", "build", "--checkpoint", work["checkpoint"], "--features", store, "--out", index,
+               "--videos", joined.parent, "--moment-lengths", "4,8", "--moment-stride", "0.5")
+    assert "entries" in built.output
+    features = FeatureStore(store)
+    times = features.times("long")
+    duration = float(times[-1] + 1.0)
+    assert 24.0 <= duration <= 26.0 and starts[1] == pytest.approx(11.0, abs=0.2)
+    with VideoIndex.open(index) as idx:
+        entries = idx.entries_of("long")
+        meta = idx.metadata("long")
+    # windows by hand: lengths 4 and 8 s, strides 2 and 4 s, the last of each aligned with the end
+    n = len(times)
+    expected = sorted({(float(i), float(i + 4)) for i in [*range(0, n - 3, 2), n - 4]}
+                      | {(float(i), float(i + 8)) for i in [*range(0, n - 7, 4), n - 8]})
+    assert not entries.whole and sorted(zip(entries.start.tolist(), entries.end.tolist())) == expected
+    assert meta["duration"] == pytest.approx(duration)
+    # each entry scores like the training-free model over its own rows: cosine(text, mean of normalised frames)
+    text = clip_text_features(work["clip"], [QUERY])[0]
+    for start, end, vector in zip(entries.start, entries.end, entries.vectors):
+        rows = (times >= start - 1e-6) & (times < end - 1e-6)
+        assert float(vector @ text) == pytest.approx(float(video_vector(features["long"][rows]) @ text), abs=2e-3)
+    # search: the hit carries its moments, the poster still at the best moment's start shows that second
+    hit = json.loads(ok("search", index, QUERY, "--lang", "de", "--json").output)["results"][0]
+    assert hit["video_id"] == "long" and hit["moment"] is not None and hit["moments"][0] == hit["moment"]
+    assert hit["moment"]["score"] <= hit["score"] + 1e-6  # the shown moment may be a longer window (length prior)
+    assert max(float(entries.vectors[i] @ text) for i in range(len(entries))) == pytest.approx(hit["score"], abs=1e-5)
+    # poster stills match the source clips: a second of the first clip, and one of the second clip
+    for second, source, at in ((4.0, clips["video9770"], 4.0), (starts[1] + 5.0, clips["video9771"], 5.0)):
+        still = poster_at(index, "long", second)
+        assert still is not None
+        got = np.asarray(Image.open(still).convert("RGB").resize((320, 240)), np.float32)
+        want = _frame_at(source, at)
+        want = np.asarray(Image.fromarray(want.astype(np.uint8)).resize((320, 240)), np.float32)
+        other = _frame_at(clips["video9771"] if source == clips["video9770"] else clips["video9770"], at)
+        other = np.asarray(Image.fromarray(other.astype(np.uint8)).resize((320, 240)), np.float32)
+        assert np.abs(got - want).mean() < np.abs(got - other).mean() / 2, second
+    # moments of the indexed video read its entries (the same spans and scores, nothing re-embedded)
+    moments = json.loads(ok("moments", "long", QUERY, "--index", index, "-k", 3, "--json").output)["moments"]
+    spans = {(float(s), float(e)): float(v @ text) for s, e, v in zip(entries.start, entries.end, entries.vectors)}
+    assert moments and all(spans[(m["start"], m["end"])] == pytest.approx(m["score"], abs=1e-5) for m in moments)

@@ -245,10 +245,13 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         return run_search(body)
 
     def run_moments(body: MomentsBody) -> dict[str, Any]:
-        if engine._features is None:
-            raise QueryError("this server has no feature store for moments: start it with --features STORE")
-        if body.video_id not in engine._features:
-            raise MediaError(f"video {body.video_id!r} has no frame features in the server's feature store", 404)
+        index = engine.index
+        indexed = index is not None and body.video_id in index and not index.entries_of(body.video_id).whole
+        if not indexed:  # a video indexed as one clip: its windows are embedded from the feature store
+            if engine._features is None:
+                raise QueryError("this server has no feature store for moments: start it with --features STORE")
+            if body.video_id not in engine._features:
+                raise MediaError(f"video {body.video_id!r} has no frame features in the server's feature store", 404)
         response = engine.moments(body.video_id, body.query, body.lang, body.k, body.lengths, body.iou)
         payload = response.to_dict()
         meta = engine.index.metadata(body.video_id) if engine.index is not None and body.video_id in engine.index \
