@@ -82,12 +82,13 @@ class Backend(ABC):
         """Top-k keys per query among ``allowed`` keys (or by ``filters`` for native-filter backends)."""
 
     def search_groups(self, queries: np.ndarray, k: int,
-                      starts: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+                      starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """Exact top-k groups of consecutive keys (group g: the ``starts[g]``-th key on), scored by their best
-        key, in one scan; None when the backend cannot (the index then asks :meth:`search` for enough keys).
+        key, in one scan, with every key's score; None when the backend cannot (the index then asks
+        :meth:`search` for enough keys).
 
         Shape:
-            queries [Q, E], starts [G] -> scores [Q, k'], groups [Q, k'] (k' = min(k, G))
+            queries [Q, E], starts [G] -> scores [Q, k'], groups [Q, k'] (k' = min(k, G)), key scores [Q, N]
         """
         return None
 

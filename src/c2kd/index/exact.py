@@ -11,6 +11,28 @@ from c2kd.index.base import Backend, pad_results
 from c2kd.index.filters import MetadataValue, Scalar
 
 
+def best_k(values: np.ndarray, tie_keys: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k largest values of each row, a tie at the k-th place going to the lower tie key.
+
+    ``argpartition`` alone keeps any of the values tied at the k-th place; rows where such a tie straddles
+    the cut are redone in order. The result is not sorted.
+
+    Shape:
+        values [Q, M], tie_keys [Q, M] -> [Q, min(k, M)] positions
+    """
+    m = values.shape[1]
+    if k >= m:
+        return np.broadcast_to(np.arange(m), values.shape).copy()
+    part = np.argpartition(-values, k - 1, axis=1)[:, :k]
+    kth = np.take_along_axis(values, part, axis=1).min(axis=1, keepdims=True)
+    for row in np.flatnonzero((values >= kth).sum(axis=1) > k):
+        above = np.flatnonzero(values[row] > kth[row, 0])
+        tied = np.flatnonzero(values[row] == kth[row, 0])
+        tied = tied[np.argsort(tie_keys[row, tied], kind="stable")]
+        part[row] = np.concatenate([above, tied[: k - len(above)]])
+    return part
+
+
 def topk_inner_product(vectors: np.ndarray, queries: np.ndarray, k: int,
                        chunk: int = 262_144) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k rows of ``vectors`` by inner product with each query, best first.
@@ -31,16 +53,15 @@ def topk_inner_product(vectors: np.ndarray, queries: np.ndarray, k: int,
     for start in range(0, n, chunk):
         block = np.asarray(vectors[start:start + chunk], dtype=np.float32)
         scores = queries @ block.T  # [Q, C]
+        rows = np.broadcast_to(np.arange(start, start + scores.shape[1]), scores.shape)
         if scores.shape[1] > k:
-            part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            part = best_k(scores, rows, k)
             scores = np.take_along_axis(scores, part, axis=1)
             rows = part + start
-        else:
-            rows = np.broadcast_to(np.arange(start, start + scores.shape[1]), scores.shape)
         best_s = np.concatenate([best_s, scores], axis=1)
         best_i = np.concatenate([best_i, rows], axis=1)
         if best_s.shape[1] > k:
-            part = np.argpartition(-best_s, k - 1, axis=1)[:, :k]
+            part = best_k(best_s, best_i, k)
             best_s = np.take_along_axis(best_s, part, axis=1)
             best_i = np.take_along_axis(best_i, part, axis=1)
     order = np.lexsort((best_i, -best_s), axis=1)  # score descending, then row ascending
@@ -48,33 +69,38 @@ def topk_inner_product(vectors: np.ndarray, queries: np.ndarray, k: int,
 
 
 def grouped_topk(vectors: np.ndarray, queries: np.ndarray, starts: np.ndarray, k: int,
-                 chunk: int = 262_144) -> tuple[np.ndarray, np.ndarray]:
+                 chunk: int = 262_144) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact top-k *groups* of contiguous rows, each scored by its best row's inner product with the query.
 
     Group ``g`` is rows ``starts[g]:starts[g + 1]`` (the last one runs to the end); one scan of the rows, a
     chunk at a time, keeps the running maximum of every group, so one group's many rows never crowd the
-    others out. Ties are broken by the lower group.
+    others out. Ties are broken by the lower group. Every row's score is returned too (for the moments of
+    the top groups, with no second pass over their vectors).
 
     Shape:
-        vectors [N, E], queries [Q, E], starts [G] ascending from 0 -> scores [Q, min(k, G)], groups [Q, min(k, G)]
+        vectors [N, E], queries [Q, E], starts [G] ascending from 0 -> scores [Q, min(k, G)],
+        groups [Q, min(k, G)], row scores [Q, N]
     """
     n, q, g = len(vectors), len(queries), len(starts)
     k = min(k, g)
+    every = np.empty((q, n), np.float32)
     if k <= 0 or q == 0 or n == 0:
-        return np.zeros((q, 0), np.float32), np.zeros((q, 0), np.int64)
+        return np.zeros((q, 0), np.float32), np.zeros((q, 0), np.int64), every
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     best = np.full((q, g), -np.inf, np.float32)
     for first in range(0, n, chunk):
         block = np.asarray(vectors[first:first + chunk], dtype=np.float32)
-        scores = queries @ block.T  # [Q, C]
+        scores = every[:, first:first + len(block)]
+        np.matmul(queries, block.T, out=scores)  # [Q, C]
         group = np.searchsorted(starts, np.arange(first, first + len(block)), side="right") - 1  # [C]
         cuts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])  # first row of each group in the chunk
         here = group[cuts]
         best[:, here] = np.maximum(best[:, here], np.maximum.reduceat(scores, cuts, axis=1))
-    part = np.argpartition(-best, k - 1, axis=1)[:, :k] if k < g else np.broadcast_to(np.arange(g), (q, g))
+    part = best_k(best, np.broadcast_to(np.arange(g), best.shape), k)
     top = np.take_along_axis(best, part, axis=1)
     order = np.lexsort((part, -top), axis=1)  # score descending, then group ascending
-    return np.take_along_axis(top, order, axis=1), np.take_along_axis(part, order, axis=1).astype(np.int64)
+    return (np.take_along_axis(top, order, axis=1), np.take_along_axis(part, order, axis=1).astype(np.int64),
+            every)
 
 
 class ExactBackend(Backend):
@@ -126,7 +152,8 @@ class ExactBackend(Backend):
             keys = self._keys[pos][rows]
         return pad_results(list(scores), list(keys), k)
 
-    def search_groups(self, queries: np.ndarray, k: int, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def search_groups(self, queries: np.ndarray, k: int,
+                      starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return grouped_topk(self._vectors, np.asarray(queries, np.float32).reshape(-1, self.dim), starts, k,
                             self.chunk)
 

@@ -51,6 +51,9 @@ EXACT_SUBSET_LIMIT = 20_000
 #: then for four times as many until enough distinct videos are found; the candidates are re-scored exactly
 CANDIDATES_PER_HIT = 10
 MIN_CANDIDATES = 100
+#: through an approximate backend, the moments of a hit video come from all its entries when it has at most
+#: this many (one contiguous read), else from its candidates
+MOMENT_RESCORE_LIMIT = 4096
 
 
 def make_backend(name: str, dim: int, options: Mapping[str, Any] | None = None) -> Backend:
@@ -169,6 +172,13 @@ class _View:
         out = [self.segments[s].vectors[positions[seg == s] - self._starts[s]] for s in np.unique(seg)]
         order = np.argsort(np.argsort(seg, kind="stable"), kind="stable")
         return np.concatenate(out)[order] if out else np.zeros((0, 0), np.float32)
+
+    def video_vectors(self, video: int) -> np.ndarray:
+        """The stored vectors of one video's entries (a slice of its segment). Shape: [count, E]."""
+        first = int(self.first[video])
+        seg = int(np.searchsorted(self._starts, first, side="right") - 1)
+        offset = first - int(self._starts[seg])
+        return self.segments[seg].vectors[offset:offset + int(self.count[video])]
 
     def video_entries(self, videos: np.ndarray) -> np.ndarray:
         """Entry positions of some video positions, video after video. Shape: [V'] -> [n']."""
@@ -591,14 +601,17 @@ class _Search:
         if self.size == 0:
             return []
         pool: tuple[np.ndarray, np.ndarray] | None = None  # candidate entries, for moments of approximate hits
+        every: np.ndarray | None = None  # every entry's score, from an exact scan (of the subset)
         found = self.backend.search_groups(query[None], k, view.first) if self.subset is None else None
         if found is not None:
-            video_scores, videos = found[0][0], found[1][0]
+            video_scores, videos, every = found[0][0], found[1][0], found[2][0]
         elif self.exact:
             assert self.subset is not None and self.videos_allowed is not None
             starts = np.concatenate([[0], np.cumsum(view.count[self.videos_allowed])[:-1]])
-            s, groups = grouped_topk(view.vectors(self.subset), query[None], starts, k)
+            s, groups, scanned = grouped_topk(view.vectors(self.subset), query[None], starts, k)
             video_scores, videos = s[0], self.videos_allowed[groups[0]]
+            every = np.full(view.entries, -np.inf, np.float32)
+            every[self.subset] = scanned[0]
         else:
             n = min(self.size, max(k * CANDIDATES_PER_HIT, MIN_CANDIDATES))
             while True:
@@ -610,28 +623,38 @@ class _Search:
                 n = min(self.size, n * 4)
             first = np.sort(first)[:k]
             videos, video_scores, pool = owner[first], scores[first], (pos, scores)
-        hits = []
-        for rank, (v, score) in enumerate(zip(videos, video_scores), start=1):
-            v = int(v)
-            hits.append(Hit(view.ids[v], float(score), rank, dict(view.metadata[v]), self._moments_of(v, query, pool)))
-        return hits
+        ranked = []
+        for v, score in zip(videos, video_scores):
+            best, moments = self._moments_of(int(v), query, every, pool)
+            ranked.append((max(float(score), best), int(v), moments))
+        if pool is not None:  # re-scored from all their windows: order the videos by their exact best
+            ranked.sort(key=lambda item: (-item[0], item[1]))
+        return [Hit(view.ids[v], score, rank, dict(view.metadata[v]), moments)
+                for rank, (score, v, moments) in enumerate(ranked, start=1)]
 
-    def _moments_of(self, video: int, query: np.ndarray,
-                    pool: tuple[np.ndarray, np.ndarray] | None) -> tuple[Moment, ...]:
+    def _moments_of(self, video: int, query: np.ndarray, every: np.ndarray | None,
+                    pool: tuple[np.ndarray, np.ndarray] | None) -> tuple[float, tuple[Moment, ...]]:
+        """A video's best score and best windows: among all its entries (from the exact scan's scores, or
+        re-scored), or among its candidates when it has more than :data:`MOMENT_RESCORE_LIMIT`."""
         view = self.view
-        if self.moments_per_hit <= 0 or view.whole[view.first[video]]:
-            return ()
-        if pool is None:
-            pos = view.video_entries(np.asarray([video]))
-            scores = self.score(pos, query)
+        if view.whole[view.first[video]]:
+            return -np.inf, ()
+        pos = np.arange(view.first[video], view.first[video] + view.count[video])
+        if every is not None:
+            scores = every[pos]
+        elif len(pos) <= MOMENT_RESCORE_LIMIT:  # all its windows, as an exact scan would
+            scores = (np.asarray(view.video_vectors(video), np.float32) @ query).astype(np.float32)
         else:
+            assert pool is not None
             mine = view.entry_video[pool[0]] == video
             pos, scores = pool[0][mine], pool[1][mine]
+        if self.moments_per_hit <= 0:
+            return float(scores.max()), ()
         start, end = view.start[pos], view.end[pos]
         kept = suppress(start, end, length_adjusted(scores, start, end, self.length_prior), self.iou,
                         self.moments_per_hit)
-        return tuple(Moment(float(view.start[pos[i]]), float(view.end[pos[i]]), float(scores[i]), rank=rank)
-                     for rank, i in enumerate(kept, 1))
+        return float(scores.max()), tuple(Moment(float(start[i]), float(end[i]), float(scores[i]), rank=rank)
+                                          for rank, i in enumerate(kept, 1))
 
 
 def _duration(metadata: Mapping[str, MetadataValue]) -> float:
@@ -647,6 +670,8 @@ def _checked(video_id: str, entries: VideoEntries, dim: int, root: Path) -> Vide
     if vectors.ndim != 2 or vectors.shape[1] != dim or n == 0:
         raise DataError(f"{root}: video {video_id!r} has entries of shape {vectors.shape}; this index holds "
                         f"{dim}-d embeddings, at least one per video")
+    if entries.whole and n != 1:
+        raise DataError(f"video {video_id!r}: a whole-clip entry is one vector, got {n}")
     if start.shape != (n,) or end.shape != (n,):
         raise DataError(f"video {video_id!r}: {n} vectors but {start.shape} starts and {end.shape} ends")
     if not (np.isfinite(start).all() and np.isfinite(end).all() and (end >= start).all()):
