@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from c2kd.index.blocks import RowBlocks, Rows
 from c2kd.index.filters import MetadataValue, Scalar
 from c2kd.index.spans import Moment
 
@@ -69,7 +70,7 @@ class Backend(ABC):
         self.options: dict[str, Any] = dict(options or {})
 
     @abstractmethod
-    def add(self, keys: np.ndarray, vectors: np.ndarray, payloads: Sequence[Mapping[str, MetadataValue]]) -> None:
+    def add(self, keys: np.ndarray, vectors: Rows, payloads: Sequence[Mapping[str, MetadataValue]]) -> None:
         """Insert vectors under new keys (the payloads are the videos' metadata plus ``video_id``)."""
 
     @abstractmethod
@@ -99,7 +100,7 @@ class Backend(ABC):
     def save(self, directory: Path) -> None:  # noqa: B027 - optional: rebuildable backends keep nothing
         """Write the backend's own state into a new, empty ``directory`` (nothing for rebuildable backends)."""
 
-    def load_state(self, directory: Path, keys: np.ndarray, vectors: Callable[[], np.ndarray],
+    def load_state(self, directory: Path, keys: np.ndarray, vectors: Callable[[], RowBlocks],
                    payloads: Callable[[], Sequence[Mapping[str, MetadataValue]]]) -> None:
         """Restore from ``directory`` (or rebuild from the index's vectors), so that it holds exactly ``keys``.
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from c2kd.index.base import Backend, pad_results
+from c2kd.index.blocks import RowBlocks, Rows
 from c2kd.index.filters import MetadataValue, Scalar
 
 
@@ -33,7 +35,7 @@ def best_k(values: np.ndarray, tie_keys: np.ndarray, k: int) -> np.ndarray:
     return part
 
 
-def topk_inner_product(vectors: np.ndarray, queries: np.ndarray, k: int,
+def topk_inner_product(vectors: np.ndarray | RowBlocks, queries: np.ndarray, k: int,
                        chunk: int = 262_144) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k rows of ``vectors`` by inner product with each query, best first.
 
@@ -68,7 +70,7 @@ def topk_inner_product(vectors: np.ndarray, queries: np.ndarray, k: int,
     return np.take_along_axis(best_s, order, axis=1), np.take_along_axis(best_i, order, axis=1)
 
 
-def grouped_topk(vectors: np.ndarray, queries: np.ndarray, starts: np.ndarray, k: int,
+def grouped_topk(vectors: np.ndarray | RowBlocks, queries: np.ndarray, starts: np.ndarray, k: int,
                  chunk: int = 262_144) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact top-k *groups* of contiguous rows, each scored by its best row's inner product with the query.
 
@@ -116,25 +118,32 @@ class ExactBackend(Backend):
         super().__init__(dim, options)
         self.chunk = int(self.options.get("chunk", 262_144))
         self._keys = np.zeros(0, np.int64)  # ascending: keys are assigned increasingly and appended
-        self._vectors = np.zeros((0, self.dim), np.float32)
+        self._vectors = RowBlocks([], self.dim)  # the added arrays (memory maps stay maps), never concatenated
 
-    def add(self, keys: np.ndarray, vectors: np.ndarray, payloads: Sequence[Mapping[str, MetadataValue]]) -> None:
+    def add(self, keys: np.ndarray, vectors: Rows, payloads: Sequence[Mapping[str, MetadataValue]]) -> None:
         keys = np.asarray(keys, np.int64)
-        vectors = np.asarray(vectors, np.float32).reshape(-1, self.dim)
-        if len(self._keys) and len(keys) and keys.min() <= self._keys[-1]:
+        if not len(keys):
+            return
+        if len(self._keys) and keys.min() <= self._keys[-1]:  # not after the last key: sort all (rare)
             order = np.argsort(np.concatenate([self._keys, keys]), kind="stable")
-            self._keys = np.concatenate([self._keys, keys])[order]
-            self._vectors = np.concatenate([self._vectors, vectors])[order]
-        elif len(self._keys) == 0:
-            self._keys, self._vectors = keys.copy(), vectors  # may be a read-only memory map: never written to
+            whole = np.concatenate([np.asarray(self._vectors), np.asarray(vectors).reshape(-1, self.dim)])
+            self._keys, self._vectors = np.concatenate([self._keys, keys])[order], RowBlocks([whole[order]], self.dim)
         else:
             self._keys = np.concatenate([self._keys, keys])
-            self._vectors = np.concatenate([self._vectors, vectors])
+            self._vectors = self._vectors.appended(vectors if isinstance(vectors, np.ndarray) else np.asarray(vectors))
 
     def remove(self, keys: np.ndarray) -> None:
         keep = ~np.isin(self._keys, np.asarray(keys, np.int64))
         if not keep.all():
-            self._keys, self._vectors = self._keys[keep], self._vectors[keep]
+            self._keys, self._vectors = self._keys[keep], self._vectors.kept(keep)
+
+    def load_state(self, directory: Path, keys: np.ndarray, vectors: Callable[[], RowBlocks],
+                   payloads: Callable[[], Sequence[Mapping[str, MetadataValue]]]) -> None:
+        self._keys = np.zeros(0, np.int64)
+        self._vectors = RowBlocks([], self.dim)
+        whole = vectors()
+        for block in whole.blocks if isinstance(whole, RowBlocks) else [whole]:  # keep the segments' maps
+            self.add(keys[len(self._keys):len(self._keys) + len(block)], block, [])
 
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
                filters: Mapping[str, list[Scalar]] | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -24,12 +24,16 @@ import numpy as np
 
 from c2kd.errors import ConfigError, require
 from c2kd.index.base import Backend
+from c2kd.index.blocks import RowBlocks, Rows
 from c2kd.index.filters import MetadataValue, Scalar
 
 INDEX_FILE = "faiss.index"
 DELETED_FILE = "deleted.npy"
 BLAS_THRESHOLD = 1 << 30
 KINDS = ("ivf", "ivfpq", "hnsw")
+#: rows converted to float32 and added at a time; a bar is shown when adding at least PROGRESS_FROM rows
+ADD_CHUNK = 65_536
+PROGRESS_FROM = 500_000
 
 
 def _faiss():
@@ -68,7 +72,7 @@ class FaissBackend(Backend):
         self._count = 0
 
     # -- construction -------------------------------------------------------------------------------------
-    def _new_index(self, sample: np.ndarray):
+    def _new_index(self, sample: Rows):
         faiss = self._faiss
         if self.kind == "hnsw":
             m = int(self.options.setdefault("M", 32))
@@ -81,7 +85,8 @@ class FaissBackend(Backend):
         self.options.setdefault("nprobe", max(8, nlist // 16))
         n_train = min(len(sample), int(self.options.get("train_sample") or 64 * nlist))
         rng = np.random.default_rng(0)
-        train = sample if n_train >= len(sample) else sample[np.sort(rng.choice(len(sample), n_train, False))]
+        rows = np.arange(len(sample)) if n_train >= len(sample) else np.sort(rng.choice(len(sample), n_train, False))
+        train = sample[rows]
         quantizer = faiss.IndexFlatIP(self.dim)
         if self.kind == "ivfpq":
             m = int(self.options.setdefault("m", max(1, self.dim // 8)))
@@ -97,13 +102,21 @@ class FaissBackend(Backend):
         self._quantizer = quantizer  # keep the Python object alive with the index
         return index
 
-    def add(self, keys: np.ndarray, vectors: np.ndarray, payloads: Sequence[Mapping[str, MetadataValue]]) -> None:
+    def add(self, keys: np.ndarray, vectors: Rows, payloads: Sequence[Mapping[str, MetadataValue]]) -> None:
+        """Add in chunks of :data:`ADD_CHUNK` rows (float32 copies of one chunk at a time), with a bar for millions."""
+        from tqdm import tqdm
+
         if len(keys) == 0:
             return
-        vectors = np.ascontiguousarray(vectors, np.float32).reshape(-1, self.dim)
         if self._index is None:
             self._index = self._new_index(vectors)
-        self._index.add_with_ids(vectors, np.ascontiguousarray(keys, np.int64))
+        keys = np.ascontiguousarray(keys, np.int64)
+        with tqdm(total=len(keys), desc=f"faiss {self.kind}: adding entries", unit="entry", unit_scale=True,
+                  disable=len(keys) < PROGRESS_FROM) as bar:
+            for start in range(0, len(keys), ADD_CHUNK):
+                block = np.ascontiguousarray(vectors[start:start + ADD_CHUNK], np.float32).reshape(-1, self.dim)
+                self._index.add_with_ids(block, keys[start:start + len(block)])
+                bar.update(len(block))
         self._count += len(keys)
 
     def remove(self, keys: np.ndarray) -> None:
@@ -164,7 +177,7 @@ class FaissBackend(Backend):
             if len(self._deleted):
                 np.save(directory / DELETED_FILE, self._deleted)
 
-    def load_state(self, directory: Path, keys: np.ndarray, vectors: Callable[[], np.ndarray],
+    def load_state(self, directory: Path, keys: np.ndarray, vectors: Callable[[], RowBlocks],
                    payloads: Callable[[], Sequence[Mapping[str, MetadataValue]]]) -> None:
         path = directory / INDEX_FILE
         if path.exists():

@@ -18,6 +18,7 @@ import numpy as np
 
 from c2kd.errors import ConfigError, require
 from c2kd.index.base import Backend
+from c2kd.index.blocks import RowBlocks, Rows
 from c2kd.index.filters import MetadataValue, Scalar
 
 UPSERT_BATCH = 512
@@ -72,7 +73,7 @@ class QdrantBackend(Backend):
             self.client.create_collection(self.collection, vectors_config=qm.VectorParams(size=self.dim,
                                                                                           distance=qm.Distance.DOT))
 
-    def load_state(self, directory: Path, keys: np.ndarray, vectors: Callable[[], np.ndarray],
+    def load_state(self, directory: Path, keys: np.ndarray, vectors: Callable[[], RowBlocks],
                    payloads: Callable[[], Sequence[Mapping[str, MetadataValue]]]) -> None:
         self._client = self._connect(directory)
         self._ensure_collection()
@@ -82,7 +83,7 @@ class QdrantBackend(Backend):
             self._ensure_collection()
             self.add(keys, vectors(), payloads())
 
-    def add(self, keys: np.ndarray, vectors: np.ndarray, payloads: Sequence[Mapping[str, MetadataValue]]) -> None:
+    def add(self, keys: np.ndarray, vectors: Rows, payloads: Sequence[Mapping[str, MetadataValue]]) -> None:
         qm = self._qm
         vectors = np.asarray(vectors, np.float32).reshape(-1, self.dim)
         for start in range(0, len(keys), UPSERT_BATCH):

@@ -22,6 +22,7 @@ import numpy as np
 
 from c2kd.errors import ConfigError, DataError
 from c2kd.index.base import Backend, Hit
+from c2kd.index.blocks import RowBlocks
 from c2kd.index.exact import grouped_topk, topk_inner_product
 from c2kd.index.filters import MetadataFilter, MetadataValue, normalize_filter
 from c2kd.index.segments import (
@@ -162,11 +163,12 @@ class _View:
     def entries(self) -> int:
         return len(self.keys)
 
-    def vectors(self, positions: np.ndarray | None = None) -> np.ndarray:
-        """Vectors of some entry positions (all when None), as stored (float32 or float16). Shape: [n, E]."""
-        if positions is None:
-            parts = [s.vectors for s in self.segments]
-            return parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+    def all_vectors(self, dim: int) -> RowBlocks:
+        """Every entry's vector, as one matrix over the segments' memory maps (nothing copied). Shape: [n, E]."""
+        return RowBlocks([s.vectors for s in self.segments], dim)
+
+    def vectors(self, positions: np.ndarray) -> np.ndarray:
+        """Vectors of some entry positions, as stored (float32 or float16). Shape: [n] -> [n, E]."""
         positions = np.asarray(positions, np.int64)
         seg = np.searchsorted(self._starts, positions, side="right") - 1
         out = [self.segments[s].vectors[positions[seg == s] - self._starts[s]] for s in np.unique(seg)]
@@ -268,10 +270,7 @@ class VideoIndex:
         backend = make_backend(spec["name"], dim, {**spec.get("options", {}), **(options or {})})
         state_dir = root / (spec.get("state") or ("qdrant" if backend.state == "live" else "backend-none"))
 
-        def vectors() -> np.ndarray:
-            return view.vectors() if view.entries else np.zeros((0, dim), np.float32)
-
-        backend.load_state(state_dir, view.keys, vectors, view.payloads)
+        backend.load_state(state_dir, view.keys, lambda: view.all_vectors(dim), view.payloads)
         if backend.state == "live" and spec.get("state") != state_dir.name:
             spec["state"] = state_dir.name
         return cls(root, manifest, view, backend, options)
