@@ -12,6 +12,14 @@ Latency: one query per call (p50, p99 over ``--queries`` calls). Throughput: ``-
 Recall@10: the fraction of the exact top 10 that the method returns.
 
 Usage: python bench/bench_search.py [--sizes 10000,100000,1000000] [--dim 512] [--queries 200]
+
+Moments at scale (``--moments 1000000,10000000 --checkpoint RUN --data DATASET``): an index of that many moment
+entries, each the checkpoint's video tower over a real window (long videos of 30 minutes joined from the
+dataset's items, each row held 1-4 s, with noise on the frame rows so repeated items differ), built through
+the product's window embedding into float16 segments (resumable: a rerun continues), then given a faiss
+IVF-PQ structure. Searched with real caption queries for the top 10 videos after grouping: p50 / p99 of one
+query, recall@10 against the exact grouped search, build time, disk size, and the resident memory of a fresh
+process that only serves (``VmRSS``: its heap plus the pages of the memory-mapped vectors it touched).
 """
 
 from __future__ import annotations
@@ -75,9 +83,129 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
 
 
+class _LongVideos:
+    """Feature rows of synthetic long videos, made on demand (a store for ``embed_entries``): each a seeded
+    run of real items (``--data``), every row held 1-4 s, with Gaussian noise so repeated items differ."""
+
+    def __init__(self, items: list[np.ndarray], seconds: int, noise: float, seed: int):
+        self.items, self.seconds, self.noise, self.seed = items, seconds, noise, seed
+
+    def _make(self, video_id: str) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, int(video_id[1:])])
+        rows, total = [], 0
+        while total < self.seconds:
+            item = self.items[int(rng.integers(len(self.items)))]
+            held = np.repeat(item, int(rng.integers(1, 5)), axis=0)
+            rows.append(held)
+            total += len(held)
+        x = np.concatenate(rows)[: self.seconds].astype(np.float32)
+        scale = np.linalg.norm(x, axis=1, keepdims=True) / np.sqrt(x.shape[1])
+        return x + rng.standard_normal(x.shape, dtype=np.float32) * self.noise * scale
+
+    def __getitem__(self, video_id: str) -> np.ndarray:
+        return self._make(video_id)
+
+    def times(self, video_id: str) -> np.ndarray:
+        return np.arange(self.seconds, dtype=np.float64)
+
+
+def _rss_of_serving(root: Path, queries: np.ndarray, options: dict, k: int) -> dict[str, float]:
+    """Open the index in a fresh process, run the queries, report its memory (GB) from /proc."""
+    import json
+    import subprocess
+    import sys
+
+    np.save(root.parent / "rss-queries.npy", queries)
+    code = (
+        "import json, sys, numpy as np\n"
+        "from c2kd.index import VideoIndex\n"
+        f"index = VideoIndex.open({str(root)!r}, options={options!r})\n"
+        f"q = np.load({str(root.parent / 'rss-queries.npy')!r})\n"
+        f"for x in q: index.search(x[None], k={k})\n"
+        "status = dict(line.split(':', 1) for line in open('/proc/self/status') if ':' in line)\n"
+        "print(json.dumps({key: int(status[key].split()[0]) / 1024 ** 2 for key in "
+        "('VmRSS', 'RssAnon', 'RssFile', 'VmHWM')}))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def moment_scale(sizes: list[int], checkpoint: Path, data: Path, work: Path, n_queries: int, k: int,
+                 nprobes: list[int]) -> None:
+    import pyarrow.parquet as pq
+    from tqdm import tqdm
+
+    from c2kd.data.features import FeatureStore, store_root
+    from c2kd.index.exact import grouped_topk
+    from c2kd.index.store import set_backend
+    from c2kd.search.building import embed_entries
+    from c2kd.search.model import load_search_model
+    from c2kd.search.moments import Windows
+
+    model = load_search_model(checkpoint)
+    store = FeatureStore(store_root(data))
+    items = [np.asarray(store[v], np.float32) for v in store.ids]
+    table = pq.read_table(data / "captions.parquet").to_pydict()
+    texts = [t for t, sp in zip(table["text"], table["split"]) if sp == "test"]
+    rng = np.random.default_rng(0)
+    queries = model.embed_texts([texts[i] for i in rng.choice(len(texts), n_queries, replace=False)]).numpy()
+    seconds, windows = 1800, Windows()
+    per_video = len(windows.spans(np.arange(seconds, dtype=np.float64)) or [])
+    rows = []
+    for n in sizes:
+        videos = -(-n // per_video)
+        root = work / f"moments-{n}"
+        print(f"\n## {videos:,} videos of {seconds // 60} min = {videos * per_video:,} moment entries "
+              f"({per_video} per video) x {model.config.video.embed_dim}", flush=True)
+        t0 = time.perf_counter()
+        index = VideoIndex.open(root) if (root / "index.json").exists() else VideoIndex.create(
+            root, model.config.video.embed_dim, dtype="float16", info={"checkpoint": str(checkpoint)})
+        source = _LongVideos(items, seconds, noise=0.3, seed=n)
+        todo = [f"v{i}" for i in range(videos) if f"v{i}" not in index]
+        for part, entries in embed_entries(model, source, todo, windows, chunk=64, batch_size=512):
+            index.add_entries(part, entries, [{"duration": float(seconds)} for _ in part])
+        index.close()
+        embed_s = time.perf_counter() - t0
+        nlist = int(min(8192, max(64, 2 * np.sqrt(videos * per_video))))
+        t0 = time.perf_counter()
+        set_backend(root, "faiss", {"kind": "ivfpq", "nlist": nlist, "m": 64, "train_sample": 32 * nlist})
+        faiss_s = time.perf_counter() - t0
+        disk = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 2 ** 30
+        exact = VideoIndex.open(root, options={})
+        view = exact._view
+        t0 = time.perf_counter()
+        _, truth_v, _ = grouped_topk(view.all_vectors(exact.dim), queries, view.first, k, row_scores=False)
+        exact_s = (time.perf_counter() - t0) / len(queries)
+        truth = [set(row.tolist()) for row in truth_v]
+        print(f"embedded in {embed_s:.0f} s, faiss IVF-PQ ({nlist} lists, 64 bytes) in {faiss_s:.0f} s, "
+              f"{disk:.1f} GB on disk; exact grouped scan {exact_s * 1000:.0f} ms per query", flush=True)
+        rows.append((n, "exact grouped scan (float16 memory map; per query of one batched pass)", exact_s * 1000, float("nan"), 1.0, None))
+        for nprobe in tqdm(nprobes, desc="nprobe settings"):
+            index = VideoIndex.open(root, options={"nprobe": nprobe})
+            lat = latencies(lambda qs, idx=index: idx.search(qs, k=k), queries)
+            got = [{index._view.position[h.video_id] for h in hits} for hits in index.search(queries, k=k)]
+            rec = float(np.mean([len(g & t) / k for g, t in zip(got, truth)]))
+            index.close()
+            memory = _rss_of_serving(root, queries, {"nprobe": nprobe}, k)
+            rows.append((n, f"faiss IVF-PQ nprobe {nprobe} + exact re-ranking", float(np.median(lat)),
+                         float(np.percentile(lat, 99)), rec, memory))
+        exact.close()
+        print(f"build: {embed_s + faiss_s:.0f} s ({embed_s / max(videos * per_video, 1) * 1e6:.0f} us per entry "
+              f"embedded, faiss {faiss_s:.0f} s); disk {disk:.1f} GB", flush=True)
+    print("\n| moment entries | method | p50 ms | p99 ms | recall@10 videos | RSS GB serving (anon + file) |")
+    print("|---:|---|---:|---:|---:|---|")
+    for n, name, p50, p99, rec, memory in rows:
+        mem = "" if memory is None else f"{memory['VmRSS']:.2f} ({memory['RssAnon']:.2f} + {memory['RssFile']:.2f})"
+        print(f"| {n:,} | {name} | {p50:.1f} | {p99:.1f} | {rec:.3f} | {mem} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--moments", default=None, help="moment-entry corpus sizes, e.g. 1000000,10000000 (with "
+                                                        "--checkpoint and --data)")
+    parser.add_argument("--checkpoint", type=Path, default=Path("runs/quickstart/runs/c2kd-off-the-shelf-alpha0.2"))
+    parser.add_argument("--data", type=Path, default=Path("runs/quickstart/data"))
+    parser.add_argument("--nprobe", default="16,32,64", help="IVF-PQ cells scanned per query (moments)")
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--queries", type=int, default=200, help="single-query calls per method (latency)")
     parser.add_argument("--batch", type=int, default=64, help="queries per call (throughput)")
@@ -87,6 +215,10 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(args.work or tempfile.mkdtemp(prefix="c2kd-bench-search-"))
+    if args.moments:
+        moment_scale([int(s) for s in args.moments.split(",")], args.checkpoint, args.data, work, args.queries,
+                      args.k, [int(s) for s in args.nprobe.split(",")])
+        return
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
         t0 = time.perf_counter()

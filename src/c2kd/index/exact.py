@@ -71,13 +71,13 @@ def topk_inner_product(vectors: np.ndarray | RowBlocks, queries: np.ndarray, k: 
 
 
 def grouped_topk(vectors: np.ndarray | RowBlocks, queries: np.ndarray, starts: np.ndarray, k: int,
-                 chunk: int = 262_144) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 chunk: int = 262_144, row_scores: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact top-k *groups* of contiguous rows, each scored by its best row's inner product with the query.
 
     Group ``g`` is rows ``starts[g]:starts[g + 1]`` (the last one runs to the end); one scan of the rows, a
     chunk at a time, keeps the running maximum of every group, so one group's many rows never crowd the
     others out. Ties are broken by the lower group. Every row's score is returned too (for the moments of
-    the top groups, with no second pass over their vectors).
+    the top groups, with no second pass over their vectors), unless ``row_scores`` is False (then [Q, 0]).
 
     Shape:
         vectors [N, E], queries [Q, E], starts [G] ascending from 0 -> scores [Q, min(k, G)],
@@ -85,15 +85,18 @@ def grouped_topk(vectors: np.ndarray | RowBlocks, queries: np.ndarray, starts: n
     """
     n, q, g = len(vectors), len(queries), len(starts)
     k = min(k, g)
-    every = np.empty((q, n), np.float32)
+    every = np.empty((q, n if row_scores else 0), np.float32)
     if k <= 0 or q == 0 or n == 0:
         return np.zeros((q, 0), np.float32), np.zeros((q, 0), np.int64), every
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     best = np.full((q, g), -np.inf, np.float32)
     for first in range(0, n, chunk):
         block = np.asarray(vectors[first:first + chunk], dtype=np.float32)
-        scores = every[:, first:first + len(block)]
-        np.matmul(queries, block.T, out=scores)  # [Q, C]
+        if row_scores:
+            scores = every[:, first:first + len(block)]
+            np.matmul(queries, block.T, out=scores)  # [Q, C]
+        else:
+            scores = queries @ block.T
         group = np.searchsorted(starts, np.arange(first, first + len(block)), side="right") - 1  # [C]
         cuts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])  # first row of each group in the chunk
         here = group[cuts]

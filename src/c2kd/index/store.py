@@ -52,9 +52,9 @@ EXACT_SUBSET_LIMIT = 20_000
 #: then for four times as many until enough distinct videos are found; the candidates are re-scored exactly
 CANDIDATES_PER_HIT = 10
 MIN_CANDIDATES = 100
-#: through an approximate backend, the moments of a hit video come from all its entries when it has at most
-#: this many (one contiguous read), else from its candidates
-MOMENT_RESCORE_LIMIT = 4096
+#: through an approximate backend, a hit video's moments come from all its windows when it has at most this
+#: many (about 9 minutes at the default windows; one contiguous read), else from those near its candidates
+MOMENT_RESCORE_LIMIT = 512
 
 
 def make_backend(name: str, dim: int, options: Mapping[str, Any] | None = None) -> Backend:
@@ -633,20 +633,25 @@ class _Search:
 
     def _moments_of(self, video: int, query: np.ndarray, every: np.ndarray | None,
                     pool: tuple[np.ndarray, np.ndarray] | None) -> tuple[float, tuple[Moment, ...]]:
-        """A video's best score and best windows: among all its entries (from the exact scan's scores, or
-        re-scored), or among its candidates when it has more than :data:`MOMENT_RESCORE_LIMIT`."""
+        """A video's best score and best windows: among all its entries after an exact scan, or re-scored from
+        the stored vectors through an approximate backend; for a video of more than
+        :data:`MOMENT_RESCORE_LIMIT` windows, among those overlapping one of its candidates (the longer
+        windows around the best short ones, which the length prior may show, are re-scored too)."""
         view = self.view
         if view.whole[view.first[video]]:
             return -np.inf, ()
         pos = np.arange(view.first[video], view.first[video] + view.count[video])
         if every is not None:
             scores = every[pos]
-        elif len(pos) <= MOMENT_RESCORE_LIMIT:  # all its windows, as an exact scan would
+        elif len(pos) <= MOMENT_RESCORE_LIMIT:
             scores = (np.asarray(view.video_vectors(video), np.float32) @ query).astype(np.float32)
         else:
             assert pool is not None
-            mine = view.entry_video[pool[0]] == video
-            pos, scores = pool[0][mine], pool[1][mine]
+            seeds = pool[0][view.entry_video[pool[0]] == video]
+            near = ((view.start[pos][:, None] < view.end[seeds][None]) &
+                    (view.end[pos][:, None] > view.start[seeds][None])).any(axis=1)
+            pos = pos[near]
+            scores = self.score(pos, query)
         if self.moments_per_hit <= 0:
             return float(scores.max()), ()
         start, end = view.start[pos], view.end[pos]
@@ -654,6 +659,21 @@ class _Search:
                         self.moments_per_hit)
         return float(scores.max()), tuple(Moment(float(start[i]), float(end[i]), float(scores[i]), rank=rank)
                                           for rank, i in enumerate(kept, 1))
+
+
+def set_backend(root: str | Path, backend: str, options: Mapping[str, Any] | None = None) -> None:
+    """Give an index another backend, its structure built from the stored vectors (e.g. faiss after a build
+    staged with the exact backend). The caller holds the index's writer lock, or owns the folder alone."""
+    root = Path(root)
+    make_backend(backend, int(read_manifest(root)["dim"]), options)  # validate before touching the folder
+    manifest = read_manifest(root)
+    manifest["backend"] = {"name": backend, "options": dict(options or {}), "state": None}
+    write_manifest(root, manifest)
+    index = VideoIndex.open(root)  # builds the backend from all vectors
+    try:
+        index.save()
+    finally:
+        index.close()
 
 
 def _duration(metadata: Mapping[str, MetadataValue]) -> float:

@@ -23,6 +23,7 @@ from c2kd.data.features import store_root
 from c2kd.errors import DataError
 from c2kd.index import VideoIndex
 from c2kd.index.segments import MANIFEST, VideoEntries, read_manifest, write_manifest, writer_lock
+from c2kd.index.store import set_backend
 from c2kd.io import output_errors
 from c2kd.search.moments import Windows, frame_step
 
@@ -285,12 +286,9 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
         index.close()
 
         manifest = read_manifest(staging)
-        manifest["backend"] = {"name": backend, "options": dict(options or {}), "state": None}
         manifest["info"] = {**info, "created": manifest["info"].get("created", info["created"])}
         write_manifest(staging, manifest)
-        final = VideoIndex.open(staging)  # builds the backend from all vectors
-        final.save()
-        final.close()
+        set_backend(staging, backend, options)
         _swap_in(staging, out)
     return out
 
