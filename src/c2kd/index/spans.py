@@ -38,7 +38,7 @@ def temporal_iou(a: tuple[float, float], b: tuple[float, float]) -> float:
 #: the moments shown for a video rank its windows by cosine + LENGTH_PRIOR * log2(length in seconds): of a
 #: scene and one shot inside it that score alike, the whole scene is shown. Chosen on the validation split of
 #: ``bench/bench_long_video.py``; 0 ranks by cosine alone. Videos still rank by their best window's cosine.
-LENGTH_PRIOR = 0.02
+LENGTH_PRIOR = 0.05
 
 
 def length_adjusted(scores: np.ndarray, start: np.ndarray, end: np.ndarray, prior: float = LENGTH_PRIOR) -> np.ndarray:

@@ -21,7 +21,7 @@ DEFAULT_LENGTHS = (2.0, 4.0, 8.0, 16.0)
 #: the moment entries of an index: window lengths (seconds) and stride (a fraction of each length), chosen on
 #: the validation split of ``bench/bench_long_video.py``; a video no longer than the longest window stays one
 #: whole-clip entry
-INDEX_LENGTHS = (4.0, 8.0, 16.0, 32.0)
+INDEX_LENGTHS = (4.0, 8.0)
 INDEX_STRIDE = 0.5
 
 
