@@ -258,3 +258,41 @@ def test_index_add_to_an_index_that_records_no_checkpoint_or_store_asks_for_them
     given = [str(random_checkpoint) if a == "CKPT" else a for a in given]
     result = run("index", "add", str(tmp_path / "idx"), *given)
     assert isinstance(result.exception, DataError) and f"pass {missing}" in str(result.exception)  # exit code 2
+
+
+def test_index_add_of_a_long_video_while_serving_is_seen_by_the_next_search(tmp_path, random_checkpoint,
+                                                                             synthetic_data):
+    """A server keeps its index open; `c2kd index add` in another process commits a long video (moments), and
+    the server's next search, moments and video list include it."""
+    import subprocess
+    import sys
+
+    from fastapi.testclient import TestClient
+
+    from c2kd.data.features import FeatureStoreWriter
+    from c2kd.search.building import build_index
+    from c2kd.search.moments import Windows
+    from c2kd.serve.app import ServeSettings, create_app
+
+    source = FeatureStore(synthetic_data / "features")
+    ids = source.ids[:6]
+    out = build_index(random_checkpoint, synthetic_data, tmp_path / "idx", ids=ids, progress=False,
+                      windows=Windows((4.0, 8.0), 0.5))
+    store = tmp_path / "long-store"
+    meta = source.meta
+    extra = {k: v for k, v in meta.items() if k not in ("format", "version", "dim", "dtype", "encoder", "fps")}
+    rows = np.concatenate([np.asarray(source[v], np.float32) for v in source.ids[6:16]])  # ~10 clips end to end
+    with FeatureStoreWriter(store, source.dim, encoder=meta.get("encoder"), fps=meta.get("fps"), extra=extra) as w:
+        w.add("long-video", rows, np.arange(len(rows), dtype=np.float64))
+    with TestClient(create_app(ServeSettings(index=out, features=synthetic_data))) as client:
+        before = client.get("/api/search", params={"q": "a dog", "k": 50, "group": "false"}).json()["results"]
+        assert "long-video" not in {r["video_id"] for r in before}
+        added = subprocess.run([sys.executable, "-c", "from c2kd.cli import main; main()", "index", "add", str(out),
+                                "--features", str(store)], capture_output=True, text=True, timeout=300)
+        assert added.returncode == 0, added.stderr
+        after = client.get("/api/search", params={"q": "a dog", "k": 50}).json()["results"]
+        hit = next(r for r in after if r["video_id"] == "long-video")
+        assert hit["moment"] is not None and 0 <= hit["moment"]["start"] < hit["moment"]["end"] <= len(rows)
+        assert client.get("/api/health").json()["videos"] == len(ids) + 1
+        moments = client.get("/api/moments", params={"video_id": "long-video", "q": "a dog", "k": 3}).json()
+        assert moments["moments"] and moments["moments"][0]["score"] <= hit["score"] + 1e-6

@@ -245,6 +245,7 @@ class VideoIndex:
         self._options = dict(options or {})
         self._lock = _ReadWriteLock()
         self._writer: int | None = None  # the thread holding the writer lock through ``writing``
+        self._stamp = _stamp(root)  # of index.json as read: another process's commit changes it
 
     # -- opening and creating -----------------------------------------------------------------------------
     @classmethod
@@ -308,6 +309,17 @@ class VideoIndex:
                 yield
             finally:
                 self._writer = None
+
+    def refresh(self) -> bool:
+        """Load the changes another process committed since this index was read (e.g. ``c2kd index add``
+        while ``c2kd serve`` runs); True when something was reloaded. One ``stat`` when nothing changed."""
+        stamp = _stamp(self.root)
+        if stamp == self._stamp or self._writer is not None:
+            return False
+        self._stamp = stamp
+        before = int(self._manifest["generation"])
+        self._reload_if_changed()
+        return int(self._manifest["generation"]) != before
 
     def _reload_if_changed(self) -> None:
         if int(read_manifest(self.root)["generation"]) == int(self._manifest["generation"]):
@@ -659,6 +671,14 @@ class _Search:
                         self.moments_per_hit)
         return float(scores.max()), tuple(Moment(float(start[i]), float(end[i]), float(scores[i]), rank=rank)
                                           for rank, i in enumerate(kept, 1))
+
+
+def _stamp(root: Path) -> tuple[int, int, int] | None:
+    try:
+        info = (root / MANIFEST).stat()
+    except OSError:
+        return None
+    return (info.st_mtime_ns, info.st_size, info.st_ino)
 
 
 def set_backend(root: str | Path, backend: str, options: Mapping[str, Any] | None = None) -> None:

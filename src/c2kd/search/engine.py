@@ -184,8 +184,10 @@ class SearchEngine:
             raise QueryError(f"no indexed video has the field {unknown[0]!r} to filter on; the fields are: {have}")
 
     def _require_index(self) -> VideoIndex:
+        """The index, with what other processes committed meanwhile (``index add`` while serving) loaded."""
         if self.index is None:
             raise DataError("this engine has no index; open it with an index folder")
+        self.index.refresh()
         return self.index
 
     # -- moments ------------------------------------------------------------------------------------------
@@ -193,6 +195,8 @@ class SearchEngine:
                 lengths: Sequence[float] = DEFAULT_LENGTHS, iou_threshold: float = 0.5) -> MomentsResponse:
         """Moments of an indexed video (its moment entries, no re-embedding) or of a video of the feature store
         (windows of ``lengths`` seconds embedded now)."""
+        if self.index is not None:
+            self.index.refresh()
         entries = self.index.entries_of(video_id) if self.index is not None and video_id in self.index else None
         if entries is not None and not entries.whole:
             return self._indexed_moments(video_id, entries, Query.make(text, lang), k, iou_threshold)
