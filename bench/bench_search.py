@@ -165,9 +165,9 @@ def moment_scale(sizes: list[int], checkpoint: Path, data: Path, work: Path, n_q
             index.add_entries(part, entries, [{"duration": float(seconds)} for _ in part])
         index.close()
         embed_s = time.perf_counter() - t0
-        nlist = int(min(8192, max(64, 2 * np.sqrt(videos * per_video))))
+        nlist = int(min(4096, max(64, 2 * np.sqrt(videos * per_video))))
         t0 = time.perf_counter()
-        set_backend(root, "faiss", {"kind": "ivfpq", "nlist": nlist, "m": 64, "train_sample": 32 * nlist})
+        set_backend(root, "faiss", {"kind": "ivfpq", "nlist": nlist, "m": 64, "train_sample": 16 * nlist})
         faiss_s = time.perf_counter() - t0
         disk = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 2 ** 30
         exact = VideoIndex.open(root, options={})

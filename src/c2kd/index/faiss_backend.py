@@ -16,7 +16,8 @@ queries is slower than the SIMD kernels (measured for this project, see BRIEF se
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from c2kd.index.filters import MetadataValue, Scalar
 INDEX_FILE = "faiss.index"
 DELETED_FILE = "deleted.npy"
 BLAS_THRESHOLD = 1 << 30
+BULK_BLAS_THRESHOLD = 20
 KINDS = ("ivf", "ivfpq", "hnsw")
 #: rows converted to float32 and added at a time; a bar is shown when adding at least PROGRESS_FROM rows
 ADD_CHUNK = 65_536
@@ -41,6 +43,17 @@ def _faiss():
     if faiss.cvar.distance_compute_blas_threshold < BLAS_THRESHOLD:
         faiss.cvar.distance_compute_blas_threshold = BLAS_THRESHOLD
     return faiss
+
+
+@contextmanager
+def _bulk(faiss) -> Iterator[None]:
+    """faiss's BLAS path while training and adding many vectors at once (1.7x faster for 20k rows here);
+    queries keep the SIMD kernels, faster on small CPUs for the few queries of a search."""
+    faiss.cvar.distance_compute_blas_threshold = BULK_BLAS_THRESHOLD
+    try:
+        yield
+    finally:
+        faiss.cvar.distance_compute_blas_threshold = BLAS_THRESHOLD
 
 
 def auto_nlist(n: int) -> int:
@@ -97,7 +110,8 @@ class FaissBackend(Backend):
         else:
             index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
         index.cp.min_points_per_centroid = 1  # small corpora: no warning, a fine coarse split
-        index.train(np.ascontiguousarray(train, np.float32))
+        with _bulk(faiss):
+            index.train(np.ascontiguousarray(train, np.float32))
         index.quantizer_trains_alone = 0
         self._quantizer = quantizer  # keep the Python object alive with the index
         return index
@@ -112,7 +126,7 @@ class FaissBackend(Backend):
             self._index = self._new_index(vectors)
         keys = np.ascontiguousarray(keys, np.int64)
         with tqdm(total=len(keys), desc=f"faiss {self.kind}: adding entries", unit="entry", unit_scale=True,
-                  disable=len(keys) < PROGRESS_FROM) as bar:
+                  disable=len(keys) < PROGRESS_FROM) as bar, _bulk(self._faiss):
             for start in range(0, len(keys), ADD_CHUNK):
                 block = np.ascontiguousarray(vectors[start:start + ADD_CHUNK], np.float32).reshape(-1, self.dim)
                 self._index.add_with_ids(block, keys[start:start + len(block)])
