@@ -207,11 +207,11 @@ def check_grouped(corpus: Corpus, hits_per_query, backend_id: str, k: int, keep=
 
 # -- 1. windows ----------------------------------------------------------------------------------------------
 def test_windows_spans_by_hand():
-    windows = Windows(lengths=(4, 8), stride=0.5)
+    windows = Windows(lengths=(4, 8), stride=0.5, whole_up_to=0)
     by_hand = [(i, i + 4, float(i), float(i + 4)) for i in (0, 2, 4, 6, 8, 10, 12, 14, 16)]
     by_hand += [(i, i + 8, float(i), float(i + 8)) for i in (0, 4, 8, 12)]
     assert windows.spans(np.arange(20.0)) == by_hand
-    assert Windows(lengths=(8, 4), stride=0.5).spans(np.arange(20.0)) == by_hand  # any order of lengths
+    assert Windows(lengths=(8, 4), stride=0.5, whole_up_to=0).spans(np.arange(20.0)) == by_hand  # any order
     # a 2 s step: 4 s = 2 rows (stride 1), 8 s = 4 rows (stride 2); a window ends one step after its last row
     two = [(i, i + 2, 2.0 * i, 2.0 * (i + 2)) for i in range(19)]
     two += [(i, i + 4, 2.0 * i, 2.0 * (i + 4)) for i in (0, 2, 4, 6, 8, 10, 12, 14, 16)]
@@ -224,7 +224,7 @@ def test_windows_spans_by_hand():
 
 
 def test_windows_short_videos_and_none():
-    windows = Windows(lengths=(4, 8), stride=0.5)
+    windows = Windows(lengths=(4, 8), stride=0.5, whole_up_to=0)
     assert windows.spans(np.arange(8.0)) is None  # exactly the longest window: one whole clip
     assert windows.spans(np.arange(0.0, 8.0, 2.0)) is None  # 4 rows of 2 s
     assert windows.spans(np.arange(5.0)) is None
@@ -233,6 +233,11 @@ def test_windows_short_videos_and_none():
     assert Windows(()).spans(np.arange(100.0)) is None
     assert Windows.from_dict(None) == Windows(())
     assert Windows.from_dict(windows.to_dict()) == windows
+    # by default a clip of up to 32 s (a dataset clip) stays whole; a longer video is cut
+    assert Windows((4, 8)).spans(np.arange(32.0)) is None
+    assert Windows((4, 8)).spans(np.arange(33.0))[0] == (0, 4, 0.0, 4.0)
+    with pytest.raises(DataError, match="longest whole clip"):
+        Windows((4, 8), whole_up_to=-1)
 
 
 @pytest.mark.parametrize("stride", [0, 1.5, float("nan"), -0.5, float("inf")])

@@ -529,7 +529,8 @@ def test_a_long_video_joined_from_the_real_clips_is_indexed_as_moments(work, cli
     store, index = tmp_path / "store", tmp_path / "index"
     ok("extract", joined, "--checkpoint", work["checkpoint"], "--out", store, "--workers", 0, "--no-progress")
     built = ok("index", "build", "--checkpoint", work["checkpoint"], "--features", store, "--out", index,
-               "--videos", joined.parent, "--moment-lengths", "4,8", "--moment-stride", "0.5")
+               "--videos", joined.parent, "--moment-lengths", "4,8", "--moment-stride", "0.5",
+               "--whole-up-to", "0")
     assert "entries" in built.output
     features = FeatureStore(store)
     times = features.times("long")

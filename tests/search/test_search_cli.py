@@ -277,7 +277,7 @@ def test_index_add_of_a_long_video_while_serving_is_seen_by_the_next_search(tmp_
     source = FeatureStore(synthetic_data / "features")
     ids = source.ids[:6]
     out = build_index(random_checkpoint, synthetic_data, tmp_path / "idx", ids=ids, progress=False,
-                      windows=Windows((4.0, 8.0), 0.5))
+                      windows=Windows((4.0, 8.0), 0.5, whole_up_to=0))
     store = tmp_path / "long-store"
     meta = source.meta
     extra = {k: v for k, v in meta.items() if k not in ("format", "version", "dim", "dtype", "encoder", "fps")}

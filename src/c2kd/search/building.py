@@ -234,8 +234,9 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
                 dtype: str = "float32") -> Path:
     """Embed every video of ``features`` (a store or a dataset folder) and write an index to ``out``.
 
-    A video longer than the longest of ``windows`` (default :class:`~c2kd.search.moments.Windows`: 4 and 8 s,
-    stride half a length) is indexed as one entry per window; shorter ones as one whole-clip entry.
+    A video longer than 32 s (``windows.whole_up_to``) and than its longest window (default
+    :class:`~c2kd.search.moments.Windows`: 4 and 8 s, stride half a length) is indexed as one entry per
+    window; shorter ones (dataset clips) as one whole-clip entry.
     ``dtype`` is how the vectors are stored (float16 halves the disk and page cache).
 
     One build (or change) of ``out`` at a time: while this runs, other builds and ``index add``/``remove`` of

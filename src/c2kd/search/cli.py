@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from c2kd.search.moments import INDEX_LENGTHS, INDEX_STRIDE
+from c2kd.search.moments import INDEX_LENGTHS, INDEX_STRIDE, WHOLE_UP_TO
 
 index_app = typer.Typer(help="Build and update video indexes (embeddings + metadata).", no_args_is_help=True)
 
@@ -46,6 +46,8 @@ def index_build(
                                        help="window lengths (seconds) of the moment entries of videos longer than "
                                             "the longest; 'none': one whole-clip entry per video"),
     moment_stride: float = typer.Option(INDEX_STRIDE, help="window stride, a fraction of each length"),
+    whole_up_to: float = typer.Option(WHOLE_UP_TO, help="videos at most this many seconds long stay one "
+                                                        "whole-clip entry (dataset clips)"),
     vectors: str = typer.Option("float32", help="how entry vectors are stored: float32, or float16 (half the "
                                                 "disk; scores differ by ~1e-3)"),
     batch_size: int = typer.Option(256, help="clips or windows per forward pass"),
@@ -58,7 +60,7 @@ def index_build(
     from c2kd.index import VideoIndex, parse_options
     from c2kd.search.building import build_index, parse_tags, read_metadata_file
 
-    windows = _windows(moment_lengths, moment_stride)
+    windows = _windows(moment_lengths, moment_stride, whole_up_to)
     started = time.perf_counter()
     path = build_index(checkpoint, features, out, backend=backend, options=parse_options(option),
                        metadata=read_metadata_file(metadata) if metadata else None, tags=parse_tags(tag),
@@ -70,18 +72,18 @@ def index_build(
                    f"{seconds:.1f} s, {index.entries / max(seconds, 1e-9):.0f} entries/s)")
 
 
-def _windows(lengths: str, stride: float):
-    """``--moment-lengths 4,8,16`` / ``none`` and ``--moment-stride`` as :class:`Windows`."""
+def _windows(lengths: str, stride: float, whole_up_to: float):
+    """``--moment-lengths 4,8,16`` / ``none``, ``--moment-stride`` and ``--whole-up-to`` as :class:`Windows`."""
     from c2kd.search.moments import Windows
     from c2kd.search.query import QueryError
 
     if lengths.strip().lower() in ("none", "0", ""):
-        return Windows((), stride)
+        return Windows((), stride, whole_up_to)
     try:
         values = tuple(float(x) for x in lengths.split(",") if x.strip())
     except ValueError:
         raise QueryError(f"--moment-lengths {lengths!r} must be seconds, e.g. 4,8,16,32, or 'none'") from None
-    return Windows(values, stride)
+    return Windows(values, stride, whole_up_to)
 
 
 @index_app.command("add")

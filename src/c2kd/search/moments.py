@@ -19,41 +19,48 @@ from c2kd.index.spans import Moment, non_maximum_suppression
 
 DEFAULT_LENGTHS = (2.0, 4.0, 8.0, 16.0)
 #: the moment entries of an index: window lengths (seconds) and stride (a fraction of each length), chosen on
-#: the validation split of ``bench/bench_long_video.py``; a video no longer than the longest window stays one
-#: whole-clip entry
+#: the validation split of ``bench/bench_long_video.py``
 INDEX_LENGTHS = (4.0, 8.0)
 INDEX_STRIDE = 0.5
+#: a video at most this long (seconds) stays one whole-clip entry, as a dataset clip (MSR-VTT's last up to 30 s)
+WHOLE_UP_TO = 32.0
 
 
 @dataclass(frozen=True)
 class Windows:
     """How an index cuts long videos into moment entries (lengths in seconds, stride a fraction of each).
 
-    ``lengths=()`` keeps every video one whole-clip entry.
+    A video no longer than ``whole_up_to`` seconds (nor than the longest window) stays one whole-clip entry;
+    ``lengths=()`` keeps every video one entry.
     """
 
     lengths: tuple[float, ...] = INDEX_LENGTHS
     stride: float = INDEX_STRIDE
+    whole_up_to: float = WHOLE_UP_TO
 
     def __post_init__(self) -> None:
         if self.lengths:
             check_lengths(self.lengths)
         if not (math.isfinite(self.stride) and 0 < self.stride <= 1):
             raise DataError(f"the moment stride must be a fraction of the window length in (0, 1], got {self.stride}")
+        if not (math.isfinite(self.whole_up_to) and self.whole_up_to >= 0):
+            raise DataError(f"the longest whole clip must be 0 or more seconds, got {self.whole_up_to}")
 
     def to_dict(self) -> dict:
-        return {"lengths": list(self.lengths), "stride": self.stride}
+        return {"lengths": list(self.lengths), "stride": self.stride, "whole_up_to": self.whole_up_to}
 
     @classmethod
     def from_dict(cls, data: dict | None) -> Windows:
         """The windows an index recorded; an index that records none holds whole clips only."""
         if not data:
             return cls(())
-        return cls(tuple(float(x) for x in data.get("lengths", ())), float(data.get("stride", INDEX_STRIDE)))
+        return cls(tuple(float(x) for x in data.get("lengths", ())), float(data.get("stride", INDEX_STRIDE)),
+                   float(data.get("whole_up_to", 0.0)))
 
     def spans(self, times: np.ndarray) -> list[tuple[int, int, float, float]] | None:
         """The windows of a video with these feature timestamps: ``(first row, last row (exclusive), start s,
-        end s)``; None when the video is no longer than the longest window (it stays one whole clip).
+        end s)``; None when the video is no longer than ``whole_up_to`` or the longest window (it stays one
+        whole clip).
 
         Shape:
             times [T] seconds
@@ -62,7 +69,7 @@ class Windows:
         if not self.lengths or len(times) == 0:
             return None
         step = frame_step(times)
-        if float(times[-1] + step) - float(times[0]) <= max(self.lengths) + 1e-6:
+        if float(times[-1] + step) - float(times[0]) <= max(*self.lengths, self.whole_up_to) + 1e-6:
             return None
         rows = [max(1, int(round(seconds / step))) for seconds in self.lengths]
         return [(i, j, float(times[i]), float(times[j - 1] + step))
