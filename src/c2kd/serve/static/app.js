@@ -246,7 +246,7 @@ function drawTimeline(card) {
   track.replaceChildren(...marks, playhead);
   const list = card.querySelector(".moment-list");
   if (list) {
-    list.replaceChildren(...[...state.moments].sort((a, b) => a.start - b.start).map((m) => {
+    list.replaceChildren(...[...state.moments].sort((a, b) => a.start - b.start || a.end - b.end).map((m) => {
       const li = document.createElement("li");
       li.append(momentButton(card, state, m, "time", span(m)));
       return li;
