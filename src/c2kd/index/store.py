@@ -51,6 +51,8 @@ EXACT_SUBSET_LIMIT = 20_000
 #: an approximate backend is first asked for this many entries per video wanted (at least MIN_CANDIDATES),
 #: then for four times as many until enough distinct videos are found; the candidates are re-scored exactly
 CANDIDATES_PER_HIT = 10
+#: search settings of the index itself (``-o name=value`` with the backend's): not passed to the backend
+INDEX_OPTIONS = frozenset({"candidates_per_hit"})
 MIN_CANDIDATES = 100
 #: through an approximate backend, a hit video's moments come from all its windows when it has at most this
 #: many (about 9 minutes at the default windows; one contiguous read), else from those near its candidates
@@ -163,6 +165,16 @@ class _View:
     def entries(self) -> int:
         return len(self.keys)
 
+    def advise_random(self) -> None:
+        """Tell the kernel the segments' memory maps are read a few rows at a time (no read-ahead, no mapping
+        of neighbouring pages): re-scoring candidates then keeps only the rows it reads resident."""
+        import mmap
+
+        for seg in self.segments:
+            handle = getattr(seg.vectors, "_mmap", None)
+            if handle is not None and hasattr(mmap, "MADV_RANDOM"):
+                handle.madvise(mmap.MADV_RANDOM)
+
     def all_vectors(self, dim: int) -> RowBlocks:
         """Every entry's vector, as one matrix over the segments' memory maps (nothing copied). Shape: [n, E]."""
         return RowBlocks([s.vectors for s in self.segments], dim)
@@ -262,13 +274,17 @@ class VideoIndex:
 
     @classmethod
     def open(cls, root: str | os.PathLike, options: Mapping[str, Any] | None = None) -> VideoIndex:
-        """Load an index; ``options`` override backend settings for this process (e.g. ``nprobe``)."""
+        """Load an index; ``options`` override backend settings for this process (e.g. ``nprobe``), and
+        ``candidates_per_hit`` sets how many entries an approximate backend is asked for per video wanted."""
         root = Path(root)
         manifest = read_manifest(root)
         dim = int(manifest["dim"])
         view = _View([read_segment(root, s["name"], dim) for s in manifest["segments"]])
         spec = manifest["backend"]
-        backend = make_backend(spec["name"], dim, {**spec.get("options", {}), **(options or {})})
+        backend_options = {k: v for k, v in (options or {}).items() if k not in INDEX_OPTIONS}
+        backend = make_backend(spec["name"], dim, {**spec.get("options", {}), **backend_options})
+        if not backend.exact_scores:  # rows are read a few at a time: no read-ahead into memory
+            view.advise_random()
         state_dir = root / (spec.get("state") or ("qdrant" if backend.state == "live" else "backend-none"))
 
         backend.load_state(state_dir, view.keys, lambda: view.all_vectors(dim), view.payloads)
@@ -537,7 +553,8 @@ class VideoIndex:
             raise ConfigError(f"k must be at least 1, got {k}")
         norm = normalize_filter(filters)
         with self._lock.read():
-            search = _Search(self._view, self.backend, norm, moments, iou, length_prior)
+            per_hit = int(self._options.get("candidates_per_hit", CANDIDATES_PER_HIT))
+            search = _Search(self._view, self.backend, norm, moments, iou, length_prior, per_hit)
             return [search.videos(q, k) if group else search.moments(q, k) for q in queries]
 
 
@@ -552,6 +569,7 @@ class _Search:
     moments_per_hit: int
     iou: float
     length_prior: float
+    per_hit: int
     subset: np.ndarray | None = field(init=False, default=None)  # entry positions passing the filter
     videos_allowed: np.ndarray | None = field(init=False, default=None)
     exact: bool = field(init=False)
@@ -596,7 +614,7 @@ class _Search:
         """The top-k entries across the collection, each as a hit of its video with one moment."""
         if self.size == 0:
             return []
-        pos, scores = self.candidates(query, min(self.size, k if self.exact else k * CANDIDATES_PER_HIT))
+        pos, scores = self.candidates(query, min(self.size, k if self.exact else k * self.per_hit))
         view = self.view
         hits = []
         for rank, (p, score) in enumerate(zip(pos[:k], scores[:k]), start=1):
@@ -624,7 +642,7 @@ class _Search:
             every = np.full(view.entries, -np.inf, np.float32)
             every[self.subset] = scanned[0]
         else:
-            n = min(self.size, max(k * CANDIDATES_PER_HIT, MIN_CANDIDATES))
+            n = min(self.size, max(k * self.per_hit, MIN_CANDIDATES))
             while True:
                 pos, scores = self.candidates(query, n)
                 owner = view.entry_video[pos]
