@@ -218,3 +218,15 @@ def test_errors_are_clear(tmp_path):
     with pytest.raises(DataError, match="24-d"):
         index.search(np.ones((1, 3), np.float32))
     assert index.search(q, k=3) == [[] for _ in q]  # empty index: no results, no error
+
+
+def test_row_reader_reads_what_the_memory_map_holds(tmp_path):
+    from c2kd.index.blocks import RowReader
+
+    x = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float16)
+    np.save(tmp_path / "m.npy", x)
+    reader = RowReader(tmp_path / "m.npy")
+    rows = np.array([7, 3, 4, 5, 49, 0, 5, 48])  # unsorted, runs, a repeat, both ends
+    np.testing.assert_array_equal(reader.read(rows), x[rows])
+    assert reader.read(np.zeros(0, np.int64)).shape == (0, 8)
+    reader.close()

@@ -8,6 +8,7 @@ integer arrays of rows from the blocks holding them, so a chunked scan touches o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -71,6 +72,53 @@ class RowBlocks:
             mine = keep[self.starts[b]:self.starts[b + 1]]
             out.append(block if mine.all() else np.asarray(block[mine]))
         return RowBlocks(out, self.dim)
+
+
+class RowReader:
+    """Rows of a ``.npy`` matrix read with ``pread`` (no memory map): a few scattered rows cost a syscall each
+    and stay in the OS page cache, not in the process (a map would bring in the neighbouring pages too).
+
+    Shape:
+        read(rows [n]) -> [n, E] in the file's dtype
+    """
+
+    def __init__(self, path: str | Path):
+        import os
+
+        with open(path, "rb") as fh:
+            major, _ = np.lib.format.read_magic(fh)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(fh)
+            offset = fh.tell()
+        if fortran or len(shape) != 2:
+            raise ValueError(f"{path}: expected a C-ordered [n, E] matrix")
+        self.path, self.shape, self.dtype, self.offset = Path(path), tuple(shape), np.dtype(dtype), offset
+        self.row_bytes = self.dtype.itemsize * shape[1]
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        import os
+
+        rows = np.asarray(rows, np.int64)
+        out = np.empty((len(rows), self.shape[1]), self.dtype)
+        order = np.argsort(rows, kind="stable")
+        sorted_rows = rows[order]
+        first = 0
+        while first < len(sorted_rows):  # one read per run of consecutive rows
+            last = first
+            while last + 1 < len(sorted_rows) and sorted_rows[last + 1] <= sorted_rows[last] + 1:
+                last += 1
+            lo, hi = int(sorted_rows[first]), int(sorted_rows[last]) + 1
+            block = np.frombuffer(os.pread(self._fd, (hi - lo) * self.row_bytes, self.offset + lo * self.row_bytes),
+                                  self.dtype).reshape(hi - lo, self.shape[1])
+            out[order[first:last + 1]] = block[sorted_rows[first:last + 1] - lo]
+            first = last + 1
+        return out
+
+    def close(self) -> None:
+        import os
+
+        os.close(self._fd)
 
 
 #: what a backend is handed: one array, or the segments' arrays as one matrix

@@ -22,11 +22,12 @@ import numpy as np
 
 from c2kd.errors import ConfigError, DataError
 from c2kd.index.base import Backend, Hit
-from c2kd.index.blocks import RowBlocks
+from c2kd.index.blocks import RowBlocks, RowReader
 from c2kd.index.exact import grouped_topk, topk_inner_product
 from c2kd.index.filters import MetadataFilter, MetadataValue, normalize_filter
 from c2kd.index.segments import (
     MANIFEST,
+    SEGMENT_DIR,
     Segment,
     VideoEntries,
     garbage_collect,
@@ -139,6 +140,7 @@ class _View:
     first: np.ndarray = field(init=False)  # [V] int64
     count: np.ndarray = field(init=False)  # [V] int64
     _starts: np.ndarray = field(init=False)  # first entry of each segment
+    _readers: list[RowReader] = field(init=False, default_factory=list)  # pread instead of the maps, when set
     _inverted: dict[str, dict[str, np.ndarray]] = field(init=False, default_factory=dict)
     _fields: dict[str, dict[str, int]] | None = field(init=False, default=None)
 
@@ -165,15 +167,15 @@ class _View:
     def entries(self) -> int:
         return len(self.keys)
 
-    def advise_random(self) -> None:
-        """Tell the kernel the segments' memory maps are read a few rows at a time (no read-ahead, no mapping
-        of neighbouring pages): re-scoring candidates then keeps only the rows it reads resident."""
-        import mmap
+    def read_rows_directly(self, root: Path) -> None:
+        """Read scattered rows with ``pread`` instead of the memory maps (for approximate backends, which
+        re-score a few candidates per query): the vectors then stay in the OS page cache, not in the process."""
+        self._readers = [RowReader(root / SEGMENT_DIR / f"{seg.name}.npy") for seg in self.segments]
 
-        for seg in self.segments:
-            handle = getattr(seg.vectors, "_mmap", None)
-            if handle is not None and hasattr(mmap, "MADV_RANDOM"):
-                handle.madvise(mmap.MADV_RANDOM)
+    def close(self) -> None:
+        for reader in self._readers:
+            reader.close()
+        self._readers = []
 
     def all_vectors(self, dim: int) -> RowBlocks:
         """Every entry's vector, as one matrix over the segments' memory maps (nothing copied). Shape: [n, E]."""
@@ -183,7 +185,10 @@ class _View:
         """Vectors of some entry positions, as stored (float32 or float16). Shape: [n] -> [n, E]."""
         positions = np.asarray(positions, np.int64)
         seg = np.searchsorted(self._starts, positions, side="right") - 1
-        out = [self.segments[s].vectors[positions[seg == s] - self._starts[s]] for s in np.unique(seg)]
+        if self._readers:
+            out = [self._readers[s].read(positions[seg == s] - self._starts[s]) for s in np.unique(seg)]
+        else:
+            out = [self.segments[s].vectors[positions[seg == s] - self._starts[s]] for s in np.unique(seg)]
         order = np.argsort(np.argsort(seg, kind="stable"), kind="stable")
         return np.concatenate(out)[order] if out else np.zeros((0, 0), np.float32)
 
@@ -283,8 +288,8 @@ class VideoIndex:
         spec = manifest["backend"]
         backend_options = {k: v for k, v in (options or {}).items() if k not in INDEX_OPTIONS}
         backend = make_backend(spec["name"], dim, {**spec.get("options", {}), **backend_options})
-        if not backend.exact_scores:  # rows are read a few at a time: no read-ahead into memory
-            view.advise_random()
+        if not backend.exact_scores:  # candidates are read a few rows at a time, not mapped into the process
+            view.read_rows_directly(root)
         state_dir = root / (spec.get("state") or ("qdrant" if backend.state == "live" else "backend-none"))
 
         backend.load_state(state_dir, view.keys, lambda: view.all_vectors(dim), view.payloads)
@@ -342,6 +347,7 @@ class VideoIndex:
             return
         with self._lock.write():
             self.backend.close()
+            self._view.close()
             fresh = VideoIndex.open(self.root, self._options)
             self._manifest, self._view, self.backend = fresh._manifest, fresh._view, fresh.backend
 
@@ -352,6 +358,7 @@ class VideoIndex:
 
     def close(self) -> None:
         self.backend.close()
+        self._view.close()
 
     def __enter__(self) -> VideoIndex:
         return self
@@ -529,6 +536,9 @@ class VideoIndex:
         backend_spec["options"] = {**backend_spec.get("options", {}), **_persistable(self.backend.options)}
         manifest["backend"] = backend_spec
         write_manifest(self.root, manifest)
+        if not self.backend.exact_scores:
+            view.read_rows_directly(self.root)
+        self._view.close()
         self._manifest, self._view = manifest, view
         garbage_collect(self.root, manifest)
 
