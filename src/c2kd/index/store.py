@@ -51,7 +51,7 @@ BACKENDS: dict[str, str] = {
 EXACT_SUBSET_LIMIT = 20_000
 #: an approximate backend is first asked for this many entries per video wanted (at least MIN_CANDIDATES),
 #: then for four times as many until enough distinct videos are found; the candidates are re-scored exactly
-CANDIDATES_PER_HIT = 10
+CANDIDATES_PER_HIT = 100
 #: search settings of the index itself (``-o name=value`` with the backend's): not passed to the backend
 INDEX_OPTIONS = frozenset({"candidates_per_hit"})
 MIN_CANDIDATES = 100
