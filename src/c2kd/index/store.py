@@ -192,13 +192,6 @@ class _View:
         order = np.argsort(np.argsort(seg, kind="stable"), kind="stable")
         return np.concatenate(out)[order] if out else np.zeros((0, 0), np.float32)
 
-    def video_vectors(self, video: int) -> np.ndarray:
-        """The stored vectors of one video's entries (a slice of its segment). Shape: [count, E]."""
-        first = int(self.first[video])
-        seg = int(np.searchsorted(self._starts, first, side="right") - 1)
-        offset = first - int(self._starts[seg])
-        return self.segments[seg].vectors[offset:offset + int(self.count[video])]
-
     def video_entries(self, videos: np.ndarray) -> np.ndarray:
         """Entry positions of some video positions, video after video. Shape: [V'] -> [n']."""
         videos = np.asarray(videos, np.int64)
@@ -684,7 +677,7 @@ class _Search:
         if every is not None:
             scores = every[pos]
         elif len(pos) <= MOMENT_RESCORE_LIMIT:
-            scores = (np.asarray(view.video_vectors(video), np.float32) @ query).astype(np.float32)
+            scores = self.score(pos, query)  # one contiguous read
         else:
             assert pool is not None
             seeds = pool[0][view.entry_video[pool[0]] == video]
