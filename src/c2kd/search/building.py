@@ -153,8 +153,8 @@ ENTRIES_PER_CHUNK = 16_384
 
 def embed_entries(model, store, ids: Sequence[str], windows: Windows, chunk: int, batch_size: int,
                   progress: bool = True) -> Iterator[tuple[list[str], list[VideoEntries]]]:
-    """Embed videos of a store with the video tower: a whole clip each, or, for a video longer than the
-    longest window, one entry per window. Yields about :data:`ENTRIES_PER_CHUNK` entries (at most ``chunk``
+    """Embed videos of a store with the video tower: a whole clip each, or, for a video the windows cut
+    (longer than ``windows.whole_up_to`` and the longest window), one entry per window. Yields about :data:`ENTRIES_PER_CHUNK` entries (at most ``chunk``
     videos) at a time; the bar shows videos and entries per second.
 
     Shape:
