@@ -103,16 +103,14 @@ class RowReader:
         out = np.empty((len(rows), self.shape[1]), self.dtype)
         order = np.argsort(rows, kind="stable")
         sorted_rows = rows[order]
-        first = 0
-        while first < len(sorted_rows):  # one read per run of consecutive rows
-            last = first
-            while last + 1 < len(sorted_rows) and sorted_rows[last + 1] <= sorted_rows[last] + 1:
-                last += 1
-            lo, hi = int(sorted_rows[first]), int(sorted_rows[last]) + 1
+        cuts = np.flatnonzero(np.diff(sorted_rows) > 1) + 1  # one read per run of consecutive rows
+        for first, last in zip(np.r_[0, cuts], np.r_[cuts, len(rows)]):
+            if first == last:
+                continue
+            lo, hi = int(sorted_rows[first]), int(sorted_rows[last - 1]) + 1
             block = np.frombuffer(os.pread(self._fd, (hi - lo) * self.row_bytes, self.offset + lo * self.row_bytes),
                                   self.dtype).reshape(hi - lo, self.shape[1])
-            out[order[first:last + 1]] = block[sorted_rows[first:last + 1] - lo]
-            first = last + 1
+            out[order[first:last]] = block[sorted_rows[first:last] - lo]
         return out
 
     def close(self) -> None:

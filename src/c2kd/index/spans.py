@@ -84,3 +84,15 @@ def non_maximum_suppression(moments: Sequence[Moment], iou_threshold: float = 0.
     kept = suppress(np.asarray([m.start for m in moments]), np.asarray([m.end for m in moments]),
                     np.asarray([m.score for m in moments]), iou_threshold, top_k)
     return [replace(moments[i], rank=rank) for rank, i in enumerate(kept, 1)]
+
+
+def rank_moments(start: np.ndarray, end: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.5,
+                 top_k: int = 5, prior: float = LENGTH_PRIOR) -> tuple[Moment, ...]:
+    """A video's windows as its best moments: ranked by cosine + ``prior`` log2(length), reduced by temporal
+    NMS, each reporting its own cosine.
+
+    Shape:
+        start, end, scores [n] -> at most top_k moments, ranked from 1
+    """
+    kept = suppress(start, end, length_adjusted(scores, start, end, prior), iou_threshold, top_k)
+    return tuple(Moment(float(start[i]), float(end[i]), float(scores[i]), rank=rank) for rank, i in enumerate(kept, 1))

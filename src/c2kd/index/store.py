@@ -38,7 +38,7 @@ from c2kd.index.segments import (
     write_segment,
     writer_lock,
 )
-from c2kd.index.spans import LENGTH_PRIOR, Moment, length_adjusted, suppress
+from c2kd.index.spans import LENGTH_PRIOR, Moment, rank_moments
 
 #: backend name -> "module:class"; the classes import their optional dependency only when built
 BACKENDS: dict[str, str] = {
@@ -52,9 +52,9 @@ EXACT_SUBSET_LIMIT = 20_000
 #: an approximate backend is first asked for this many entries per video wanted (at least MIN_CANDIDATES),
 #: then for four times as many until enough distinct videos are found; the candidates are re-scored exactly
 CANDIDATES_PER_HIT = 100
+MIN_CANDIDATES = 100
 #: search settings of the index itself (``-o name=value`` with the backend's): not passed to the backend
 INDEX_OPTIONS = frozenset({"candidates_per_hit"})
-MIN_CANDIDATES = 100
 #: through an approximate backend, a hit video's moments come from all its windows when it has at most this
 #: many (about 9 minutes at the default windows; one contiguous read), else from those near its candidates
 MOMENT_RESCORE_LIMIT = 512
@@ -396,6 +396,12 @@ class VideoIndex:
             raise KeyError(f"video {video_id!r} is not in the index {self.root}")
         return dict(self._view.metadata[pos])
 
+    def has_moments(self, video_id: str) -> bool:
+        """Whether a video is indexed as moment windows (not as one whole clip)."""
+        self.metadata(video_id)
+        view = self._view
+        return not bool(view.whole[view.first[view.position[video_id]]])
+
     def entries_of(self, video_id: str) -> VideoEntries:
         """The stored entries of one video: their spans and vectors (one whole-clip entry, or its windows)."""
         self.metadata(video_id)
@@ -542,8 +548,9 @@ class VideoIndex:
 
         A video scores as its best entry (the maximum over its moment windows, or its one whole-clip entry),
         and each hit carries up to ``moments`` of its best windows after temporal non-maximum suppression at
-        ``iou``, ranked by cosine plus ``length_prior * log2(seconds)`` (see :data:`~c2kd.index.spans.LENGTH_PRIOR`). With ``group=False`` the hits are the top-k entries themselves, moments of any video (a video
-        may then appear several times, each hit with its one moment).
+        ``iou``, ranked by cosine plus ``length_prior * log2(seconds)`` (see
+        :data:`~c2kd.index.spans.LENGTH_PRIOR`). With ``group=False`` the hits are the top-k entries
+        themselves, moments of any video (a video may then appear several times, each hit with its one moment).
 
         Shape:
             queries: [Q, E] or [E] (L2-normalised by the caller) -> Q lists of at most k hits
@@ -633,17 +640,15 @@ class _Search:
         if self.size == 0:
             return []
         pool: tuple[np.ndarray, np.ndarray] | None = None  # candidate entries, for moments of approximate hits
-        every: np.ndarray | None = None  # every entry's score, from an exact scan (of the subset)
+        scanned: tuple[np.ndarray | None, np.ndarray] | None = None  # (entry positions or all, scores) of a scan
         found = self.backend.search_groups(query[None], k, view.first) if self.subset is None else None
         if found is not None:
-            video_scores, videos, every = found[0][0], found[1][0], found[2][0]
+            video_scores, videos, scanned = found[0][0], found[1][0], (None, found[2][0])
         elif self.exact:
             assert self.subset is not None and self.videos_allowed is not None
             starts = np.concatenate([[0], np.cumsum(view.count[self.videos_allowed])[:-1]])
-            s, groups, scanned = grouped_topk(view.vectors(self.subset), query[None], starts, k)
-            video_scores, videos = s[0], self.videos_allowed[groups[0]]
-            every = np.full(view.entries, -np.inf, np.float32)
-            every[self.subset] = scanned[0]
+            s, groups, rows = grouped_topk(view.vectors(self.subset), query[None], starts, k)
+            video_scores, videos, scanned = s[0], self.videos_allowed[groups[0]], (self.subset, rows[0])
         else:
             n = min(self.size, max(k * self.per_hit, MIN_CANDIDATES))
             while True:
@@ -657,14 +662,14 @@ class _Search:
             videos, video_scores, pool = owner[first], scores[first], (pos, scores)
         ranked = []
         for v, score in zip(videos, video_scores):
-            best, moments = self._moments_of(int(v), query, every, pool)
+            best, moments = self._moments_of(int(v), query, scanned, pool)
             ranked.append((max(float(score), best), int(v), moments))
         if pool is not None:  # re-scored from all their windows: order the videos by their exact best
             ranked.sort(key=lambda item: (-item[0], item[1]))
         return [Hit(view.ids[v], score, rank, dict(view.metadata[v]), moments)
                 for rank, (score, v, moments) in enumerate(ranked, start=1)]
 
-    def _moments_of(self, video: int, query: np.ndarray, every: np.ndarray | None,
+    def _moments_of(self, video: int, query: np.ndarray, scanned: tuple[np.ndarray | None, np.ndarray] | None,
                     pool: tuple[np.ndarray, np.ndarray] | None) -> tuple[float, tuple[Moment, ...]]:
         """A video's best score and best windows: among all its entries after an exact scan, or re-scored from
         the stored vectors through an approximate backend; for a video of more than
@@ -674,8 +679,9 @@ class _Search:
         if view.whole[view.first[video]]:
             return -np.inf, ()
         pos = np.arange(view.first[video], view.first[video] + view.count[video])
-        if every is not None:
-            scores = every[pos]
+        if scanned is not None:  # the exact scan scored them: of all entries, or of the filtered subset
+            where, every = scanned
+            scores = every[pos if where is None else np.searchsorted(where, pos)]
         elif len(pos) <= MOMENT_RESCORE_LIMIT:
             scores = self.score(pos, query)  # one contiguous read
         else:
@@ -687,11 +693,8 @@ class _Search:
             scores = self.score(pos, query)
         if self.moments_per_hit <= 0:
             return float(scores.max()), ()
-        start, end = view.start[pos], view.end[pos]
-        kept = suppress(start, end, length_adjusted(scores, start, end, self.length_prior), self.iou,
-                        self.moments_per_hit)
-        return float(scores.max()), tuple(Moment(float(start[i]), float(end[i]), float(scores[i]), rank=rank)
-                                          for rank, i in enumerate(kept, 1))
+        return float(scores.max()), rank_moments(view.start[pos], view.end[pos], scores, self.iou,
+                                                 self.moments_per_hit, self.length_prior)
 
 
 def _stamp(root: Path) -> tuple[int, int, int] | None:

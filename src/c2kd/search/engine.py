@@ -197,9 +197,8 @@ class SearchEngine:
         (windows of ``lengths`` seconds embedded now)."""
         if self.index is not None:
             self.index.refresh()
-        entries = self.index.entries_of(video_id) if self.index is not None and video_id in self.index else None
-        if entries is not None and not entries.whole:
-            return self._indexed_moments(video_id, entries, Query.make(text, lang), k, iou_threshold)
+            if video_id in self.index and self.index.has_moments(video_id):
+                return self._indexed_moments(video_id, Query.make(text, lang), k, iou_threshold)
         store = self.features
         if video_id not in store:
             raise QueryError(f"video {video_id!r} has no features in {store.root}; check the id, or extract the "
@@ -207,17 +206,17 @@ class SearchEngine:
         return self.moments_of(video_id, store[video_id], store.times(video_id), text, lang, k, lengths,
                                iou_threshold)
 
-    def _indexed_moments(self, video_id: str, entries, query: Query, k: int, iou_threshold: float) -> MomentsResponse:
-        from c2kd.index.spans import length_adjusted, suppress
+    def _indexed_moments(self, video_id: str, query: Query, k: int, iou_threshold: float) -> MomentsResponse:
+        from c2kd.index.spans import rank_moments
 
+        assert self.index is not None
         k = validate_k(k)
         _check_iou(iou_threshold)
         start = time.perf_counter()
+        entries = self.index.entries_of(video_id)
         scores = entries.vectors @ self.embed([query])[0]
-        kept = suppress(entries.start, entries.end, length_adjusted(scores, entries.start, entries.end), iou_threshold, k)
-        found = [Moment(float(entries.start[i]), float(entries.end[i]), float(scores[i]), rank=rank)
-                 for rank, i in enumerate(kept, 1)]
-        duration = float(self._require_index().metadata(video_id).get("duration") or entries.end.max())  # type: ignore[arg-type]
+        found = list(rank_moments(entries.start, entries.end, scores, iou_threshold, k))
+        duration = float(self.index.metadata(video_id).get("duration") or entries.end.max())  # type: ignore[arg-type]
         return MomentsResponse(query, video_id, duration, found, (time.perf_counter() - start) * 1000)
 
     def moments_of(self, video_id: str, features: np.ndarray, times: np.ndarray | None, text: str,

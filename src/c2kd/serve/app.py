@@ -246,7 +246,7 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
 
     def run_moments(body: MomentsBody) -> dict[str, Any]:
         index = engine.index
-        indexed = index is not None and body.video_id in index and not index.entries_of(body.video_id).whole
+        indexed = index is not None and body.video_id in index and index.has_moments(body.video_id)
         if not indexed:  # a video indexed as one clip: its windows are embedded from the feature store
             if engine._features is None:
                 raise QueryError("this server has no feature store for moments: start it with --features STORE")
