@@ -230,3 +230,23 @@ def test_row_reader_reads_what_the_memory_map_holds(tmp_path):
     np.testing.assert_array_equal(reader.read(rows), x[rows])
     assert reader.read(np.zeros(0, np.int64)).shape == (0, 8)
     reader.close()
+
+
+def test_rows_of_several_files_read_as_one_matrix(tmp_path, monkeypatch):
+    import c2kd.index.blocks as blocks
+
+    rng = np.random.default_rng(1)
+    parts = [rng.standard_normal((n, 6)).astype(np.float16) for n in (40, 1, 25)]
+    for i, x in enumerate(parts):
+        np.save(tmp_path / f"{i}.npy", x)
+    readers = [blocks.RowReader(tmp_path / f"{i}.npy") for i in range(3)]
+    starts = np.array([0, 40, 41, 66])
+    whole = np.concatenate(parts)
+    # unsorted, repeats, runs, rows just within and beyond the gap, across the file boundaries
+    rows = np.array([65, 0, 39, 40, 41, 3, 3, 20, 20 + blocks.READ_GAP, 21 + 2 * blocks.READ_GAP, 40, 1])
+    for gap in (0, blocks.READ_GAP, 1000):
+        monkeypatch.setattr(blocks, "READ_GAP", gap)
+        np.testing.assert_array_equal(blocks.read_rows(readers, starts, rows), whole[rows])
+    assert blocks.read_rows(readers, starts, np.zeros(0, np.int64)).shape == (0, 6)
+    for reader in readers:
+        reader.close()

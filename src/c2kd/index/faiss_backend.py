@@ -176,6 +176,8 @@ class FaissBackend(Backend):
             params = faiss.SearchParametersHNSW(efSearch=max(int(self.options["ef_search"]), k))
         if selector is not None:
             params.sel = selector
+        if self.kind != "hnsw":  # a single query probes its cells on all threads, a batch splits the queries
+            faiss.extract_index_ivf(self._index).parallel_mode = 0 if len(queries) >= faiss.omp_get_max_threads() else 1
         scores, keys = self._index.search(queries, k, params=params)
         scores = np.where(keys < 0, -np.inf, scores).astype(np.float32)
         return scores, keys.astype(np.int64)

@@ -22,7 +22,7 @@ import numpy as np
 
 from c2kd.errors import ConfigError, DataError
 from c2kd.index.base import Backend, Hit
-from c2kd.index.blocks import RowBlocks, RowReader
+from c2kd.index.blocks import RowBlocks, RowReader, read_rows
 from c2kd.index.exact import grouped_topk, topk_inner_product
 from c2kd.index.filters import MetadataFilter, MetadataValue, normalize_filter
 from c2kd.index.segments import (
@@ -53,10 +53,16 @@ EXACT_SUBSET_LIMIT = 20_000
 #: then for four times as many until enough distinct videos are found; the candidates are re-scored exactly
 CANDIDATES_PER_HIT = 100
 MIN_CANDIDATES = 100
+#: of a video's candidates, only its best few by the backend's approximate score are re-scored exactly (the
+#: video ranks by its best entry; the rest of its windows near them are re-scored for its moments)
+RESCORED_PER_VIDEO = 4
+#: the videos of the best candidates, this many per video wanted, have their windows around the candidates
+#: re-scored exactly before the top k are chosen (a video's best window is often not its best candidate)
+RERANKED_PER_HIT = 2
 #: search settings of the index itself (``-o name=value`` with the backend's): not passed to the backend
 INDEX_OPTIONS = frozenset({"candidates_per_hit"})
 #: through an approximate backend, a hit video's moments come from all its windows when it has at most this
-#: many (about 9 minutes at the default windows; one contiguous read), else from those near its candidates
+#: many (about 5 minutes at the default windows; one contiguous read), else from those near its candidates
 MOMENT_RESCORE_LIMIT = 512
 
 
@@ -167,6 +173,14 @@ class _View:
     def entries(self) -> int:
         return len(self.keys)
 
+    def positions_of(self, keys: np.ndarray) -> np.ndarray:
+        """Entry positions of the keys that are in the index (in the keys' order). Shape: [n] -> [n' <= n]."""
+        n = len(self.keys)
+        if n and self.keys[0] == 0 and self.keys[-1] == n - 1:  # never removed from: a key is its position
+            return keys[(keys >= 0) & (keys < n)]
+        pos = np.searchsorted(self.keys, keys)
+        return pos[(pos < n) & (self.keys[np.minimum(pos, n - 1)] == keys)]
+
     def read_rows_directly(self, root: Path) -> None:
         """Read scattered rows with ``pread`` instead of the memory maps (for approximate backends, which
         re-score a few candidates per query): the vectors then stay in the OS page cache, not in the process."""
@@ -184,11 +198,10 @@ class _View:
     def vectors(self, positions: np.ndarray) -> np.ndarray:
         """Vectors of some entry positions, as stored (float32 or float16). Shape: [n] -> [n, E]."""
         positions = np.asarray(positions, np.int64)
-        seg = np.searchsorted(self._starts, positions, side="right") - 1
         if self._readers:
-            out = [self._readers[s].read(positions[seg == s] - self._starts[s]) for s in np.unique(seg)]
-        else:
-            out = [self.segments[s].vectors[positions[seg == s] - self._starts[s]] for s in np.unique(seg)]
+            return read_rows(self._readers, self._starts, positions)
+        seg = np.searchsorted(self._starts, positions, side="right") - 1
+        out = [self.segments[s].vectors[positions[seg == s] - self._starts[s]] for s in np.unique(seg)]
         order = np.argsort(np.argsort(seg, kind="stable"), kind="stable")
         return np.concatenate(out)[order] if out else np.zeros((0, 0), np.float32)
 
@@ -599,14 +612,19 @@ class _Search:
         """Exact scores of some entries. Shape: [n] positions, [E] -> [n] float32."""
         if len(positions) == 0:
             return np.zeros(0, np.float32)
-        return (np.asarray(self.view.vectors(positions), np.float32) @ query).astype(np.float32)
+        # einsum, not BLAS: a few thousand rows take well under a millisecond on one thread, and waking the BLAS
+        # threads would take the cores from an approximate backend's own threads (2x slower queries measured)
+        return np.einsum("ij,j->i", np.asarray(self.view.vectors(positions), np.float32), query).astype(np.float32)
 
-    def candidates(self, query: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """About the top-n entries (positions, exact scores), best first."""
+    def candidates(self, query: np.ndarray, n: int, per_video: int | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray]:
+        """About the top-n entries (positions, exact scores), best first; whether fewer than n exist; and all
+        the positions found. With ``per_video``, only each video's best ``per_video`` of them by the backend's
+        approximate score are re-scored and returned."""
         view = self.view
         if self.exact and self.subset is not None:
             scores, rows = topk_inner_product(view.vectors(self.subset), query[None], n)
-            return self.subset[rows[0]], scores[0]
+            return self.subset[rows[0]], scores[0], n >= len(self.subset), self.subset[rows[0]]
         if self.subset is None:
             _, keys = self.backend.search(query[None], n)
         elif self.backend.native_filters:
@@ -614,17 +632,18 @@ class _Search:
         else:
             _, keys = self.backend.search(query[None], n, allowed=view.keys[self.subset])
         keys = keys[0][keys[0] >= 0]
-        pos = np.searchsorted(view.keys, keys)
-        pos = pos[(pos < len(view.keys)) & (view.keys[np.minimum(pos, len(view.keys) - 1)] == keys)]
+        exhausted = len(keys) < n
+        found = view.positions_of(keys)
+        pos = found if per_video is None else found[_first_per_group(view.entry_video[found], per_video)]
         scores = self.score(pos, query)
         order = np.lexsort((pos, -scores))
-        return pos[order], scores[order]
+        return pos[order], scores[order], exhausted, found
 
     def moments(self, query: np.ndarray, k: int) -> list[Hit]:
         """The top-k entries across the collection, each as a hit of its video with one moment."""
         if self.size == 0:
             return []
-        pos, scores = self.candidates(query, min(self.size, k if self.exact else k * self.per_hit))
+        pos, scores, _, _ = self.candidates(query, min(self.size, k if self.exact else k * self.per_hit))
         view = self.view
         hits = []
         for rank, (p, score) in enumerate(zip(pos[:k], scores[:k]), start=1):
@@ -639,7 +658,7 @@ class _Search:
         view = self.view
         if self.size == 0:
             return []
-        pool: tuple[np.ndarray, np.ndarray] | None = None  # candidate entries, for moments of approximate hits
+        pool: np.ndarray | None = None  # an approximate backend's candidate entries
         scanned: tuple[np.ndarray | None, np.ndarray] | None = None  # (entry positions or all, scores) of a scan
         found = self.backend.search_groups(query[None], k, view.first) if self.subset is None else None
         if found is not None:
@@ -652,49 +671,66 @@ class _Search:
         else:
             n = min(self.size, max(k * self.per_hit, MIN_CANDIDATES))
             while True:
-                pos, scores = self.candidates(query, n)
+                pos, scores, exhausted, pool = self.candidates(query, n, RESCORED_PER_VIDEO)
                 owner = view.entry_video[pos]
                 _, first = np.unique(owner, return_index=True)  # best entry of each video (sorted best first)
-                if len(first) >= k or len(pos) < n or n >= self.size:
+                if len(first) >= k or exhausted or n >= self.size:
                     break
                 n = min(self.size, n * 4)
-            first = np.sort(first)[:k]
-            videos, video_scores, pool = owner[first], scores[first], (pos, scores)
+            first = np.sort(first)[:k * RERANKED_PER_HIT]
+            videos, video_scores = owner[first], scores[first]
         ranked = []
-        for v, score in zip(videos, video_scores):
-            best, moments = self._moments_of(int(v), query, scanned, pool)
-            ranked.append((max(float(score), best), int(v), moments))
-        if pool is not None:  # re-scored from all their windows: order the videos by their exact best
-            ranked.sort(key=lambda item: (-item[0], item[1]))
-        return [Hit(view.ids[v], score, rank, dict(view.metadata[v]), moments)
-                for rank, (score, v, moments) in enumerate(ranked, start=1)]
+        for v, score in zip(videos.tolist(), video_scores.tolist()):
+            windows = self._windows_of(v, query, scanned, pool)
+            best = score if windows is None else max(score, float(windows[1].max()))
+            ranked.append((best, v, windows))
+        if pool is not None:  # re-scored around their candidates: order the videos by their exact best
+            ranked = sorted(ranked, key=lambda item: (-item[0], item[1]))[:k]
+        return [Hit(view.ids[v], score, rank, dict(view.metadata[v]), self._moments(windows))
+                for rank, (score, v, windows) in enumerate(ranked, start=1)]
 
-    def _moments_of(self, video: int, query: np.ndarray, scanned: tuple[np.ndarray | None, np.ndarray] | None,
-                    pool: tuple[np.ndarray, np.ndarray] | None) -> tuple[float, tuple[Moment, ...]]:
-        """A video's best score and best windows: among all its entries after an exact scan, or re-scored from
-        the stored vectors through an approximate backend; for a video of more than
-        :data:`MOMENT_RESCORE_LIMIT` windows, among those overlapping one of its candidates (the longer
-        windows around the best short ones, which the length prior may show, are re-scored too)."""
+    def _windows_of(self, video: int, query: np.ndarray, scanned: tuple[np.ndarray | None, np.ndarray] | None,
+                    pool: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """A video's windows and their exact scores (None for a whole clip): all its entries after an exact
+        scan, or re-scored from the stored vectors through an approximate backend; for a video of more than
+        :data:`MOMENT_RESCORE_LIMIT` windows, those overlapping one of its candidates in ``pool`` (the
+        neighbours of the best short windows, and the longer windows a moment may extend to)."""
         view = self.view
         if view.whole[view.first[video]]:
-            return -np.inf, ()
+            return None
         pos = np.arange(view.first[video], view.first[video] + view.count[video])
         if scanned is not None:  # the exact scan scored them: of all entries, or of the filtered subset
             where, every = scanned
-            scores = every[pos if where is None else np.searchsorted(where, pos)]
-        elif len(pos) <= MOMENT_RESCORE_LIMIT:
-            scores = self.score(pos, query)  # one contiguous read
-        else:
+            return pos, every[pos if where is None else np.searchsorted(where, pos)]
+        if len(pos) > MOMENT_RESCORE_LIMIT:
             assert pool is not None
-            seeds = pool[0][view.entry_video[pool[0]] == video]
+            seeds = pool[view.entry_video[pool] == video]
             near = ((view.start[pos][:, None] < view.end[seeds][None]) &
                     (view.end[pos][:, None] > view.start[seeds][None])).any(axis=1)
             pos = pos[near]
-            scores = self.score(pos, query)
-        if self.moments_per_hit <= 0:
-            return float(scores.max()), ()
-        return float(scores.max()), rank_moments(view.start[pos], view.end[pos], scores, self.iou,
-                                                 self.moments_per_hit, self.length_prior)
+        return pos, self.score(pos, query)
+
+    def _moments(self, windows: tuple[np.ndarray, np.ndarray] | None) -> tuple[Moment, ...]:
+        if windows is None or self.moments_per_hit <= 0:
+            return ()
+        pos, scores = windows
+        return rank_moments(self.view.start[pos], self.view.end[pos], scores, self.iou, self.moments_per_hit,
+                            self.length_prior)
+
+
+def _first_per_group(groups: np.ndarray, count: int) -> np.ndarray:
+    """Which items to keep so that each group keeps only its first ``count`` (in the given order).
+
+    Shape:
+        groups [n] -> [n] bool
+    """
+    order = np.argsort(groups, kind="stable")
+    ordered = groups[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    within = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    keep = np.zeros(len(groups), bool)
+    keep[order[within < count]] = True
+    return keep
 
 
 def _stamp(root: Path) -> tuple[int, int, int] | None:
