@@ -1,4 +1,4 @@
-"""Moment detection: windows, NMS, scores against a per-window reference, and a planted best segment."""
+"""Moment detection: windows, suppression of overlaps, scores against a per-window reference, and a planted best segment."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from c2kd.checkpoint import load_checkpoint
 from c2kd.data.features import FeatureStore
-from c2kd.index.spans import Moment, non_maximum_suppression, temporal_iou
+from c2kd.index.spans import rank_moments, temporal_iou
 from c2kd.search.moments import find_moments, frame_step, sliding_windows
 
 
@@ -26,18 +26,18 @@ def test_sliding_windows_cover_every_row():
             assert covered == set(range(n))
 
 
-def test_temporal_iou_and_nms_by_hand():
+def test_temporal_iou_and_suppression_by_hand():
     assert temporal_iou((0, 4), (2, 6)) == pytest.approx(2 / 6)
     assert temporal_iou((0, 2), (2, 4)) == 0.0
     assert temporal_iou((1, 3), (1, 3)) == 1.0
-    ms = [Moment(0, 4, 0.9, 0, 4), Moment(1, 5, 0.8, 1, 5), Moment(2, 6, 0.7, 2, 6), Moment(8, 10, 0.5, 8, 10),
-          Moment(3, 7, 0.6, 3, 7)]
-    kept = non_maximum_suppression(ms, iou_threshold=0.5, top_k=5)
+    start, end = np.array([0, 1, 2, 8, 3], float), np.array([4, 5, 6, 10, 7], float)
+    scores = np.array([0.9, 0.8, 0.7, 0.5, 0.6])
+    kept = rank_moments(start, end, scores, iou_threshold=0.5, top_k=5, prior=0.0)  # each peak its own extent
     # (1,5) overlaps (0,4) by 3/5 > 0.5: dropped; (2,6) by 2/6: kept; (3,7) overlaps (2,6) by 3/5: dropped
     assert [(m.start, m.end) for m in kept] == [(0, 4), (2, 6), (8, 10)]
-    assert [m.rank for m in kept] == [1, 2, 3]
-    assert len(non_maximum_suppression(ms, 0.5, top_k=1)) == 1
-    assert [(m.start, m.end) for m in non_maximum_suppression(ms, 0.0, 5)] == [(0, 4), (8, 10)]
+    assert [m.rank for m in kept] == [1, 2, 3] and [m.score for m in kept] == [0.9, 0.7, 0.5]
+    assert len(rank_moments(start, end, scores, 0.5, top_k=1, prior=0.0)) == 1
+    assert [(m.start, m.end) for m in rank_moments(start, end, scores, 0.0, 5, prior=0.0)] == [(0, 4), (8, 10)]
 
 
 def test_frame_step():
@@ -54,10 +54,12 @@ def test_scores_equal_embedding_each_window_alone(random_checkpoint, synthetic_d
     query = model.embed_texts(["a dog runs in the park"])[0].numpy()
     moments = find_moments(model, feats, times, query, lengths=(2, 5), iou_threshold=0.99, top_k=1000)
     windows = sliding_windows(len(feats), [2, 5], 0.25)
-    assert len(moments) == len(windows)  # IoU threshold 0.99: only identical windows could be suppressed
-    for m in moments:
-        alone = model.embed_videos([feats[m.first_row:m.last_row]])[0].numpy() @ query
-        assert m.score == pytest.approx(float(alone), abs=1e-5)
+    alone = {(i, j): float(model.embed_videos([feats[i:j]])[0].numpy() @ query) for i, j in windows}
+    assert moments[0].score == pytest.approx(max(alone.values()), abs=1e-5)  # the first peak is the best window
+    for m in moments:  # each scored by its peak: a window inside it, embedded alone
+        assert (m.first_row, m.last_row) in alone
+        inside = [s for (i, j), s in alone.items() if i >= m.first_row and j <= m.last_row]
+        assert min(abs(m.score - s) for s in inside) < 1e-5
         assert m.start == pytest.approx(times[m.first_row]) and m.end == pytest.approx(times[m.last_row - 1] + 1)
     assert [m.score for m in moments] == sorted((m.score for m in moments), reverse=True)
 

@@ -1,4 +1,5 @@
-"""Scored stretches of a video (moments) and temporal non-maximum suppression.
+"""Scored stretches of a video (moments): found by peak and extent among its scored windows, with temporal
+non-maximum suppression.
 
 Low in the package so that the index can group its moment entries; :mod:`c2kd.search.moments` finds moments
 from frame features with the same types.
@@ -6,8 +7,7 @@ from frame features with the same types.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,14 +35,15 @@ def temporal_iou(a: tuple[float, float], b: tuple[float, float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-#: the moments shown for a video rank its windows by cosine + LENGTH_PRIOR * log2(length in seconds): of a
-#: scene and one shot inside it that score alike, the whole scene is shown. Chosen on the validation split of
-#: ``bench/bench_long_video.py``; 0 ranks by cosine alone. Videos still rank by their best window's cosine.
-LENGTH_PRIOR = 0.05
+#: how a moment's extent is chosen: among the windows that contain its peak (the best-scoring window), the one
+#: of best cosine + LENGTH_PRIOR * log2(length in seconds), so that of a scene and one shot inside it that score
+#: alike the whole scene is shown. Chosen on the validation split of ``bench/bench_long_video.py``; 0 shows the
+#: peak itself. Videos rank by their peak's cosine.
+LENGTH_PRIOR = 0.1
 
 
 def length_adjusted(scores: np.ndarray, start: np.ndarray, end: np.ndarray, prior: float = LENGTH_PRIOR) -> np.ndarray:
-    """Scores for choosing among a video's windows: ``scores + prior * log2(end - start)`` (seconds).
+    """Scores for choosing a moment's extent: ``scores + prior * log2(end - start)`` (seconds).
 
     Shape:
         scores, start, end [n] -> [n] float64
@@ -53,46 +54,52 @@ def length_adjusted(scores: np.ndarray, start: np.ndarray, end: np.ndarray, prio
     return scores + prior * np.log2(np.maximum(np.asarray(end, np.float64) - np.asarray(start, np.float64), 1e-3))
 
 
-def suppress(start: np.ndarray, end: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.5,
-             top_k: int = 5) -> list[int]:
-    """Temporal non-maximum suppression on arrays: the indices of the kept spans, best first.
+def choose_moments(start: np.ndarray, end: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.5,
+                   top_k: int = 5, prior: float = LENGTH_PRIOR) -> list[tuple[int, int]]:
+    """A video's best moments from its scored windows, as ``(extent, peak)`` window indices, best first.
 
-    A span is kept when it overlaps every better kept span by at most ``iou_threshold``; ties in score go to
-    the earlier, then the shorter span. Stops after ``top_k`` (only the spans looked at cost Python time).
+    Each moment is found in two steps: its *peak* is the best remaining window by cosine (where the query
+    matches), and its *extent* the window containing the peak with the best :func:`length_adjusted` score (how
+    much around the peak belongs to it). The windows inside the extent, or overlapping it by more than
+    ``iou_threshold``, are then set aside, and the next peak is looked for among the rest (so the moments
+    overlap each other by at most ``iou_threshold``). Ties go to the earlier, then the shorter window.
 
     Shape:
-        start, end, scores [n] -> at most top_k indices
+        start, end, scores [n] -> at most top_k pairs
     """
-    order = np.lexsort((np.asarray(end), np.asarray(start), -np.asarray(scores, np.float64)))
-    kept: list[int] = []
-    for i in order:
-        span = (float(start[i]), float(end[i]))
-        if all(temporal_iou(span, (float(start[j]), float(end[j]))) <= iou_threshold for j in kept):
-            kept.append(int(i))
-            if len(kept) == top_k:
-                break
+    start, end = np.asarray(start, np.float64), np.asarray(end, np.float64)
+    scores = np.asarray(scores, np.float64)
+    by_score = np.lexsort((end, start, -scores))
+    adjusted = length_adjusted(scores, start, end, prior)
+    by_adjusted = np.lexsort((end, start, -adjusted))
+    rank_adjusted = np.empty(len(scores), np.int64)
+    rank_adjusted[by_adjusted] = np.arange(len(scores))
+    alive = np.ones(len(scores), bool)
+    kept: list[tuple[int, int]] = []
+    for peak in by_score:
+        if len(kept) == top_k:
+            break
+        if not alive[peak]:
+            continue
+        holders = np.flatnonzero(alive & (start <= start[peak]) & (end >= end[peak]))
+        extent = int(holders[np.argmin(rank_adjusted[holders])])
+        lo, hi = start[extent], end[extent]
+        inter = np.maximum(0.0, np.minimum(end, hi) - np.maximum(start, lo))
+        union = np.maximum(end, hi) - np.minimum(start, lo)
+        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        alive &= (iou <= iou_threshold) & ~((start >= lo) & (end <= hi))
+        alive[peak] = False
+        kept.append((extent, int(peak)))
     return kept
-
-
-def non_maximum_suppression(moments: Sequence[Moment], iou_threshold: float = 0.5, top_k: int = 5) -> list[Moment]:
-    """Keep the best moments, dropping any that overlaps a better kept one by more than ``iou_threshold``.
-
-    Ties in score go to the earlier, then the shorter moment; the kept moments are ranked from 1.
-    """
-    if not moments:
-        return []
-    kept = suppress(np.asarray([m.start for m in moments]), np.asarray([m.end for m in moments]),
-                    np.asarray([m.score for m in moments]), iou_threshold, top_k)
-    return [replace(moments[i], rank=rank) for rank, i in enumerate(kept, 1)]
 
 
 def rank_moments(start: np.ndarray, end: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.5,
                  top_k: int = 5, prior: float = LENGTH_PRIOR) -> tuple[Moment, ...]:
-    """A video's windows as its best moments: ranked by cosine + ``prior`` log2(length), reduced by temporal
-    NMS, each reporting its own cosine.
+    """A video's windows as its best moments (:func:`choose_moments`), each spanning its extent and scored by
+    its peak's cosine, ranked from 1.
 
     Shape:
-        start, end, scores [n] -> at most top_k moments, ranked from 1
+        start, end, scores [n] -> at most top_k moments
     """
-    kept = suppress(start, end, length_adjusted(scores, start, end, prior), iou_threshold, top_k)
-    return tuple(Moment(float(start[i]), float(end[i]), float(scores[i]), rank=rank) for rank, i in enumerate(kept, 1))
+    return tuple(Moment(float(start[e]), float(end[e]), float(scores[p]), rank=rank)
+                 for rank, (e, p) in enumerate(choose_moments(start, end, scores, iou_threshold, top_k, prior), 1))

@@ -2,8 +2,9 @@
 
 The per-second frame features of the video are cut into sliding windows of several lengths; the student's
 video tower embeds each window as if it were a short clip, and each window is scored by cosine similarity with
-the query. Overlapping windows that describe the same moment are then reduced by temporal non-maximum
-suppression: a window is kept only if it overlaps every better kept window by at most ``iou_threshold``.
+the query. A moment is the best window (its peak) extended to the window around it that scores best with a
+small bonus for length (:func:`c2kd.index.spans.choose_moments`); further moments overlap the better ones by at
+most ``iou_threshold`` (temporal non-maximum suppression).
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from c2kd.errors import DataError
-from c2kd.index.spans import Moment, non_maximum_suppression
+from c2kd.index.spans import Moment, choose_moments
 
 DEFAULT_LENGTHS = (2.0, 4.0, 8.0, 16.0)
 #: the moment entries of an index: window lengths (seconds) and stride (a fraction of each length), chosen on
 #: the validation split of ``bench/bench_long_video.py``
-INDEX_LENGTHS = (4.0, 8.0)
+INDEX_LENGTHS = (2.0, 4.0, 8.0)
 INDEX_STRIDE = 0.5
 #: a video at most this long (seconds) stays one whole-clip entry, as a dataset clip (MSR-VTT's last up to 30 s)
 WHOLE_UP_TO = 32.0
@@ -72,8 +73,8 @@ class Windows:
         if float(times[-1] + step) - float(times[0]) <= max(*self.lengths, self.whole_up_to) + 1e-6:
             return None
         rows = [max(1, int(round(seconds / step))) for seconds in self.lengths]
-        return [(i, j, float(times[i]), float(times[j - 1] + step))
-                for i, j in sliding_windows(len(times), rows, self.stride)]
+        windows = sorted(sliding_windows(len(times), rows, self.stride))  # in time order: neighbours stored together
+        return [(i, j, float(times[i]), float(times[j - 1] + step)) for i, j in windows]
 
 
 def frame_step(times: np.ndarray) -> float:
@@ -143,9 +144,10 @@ def find_moments(model, features: np.ndarray, times: np.ndarray | None, query: n
     rows = [max(1, int(round(seconds / step))) for seconds in lengths]
     windows = sliding_windows(len(features), rows, stride_fraction)
     scores = score_windows(model, features, windows, query)
-    moments = [Moment(float(times[i]), float(times[j - 1] + step), float(s), i, j)
-               for (i, j), s in zip(windows, scores)]
-    return non_maximum_suppression(moments, iou_threshold, top_k)
+    first, last = np.array([i for i, _ in windows]), np.array([j for _, j in windows])
+    start, end = times[first], times[last - 1] + step
+    return [Moment(float(start[e]), float(end[e]), float(scores[p]), int(first[e]), int(last[e]), rank)
+            for rank, (e, p) in enumerate(choose_moments(start, end, scores, iou_threshold, top_k), 1)]
 
 
 def best_moments(model, videos: Sequence[tuple[np.ndarray, np.ndarray | None]], query: np.ndarray,
