@@ -154,7 +154,8 @@ def moment_scale(sizes: list[int], checkpoint: Path, data: Path, work: Path, n_q
     rows = []
     for n in sizes:
         videos = -(-n // per_video)
-        root = work / f"moments-{n}"
+        lengths = "-".join(f"{x:g}" for x in windows.lengths)
+        root = work / f"moments-{n}-w{lengths}"  # the entries depend on the windows
         print(f"\n## {videos:,} videos of {seconds // 60} min = {videos * per_video:,} moment entries "
               f"({per_video} per video) x {model.config.video.embed_dim}", flush=True)
         t0 = time.perf_counter()
@@ -210,8 +211,8 @@ def main() -> None:
                                                         "--checkpoint and --data)")
     parser.add_argument("--checkpoint", type=Path, default=Path("runs/quickstart/runs/c2kd-off-the-shelf-alpha0.2"))
     parser.add_argument("--data", type=Path, default=Path("runs/quickstart/data"))
-    parser.add_argument("--nprobe", default="16,32,64", help="IVF-PQ cells scanned per query (moments)")
-    parser.add_argument("--candidates-per-hit", default="10,30,100",
+    parser.add_argument("--nprobe", default="64,128", help="IVF-PQ cells scanned per query (moments)")
+    parser.add_argument("--candidates-per-hit", default="100,300",
                         help="entries asked of faiss per video wanted, re-scored exactly (moments)")
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--queries", type=int, default=200, help="single-query calls per method (latency)")

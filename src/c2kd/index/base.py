@@ -18,6 +18,7 @@ import numpy as np
 
 from c2kd.index.blocks import RowBlocks, Rows
 from c2kd.index.filters import MetadataValue, Scalar
+from c2kd.index.options import Option, check_options
 from c2kd.index.spans import Moment
 
 
@@ -64,10 +65,18 @@ class Backend(ABC):
     state: ClassVar[str] = "none"
     #: True when ``search`` returns exact inner products (else the index re-scores its candidates exactly)
     exact_scores: ClassVar[bool] = False
+    #: the ``-o name=value`` settings the backend takes (anything else is refused)
+    OPTIONS: ClassVar[tuple[Option, ...]] = ()
 
     def __init__(self, dim: int, options: Mapping[str, Any] | None = None):
         self.dim = int(dim)
-        self.options: dict[str, Any] = dict(options or {})
+        self.options: dict[str, Any] = self.check_options(options or {})
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The options checked against :attr:`OPTIONS` (and against each other, in subclasses): a
+        :class:`~c2kd.errors.ConfigError` names a bad value and what it takes, or an unknown name and the known ones."""
+        return check_options(options, cls.OPTIONS, f"backend {cls.name!r}")
 
     @abstractmethod
     def add(self, keys: np.ndarray, vectors: Rows, payloads: Sequence[Mapping[str, MetadataValue]]) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 from c2kd.index.base import Backend, pad_results
 from c2kd.index.blocks import RowBlocks, Rows
 from c2kd.index.filters import MetadataValue, Scalar
+from c2kd.index.options import Option
 
 
 def best_k(values: np.ndarray, tie_keys: np.ndarray, k: int) -> np.ndarray:
@@ -116,6 +117,7 @@ class ExactBackend(Backend):
 
     name = "exact"
     exact_scores = True
+    OPTIONS = (Option("chunk", int, "rows per block of the matrix product", low=1),)
 
     def __init__(self, dim: int, options: Mapping[str, Any] | None = None):
         super().__init__(dim, options)

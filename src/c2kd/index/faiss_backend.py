@@ -27,6 +27,7 @@ from c2kd.errors import ConfigError, require
 from c2kd.index.base import Backend
 from c2kd.index.blocks import RowBlocks, Rows
 from c2kd.index.filters import MetadataValue, Scalar
+from c2kd.index.options import Option
 
 INDEX_FILE = "faiss.index"
 DELETED_FILE = "deleted.npy"
@@ -62,23 +63,37 @@ def auto_nlist(n: int) -> int:
 
 
 class FaissBackend(Backend):
-    """faiss IVF-Flat or HNSW-Flat over inner product, keyed by the index's int64 keys.
-
-    Options: ``kind`` (ivf|ivfpq|hnsw); IVF: ``nlist`` (default auto), ``nprobe`` (default nlist/16, at least 8),
-    ``train_sample`` (vectors used for k-means, default 64 per cell); IVF-PQ also ``m`` (bytes per vector,
-    default dim/8) and ``nbits`` (8); HNSW: ``M`` (32), ``ef_construction``
-    (80), ``ef_search`` (96).
-    """
+    """faiss IVF-Flat, IVF-PQ or HNSW-Flat over inner product, keyed by the index's int64 keys (options:
+    :attr:`OPTIONS`)."""
 
     name = "faiss"
     state = "snapshot"
+    OPTIONS = (
+        Option("kind", str, "the structure", choices=KINDS),
+        Option("nlist", int, "IVF cells (default about 4 sqrt(entries))", low=1),
+        Option("nprobe", int, "IVF cells scanned per query, at most nlist (default nlist/16, at least 8)", low=1),
+        Option("train_sample", int, "vectors the IVF cells are trained on (default 64 per cell)", low=1),
+        Option("m", int, "IVF-PQ bytes per vector, a divisor of the embedding size (default size/8)", low=1),
+        Option("nbits", int, "IVF-PQ bits per code (default 8)", low=1, high=16),
+        Option("M", int, "HNSW links per node (default 32)", low=2),
+        Option("ef_construction", int, "HNSW candidates while building (default 80)", low=1),
+        Option("ef_search", int, "HNSW candidates while searching (default 96)", low=1),
+    )
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        checked = super().check_options(options)
+        nlist, nprobe = checked.get("nlist"), checked.get("nprobe")
+        if nlist is not None and nlist < 8 and nprobe == 8:  # the default of indexes built before 2026-12-03
+            checked["nprobe"] = nprobe = nlist
+        if nlist is not None and nprobe is not None and nprobe > nlist:
+            raise ConfigError(f"backend 'faiss' option nprobe={nprobe} is more cells than the index has (nlist="
+                              f"{nlist}): use nprobe from 1 to {nlist}")
+        return checked
 
     def __init__(self, dim: int, options: Mapping[str, Any] | None = None):
         super().__init__(dim, options)
         self.kind = str(self.options.setdefault("kind", "ivf"))
-        if self.kind not in KINDS:
-            raise ConfigError(f"faiss kind {self.kind!r} is not one of {KINDS}; use --option kind=ivf, kind=ivfpq "
-                              "or kind=hnsw")
         self._faiss = _faiss()
         self._index: Any = None  # a faiss index (SWIG objects carry no types)
         self._deleted = np.zeros(0, np.int64)  # HNSW tombstones
@@ -95,7 +110,8 @@ class FaissBackend(Backend):
             return faiss.IndexIDMap2(graph)
         nlist = int(self.options.get("nlist") or auto_nlist(len(sample)))
         self.options["nlist"] = nlist
-        self.options.setdefault("nprobe", max(8, nlist // 16))
+        self.options.setdefault("nprobe", min(nlist, max(8, nlist // 16)))
+        self.check_options(self.options)  # an nprobe given before the cells were counted
         n_train = min(len(sample), int(self.options.get("train_sample") or 64 * nlist))
         rng = np.random.default_rng(0)
         rows = np.arange(len(sample)) if n_train >= len(sample) else np.sort(rng.choice(len(sample), n_train, False))

@@ -20,6 +20,7 @@ from c2kd.errors import ConfigError, require
 from c2kd.index.base import Backend
 from c2kd.index.blocks import RowBlocks, Rows
 from c2kd.index.filters import MetadataValue, Scalar
+from c2kd.index.options import Option
 
 UPSERT_BATCH = 512
 
@@ -39,6 +40,9 @@ class QdrantBackend(Backend):
     name = "qdrant"
     native_filters = True
     state = "live"
+    OPTIONS = (Option("collection", str, "the Qdrant collection"),
+               Option("url", str, "a Qdrant server, e.g. http://localhost:6333 (API key: $QDRANT_API_KEY)"),
+               Option("location", str, "a client location, e.g. :memory:"))
 
     def __init__(self, dim: int, options: Mapping[str, Any] | None = None):
         super().__init__(dim, options)

@@ -25,6 +25,7 @@ from c2kd.index.base import Backend, Hit
 from c2kd.index.blocks import RowBlocks, RowReader, read_rows
 from c2kd.index.exact import grouped_topk, topk_inner_product
 from c2kd.index.filters import MetadataFilter, MetadataValue, normalize_filter
+from c2kd.index.options import Option, check_options
 from c2kd.index.segments import (
     MANIFEST,
     SEGMENT_DIR,
@@ -51,7 +52,7 @@ BACKENDS: dict[str, str] = {
 EXACT_SUBSET_LIMIT = 20_000
 #: an approximate backend is first asked for this many entries per video wanted (at least MIN_CANDIDATES),
 #: then for four times as many until enough distinct videos are found; the candidates are re-scored exactly
-CANDIDATES_PER_HIT = 100
+CANDIDATES_PER_HIT = 300
 MIN_CANDIDATES = 100
 #: of a video's candidates, only its best few by the backend's approximate score are re-scored exactly (the
 #: video ranks by its best entry; the rest of its windows near them are re-scored for its moments)
@@ -60,18 +61,50 @@ RESCORED_PER_VIDEO = 4
 #: re-scored exactly before the top k are chosen (a video's best window is often not its best candidate)
 RERANKED_PER_HIT = 2
 #: search settings of the index itself (``-o name=value`` with the backend's): not passed to the backend
-INDEX_OPTIONS = frozenset({"candidates_per_hit"})
+INDEX_OPTIONS = (Option("candidates_per_hit", int, "entries an approximate backend is asked for per video wanted "
+                        f"(default {CANDIDATES_PER_HIT})", low=1),)
 #: through an approximate backend, a hit video's moments come from all its windows when it has at most this
 #: many (about 5 minutes at the default windows; one contiguous read), else from those near its candidates
 MOMENT_RESCORE_LIMIT = 512
 
 
-def make_backend(name: str, dim: int, options: Mapping[str, Any] | None = None) -> Backend:
-    """Instantiate a backend by name (``exact``, ``faiss``, ``qdrant``)."""
+def backend_class(name: str) -> type[Backend]:
+    """The backend class of this name (``exact``, ``faiss``, ``qdrant``); its optional library is not imported."""
     if name not in BACKENDS:
         raise ConfigError(f"unknown index backend {name!r}; choose one of {sorted(BACKENDS)}")
     module, cls = BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module), cls)(dim, options)
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_backend(name: str, dim: int, options: Mapping[str, Any] | None = None) -> Backend:
+    """Instantiate a backend by name, its options checked (:meth:`Backend.check_options`)."""
+    return backend_class(name)(dim, options)
+
+
+def split_options(backend: str, options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``-o`` settings as (the index's own, the backend's), each checked: an unknown name or a value out of
+    range is a :class:`ConfigError` naming what exists."""
+    cls = backend_class(backend)
+    own_names = {o.name for o in INDEX_OPTIONS}
+    known = sorted(own_names | {o.name for o in cls.OPTIONS})
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(f"backend {backend!r} has no option {unknown[0]!r}; its options: {', '.join(known)}")
+    own = check_options({k: v for k, v in options.items() if k in own_names}, INDEX_OPTIONS, "the index")
+    return own, cls.check_options({k: v for k, v in options.items() if k not in own_names})
+
+
+def declared_options() -> dict[str, tuple[Option, ...]]:
+    """Every ``-o`` setting there is: the index's own (``index``, for approximate backends) and each backend's."""
+    return {"index": INDEX_OPTIONS, **{name: backend_class(name).OPTIONS for name in BACKENDS}}
+
+
+def check_search_options(root: str | os.PathLike, options: Mapping[str, Any]) -> None:
+    """Refuse bad ``-o`` settings for searching the index at ``root`` before anything heavy is loaded (the
+    backend's range checks see the options it was built with, e.g. ``nprobe`` against its ``nlist``)."""
+    spec = read_manifest(Path(root))["backend"]
+    _, backend_options = split_options(spec["name"], options)
+    backend_class(spec["name"]).check_options({**spec.get("options", {}), **backend_options})
 
 
 def parse_options(items: Sequence[str]) -> dict[str, Any]:
@@ -278,7 +311,7 @@ class VideoIndex:
         root = Path(root)
         if (root / MANIFEST).exists():
             raise DataError(f"{root} already holds an index; open it, or delete it to start over")
-        make_backend(backend, dim, options)  # validate name and options early
+        options = split_options(backend, options or {})[1]  # the index's own settings are for searching
         root.mkdir(parents=True, exist_ok=True)
         write_manifest(root, new_manifest(dim, backend, options, info, dtype))
         return cls.open(root)
@@ -292,7 +325,7 @@ class VideoIndex:
         dim = int(manifest["dim"])
         view = _View([read_segment(root, s["name"], dim) for s in manifest["segments"]])
         spec = manifest["backend"]
-        backend_options = {k: v for k, v in (options or {}).items() if k not in INDEX_OPTIONS}
+        backend_options = split_options(spec["name"], options or {})[1]
         backend = make_backend(spec["name"], dim, {**spec.get("options", {}), **backend_options})
         if not backend.exact_scores:  # candidates are read a few rows at a time, not mapped into the process
             view.read_rows_directly(root)
@@ -745,7 +778,7 @@ def set_backend(root: str | Path, backend: str, options: Mapping[str, Any] | Non
     """Give an index another backend, its structure built from the stored vectors (e.g. faiss after a build
     staged with the exact backend). The caller holds the index's writer lock, or owns the folder alone."""
     root = Path(root)
-    make_backend(backend, int(read_manifest(root)["dim"]), options)  # validate before touching the folder
+    options = split_options(backend, options or {})[1]  # checked before the folder is touched
     manifest = read_manifest(root)
     manifest["backend"] = {"name": backend, "options": dict(options or {}), "state": None}
     write_manifest(root, manifest)

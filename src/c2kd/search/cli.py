@@ -13,8 +13,17 @@ from c2kd.search.moments import INDEX_LENGTHS, INDEX_STRIDE, WHOLE_UP_TO
 index_app = typer.Typer(help="Build and update video indexes (embeddings + metadata).", no_args_is_help=True)
 
 BACKEND_HELP = "exact (numpy, default), faiss (approximate: IVF or HNSW), qdrant (vector database)"
-OPTION_HELP = "backend setting name=value, repeatable (faiss: kind=ivf|hnsw, nlist, nprobe, M, ef_search; " \
-              "qdrant: url, location, collection)"
+
+
+def _option_help() -> str:
+    from c2kd.index.store import declared_options
+
+    listed = "; ".join(f"{owner}: " + ", ".join(o.name for o in options)
+                       for owner, options in declared_options().items() if options)
+    return f"setting name=value, repeatable ({listed}; ranges and meanings: docs/search.md)"
+
+
+OPTION_HELP = _option_help()
 
 
 def _read_ids(ids: list[str], ids_file: Path | None) -> list[str]:
@@ -58,8 +67,10 @@ def index_build(
     import time
 
     from c2kd.index import VideoIndex, parse_options
+    from c2kd.index.store import split_options
     from c2kd.search.building import build_index, parse_tags, read_metadata_file
 
+    split_options(backend, parse_options(option))  # bad settings refused before the model loads
     windows = _windows(moment_lengths, moment_stride, whole_up_to)
     started = time.perf_counter()
     path = build_index(checkpoint, features, out, backend=backend, options=parse_options(option),
@@ -209,7 +220,7 @@ def search(
     filter: list[str] = typer.Option([], "--filter", "-f", help="metadata filter field=value[,value] (repeatable)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
     checkpoint: Path | None = typer.Option(None, help="default: the checkpoint the index was built with"),
-    option: list[str] = typer.Option([], "--option", "-o", help="backend setting for this search, e.g. nprobe=64"),
+    option: list[str] = typer.Option([], "--option", "-o", help=OPTION_HELP),
     group: bool = typer.Option(True, "--group/--no-group", help="rank videos by their best moment (default), or "
                                                                 "the moments themselves across the collection"),
     device: str = typer.Option("cpu"),
@@ -217,6 +228,7 @@ def search(
     """Rank the indexed videos for a text query in any language: a video scores as its best moment, shown
     with its time (long videos are indexed as moment windows)."""
     from c2kd.index import parse_filter_options, parse_options
+    from c2kd.index.store import check_search_options
     from c2kd.search.engine import SearchEngine
     from c2kd.search.query import Query, QueryError, printable, read_queries, validate_k, validate_language
 
@@ -228,7 +240,9 @@ def search(
     for problem in skipped:
         typer.echo(f"warning: skipped {printable(problem)}", err=True)
     filters = parse_filter_options(filter)
-    engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=parse_options(option))
+    options = parse_options(option)
+    check_search_options(index, options)  # before the model loads
+    engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=options)
     try:
         responses = engine.search_many(batch, k=k, filters=filters, group=group)
     finally:

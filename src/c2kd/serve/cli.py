@@ -25,13 +25,16 @@ def serve(
 
     from c2kd.errors import ConfigError
     from c2kd.index import parse_options
+    from c2kd.index.store import check_search_options
     from c2kd.serve.app import ServeSettings, create_app
 
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port {port}: give a port number from 1 to 65535 (0: any free port), e.g. --port 8000")
 
+    options = parse_options(option)
+    check_search_options(index, options)  # refused now, not on every request once serving
     settings = ServeSettings(index=index, checkpoint=checkpoint, features=features, video_roots=list(videos),
-                             device=device, options=parse_options(option), cors_origins=list(cors_origin))
+                             device=device, options=options, cors_origins=list(cors_origin))
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 

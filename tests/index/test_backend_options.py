@@ -1,0 +1,117 @@
+"""Declared settings (``-o name=value``): checked against their type and range, unknown names refused with the
+known ones, before a model loads; the docs list exactly what the backends declare."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from c2kd.errors import ConfigError
+from c2kd.index import VideoIndex, make_backend
+from c2kd.index.options import Option, check_options
+from c2kd.index.store import check_search_options, declared_options, split_options
+from c2kd_testkit import assert_one_line_error, run_c2kd
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "search.md"
+
+
+def test_an_option_takes_its_type_and_range():
+    count = Option("count", int, "how many", low=1, high=10)
+    assert count.check(3, "x") == 3 and count.check(3.0, "x") == 3 and count.check(10, "x") == 10
+    for bad in (0, 11, -3, 2.5, "3", True, math.nan, math.inf, None):
+        with pytest.raises(ConfigError, match=r"count=.* is not valid: count \(how many\) takes an integer from 1 to 10"):
+            count.check(bad, "backend 'x'")
+    ratio = Option("ratio", float, "a share", low=0)
+    assert ratio.check(0, "x") == 0.0 and isinstance(ratio.check(2, "x"), float)
+    with pytest.raises(ConfigError, match="a number >= 0"):
+        ratio.check(-0.1, "x")
+    kind = Option("kind", str, "the structure", choices=("a", "b"))
+    assert kind.check("a", "x") == "a"
+    for bad in ("c", "", 1):
+        with pytest.raises(ConfigError, match="takes one of a, b"):
+            kind.check(bad, "x")
+    with pytest.raises(ConfigError, match="has no option 'bogus'; its options: count, kind"):
+        check_options({"bogus": 1}, [kind, count], "backend 'x'")
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"nprobe": 0}, "nprobe=0 is not valid"), ({"nprobe": -3}, "an integer >= 1"), ({"bogus": 1}, "no option 'bogus'"),
+    ({"kind": "flat"}, "one of ivf, ivfpq, hnsw"), ({"nlist": 4, "nprobe": 5}, "use nprobe from 1 to 4"),
+    ({"nbits": 17}, "from 1 to 16"), ({"M": 1}, ">= 2"),
+])
+def test_faiss_refuses_bad_options_when_made(options, message):
+    with pytest.raises(ConfigError, match=message):
+        make_backend("faiss", 8, options)
+
+
+def test_every_backend_and_the_index_refuse_unknown_names():
+    for backend in ("exact", "faiss", "qdrant"):
+        with pytest.raises(ConfigError, match=rf"backend '{backend}' has no option 'bogus'; its options: .*candidates_per_hit"):
+            split_options(backend, {"bogus": 1})
+    assert split_options("exact", {"candidates_per_hit": 30, "chunk": 64}) == ({"candidates_per_hit": 30}, {"chunk": 64})
+    with pytest.raises(ConfigError, match="candidates_per_hit=0 is not valid"):
+        split_options("faiss", {"candidates_per_hit": 0})
+
+
+def _faiss_index(root: Path, n: int = 60) -> VideoIndex:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index = VideoIndex.create(root, 8, backend="faiss", options={"kind": "ivf", "nlist": 4})
+    index.add([f"v{i}" for i in range(n)], x)
+    return index
+
+
+def test_search_options_are_checked_against_the_built_index(tmp_path):
+    _faiss_index(tmp_path / "idx").close()
+    check_search_options(tmp_path / "idx", {"nprobe": 4, "candidates_per_hit": 5})
+    for options, message in (({"nprobe": 5}, "more cells than the index has \\(nlist=4\\)"),
+                             ({"nprobe": 0}, "nprobe=0"), ({"ef_serch": 3}, "no option 'ef_serch'")):
+        with pytest.raises(ConfigError, match=message):
+            check_search_options(tmp_path / "idx", options)
+        with pytest.raises(ConfigError, match=message):
+            VideoIndex.open(tmp_path / "idx", options=options)
+    with VideoIndex.open(tmp_path / "idx", options={"nprobe": 2}) as index:
+        assert index.backend.options["nprobe"] == 2 and len(index.search(np.eye(8, dtype=np.float32)[:1])[0]) == 10
+
+
+def test_an_nprobe_given_before_the_cells_are_counted_is_refused_at_build(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((40, 8)).astype(np.float32)
+    index = VideoIndex.create(tmp_path / "idx", 8, backend="faiss", options={"nprobe": 64})  # nlist: automatic
+    with pytest.raises(ConfigError, match="nprobe=64 is more cells than the index has"):
+        index.add([f"v{i}" for i in range(40)], x / np.linalg.norm(x, axis=1, keepdims=True))
+
+
+def test_an_index_built_with_the_old_default_nprobe_still_opens(tmp_path):
+    _faiss_index(tmp_path / "idx").close()
+    manifest = json.loads((tmp_path / "idx" / "index.json").read_text())
+    manifest["backend"]["options"]["nprobe"] = 8  # the default stored for fewer than 8 cells before 2026-12-03
+    (tmp_path / "idx" / "index.json").write_text(json.dumps(manifest))
+    with VideoIndex.open(tmp_path / "idx") as index:
+        assert index.backend.options["nprobe"] == 4 and len(index.search(np.eye(8, dtype=np.float32)[:1])[0]) == 10
+
+
+def test_the_docs_list_every_declared_option():
+    docs = DOCS.read_text()
+    for owner, options in declared_options().items():
+        for option in options:
+            assert f"| `{option.name}` | {owner} | {option.accepts()} | {option.help} |" in docs, option.name
+
+
+def test_the_commands_refuse_bad_options_before_loading_a_model(tmp_path):
+    _faiss_index(tmp_path / "idx").close()
+    missing = tmp_path / "no-such-checkpoint"  # the option is refused first: this is never read
+    assert_one_line_error(run_c2kd("search", tmp_path / "idx", "ein Hund", "--checkpoint", missing, "-o", "nprobe=0"),
+                          "nprobe=0", "an integer >= 1")
+    assert_one_line_error(run_c2kd("search", tmp_path / "idx", "ein Hund", "--checkpoint", missing, "-o", "nprobe=-3"),
+                          "nprobe=-3")
+    assert_one_line_error(run_c2kd("serve", tmp_path / "idx", "--checkpoint", missing, "-o", "nprobe=0"), "nprobe=0")
+    assert_one_line_error(run_c2kd("serve", tmp_path / "idx", "--checkpoint", missing, "-o", "bogus=1"),
+                          "no option 'bogus'", "nprobe")
+    assert_one_line_error(run_c2kd("index", "build", "--checkpoint", missing, "--features", tmp_path, "--out",
+                                   tmp_path / "new", "--backend", "faiss", "-o", "kind=flat"), "kind='flat'", "ivfpq")
