@@ -315,3 +315,20 @@ def test_serve_command_takes_cors_origins(served):
     finally:
         proc.kill()
         proc.wait(timeout=30)
+
+
+def test_an_unexpected_error_is_json_with_an_id_that_the_log_names(app, monkeypatch, caplog):
+    """Anything that is not a known error (here the engine failing mid-request) is a 500 in the service's format,
+    and its traceback is logged under the id the client got."""
+    def fail(*args, **kwargs):
+        raise RuntimeError("the disk went away")
+
+    monkeypatch.setattr(app.state.engine, "search_page", fail)
+    with TestClient(app, raise_server_exceptions=False) as c, caplog.at_level("ERROR", logger="c2kd.serve.app"):
+        got = c.get("/api/search", params={"q": "a dog"})
+    assert got.status_code == 500 and got.headers["content-type"] == "application/json"
+    body = got.json()
+    assert body["error"] == "internal error" and len(body["id"]) == 12 and "disk" not in got.text
+    logged = [r for r in caplog.records if body["id"] in r.getMessage()]
+    assert len(logged) == 1 and "/api/search" in logged[0].getMessage()
+    assert logged[0].exc_info and "the disk went away" in str(logged[0].exc_info[1])

@@ -20,6 +20,8 @@ The model and index are loaded once, when the app is created; requests run in wo
 
 from __future__ import annotations
 
+import logging
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,6 +41,8 @@ from c2kd.search.engine import SearchEngine
 from c2kd.search.query import MAX_K, MAX_QUERY_CHARS, Query, QueryError
 from c2kd.serve.media import MediaError, check_range, media_type, resolve_media, video_path_for
 from c2kd.serve.origins import add_cors
+
+log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 FilterValue = str | int | float | bool | list[str | int | float | bool]
@@ -168,6 +172,12 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
     @app.exception_handler(C2KDError)
     async def _known(request: Request, exc: C2KDError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=400)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        incident = uuid.uuid4().hex[:12]  # in the answer and in the log line with the traceback
+        log.error("internal error %s on %s %s", incident, request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"error": "internal error", "id": incident}, status_code=500)
 
     def video_url(metadata: dict) -> str | None:
         rel = video_path_for(metadata, roots)
