@@ -40,7 +40,7 @@ from pydantic import BaseModel, ValidationError
 
 from c2kd.encoders.frames import FrameEncoderSpec
 from c2kd.errors import CheckpointError, validation_problems
-from c2kd.io import atomic_path, output_errors, write_text
+from c2kd.io import atomic_path, output_errors, save_torch, write_text
 from c2kd.model import DualEncoder, ModelConfig, build_model
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -179,7 +179,7 @@ def save_checkpoint(directory: str | os.PathLike, model: DualEncoder, config: Ba
         if metrics is not None:
             (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
         if resume_state is not None:
-            torch.save(resume_state, tmp / RESUME_STATE_FILE)
+            save_torch(tmp / RESUME_STATE_FILE, resume_state)
     return Path(directory)
 
 

@@ -26,12 +26,12 @@ WRITE_FAILURES = {
 }
 
 
-def write_failure(exc: BaseException, path: str | os.PathLike | None = None) -> int | None:
+def write_failure(exc: BaseException) -> int | None:
     """The errno of ``exc`` if it is a failed write (a key of `WRITE_FAILURES`), else None.
 
-    Libraries that report the cause only in their message (safetensors, pyarrow) are read by its text; one that
-    reports nothing useful (``torch.save``: "unexpected pos ...") counts as a full disk when ``path``'s disk has
-    less than 1 MiB left.
+    Libraries that report the cause only in their message (safetensors, pyarrow) are read by its text. Writers
+    that lose the cause (``torch.save`` to a path, NumPy's ``tofile``) are given Python files instead, whose
+    failures carry their errno.
     """
     if isinstance(exc, OSError) and exc.errno in WRITE_FAILURES:
         return exc.errno
@@ -39,17 +39,13 @@ def write_failure(exc: BaseException, path: str | os.PathLike | None = None) -> 
     for code in WRITE_FAILURES:
         if os.strerror(code) in text:
             return code
-    if path is not None and isinstance(exc, RuntimeError):
-        existing = next((p for p in (Path(path), *Path(path).parents) if p.exists()), None)
-        if existing is not None and shutil.disk_usage(existing).free < 1 << 20:
-            return errno.ENOSPC
     return None
 
 
 def storage_error(path: str | os.PathLike, exc: BaseException) -> StorageError:
     """The one-line error for an output that could not be written (disk full, quota, size limit, read-only file
     system, permissions): the path, the cause and the fix."""
-    code = write_failure(exc, path)
+    code = write_failure(exc)
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else (os.strerror(code) if code else exc)
     fix = WRITE_FAILURES[code] if code is not None else ("Free disk space (or raise the quota or file size limit, "
                                                          "or fix the folder's permissions)")
@@ -65,7 +61,7 @@ def output_errors(path: str | os.PathLike) -> Iterator[None]:
     except StorageError:
         raise
     except Exception as exc:
-        if write_failure(exc, path) is None:
+        if write_failure(exc) is None:
             raise
         raise storage_error(path, exc) from exc
 
@@ -97,6 +93,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def check_writable(path: str | os.PathLike, option: str) -> Path:
+    """Check before long work that a file can be written at ``path`` (its folder made, a file created there and
+    removed); a folder given as the file, or a folder that refuses files, is one line naming ``option``."""
+    path = Path(path)
+    if path.is_dir():
+        raise StorageError(f"{option} {path} is a folder; give a file name, e.g. {path / 'results.json'}")
+    with output_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    return path
+
+
 def write_atomic(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
     """Call ``write(tmp_path)`` and move the result to ``path`` atomically."""
     with atomic_path(path) as tmp:
@@ -105,17 +115,20 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
 
 
 def save_npy(path: str | os.PathLike, array: Any, shown: str | os.PathLike | None = None) -> None:
-    """``np.save`` to ``path``, synced, checking that every byte reached the file.
+    """An ``.npy`` file at ``path``, synced, checking that every byte reached the file.
 
-    NumPy buffers small arrays and can lose the failed final write of a full disk (or file size limit) without
-    an error, leaving a truncated file; this raises :class:`~c2kd.errors.StorageError` instead, naming
-    ``shown`` (default ``path``: give the final name when ``path`` is a temporary).
+    Written through Python's file (not NumPy's, which reports a full disk as a byte count, or loses the failed
+    final write of a small array), so a failure is :class:`~c2kd.errors.StorageError` with its real cause,
+    naming ``shown`` (default ``path``: give the final name when ``path`` is a temporary).
     """
     import numpy as np
 
+    array = np.ascontiguousarray(array)
+    header = {"descr": np.lib.format.dtype_to_descr(array.dtype), "fortran_order": False, "shape": array.shape}
     try:
         with open(path, "wb") as fh:
-            np.save(fh, array)
+            np.lib.format.write_array_header_1_0(fh, header)
+            fh.write(memoryview(array.reshape(-1)).cast("B"))  # a Python write: a full disk is ENOSPC, not a count
             fh.flush()
             os.fsync(fh.fileno())
             expected, written = fh.tell(), os.fstat(fh.fileno()).st_size
@@ -124,6 +137,21 @@ def save_npy(path: str | os.PathLike, array: Any, shown: str | os.PathLike | Non
     if written != expected:
         raise storage_error(shown or path, OSError(errno.EIO, f"only {written} of {expected} bytes were written "
                                                               "(disk full or file size limit?)"))
+
+
+def save_torch(path: str | os.PathLike, obj: Any) -> None:
+    """``torch.save`` through a Python file: a failed write is an ``OSError`` with its errno (to a path, torch
+    reports a full disk as "unexpected pos")."""
+    import torch
+
+    try:
+        with open(path, "wb") as fh:
+            torch.save(obj, fh)
+    except RuntimeError as exc:  # torch's writer may fail again while closing: the write's own error is the cause
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, OSError):
+            raise cause from exc
+        raise
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:

@@ -78,3 +78,32 @@ def test_a_loss_that_becomes_nan(tmp_path, tiny_dataset, tiny_text_models):
     proc = run_c2kd(*train_args(tiny_dataset, tiny_text_models["student"], tmp_path / "run", "optim.lr=1e30",
                                 "tensorboard=false"))
     assert_one_line_error(proc, "loss became nan", "lower the learning rate")
+
+
+def test_savers_report_the_real_cause_of_a_failed_write(tmp_path):
+    """torch.save and .npy files written past a file size limit fail with EFBIG itself (an errno), not a byte
+    count or "unexpected pos" that would have to be guessed from the free space."""
+    import subprocess
+    import sys
+
+    code = (
+        "import errno, resource, signal, sys, numpy as np, torch\n"
+        "from c2kd.errors import StorageError\n"
+        "from c2kd.io import save_npy, save_torch, write_failure\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, 1 << 16))\n"
+        "try:\n"
+        "    save_torch(sys.argv[1] + '/state.pt', {'w': torch.zeros(1 << 16)})\n"
+        "except OSError as exc:\n"
+        "    assert exc.errno == errno.EFBIG and write_failure(exc) == errno.EFBIG, exc\n"
+        "else:\n"
+        "    raise SystemExit('torch.save did not fail')\n"
+        "try:\n"
+        "    save_npy(sys.argv[1] + '/rows.npy', np.zeros((1 << 15, 4), np.float32))\n"
+        "except StorageError as exc:\n"
+        "    assert 'File too large' in str(exc), exc\n"
+        "else:\n"
+        "    raise SystemExit('save_npy did not fail')\n"
+        "print('ok')\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

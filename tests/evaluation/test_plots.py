@@ -168,3 +168,17 @@ def test_evaluate_plot_problems_stop_before_the_evaluation(tmp_path):
                              capture_output=True, text=True, check=False)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert "pip install 'c2kd[plots]'" in missing.stderr and "no-such-run" not in missing.stderr
+
+
+def test_evaluate_json_that_cannot_be_written_stops_before_the_evaluation(tmp_path):
+    """An unwritable --json (a read-only disk, a folder) is one line and exit 2 before the checkpoint is read."""
+    from c2kd_testkit import assert_one_line_error, own_tmpfs, run_c2kd
+
+    disk = tmp_path / "disk"
+    args = ["evaluate", "--checkpoint", tmp_path / "no-such-run", "--data", tmp_path]
+    line = assert_one_line_error(run_c2kd(*args, "--json", disk / "out" / "results.json",
+                                          wrapper=own_tmpfs(disk, "ro")), "Read-only file system")
+    assert f"{disk}/out" in line and "no-such-run" not in line
+    assert_one_line_error(run_c2kd(*args, "--json", tmp_path), f"--json {tmp_path} is a folder")
+    assert_one_line_error(run_c2kd("aggregate", tmp_path / "none.json", "--json", disk / "agg.json",
+                                   wrapper=own_tmpfs(disk, "ro")), "Read-only file system")

@@ -399,6 +399,13 @@ def test_cli_extract_and_its_errors(tmp_path, corpus, tiny_clip):
                              "--model", str(tiny_clip), "--id-from", "relpath", "--workers", "0", "--no-progress"])
     assert ok.exit_code == 0, ok.output
     assert sorted(FeatureStore(tmp_path / "s2").ids) == ["a/x", "b/x"]
+    assert FeatureStore(tmp_path / "s2").meta["id_from"] == "relpath"
+    # the store records how it names its videos: another --id-from would store the same videos twice
+    renamed = runner.invoke(app, ["extract", str(clash / "a"), "--out", str(tmp_path / "s2"), "--encoder",
+                                  "clip-vit-b32", "--model", str(tiny_clip), "--workers", "0", "--no-progress"])
+    assert isinstance(renamed.exception, ConfigError), renamed.output
+    assert "names its videos by --id-from relpath, and this run would name them by stem" in str(renamed.exception)
+    assert sorted(FeatureStore(tmp_path / "s2").ids) == ["a/x", "b/x"]
 
 
 def test_writer_refuses_a_store_of_another_dimension(tmp_path, corpus, clip_encoder, focus_cache):

@@ -147,3 +147,9 @@ def test_features_of_a_known_size_default_to_their_preset():
     assert default_frame_encoder(384) == "vit-s14-focus"
     assert default_frame_encoder(512) == "clip-vit-b32"
     assert default_frame_encoder(1024) == "s3d"  # imported features: named, though extract cannot make them
+
+
+def test_an_onnx_model_of_fixed_input_size_refuses_another_size(tiny_onnx):
+    with pytest.raises(ConfigError, match=r"takes images of 48x48 pixels, not 64; use --option size=48"):
+        build_frame_encoder("onnx", model=str(tiny_onnx), size=64)
+    assert build_frame_encoder("onnx", model=str(tiny_onnx), size=48).dim == 6

@@ -169,6 +169,19 @@ def test_index_build_into_a_read_only_folder(tmp_path, random_checkpoint, synthe
     assert ".index.building" not in line  # the output (or its lock beside it), not the staging folder
 
 
+def test_index_build_onto_a_full_disk_is_one_line_and_a_rerun_with_room_completes(tmp_path, random_checkpoint,
+                                                                                     synthetic_data):
+    disk = tmp_path / "disk"
+    proc = run_c2kd("index", "build", "--checkpoint", random_checkpoint, "--features", synthetic_data,
+                    "--out", disk / "index", wrapper=own_tmpfs(disk, "size=48k"))
+    assert_one_line_error(proc, f"cannot write {disk}/", "No space left on device")
+    assert not (disk / "index").exists()  # the tmpfs is gone with its namespace; here: nothing was published
+    done = run_c2kd("index", "build", "--checkpoint", random_checkpoint, "--features", synthetic_data,
+                    "--out", tmp_path / "roomy" / "index")
+    assert done.returncode == 0, done.stderr
+    assert "indexed" in done.stdout
+
+
 def test_wrong_feature_size_bad_fps_and_port_are_one_line(tmp_path, random_checkpoint, synthetic_data):
     from c2kd.data.features import FeatureStoreWriter
     from c2kd.search.building import build_index
@@ -180,6 +193,12 @@ def test_wrong_feature_size_bad_fps_and_port_are_one_line(tmp_path, random_check
         writer.add("new-video", np.ones((3, 8), np.float32))
     assert_one_line_error(run_c2kd("index", "add", index, "--features", small),
                           f"{small} holds 8-d frame features", "reads 16-d ones")
+    indexed = tmp_path / "indexed-store"  # 8-d features of videos the index already holds: nothing to add
+    with FeatureStoreWriter(indexed, dim=8) as writer:
+        for video_id in FeatureStore(synthetic_data / "features").ids[:2]:
+            writer.add(video_id, np.ones((3, 8), np.float32))
+    assert_one_line_error(run_c2kd("index", "add", index, "--features", indexed),
+                          f"{indexed} holds 8-d frame features", "reads 16-d ones")
     assert_one_line_error(run_c2kd("moments", "train00001", "a dog", "--checkpoint", random_checkpoint,
                                    "--features", synthetic_data, "--fps", "0"), "--fps 0", "positive")
     assert_one_line_error(run_c2kd("serve", index, "--port", "70000"), "--port 70000", "from 1 to 65535")

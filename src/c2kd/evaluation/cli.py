@@ -47,7 +47,7 @@ def evaluate_command(
     from c2kd.evaluation.evaluator import RetrievalEvaluator
     from c2kd.evaluation.metrics import MISSING_RANKS, TIE_POLICIES
     from c2kd.evaluation.report import print_results
-    from c2kd.io import write_json
+    from c2kd.io import check_writable, write_json
     from c2kd.runtime import resolve_device
     from c2kd.search.extracting import check_store_encoder
 
@@ -59,6 +59,8 @@ def evaluate_command(
         from c2kd.evaluation.plots import check_plot_path
 
         check_plot_path(plot)  # before the evaluation, not after it
+    if json_out is not None:
+        check_writable(json_out, "--json")
     datasets = member_datasets(checkpoint, data)
     members = []
     for path, folder in zip(checkpoint, datasets, strict=True):
@@ -132,12 +134,14 @@ def aggregate_command(
 ) -> None:
     """Mean and standard deviation over seeds."""
     from c2kd.evaluation.report import aggregate_runs, print_results
-    from c2kd.io import write_json
+    from c2kd.io import check_writable, write_json
 
     if plot is not None:
         from c2kd.evaluation.plots import check_plot_path
 
         check_plot_path(plot)
+    if json_out is not None:
+        check_writable(json_out, "--json")
     agg = aggregate_runs([json.loads(p.read_text()) for p in results])
     print_results(agg, title=f"mean ± std over {len(results)} runs")
     if json_out:

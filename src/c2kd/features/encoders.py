@@ -346,6 +346,10 @@ class OnnxFrameEncoder(FrameEncoder):
         if len(inputs) != 1:
             raise ConfigError(f"{path}: expected one image input, the model has {[i.name for i in inputs]}")
         self.input_name = inputs[0].name
+        fixed = [d for d in inputs[0].shape[2:] if isinstance(d, int)]  # H, W when the model fixes them
+        if fixed and any(d != self.preprocess.size for d in fixed):
+            raise ConfigError(f"{path}: the model takes images of {'x'.join(map(str, inputs[0].shape[2:]))} pixels, "
+                              f"not {self.preprocess.size}; use --option size={fixed[0]}")
         outputs = [o.name for o in self.session.get_outputs()]
         if output is not None and output not in outputs:
             raise ConfigError(f"{path}: no output named {output!r}; it has {outputs}")

@@ -149,12 +149,22 @@ def _setting_hint(key: str, value: Any) -> str:
     return f"--model {text}" if key == "model" else f"--option {key}={text}"
 
 
-def _check_store(out: Path, encoder: FrameEncoder, fps: float) -> None:
-    """Refuse to add features to a store that holds features made with other settings (they would not compare)."""
+def _id_mode(id_from: str | Callable[[Path], str]) -> str:
+    """How a store's videos are named, as recorded in it: the ``--id-from`` mode, or ``custom``."""
+    return id_from if isinstance(id_from, str) else "custom"
+
+
+def _check_store(out: Path, encoder: FrameEncoder, fps: float, id_from: str | Callable[[Path], str] = "stem") -> None:
+    """Refuse to add features to a store that holds features made with other settings (they would not compare),
+    or whose videos are named another way (the same videos would be stored twice)."""
     meta_path = out / STORE_FILE
     if not meta_path.exists():
         return
     meta = json.loads(meta_path.read_text())
+    if meta.get("id_from") is not None and meta["id_from"] != _id_mode(id_from):
+        raise ConfigError(f"{meta_path}: this store names its videos by --id-from {meta['id_from']}, and this run "
+                          f"would name them by {_id_mode(id_from)}: the same videos would be stored twice. Use "
+                          f"--id-from {meta['id_from']}, or another --out folder")
     if meta.get("fps") is not None and abs(float(meta["fps"]) - fps) > 1e-9:
         raise ConfigError(f"{meta_path}: this store holds features at {meta['fps']} frames/s, not {fps}; "
                           "use the same --fps or another --out folder")
@@ -183,7 +193,7 @@ def extract_jobs(jobs: Sequence[VideoJob], encoder: FrameEncoder, out: str | os.
     out = Path(out)
     index, total = config.shard
     prefix = shard_prefix(index, total)
-    _check_store(out, encoder, config.fps)
+    _check_store(out, encoder, config.fps, config.id_from)
     with exclusive_lock(out / f".{prefix}.lock", f"an extraction of shard {index}/{total} into this store",
                         subject=out):
         return _extract_locked(jobs, encoder, out, config, prefix)
@@ -194,7 +204,8 @@ def _extract_locked(jobs: Sequence[VideoJob], encoder: FrameEncoder, out: Path, 
     """:func:`extract_jobs` once this run holds its shard's lock."""
     index, total = config.shard
     writer = FeatureStoreWriter(out, encoder.dim, encoder=encoder.name, fps=config.fps, prefix=prefix,
-                                flush_every=config.flush_every, extra={"extractor": encoder.describe()})
+                                flush_every=config.flush_every,
+                                extra={"extractor": encoder.describe(), "id_from": _id_mode(config.id_from)})
     writer.remove_orphans()  # of a run killed or out of disk space while writing a shard
     manifest = _Manifest(out, prefix, f"{index}/{total}", encoder.name)
     report = ExtractReport(store=str(out), shard=f"{index}/{total}", total=len(jobs), manifest=str(manifest.path))

@@ -350,10 +350,10 @@ def add_to_index(index_path: str | os.PathLike, features: str | os.PathLike | No
                     if present:
                         raise DataError(f"{len(present)} video(s) are already in {index.root} (e.g. {present[0]!r}); "
                                         "pass --replace to re-embed them")
+                model = load_search_model(checkpoint, device)
+                check_store_encoder(model, store, checkpoint)  # even when nothing is new: a wrong store is named
                 if not wanted:
                     return 0
-                model = load_search_model(checkpoint, device)
-                check_store_encoder(model, store, checkpoint)
                 roots = [Path(r) for r in info.get("video_roots", [])]
                 videos = find_video_files(roots, wanted) if roots else {}
                 extra = merge_metadata(dataset_metadata(features), metadata or {})
