@@ -70,6 +70,7 @@ def test_search_options_are_checked_against_the_built_index(tmp_path):
     _faiss_index(tmp_path / "idx").close()
     check_search_options(tmp_path / "idx", {"nprobe": 4, "candidates_per_hit": 5})
     for options, message in (({"nprobe": 5}, "more cells than the index has \\(nlist=4\\)"),
+                             ({"nlist": 8}, "nlist is part of the built index: set it with `c2kd index build"),
                              ({"nprobe": 0}, "nprobe=0"), ({"ef_serch": 3}, "no option 'ef_serch'")):
         with pytest.raises(ConfigError, match=message):
             check_search_options(tmp_path / "idx", options)
@@ -100,7 +101,8 @@ def test_the_docs_list_every_declared_option():
     docs = DOCS.read_text()
     for owner, options in declared_options().items():
         for option in options:
-            assert f"| `{option.name}` | {owner} | {option.accepts()} | {option.help} |" in docs, option.name
+            when = "build or search" if option.at_search else "build"
+            assert f"| `{option.name}` | {owner} | {when} | {option.accepts()} | {option.help} |" in docs, option.name
 
 
 def test_the_commands_refuse_bad_options_before_loading_a_model(tmp_path):

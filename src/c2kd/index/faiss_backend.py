@@ -69,14 +69,16 @@ class FaissBackend(Backend):
     name = "faiss"
     state = "snapshot"
     OPTIONS = (
-        Option("kind", str, "the structure", choices=KINDS),
-        Option("nlist", int, "IVF cells (default about 4 sqrt(entries))", low=1),
+        Option("kind", str, "the structure", choices=KINDS, at_search=False),
+        Option("nlist", int, "IVF cells (default about 4 sqrt(entries))", low=1, at_search=False),
         Option("nprobe", int, "IVF cells scanned per query, at most nlist (default nlist/16, at least 8)", low=1),
-        Option("train_sample", int, "vectors the IVF cells are trained on (default 64 per cell)", low=1),
-        Option("m", int, "IVF-PQ bytes per vector, a divisor of the embedding size (default size/8)", low=1),
-        Option("nbits", int, "IVF-PQ bits per code (default 8)", low=1, high=16),
-        Option("M", int, "HNSW links per node (default 32)", low=2),
-        Option("ef_construction", int, "HNSW candidates while building (default 80)", low=1),
+        Option("train_sample", int, "vectors the IVF cells are trained on (default 64 per cell)", low=1,
+               at_search=False),
+        Option("m", int, "IVF-PQ bytes per vector, a divisor of the embedding size (default size/8)", low=1,
+               at_search=False),
+        Option("nbits", int, "IVF-PQ bits per code (default 8)", low=1, high=16, at_search=False),
+        Option("M", int, "HNSW links per node (default 32)", low=2, at_search=False),
+        Option("ef_construction", int, "HNSW candidates while building (default 80)", low=1, at_search=False),
         Option("ef_search", int, "HNSW candidates while searching (default 96)", low=1),
     )
 

@@ -24,6 +24,8 @@ class Option:
     low: float | None = None
     high: float | None = None
     choices: tuple[str, ...] = ()
+    #: False for a setting of the built structure (``kind``, ``nlist``, ...): given at build time only
+    at_search: bool = True
 
     def accepts(self) -> str:
         """What the option takes, e.g. ``an integer >= 1`` or ``one of ivf, ivfpq, hnsw``."""

@@ -81,15 +81,21 @@ def make_backend(name: str, dim: int, options: Mapping[str, Any] | None = None) 
     return backend_class(name)(dim, options)
 
 
-def split_options(backend: str, options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``-o`` settings as (the index's own, the backend's), each checked: an unknown name or a value out of
-    range is a :class:`ConfigError` naming what exists."""
+def split_options(backend: str, options: Mapping[str, Any],
+                  searching: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``-o`` settings as (the index's own, the backend's), each checked: an unknown name, a value out of range
+    or (``searching``) a setting of the built structure is a :class:`ConfigError` naming what exists."""
     cls = backend_class(backend)
     own_names = {o.name for o in INDEX_OPTIONS}
     known = sorted(own_names | {o.name for o in cls.OPTIONS})
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ConfigError(f"backend {backend!r} has no option {unknown[0]!r}; its options: {', '.join(known)}")
+    built = sorted(o.name for o in cls.OPTIONS if not o.at_search and o.name in options) if searching else []
+    if built:
+        live = ", ".join(sorted(o.name for o in (*INDEX_OPTIONS, *cls.OPTIONS) if o.at_search))
+        raise ConfigError(f"backend {backend!r} option {built[0]} is part of the built index: set it with `c2kd "
+                          f"index build -o {built[0]}=...`; a search can change {live}")
     own = check_options({k: v for k, v in options.items() if k in own_names}, INDEX_OPTIONS, "the index")
     return own, cls.check_options({k: v for k, v in options.items() if k not in own_names})
 
@@ -103,7 +109,7 @@ def check_search_options(root: str | os.PathLike, options: Mapping[str, Any]) ->
     """Refuse bad ``-o`` settings for searching the index at ``root`` before anything heavy is loaded (the
     backend's range checks see the options it was built with, e.g. ``nprobe`` against its ``nlist``)."""
     spec = read_manifest(Path(root))["backend"]
-    _, backend_options = split_options(spec["name"], options)
+    _, backend_options = split_options(spec["name"], options, searching=True)
     backend_class(spec["name"]).check_options({**spec.get("options", {}), **backend_options})
 
 
@@ -325,7 +331,7 @@ class VideoIndex:
         dim = int(manifest["dim"])
         view = _View([read_segment(root, s["name"], dim) for s in manifest["segments"]])
         spec = manifest["backend"]
-        backend_options = split_options(spec["name"], options or {})[1]
+        backend_options = split_options(spec["name"], options or {}, searching=True)[1]
         backend = make_backend(spec["name"], dim, {**spec.get("options", {}), **backend_options})
         if not backend.exact_scores:  # candidates are read a few rows at a time, not mapped into the process
             view.read_rows_directly(root)
