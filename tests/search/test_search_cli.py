@@ -316,3 +316,11 @@ def test_index_add_of_a_long_video_while_serving_is_seen_by_the_next_search(tmp_
         assert client.get("/api/health").json()["videos"] == len(ids) + 1
         moments = client.get("/api/moments", params={"video_id": "long-video", "q": "a dog", "k": 3}).json()
         assert moments["moments"] and moments["moments"][0]["score"] <= hit["score"] + 1e-6
+
+
+def test_a_build_writes_progress_lines_not_bar_refreshes_to_a_log(tmp_path, random_checkpoint, synthetic_data):
+    proc = run_c2kd("index", "build", "--checkpoint", random_checkpoint, "--features", synthetic_data,
+                    "--out", tmp_path / "index")  # stderr is a pipe, as when the output goes to a file
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stderr and "\x1b[" not in proc.stderr
+    assert "embedding videos: done" in proc.stderr and len(proc.stderr) < 2000, proc.stderr

@@ -36,7 +36,7 @@ def concat_features(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
     Every input must hold the same videos with the same number of frames each (refused otherwise, naming the
     first difference). Timestamps come from the first input.
     """
-    from tqdm.auto import tqdm
+    from c2kd.progress import progress_bar
 
     if len(inputs) < 2:
         raise DataError(f"give at least two feature stores or dataset folders to join, got {len(inputs)}")
@@ -71,7 +71,7 @@ def concat_features(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
     with FeatureStoreWriter(target, spec.dim, encoder=CONCAT, fps=stores[0].meta.get("fps"),
                             extra={"extractor": {"parts": spec.options["parts"]}}) as writer:
         todo = [v for v in ids if v not in writer]
-        for video_id in tqdm(todo, desc="joining features", unit="video", disable=not progress):
+        for video_id in progress_bar(todo, desc="joining features", unit="video", disable=not progress):
             frames = [store[video_id] for store in stores]
             lengths = {len(f) for f in frames}
             if len(lengths) != 1:

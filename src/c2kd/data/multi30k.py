@@ -112,12 +112,11 @@ def download_multi30k(dest: Path, timeout: float = 30.0, base_url: str = DOWNLOA
     Each file is written by rename, so an interrupted download resumes with the files still missing.
     Raises :class:`urllib.error.URLError` (or ``OSError``) when offline.
     """
-    from tqdm.auto import tqdm
-
     from c2kd.io import atomic_path
+    from c2kd.progress import progress_bar
 
     missing = [f for f in required_files() if not (dest / f).exists()]
-    for rel in tqdm(missing, desc="downloading Multi30K", unit="file", disable=not missing):
+    for rel in progress_bar(missing, desc="downloading Multi30K", unit="file", disable=not missing):
         with urllib.request.urlopen(f"{base_url}/{rel}", timeout=timeout) as response:
             payload = response.read()
         with atomic_path(dest / rel) as tmp:
@@ -235,11 +234,12 @@ def encode_frames(backbone, texts: Sequence[str], batch_size: int = 256, max_tok
         texts: N strings -> [N, backbone.dim] float32, unit rows
     """
     import torch
-    from tqdm.auto import tqdm
+
+    from c2kd.progress import progress_bar
 
     out = []
     with torch.no_grad():
-        for start in tqdm(range(0, len(texts), batch_size), desc=f"proxy frames ({backbone.name})", unit="batch",
+        for start in progress_bar(range(0, len(texts), batch_size), desc=f"proxy frames ({backbone.name})", unit="batch",
                           disable=not progress):
             inputs = backbone.prepare(list(texts[start:start + batch_size]), max_tokens)
             out.append(backbone(inputs).float().cpu().numpy())

@@ -300,9 +300,8 @@ def translate_dataset(
 
     Returns the coverage per target language.
     """
-    from tqdm import tqdm
-
     from c2kd.data.dataset import save_dataset
+    from c2kd.progress import progress_bar
 
     root = Path(dataset)
     meta, cols = _read_captions(root)
@@ -361,7 +360,7 @@ def translate_dataset(
         for c in range(n_chunks)
         if not (work / lang / f"chunk-{c:05d}.json").exists()
     ]
-    with tqdm(
+    with progress_bar(
         total=n_chunks * len(targets),
         initial=n_chunks * len(targets) - len(todo),
         unit="chunk",

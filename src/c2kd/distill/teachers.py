@@ -27,7 +27,6 @@ from typing import Literal, Protocol
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from c2kd.checkpoint import checkpoint_data_path, load_checkpoint
 from c2kd.data.dataset import DATASET_FILE, Batch, SplitData
@@ -36,6 +35,7 @@ from c2kd.encoders.frames import FrameEncoderSpec, check_frame_encoder, mismatch
 from c2kd.errors import CheckpointError, ConfigError, DataError
 from c2kd.languages import ENGLISH
 from c2kd.model import DualEncoder
+from c2kd.progress import progress_bar
 from c2kd.similarity import Pooler, pool_teacher_scores, teacher_scores_from_embeddings
 
 TeacherLanguage = Literal["english", "student"]
@@ -238,7 +238,7 @@ class CachedTeacherScores(_PooledScores):
             raise ValueError(f"{len(stores)} frame stores for {len(teachers)} teachers")
         features = [split.frames(i) for i in range(len(split))] if None in stores else []  # the run's own
         videos = []
-        for teacher, store in tqdm(zip(teachers, stores), desc="teacher videos", disable=not progress,
+        for teacher, store in progress_bar(zip(teachers, stores), desc="teacher videos", disable=not progress,
                                    unit="teacher", total=len(teachers)):
             teacher.to(device)
             own = features if store is None else [store[v] for v in split.video_ids]
@@ -250,7 +250,7 @@ class CachedTeacherScores(_PooledScores):
             self._offsets[lang] = torch.cumsum(counts, 0) - counts
             flat = [c if c is not None else "" for r in rows for c in r]
             per_teacher = []
-            for teacher in tqdm(teachers, desc=f"teacher captions ({lang})", disable=not progress, unit="teacher"):
+            for teacher in progress_bar(teachers, desc=f"teacher captions ({lang})", disable=not progress, unit="teacher"):
                 per_teacher.append(teacher.embed_texts(flat, batch_size=batch_size, max_tokens=max_tokens).half())
             self._text[lang] = _stack_padded(per_teacher)
 

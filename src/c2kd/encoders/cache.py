@@ -315,12 +315,12 @@ class CachedTextBackbone(TextBackbone):
     @torch.no_grad()
     def _compute(self, texts: list[str], max_tokens: int, bar=None) -> np.ndarray:
         """Run the wrapped backbone on ``texts`` in batches (a progress bar when there are many)."""
-        from tqdm.auto import tqdm
+        from c2kd.progress import progress_bar
 
         device = next((p.device for p in self.inner.parameters()), torch.device("cpu"))
         own_bar = bar is None
         if own_bar:
-            bar = tqdm(total=len(texts), desc=f"embedding captions with {self.name}", unit="text",
+            bar = progress_bar(total=len(texts), desc=f"embedding captions with {self.name}", unit="text",
                        disable=len(texts) < self.progress_above)
         out = []
         for start in range(0, len(texts), self.batch_size):
@@ -362,7 +362,7 @@ class CachedTextBackbone(TextBackbone):
         quickstart's 13,998 captions in 320-381 s, one engine with two threads in 408 s. Returns how many texts had to
         be computed. Interrupting it keeps every flushed shard: a rerun resumes.
         """
-        from tqdm.auto import tqdm
+        from c2kd.progress import progress_bar
 
         unique = list(dict.fromkeys(texts))
         keys = self._keys(unique, max_tokens)
@@ -373,7 +373,7 @@ class CachedTextBackbone(TextBackbone):
             self.cache.refresh()
             return len(missing)
         chunk = max(self.cache.flush_every, self.batch_size)
-        with tqdm(total=len(missing), desc=f"embedding captions with {self.name}", unit="text", position=bar_position,
+        with progress_bar(total=len(missing), desc=f"embedding captions with {self.name}", unit="text", position=bar_position,
                   disable=len(missing) < self.progress_above) as bar:
             for start in range(0, len(missing), chunk):
                 part = missing[start:start + chunk]

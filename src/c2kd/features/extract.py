@@ -231,7 +231,7 @@ def _extract_locked(jobs: Sequence[VideoJob], encoder: FrameEncoder, out: Path, 
 
 def _run(todo: list[VideoJob], encoder: FrameEncoder, writer: FeatureStoreWriter, manifest: _Manifest,
          config: ExtractConfig, report: ExtractReport) -> None:
-    from tqdm.auto import tqdm
+    from c2kd.progress import progress_bar
 
     if config.workers > 0:
         messages = read_parallel(todo, config.fps, encoder.preprocess, config.workers,
@@ -240,7 +240,7 @@ def _run(todo: list[VideoJob], encoder: FrameEncoder, writer: FeatureStoreWriter
     else:
         messages = read_inline(todo, config.fps, encoder.preprocess,
                                threads=config.decoder_threads or 0, chunk=config.batch_size)
-    bar = tqdm(total=len(todo), unit="video", desc=f"extract {report.shard}", disable=not config.progress,
+    bar = progress_bar(total=len(todo), unit="video", desc=f"extract {report.shard}", disable=not config.progress,
                dynamic_ncols=True)
     pending: list[tuple[int, np.ndarray]] = []     # frames waiting for the encoder: (job, image)
     features: dict[int, list[np.ndarray]] = {}     # encoded rows so far, per job

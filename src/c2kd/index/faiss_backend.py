@@ -136,14 +136,14 @@ class FaissBackend(Backend):
 
     def add(self, keys: np.ndarray, vectors: Rows, payloads: Sequence[Mapping[str, MetadataValue]]) -> None:
         """Add in chunks of :data:`ADD_CHUNK` rows (float32 copies of one chunk at a time), with a bar for millions."""
-        from tqdm import tqdm
+        from c2kd.progress import progress_bar
 
         if len(keys) == 0:
             return
         if self._index is None:
             self._index = self._new_index(vectors)
         keys = np.ascontiguousarray(keys, np.int64)
-        with tqdm(total=len(keys), desc=f"faiss {self.kind}: adding entries", unit="entry", unit_scale=True,
+        with progress_bar(total=len(keys), desc=f"faiss {self.kind}: adding entries", unit="entry", unit_scale=True,
                   disable=len(keys) < PROGRESS_FROM) as bar, _bulk(self._faiss):
             for start in range(0, len(keys), ADD_CHUNK):
                 block = np.ascontiguousarray(vectors[start:start + ADD_CHUNK], np.float32).reshape(-1, self.dim)

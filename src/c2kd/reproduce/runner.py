@@ -150,13 +150,12 @@ def plan_recipe(recipe: Recipe, data: str | os.PathLike, work: str | os.PathLike
 
 def execute(plan: Plan, progress: bool = True) -> None:
     """Train every unfinished run of the plan, teachers first (resumable; safe under torchrun)."""
-    from tqdm.auto import tqdm
-
+    from c2kd.progress import progress_bar
     from c2kd.train.distributed import detect_env
 
     main = detect_env().is_main
     todo = [r for r in plan.runs if not r.finished]
-    bar = tqdm(total=len(plan.runs), initial=len(plan.runs) - len(todo), desc=f"{plan.recipe.name} runs",
+    bar = progress_bar(total=len(plan.runs), initial=len(plan.runs) - len(todo), desc=f"{plan.recipe.name} runs",
                unit="run", disable=not (progress and main))
     for run in todo:
         if run.finished:  # an identical run earlier in this plan (shared folder) already did it

@@ -160,9 +160,9 @@ def embed_entries(model, store, ids: Sequence[str], windows: Windows, chunk: int
     Shape:
         yields (ids: n strings, entries: n VideoEntries of [n_i, E] vectors and [n_i] spans in seconds)
     """
-    from tqdm import tqdm
+    from c2kd.progress import progress_bar
 
-    bar = tqdm(total=len(ids), desc="embedding videos", unit="video", disable=not progress)
+    bar = progress_bar(total=len(ids), desc="embedding videos", unit="video", disable=not progress)
     done, started = 0, time.perf_counter()
     try:
         pending: list[tuple[str, np.ndarray, float, list[tuple[int, int, float, float]] | None]] = []

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from c2kd.data.dataset import SplitData
 from c2kd.encoders.text import AlignedTextHead
 from c2kd.model import DualEncoder
+from c2kd.progress import progress_bar
 
 
 @torch.no_grad()
@@ -44,7 +44,7 @@ def fit_fused_map(model: DualEncoder, split: SplitData, languages: Sequence[str]
                     texts.append(caption)
                     rows.append(i)
     fused = []
-    for start in tqdm(range(0, len(texts), batch_size), desc="fitting the fused map", unit="batch",
+    for start in progress_bar(range(0, len(texts), batch_size), desc="fitting the fused map", unit="batch",
                       disable=not progress or len(texts) <= batch_size):
         inputs = model.text.backbone.prepare(texts[start:start + batch_size], max_tokens)
         vectors = model.text.backbone({k: v.to(device) for k, v in inputs.items()}).float()

@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from c2kd.checkpoint import BEST_DIR, HISTORY_FILE, LAST_DIR, TENSORBOARD_DIR, load_resume_state, load_weights
 from c2kd.errors import TrainingDivergedError
 from c2kd.io import write_json
+from c2kd.progress import progress_bar
 from c2kd.train.averaging import WeightAverage
 
 #: ``save(directory, model, metrics, resume_state)`` writes one checkpoint folder atomically; ``resume_state``
@@ -200,7 +200,7 @@ class Trainer:
             self.model.train()
             sums: dict[str, float] = {}
             start, count = time.perf_counter(), 0
-            bar = tqdm(self.loader, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch",
+            bar = progress_bar(self.loader, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch",
                        initial=self.state.batch_in_epoch, total=self.state.batch_in_epoch + len(self.loader),
                        disable=not (self.progress and self.is_main), dynamic_ncols=True)
             for batch in bar:

@@ -325,10 +325,9 @@ class ReleaseImporter:
         self, splits: Mapping[str, str | os.PathLike], out: str | os.PathLike, name: str | None = None
     ) -> ImportReport:
         """Validate every split file, then write features, captions and the report into ``out``."""
-        from tqdm import tqdm
-
         from c2kd.data.dataset import save_dataset
         from c2kd.data.features import FeatureStoreWriter
+        from c2kd.progress import progress_bar
 
         if not splits:
             raise DataError("no split files given; pass SPLIT=FILE.pkl, e.g. train=train.pkl test=test.pkl")
@@ -359,7 +358,7 @@ class ReleaseImporter:
             for p in parsed:
                 items = self._items(p.name, p.path)
                 listing = self.listings.get(p.name)
-                for item in tqdm(items, desc=f"features {p.name}", unit="video", disable=not self.progress):
+                for item in progress_bar(items, desc=f"features {p.name}", unit="video", disable=not self.progress):
                     feats = item.get(self.feature_key)
                     if feats is None:
                         continue
