@@ -239,8 +239,8 @@ def encode_frames(backbone, texts: Sequence[str], batch_size: int = 256, max_tok
 
     out = []
     with torch.no_grad():
-        for start in progress_bar(range(0, len(texts), batch_size), desc=f"proxy frames ({backbone.name})", unit="batch",
-                          disable=not progress):
+        for start in progress_bar(range(0, len(texts), batch_size), desc=f"proxy frames ({backbone.name})",
+                                  unit="batch", disable=not progress):
             inputs = backbone.prepare(list(texts[start:start + batch_size]), max_tokens)
             out.append(backbone(inputs).float().cpu().numpy())
     feats = np.concatenate(out) if out else np.zeros((0, backbone.dim), np.float32)

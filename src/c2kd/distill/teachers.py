@@ -239,7 +239,7 @@ class CachedTeacherScores(_PooledScores):
         features = [split.frames(i) for i in range(len(split))] if None in stores else []  # the run's own
         videos = []
         for teacher, store in progress_bar(zip(teachers, stores), desc="teacher videos", disable=not progress,
-                                   unit="teacher", total=len(teachers)):
+                                           unit="teacher", total=len(teachers)):
             teacher.to(device)
             own = features if store is None else [store[v] for v in split.video_ids]
             videos.append(teacher.embed_videos(own, batch_size=batch_size).half())
@@ -250,7 +250,8 @@ class CachedTeacherScores(_PooledScores):
             self._offsets[lang] = torch.cumsum(counts, 0) - counts
             flat = [c if c is not None else "" for r in rows for c in r]
             per_teacher = []
-            for teacher in progress_bar(teachers, desc=f"teacher captions ({lang})", disable=not progress, unit="teacher"):
+            for teacher in progress_bar(teachers, desc=f"teacher captions ({lang})", disable=not progress,
+                                        unit="teacher"):
                 per_teacher.append(teacher.embed_texts(flat, batch_size=batch_size, max_tokens=max_tokens).half())
             self._text[lang] = _stack_padded(per_teacher)
 

@@ -321,7 +321,7 @@ class CachedTextBackbone(TextBackbone):
         own_bar = bar is None
         if own_bar:
             bar = progress_bar(total=len(texts), desc=f"embedding captions with {self.name}", unit="text",
-                       disable=len(texts) < self.progress_above)
+                               disable=len(texts) < self.progress_above)
         out = []
         for start in range(0, len(texts), self.batch_size):
             batch = texts[start:start + self.batch_size]
@@ -373,8 +373,8 @@ class CachedTextBackbone(TextBackbone):
             self.cache.refresh()
             return len(missing)
         chunk = max(self.cache.flush_every, self.batch_size)
-        with progress_bar(total=len(missing), desc=f"embedding captions with {self.name}", unit="text", position=bar_position,
-                  disable=len(missing) < self.progress_above) as bar:
+        with progress_bar(total=len(missing), desc=f"embedding captions with {self.name}", unit="text",
+                          position=bar_position, disable=len(missing) < self.progress_above) as bar:
             for start in range(0, len(missing), chunk):
                 part = missing[start:start + chunk]
                 new = self._compute([t for _, t in part], max_tokens, bar=bar)

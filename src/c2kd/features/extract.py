@@ -241,7 +241,7 @@ def _run(todo: list[VideoJob], encoder: FrameEncoder, writer: FeatureStoreWriter
         messages = read_inline(todo, config.fps, encoder.preprocess,
                                threads=config.decoder_threads or 0, chunk=config.batch_size)
     bar = progress_bar(total=len(todo), unit="video", desc=f"extract {report.shard}", disable=not config.progress,
-               dynamic_ncols=True)
+                       dynamic_ncols=True)
     pending: list[tuple[int, np.ndarray]] = []     # frames waiting for the encoder: (job, image)
     features: dict[int, list[np.ndarray]] = {}     # encoded rows so far, per job
     times: dict[int, list[float]] = {}

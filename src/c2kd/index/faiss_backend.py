@@ -144,7 +144,7 @@ class FaissBackend(Backend):
             self._index = self._new_index(vectors)
         keys = np.ascontiguousarray(keys, np.int64)
         with progress_bar(total=len(keys), desc=f"faiss {self.kind}: adding entries", unit="entry", unit_scale=True,
-                  disable=len(keys) < PROGRESS_FROM) as bar, _bulk(self._faiss):
+                          disable=len(keys) < PROGRESS_FROM) as bar, _bulk(self._faiss):
             for start in range(0, len(keys), ADD_CHUNK):
                 block = np.ascontiguousarray(vectors[start:start + ADD_CHUNK], np.float32).reshape(-1, self.dim)
                 self._index.add_with_ids(block, keys[start:start + len(block)])

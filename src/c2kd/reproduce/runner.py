@@ -156,7 +156,7 @@ def execute(plan: Plan, progress: bool = True) -> None:
     main = detect_env().is_main
     todo = [r for r in plan.runs if not r.finished]
     bar = progress_bar(total=len(plan.runs), initial=len(plan.runs) - len(todo), desc=f"{plan.recipe.name} runs",
-               unit="run", disable=not (progress and main))
+                       unit="run", disable=not (progress and main))
     for run in todo:
         if run.finished:  # an identical run earlier in this plan (shared folder) already did it
             bar.update(1)

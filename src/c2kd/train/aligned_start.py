@@ -45,7 +45,7 @@ def fit_fused_map(model: DualEncoder, split: SplitData, languages: Sequence[str]
                     rows.append(i)
     fused = []
     for start in progress_bar(range(0, len(texts), batch_size), desc="fitting the fused map", unit="batch",
-                      disable=not progress or len(texts) <= batch_size):
+                              disable=not progress or len(texts) <= batch_size):
         inputs = model.text.backbone.prepare(texts[start:start + batch_size], max_tokens)
         vectors = model.text.backbone({k: v.to(device) for k, v in inputs.items()}).float()
         fused.append(vectors[:, head.embed_dim:].cpu())

@@ -201,8 +201,8 @@ class Trainer:
             sums: dict[str, float] = {}
             start, count = time.perf_counter(), 0
             bar = progress_bar(self.loader, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch",
-                       initial=self.state.batch_in_epoch, total=self.state.batch_in_epoch + len(self.loader),
-                       disable=not (self.progress and self.is_main), dynamic_ncols=True)
+                               initial=self.state.batch_in_epoch, total=self.state.batch_in_epoch + len(self.loader),
+                               disable=not (self.progress and self.is_main), dynamic_ncols=True)
             for batch in bar:
                 values = self._step(batch)
                 self.state.step += 1
