@@ -330,7 +330,18 @@ def run_quickstart(out: Path, data: Path | None = None, download: bool = True, m
     echo("\nExample queries (C2KD student, test items shown by their English caption):")
     example_queries(plan["c2kd"].folder, dataset_dir, echo)
     echo(f"\ndone in {timings['total'] / 60:.1f} min; results in {out / 'results.md'} and {out / 'results.json'}")
+    echo("\n".join(next_commands(plan["c2kd"].folder, dataset_dir, out / "index")))
     return results
+
+
+def next_commands(checkpoint: Path, dataset_dir: Path, index: Path) -> list[str]:
+    """What to run next with the quickstart's student: index the proxy items, search them, serve them."""
+    return ["\nNext: index the proxy's items with the C2KD student, search them in any language, serve them "
+            "(this model reads the text proxy, not video: for real videos see `c2kd model aligned` in "
+            "docs/quickstart.md)",
+            f"  c2kd index build --checkpoint {checkpoint} --features {dataset_dir} --out {index}",
+            f"  c2kd search {index} \"ein Hund rennt über eine Wiese\"",
+            f"  c2kd serve {index}"]
 
 
 def quickstart_command(

@@ -324,3 +324,19 @@ def test_a_build_writes_progress_lines_not_bar_refreshes_to_a_log(tmp_path, rand
     assert proc.returncode == 0, proc.stderr
     assert "\r" not in proc.stderr and "\x1b[" not in proc.stderr
     assert "embedding videos: done" in proc.stderr and len(proc.stderr) < 2000, proc.stderr
+
+
+def test_the_quickstarts_next_commands_run(tmp_path, trained_checkpoint, synthetic_data):
+    """The commands the quickstart ends with work as printed (here on the synthetic data and a trained model)."""
+    import shlex
+
+    from c2kd.quickstart import next_commands
+
+    lines = next_commands(trained_checkpoint, synthetic_data, tmp_path / "index")
+    assert "model aligned" in lines[0]
+    build, search, serve = (shlex.split(line.strip()) for line in lines[1:])
+    assert build[:3] == ["c2kd", "index", "build"] and serve[:2] == ["c2kd", "serve"]
+    for command in (build, search):
+        proc = run_c2kd(*command[1:])
+        assert proc.returncode == 0, proc.stderr
+    assert "ein Hund rennt über eine Wiese" in proc.stdout and "score" in proc.stdout  # a ranked table
