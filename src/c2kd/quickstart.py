@@ -237,6 +237,15 @@ def results_table(results: dict[str, dict], direction: str = "t2v",
     return markdown_table(header, rows)
 
 
+def kept_start_note(results: dict[str, dict]) -> str:
+    """Which runs handed back their untrained start, and why (empty when none did)."""
+    kept = [name for name, res in results.items() if res.get("selection", {}).get("kept_start")]
+    if not kept:
+        return ""
+    return (f"{', '.join(kept)}: no epoch validated at or above the start in every language, so the run handed "
+            "back its untrained start (the off-the-shelf pair); its row equals the baseline's")
+
+
 def below_baseline(results: dict[str, dict], name: str, baseline: str = OFF_THE_SHELF,
                    direction: str = "t2v") -> list[str]:
     """Languages in which run ``name`` has a lower R@1 than ``baseline`` (as ``"cs 30.1 < 34.2"``)."""
@@ -310,15 +319,14 @@ def run_quickstart(out: Path, data: Path | None = None, download: bool = True, m
          "English descriptions as USE frames). The rows before the trained runs are the baselines (no "
          "training).\n")
     echo("text -> video\n" + tables["t2v"] + "\n\nvideo -> text\n" + tables["v2t"])
-    kept = [name for name, res in results.items() if res.get("selection", {}).get("kept_start")]
-    if kept:
-        echo(f"\n{', '.join(kept)}: no epoch validated at or above the start in every language, so the run handed "
-             "back its untrained start (the off-the-shelf pair)")
+    handed_back = kept_start_note(results)
+    if handed_back:
+        echo("\n" + handed_back)
     worse = below_baseline(results, "c2kd")
     echo("\nC2KD student vs off-the-shelf: " + ("at or above it in every language" if not worse
                                                  else "BELOW it in " + ", ".join(worse)))
     write_text(out / "results.md", "## text -> video\n\n" + tables["t2v"] + "\n\n## video -> text\n\n"
-               + tables["v2t"] + "\n")
+               + tables["v2t"] + "\n" + (f"\n{handed_back}\n" if handed_back else ""))
     from c2kd.evaluation.plots import png_or_reason, recall_figure
 
     echo(png_or_reason(out / "results.png", lambda: recall_figure(results, title="Multi30K PROXY test")))

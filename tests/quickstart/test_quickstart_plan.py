@@ -13,6 +13,7 @@ from c2kd.quickstart import (
     TEXT_BACKBONES,
     QuickstartSettings,
     below_baseline,
+    kept_start_note,
     quickstart_plan,
     results_table,
     run_configs,
@@ -108,3 +109,12 @@ def test_results_table_has_a_row_per_run_and_the_baseline_comparison_names_langu
     assert table[2].startswith(f"| {OFF_THE_SHELF} | 60.0 | 40.0 | - | - | 10.0")
     assert len(table) == 4
     assert below_baseline(results, "c2kd") == ["en 59.5 < 60.0"]
+
+
+def test_runs_that_handed_back_their_start_are_named_with_the_reason():
+    results = {OFF_THE_SHELF: {}, "zero-shot": {"selection": {"kept_start": True}},
+               "translate-train": {"selection": {"kept_start": True}}, "c2kd": {"selection": {"kept_start": False}}}
+    note = kept_start_note(results)
+    assert note.startswith("zero-shot, translate-train: no epoch validated at or above the start in every language")
+    assert "equals the baseline" in note and "c2kd" not in note
+    assert kept_start_note({OFF_THE_SHELF: {}, "c2kd": {}}) == ""
