@@ -14,6 +14,20 @@ app = typer.Typer(
     add_completion=False,
 )
 
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import version
+
+        typer.echo(f"c2kd {version('c2kd')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")) -> None:
+    """Multilingual text-video retrieval with Cross-Lingual Cross-Modal Knowledge Distillation."""
+
+
 #: modules with a ``register(app: typer.Typer) -> None`` function, in the order their commands are listed
 COMMAND_MODULES = [
     "c2kd.train.cli",          # train

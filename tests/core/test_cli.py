@@ -70,3 +70,12 @@ def test_an_unknown_evaluation_protocol_is_one_clean_line(tmp_path):
         assert f"error: {option} {value!r} is not one of" in proc.stderr and "Traceback" not in proc.stderr
 
 
+
+
+def test_version():
+    from importlib.metadata import version
+
+    from c2kd_testkit import run_c2kd
+
+    proc = run_c2kd("--version")
+    assert proc.returncode == 0 and proc.stdout == f"c2kd {version('c2kd')}\n", proc.stderr
