@@ -346,7 +346,7 @@ def next_commands(checkpoint: Path, dataset_dir: Path, index: Path) -> list[str]
     """What to run next with the quickstart's student: index the proxy items, search them, serve them."""
     return ["\nNext: index the proxy's items with the C2KD student, search them in any language, serve them "
             "(this model reads the text proxy, not video: for real videos see `c2kd model aligned` in "
-            "docs/quickstart.md)",
+            "docs/search.md)",
             f"  c2kd index build --checkpoint {checkpoint} --features {dataset_dir} --out {index}",
             f"  c2kd search {index} \"ein Hund rennt über eine Wiese\"",
             f"  c2kd serve {index}"]
