@@ -9,6 +9,7 @@ in languages never seen during retrieval training are still accepted.
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from collections.abc import Iterable
 
 from c2kd.errors import UnknownLanguageError
@@ -78,11 +79,37 @@ BENCHMARK_LANGUAGES: dict[str, tuple[str, ...]] = {
     "multi30k-proxy": ("en", "de", "fr", "cs"),
 }
 
-_NAMES = {name.lower(): code for code, name in LANGUAGES.items()}
+#: Languages' names in their own language, as users type them (``Deutsch``, ``français``, ``čeština``).
+ENDONYMS: dict[str, str] = {
+    "af": "Afrikaans", "am": "አማርኛ", "ar": "العربية", "az": "azərbaycan", "be": "беларуская", "bg": "български",
+    "bn": "বাংলা", "ca": "català", "cs": "čeština", "cy": "Cymraeg", "da": "dansk", "de": "Deutsch",
+    "el": "ελληνικά", "en": "English", "eo": "Esperanto", "es": "español", "et": "eesti", "eu": "euskara",
+    "fa": "فارسی", "fi": "suomi", "fr": "français", "ga": "Gaeilge", "gl": "galego", "gu": "ગુજરાતી",
+    "he": "עברית", "hi": "हिन्दी", "hr": "hrvatski", "hu": "magyar", "hy": "հայերեն", "id": "Bahasa Indonesia",
+    "is": "íslenska", "it": "italiano", "ja": "日本語", "ka": "ქართული", "kk": "қазақ", "km": "ខ្មែរ",
+    "kn": "ಕನ್ನಡ", "ko": "한국어", "ku": "Kurdî", "la": "Latina", "lo": "ລາວ", "lt": "lietuvių", "lv": "latviešu",
+    "mk": "македонски", "ml": "മലയാളം", "mn": "монгол", "mr": "मराठी", "ms": "Bahasa Melayu", "my": "မြန်မာ",
+    "ne": "नेपाली", "nl": "Nederlands", "no": "norsk", "or": "ଓଡ଼ିଆ", "pa": "ਪੰਜਾਬੀ", "pl": "polski",
+    "ps": "پښتو", "pt": "português", "ro": "română", "ru": "русский", "si": "සිංහල", "sk": "slovenčina",
+    "sl": "slovenščina", "sq": "shqip", "sr": "српски", "sv": "svenska", "sw": "Kiswahili", "ta": "தமிழ்",
+    "te": "తెలుగు", "th": "ไทย", "tl": "Tagalog", "tr": "Türkçe", "uk": "українська", "ur": "اردو",
+    "uz": "oʻzbek", "vi": "Tiếng Việt", "xh": "isiXhosa", "yo": "Yorùbá", "zh": "中文", "zu": "isiZulu",
+}
+
+
+def _fold(text: str) -> str:
+    """Lower case without accents, so that ``Francais`` finds ``français``."""
+    decomposed = unicodedata.normalize("NFKD", text.strip().lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+_NAMES = {_fold(name): code for code, name in LANGUAGES.items()}
+_NAMES.update({_fold(name): code for code, name in ENDONYMS.items() if code in LANGUAGES})
 
 
 def normalize_language(code: str) -> str:
-    """Return the registry code for ``code`` (an ISO code, a known alias or an English name).
+    """Return the registry code for ``code`` (an ISO code, a known alias, or the language's name in English or
+    in itself, with or without accents).
 
     Raises :class:`UnknownLanguageError` naming close matches when ``code`` is unknown.
 
@@ -99,8 +126,8 @@ def normalize_language(code: str) -> str:
         return ALIASES[key]
     if key in ISO_639_2:
         return ISO_639_2[key]
-    if key in _NAMES:
-        return _NAMES[key]
+    if _fold(key) in _NAMES:
+        return _NAMES[_fold(key)]
     base = key.split("-")[0]
     if base in LANGUAGES:
         return base

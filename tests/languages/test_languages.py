@@ -60,3 +60,14 @@ def test_every_benchmark_language_is_registered():
     for langs in BENCHMARK_LANGUAGES.values():
         assert all(code in LANGUAGES for code in langs)
     assert len(LANGUAGES) >= 100
+
+
+def test_a_language_named_in_itself_with_or_without_accents():
+    from c2kd.languages import ENDONYMS
+
+    for typed, code in (("Deutsch", "de"), ("français", "fr"), ("Francais", "fr"), ("čeština", "cs"),
+                        ("cestina", "cs"), ("Español", "es"), ("日本語", "ja"), ("русский", "ru"),
+                        ("Tiếng Việt", "vi"), ("tieng viet", "vi"), ("Kiswahili", "sw"), ("中文", "zh")):
+        assert normalize_language(typed) == code, typed
+    assert set(ENDONYMS) <= set(LANGUAGES)
+    assert {code for codes in BENCHMARK_LANGUAGES.values() for code in codes} <= set(ENDONYMS)
