@@ -332,3 +332,20 @@ def test_an_unexpected_error_is_json_with_an_id_that_the_log_names(app, monkeypa
     logged = [r for r in caplog.records if body["id"] in r.getMessage()]
     assert len(logged) == 1 and "/api/search" in logged[0].getMessage()
     assert logged[0].exc_info and "the disk went away" in str(logged[0].exc_info[1])
+
+
+def test_serve_on_a_busy_port_is_one_line_before_the_model_loads(served, tmp_path):
+    import socket
+
+    from c2kd_testkit import assert_one_line_error, run_c2kd
+
+    _, index, _ = served
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = assert_one_line_error(run_c2kd("serve", index, "--port", port, "--checkpoint", tmp_path / "missing"),
+                                     f"port {port} on 127.0.0.1 is in use", "choose another --port")
+    assert "missing" not in line  # refused before the checkpoint was looked at
+    assert_one_line_error(run_c2kd("serve", index, "--host", "no-such-host.invalid", "--checkpoint",
+                                   tmp_path / "missing"), "--host 'no-such-host.invalid' is not an address")

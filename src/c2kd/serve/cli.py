@@ -33,9 +33,38 @@ def serve(
 
     options = parse_options(option)
     check_search_options(index, options)  # refused now, not on every request once serving
+    sock = listening_socket(host, port)  # a busy port is one line before the model loads, not uvicorn's errno
     settings = ServeSettings(index=index, checkpoint=checkpoint, features=features, video_roots=list(videos),
                              device=device, options=options, cors_origins=list(cors_origin))
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    config = uvicorn.Config(create_app(settings), host=host, port=sock.getsockname()[1], log_level="info")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def listening_socket(host: str, port: int):
+    """A socket bound to ``host:port`` for the server (port 0: any free one), or a ConfigError saying why not."""
+    import errno
+    import socket
+
+    from c2kd.errors import ConfigError
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror:
+        raise ConfigError(f"--host {host!r} is not an address of this machine; use e.g. 127.0.0.1 or 0.0.0.0") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"port {port} on {host} is in use (another server?): stop it, or choose another "
+                              "--port") from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise ConfigError(f"--port {port}: not allowed for this user (ports below 1024 need privileges); use "
+                              "e.g. --port 8000") from None
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; check --host and --port") from None
+    return sock
 
 
 def register(app: typer.Typer) -> None:
