@@ -37,8 +37,8 @@ def test_search_get_and_post_agree_with_the_engine(client, app):
 @pytest.mark.parametrize("request_args,status,message", [
     (("get", "/api/search", {"params": {"q": ""}}), 400, "empty"),
     (("get", "/api/search", {"params": {"q": "   "}}), 400, "empty"),
-    (("get", "/api/search", {"params": {"q": "x" * 600}}), 400, "limit is 500"),
-    (("get", "/api/search", {"params": {"q": "x" * 6000}}), 422, "q:"),
+    (("get", "/api/search", {"params": {"q": "x" * 501}}), 422, "the query has 501 characters; the limit is 500"),
+    (("post", "/api/search", {"json": {"query": "x" * 501}}), 422, "the query has 501 characters; the limit is 500"),
     (("get", "/api/search", {"params": {}}), 422, "q: Field required"),
     (("get", "/api/search", {"params": {"q": "dog", "k": "ten"}}), 422, "k:"),
     (("get", "/api/search", {"params": {"q": "dog", "k": 0}}), 422, "k:"),
@@ -349,3 +349,14 @@ def test_serve_on_a_busy_port_is_one_line_before_the_model_loads(served, tmp_pat
     assert "missing" not in line  # refused before the checkpoint was looked at
     assert_one_line_error(run_c2kd("serve", index, "--host", "no-such-host.invalid", "--checkpoint",
                                    tmp_path / "missing"), "--host 'no-such-host.invalid' is not an address")
+
+
+def test_the_documented_query_limit_is_the_enforced_one(client):
+    from c2kd.search.query import MAX_QUERY_CHARS
+
+    schema = client.get("/api/openapi.json").json()
+    params = {p["name"]: p for p in schema["paths"]["/api/search"]["get"]["parameters"]}
+    assert params["q"]["schema"]["anyOf"][0]["maxLength"] == MAX_QUERY_CHARS
+    body = schema["components"]["schemas"]["SearchBody"]["properties"]["query"]
+    assert body["maxLength"] == MAX_QUERY_CHARS and str(MAX_QUERY_CHARS) in body["description"]
+    assert client.get("/api/search", params={"q": "a dog " + "x" * (MAX_QUERY_CHARS - 6)}).status_code == 200

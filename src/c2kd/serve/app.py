@@ -66,8 +66,8 @@ class ServeSettings:
     cors_origins: list[str] = field(default_factory=list)
 
 
-QUERY_TEXT = Field(..., max_length=10 * MAX_QUERY_CHARS, validation_alias=AliasChoices("query", "q"),
-                   description="the query, in any language (`q` works as well)")
+QUERY_TEXT = Field(..., max_length=MAX_QUERY_CHARS, validation_alias=AliasChoices("query", "q"),
+                   description=f"the query, in any language (`q` works as well), at most {MAX_QUERY_CHARS} characters")
 
 
 class SearchBody(BaseModel):
@@ -105,6 +105,10 @@ def _validation_message(exc: RequestValidationError) -> str:
         if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
             loc = loc[1:]  # the request part: the field name is what the user needs
         where = ".".join(str(x) for x in loc)
+        if err.get("type") == "string_too_long" and where in ("q", "query"):  # as the CLI says it
+            limit = (err.get("ctx") or {}).get("max_length")
+            parts.append(f"the query has {len(str(err.get('input', '')))} characters; the limit is {limit}. Shorten it.")
+            continue
         parts.append(f"{where or 'request'}: {err.get('msg')}")
     return "; ".join(parts) or "malformed request"
 
@@ -233,8 +237,8 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         return {"fields": out}
 
     @app.get("/api/search")
-    def search_get(q: str | None = Q(None, max_length=10 * MAX_QUERY_CHARS, description="the query"),
-                   query: str | None = Q(None, max_length=10 * MAX_QUERY_CHARS, description="same as q"),
+    def search_get(q: str | None = Q(None, max_length=MAX_QUERY_CHARS, description="the query"),
+                   query: str | None = Q(None, max_length=MAX_QUERY_CHARS, description="same as q"),
                    lang: str | None = None, k: int = Q(10, ge=1, le=MAX_K),
                    offset: int = Q(0, ge=0, lt=MAX_K, description="results to skip (paging)"),
                    filter: list[str] = Q([], description="field=value[,value] (repeatable)"),
@@ -271,8 +275,8 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
 
     @app.get("/api/moments")
     def moments_get(video_id: str = Q(..., min_length=1, max_length=1000),
-                    q: str | None = Q(None, max_length=10 * MAX_QUERY_CHARS, description="the query"),
-                    query: str | None = Q(None, max_length=10 * MAX_QUERY_CHARS, description="same as q"),
+                    q: str | None = Q(None, max_length=MAX_QUERY_CHARS, description="the query"),
+                    query: str | None = Q(None, max_length=MAX_QUERY_CHARS, description="same as q"),
                     lang: str | None = None, k: int = Q(5, ge=1, le=100)) -> Any:
         """The moments of one video (by id, from the server's feature store) that best match a query."""
         text = _one_of("q", q, query, "query")
