@@ -79,3 +79,15 @@ def test_version():
 
     proc = run_c2kd("--version")
     assert proc.returncode == 0 and proc.stdout == f"c2kd {version('c2kd')}\n", proc.stderr
+
+
+def test_listing_the_commands_does_not_import_torch():
+    """`c2kd --help` and `c2kd CMD --help` start without torch (2-4 s of imports): commands import it inside."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom c2kd.cli import app\n"
+            "heavy = [m for m in ('torch', 'transformers', 'faiss', 'matplotlib', 'onnxruntime') if m in sys.modules]\n"
+            "print(','.join(heavy))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "", f"imported at start: {proc.stdout.strip()}"

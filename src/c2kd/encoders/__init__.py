@@ -1,15 +1,28 @@
-"""Text and video towers, the dual encoder, and the registry of named backbones."""
+"""Text and video towers, the dual encoder, and the registry of named backbones.
 
-from c2kd.encoders.gated import GatedProjection
-from c2kd.encoders.text import HFTextBackbone, TextBackbone, TextEncoder, TextEncoderConfig
-from c2kd.encoders.video import VideoEncoder, VideoEncoderConfig
+The towers are imported on first use (``from c2kd.encoders import TextEncoder``), so that a submodule such as
+:mod:`c2kd.encoders.frames` can be read without importing torch.
+"""
 
-__all__ = [
-    "GatedProjection",
-    "HFTextBackbone",
-    "TextBackbone",
-    "TextEncoder",
-    "TextEncoderConfig",
-    "VideoEncoder",
-    "VideoEncoderConfig",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: exported name -> the module that defines it
+_EXPORTS = {
+    "GatedProjection": "c2kd.encoders.gated",
+    "HFTextBackbone": "c2kd.encoders.text",
+    "TextBackbone": "c2kd.encoders.text",
+    "TextEncoder": "c2kd.encoders.text",
+    "TextEncoderConfig": "c2kd.encoders.text",
+    "VideoEncoder": "c2kd.encoders.video",
+    "VideoEncoderConfig": "c2kd.encoders.video",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'c2kd.encoders' has no attribute {name!r}")

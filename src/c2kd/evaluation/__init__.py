@@ -1,16 +1,24 @@
-"""Retrieval evaluation: metrics on tensors, an evaluator callable, and reports (tables, JSON, seeds)."""
+"""Retrieval evaluation: metrics on tensors, an evaluator callable, and reports (tables, JSON, seeds).
 
-from c2kd.evaluation.metrics import (
-    MISSING_RANKS,
-    TIE_POLICIES,
-    positive_mask_from_indices,
-    recall_metrics,
-    retrieval_ranks,
-)
+The names are imported on first use, so that the commands can be listed without importing torch.
+"""
 
-__all__ = ["MISSING_RANKS", "TIE_POLICIES", "positive_mask_from_indices", "recall_metrics", "retrieval_ranks"]
-from c2kd.evaluation.evaluator import METRIC_NAMES, RetrievalEvaluator, flatten_metrics
-from c2kd.evaluation.report import aggregate_runs, markdown_table, print_results, table_rows
+from __future__ import annotations
 
-__all__ += ["METRIC_NAMES", "RetrievalEvaluator", "aggregate_runs", "flatten_metrics", "markdown_table",
-            "print_results", "table_rows"]
+import importlib
+from typing import Any
+
+#: exported name -> the module that defines it
+_EXPORTS = {
+    **dict.fromkeys(("MISSING_RANKS", "TIE_POLICIES", "positive_mask_from_indices", "recall_metrics",
+                     "retrieval_ranks"), "c2kd.evaluation.metrics"),
+    **dict.fromkeys(("METRIC_NAMES", "RetrievalEvaluator", "flatten_metrics"), "c2kd.evaluation.evaluator"),
+    **dict.fromkeys(("aggregate_runs", "markdown_table", "print_results", "table_rows"), "c2kd.evaluation.report"),
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'c2kd.evaluation' has no attribute {name!r}")
