@@ -98,7 +98,16 @@ class SearchEngine:
             from c2kd.search.extracting import check_store_encoder
 
             check_store_encoder(model, store, checkpoint)
-        return cls(model, index, store)
+        engine = cls(model, index, store)
+        engine.warm_up()
+        return engine
+
+    def warm_up(self) -> None:
+        """Embed and search one query, so that the first real one does not pay for lazy loading (about a second
+        for the packaged text engines): reported query times and a server's first answer exclude it."""
+        vector = self.embed([Query.make("warm up", None)])
+        if self.index is not None and len(self.index):
+            self.index.search(vector, k=1)
 
     @property
     def features(self):
