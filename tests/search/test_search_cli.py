@@ -78,6 +78,26 @@ def test_search_table_batch_and_languages(built, tmp_path):
     assert [p["lang"] for p in payload] == ["en", "de", None] and all(len(p["results"]) == 4 for p in payload)
 
 
+def test_the_table_shows_what_each_result_is_cut_to_the_terminal(built):
+    """Each row shows the result's first caption (the synthetic data's metadata), cut with an ellipsis to the
+    terminal's width rather than wrapping or squeezing the other columns."""
+    import os
+    import subprocess
+    import sys
+
+    hits = json.loads(run("search", built, "a dog runs", "-k", "3", "--json").output)["results"]
+    for width in (60, 120):
+        proc = subprocess.run([sys.executable, "-c", "from c2kd.cli import main; main()", "search", str(built),
+                               "a dog runs", "-k", "3"], capture_output=True, text=True, check=True,
+                              env={**os.environ, "COLUMNS": str(width)})
+        lines = proc.stdout.splitlines()
+        assert all(len(line) <= width for line in lines), proc.stdout
+        for hit in hits:
+            row = next(line for line in lines if hit["video_id"] in line)
+            shown, caption = row.split("│")[-2].strip(), hit["metadata"]["captions"][0]
+            assert shown == caption or (shown.endswith("…") and caption.startswith(shown[:-1])), (shown, caption)
+
+
 def test_batch_search_skips_bad_lines_prints_no_controls_and_times_each_query(built, tmp_path):
     queries = tmp_path / "queries.txt"
     lines = ["a cat sleeps", '{"query": ""}', "\x1b[31mred\x1b[0m dog\x07", "two men cook", "a car", "people dance"]

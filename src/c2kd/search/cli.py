@@ -181,18 +181,32 @@ def _print_results(responses, as_json: bool) -> None:
     for response in responses:
         lang = f" [{response.query.lang}]" if response.query.lang else ""
         table = Table(title=escape(printable(f"{response.query.text}{lang}  ({response.took_ms:.1f} ms)")))
-        table.add_column("rank", justify="right")
-        table.add_column("video")
-        table.add_column("moment")
-        table.add_column("score", justify="right")
-        table.add_column("metadata")
-        for hit in response.hits:
-            meta = ", ".join(f"{k}={v}" for k, v in hit.metadata.items() if k not in ("frames", "captions"))
-            table.add_row(str(hit.rank), escape(printable(hit.video_id)), _moments_text(hit.moments),
-                          f"{hit.score:.4f}", escape(printable(meta)))
+        rows = [(str(hit.rank), escape(printable(hit.video_id)), _moments_text(hit.moments), f"{hit.score:.4f}",
+                 escape(printable(describe(hit.metadata)))) for hit in response.hits]
+        used = 1  # the table's left border
+        for i, (column, justify) in enumerate((("rank", "right"), ("video", "left"), ("moment", "left"),
+                                                ("score", "right"))):  # as wide as they need: the last is cut
+            width = max([len(column), *(len(row[i]) for row in rows)])
+            table.add_column(column, justify=justify, no_wrap=True, width=width)  # type: ignore[arg-type]
+            used += width + 3  # padding and border
+        table.add_column("title or caption", no_wrap=True, overflow="ellipsis",
+                         max_width=max(10, console.width - used - 3))
+        for row in rows:
+            table.add_row(*row)
         if not response.hits:
             table.add_row("-", "(no video matches the filters)", "", "", "")
         console.print(table)
+
+
+def describe(metadata: dict) -> str:
+    """What a result is, in one line: its title, else its first caption, else its other metadata."""
+    title = metadata.get("title")
+    if isinstance(title, str) and title.strip():
+        return " ".join(title.split())
+    captions = metadata.get("captions")
+    if isinstance(captions, list) and captions and isinstance(captions[0], str):
+        return " ".join(captions[0].split())
+    return ", ".join(f"{k}={v}" for k, v in metadata.items() if k not in ("frames", "captions"))
 
 
 def _clock(seconds: float) -> str:
