@@ -718,6 +718,7 @@ class _Search:
                 n = min(self.size, n * 4)
             first = np.sort(first)[:k * RERANKED_PER_HIT]
             videos, video_scores = owner[first], scores[first]
+            pool = np.sort(pool)  # a video's entries are consecutive: its candidates become one slice
         ranked = []
         for v, score in zip(videos.tolist(), video_scores.tolist()):
             windows = self._windows_of(v, query, scanned, pool)
@@ -732,7 +733,7 @@ class _Search:
                     pool: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
         """A video's windows and their exact scores (None for a whole clip): all its entries after an exact
         scan, or re-scored from the stored vectors through an approximate backend; for a video of more than
-        :data:`MOMENT_RESCORE_LIMIT` windows, those overlapping one of its candidates in ``pool`` (the
+        :data:`MOMENT_RESCORE_LIMIT` windows, those overlapping one of its candidates in ``pool`` (sorted; the
         neighbours of the best short windows, and the longer windows a moment may extend to)."""
         view = self.view
         if view.whole[view.first[video]]:
@@ -743,7 +744,7 @@ class _Search:
             return pos, every[pos if where is None else np.searchsorted(where, pos)]
         if len(pos) > MOMENT_RESCORE_LIMIT:
             assert pool is not None
-            seeds = pool[view.entry_video[pool] == video]
+            seeds = pool[np.searchsorted(pool, pos[0]):np.searchsorted(pool, pos[-1], side="right")]
             near = ((view.start[pos][:, None] < view.end[seeds][None]) &
                     (view.end[pos][:, None] > view.start[seeds][None])).any(axis=1)
             pos = pos[near]
