@@ -82,12 +82,13 @@ def test_version():
 
 
 def test_listing_the_commands_does_not_import_torch():
-    """`c2kd --help` and `c2kd CMD --help` start without torch (2-4 s of imports): commands import it inside."""
+    """`c2kd --help` and `c2kd CMD --help` start without torch (2-4 s of imports), pydantic, pyarrow or a web
+    client: commands import them inside."""
     import subprocess
     import sys
 
-    code = ("import sys\nfrom c2kd.cli import app\n"
-            "heavy = [m for m in ('torch', 'transformers', 'faiss', 'matplotlib', 'onnxruntime') if m in sys.modules]\n"
-            "print(','.join(heavy))")
+    heavy = ("torch", "transformers", "faiss", "matplotlib", "onnxruntime", "pydantic", "pyarrow", "yaml",
+             "urllib.request")
+    code = f"import sys\nfrom c2kd.cli import app\nprint(','.join(m for m in {heavy!r} if m in sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "", f"imported at start: {proc.stdout.strip()}"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from c2kd.data.multi30k import DEFAULT_FRAME_ENCODER
+from c2kd.defaults import PROXY_FRAME_ENCODER
 from c2kd.errors import ConfigError
 from c2kd.options import comma_list, key_value_pairs
 
@@ -89,7 +89,7 @@ def multi30k_proxy_command(
         None, "--data", help="Multi30K folder (with task1/ and task2/). Default: $C2KD_DATA, then ../shared/data, "
                              "then a download from the public Multi30K repository."),
     frame_encoder: str = typer.Option(
-        DEFAULT_FRAME_ENCODER, help="Text backbone that encodes the proxy frames (a preset of c2kd.encoders.registry); "
+        PROXY_FRAME_ENCODER, help="Text backbone that encodes the proxy frames (a preset of c2kd.encoders.registry); "
                             "choose one that is neither the student's nor a teacher's text encoder."),
     max_train: int | None = typer.Option(None, min=1, help="Keep only the first N training items (speed)."),
     max_val: int | None = typer.Option(None, min=1, help="Keep only the first N validation items."),

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from c2kd.defaults import PROXY_FRAME_ENCODER
 from c2kd.errors import DataError
 
 #: c2kd split -> (task1 file stem, task2 file stem, task2 image list)
@@ -48,7 +49,7 @@ DESCRIPTIONS = 5
 FRAMES = DESCRIPTIONS - 1
 #: raw files of the public Multi30K repository (``data/`` of github.com/multi30k/dataset)
 DOWNLOAD_BASE = "https://raw.githubusercontent.com/multi30k/dataset/master/data"
-DEFAULT_FRAME_ENCODER = "packaged-muse"
+DEFAULT_FRAME_ENCODER = PROXY_FRAME_ENCODER
 PROXY_NOTE = (
     "PROXY benchmark: each item's 'video' is the sequence of its four other English descriptions (Multi30K task2), "
     "each encoded as one frame by a text encoder; it measures cross-lingual retrieval on real text, not vision."

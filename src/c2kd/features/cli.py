@@ -6,13 +6,15 @@ Also runnable as ``python -m c2kd.features.cli extract ...`` (e.g. under ``torch
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from c2kd.encoders.frames import FrameEncoderSpec
 from c2kd.errors import ConfigError
 from c2kd.options import parse_encoder_options
+
+if TYPE_CHECKING:
+    from c2kd.encoders.frames import FrameEncoderSpec
 
 DEFAULT_ENCODER = "vit-s14-focus"
 

@@ -15,16 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from c2kd.defaults import INDEX_LENGTHS, INDEX_STRIDE, WHOLE_UP_TO
 from c2kd.errors import DataError
 from c2kd.index.spans import Moment, choose_moments
 
 DEFAULT_LENGTHS = (2.0, 4.0, 8.0, 16.0)
-#: the moment entries of an index: window lengths (seconds) and stride (a fraction of each length), chosen on
-#: the validation split of ``bench/bench_long_video.py``
-INDEX_LENGTHS = (2.0, 4.0, 8.0)
-INDEX_STRIDE = 0.5
-#: a video at most this long (seconds) stays one whole-clip entry, as a dataset clip (MSR-VTT's last up to 30 s)
-WHOLE_UP_TO = 32.0
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,14 @@
+"""Defaults that command-line options show in their help, kept in a module with no heavy imports (no numpy,
+pydantic or torch) so that ``c2kd --help`` and ``c2kd COMMAND --help`` start at once. The modules they belong
+to import them from here."""
+
+from __future__ import annotations
+
+#: the moment entries of an index: window lengths (seconds) and stride (a fraction of each length), chosen on
+#: the validation split of ``bench/bench_long_video.py`` (:class:`c2kd.search.moments.Windows`)
+INDEX_LENGTHS = (2.0, 4.0, 8.0)
+INDEX_STRIDE = 0.5
+#: a video at most this long (seconds) stays one whole-clip entry, as a dataset clip (MSR-VTT's last up to 30 s)
+WHOLE_UP_TO = 32.0
+#: the text backbone that encodes the Multi30K proxy's "frames" (:mod:`c2kd.data.multi30k`)
+PROXY_FRAME_ENCODER = "packaged-muse"
