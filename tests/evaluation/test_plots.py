@@ -80,6 +80,16 @@ def test_recall_figure_shows_each_model_and_std_over_seeds(tmp_path):
     assert not list(path.parent.glob(".*"))  # the atomic write left no temporary behind
 
 
+def test_every_bar_carries_its_value_upright_when_too_narrow_across():
+    """The quickstart's four runs over four languages: 20 bars a panel, each labelled with its value."""
+    runs = {name: result({"en": 60.0 + k, "de": 50.0 + k, "fr": 55.5 + k, "cs": 5.25 + 10 * k})
+            for k, name in enumerate(["off-the-shelf", "zero-shot", "translate-train", "c2kd"])}
+    t2v, _ = recall_figure(runs).axes
+    shown = sorted(t.get_text() for t in t2v.texts)
+    assert shown == sorted(f"{v['R@1']:.1f}" for r in runs.values() for v in r["t2v"].values())  # 20 values
+    assert {t.get_rotation() for t in t2v.texts} == {90}
+
+
 def test_a_language_one_model_lacks_draws_no_bar():
     fig = recall_figure({"a": result({"en": 10.0, "de": 20.0}), "b": result({"en": 30.0, "ja": 40.0})},
                         directions=("t2v",))

@@ -27,6 +27,8 @@ if TYPE_CHECKING:  # pragma: no cover
 DIRECTION_TITLES = {"t2v": "text → video", "v2t": "video → text"}
 #: values are printed on the bars when a panel has at most this many bars per language and in all
 _LABELLED_SERIES, _LABELLED_BARS = 3, 30
+#: up to this many bars in a panel carry their value written upwards (too narrow for it across)
+_UPRIGHT_LABELLED_BARS = 64
 
 
 def _matplotlib() -> Any:
@@ -107,14 +109,16 @@ def _bar_panel(ax: Axes, groups: Sequence[str], series: Sequence[dict[str, Any]]
         bars = ax.bar(xs, s["means"], width, yerr=yerr, capsize=2 if yerr is not None else 0, label=s["label"],
                       color=s["color"], alpha=s.get("alpha", 1.0), hatch=s.get("hatch"),
                       edgecolor=s["color"] if s.get("hatch") else None, error_kw={"elinewidth": 1})
+        labels = ["" if math.isnan(v) else f"{v:.1f}" for v in s["means"]]
         if len(series) <= _LABELLED_SERIES and total <= _LABELLED_BARS:  # wide enough for their numbers
-            ax.bar_label(bars, labels=["" if math.isnan(v) else f"{v:.1f}" for v in s["means"]], fontsize=7,
-                         padding=2)
+            ax.bar_label(bars, labels=labels, fontsize=7, padding=2)
+        elif total <= _UPRIGHT_LABELLED_BARS:
+            ax.bar_label(bars, labels=labels, fontsize=6.5, padding=2, rotation=90)
     ax.set_xticks(range(len(groups)), ["Avg" if g == "average" else g for g in groups])
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.set_ylim(bottom=0)
-    ax.margins(y=0.12)
+    ax.margins(y=0.12 if total <= _LABELLED_BARS and len(series) <= _LABELLED_SERIES else 0.2)
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
 
