@@ -360,3 +360,26 @@ def test_the_quickstarts_next_commands_run(tmp_path, trained_checkpoint, synthet
         proc = run_c2kd(*command[1:])
         assert proc.returncode == 0, proc.stderr
     assert "ein Hund rennt über eine Wiese" in proc.stdout and "score" in proc.stdout  # a ranked table
+
+
+def test_metadata_keyed_by_another_column(tmp_path, random_checkpoint, synthetic_data):
+    """MSR-VTT's files name a video by ``clip_name``: ``--id-column`` reads them; without it the error names the
+    fields the row has and the option."""
+    ids = FeatureStore(synthetic_data / "features").ids[:3]
+    meta = tmp_path / "meta.jsonl"
+    meta.write_text("".join(json.dumps({"clip_name": v, "caption": f"clip {n}"}) + "\n" for n, v in enumerate(ids)))
+    out = tmp_path / "idx"
+    result = run("index", "build", "--checkpoint", random_checkpoint, "--features", synthetic_data, "--out", out,
+                 "--metadata", meta)
+    assert isinstance(result.exception, DataError)
+    assert "no 'video_id' field (its fields: 'clip_name', 'caption')" in str(result.exception)
+    assert "--id-column clip_name" in str(result.exception) and not out.exists()
+    result = run("index", "build", "--checkpoint", random_checkpoint, "--features", synthetic_data, "--out", out,
+                 "--metadata", meta, "--id-column", "clip_name")
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    info = json.loads(run("index", "info", out, "--json").output)
+    from c2kd.index import VideoIndex
+
+    with VideoIndex.open(out) as index:
+        assert [index.metadata(v).get("caption") for v in ids] == ["clip 0", "clip 1", "clip 2"]
+        assert "clip_name" not in index.metadata(ids[0]) and info["videos"] == len(FeatureStore(synthetic_data / "features").ids)

@@ -73,8 +73,9 @@ def split_ids(path: Path, splits: Sequence[str]) -> set[str]:
     return {vid for vid, m in meta.items() if m["split"] in wanted}
 
 
-def read_metadata_file(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """Per-video metadata from JSON lines, CSV or parquet with a ``video_id`` column (other columns = fields)."""
+def read_metadata_file(path: str | os.PathLike, id_column: str = "video_id") -> dict[str, dict[str, Any]]:
+    """Per-video metadata from JSON lines, CSV or parquet: ``id_column`` names the video (MSR-VTT's files say
+    ``clip_name``, others ``video_id``), the other columns are its fields."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"metadata file {path} not found")
@@ -97,9 +98,11 @@ def read_metadata_file(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
                     raise DataError(f"{path}:{number}: not JSON ({exc}); write one object per line") from None
     out = {}
     for number, row in enumerate(rows, 1):
-        if "video_id" not in row:
-            raise DataError(f"{path}: row {number} has no 'video_id' field")
-        out[str(row["video_id"])] = {k: v for k, v in row.items() if k != "video_id"}
+        if id_column not in row:
+            has = ", ".join(repr(k) for k in row) if isinstance(row, dict) else "none (not an object)"
+            raise DataError(f"{path}: row {number} has no {id_column!r} field (its fields: {has}); name the column "
+                            f"that holds the video id with --id-column, e.g. --id-column clip_name")
+        out[str(row[id_column])] = {k: v for k, v in row.items() if k != id_column}
     return out
 
 

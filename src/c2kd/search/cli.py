@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from c2kd.search.moments import INDEX_LENGTHS, INDEX_STRIDE, WHOLE_UP_TO
+from c2kd.defaults import INDEX_LENGTHS, INDEX_STRIDE, WHOLE_UP_TO
 
 index_app = typer.Typer(help="Build and update video indexes (embeddings + metadata).", no_args_is_help=True)
 
@@ -24,6 +24,7 @@ def _option_help() -> str:
 
 
 OPTION_HELP = _option_help()
+ID_COLUMN_HELP = "the --metadata column that holds the video id (e.g. clip_name for MSR-VTT's files)"
 
 
 def _read_ids(ids: list[str], ids_file: Path | None) -> list[str]:
@@ -45,7 +46,8 @@ def index_build(
     out: Path = typer.Option(..., help="index folder to write (replaced atomically)"),
     backend: str = typer.Option("exact", help=BACKEND_HELP),
     option: list[str] = typer.Option([], "--option", "-o", help=OPTION_HELP),
-    metadata: Path | None = typer.Option(None, help="per-video metadata: JSON lines/CSV/parquet with video_id"),
+    metadata: Path | None = typer.Option(None, help="per-video metadata: JSON lines/CSV/parquet, a row per video"),
+    id_column: str = typer.Option("video_id", help=ID_COLUMN_HELP),
     tag: list[str] = typer.Option([], help="tag every video: a word (added to 'tags') or field=value"),
     videos: list[Path] = typer.Option([], help="folder with the video files (<id>.<ext>), for playback; "
                                                "their poster frames are taken now and kept in the index"),
@@ -74,7 +76,7 @@ def index_build(
     windows = _windows(moment_lengths, moment_stride, whole_up_to)
     started = time.perf_counter()
     path = build_index(checkpoint, features, out, backend=backend, options=parse_options(option),
-                       metadata=read_metadata_file(metadata) if metadata else None, tags=parse_tags(tag),
+                       metadata=read_metadata_file(metadata, id_column) if metadata else None, tags=parse_tags(tag),
                        video_roots=videos, batch_size=batch_size, device=device, splits=split, windows=windows,
                        dtype=vectors)
     seconds = time.perf_counter() - started
@@ -106,7 +108,8 @@ def index_add(
     ids_file: Path | None = typer.Option(None, help="file with one video id per line"),
     replace: bool = typer.Option(False, help="re-embed videos that are already in the index"),
     checkpoint: Path | None = typer.Option(None, help="default: the checkpoint the index was built with"),
-    metadata: Path | None = typer.Option(None, help="per-video metadata file"),
+    metadata: Path | None = typer.Option(None, help="per-video metadata: JSON lines/CSV/parquet, a row per video"),
+    id_column: str = typer.Option("video_id", help=ID_COLUMN_HELP),
     tag: list[str] = typer.Option([], help="tag the added videos: a word or field=value"),
     device: str = typer.Option("cpu"),
 ) -> None:
@@ -115,7 +118,7 @@ def index_add(
 
     wanted = _read_ids(id, ids_file) or None
     added = add_to_index(index, features, ids=wanted, replace=replace, checkpoint=checkpoint,
-                         metadata=read_metadata_file(metadata) if metadata else None, tags=parse_tags(tag),
+                         metadata=read_metadata_file(metadata, id_column) if metadata else None, tags=parse_tags(tag),
                          device=device)
     typer.echo(f"added {added} videos to {index}")
 
