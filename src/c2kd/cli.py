@@ -24,8 +24,14 @@ def _version(show: bool) -> None:
 
 @app.callback()
 def _options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")) -> None:
+                                          help="Print the version and exit."),
+             progress: bool = typer.Option(True, "--progress/--no-progress",
+                                           help="Progress bars on a terminal, progress lines in a log; "
+                                                "--no-progress: neither, for any command")) -> None:
     """Multilingual text-video retrieval with Cross-Lingual Cross-Modal Knowledge Distillation."""
+    from c2kd.progress import show_progress
+
+    show_progress(progress)
 
 
 #: modules with a ``register(app: typer.Typer) -> None`` function, in the order their commands are listed

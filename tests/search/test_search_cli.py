@@ -344,6 +344,10 @@ def test_a_build_writes_progress_lines_not_bar_refreshes_to_a_log(tmp_path, rand
     assert proc.returncode == 0, proc.stderr
     assert "\r" not in proc.stderr and "\x1b[" not in proc.stderr
     assert "embedding videos: done" in proc.stderr and len(proc.stderr) < 2000, proc.stderr
+    quiet = run_c2kd("--no-progress", "index", "build", "--checkpoint", random_checkpoint, "--features",
+                     synthetic_data, "--out", tmp_path / "quiet")
+    assert quiet.returncode == 0 and "embedding videos" not in quiet.stderr, quiet.stderr
+    assert "indexed" in quiet.stdout  # the result is still said
 
 
 def test_the_quickstarts_next_commands_run(tmp_path, trained_checkpoint, synthetic_data):
