@@ -14,20 +14,20 @@ from typing import Any, TextIO
 
 #: seconds between two progress lines when the output is not a terminal
 LOG_EVERY = 30.0
-_shown = True
+#: whether this process shows progress at all (``c2kd --no-progress ...`` turns it off)
+_SHOWN = {"progress": True}
 
 
 def show_progress(shown: bool) -> None:
-    """Show (the default) or hide every bar and progress line of this process (``c2kd --no-progress ...``)."""
-    global _shown
-    _shown = shown
+    """Show (the default) or hide every bar and progress line of this process."""
+    _SHOWN["progress"] = shown
 
 
 def progress_bar(iterable: Iterable | None = None, *, total: float | None = None, desc: str = "", unit: str = "it",
              disable: bool = False, **options: Any) -> Any:
     """A progress bar over ``iterable`` (or updated by hand): tqdm on a terminal, :class:`LogLines` otherwise;
     nothing is shown with ``disable`` or after ``show_progress(False)``."""
-    disable = disable or not _shown
+    disable = disable or not _SHOWN["progress"]
     if not disable and sys.stderr.isatty():
         from tqdm import tqdm
 
