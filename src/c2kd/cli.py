@@ -11,7 +11,7 @@ app = typer.Typer(
     help="Multilingual text-video retrieval with Cross-Lingual Cross-Modal Knowledge Distillation.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 
 def _version(show: bool) -> None:

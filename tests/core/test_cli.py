@@ -1,9 +1,12 @@
 """The `c2kd` command as a user runs it: data, train, evaluate --json --plot, aggregate, and clean errors."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -81,12 +84,20 @@ def test_version():
     assert proc.returncode == 0 and proc.stdout == f"c2kd {version('c2kd')}\n", proc.stderr
 
 
+@pytest.mark.parametrize("words,cword,expected", [("c2kd ind", 1, ["index"]),
+                                                   ("c2kd index build --mom", 3, ["--moment-lengths", "--moment-stride"]),
+                                                   ("c2kd --no-pro", 1, ["--no-progress"])])
+def test_shell_completion_of_commands_and_options(words, cword, expected):
+    """What bash asks of the installed command (``c2kd --install-completion`` sets it up) for a partial word."""
+    command = Path(sys.executable).with_name("c2kd")
+    env = {**os.environ, "_C2KD_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+    proc = subprocess.run([str(command)], capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert proc.returncode == 0 and proc.stdout.split() == expected, proc.stdout + proc.stderr
+
+
 def test_listing_the_commands_does_not_import_torch():
     """`c2kd --help` and `c2kd CMD --help` start without torch (2-4 s of imports), pydantic, pyarrow or a web
     client: commands import them inside."""
-    import subprocess
-    import sys
-
     heavy = ("torch", "transformers", "faiss", "matplotlib", "onnxruntime", "pydantic", "pyarrow", "yaml",
              "urllib.request")
     code = f"import sys\nfrom c2kd.cli import app\nprint(','.join(m for m in {heavy!r} if m in sys.modules))"
