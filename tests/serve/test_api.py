@@ -360,3 +360,27 @@ def test_the_documented_query_limit_is_the_enforced_one(client):
     body = schema["components"]["schemas"]["SearchBody"]["properties"]["query"]
     assert body["maxLength"] == MAX_QUERY_CHARS and str(MAX_QUERY_CHARS) in body["description"]
     assert client.get("/api/search", params={"q": "a dog " + "x" * (MAX_QUERY_CHARS - 6)}).status_code == 200
+
+
+def test_each_json_route_documents_its_answer_with_an_example(client):
+    """The OpenAPI document gives every JSON route's 200 schema with an example, and the server's real answers
+    have exactly the documented fields (each model forbids others, so a field added without its docs fails)."""
+    from c2kd.serve.responses import FieldsOut, HealthOut, MomentsOut, SearchOut
+
+    schema = client.get("/api/openapi.json").json()
+    for path, method in [("/api/search", "get"), ("/api/search", "post"), ("/api/moments", "get"),
+                         ("/api/moments", "post"), ("/api/health", "get"), ("/api/fields", "get")]:
+        ref = schema["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        documented = schema["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+        assert documented["example"] and set(documented["example"]) == set(documented["properties"]), path
+    answers = {SearchOut: client.get("/api/search", params={"q": "a dog runs", "k": 3, "moments": "true"}),
+               HealthOut: client.get("/api/health"), FieldsOut: client.get("/api/fields")}
+    for model, answer in answers.items():
+        assert answer.status_code == 200, answer.text
+        model.model_validate(answer.json())
+        assert set(answer.json()) == set(model.model_fields)
+    first = answers[SearchOut].json()["results"][0]
+    assert set(first) == {"rank", "video_id", "score", "metadata", "moment", "moments", "video_url", "poster_url"}
+    moments = client.get("/api/moments", params={"video_id": first["video_id"], "q": "a dog runs"})
+    if moments.status_code == 200:  # the session's server has a feature store
+        MomentsOut.model_validate(moments.json())

@@ -6,6 +6,7 @@ folder, and in ``$C2KD_SCREENSHOTS`` when that is set).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -260,6 +261,22 @@ def test_favicon_and_api_reference_work_offline(browser, live_server, screenshot
     search = page.locator(".endpoint", has_text="GET /api/search").first.inner_text()
     for name in ("q", "query", "lang", "k", "offset", "filter"):
         assert f"\n{name}\t" in search or f"{name}\t" in search, name
+    # the answer's fields and an example, then a request sent from the page and its answer shown
+    endpoint = page.locator(".endpoint", has_text="GET /api/search").first
+    assert "Response (200)" in search and "Example response" in search
+    for name in ("took_ms", "results", "more", "grouped"):
+        assert f"{name}\t" in search, name
+    assert '"video_id": "harbour-tour"' in endpoint.locator("pre.example").inner_text()
+    endpoint.locator("summary", has_text="Try it").click()
+    endpoint.locator("input[name=q]").fill("a dog runs on the grass")
+    endpoint.locator("input[name=k]").fill("2")
+    endpoint.locator("form.try button").click()
+    output = endpoint.locator("pre.try-output")
+    output.wait_for(state="visible")
+    answer = output.inner_text()
+    assert answer.startswith("GET /api/search?q=a+dog+runs+on+the+grass&k=2\n200"), answer
+    payload = json.loads(answer.split("\n\n", 1)[1])
+    assert len(payload["results"]) == 2 and payload["query"] == "a dog runs on the grass"
     keep_screenshot(page, screenshots, "api-docs.png")
     assert not page.errors and not page.outside  # nothing was fetched from another site
 

@@ -41,6 +41,7 @@ from c2kd.search.engine import SearchEngine
 from c2kd.search.query import MAX_K, MAX_QUERY_CHARS, Query, QueryError
 from c2kd.serve.media import MediaError, check_range, media_type, resolve_media, video_path_for
 from c2kd.serve.origins import add_cors
+from c2kd.serve.responses import FieldsOut, HealthOut, MomentsOut, SearchOut
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
             item["poster_url"] = poster_url(item["video_id"], moment.start if moment is not None else 0.0)
         return payload
 
-    @app.get("/api/health")
+    @app.get("/api/health", response_model=HealthOut)
     def health() -> dict[str, Any]:
         """Status, number of indexed videos, backend, embedding size, whether moments can be found."""
         index = engine.index
@@ -224,7 +225,7 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
 
         return dict(LANGUAGES)
 
-    @app.get("/api/fields")
+    @app.get("/api/fields", response_model=FieldsOut)
     def fields() -> dict[str, Any]:
         """Each metadata field: how many videos have it, its values (when at most 50) and whether the page
         offers it as a filter."""
@@ -236,7 +237,7 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
                         "filter": small and name not in NOT_FACETS})
         return {"fields": out}
 
-    @app.get("/api/search")
+    @app.get("/api/search", response_model=SearchOut)
     def search_get(q: str | None = Q(None, max_length=MAX_QUERY_CHARS, description="the query"),
                    query: str | None = Q(None, max_length=MAX_QUERY_CHARS, description="same as q"),
                    lang: str | None = None, k: int = Q(10, ge=1, le=MAX_K),
@@ -253,7 +254,7 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
                                      filters=parse_filter_options([*filter, *filters]), moments=moments,
                                      group=group))
 
-    @app.post("/api/search")
+    @app.post("/api/search", response_model=SearchOut)
     def search_post(body: SearchBody) -> dict[str, Any]:
         """The same search with a JSON body (`query` or `q`, `filters` or `filter`)."""
         return run_search(body)
@@ -273,7 +274,7 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         payload["video_url"] = video_url(meta)
         return payload
 
-    @app.get("/api/moments")
+    @app.get("/api/moments", response_model=MomentsOut)
     def moments_get(video_id: str = Q(..., min_length=1, max_length=1000),
                     q: str | None = Q(None, max_length=MAX_QUERY_CHARS, description="the query"),
                     query: str | None = Q(None, max_length=MAX_QUERY_CHARS, description="same as q"),
@@ -282,7 +283,7 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         text = _one_of("q", q, query, "query")
         return run_moments(MomentsBody(video_id=video_id, query=text, lang=lang, k=k))
 
-    @app.post("/api/moments")
+    @app.post("/api/moments", response_model=MomentsOut)
     def moments_post(body: MomentsBody) -> Any:
         """The same with a JSON body (window `lengths` in seconds and the overlap `iou` can be set)."""
         return run_moments(body)

@@ -23,6 +23,7 @@ function typeOf(schema, spec) {
   if (s.anyOf) return s.anyOf.map((x) => typeOf(x, spec)).filter((t) => t !== "null").join(" | ") || "null";
   if (s.type === "array") return `list of ${typeOf(s.items, spec)}`;
   if (s.type === "object" && s.additionalProperties) return `object of ${typeOf(s.additionalProperties, spec)}`;
+  if (s.type === "object" && s.title && s.properties) return s.title;  // a model: named by its type
   return s.type || s.title || "any";
 }
 
@@ -46,6 +47,51 @@ function fieldTable(rows) {
   return el("table", { className: "fields" }, el("thead", {}, head), el("tbody", {}, ...body));
 }
 
+function responseFields(schema, spec) {
+  // The fields of a response model, one row each (nested models are named by their type).
+  const s = resolve(schema, spec);
+  return Object.entries(s.properties || {}).map(([name, prop]) => ({
+    name, where: "response", type: typeOf(prop, spec), required: (s.required || []).includes(name),
+    notes: resolve(prop, spec).description || "",
+  }));
+}
+
+function tryForm(path, method, op, spec) {
+  // A small form that sends this request to this server and shows the answer (GET routes with query fields).
+  const params = (op.parameters || []).filter((p) => p.in === "query");
+  const form = el("form", { className: "try" });
+  const inputs = params.map((p) => {
+    const s = resolve(p.schema, spec);
+    const input = el("input", { name: p.name, id: `try-${method}-${path}-${p.name}`.replace(/[^a-z0-9-]+/gi, "-"),
+                                placeholder: s.default !== undefined ? String(s.default) : "" });
+    form.append(el("label", { htmlFor: input.id, textContent: p.name }), input);
+    return input;
+  });
+  const output = el("pre", { className: "try-output", hidden: true });
+  const send = el("button", { type: "submit", textContent: "Send" });
+  form.append(send, output);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const query = new URLSearchParams();
+    for (const input of inputs) if (input.value.trim()) query.append(input.name, input.value.trim());
+    const url = `${path}${query.toString() ? `?${query}` : ""}`;
+    send.disabled = true;
+    try {
+      const response = await fetch(url);
+      const text = await response.text();
+      let shown = text;
+      try { shown = JSON.stringify(JSON.parse(text), null, 2); } catch (err) { /* not JSON: shown as it is */ }
+      output.textContent = `GET ${url}\n${response.status} ${response.statusText}\n\n${shown}`;
+    } catch (err) {
+      output.textContent = `GET ${url}\nthe request failed: ${err}`;
+    } finally {
+      output.hidden = false;
+      send.disabled = false;
+    }
+  });
+  return el("details", { className: "try-it" }, el("summary", { textContent: "Try it" }), form);
+}
+
 function renderOperation(path, method, op, spec) {
   const id = `${method}-${path}`.replace(/[^a-z0-9]+/gi, "-");
   const rows = (op.parameters || []).map((p) => ({
@@ -67,6 +113,17 @@ function renderOperation(path, method, op, spec) {
     el("p", { textContent: op.description || op.summary || "" }));
   if (rows.length) section.append(fieldTable(rows));
   section.append(el("p", { className: "responses", textContent: `Responses: ${responses.join(" · ")}` }));
+  const ok = op.responses && op.responses["200"] && op.responses["200"].content;
+  const answer = ok && ok["application/json"] && ok["application/json"].schema;
+  const model = answer && resolve(answer, spec);
+  if (model && model.properties) {
+    section.append(el("h3", { textContent: "Response (200)" }), fieldTable(responseFields(answer, spec)));
+    if (model.example) {
+      section.append(el("h3", { textContent: "Example response" }),
+                     el("pre", { className: "example", textContent: JSON.stringify(model.example, null, 2) }));
+    }
+  }
+  if (method === "get" && !path.includes("{")) section.append(tryForm(path, method, op, spec));
   toc.append(el("a", { href: `#${id}`, textContent: `${method.toUpperCase()} ${path}` }));
   return section;
 }
