@@ -128,6 +128,8 @@ def test_items_without_a_file_show_their_captions_and_open_details(browser, live
     english = english_captions(captions, vid)
     assert first.locator(".textthumb").inner_text() == english[0]
     assert first.locator(".badge.kind").inner_text() == "text only"
+    assert first.inner_text().count(english[0]) == 1  # each caption once on the card
+    assert page.locator(".card .badge.duration").count() == 0  # no video, no length to show
     first.click()
     dialog = page.locator("dialog#details")
     dialog.wait_for(state="visible")
@@ -292,6 +294,29 @@ def test_page_shows_errors(browser, live_server):
     page.click("#go")
     page.wait_for_function("document.getElementById('error').textContent.includes('limit is')")
     assert page.locator(".card").count() == 0
+    # an unknown language (from a shared URL) is explained for the web, not with a command to type
+    page = open_page(browser, live_server, "/?q=a+dog&lang=xx")
+    page.wait_for_selector("#error:not([hidden])")
+    message = page.inner_text("#error")
+    assert '"xx" is not a language this server knows' in message and "c2kd" not in message
+
+
+def test_the_form_is_labelled_on_one_line_names_what_it_searches_and_offers_examples(browser, live_server, app):
+    page = open_page(browser, live_server)
+    page.wait_for_selector("#filters select")
+    assert page.locator("label[for=k]").inner_text().strip() == "per page"
+    tops = {sel: page.locator(sel).bounding_box() for sel in ("#q", "#lang", "#k", "#go")}
+    assert max(b["y"] for b in tops.values()) - min(b["y"] for b in tops.values()) < 12  # one row at 1280 px
+    assert tops["#go"]["height"] < 2 * tops["#q"]["height"]  # "Search" on one line
+    page.wait_for_selector("#about:not([hidden])")
+    index = app.state.engine.index
+    assert page.inner_text("#about") == (f"Index {index.root.name} ({len(index)} videos) · model "
+                                         f"{Path(index.info['checkpoint']).name}")
+    example = page.locator("#examples .example[lang=de]")
+    example.click()
+    wait_for_results(page)
+    assert page.input_value("#q") == example.inner_text() and "q=ein+Kind" in page.url
+    assert page.locator(".card").count() > 0 and not page.errors and not page.outside
 
 
 # -- moments of long videos on a timeline -----------------------------------------------------------------------

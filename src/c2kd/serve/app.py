@@ -211,9 +211,13 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
 
     @app.get("/api/health", response_model=HealthOut)
     def health() -> dict[str, Any]:
-        """Status, number of indexed videos, backend, embedding size, whether moments can be found."""
+        """Status, the index and model names, number of indexed videos, backend, embedding size, whether moments
+        can be found."""
         index = engine.index
+        checkpoint = index.info.get("checkpoint") if index is not None else None
         return {"status": "ok", "videos": len(index) if index is not None else 0,
+                "index": index.root.name if index is not None else None,
+                "model": Path(checkpoint).name if checkpoint else None,
                 "backend": index.backend.name if index is not None else None,
                 "dim": index.dim if index is not None else None, "moments": engine._features is not None,
                 "video_roots": len(roots), "max_query_chars": MAX_QUERY_CHARS}

@@ -74,10 +74,13 @@ class MomentsOut(BaseModel):
 
 
 class HealthOut(BaseModel):
-    model_config = _example({"status": "ok", "videos": 3, "backend": "exact", "dim": 512, "moments": False,
+    model_config = _example({"status": "ok", "index": "harbour-index", "model": "c2kd-student", "videos": 3,
+                             "backend": "exact", "dim": 512, "moments": False,
                              "video_roots": 1, "max_query_chars": 500})
 
     status: str = Field(description="ok once the model and index are loaded")
+    index: str | None = Field(description="the index's folder name")
+    model: str | None = Field(description="the name of the checkpoint folder the index was built with")
     videos: int = Field(description="indexed videos")
     backend: str | None = Field(description="the index's backend: exact, faiss or qdrant")
     dim: int | None = Field(description="embedding size")

@@ -81,12 +81,32 @@ function applyToForm(p) {
 }
 
 // -- controls built from the server ---------------------------------------------------------------------------
+const knownLanguages = new Set();  // the codes of /api/languages, once loaded
+
+async function loadAbout() {
+  // Which index and model this page searches (from /api/health).
+  try {
+    const response = await fetch("/api/health");
+    if (!response.ok) return;
+    const health = await response.json();
+    const about = document.getElementById("about");
+    const parts = [];
+    if (health.index) parts.push(`Index ${health.index} (${health.videos} videos)`);
+    if (health.model) parts.push(`model ${health.model}`);
+    about.textContent = parts.join(" · ");
+    about.hidden = !parts.length;
+  } catch (err) {
+    /* optional */
+  }
+}
+
 async function loadLanguages() {
   try {
     const response = await fetch("/api/languages");
     if (!response.ok) return;
     const languages = await response.json();
     const chosen = langSelect.value;
+    for (const code of Object.keys(languages)) knownLanguages.add(code);
     for (const [code, name] of Object.entries(languages).sort((a, b) => a[1].localeCompare(b[1]))) {
       const known = [...langSelect.options].find((o) => o.value === code);
       if (known) known.textContent = `${name} (${code})`;
@@ -366,6 +386,7 @@ function openDetails(item, moment = item.moment) {
 
 function renderCard(item, p) {
   const meta = item.metadata || {};
+  const captions = [...new Set(Array.isArray(meta.captions) ? meta.captions : [])];  // each once
   const card = document.createElement("article");
   card.className = "card";
   card.dataset.videoId = item.video_id;
@@ -388,13 +409,14 @@ function renderCard(item, p) {
   } else {
     const text = document.createElement("div");
     text.className = "textthumb";
-    text.textContent = (meta.captions && meta.captions[0]) || "no video file: open for details";
+    text.textContent = captions[0] || "no video file: open for details";
     thumb.append(text);
   }
   const badges = [];
   if (item.video_url) badges.push(["play", item.moment ? `▶ ${fmt(item.moment.start)}–${fmt(item.moment.end)}` : "▶"]);
   else badges.push(["kind", "text only"]);
-  if (typeof meta.duration === "number") badges.push(["duration", fmt(meta.duration)]);
+  // a text-only item has no length to show (its "duration" counts feature rows, not seconds of video)
+  if (item.video_url && typeof meta.duration === "number") badges.push(["duration", fmt(meta.duration)]);
   for (const [cls, text] of badges) {
     thumb.append(Object.assign(document.createElement("span"), { className: `badge ${cls}`, textContent: text }));
   }
@@ -402,11 +424,13 @@ function renderCard(item, p) {
   const title = document.createElement("h2");
   title.textContent = `${item.rank}. ${titleOf(item)}`;
   card.append(title);
-  if (meta.captions && meta.captions.length) {
-    const captions = document.createElement("p");
-    captions.className = "captions";
-    captions.textContent = meta.captions.slice(0, 2).join(" · ");
-    card.append(captions);
+  // the card shows each caption once: a text-only item's first one is already in its thumbnail
+  const more = item.video_url ? captions.slice(0, 2) : captions.slice(1, 3);
+  if (more.length) {
+    const line = document.createElement("p");
+    line.className = "captions";
+    line.textContent = more.join(" · ");
+    card.append(line);
   }
   const line = document.createElement("div");
   line.className = "meta";
@@ -454,7 +478,11 @@ async function run(p, offset = 0) {
     const payload = await response.json();
     if (!response.ok) {
       statusBox.textContent = "";
-      showError(payload.error || `search failed (${response.status})`);
+      if (p.lang) await languagesLoaded;
+      const unknownLanguage = p.lang && knownLanguages.size && !knownLanguages.has(p.lang);
+      showError(unknownLanguage
+        ? `"${p.lang}" is not a language this server knows: choose one from the language list, or "any language".`
+        : payload.error || `search failed (${response.status})`);
       return;
     }
     const cards = payload.results.map((item) => renderCard(item, p));
@@ -504,10 +532,15 @@ function fromURL() {
   }
 }
 
+const languagesLoaded = loadLanguages();
 form.addEventListener("submit", submit);
+document.querySelectorAll("#examples .example").forEach((button) => button.addEventListener("click", () => {
+  input.value = button.textContent;
+  form.requestSubmit();
+}));
 moreButton.addEventListener("click", () => { if (current && !busy) run(current.p, current.shown); });
 window.addEventListener("popstate", fromURL);
 fromURL();
 input.focus();
-loadLanguages();
 loadFilters();
+loadAbout();
