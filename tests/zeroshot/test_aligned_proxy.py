@@ -49,11 +49,16 @@ def test_proxy_stores_are_checked_and_video_files_refused(proxy_checkpoint, muse
         with FeatureStoreWriter(tmp_path / name, 512, encoder=name, fps=1.0) as writer:
             writer.add("item1", frames, np.arange(3, dtype=np.float32))
     build_index(proxy_checkpoint, tmp_path / "packaged-muse", tmp_path / "index", progress=False)
-    with pytest.raises(ConfigError, match="packaged-muse"):
+    # CLIP features given to the proxy model, and video files: both refusals say plainly that it reads the text
+    # proxy, not video, and give the command for a model that searches video
+    with pytest.raises(ConfigError, match="packaged-muse") as refused:
         build_index(proxy_checkpoint, tmp_path / "clip-vit-b32", tmp_path / "bad", progress=False)
     result = CliRunner().invoke(app, ["extract", str(tmp_path), "--checkpoint", str(proxy_checkpoint), "--out",
                                       str(tmp_path / "x")])
     assert isinstance(result.exception, ConfigError) and "cannot compute" in str(result.exception)
+    for message in (str(refused.value), str(result.exception)):
+        assert "Multi30K text proxy" in message and "cannot search video files" in message, message
+        assert "c2kd model aligned --text mclip-vit-b32 --frame-encoder clip-vit-b32" in message, message
 
 
 def test_command_refuses_a_frame_encoder_of_another_size(tmp_path, muse, e5):

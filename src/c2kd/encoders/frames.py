@@ -49,6 +49,13 @@ FRAME_PRESETS: dict[str, FramePreset] = {
                                 "data concat-features`)"),
 }
 
+#: what to say of features no frame encoder makes: a model of the Multi30K text proxy reads caption embeddings of
+#: a text backbone (e.g. packaged-muse) in place of frames, and cannot search video
+NOT_VIDEO = ("{name} is a text encoder, not a video frame encoder: this model was made on the Multi30K text proxy "
+             "(caption embeddings stand in for frames) and cannot search video files. For real videos, make a "
+             "model that reads CLIP frames: `c2kd model aligned --text mclip-vit-b32 --frame-encoder clip-vit-b32 "
+             "--out MODEL`, then `c2kd extract VIDEOS --checkpoint MODEL --out STORE` (docs/search.md)")
+
 #: the name of concatenated features (see :func:`concat_spec`)
 CONCAT = "concat"
 

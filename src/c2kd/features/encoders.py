@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from c2kd.encoders.frames import CONCAT, FRAME_PRESETS, FrameEncoderSpec, FramePreset
+from c2kd.encoders.frames import CONCAT, FRAME_PRESETS, NOT_VIDEO, FrameEncoderSpec, FramePreset
 from c2kd.errors import ConfigError, require
 from c2kd.features.preprocess import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, ImagePreprocess
 from c2kd.io import atomic_path
@@ -168,7 +168,7 @@ def encoder_options(spec: FrameEncoderSpec) -> dict[str, Any]:
     if accepted is None:
         preset = FRAME_PRESETS.get(spec.name)
         why = f": {preset.not_extractable}" if preset is not None and preset.not_extractable else (
-            f" (its frame encoders: {sorted(_BUILDERS)}); use a feature store made by {spec.name}")
+            f": {NOT_VIDEO.format(name=spec.name)}")
         raise ConfigError(f"the model reads features of {spec.describe()}, which `c2kd extract` cannot compute "
                           f"from video files{why}")
     options = {k: v for k, v in spec.options.items() if k in accepted}

@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from c2kd.encoders.frames import CONCAT, FrameEncoderSpec, check_frame_encoder, spec_from_store_meta
+from c2kd.encoders.frames import (
+    CONCAT,
+    FRAME_PRESETS,
+    NOT_VIDEO,
+    FrameEncoderSpec,
+    check_frame_encoder,
+    spec_from_store_meta,
+)
 from c2kd.errors import DataError
 
 
@@ -61,6 +68,8 @@ def extract_hint(expected: FrameEncoderSpec, checkpoint: str | os.PathLike | Non
             return (f"Extract the videos with the model's frame encoder: `c2kd extract VIDEOS --checkpoint "
                     f"{checkpoint} --out NEW_STORE` (that is, {manual}).")
         return f"Extract the videos with the model's frame encoder: `c2kd extract VIDEOS {manual} --out NEW_STORE`."
+    if expected.name not in FRAME_PRESETS:
+        return NOT_VIDEO.format(name=expected.name) + "."
     return f"Use features made by {expected.describe()}, the frame encoder this model reads."
 
 
