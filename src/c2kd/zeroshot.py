@@ -32,6 +32,33 @@ from c2kd.errors import ConfigError
 NO_DATA = "(none: training-free aligned checkpoint)"
 
 
+def hub_models(names: Sequence[str], frame_encoder: str, frame_options: Mapping[str, Any]
+               ) -> list[tuple[str, str, str, str]]:
+    """The hub models (or folders) that text backbones ``names`` and the frame encoder load, as
+    ``(source, what, probe_file, use_as)`` for :func:`c2kd.encoders.hub.ensure_hub_sources`; packaged ones need
+    none."""
+    from c2kd.encoders.registry import LOADER_PREFIXES, TEXT_PRESETS
+
+    layouts = {"hf": ("config.json", "DIR"), "clip-text": ("config.json", "DIR"),
+               "sentence-transformers": ("modules.json", "st:DIR")}
+    out = []
+    for name in names:
+        preset = TEXT_PRESETS.get(name)
+        source, kind = (preset.source, preset.kind) if preset is not None else (name, "hf")
+        for prefix, loader in LOADER_PREFIXES.items():
+            if preset is None and name.startswith(prefix):
+                source, kind = name[len(prefix):], loader
+        if kind in layouts:
+            out.append((source, f"text backbone {name}", *layouts[kind]))
+    if frame_encoder == "clip-vit-b32":
+        from c2kd.features.encoders import DEFAULT_CLIP_MODEL
+
+        model = str(frame_options.get("model") or DEFAULT_CLIP_MODEL)
+        if all(source != model for source, *_ in out):  # a CLIP text tower's own checkpoint is named once
+            out.append((model, "CLIP frame model", "config.json", "--frame-model DIR"))
+    return out
+
+
 def _clip_source(name: str) -> str | None:
     """The CLIP checkpoint a text backbone name loads its tower from (None: not a CLIP text tower)."""
     from c2kd.encoders.clip_text import is_clip_folder
@@ -132,13 +159,17 @@ def aligned_checkpoint(out: str | os.PathLike, text: str, frame_encoder: str, fu
 
     text = text_backbone_name(text)
     names = [text, *fuse]
-    parts = list(backbones) if backbones is not None else [build_text_backbone(n) for n in names]
-    if len(parts) != len(names):
-        raise ValueError(f"{len(parts)} backbones given for {names}")
     options = dict(frame_options or {})
     clip = _clip_source(text)
     if frame_encoder == "clip-vit-b32" and "model" not in options and clip is not None:
         options["model"] = clip  # CLIP text and frames from the same CLIP checkpoint
+    if backbones is None:
+        from c2kd.encoders.hub import ensure_hub_sources
+
+        ensure_hub_sources(hub_models(names, frame_encoder, options))  # every missing model in one message
+    parts = list(backbones) if backbones is not None else [build_text_backbone(n) for n in names]
+    if len(parts) != len(names):
+        raise ValueError(f"{len(parts)} backbones given for {names}")
     spec = frame_encoder_spec(frame_encoder, options, dict(zip(names, parts)))
     dim = int(parts[0].dim)
     if spec.dim != dim:

@@ -366,6 +366,26 @@ def test_uncached_hub_id_fails_fast_naming_a_local_folder(monkeypatch):
         build_text_backbone("st:someone/not-a-cached-mclip")
 
 
+def test_model_aligned_names_every_missing_model_in_one_message(tmp_path, monkeypatch):
+    """Without a hub, both towers of the documented preset are named at once (each with its download command),
+    before anything loads; a CLIP text tower and the frames of the same checkpoint are named once."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = CliRunner().invoke(app, ["model", "aligned", "--text", "mclip-vit-b32", "--frame-encoder",
+                                      "clip-vit-b32", "--out", str(tmp_path / "x")])
+    message = str(result.exception)
+    assert isinstance(result.exception, ConfigError) and message.startswith("2 models are missing here"), message
+    assert "hf download sentence-transformers/clip-ViT-B-32-multilingual-v1 --local-dir DIR" in message
+    assert "st:DIR" in message and "hf download openai/clip-vit-base-patch32" in message
+    assert "--frame-model DIR" in message and not (tmp_path / "x").exists()
+    result = CliRunner().invoke(app, ["model", "aligned", "--text", "clip-vit-b32-text", "--frame-encoder",
+                                      "clip-vit-b32", "--out", str(tmp_path / "x")])
+    message = str(result.exception)
+    assert "models are missing" not in message and message.count("openai/clip-vit-base-patch32") == 2, message
+
+
 @pytest.mark.parametrize("weights", ["safetensors", "bin"])
 def test_sentence_transformers_layout_equals_mean_pool_then_dense(tmp_path, weights):
     from transformers import AutoModel, AutoTokenizer

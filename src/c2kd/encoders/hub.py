@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -94,6 +95,22 @@ def ensure_hub_source(source: str, what: str, probe_file: str = "config.json",
         f"{what} {source!r} is not in the local Hugging Face cache and {reason}. Download it where the hub is "
         f"reachable (`hf download {source} --local-dir DIR`), copy DIR here and pass the local folder {use_as} "
         "instead of the hub id")
+
+
+def ensure_hub_sources(models: Sequence[tuple[str, str, str, str]]) -> None:
+    """:func:`ensure_hub_source` for every ``(source, what, probe_file, use_as)`` of a command before any loads,
+    so that one message names every model missing here (a user fetches them all in one go)."""
+    problems = []
+    for source, what, probe_file, use_as in models:
+        try:
+            ensure_hub_source(source, what, probe_file, use_as)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    if problems:
+        raise ConfigError(f"{len(problems)} models are missing here. " + " ".join(
+            f"({number}) {problem}." for number, problem in enumerate(problems, 1)))
 
 
 def load_error(source: str, what: str, exc: BaseException) -> ConfigError:
