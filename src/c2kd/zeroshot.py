@@ -59,6 +59,32 @@ def hub_models(names: Sequence[str], frame_encoder: str, frame_options: Mapping[
     return out
 
 
+def download_hub_models(models: Sequence[tuple[str, str, str, str]], out: str | os.PathLike) -> list[Path]:
+    """Fetch each hub model of :func:`hub_models` into ``out/OWNER--NAME`` (from the local cache when the hub is
+    out of reach); every one that can be had neither way is named in one error first. Returns the folders."""
+    import shutil
+
+    from huggingface_hub import constants, snapshot_download
+
+    from c2kd.encoders.hub import ensure_hub_sources, hub_offline, hub_reachable
+
+    ensure_hub_sources(models)
+    cached_only = hub_offline() or not hub_reachable()
+    folders = []
+    for source, _, _, _ in models:
+        if Path(source).expanduser().exists():  # already a folder here
+            folders.append(Path(source).expanduser())
+            continue
+        folder = Path(out) / source.replace("/", "--")
+        if cached_only:  # a copy of the cached snapshot (its files are links into the cache)
+            snapshot = snapshot_download(source, local_files_only=True, cache_dir=constants.HF_HUB_CACHE)
+            shutil.copytree(snapshot, folder, dirs_exist_ok=True)
+        else:
+            snapshot_download(source, local_dir=folder, cache_dir=constants.HF_HUB_CACHE)
+        folders.append(folder)
+    return folders
+
+
 def _clip_source(name: str) -> str | None:
     """The CLIP checkpoint a text backbone name loads its tower from (None: not a CLIP text tower)."""
     from c2kd.encoders.clip_text import is_clip_folder

@@ -594,3 +594,35 @@ def test_a_long_video_joined_from_the_real_clips_is_indexed_as_moments(work, cli
     for m in moments:  # each scored by its peak, a window inside it
         inside = [v for (s, e), v in spans.items() if s >= m["start"] and e <= m["end"]]
         assert min(abs(m["score"] - v) for v in inside) < 1e-5
+
+
+def test_model_download_fetches_both_towers_and_prints_the_offline_command(work, tmp_path, monkeypatch):
+    """`model download mclip-vit-b32` puts the text tower and the CLIP frame model in folders (here from a
+    Hugging Face cache, the hub being out of reach); the printed `model aligned` command then works with no cache
+    at all, and scores as the model made from the cache."""
+    import shlex
+
+    import huggingface_hub.constants
+
+    from c2kd.checkpoint import load_checkpoint
+    from c2kd.encoders.registry import TEXT_PRESETS
+
+    cache = tmp_path / "hub"
+    st_folder, _ = make_tiny_st_model(tmp_path / "st", ["ein mann spricht"])
+    put_in_hub_cache(cache, TEXT_PRESETS["mclip-vit-b32"].source, st_folder)
+    put_in_hub_cache(cache, "openai/clip-vit-base-patch32", work["clip"])
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = ok("model", "download", "mclip-vit-b32", "--out", tmp_path / "models")
+    text_dir = tmp_path / "models" / "sentence-transformers--clip-ViT-B-32-multilingual-v1"
+    frame_dir = tmp_path / "models" / "openai--clip-vit-base-patch32"
+    assert (text_dir / "modules.json").exists() and (frame_dir / "config.json").exists()
+    command = next(line for line in result.output.splitlines() if line.startswith("offline, for mclip-vit-b32: "))
+    args = shlex.split(command.split(": ", 1)[1].replace("MODEL", str(tmp_path / "offline")))
+    assert args[:3] == ["c2kd", "model", "aligned"] and f"st:{text_dir}" in args and str(frame_dir) in args
+    ok("model", "aligned", "--text", "mclip-vit-b32", "--frame-encoder", "clip-vit-b32", "--out", tmp_path / "cached")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "no-cache"))
+    ok(*args[1:])
+    offline, _ = load_checkpoint(tmp_path / "offline")
+    cached, _ = load_checkpoint(tmp_path / "cached")
+    torch.testing.assert_close(offline.eval().embed_texts([QUERY]), cached.eval().embed_texts([QUERY]))

@@ -1,4 +1,5 @@
-"""Commands ``c2kd model aligned|fuse|random-text``: checkpoints made without training, and by fusing others."""
+"""Commands ``c2kd model aligned|download|fuse|random-text``: checkpoints made without training, by fusing others,
+and the hub models they need, fetched for later offline use."""
 
 from __future__ import annotations
 
@@ -28,6 +29,36 @@ def model_random_text(
     make_random_text_model(out, texts, hidden=hidden, layers=layers, heads=heads, seed=seed,
                            architecture=architecture)
     typer.echo(f"wrote {out}")
+
+
+@model_app.command("download")
+def model_download(
+    names: list[str] = typer.Argument(..., help="Text backbone presets (e.g. mclip-vit-b32: its text tower and the "
+                                                "CLIP frame model it is aligned with) or hub ids."),
+    out: Path = typer.Option(..., help="Folder to put one model folder in per hub model."),
+) -> None:
+    """Fetch the hub models that NAMES load (both towers of an aligned preset) into folders under OUT, for use
+    where there is no hub; prints the `model aligned` command that reads them."""
+    from c2kd.encoders.registry import TEXT_PRESETS
+    from c2kd.zeroshot import download_hub_models, hub_models
+
+    per_name = {name: hub_models([name], TEXT_PRESETS[name].aligned_frames if name in TEXT_PRESETS else "", {})
+                for name in names}
+    wanted = {model[0]: model for models in per_name.values() for model in models}  # each hub model once
+    if not wanted:
+        typer.echo(f"nothing to download: {', '.join(names)} ship(s) in Python packages")
+        return
+    folders = dict(zip(wanted, download_hub_models(list(wanted.values()), out)))
+    for source, what, _, _ in wanted.values():
+        typer.echo(f"{what} {source} -> {folders[source]}")
+    for name, models in per_name.items():
+        frames = TEXT_PRESETS[name].aligned_frames if name in TEXT_PRESETS else ""
+        if models and frames:
+            text_source, _, _, use_as = models[0]
+            command = (f"c2kd model aligned --text {use_as.replace('DIR', str(folders[text_source]))} "
+                       f"--frame-encoder {frames}")
+            command += "".join(f" --frame-model {folders[source]}" for source, *_ in models[1:])
+            typer.echo(f"offline, for {name}: {command} --out MODEL")
 
 
 @model_app.command("aligned")

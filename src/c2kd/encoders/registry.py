@@ -27,6 +27,8 @@ class TextPreset:
     description: str = ""
     #: the role of an engine with roles (e5: ``query`` for captions and search text, ``passage`` for documents)
     role: Literal["query", "passage"] = "query"
+    #: the frame encoder whose space the text tower embeds into (``c2kd model aligned --frame-encoder``), if any
+    aligned_frames: str = ""
 
 
 #: Text backbones by short name. The paper's student is LaBSE; its teachers are Distill SBERT, mBERT, XLM-R.
@@ -62,11 +64,13 @@ TEXT_PRESETS: dict[str, TextPreset] = {
     "clip-vit-b32-text": TextPreset(
         "openai/clip-vit-base-patch32", kind="clip-text",
         description="CLIP ViT-B/32's own text tower (512-d, English), aligned with clip-vit-b32 frames",
+        aligned_frames="clip-vit-b32",
     ),
     "mclip-vit-b32": TextPreset(
         "sentence-transformers/clip-ViT-B-32-multilingual-v1", kind="sentence-transformers",
         description="multilingual CLIP text tower (DistilBERT distilled into CLIP ViT-B/32's space; 512-d, 50+ "
                     "languages), aligned with clip-vit-b32 frames",
+        aligned_frames="clip-vit-b32",
     ),
 }
 
