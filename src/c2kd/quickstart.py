@@ -237,6 +237,50 @@ def results_table(results: dict[str, dict], direction: str = "t2v",
     return markdown_table(header, rows)
 
 
+#: the settings that make one C2KD student differ from another (its row is labelled with them)
+STUDENT_SETTINGS = ("alpha", "teachers", "pooler", "epochs", "lr", "batch_size", "seed", "max_train", "max_val",
+                    "max_test")
+
+
+def student_label(settings: dict) -> str:
+    """The C2KD row's name: ``c2kd (alpha 0.2, teachers off-the-shelf)``, with the pooler when it is not mean."""
+    pooler = settings.get("pooler", "mean")
+    return (f"c2kd (alpha {settings['alpha']:g}, teachers {settings['teachers']}"
+            f"{'' if pooler == 'mean' else ', pooler ' + str(pooler)})")
+
+
+def earlier_students(previous: dict | None, settings: dict) -> dict[str, dict]:
+    """The C2KD results of earlier quickstarts (``previous``: the ``results.json`` they left) whose settings differ
+    from ``settings``, by :func:`student_label` (a label that recurs names its other settings too): what a rerun
+    keeps beside its own rows."""
+    if not previous:
+        return {}
+    runs = [(previous.get("settings", {}), previous.get("results", {}).get("c2kd"))]
+    runs += [(run.get("settings", {}), run.get("results")) for run in previous.get("earlier", [])]
+    mine = {k: settings.get(k) for k in STUDENT_SETTINGS}
+    out: dict[str, dict] = {}
+    for earlier, result in runs:
+        if not result or "alpha" not in earlier or {k: earlier.get(k) for k in STUDENT_SETTINGS} == mine:
+            continue
+        label = student_label(earlier)
+        if label == student_label(settings) or label in out:
+            label = label[:-1] + ", " + ", ".join(f"{k} {earlier.get(k)}" for k in STUDENT_SETTINGS[3:]
+                                                  if earlier.get(k) != settings.get(k)) + ")"
+        out.setdefault(label, {"settings": earlier, "results": result})
+    return out
+
+
+def previous_results(path: Path) -> dict | None:
+    """What an earlier quickstart left in ``results.json`` (None: no file, or one that cannot be read)."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def kept_start_note(results: dict[str, dict]) -> str:
     """Which runs handed back their untrained start, and why (empty when none did)."""
     kept = [name for name, res in results.items() if res.get("selection", {}).get("kept_start")]
@@ -314,7 +358,14 @@ def run_quickstart(out: Path, data: Path | None = None, download: bool = True, m
         echo(f"{name}: test t2v average R@1 {results[name]['t2v']['average']['R@1']:.1f} "
              f"({timings[f'train {name}']:.0f} s)")
     timings["total"] = time.perf_counter() - started
-    tables = {direction: results_table(results, direction) for direction in ("t2v", "v2t")}
+    run_settings = {"max_train": max_train, "max_val": max_val, "max_test": max_test, "epochs": epochs,
+                    "batch_size": batch_size, "lr": lr, "alpha": alpha, "teachers": teachers, "pooler": pooler,
+                    "seed": seed}
+    earlier = earlier_students(previous_results(out / "results.json"), run_settings)
+    # the rows shown: this run's, its C2KD student named by its settings, then the students of earlier settings
+    shown = {(student_label(run_settings) if name == "c2kd" else name): res for name, res in results.items()}
+    shown.update({label: run["results"] for label, run in earlier.items()})
+    tables = {direction: results_table(shown, direction) for direction in ("t2v", "v2t")}
     echo(f"\nMulti30K PROXY test ({results['c2kd']['protocol']['videos']} items; 'video' = the item's four other "
          "English descriptions as USE frames). The rows before the trained runs are the baselines (no "
          "training).\n")
@@ -329,12 +380,9 @@ def run_quickstart(out: Path, data: Path | None = None, download: bool = True, m
                + tables["v2t"] + "\n" + (f"\n{handed_back}\n" if handed_back else ""))
     from c2kd.evaluation.plots import png_or_reason, recall_figure
 
-    echo(png_or_reason(out / "results.png", lambda: recall_figure(results, title="Multi30K PROXY test")))
+    echo(png_or_reason(out / "results.png", lambda: recall_figure(shown, title="Multi30K PROXY test")))
     write_json(out / "results.json", {"results": results, "seconds": timings, "source": str(located.root),
-                                      "settings": {"max_train": max_train, "max_val": max_val, "max_test": max_test,
-                                                   "epochs": epochs, "batch_size": batch_size, "lr": lr,
-                                                   "alpha": alpha, "teachers": teachers, "pooler": pooler,
-                                                   "seed": seed}})
+                                      "settings": run_settings, "earlier": list(earlier.values())})
     echo("\nExample queries (C2KD student, test items shown by their English caption):")
     example_queries(plan["c2kd"].folder, dataset_dir, echo)
     echo(f"\ndone in {timings['total'] / 60:.1f} min; results in {out / 'results.md'} and {out / 'results.json'}")

@@ -118,3 +118,27 @@ def test_runs_that_handed_back_their_start_are_named_with_the_reason():
     assert note.startswith("zero-shot, translate-train: no epoch validated at or above the start in every language")
     assert "equals the baseline" in note and "c2kd" not in note
     assert kept_start_note({OFF_THE_SHELF: {}, "c2kd": {}}) == ""
+
+
+def test_a_rerun_with_other_settings_keeps_the_earlier_student_named_by_its_settings(tmp_path: Path):
+    from c2kd.io import write_json
+    from c2kd.quickstart import earlier_students, previous_results, student_label
+
+    first = {"alpha": 0.2, "teachers": "off-the-shelf", "pooler": "mean", "epochs": 15, "lr": 3e-4,
+             "batch_size": 128, "seed": 0, "max_train": 2000, "max_val": 500, "max_test": None}
+    assert student_label(first) == "c2kd (alpha 0.2, teachers off-the-shelf)"
+    assert student_label({**first, "teachers": "all", "pooler": "zmean"}) == "c2kd (alpha 0.2, teachers all, pooler zmean)"
+    write_json(tmp_path / "results.json", {"results": {"c2kd": {"t2v": "first"}}, "settings": first})
+    previous = previous_results(tmp_path / "results.json")
+    assert earlier_students(previous, first) == {}  # the same settings again: its own row, nothing kept twice
+    second = {**first, "alpha": 0.5, "teachers": "both"}
+    kept = earlier_students(previous, second)
+    assert kept == {"c2kd (alpha 0.2, teachers off-the-shelf)": {"settings": first, "results": {"t2v": "first"}}}
+    # a third run keeps both earlier students; one that differs only in epochs is named by them
+    write_json(tmp_path / "results.json", {"results": {"c2kd": {"t2v": "second"}}, "settings": second,
+                                           "earlier": list(kept.values())})
+    third = {**first, "epochs": 30}
+    kept = earlier_students(previous_results(tmp_path / "results.json"), third)
+    assert list(kept) == ["c2kd (alpha 0.5, teachers both)", "c2kd (alpha 0.2, teachers off-the-shelf, epochs 15)"]
+    (tmp_path / "results.json").write_text("{not json")
+    assert previous_results(tmp_path / "results.json") is None and previous_results(tmp_path / "none.json") is None
