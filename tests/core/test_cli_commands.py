@@ -9,7 +9,7 @@ EXPECTED = {
     "": ["train", "evaluate", "aggregate", "languages", "extract", "search", "moments", "serve", "quickstart",
          "multi30k-proxy", "import-data", "translate", "reproduce", "data", "model", "index"],
     "data": ["synthetic", "check", "concat-features"],
-    "model": ["random-text", "aligned", "fuse"],
+    "model": ["random-text", "download", "aligned", "fuse"],
     "index": ["build", "add", "remove", "info"],
 }
 
