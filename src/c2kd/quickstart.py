@@ -264,7 +264,8 @@ def earlier_students(previous: dict | None, settings: dict) -> dict[str, dict]:
             continue
         label = student_label(earlier)
         if label == student_label(settings) or label in out:
-            label = label[:-1] + ", " + ", ".join(f"{k} {earlier.get(k)}" for k in STUDENT_SETTINGS[3:]
+            others = [k for k in STUDENT_SETTINGS if k not in ("alpha", "teachers", "pooler")]
+            label = label[:-1] + ", " + ", ".join(f"{k} {earlier.get(k)}" for k in others
                                                   if earlier.get(k) != settings.get(k)) + ")"
         out.setdefault(label, {"settings": earlier, "results": result})
     return out

@@ -42,8 +42,8 @@ def model_download(
     from c2kd.encoders.registry import TEXT_PRESETS
     from c2kd.zeroshot import download_hub_models, hub_models
 
-    per_name = {name: hub_models([name], TEXT_PRESETS[name].aligned_frames if name in TEXT_PRESETS else "", {})
-                for name in names}
+    frames = {name: TEXT_PRESETS[name].aligned_frames if name in TEXT_PRESETS else "" for name in names}
+    per_name = {name: hub_models([name], frames[name], {}) for name in names}
     wanted = {model[0]: model for models in per_name.values() for model in models}  # each hub model once
     if not wanted:
         typer.echo(f"nothing to download: {', '.join(names)} ship(s) in Python packages")
@@ -52,11 +52,10 @@ def model_download(
     for source, what, _, _ in wanted.values():
         typer.echo(f"{what} {source} -> {folders[source]}")
     for name, models in per_name.items():
-        frames = TEXT_PRESETS[name].aligned_frames if name in TEXT_PRESETS else ""
-        if models and frames:
+        if models and frames[name]:
             text_source, _, _, use_as = models[0]
             command = (f"c2kd model aligned --text {use_as.replace('DIR', str(folders[text_source]))} "
-                       f"--frame-encoder {frames}")
+                       f"--frame-encoder {frames[name]}")
             command += "".join(f" --frame-model {folders[source]}" for source, *_ in models[1:])
             typer.echo(f"offline, for {name}: {command} --out MODEL")
 
