@@ -12,3 +12,12 @@ INDEX_STRIDE = 0.5
 WHOLE_UP_TO = 32.0
 #: the text backbone that encodes the Multi30K proxy's "frames" (:mod:`c2kd.data.multi30k`)
 PROXY_FRAME_ENCODER = "packaged-muse"
+#: the names of the ``-o`` settings of an index and of each backend, as ``c2kd index build/search --help`` lists
+#: them. The backends declare them (``Backend.OPTIONS``, :mod:`c2kd.index.options`); they are named again here so
+#: that the help needs no backend module (and so no numpy), and a test keeps the two equal.
+INDEX_OPTION_NAMES: dict[str, tuple[str, ...]] = {
+    "index": ("candidates_per_hit",),
+    "exact": ("chunk",),
+    "faiss": ("kind", "nlist", "nprobe", "train_sample", "m", "nbits", "M", "ef_construction", "ef_search"),
+    "qdrant": ("collection", "url", "location"),
+}

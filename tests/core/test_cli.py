@@ -96,10 +96,10 @@ def test_shell_completion_of_commands_and_options(words, cword, expected):
 
 
 def test_listing_the_commands_does_not_import_torch():
-    """`c2kd --help` and `c2kd CMD --help` start without torch (2-4 s of imports), pydantic, pyarrow or a web
-    client: commands import them inside."""
+    """`c2kd --help` and `c2kd CMD --help` start without torch (2-4 s of imports), numpy, pydantic, pyarrow or
+    a web client: commands import them inside."""
     heavy = ("torch", "transformers", "faiss", "matplotlib", "onnxruntime", "pydantic", "pyarrow", "yaml",
-             "urllib.request")
+             "urllib.request", "numpy")
     code = f"import sys\nfrom c2kd.cli import app\nprint(','.join(m for m in {heavy!r} if m in sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "", f"imported at start: {proc.stdout.strip()}"

@@ -105,6 +105,18 @@ def test_the_docs_list_every_declared_option():
             assert f"| `{option.name}` | {owner} | {when} | {option.accepts()} | {option.help} |" in docs, option.name
 
 
+def test_the_help_names_every_declared_option_and_no_other():
+    """The names the help lists (kept in c2kd.defaults so that --help imports no backend) are the declared ones."""
+    from c2kd.defaults import INDEX_OPTION_NAMES
+
+    declared = {owner: tuple(o.name for o in options) for owner, options in declared_options().items()}
+    assert declared == INDEX_OPTION_NAMES
+    help_text = run_c2kd("index", "build", "--help").stdout
+    for names in INDEX_OPTION_NAMES.values():
+        for name in names:
+            assert name in help_text, name
+
+
 def test_the_commands_refuse_bad_options_before_loading_a_model(tmp_path):
     _faiss_index(tmp_path / "idx").close()
     missing = tmp_path / "no-such-checkpoint"  # the option is refused first: this is never read

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from c2kd.defaults import INDEX_LENGTHS, INDEX_STRIDE, WHOLE_UP_TO
+from c2kd.defaults import INDEX_LENGTHS, INDEX_OPTION_NAMES, INDEX_STRIDE, WHOLE_UP_TO
 
 index_app = typer.Typer(help="Build and update video indexes (embeddings + metadata).", no_args_is_help=True)
 
@@ -16,10 +16,7 @@ BACKEND_HELP = "exact (numpy, default), faiss (approximate: IVF or HNSW), qdrant
 
 
 def _option_help() -> str:
-    from c2kd.index.store import declared_options
-
-    listed = "; ".join(f"{owner}: " + ", ".join(o.name for o in options)
-                       for owner, options in declared_options().items() if options)
+    listed = "; ".join(f"{owner}: " + ", ".join(names) for owner, names in INDEX_OPTION_NAMES.items() if names)
     return f"setting name=value, repeatable ({listed}; ranges and meanings: docs/search.md)"
 
 
