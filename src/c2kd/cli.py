@@ -1,4 +1,4 @@
-"""The ``c2kd`` command. Each area registers its commands from its own module (heavy imports inside commands)."""
+"""The ``c2kd`` command: the commands of :mod:`c2kd.commands`, and how their errors are reported."""
 
 from __future__ import annotations
 
@@ -34,40 +34,14 @@ def _options(version: bool = typer.Option(False, "--version", callback=_version,
     show_progress(progress)
 
 
-#: modules with a ``register(app: typer.Typer) -> None`` function, in the order their commands are listed
-COMMAND_MODULES = [
-    "c2kd.train.cli",          # train
-    "c2kd.evaluation.cli",     # evaluate, aggregate
-    "c2kd.cli",                # languages
-    "c2kd.features.cli",       # extract
-    "c2kd.search.cli",         # search, moments; the index group
-    "c2kd.serve.cli",          # serve
-    "c2kd.quickstart",         # quickstart
-    "c2kd.data.cli",           # multi30k-proxy, import-data, translate; the data group
-    "c2kd.reproduce.cli",      # reproduce
-    "c2kd.encoders.cli",       # the model group
-]
+#: modules of :mod:`c2kd.commands` (each with a ``register(app)`` function), in the order their commands are listed
+COMMAND_MODULES = ["train", "evaluate", "languages", "extract", "search", "serve", "quickstart", "data", "reproduce",
+                   "model"]
 #: the order in which ``c2kd --help`` lists the command groups (after the single commands)
 GROUP_ORDER = ["data", "model", "index"]
 
-
-def languages_command() -> None:
-    """List the language codes c2kd knows (queries in any of them are accepted)."""
-    from c2kd.languages import ALIASES, LANGUAGES
-
-    for code, name in LANGUAGES.items():
-        aliases = [a for a, c in ALIASES.items() if c == code]
-        typer.echo(f"{code:4s} {name}" + (f"  (also: {', '.join(aliases)})" if aliases else ""))
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``languages`` (the codes of :mod:`c2kd.languages`) to the ``c2kd`` command."""
-    app.command("languages")(languages_command)
-
-
 for _name in COMMAND_MODULES:
-    # this module's own commands are registered by the function above (it is still being imported)
-    (register if _name == "c2kd.cli" else importlib.import_module(_name).register)(app)
+    importlib.import_module(f"c2kd.commands.{_name}").register(app)
 app.registered_groups.sort(key=lambda group: GROUP_ORDER.index(str(group.name)))
 
 

@@ -168,7 +168,7 @@ def test_two_frames_per_second_keep_the_colour_timeline(tmp_path, clip_encoder):
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "c2kd.features.cli", "extract", *args]
+    return [sys.executable, "-m", "c2kd", "extract", *args]
 
 
 def _env() -> dict[str, str]:
@@ -351,7 +351,7 @@ def test_a_second_run_of_one_shard_is_refused(tmp_path, corpus, tiny_onnx):
 def test_torchrun_ranks_split_the_corpus(tmp_path, corpus, tiny_onnx):
     out = tmp_path / "store"
     args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-            "-m", "c2kd.features.cli", "extract", str(corpus), "--out", str(out), *onnx_cli_args(tiny_onnx),
+            "-m", "c2kd", "extract", str(corpus), "--out", str(out), *onnx_cli_args(tiny_onnx),
             "--shard", "env", "--workers", "0", "--no-progress"]
     result = subprocess.run(args, env=_env(), capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout + result.stderr

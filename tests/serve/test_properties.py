@@ -125,6 +125,6 @@ def test_query_values(text, lang, k):
 @given(lengths=TEXT | st.lists(st.floats(), max_size=5).map(lambda xs: ",".join(map(str, xs))),
        stride=st.floats(), whole=st.floats())
 def test_moment_window_options(lengths, stride, whole):
-    from c2kd.search.cli import _windows
+    from c2kd.commands.search import _windows
 
     refused_cleanly(_windows, lengths, stride, whole)

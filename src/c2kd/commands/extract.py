@@ -1,6 +1,6 @@
 """``c2kd extract``: video files -> per-second frame features in a feature store.
 
-Also runnable as ``python -m c2kd.features.cli extract ...`` (e.g. under ``torchrun -m``).
+Also runnable as ``python -m c2kd extract ...`` (e.g. under ``torchrun -m c2kd extract ...``).
 """
 
 from __future__ import annotations
@@ -127,9 +127,3 @@ def register(app: typer.Typer) -> None:
             typer.echo("nothing was extracted: every input failed (see the reasons above); fix or remove those files "
                        "and run the command again", err=True)
             raise typer.Exit(code=1)
-
-
-if __name__ == "__main__":  # python -m c2kd.features.cli extract ... (torchrun -m c2kd.features.cli ...)
-    from c2kd.cli import main
-
-    main()

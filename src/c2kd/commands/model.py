@@ -121,9 +121,9 @@ def model_fuse(
     FUSED` makes them, and `c2kd data concat-features` joins stores made apart (in the order of --checkpoint).
     """
     from c2kd.checkpoint import checkpoint_frame_encoder, load_model
+    from c2kd.commands.evaluate import fusion_weights, member_datasets
     from c2kd.data.dataset import VideoTextDataset
     from c2kd.errors import ConfigError
-    from c2kd.evaluation.cli import fusion_weights, member_datasets
     from c2kd.evaluation.fusion import choose_member_weights
     from c2kd.fused import read_fusion, save_fused_checkpoint
     from c2kd.options import comma_list
