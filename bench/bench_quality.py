@@ -60,8 +60,8 @@ def _candidate(text: str) -> tuple[float, str, str, int | None] | None:
 def fused_checkpoint(student: Path, e5_pair: Path, out: Path, datasets: list[Path]) -> tuple[Path, list[float]]:
     """``out``: the student fused with the e5 pair, the weight chosen on val (read back when made from the same
     student). Returns the folder and the kept members' weights."""
-    from c2kd.checkpoint import load_model, resolve_checkpoint
     from c2kd.evaluation.fusion import choose_member_weights
+    from c2kd.formats import load_model, resolve_checkpoint
     from c2kd.fused import is_fused_checkpoint, read_fusion, save_fused_checkpoint
     from c2kd.quickstart import LANGS
 

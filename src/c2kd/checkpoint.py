@@ -10,11 +10,10 @@ A run folder (``c2kd train --out``)::
     tensorboard/          scalars for TensorBoard
     test_metrics.json     test-split results of best/, with the evaluation protocol that computed them
 
-A fused checkpoint folder (``c2kd model fuse``, see :mod:`c2kd.fused`) holds ``fusion.json`` and copies of its
-members' checkpoint folders; `load_model` loads either kind.
+A checkpoint folder of one dual encoder (``best/``, ``last/`` or one written by `save_checkpoint`; the
+``c2kd-dual-encoder`` format of :mod:`c2kd.formats`, which loads any format)::
 
-A checkpoint folder (``best/``, ``last/`` or one written by `save_checkpoint`)::
-
+    checkpoint.json       its format (folders written before it existed are known by model.safetensors)
     model.safetensors     weights of the dual encoder (student or teacher)
     model.safetensors.sha256  its SHA-256 (``sha256sum -c`` format), checked on every load; checkpoints written
                           before it existed load without the check
@@ -32,7 +31,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import yaml
@@ -40,20 +39,17 @@ from pydantic import BaseModel, ValidationError
 
 from c2kd.encoders.frames import FrameEncoderSpec
 from c2kd.errors import CheckpointError, validation_problems
+from c2kd.formats import BEST_DIR, LAST_DIR, CheckpointFormat, record_format, register_format, require_format
 from c2kd.io import atomic_path, output_errors, save_torch, write_text
 from c2kd.model import DualEncoder, ModelConfig, build_model
 
-if TYPE_CHECKING:  # pragma: no cover
-    from c2kd.fused import FusedDualEncoder
-
+FORMAT = "c2kd-dual-encoder"
 WEIGHTS_FILE = "model.safetensors"
 CHECKSUM_FILE = WEIGHTS_FILE + ".sha256"
 CONFIG_FILE = "config.yaml"
 BACKBONE_DIR = "text_backbone"
 METRICS_FILE = "metrics.json"
 RESUME_STATE_FILE = "trainer_state.pt"
-BEST_DIR = "best"
-LAST_DIR = "last"
 HISTORY_FILE = "history.json"
 TENSORBOARD_DIR = "tensorboard"
 TEST_METRICS_FILE = "test_metrics.json"
@@ -140,6 +136,8 @@ def load_weights(directory: str | os.PathLike) -> dict[str, torch.Tensor]:
 
     weights = Path(directory) / WEIGHTS_FILE
     recorded = Path(directory) / CHECKSUM_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"{weights} is missing: the checkpoint was only partly copied; copy it again")
     if recorded.exists():
         fields = recorded.read_text().split()
         if _sha256(weights) != (fields[0] if fields else ""):
@@ -173,7 +171,8 @@ def save_checkpoint(directory: str | os.PathLike, model: DualEncoder, config: Ba
     """
     with atomic_path(directory) as tmp:
         tmp.mkdir(parents=True)
-        save_weights(tmp, model.state_dict(), metadata={"format": "c2kd-dual-encoder"})
+        save_weights(tmp, model.state_dict(), metadata={"format": FORMAT})
+        record_format(tmp, FORMAT)
         (tmp / CONFIG_FILE).write_text(dump_config(config))
         model.text.backbone.save_architecture(tmp / BACKBONE_DIR)
         if metrics is not None:
@@ -192,39 +191,30 @@ def load_resume_state(directory: str | os.PathLike) -> dict[str, Any] | None:
 
 
 # -- loading -----------------------------------------------------------------------------------------------------
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """Accept a checkpoint folder, a fused checkpoint folder or a run folder (then its ``best/``, else ``last/``)."""
-    from c2kd.fused import FUSION_FILE
+@register_format
+class DualEncoderFormat(CheckpointFormat):
+    """A checkpoint folder of one :class:`~c2kd.model.DualEncoder` (this module's layout)."""
 
-    p = Path(path)
-    if (p / WEIGHTS_FILE).exists() or (p / FUSION_FILE).exists():
-        return p
-    for sub in (BEST_DIR, LAST_DIR):
-        if (p / sub / WEIGHTS_FILE).exists():
-            return p / sub
-    raise CheckpointError(
-        f"no {WEIGHTS_FILE} in {p} (nor in {p}/best or {p}/last): give a checkpoint folder written by `c2kd train`"
-    )
+    name = FORMAT
+    marker = WEIGHTS_FILE
+    title = "one dual encoder"
 
+    def load(self, directory: Path, device: str | torch.device = "cpu", persist_cache: bool = True) -> DualEncoder:
+        return load_checkpoint(directory, device=device, persist_cache=persist_cache)[0]
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
-               persist_cache: bool = True) -> DualEncoder | FusedDualEncoder:
-    """The model of a checkpoint, run or fused checkpoint folder, for evaluation and search (see `load_checkpoint`)."""
-    from c2kd.fused import is_fused_checkpoint, load_fused_checkpoint
+    def frame_encoder(self, directory: Path) -> FrameEncoderSpec | None:
+        return read_model_config(directory).frame_encoder
 
-    directory = resolve_checkpoint(path)
-    if is_fused_checkpoint(directory):
-        return load_fused_checkpoint(directory, device=device, persist_cache=persist_cache)
-    return load_checkpoint(directory, device=device, persist_cache=persist_cache)[0]
-
-
-def _refuse_fused(directory: Path, use: str) -> None:
-    from c2kd.fused import MEMBERS_DIR, is_fused_checkpoint
-
-    if is_fused_checkpoint(directory):
-        raise CheckpointError(f"{directory} is a fused model (several checkpoints searched as one): it is "
-                              f"evaluated, indexed and served, but {use}; give one of its members "
-                              f"({directory / MEMBERS_DIR}/0, ...)")
+    def fingerprint(self, directory: Path) -> str:
+        """SHA-256 of the weights file's size and its first and last MiB."""
+        weights = directory / WEIGHTS_FILE
+        size = weights.stat().st_size
+        digest = hashlib.sha256(str(size).encode())
+        with open(weights, "rb") as fh:
+            digest.update(fh.read(1 << 20))
+            fh.seek(max(0, size - (1 << 20)))
+            digest.update(fh.read(1 << 20))
+        return digest.hexdigest()[:16]
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
@@ -237,8 +227,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     """
     from c2kd.encoders.registry import rebuild_text_backbones
 
-    directory = resolve_checkpoint(path)
-    _refuse_fused(directory, "cannot be trained on or used as a teacher")
+    directory = require_format(path, FORMAT, "cannot be trained on or used as a teacher")
     saved = _read_saved_config(directory)
     config = _model_section(saved, directory / CONFIG_FILE)
     config.text.cache_dir = resolve_cache_dir(directory, config.text.cache_dir, saved.get("out_dir"))
@@ -298,25 +287,13 @@ def _model_section(saved: dict[str, Any], where: Path) -> ModelConfig:
 
 def read_model_config(path: str | os.PathLike) -> ModelConfig:
     """The ``model`` section of a checkpoint's (or run folder's) ``config.yaml``, read without the weights."""
-    directory = resolve_checkpoint(path)
-    _refuse_fused(directory, "has no single model section")
+    directory = require_format(path, FORMAT, "has no single model section")
     return _model_section(_read_saved_config(directory), directory / CONFIG_FILE)
-
-
-def checkpoint_frame_encoder(path: str | os.PathLike) -> FrameEncoderSpec | None:
-    """The frame encoder a checkpoint's video tower reads (``model.frame_encoder``; None for old checkpoints)."""
-    from c2kd.fused import is_fused_checkpoint, read_fusion
-
-    directory = resolve_checkpoint(path)
-    if is_fused_checkpoint(directory):
-        return read_fusion(directory).frame_encoder
-    return read_model_config(directory).frame_encoder
 
 
 def checkpoint_data_path(path: str | os.PathLike) -> str | None:
     """The dataset folder a checkpoint's config names (``data.path``; None when it names none)."""
-    directory = resolve_checkpoint(path)
-    _refuse_fused(directory, "names no single dataset")
+    directory = require_format(path, FORMAT, "names no single dataset")
     data = _read_saved_config(directory).get("data")
     value = data.get("path") if isinstance(data, dict) else None
     return str(value) if value else None

@@ -1,40 +1,46 @@
 """A fused model: several trained or aligned dual encoders searched as one, saved as one checkpoint folder.
 
-``score(text, video) = sum_m w_m cos_m(text, video) / sum_m w_m`` (late fusion, see
-:mod:`c2kd.evaluation.fusion`). Each member's unit vectors are scaled by ``sqrt(w_m / sum w)`` and concatenated,
-so the inner product of a fused text vector and a fused video vector is exactly that score, and the fused
-vectors are unit length: an index, ``c2kd search``, ``serve`` and ``moments`` use a fused model like any other.
+``score(text, video) = sum_m w_m cos_m(text, video) / sum_m w_m``, a :class:`~c2kd.late_fusion.LateFusion` of
+its members: an index, ``c2kd search``, ``serve`` and ``moments`` use a fused model like any other.
 
 Members that read the same frame encoder all read the same frames. Members that read different ones (the
 Multi30K proxy's C2KD student reads USE frames, the e5 pair e5 passages of the same descriptions) read their
 own slice of concatenated features (a ``concat`` frame spec: ``c2kd extract --checkpoint FUSED`` runs every
 part's encoder on the same frames, ``c2kd data concat-features`` joins stores made apart).
 
-A fused checkpoint folder::
+A fused checkpoint folder (the ``c2kd-fused-model`` format of :mod:`c2kd.formats`)::
 
+    checkpoint.json       its format (folders written before it existed are known by fusion.json)
     fusion.json           members (folder, weight, feature slice), the frame encoder, how the weights were chosen
     members/0, 1, ...     copies of the member checkpoints (each loads on its own with ``c2kd.checkpoint``)
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
-import math
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from torch import Tensor, nn
 
+from c2kd.checkpoint import load_checkpoint, read_model_config, resolve_cache_dir
 from c2kd.encoders.frames import FrameEncoderSpec, concat_spec, mismatches
 from c2kd.errors import CheckpointError, ConfigError
-from c2kd.model import DualEncoder
+from c2kd.formats import (
+    CheckpointFormat,
+    checkpoint_fingerprint,
+    folder_format,
+    record_format,
+    register_format,
+    resolve_checkpoint,
+)
+from c2kd.late_fusion import LateFusion, checked_weights
 
 FUSION_FILE = "fusion.json"
 FORMAT = "c2kd-fused-model"
@@ -69,26 +75,6 @@ class FusionRecord(BaseModel):
     validation: list[dict[str, Any]] = Field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class _TextSide:
-    embed_dim: int
-
-
-@dataclass(frozen=True)
-class _VideoSide:
-    embed_dim: int
-    feature_dim: int
-
-
-@dataclass(frozen=True)
-class FusedModelConfig:
-    """The sizes and frame encoder that index, search and serve read from a model's ``config``."""
-
-    text: _TextSide
-    video: _VideoSide
-    frame_encoder: FrameEncoderSpec | None
-
-
 def fused_frames(specs: Sequence[FrameEncoderSpec | None],
                  dims: Sequence[int]) -> tuple[FrameEncoderSpec | None, list[tuple[int, int]]]:
     """The frame encoder of a fused model and each member's feature columns.
@@ -111,57 +97,35 @@ def fused_frames(specs: Sequence[FrameEncoderSpec | None],
     return concat_spec([s for s in specs if s is not None]), list(itertools.pairwise(bounds))
 
 
-class FusedDualEncoder(nn.Module):
-    """Dual encoders with weights, embedding into the concatenation of their spaces.
+@register_format
+class FusedFormat(CheckpointFormat):
+    """A fused checkpoint folder (this module's layout)."""
 
-    Shape:
-        embed_texts(N strings) -> [N, sum E_m]; embed_videos(N arrays [T_i, F]) -> [N, sum E_m]; unit rows, and
-        ``text @ video.T == sum_m w_m cos_m / sum_m w_m``. ``F`` is the fused frame size (see :func:`fused_frames`).
-    """
+    name = FORMAT
+    marker = FUSION_FILE
+    title = "a fused model (several checkpoints searched as one)"
 
-    def __init__(self, members: Sequence[DualEncoder], weights: Sequence[float],
-                 features: Sequence[tuple[int, int]], frame_encoder: FrameEncoderSpec | None):
-        super().__init__()
-        if not (len(members) == len(weights) == len(features)) or not members:
-            raise ValueError(f"{len(members)} members, {len(weights)} weights, {len(features)} feature slices")
-        if not all(math.isfinite(w) and w > 0 for w in weights):
-            raise ValueError(f"fused members need finite positive weights, got {list(weights)}")
-        self.member_modules = nn.ModuleList(members)  # registered: .to(), .eval(), parameters()
-        self.members: list[DualEncoder] = list(members)
-        self.weights = [float(w) for w in weights]
-        self.scales = [math.sqrt(w / sum(self.weights)) for w in self.weights]
-        self.features = [tuple(f) for f in features]
-        embed_dim = sum(m.config.text.embed_dim for m in members)
-        self.config = FusedModelConfig(_TextSide(embed_dim),
-                                       _VideoSide(embed_dim, max(stop for _, stop in self.features)), frame_encoder)
+    def load(self, directory: Path, device: str | torch.device = "cpu",
+             persist_cache: bool = True) -> LateFusion:
+        return load_fused_checkpoint(directory, device=device, persist_cache=persist_cache)
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
+    def frame_encoder(self, directory: Path) -> FrameEncoderSpec | None:
+        return read_fusion(directory).frame_encoder
 
-    @torch.no_grad()
-    def embed_texts(self, texts: Sequence[str], batch_size: int = 256, max_tokens: int | None = None) -> Tensor:
-        """Each member embeds ``texts`` with its own tokens limit unless ``max_tokens`` is given."""
-        return torch.cat([member.embed_texts(texts, batch_size, max_tokens) * scale
-                          for member, scale in zip(self.members, self.scales, strict=True)], dim=1)
+    def fingerprint(self, directory: Path) -> str:
+        """SHA-256 of ``fusion.json`` (members, weights) and of its members' fingerprints."""
+        digest = hashlib.sha256((directory / FUSION_FILE).read_bytes())
+        for member in read_fusion(directory).members:
+            digest.update(checkpoint_fingerprint(directory / member.path).encode())
+        return digest.hexdigest()[:16]
 
-    @torch.no_grad()
-    def embed_videos(self, features: Sequence[np.ndarray], batch_size: int = 256) -> Tensor:
-        for i, frames in enumerate(features):
-            if frames.ndim != 2 or frames.shape[1] != self.config.video.feature_dim:
-                raise ConfigError(f"video {i}: frame features of shape {tuple(frames.shape)}, but this fused model "
-                                  f"reads [T, {self.config.video.feature_dim}] ({self._frames_described()})")
-        return torch.cat([member.embed_videos([frames[:, start:stop] for frames in features], batch_size) * scale
-                          for member, scale, (start, stop) in zip(self.members, self.scales, self.features,
-                                                                  strict=True)], dim=1)
-
-    def _frames_described(self) -> str:
-        spec = self.config.frame_encoder
-        return spec.describe() if spec is not None else f"{self.config.video.feature_dim}-d features"
+    def instead(self, directory: Path) -> str:
+        return f"give one of its members ({directory / MEMBERS_DIR}/0, ...)"
 
 
 def is_fused_checkpoint(path: str | os.PathLike) -> bool:
-    return (Path(path) / FUSION_FILE).is_file()
+    found = folder_format(Path(path))
+    return found is not None and found.name == FORMAT
 
 
 def read_fusion(directory: str | os.PathLike) -> FusionRecord:
@@ -182,19 +146,17 @@ def read_fusion(directory: str | os.PathLike) -> FusionRecord:
 
 
 def load_fused_checkpoint(directory: str | os.PathLike, device: str | torch.device = "cpu",
-                          persist_cache: bool = True) -> FusedDualEncoder:
+                          persist_cache: bool = True) -> LateFusion:
     """Load every member of a fused checkpoint folder (see :func:`save_fused_checkpoint`)."""
-    from c2kd.checkpoint import load_checkpoint
-
     record = read_fusion(directory)
     members = [load_checkpoint(Path(directory) / m.path, device=device, persist_cache=persist_cache)[0]
                for m in record.members]
     for member, entry in zip(members, record.members, strict=True):
         start, stop = entry.features
-        if stop - start != member.config.video.feature_dim:
+        if stop - start != member.feature_dim:
             raise CheckpointError(f"{Path(directory) / FUSION_FILE}: member {entry.path} reads "
-                                  f"{member.config.video.feature_dim}-d frames, not columns {start}:{stop}")
-    return FusedDualEncoder(members, [m.weight for m in record.members], [m.features for m in record.members],
+                                  f"{member.feature_dim}-d frames, not columns {start}:{stop}")
+    return LateFusion(members, [m.weight for m in record.members], [m.features for m in record.members],
                             record.frame_encoder)
 
 
@@ -208,20 +170,11 @@ def save_fused_checkpoint(out: str | os.PathLike, checkpoints: Sequence[str | os
     """
     import yaml
 
-    from c2kd.checkpoint import (
-        CONFIG_FILE,
-        RESUME_STATE_FILE,
-        read_model_config,
-        resolve_cache_dir,
-        resolve_checkpoint,
-    )
+    from c2kd.checkpoint import CONFIG_FILE, RESUME_STATE_FILE
     from c2kd.io import atomic_path, write_text
 
-    if len(checkpoints) != len(weights):
-        raise ConfigError(f"{len(checkpoints)} checkpoints and {len(weights)} weights: give one weight each")
-    if not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
-        raise ConfigError(f"fusion weights must be finite, >= 0 and not all 0, got {list(weights)}")
-    kept = [(resolve_checkpoint(c), float(w)) for c, w in zip(checkpoints, weights, strict=True) if w > 0]
+    weights = checked_weights(weights, len(checkpoints))
+    kept = [(resolve_checkpoint(c), w) for c, w in zip(checkpoints, weights, strict=True) if w > 0]
     for folder, _ in kept:
         if is_fused_checkpoint(folder):
             raise ConfigError(f"{folder} is itself a fused model: fuse its members ({folder / MEMBERS_DIR}/...) "
@@ -242,4 +195,5 @@ def save_fused_checkpoint(out: str | os.PathLike, checkpoints: Sequence[str | os
             members.append(FusedMember(path=relative, weight=weight, features=features, source=str(folder)))
         record = FusionRecord(members=members, frame_encoder=spec, chosen_on=chosen_on, validation=list(validation))
         write_text(tmp / FUSION_FILE, record.model_dump_json(indent=2))
+        record_format(tmp, FORMAT)
     return Path(out)

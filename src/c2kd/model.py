@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -28,22 +27,8 @@ class ModelConfig(BaseModel):
     frame_encoder: FrameEncoderSpec | None = None
 
 
-class RetrievalModel(Protocol):
-    """What evaluation reads of a model: a :class:`DualEncoder`, or several fused (``c2kd.fused``)."""
-
-    training: bool
-
-    def train(self, mode: bool = True) -> Any: ...
-
-    def eval(self) -> Any: ...
-
-    def embed_texts(self, texts: Sequence[str], batch_size: int = 256, max_tokens: int | None = None) -> Tensor: ...
-
-    def embed_videos(self, features: Sequence[np.ndarray], batch_size: int = 256) -> Tensor: ...
-
-
 class DualEncoder(nn.Module):
-    """Text and video towers projecting into one normalised space.
+    """Text and video towers projecting into one normalised space (a :class:`~c2kd.retrieval.RetrievalModel`).
 
     Shape:
         encode_text(prepared inputs) -> [B, E]; encode_video([B, T, F], [B, T]) -> [B, E]; unit norm rows.
@@ -68,6 +53,18 @@ class DualEncoder(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    @property
+    def embed_dim(self) -> int:
+        return self.config.text.embed_dim
+
+    @property
+    def feature_dim(self) -> int:
+        return self.config.video.feature_dim
+
+    @property
+    def frame_encoder(self) -> FrameEncoderSpec | None:
+        return self.config.frame_encoder
 
     @torch.no_grad()
     def embed_texts(self, texts: Sequence[str], batch_size: int = 256, max_tokens: int | None = None) -> Tensor:

@@ -206,9 +206,10 @@ def evaluate_checkpoint(checkpoint: Path, dataset_dir: Path) -> dict:
     once computed."""
     import json
 
-    from c2kd.checkpoint import TEST_METRICS_FILE, load_model
+    from c2kd.checkpoint import TEST_METRICS_FILE
     from c2kd.data.dataset import VideoTextDataset
     from c2kd.evaluation.evaluator import RetrievalEvaluator
+    from c2kd.formats import load_model
     from c2kd.io import write_json
 
     path = checkpoint / TEST_METRICS_FILE

@@ -60,7 +60,8 @@ def test_loading_a_checkpoint_never_imports_the_training_code(run_folder):
     """The model section alone rebuilds the model: a fresh interpreter loads best/ without c2kd.train."""
     script = textwrap.dedent(f"""
         import sys
-        from c2kd.checkpoint import checkpoint_frame_encoder, load_checkpoint
+        from c2kd.checkpoint import load_checkpoint
+        from c2kd.formats import checkpoint_frame_encoder
         model, config = load_checkpoint({str(run_folder)!r})
         assert checkpoint_frame_encoder({str(run_folder)!r}).name == "synthetic"
         print(sorted(m for m in sys.modules if m == "c2kd.train" or m.startswith("c2kd.train.")))

@@ -61,7 +61,7 @@ def test_errors_are_one_clean_line(tmp_path):
     proc = subprocess.run([sys.executable, "-c", "from c2kd.cli import main; main()", "evaluate", "--checkpoint",
                            str(tmp_path), "--data", str(tmp_path)], capture_output=True, text=True, check=False)
     assert proc.returncode == 2
-    assert "error: no model.safetensors" in proc.stderr and "Traceback" not in proc.stderr
+    assert "error: no checkpoint in" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_an_unknown_evaluation_protocol_is_one_clean_line(tmp_path):

@@ -83,8 +83,11 @@ def test_checkpoint_round_trip_and_strict_loading(tmp_path, tiny_text_models, ti
     (tmp_path / "other" / "model.safetensors").replace(tmp_path / "ck" / "model.safetensors")
     with pytest.raises(CheckpointError, match="does not match"):
         load_checkpoint(tmp_path / "ck")
-    with pytest.raises(CheckpointError, match=r"no model\.safetensors"):
+    with pytest.raises(CheckpointError, match="no checkpoint in"):
         load_checkpoint(tmp_path / "nothing")
+    (tmp_path / "ck" / "model.safetensors").unlink()  # its checkpoint.json stays
+    with pytest.raises(CheckpointError, match=r"model\.safetensors is missing"):
+        load_checkpoint(tmp_path / "ck")
 
 
 def test_model_config_rejects_mismatched_dims(tiny_text_models):

@@ -14,15 +14,16 @@ import shutil
 import numpy as np
 import pytest
 
-from c2kd.checkpoint import checkpoint_frame_encoder, load_checkpoint, load_model
+from c2kd.checkpoint import load_checkpoint
 from c2kd.data.concat import concat_features
 from c2kd.data.dataset import VideoTextDataset
 from c2kd.data.features import FeatureStore
 from c2kd.errors import CheckpointError, ConfigError, DataError
 from c2kd.evaluation.evaluator import flatten_metrics
-from c2kd.evaluation.fusion import FusedScores, fuse_checkpoints
-from c2kd.fused import FusedDualEncoder, fused_frames, read_fusion, save_fused_checkpoint
-from c2kd.search.model import checkpoint_fingerprint
+from c2kd.evaluation.fusion import fuse_checkpoints
+from c2kd.formats import checkpoint_fingerprint, checkpoint_frame_encoder, load_model
+from c2kd.fused import fused_frames, read_fusion, save_fused_checkpoint
+from c2kd.late_fusion import LateFusion
 from c2kd_testkit import assert_one_line_error, run_c2kd
 
 LANGS = ["en", "de"]
@@ -52,9 +53,19 @@ def test_joined_store_is_the_concatenation_video_by_video(members, joined):
         "synthetic", "other-frames"]
 
 
+def member_cosines(members, own, texts) -> list[np.ndarray]:
+    """Each member alone: its cosines [Q, N] between ``texts`` and its own frames of the split ``own[m]``."""
+    cosines = []
+    for checkpoint, data in zip(members["checkpoints"], own, strict=True):
+        member = load_checkpoint(checkpoint)[0].eval()
+        cosines.append(member.embed_texts(texts).numpy() @ member.embed_videos(
+            [data.frames(i) for i in range(len(data))]).numpy().T)
+    return cosines
+
+
 def test_fused_vectors_score_the_weighted_mean_of_the_members_cosines(members, joined, fused):
     model = load_model(fused).eval()
-    assert isinstance(model, FusedDualEncoder) and model.weights == [1.0, 3.0]
+    assert isinstance(model, LateFusion) and model.weights == [1.0, 3.0]
     split = VideoTextDataset(joined).split("test", LANGS)
     texts = [c for caps in split.captions["de"] for c in caps if c is not None]
     text, video = model.embed_texts(texts), model.embed_videos([split.frames(i) for i in range(len(split))])
@@ -62,15 +73,8 @@ def test_fused_vectors_score_the_weighted_mean_of_the_members_cosines(members, j
     np.testing.assert_allclose(np.linalg.norm(video.numpy(), axis=1), 1.0, atol=1e-5)
 
     own = [VideoTextDataset(d).split("test", LANGS) for d in members["datasets"]]
-    cosines = []
-    for checkpoint, data in zip(members["checkpoints"], own, strict=True):
-        member = load_checkpoint(checkpoint)[0].eval()
-        cosines.append(member.embed_texts(texts).numpy() @ member.embed_videos(
-            [data.frames(i) for i in range(len(data))]).numpy().T)
+    cosines = member_cosines(members, own, texts)
     np.testing.assert_allclose((text @ video.T).numpy(), (cosines[0] + 3 * cosines[1]) / 4, atol=1e-5)
-    models = [load_checkpoint(c)[0] for c in members["checkpoints"]]
-    np.testing.assert_allclose(4 * (text @ video.T).numpy(), FusedScores(models, own, [1.0, 3.0])(texts).numpy(),
-                               atol=1e-4)
     with pytest.raises(ConfigError, match=r"reads \[T, 48\]"):
         model.embed_videos([own[0].frames(0)])
 
@@ -117,7 +121,8 @@ def test_fuse_evaluate_index_and_search_through_the_commands(members, joined, tm
     query = VideoTextDataset(joined).split("test", LANGS).captions["de"][3][0]
     hits = json.loads(run_c2kd("search", index, query, "--lang", "de", "-k", "5", "--json").stdout)["results"]
     own = [VideoTextDataset(d).split("test", LANGS) for d in data]
-    scores = FusedScores([load_checkpoint(c)[0] for c in ck], own, [1.0, 0.5])([query])[0].numpy() / 1.5
+    cosines = member_cosines(members, own, [query])
+    scores = (cosines[0][0] + 0.5 * cosines[1][0]) / 1.5
     best = np.argsort(-scores)[:5]
     assert [h["video_id"] for h in hits] == [own[0].video_ids[i] for i in best]
     assert [h["score"] for h in hits] == pytest.approx(scores[best].tolist(), abs=1e-4)

@@ -1,6 +1,6 @@
 """Late fusion of dual encoders that read different frame features of the same videos.
 
-Checked against independent computations: the fused matrix is the weighted sum of cosines computed here in
+Checked against independent computations: the fused matrix is the weighted mean of cosines computed here in
 numpy (the second member's video vector: the mean of its own normalised frames); weights (1, 0) give exactly the
 first member's own evaluation; the choice on val is the candidate that validates best.
 """
@@ -12,9 +12,9 @@ import pytest
 
 from c2kd.checkpoint import load_checkpoint
 from c2kd.data.dataset import VideoTextDataset
-from c2kd.errors import DataError
+from c2kd.errors import ConfigError, DataError
 from c2kd.evaluation.evaluator import RetrievalEvaluator, flatten_metrics
-from c2kd.evaluation.fusion import FusedScores, choose_fusion_weights, fuse_checkpoints, weight_grid
+from c2kd.evaluation.fusion import LateFusionScores, choose_fusion_weights, fuse_checkpoints, weight_grid
 from c2kd_testkit import assert_one_line_error, run_c2kd
 
 LANGS = ["en", "de"]
@@ -29,25 +29,25 @@ def _normalised(x):
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def test_fused_scores_are_the_weighted_sum_of_each_members_cosines(members):
+def test_fused_scores_are_the_weighted_mean_of_each_members_cosines(members):
     models = [load_checkpoint(c)[0].eval() for c in members["checkpoints"]]
     splits = _splits(members, "test")
     texts = [c for caps in splits[0].captions["de"] for c in caps if c is not None]
-    got = FusedScores(models, splits, [1.0, 0.5])(texts).numpy()
+    got = LateFusionScores(models, splits, [1.0, 0.5])(texts).numpy()
 
     trained, aligned = models
     first = _normalised(trained.embed_texts(texts)) @ _normalised(
         trained.embed_videos([splits[0].frames(i) for i in range(len(splits[0]))])).T
     own_video = _normalised(np.stack([_normalised(splits[1].frames(i)).mean(0) for i in range(len(splits[1]))]))
     second = _normalised(aligned.embed_texts(texts)) @ own_video.T
-    np.testing.assert_allclose(got, first + 0.5 * second, atol=1e-5)
+    np.testing.assert_allclose(got, (first + 0.5 * second) / 1.5, atol=1e-5)
 
 
 def test_weights_one_zero_evaluate_exactly_as_the_first_member(members):
     models = [load_checkpoint(c)[0] for c in members["checkpoints"]]
     splits = _splits(members, "test")
     alone = RetrievalEvaluator(splits[0], LANGS)(models[0])
-    fused = RetrievalEvaluator(splits[0], LANGS).evaluate_scores(FusedScores(models, splits, [1.0, 0.0]))
+    fused = RetrievalEvaluator(splits[0], LANGS).evaluate_scores(LateFusionScores(models, splits, [1.0, 0.0]))
     assert flatten_metrics(fused) == pytest.approx(flatten_metrics(alone))
     assert fused["protocol"]["missing_videos"] == 2  # the tiny test split's missing videos still count as misses
 
@@ -56,13 +56,13 @@ def test_weights_are_chosen_on_val_and_reported_on_test(members):
     models = [load_checkpoint(c)[0] for c in members["checkpoints"]]
     val = _splits(members, "val")
     evaluator = RetrievalEvaluator(val[0], LANGS, directions=("t2v",))
-    scores = FusedScores(models, val, [1.0, 1.0])
+    scores = LateFusionScores(models, val, [1.0, 1.0])
     candidates = weight_grid(2, (0.0, 1.0, 3.0))
     assert candidates == [(1.0, 0.0), (1.0, 1.0), (1.0, 3.0)]
     chosen, values = choose_fusion_weights(evaluator, scores, candidates)
     for weights, value in values.items():  # each candidate evaluated afresh, without the shared matrices
         fresh = RetrievalEvaluator(val[0], LANGS, directions=("t2v",)).evaluate_scores(
-            FusedScores(models, val, weights))
+            LateFusionScores(models, val, weights))
         assert value == pytest.approx(fresh["t2v"]["average"]["R@1"])
     assert values[tuple(chosen)] == max(values.values())
 
@@ -77,10 +77,10 @@ def test_members_must_read_the_same_videos_and_weights_must_make_sense(members, 
     models = [load_checkpoint(c)[0] for c in members["checkpoints"]]
     test, val = _splits(members, "test"), _splits(members, "val")
     with pytest.raises(DataError, match="same items"):
-        FusedScores(models, [test[0], val[1]], [1.0, 1.0])
+        LateFusionScores(models, [test[0], val[1]], [1.0, 1.0])
     for weights in ([1.0], [0.0, 0.0], [1.0, -1.0], [1.0, float("nan")]):
-        with pytest.raises(ValueError, match="weights"):
-            FusedScores(models, test, weights)
+        with pytest.raises(ConfigError, match="weight"):
+            LateFusionScores(models, test, weights)
     with pytest.raises(ValueError, match="one dataset per checkpoint"):
         fuse_checkpoints(members["checkpoints"], members["datasets"][:1], LANGS)
 

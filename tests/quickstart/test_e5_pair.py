@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from c2kd.checkpoint import checkpoint_frame_encoder, load_checkpoint
+from c2kd.checkpoint import load_checkpoint
 from c2kd.data.dataset import VideoTextDataset
 from c2kd.data.multi30k import read_split
+from c2kd.formats import checkpoint_frame_encoder
 from c2kd.quickstart import E5_FRAMES, e5_pair_checkpoint
 
 

@@ -126,10 +126,11 @@ def video_vector(frames: np.ndarray) -> np.ndarray:
 
 
 def test_checkpoint_records_the_frame_encoder_and_scores_like_clip(work, clips):
-    from c2kd.checkpoint import checkpoint_frame_encoder, load_checkpoint
+    from c2kd.checkpoint import load_checkpoint
     from c2kd.data.features import FeatureStore
     from c2kd.features.decode import sample_frames
     from c2kd.features.encoders import build_frame_encoder
+    from c2kd.formats import checkpoint_frame_encoder
 
     spec = checkpoint_frame_encoder(work["checkpoint"])
     assert spec.name == "clip-vit-b32" and spec.dim == PROJECTION
@@ -204,9 +205,9 @@ def test_fused_models_reading_one_frame_encoder_share_its_frames(work, clips, tm
     German, moments on a file and the service, each scoring (cos_clip + 3 cos_st) / 4."""
     from fastapi.testclient import TestClient
 
-    from c2kd.checkpoint import checkpoint_frame_encoder
     from c2kd.data.features import FeatureStore
     from c2kd.encoders.registry import build_text_backbone
+    from c2kd.formats import checkpoint_frame_encoder
     from c2kd.serve.app import ServeSettings, create_app
 
     folder, _ = make_tiny_st_model(tmp_path / "st", [QUERY, "a man talks"])
@@ -243,8 +244,8 @@ def test_fused_models_reading_one_frame_encoder_share_its_frames(work, clips, tm
 def test_fused_models_reading_two_frame_encoders_extract_both_in_one_pass(work, clips, tmp_path):
     """Two CLIP models' aligned checkpoints fused: `extract --checkpoint` runs both encoders on the same frames
     (= each encoder's own store, side by side), search scores (cos_a + cos_b) / 2, moments on a file agree."""
-    from c2kd.checkpoint import checkpoint_frame_encoder
     from c2kd.data.features import FeatureStore
+    from c2kd.formats import checkpoint_frame_encoder
 
     second = tmp_path / "other-aligned"
     ok("model", "aligned", "--text", work["other"], "--frame-encoder", "clip-vit-b32", "--out", second)
@@ -453,9 +454,10 @@ def test_documented_presets_load_from_the_hub_cache(work, clips, tmp_path, monke
     models standing in for the hub's in a Hugging Face cache (offline)."""
     import huggingface_hub.constants
 
-    from c2kd.checkpoint import checkpoint_frame_encoder, load_checkpoint
+    from c2kd.checkpoint import load_checkpoint
     from c2kd.data.features import FeatureStore
     from c2kd.encoders.registry import TEXT_PRESETS, build_text_backbone
+    from c2kd.formats import checkpoint_frame_encoder
 
     cache = tmp_path / "hub"
     st_folder, _ = make_tiny_st_model(tmp_path / "st", ["ein mann spricht"])

@@ -90,8 +90,8 @@ def test_the_lock_of_a_killed_build_is_taken_over(tmp_path, random_checkpoint, s
 
 def test_a_damaged_staging_folder_is_thrown_away(tmp_path, random_checkpoint, synthetic_data):
     """Staging as two racing builds left it: its manifest lists a segment whose files are gone."""
+    from c2kd.formats import checkpoint_fingerprint
     from c2kd.search.building import build_index
-    from c2kd.search.model import checkpoint_fingerprint
 
     out = tmp_path / "idx"
     staging = out.with_name(f".{out.name}.building")

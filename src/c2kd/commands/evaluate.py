@@ -41,12 +41,12 @@ def evaluate_command(
     device: str = typer.Option("auto"),
 ) -> None:
     """Text-to-video and video-to-text R@1/5/10, MedR, MeanR per language and averaged."""
-    from c2kd.checkpoint import load_model
     from c2kd.data.dataset import VideoTextDataset
     from c2kd.errors import ConfigError
     from c2kd.evaluation.evaluator import RetrievalEvaluator
     from c2kd.evaluation.metrics import MISSING_RANKS, TIE_POLICIES
     from c2kd.evaluation.report import print_results
+    from c2kd.formats import load_model
     from c2kd.io import check_writable, write_json
     from c2kd.runtime import resolve_device
     from c2kd.search.extracting import check_store_encoder

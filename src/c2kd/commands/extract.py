@@ -22,8 +22,8 @@ DEFAULT_ENCODER = "vit-s14-focus"
 def _from_checkpoint(checkpoint: Path, encoder: str | None,
                      options: dict[str, Any]) -> tuple[str | None, dict[str, Any], FrameEncoderSpec | None]:
     """The encoder name and options a checkpoint records (explicit ones win, and are checked after building)."""
-    from c2kd.checkpoint import checkpoint_frame_encoder
     from c2kd.features.encoders import encoder_options
+    from c2kd.formats import checkpoint_frame_encoder
 
     expected = checkpoint_frame_encoder(checkpoint)
     if expected is None:  # a checkpoint made before c2kd recorded frame encoders

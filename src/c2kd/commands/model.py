@@ -93,7 +93,7 @@ def model_aligned(
         options["model"] = frame_model
     path = aligned_checkpoint(out, text=text, frame_encoder=frame_encoder, fuse=fuse or [],
                               frame_options=options, trainable=trainable, residual_hidden=residual_hidden)
-    from c2kd.checkpoint import checkpoint_frame_encoder
+    from c2kd.formats import checkpoint_frame_encoder
 
     spec = checkpoint_frame_encoder(path)
     typer.echo(f"wrote {path}: text {text}{' + ' + ' + '.join(fuse) if fuse else ''} vs frames of "
@@ -120,11 +120,11 @@ def model_fuse(
     Members that read different frame encoders read their features side by side: `c2kd extract --checkpoint
     FUSED` makes them, and `c2kd data concat-features` joins stores made apart (in the order of --checkpoint).
     """
-    from c2kd.checkpoint import checkpoint_frame_encoder, load_model
     from c2kd.commands.evaluate import fusion_weights, member_datasets
     from c2kd.data.dataset import VideoTextDataset
     from c2kd.errors import ConfigError
     from c2kd.evaluation.fusion import choose_member_weights
+    from c2kd.formats import checkpoint_frame_encoder, load_model
     from c2kd.fused import read_fusion, save_fused_checkpoint
     from c2kd.options import comma_list
     from c2kd.runtime import resolve_device

@@ -310,8 +310,8 @@ def moments(
         if is_file:
             from c2kd.search.extracting import encoder_for_file, features_from_file
 
-            spec = engine.model.config.frame_encoder
-            name, options = encoder_for_file(spec, engine.model.config.video.feature_dim, encoder)
+            spec = engine.model.frame_encoder
+            name, options = encoder_for_file(spec, engine.model.feature_dim, encoder)
             options.setdefault("device", device)
             used = checkpoint or recorded(None, engine.index.info if engine.index else {}, "checkpoint", index)
             feats, times = features_from_file(path, name, fps, options, expected=spec, checkpoint=used)

@@ -85,8 +85,8 @@ def load_teachers(paths: Sequence[str | os.PathLike], feature_dim: int, device: 
 
 
 def _describe(teacher: DualEncoder) -> str:
-    spec = teacher.config.frame_encoder
-    return spec.describe() if spec is not None else f"{teacher.config.video.feature_dim}-d"
+    spec = teacher.frame_encoder
+    return spec.describe() if spec is not None else f"{teacher.feature_dim}-d"
 
 
 def _describe_run(feature_dim: int, frame_encoder: FrameEncoderSpec | None) -> str:
@@ -102,10 +102,10 @@ def _comparable(spec: FrameEncoderSpec) -> FrameEncoderSpec:
 def reads_other_frames(teacher: DualEncoder, feature_dim: int, frame_encoder: FrameEncoderSpec | None) -> bool:
     """Whether ``teacher`` reads other frame features than a run whose features are ``frame_encoder`` /
     ``feature_dim``-d (by the recorded encoders when both are known, else by size)."""
-    own = teacher.config.frame_encoder
+    own = teacher.frame_encoder
     if own is not None and frame_encoder is not None:
         return bool(mismatches(_comparable(frame_encoder), _comparable(own)))
-    return teacher.config.video.feature_dim != feature_dim
+    return teacher.feature_dim != feature_dim
 
 
 def teacher_feature_store(path: str | os.PathLike, teacher: DualEncoder, video_ids: Sequence[str],
@@ -115,7 +115,7 @@ def teacher_feature_store(path: str | os.PathLike, teacher: DualEncoder, video_i
     ``where``: a dataset folder or a feature store; default: the dataset of the teacher's config (``data.path``).
     Raises ``DataError`` (naming the folder and the fix) when it is absent, made by another encoder, or lacks videos.
     """
-    spec = teacher.config.frame_encoder
+    spec = teacher.frame_encoder
     wanted = _describe(teacher)
     fix = (f"encode the training videos with {wanted} (e.g. `c2kd extract --checkpoint {path}`, or "
            f"`c2kd multi30k-proxy --frame-encoder {spec.name if spec else 'NAME'}` for the proxy) and give the folder "
@@ -131,9 +131,9 @@ def teacher_feature_store(path: str | os.PathLike, teacher: DualEncoder, video_i
     if not (root / STORE_FILE).exists():
         raise DataError(f"{root} holds no frame features ({STORE_FILE} is missing) for teacher {path}: {fix}")
     store = FeatureStore(root)
-    if store.dim != teacher.config.video.feature_dim:
+    if store.dim != teacher.feature_dim:
         raise DataError(f"{root} holds {store.dim}-d features but teacher {path} reads "
-                        f"{teacher.config.video.feature_dim}-d ones: {fix}")
+                        f"{teacher.feature_dim}-d ones: {fix}")
     check_frame_encoder(_comparable(spec) if spec is not None else None,
                         None if (found := spec_from_store_meta(store.meta)) is None else _comparable(found),
                         str(root), fix=fix)

@@ -15,7 +15,7 @@ from c2kd.evaluation.metrics import (
     retrieval_ranks,
 )
 from c2kd.languages import normalize_languages
-from c2kd.model import RetrievalModel
+from c2kd.retrieval import RetrievalModel
 from c2kd.similarity import similarity_matrix
 
 METRIC_NAMES: tuple[str, ...] = ("R@1", "R@5", "R@10", "MedR", "MeanR")

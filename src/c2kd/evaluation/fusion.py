@@ -1,16 +1,16 @@
-"""Late fusion: several dual encoders scored as one, each reading its own frame features of the same videos.
+"""Late fusion evaluated: several dual encoders scored as one, each reading its own frame features of the same
+videos.
 
-``score(text, video) = sum_m w_m * cos_m(text, video)``. The members may read different frame encoders (on the
-Multi30K proxy: the C2KD student reads USE frames, the e5 pair e5 passages of the same descriptions), so each
-member comes with its own split of the same videos. Their errors differ, so the sum ranks better than either:
-the usual way of combining experts in text-video retrieval. The weights are chosen on the validation split
-(:func:`choose_fusion_weights`) and reported once on test.
+The members may read different frame encoders (on the Multi30K proxy: the C2KD student reads USE frames, the e5
+pair e5 passages of the same descriptions), so each member comes with its own split of the same videos. The
+scores are those of :class:`~c2kd.late_fusion.LateFusion` (``sum_m w_m cos_m / sum_m w_m``, computed by
+:func:`~c2kd.late_fusion.join`). The weights are chosen on the validation split (:func:`choose_fusion_weights`)
+and reported once on test.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,16 +20,16 @@ from torch import Tensor
 from c2kd.data.dataset import SplitData
 from c2kd.errors import DataError
 from c2kd.evaluation.evaluator import RetrievalEvaluator, flatten_metrics
-from c2kd.model import RetrievalModel
-from c2kd.similarity import similarity_matrix
+from c2kd.late_fusion import checked_weights, join
+from c2kd.retrieval import RetrievalModel
 
 
-class FusedScores:
-    """``scores(texts) -> [Q, N]``: the weighted sum of the members' cosine matrices over the split's videos.
+class LateFusionScores:
+    """``scores(texts) -> [Q, N]``: the late fusion of the members' cosines over the split's videos.
 
     ``splits[m]`` holds member ``m``'s frame features of the same videos, in the same order (refused otherwise).
-    Each member's matrix for a list of texts is computed once and kept, so trying other weights
-    (:meth:`with_weights`) costs only the sums.
+    Each member's vectors of the videos, and of each list of texts, are computed once and kept, so trying other
+    weights (:meth:`with_weights`) costs only the joins.
     """
 
     def __init__(self, models: Sequence[RetrievalModel], splits: Sequence[SplitData], weights: Sequence[float],
@@ -45,45 +45,30 @@ class FusedScores:
                     "dataset from the same captions file"
                 )
         self.models, self.batch_size, self.max_tokens = list(models), batch_size, max_tokens
-        self.weights = _checked_weights(weights, len(models))
+        self.weights = checked_weights(weights, len(models))
         with torch.no_grad():
             self._videos = [model.eval().embed_videos([split.frames(i) for i in range(len(split))], batch_size)
                             for model, split in zip(models, splits, strict=True)]
-        self._member_scores: dict[tuple[str, ...], Tensor] = {}
+        self._texts: dict[tuple[str, ...], list[Tensor]] = {}
 
-    def with_weights(self, weights: Sequence[float]) -> FusedScores:
-        """The same members with other weights, sharing the matrices computed so far."""
-        other = object.__new__(FusedScores)
+    def with_weights(self, weights: Sequence[float]) -> LateFusionScores:
+        """The same members with other weights, sharing the vectors computed so far."""
+        other = object.__new__(LateFusionScores)
         other.__dict__.update(self.__dict__)
-        other.weights = _checked_weights(weights, len(self.models))
+        other.weights = checked_weights(weights, len(self.models))
         return other
 
     @torch.no_grad()
-    def member_scores(self, texts: list[str]) -> Tensor:
-        """Shape: Q texts -> [M, Q, N]"""
-        key = tuple(texts)
-        if key not in self._member_scores:
-            self._member_scores[key] = torch.stack([
-                similarity_matrix(model.eval().embed_texts(texts, self.batch_size, self.max_tokens), videos)
-                for model, videos in zip(self.models, self._videos, strict=True)])
-        return self._member_scores[key]
-
     def __call__(self, texts: list[str]) -> Tensor:
         """Shape: Q texts -> [Q, N]"""
-        weights = torch.tensor(self.weights, dtype=torch.float32)
-        return torch.einsum("m,mqn->qn", weights, self.member_scores(texts))
+        key = tuple(texts)
+        if key not in self._texts:
+            self._texts[key] = [model.eval().embed_texts(texts, self.batch_size, self.max_tokens)
+                                for model in self.models]
+        return join(self._texts[key], self.weights) @ join(self._videos, self.weights).T
 
 
-def _checked_weights(weights: Sequence[float], members: int) -> list[float]:
-    values = [float(w) for w in weights]
-    if len(values) != members:
-        raise ValueError(f"{len(values)} weights for {members} members")
-    if not all(math.isfinite(w) and w >= 0 for w in values) or not any(values):
-        raise ValueError(f"fusion weights must be finite, >= 0 and not all 0, got {values}")
-    return values
-
-
-def choose_fusion_weights(evaluator: RetrievalEvaluator, scores: FusedScores,
+def choose_fusion_weights(evaluator: RetrievalEvaluator, scores: LateFusionScores,
                           candidates: Sequence[Sequence[float]], monitor: str = "t2v/average/R@1",
                           ) -> tuple[list[float], dict[tuple[float, ...], float]]:
     """The candidate weights that validate best by ``monitor`` (the first of equals), and every candidate's value.
@@ -116,7 +101,7 @@ def fuse_checkpoints(checkpoints: Sequence[str | Path], datasets: Sequence[str |
                      split: str = "test", weights: Sequence[float] | None = None, choose_on: str = "val",
                      device: str | torch.device = "cpu", **evaluator_options) -> dict:
     """Load ``checkpoints`` and evaluate their late fusion with :func:`fuse_models`."""
-    from c2kd.checkpoint import load_model
+    from c2kd.formats import load_model
 
     models = [load_model(c, device=device) for c in checkpoints]
     return fuse_models(models, datasets, languages, split, weights, choose_on, [str(c) for c in checkpoints],
@@ -155,11 +140,11 @@ def choose_member_weights(models: Sequence[RetrievalModel], datasets: Sequence[s
 
 def _fused_split(models: Sequence[RetrievalModel], datasets: Sequence[str | Path], languages: Sequence[str],
                  split: str, weights: Sequence[float], directions: Sequence[str],
-                 evaluator_options: dict) -> tuple[RetrievalEvaluator, FusedScores]:
+                 evaluator_options: dict) -> tuple[RetrievalEvaluator, LateFusionScores]:
     from c2kd.data.dataset import VideoTextDataset
 
     if len(models) != len(datasets):
         raise ValueError(f"one dataset per checkpoint: {len(models)} checkpoints, {len(datasets)} datasets")
     splits = [VideoTextDataset(d).split(split, list(languages)) for d in datasets]
     evaluator = RetrievalEvaluator(splits[0], languages, directions=directions, **evaluator_options)
-    return evaluator, FusedScores(models, splits, weights, evaluator_options.get("batch_size", 256))
+    return evaluator, LateFusionScores(models, splits, weights, evaluator_options.get("batch_size", 256))

@@ -192,7 +192,7 @@ def _embed_pending(model, pending, batch_size: int) -> tuple[list[str], list[Vid
     for _, features, _, spans in pending:
         clips.extend([features] if spans is None else [features[i:j] for i, j, _, _ in spans])
     order = np.argsort([len(c) for c in clips], kind="stable")  # similar lengths share a batch: less padding
-    vectors = np.empty((len(clips), model.config.video.embed_dim), np.float32)
+    vectors = np.empty((len(clips), model.embed_dim), np.float32)
     if len(clips):
         vectors[order] = model.embed_videos([clips[i] for i in order], batch_size=batch_size).numpy()
     out, first = [], 0
@@ -247,10 +247,10 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
     of these splits of a dataset folder; ``posters`` takes still frames of the videos that have a file under
     ``video_roots`` (see :mod:`c2kd.search.posters`).
     """
-    from c2kd.checkpoint import resolve_checkpoint
     from c2kd.data.features import FeatureStore
+    from c2kd.formats import checkpoint_fingerprint, resolve_checkpoint
     from c2kd.search.extracting import check_store_encoder
-    from c2kd.search.model import checkpoint_fingerprint, load_search_model
+    from c2kd.search.model import load_search_model
 
     out = Path(out)
     # a full disk or read-only folder is reported naming `out` (or the lock beside it), not the staging folder
@@ -280,7 +280,7 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
         videos = find_video_files([Path(r) for r in video_roots], wanted) if video_roots else {}
 
         staging = out.with_name(f".{out.name}.building")
-        index = _open_staging(staging, info, model.config.video.embed_dim, dtype)
+        index = _open_staging(staging, info, model.embed_dim, dtype)
         todo = [v for v in wanted if v not in index]
         for part, entries in embed_entries(model, store, todo, Windows.from_dict(info["moments"]), chunk,
                                            batch_size, progress):

@@ -71,9 +71,9 @@ class SearchEngine:
         self.index = index
         self._features = features
         self.embedder = QueryEmbedder(model)
-        if index is not None and index.dim != model.config.text.embed_dim:
+        if index is not None and index.dim != model.embed_dim:
             raise DataError(f"{index.root} holds {index.dim}-d embeddings but the model embeds queries in "
-                            f"{model.config.text.embed_dim}-d; use the checkpoint the index was built with")
+                            f"{model.embed_dim}-d; use the checkpoint the index was built with")
 
     @classmethod
     def open(cls, index_path: str | os.PathLike | None, checkpoint: str | os.PathLike | None = None,
@@ -235,7 +235,7 @@ class SearchEngine:
         query = Query.make(text, lang)
         k = validate_k(k)
         _check_iou(iou_threshold)
-        expected = self.model.config.video.feature_dim
+        expected = self.model.feature_dim
         if np.asarray(features).ndim != 2 or np.asarray(features).shape[1] != expected:
             raise DataError(f"video {video_id!r}: features of shape {np.asarray(features).shape}, but the model "
                             f"reads {expected}-d frame features; extract them with the same frame encoder")

@@ -108,11 +108,11 @@ def check_features(expected: FrameEncoderSpec | None, found: FrameEncoderSpec | 
 
 def check_store_encoder(model, store, checkpoint: str | os.PathLike | None = None) -> None:
     """Refuse a feature store made by another frame encoder than the one ``model`` reads, or of another size."""
-    check_features(model.config.frame_encoder, spec_from_store_meta(store.meta), f"feature store {store.root}",
+    check_features(model.frame_encoder, spec_from_store_meta(store.meta), f"feature store {store.root}",
                    checkpoint)
-    if store.dim != model.config.video.feature_dim:
+    if store.dim != model.feature_dim:
         raise DataError(f"{store.root} holds {store.dim}-d frame features but {checkpoint or 'the model'} reads "
-                        f"{model.config.video.feature_dim}-d ones; use features made by the frame encoder the "
+                        f"{model.feature_dim}-d ones; use features made by the frame encoder the "
                         "model was trained on")
 
 

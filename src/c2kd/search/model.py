@@ -8,7 +8,6 @@ forward passes instead of queueing on a lock.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import queue
 import threading
@@ -19,42 +18,19 @@ from pathlib import Path
 import numpy as np
 
 from c2kd.errors import CheckpointError
+from c2kd.retrieval import RetrievalModel
 
 MAX_MICRO_BATCH = 64
 
 
-def checkpoint_fingerprint(path: str | os.PathLike) -> str:
-    """A cheap identity of a checkpoint's weights: SHA-256 of the file size and its first and last MiB.
-
-    A fused checkpoint's: of its ``fusion.json`` (members, weights) and its members' fingerprints.
-    """
-    from c2kd.checkpoint import WEIGHTS_FILE, resolve_checkpoint
-    from c2kd.fused import FUSION_FILE, is_fused_checkpoint, read_fusion
-
-    directory = resolve_checkpoint(path)
-    if is_fused_checkpoint(directory):
-        digest = hashlib.sha256((directory / FUSION_FILE).read_bytes())
-        for member in read_fusion(directory).members:
-            digest.update(checkpoint_fingerprint(directory / member.path).encode())
-        return digest.hexdigest()[:16]
-    weights = directory / WEIGHTS_FILE
-    size = weights.stat().st_size
-    digest = hashlib.sha256(str(size).encode())
-    with open(weights, "rb") as fh:
-        digest.update(fh.read(1 << 20))
-        fh.seek(max(0, size - (1 << 20)))
-        digest.update(fh.read(1 << 20))
-    return digest.hexdigest()[:16]
-
-
-def load_search_model(checkpoint: str | os.PathLike, device: str = "cpu"):
+def load_search_model(checkpoint: str | os.PathLike, device: str = "cpu") -> RetrievalModel:
     """Load a checkpoint's dual encoder (or fused model) in eval mode (``device``: cpu, cuda, cuda:1, mps, auto).
 
     A frozen text backbone's embedding cache is only read: users' queries are never written to disk.
     """
     import torch
 
-    from c2kd.checkpoint import load_model
+    from c2kd.formats import load_model
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -65,6 +41,8 @@ def load_search_model(checkpoint: str | os.PathLike, device: str = "cpu"):
 
 def check_fingerprint(index_info: dict, checkpoint: str | os.PathLike, index_path: Path) -> None:
     """Refuse a checkpoint other than the one that embedded the index's videos (their spaces differ)."""
+    from c2kd.formats import checkpoint_fingerprint
+
     expected = index_info.get("checkpoint_fingerprint")
     if expected and expected != checkpoint_fingerprint(checkpoint):
         raise CheckpointError(
@@ -125,7 +103,7 @@ class QueryEmbedder:
 
     def embed(self, texts: Sequence[str], timeout: float | None = 120.0) -> np.ndarray:
         if not texts:
-            return np.zeros((0, self.model.config.text.embed_dim), np.float32)
+            return np.zeros((0, self.model.embed_dim), np.float32)
         self._ensure_worker()
         fut: Future = Future()
         self._queue.put((list(texts), fut))
