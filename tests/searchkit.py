@@ -188,3 +188,9 @@ def serving(app) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def served_ids(store) -> tuple[list[str], list[str]]:
+    """The served index's videos with a file (24 of the test split), and all its videos (+ 40 of train)."""
+    with_files = sorted(v for v in store.ids if v.startswith("test"))[:24]
+    return with_files, with_files + sorted(v for v in store.ids if v.startswith("train"))[:40]

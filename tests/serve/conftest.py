@@ -3,7 +3,15 @@
 
 import pytest
 from fastapi.testclient import TestClient
-from searchkit import captions, random_checkpoint, serving, synthetic_data, trained_checkpoint, write_video  # noqa: F401
+from searchkit import (  # noqa: F401 - fixtures
+    captions,
+    random_checkpoint,
+    served_ids,
+    serving,
+    synthetic_data,
+    trained_checkpoint,
+    write_video,
+)
 
 from c2kd.data.features import FeatureStore
 
@@ -18,10 +26,9 @@ def served(tmp_path_factory, random_checkpoint, synthetic_data):  # noqa: F811 -
     tmp = tmp_path_factory.mktemp("serve")
     videos = tmp / "videos"
     store = FeatureStore(synthetic_data / "features")
-    with_files = sorted(v for v in store.ids if v.startswith("test"))[:24]
+    with_files, ids = served_ids(store)
     for vid in with_files:  # files as long as their features: moments line up with playback
         write_video(videos / "clips" / f"{vid}.webm", seconds=len(store[vid]), fps=2)
-    ids = with_files + sorted(v for v in store.ids if v.startswith("train"))[:40]  # train videos: no files
     (tmp / "secret.txt").write_text("top secret")
     (videos / "notes.txt").write_text("not a video")
     (videos / "escape.webm").symlink_to(tmp / "secret.txt")
