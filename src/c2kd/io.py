@@ -81,16 +81,44 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         target = tmp / final.name
         try:
             yield target
-            if final.is_dir() and target.is_dir():
-                old = final.with_name(f".{final.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(final, old)
-                os.replace(target, final)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(target, final)
+            swap_in(target, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def swap_in(new: Path, final: Path) -> None:
+    """Put a finished file or folder ``new`` at ``final`` by rename. A folder already at ``final`` is renamed
+    aside first and removed last, so ``final`` is the old folder whole until the moment it is the new one."""
+    if final.is_dir() and new.is_dir():
+        old = final.with_name(f".{final.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(new, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, final)
+
+
+def commit_shard(folder: Path, stem: str, data: Any, index_name: str, write_index: Callable[[Path], Any]) -> None:
+    """One shard of an append-only store: ``folder/{stem}.npy`` holding ``data``, then the index file
+    ``folder/{index_name}`` that ``write_index(path)`` writes, each by rename. Readers count a shard once its
+    index is in place, so a write cut short leaves nothing they read; on failure the shard's files are removed,
+    and a failed write is :class:`~c2kd.errors.StorageError` naming the file."""
+    data_path, index_path = folder / f"{stem}.npy", folder / index_name
+    tmp_data, tmp_index = folder / f".{stem}.npy.tmp", folder / f".{index_name}.tmp"
+    writing = data_path
+    try:
+        save_npy(tmp_data, data, shown=data_path)
+        os.replace(tmp_data, data_path)
+        writing = index_path
+        write_index(tmp_index)
+        os.replace(tmp_index, index_path)
+    except BaseException as exc:
+        for path in (tmp_index, tmp_data, data_path):
+            path.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, StorageError):
+            raise storage_error(writing, exc) from exc
+        raise
 
 
 def check_writable(path: str | os.PathLike, option: str) -> Path:

@@ -12,16 +12,35 @@ def comma_list(value: str | None) -> list[str] | None:
     return None if not value else [v.strip() for v in value.split(",") if v.strip()]
 
 
+def key_value(item: str, what: str, shape: str = "key=value") -> tuple[str, str]:
+    """``"KEY=VALUE"`` -> ``("KEY", "VALUE")``, both stripped; an item with no ``=`` or no key is refused as
+    ``{what} {item!r} must look like {shape}``."""
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"{what} {item!r} must look like {shape}")
+    return key.strip(), value.strip()
+
+
+def scalar(text: str) -> int | float | str:
+    """A number when ``text`` reads as one (int first), else the text itself."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
 def key_value_pairs(values: list[str], what: str) -> dict[str, str]:
     """``["train=train.pkl", ...]`` -> ``{"train": "train.pkl"}``; a malformed or repeated key is a ConfigError."""
     out: dict[str, str] = {}
     for value in values:
-        key, sep, rest = value.partition("=")
-        if not sep or not key.strip() or not rest.strip():
-            raise ConfigError(f"{what} {value!r} is not KEY=VALUE (e.g. train=train.pkl)")
-        if key.strip() in out:
-            raise ConfigError(f"{what} {key.strip()!r} is given twice")
-        out[key.strip()] = rest.strip()
+        key, rest = key_value(value, what, "KEY=VALUE (e.g. train=train.pkl)")
+        if not rest:
+            raise ConfigError(f"{what} {value!r} must look like KEY=VALUE (e.g. train=train.pkl)")
+        if key in out:
+            raise ConfigError(f"{what} {key!r} is given twice")
+        out[key] = rest
     return out
 
 
@@ -32,19 +51,6 @@ def parse_encoder_options(items: list[str] | None) -> dict[str, Any]:
     """
     options: dict[str, Any] = {}
     for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--option {item!r}: expected key=value")
-        options[key.strip().replace("-", "_")] = _parse_value(value.strip())
+        key, value = key_value(item, "--option", "key=value, e.g. size=224")
+        options[key.replace("-", "_")] = [scalar(part) for part in value.split(",")] if "," in value else scalar(value)
     return options
-
-
-def _parse_value(text: str) -> Any:
-    if "," in text:
-        return [_parse_value(part) for part in text.split(",")]
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text

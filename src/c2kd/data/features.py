@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from c2kd.errors import DataError, StorageError
-from c2kd.io import save_npy, storage_error, write_json
+from c2kd.errors import DataError
+from c2kd.io import commit_shard, write_json
 
 FORMAT = "c2kd-features"
 STORE_FILE = "store.json"
@@ -209,32 +209,15 @@ class FeatureStoreWriter:
         import pyarrow.parquet as pq
 
         name = f"{self.prefix}-{uuid.uuid4().hex[:12]}"
-        shard_dir = self.root / "shards"
-        data_path, index_path = shard_dir / f"{name}.npy", shard_dir / f"{name}{INDEX_SUFFIX}"
-        tmp_data, tmp_index = shard_dir / f".{name}.npy.tmp", shard_dir / f".{name}.index.tmp"
-        writing = data_path
-        try:
-            data = np.concatenate([f for _, f, _ in self._pending])
-            save_npy(tmp_data, data, shown=data_path)
-            os.replace(tmp_data, data_path)
-            offsets = np.cumsum([0] + [len(f) for _, f, _ in self._pending[:-1]])
-            table = pa.table({
-                "id": [v for v, _, _ in self._pending],
-                "offset": pa.array(offsets, pa.int64()),
-                "length": pa.array([len(f) for _, f, _ in self._pending], pa.int32()),
-                "times": pa.array([[] if t is None else t.tolist() for _, _, t in self._pending],
-                                  pa.list_(pa.float32())),
-            })
-            writing = index_path
-            pq.write_table(table, tmp_index)
-            os.replace(tmp_index, index_path)
-        except BaseException as exc:
-            # the shard counts only once its index is in place: leave none of its files behind
-            for path in (tmp_index, tmp_data, data_path):
-                path.unlink(missing_ok=True)
-            if isinstance(exc, OSError) and not isinstance(exc, StorageError):
-                raise storage_error(writing, exc) from exc
-            raise
+        offsets = np.cumsum([0] + [len(f) for _, f, _ in self._pending[:-1]])
+        table = pa.table({
+            "id": [v for v, _, _ in self._pending],
+            "offset": pa.array(offsets, pa.int64()),
+            "length": pa.array([len(f) for _, f, _ in self._pending], pa.int32()),
+            "times": pa.array([[] if t is None else t.tolist() for _, _, t in self._pending], pa.list_(pa.float32())),
+        })
+        commit_shard(self.root / "shards", name, np.concatenate([f for _, f, _ in self._pending]),
+                     f"{name}{INDEX_SUFFIX}", lambda path: pq.write_table(table, path))
         self._existing.update(v for v, _, _ in self._pending)
         self._pending.clear()
 

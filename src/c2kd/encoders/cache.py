@@ -38,7 +38,7 @@ from torch import Tensor
 
 from c2kd.encoders.text import TextBackbone
 from c2kd.errors import DataError
-from c2kd.io import write_json
+from c2kd.io import commit_shard, write_json
 
 FORMAT = "c2kd-text-cache"
 CACHE_FILE = "cache.json"
@@ -203,16 +203,9 @@ class EmbeddingCache:
         import pyarrow.parquet as pq
 
         stem = f"part-{uuid.uuid4().hex[:16]}"
-        tmp = shard_dir / f".{stem}.npy.tmp"
-        with open(tmp, "wb") as fh:
-            np.save(fh, np.stack(rows).astype(np.float16))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, shard_dir / f"{stem}.npy")
-        tmp_keys = shard_dir / f".{stem}.keys.tmp"
-        pq.write_table(pa.table({"key": pa.array(keys, pa.string()), "text": pa.array(texts, pa.string())}),
-                       tmp_keys)
-        os.replace(tmp_keys, shard_dir / f"{stem}{KEYS_SUFFIX}")
+        table = pa.table({"key": pa.array(keys, pa.string()), "text": pa.array(texts, pa.string())})
+        commit_shard(shard_dir, stem, np.stack(rows).astype(np.float16), f"{stem}{KEYS_SUFFIX}",
+                     lambda path: pq.write_table(table, path))
         keys.clear()
         texts.clear()
         rows.clear()

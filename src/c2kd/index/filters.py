@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from c2kd.errors import ConfigError
+from c2kd.options import key_value
 
 Scalar = str | int | float | bool
 MetadataValue = Scalar | list[Scalar] | None
@@ -37,10 +38,8 @@ def parse_filter_options(items: Sequence[str]) -> dict[str, list[Scalar]]:
     """``["split=test", "tag=a,b"]`` (command-line form) -> ``{"split": ["test"], "tag": ["a", "b"]}``."""
     out: dict[str, list[Scalar]] = {}
     for item in items:
-        if "=" not in item:
-            raise ConfigError(f"filter {item!r} must look like field=value or field=value1,value2")
-        field, raw = item.split("=", 1)
-        out.setdefault(field.strip(), []).extend(v.strip() for v in raw.split(",") if v.strip())
+        field, raw = key_value(item, "filter", "field=value or field=value1,value2")
+        out.setdefault(field, []).extend(v.strip() for v in raw.split(",") if v.strip())
     return normalize_filter(out)
 
 

@@ -115,20 +115,10 @@ def check_search_options(root: str | os.PathLike, options: Mapping[str, Any]) ->
 
 def parse_options(items: Sequence[str]) -> dict[str, Any]:
     """``["nlist=1024", "kind=hnsw"]`` -> ``{"nlist": 1024, "kind": "hnsw"}`` (numbers parsed)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"backend option {item!r} must look like name=value, e.g. nprobe=32")
-        key, raw = item.split("=", 1)
-        value: Any = raw
-        for cast in (int, float):
-            try:
-                value = cast(raw)
-                break
-            except ValueError:
-                continue
-        out[key.strip()] = value
-    return out
+    from c2kd.options import key_value, scalar
+
+    pairs = (key_value(item, "backend option", "name=value, e.g. nprobe=32") for item in items)
+    return {key: scalar(value) for key, value in pairs}
 
 
 class _ReadWriteLock:

@@ -24,7 +24,8 @@ from c2kd.errors import DataError
 from c2kd.index import VideoIndex
 from c2kd.index.segments import MANIFEST, VideoEntries, read_manifest, write_manifest, writer_lock
 from c2kd.index.store import set_backend
-from c2kd.io import output_errors
+from c2kd.io import output_errors, swap_in
+from c2kd.options import key_value
 from c2kd.search.moments import Windows, frame_step
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".ogv")
@@ -111,8 +112,8 @@ def parse_tags(items: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
         if "=" in item:
-            key, value = item.split("=", 1)
-            out[key.strip()] = value.strip()
+            key, value = key_value(item, "--tag", "a word or key=value, e.g. source=youtube")
+            out[key] = value
         elif item.strip():
             out.setdefault("tags", []).append(item.strip())
     return out
@@ -218,16 +219,6 @@ def _posters(root: Path, index: VideoIndex, videos: Mapping[str, str], roots: Se
     make_posters(root, present, roots, durations)
 
 
-def _swap_in(staging: Path, out: Path) -> None:
-    """Replace ``out`` by ``staging`` with renames (the old index stays whole until the last one)."""
-    old = out.with_name(f".{out.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
-        os.replace(out, old)
-    os.replace(staging, out)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out: str | os.PathLike,
                 backend: str = "exact", options: Mapping[str, Any] | None = None,
                 metadata: Mapping[str, dict[str, Any]] | None = None, tags: Mapping[str, Any] | None = None,
@@ -293,7 +284,7 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
         manifest["info"] = {**info, "created": manifest["info"].get("created", info["created"])}
         write_manifest(staging, manifest)
         set_backend(staging, backend, options)
-        _swap_in(staging, out)
+        swap_in(staging, out)
     return out
 
 

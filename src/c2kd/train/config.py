@@ -16,6 +16,7 @@ from c2kd.evaluation.metrics import MissingRanks, TiePolicy
 from c2kd.languages import ENGLISH, normalize_languages
 from c2kd.losses.objective import LossConfig
 from c2kd.model import ModelConfig
+from c2kd.options import key_value
 
 Stage = Literal["zero-shot", "translate-train", "c2kd"]
 STAGES: tuple[str, ...] = get_args(Stage)
@@ -133,9 +134,10 @@ def parse_overrides(overrides: list[str]) -> dict:
     """``["loss.alpha=0.5", "data.languages=[en,de]"]`` -> nested dict (values parsed as YAML)."""
     tree: dict = {}
     for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not all(part.strip() for part in key.split(".")):
-            raise ConfigError(f"override {item!r} must look like key.path=value, e.g. loss.alpha=0.5")
+        shape = "key.path=value, e.g. loss.alpha=0.5"
+        key, raw = key_value(item, "override", shape)
+        if not all(part.strip() for part in key.split(".")):
+            raise ConfigError(f"override {item!r} must look like {shape}")
         value = _read_yaml(raw, f"override {item!r}: the value",
                            "quote a value meant as text, e.g. key='\"[1\"', or write a list as [a,b]")
         _set_path(tree, key.strip(), value)
