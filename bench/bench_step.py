@@ -110,14 +110,14 @@ class StepRunner:
         import torch
 
         from c2kd.train.run import prepare_run
-        from c2kd.train.trainer import Trainer
+        from c2kd.train.trainer import Loop, Trainer
 
         t0 = time.perf_counter()
         self.parts = prepare_run(config)
         self.setup_seconds = time.perf_counter() - t0
         p = self.parts
-        self.trainer = Trainer(p.model, p.task, p.loader, p.optimizer, p.scheduler, config.out_dir, 1, p.device,
-                               precision=config.precision, progress=False, tensorboard=False,
+        self.trainer = Trainer(p.model, p.task, p.loader, p.optimizer, p.scheduler, config.out_dir, p.device,
+                               Loop(precision=config.precision, progress=False, tensorboard=False),
                                is_main=p.env.is_main)
         p.model.to(p.device)
         p.model.train()

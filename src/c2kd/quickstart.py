@@ -84,13 +84,14 @@ def warm_caches(dataset_dir: Path, cache_dir: Path, echo: Callable[[str], None] 
 
 
 def student_model(cache_dir: Path, word_buckets: int | None = None) -> dict:
-    """The aligned start every trained run shares: USE text (+ e5 fused) against the mean of the USE frames,
-    with a bag of ``word_buckets`` hashed words beside them (none: no word bag)."""
-    text = {"name": TEXT_BACKBONES[0], "fuse": list(TEXT_BACKBONES[1:]), "head": "aligned", "embed_dim": 512,
-            "trainable": False, "cache_dir": str(cache_dir)}
-    if word_buckets:
-        text["words"] = {"buckets": word_buckets}
-    return {"text": text, "video": {"feature_dim": 512, "embed_dim": 512, "aligned": True, "layers": 0}}
+    """The aligned start every trained run shares (:func:`c2kd.zeroshot.aligned_model_config`): USE text (+ e5
+    fused) against the mean of the USE frames, with a bag of ``word_buckets`` hashed words beside them (none: no
+    word bag)."""
+    from c2kd.zeroshot import aligned_model_config
+
+    config = aligned_model_config(TEXT_BACKBONES[0], None, 512, TEXT_BACKBONES[1:], trainable=False,
+                                  cache_dir=str(cache_dir), layers=0, word_buckets=word_buckets)
+    return config.model_dump(mode="json", exclude_defaults=True)
 
 
 def off_the_shelf_checkpoint(out: Path, dataset_dir: Path, cache_dir: Path) -> Path:

@@ -22,11 +22,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from c2kd.encoders.frames import FrameEncoderSpec
 from c2kd.encoders.text import TextBackbone
 from c2kd.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from c2kd.model import ModelConfig
 
 #: ``data.path`` of a checkpoint that saw no data (``evaluate``, search and teachers never read it)
 NO_DATA = "(none: training-free aligned checkpoint)"
@@ -142,19 +145,26 @@ def frame_encoder_spec(name: str, options: Mapping[str, Any] | None = None,
                       f"packaged-muse for the Multi30K proxy) or a feature preset {sorted(FRAME_PRESETS)}")
 
 
-def aligned_model_config(text: str, spec: FrameEncoderSpec, dim: int, fuse: Sequence[str] = (),
+def aligned_model_config(text: str, spec: FrameEncoderSpec | None, dim: int, fuse: Sequence[str] = (),
                          trainable: bool = True, residual_hidden: int = 1024, max_frames: int = 30,
-                         cache_dir: str | None = None):
-    """The ``ModelConfig`` of a training-free aligned model (both towers start as the identity on their inputs)."""
+                         cache_dir: str | None = None, layers: int = 2, word_buckets: int | None = None) -> ModelConfig:
+    """The ``ModelConfig`` of a training-free aligned model: both towers start as the identity on their inputs
+    (the text tower's aligned head, the video tower's mean of frames). Every aligned start is made here: ``c2kd
+    model aligned``, and the quickstart's student (``layers=0``: the video tower is the mean of frames alone;
+    ``word_buckets``: a trainable bag of hashed words beside the frozen backbones; ``spec`` None: recorded from
+    the training data)."""
     from c2kd.encoders.text import TextEncoderConfig
     from c2kd.encoders.video import VideoEncoderConfig
+    from c2kd.encoders.words import WordBagConfig
     from c2kd.model import ModelConfig
 
     heads = 4 if dim % 4 == 0 else 1
     return ModelConfig(
         text=TextEncoderConfig(name=text, fuse=list(fuse), head="aligned", residual_hidden=residual_hidden,
-                               trainable=trainable, embed_dim=dim, cache_dir=cache_dir),
-        video=VideoEncoderConfig(feature_dim=dim, embed_dim=dim, heads=heads, max_frames=max_frames, aligned=True),
+                               trainable=trainable, embed_dim=dim, cache_dir=cache_dir,
+                               words=WordBagConfig(buckets=word_buckets) if word_buckets else None),
+        video=VideoEncoderConfig(feature_dim=dim, embed_dim=dim, heads=heads, max_frames=max_frames, aligned=True,
+                                 layers=layers),
         frame_encoder=spec,
     )
 

@@ -30,7 +30,7 @@ from c2kd.errors import ConfigError
 from c2kd.evaluation.evaluator import RetrievalEvaluator, flatten_metrics
 from c2kd.experiments import config_hash
 from c2kd.train.run import check_same_settings, train
-from c2kd.train.trainer import Trainer
+from c2kd.train.trainer import Loop, Trainer
 from c2kd_testkit import tiny_config
 
 
@@ -92,8 +92,8 @@ def test_the_trainer_saves_only_through_its_callback(tmp_path):
     def fit(epochs):
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         trainer = Trainer(model, lambda x: {"loss": model(x).pow(2).mean()}, batches, optimizer, None, tmp_path,
-                          epochs=epochs, device=torch.device("cpu"), evaluate=lambda m: {"s": next(scores)},
-                          monitor="s", save=save, progress=False, tensorboard=False)
+                          torch.device("cpu"), Loop(epochs=epochs, progress=False, tensorboard=False),
+                          evaluate=lambda m: {"s": next(scores)}, monitor="s", save=save)
         return trainer.fit()
 
     fit(1)

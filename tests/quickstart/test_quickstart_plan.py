@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from c2kd.experiments import in_order
+from c2kd.model import ModelConfig
 from c2kd.quickstart import (
     FRAME_ENCODER,
     OFF_THE_SHELF,
@@ -59,6 +60,9 @@ def test_the_bench_sweep_settings_give_the_runs_they_always_gave():
                 "batch_size": 128, "device": "auto", "out_dir": f"/q/runs/seed1/{folder}", "tensorboard": False,
                 "optim": {"lr": 3e-4, "lr_decay": 0.9}, "model": model, "progress": False, **extra}
 
+    for cfg in cfgs.values():  # the model section as it validates (what a run folder's identity reads)
+        cfg["model"] = ModelConfig.model_validate(cfg["model"])
+    model = ModelConfig.model_validate(model)
     assert cfgs == {
         "teacher-en": run("teacher-en", "zero-shot", data={"eval_languages": ["en"]}),
         "zero-shot": run("zero-shot", "zero-shot"),

@@ -171,7 +171,7 @@ def test_a_video_tower_without_layers_is_the_mean_of_its_normalised_frames():
 
 
 def test_an_epoch_that_validates_below_the_start_in_a_language_is_not_kept(tmp_path):
-    from c2kd.train.trainer import Trainer
+    from c2kd.train.trainer import Loop, Trainer
 
     scripted = iter([{"avg": 50.0, "en": 60.0, "de": 40.0},   # the start
                      {"avg": 55.0, "en": 59.0, "de": 51.0},   # better on average, but English fell
@@ -180,8 +180,8 @@ def test_an_epoch_that_validates_below_the_start_in_a_language_is_not_kept(tmp_p
     model = torch.nn.Linear(2, 1)
     batches = [torch.randn(4, 2) for _ in range(2)]
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    trainer = Trainer(model, lambda x: {"loss": model(x).pow(2).mean()}, batches, optimizer, None, tmp_path, epochs=3,
-                      device=torch.device("cpu"), evaluate=lambda m: next(scripted), monitor="avg",
-                      progress=False, tensorboard=False, floor=["en", "de"])
+    trainer = Trainer(model, lambda x: {"loss": model(x).pow(2).mean()}, batches, optimizer, None, tmp_path,
+                      torch.device("cpu"), Loop(epochs=3, progress=False, tensorboard=False),
+                      evaluate=lambda m: next(scripted), monitor="avg", floor=["en", "de"])
     state = trainer.fit()
     assert state.best_epoch == 2 and state.best_metric == 53.0

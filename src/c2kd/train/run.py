@@ -258,13 +258,9 @@ def train(config: TrainConfig, resume: bool = True) -> Path:
     env = parts.env
     if env.is_main:
         write_run_config(out, config)
-    trainer = Trainer(parts.model, parts.task, parts.loader, parts.optimizer, parts.scheduler, out, config.epochs,
-                      parts.device, parts.evaluate, parts.monitor, save=checkpoint_saver(config),
-                      precision=config.precision, grad_clip=config.optim.grad_clip, log_every=config.log_every,
-                      save_every_steps=config.save_every_steps, progress=config.progress,
-                      tensorboard=config.tensorboard, is_main=env.is_main,
-                      floor=selection_floor(config, parts.monitor, parts.eval_languages),
-                      average=config.optim.average)
+    trainer = Trainer(parts.model, parts.task, parts.loader, parts.optimizer, parts.scheduler, out, parts.device,
+                      config, config.optim, parts.evaluate, parts.monitor, save=checkpoint_saver(config),
+                      is_main=env.is_main, floor=selection_floor(config, parts.monitor, parts.eval_languages))
     state = trainer.fit()
     barrier()
     dataset = parts.dataset

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -37,6 +37,50 @@ from c2kd.train.averaging import WeightAverage
 #: (optimizer, scheduler, RNG) is given for ``last/`` only, and must come back from
 #: :func:`c2kd.checkpoint.load_resume_state` for the run to resume
 SaveCheckpoint = Callable[[Path, nn.Module, dict[str, float] | None, dict[str, Any] | None], object]
+
+
+class RunSettings(Protocol):
+    """What the trainer reads of a run's settings: a ``TrainConfig`` is one, :class:`Loop` one for a trainer
+    used on its own."""
+
+    @property
+    def epochs(self) -> int: ...
+    @property
+    def precision(self) -> str: ...
+    @property
+    def log_every(self) -> int: ...
+    @property
+    def save_every_steps(self) -> int | None: ...
+    @property
+    def progress(self) -> bool: ...
+    @property
+    def tensorboard(self) -> bool: ...
+
+
+class StepSettings(Protocol):
+    """What the trainer reads of the optimisation settings (an ``OptimConfig`` is one)."""
+
+    @property
+    def grad_clip(self) -> float | None: ...
+    @property
+    def average(self) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class Loop:
+    """Run and step settings for a trainer used on its own (defaults: those of ``TrainConfig``).
+
+    ``average``: decay of the moving average of the weights that is validated and kept (None: the weights).
+    """
+
+    epochs: int = 1
+    precision: str = "auto"
+    log_every: int = 10
+    save_every_steps: int | None = None
+    progress: bool = True
+    tensorboard: bool = True
+    grad_clip: float | None = None
+    average: float | None = None
 
 
 @dataclass
@@ -70,29 +114,28 @@ class Trainer:
     """Fit a model; ``save`` writes its checkpoints (see :data:`SaveCheckpoint`; without it none are written)."""
 
     def __init__(self, model: nn.Module, loss_fn: Callable[[Any], dict[str, Tensor]], loader,
-                 optimizer: torch.optim.Optimizer, scheduler, out_dir: str | Path, epochs: int,
-                 device: torch.device, evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
-                 monitor: str = "loss", save: SaveCheckpoint | None = None,
-                 precision: str = "auto", grad_clip: float | None = None, log_every: int = 10,
-                 save_every_steps: int | None = None, progress: bool = True, tensorboard: bool = True,
-                 to_device: Callable[[Any, torch.device], Any] | None = None, is_main: bool = True,
-                 floor: Sequence[str] = (), average: float | None = None):
+                 optimizer: torch.optim.Optimizer, scheduler, out_dir: str | Path, device: torch.device,
+                 run: RunSettings, step: StepSettings | None = None,
+                 evaluate: Callable[[nn.Module], dict[str, float]] | None = None, monitor: str = "loss",
+                 save: SaveCheckpoint | None = None, to_device: Callable[[Any, torch.device], Any] | None = None,
+                 is_main: bool = True, floor: Sequence[str] = ()):
+        step = step if step is not None else Loop()
         self.model, self.loss_fn, self.loader = model, loss_fn, loader
         self.optimizer, self.scheduler = optimizer, scheduler
-        self.out_dir, self.epochs, self.device = Path(out_dir), epochs, device
+        self.out_dir, self.epochs, self.device = Path(out_dir), run.epochs, device
         self.evaluate, self.monitor, self.save = evaluate, monitor, save
-        self.grad_clip, self.log_every, self.save_every_steps = grad_clip, log_every, save_every_steps
-        self.progress, self.is_main = progress, is_main
+        self.grad_clip, self.log_every, self.save_every_steps = step.grad_clip, run.log_every, run.save_every_steps
+        self.progress, self.is_main = run.progress, is_main
         #: validation metrics that may not fall below their value at the start for an epoch to become best/
         self.floor = tuple(floor)
         self.to_device = to_device or (lambda batch, dev: batch.to(dev))
-        self.amp_dtype = autocast_dtype(device, precision)
+        self.amp_dtype = autocast_dtype(device, run.precision)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.state = TrainerState()
         #: the moving average of the weights that is validated and kept as best/ (None: the weights themselves)
-        self.average = WeightAverage(model, average) if average is not None else None
+        self.average = WeightAverage(model, step.average) if step.average is not None else None
         self._tb = None
-        if tensorboard and is_main:
+        if run.tensorboard and is_main:
             from torch.utils.tensorboard import SummaryWriter
 
             self._tb = SummaryWriter(str(self.out_dir / TENSORBOARD_DIR))
