@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -148,6 +148,16 @@ class QuickstartSettings:
     #: epochs of the C2KD student alone (None: ``epochs``); its folder then ends in ``-epochs<N>``
     c2kd_epochs: int | None = None
     progress: bool = True
+
+
+@dataclass(frozen=True)
+class ProxySize:
+    """How many Multi30K items the proxy keeps per split (None: all; embedding captions with e5 is the slow
+    part)."""
+
+    max_train: int | None = 2000
+    max_val: int | None = 500
+    max_test: int | None = 1000
 
 
 def run_configs(dataset_dir: Path, runs_dir: Path, cache_dir: Path, settings: QuickstartSettings,
@@ -316,13 +326,11 @@ def example_queries(checkpoint: Path, dataset_dir: Path, echo: Callable[[str], N
             echo(f"   {rank}. {test.video_ids[i]}  {test.captions['en'][i][0]}  ({row[i]:.2f})")
 
 
-def run_quickstart(out: Path, data: Path | None = None, download: bool = True, max_train: int | None = 2000,
-                   max_val: int | None = 500, max_test: int | None = 1000, epochs: int = 15, batch_size: int = 128,
-                   lr: float = 3e-4, seed: int = 0, device: str = "auto", alpha: float = 0.2,
-                   teachers: str = OFF_THE_SHELF, pooler: str = "mean",
-                   echo: Callable[[str], None] = print, processes: int = 1) -> dict[str, dict]:
-    """Build the proxy data, warm the caches (in ``processes`` processes), evaluate the off-the-shelf pair, train
-    the three runs (resumable), and return every test result (off-the-shelf first)."""
+def run_quickstart(out: Path, settings: QuickstartSettings = QuickstartSettings(), size: ProxySize = ProxySize(),
+                   data: Path | None = None, download: bool = True, echo: Callable[[str], None] = print,
+                   processes: int = 1) -> dict[str, dict]:
+    """Build the proxy data (``size``), warm the caches (in ``processes`` processes), evaluate the off-the-shelf
+    pair, train the runs of ``settings`` (resumable), and return every test result (off-the-shelf first)."""
     from c2kd.data.multi30k import build_multi30k_proxy, locate_multi30k
     from c2kd.experiments import in_order, train_or_read
     from c2kd.io import write_json, write_text
@@ -332,8 +340,8 @@ def run_quickstart(out: Path, data: Path | None = None, download: bool = True, m
     located = locate_multi30k(data, download=download)
     echo(located.message)
     dataset_dir, cache_dir, runs_dir = out / "data", out / "cache", out / "runs"
-    build_multi30k_proxy(dataset_dir, located.root, frame_encoder=FRAME_ENCODER, max_train=max_train,
-                         max_val=max_val, max_test=max_test, log=echo)
+    build_multi30k_proxy(dataset_dir, located.root, frame_encoder=FRAME_ENCODER, max_train=size.max_train,
+                         max_val=size.max_val, max_test=size.max_test, log=echo)
     timings = {"data": time.perf_counter() - started}
     timings.update({f"cache {k}": v for k, v in warm_caches(dataset_dir, cache_dir, echo, processes).items()})
     results: dict[str, dict] = {
@@ -341,14 +349,13 @@ def run_quickstart(out: Path, data: Path | None = None, download: bool = True, m
                                            dataset_dir)}
     echo(f"{OFF_THE_SHELF} (USE text vs USE frames, no training): test t2v average R@1 "
          f"{results[OFF_THE_SHELF]['t2v']['average']['R@1']:.1f}")
-    if E5_PAIR in TEACHER_SETS[teachers]:
-        limits = {"train": max_train, "val": max_val, "test": max_test}
+    if E5_PAIR in TEACHER_SETS[settings.teachers]:
+        limits = {"train": size.max_train, "val": size.max_val, "test": size.max_test}
         e5_pair = e5_pair_checkpoint(runs_dir / E5_PAIR, located.root, out / "data-e5", cache_dir, limits, echo,
                                      processes)
         results[E5_PAIR] = evaluate_checkpoint(e5_pair, out / "data-e5")
         echo(f"{E5_PAIR} (e5 text vs e5 frames, no training): test t2v average R@1 "
              f"{results[E5_PAIR]['t2v']['average']['R@1']:.1f}")
-    settings = QuickstartSettings(epochs, batch_size, lr, seed, device, alpha, teachers, pooler)
     plan = quickstart_plan(dataset_dir, runs_dir, cache_dir, settings)
     for run in in_order(plan.values()):
         name = run.name
@@ -359,9 +366,8 @@ def run_quickstart(out: Path, data: Path | None = None, download: bool = True, m
         echo(f"{name}: test t2v average R@1 {results[name]['t2v']['average']['R@1']:.1f} "
              f"({timings[f'train {name}']:.0f} s)")
     timings["total"] = time.perf_counter() - started
-    run_settings = {"max_train": max_train, "max_val": max_val, "max_test": max_test, "epochs": epochs,
-                    "batch_size": batch_size, "lr": lr, "alpha": alpha, "teachers": teachers, "pooler": pooler,
-                    "seed": seed}
+    run_settings = {**asdict(size), **{k: getattr(settings, k) for k in (
+        "epochs", "batch_size", "lr", "alpha", "teachers", "pooler", "seed")}}
     earlier = earlier_students(previous_results(out / "results.json"), run_settings)
     # the rows shown: this run's, its C2KD student named by its settings, then the students of earlier settings
     shown = {(student_label(run_settings) if name == "c2kd" else name): res for name, res in results.items()}

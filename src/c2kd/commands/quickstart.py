@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from c2kd.quickstart import OFF_THE_SHELF, TEACHER_CHOICES, run_quickstart
+from c2kd.quickstart import OFF_THE_SHELF, TEACHER_CHOICES, ProxySize, QuickstartSettings, run_quickstart
 
 
 def quickstart_command(
@@ -47,8 +47,10 @@ def quickstart_command(
                                  param_hint="--pooler")
     used = set_cpu_threads(threads)
     typer.echo(f"using {used} CPU thread(s)")
-    run_quickstart(out, data, download, max_train, max_val, max_test, epochs, batch_size, lr=lr, seed=seed,
-                   device=device, alpha=alpha, teachers=teachers, pooler=pooler, echo=typer.echo, processes=used)
+    settings = QuickstartSettings(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, alpha=alpha,
+                                  teachers=teachers, pooler=pooler)
+    run_quickstart(out, settings, ProxySize(max_train, max_val, max_test), data, download, echo=typer.echo,
+                   processes=used)
 
 
 def register(app: typer.Typer) -> None:
