@@ -34,10 +34,11 @@ def scalar(text: str) -> int | float | str:
 def key_value_pairs(values: list[str], what: str) -> dict[str, str]:
     """``["train=train.pkl", ...]`` -> ``{"train": "train.pkl"}``; a malformed or repeated key is a ConfigError."""
     out: dict[str, str] = {}
+    shape = "KEY=VALUE (e.g. train=train.pkl)"
     for value in values:
-        key, rest = key_value(value, what, "KEY=VALUE (e.g. train=train.pkl)")
+        key, rest = key_value(value, what, shape)
         if not rest:
-            raise ConfigError(f"{what} {value!r} must look like KEY=VALUE (e.g. train=train.pkl)")
+            raise ConfigError(f"{what} {value!r} must look like {shape}")
         if key in out:
             raise ConfigError(f"{what} {key!r} is given twice")
         out[key] = rest

@@ -50,12 +50,14 @@ class LateFusionScores:
             self._videos = [model.eval().embed_videos([split.frames(i) for i in range(len(split))], batch_size)
                             for model, split in zip(models, splits, strict=True)]
         self._texts: dict[tuple[str, ...], list[Tensor]] = {}
+        self._joined_videos = join(self._videos, self.weights)  # [N, sum E_m], once per set of weights
 
     def with_weights(self, weights: Sequence[float]) -> LateFusionScores:
         """The same members with other weights, sharing the vectors computed so far."""
         other = object.__new__(LateFusionScores)
         other.__dict__.update(self.__dict__)
         other.weights = checked_weights(weights, len(self.models))
+        other._joined_videos = join(self._videos, other.weights)
         return other
 
     @torch.no_grad()
@@ -65,7 +67,7 @@ class LateFusionScores:
         if key not in self._texts:
             self._texts[key] = [model.eval().embed_texts(texts, self.batch_size, self.max_tokens)
                                 for model in self.models]
-        return join(self._texts[key], self.weights) @ join(self._videos, self.weights).T
+        return join(self._texts[key], self.weights) @ self._joined_videos.T
 
 
 def choose_fusion_weights(evaluator: RetrievalEvaluator, scores: LateFusionScores,
