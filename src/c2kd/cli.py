@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -45,6 +47,42 @@ for _name in COMMAND_MODULES:
 app.registered_groups.sort(key=lambda group: GROUP_ORDER.index(str(group.name)))
 
 
+#: the placeholder a value of each type gets in the help (``-k INT``, ``--queries PATH``)
+PLACEHOLDERS: dict[Any, str] = {Path: "PATH", int: "INT", float: "NUMBER", str: "TEXT"}
+
+
+def readable_placeholders(command: Any) -> Any:
+    """``command`` (a built click command or group) with readable placeholders in its help, all its commands down.
+
+    Flags (``--help`` too) show no placeholder, not typer's ``<bool>``; an option shows what it takes: ``PATH``,
+    ``INT``, ``NUMBER``, ``TEXT`` (a repeatable option the same, then ``...``) unless it declares its own
+    ``metavar`` (``-o NAME=VALUE``); an argument shows its name (``INDEX``) and the same word for its type.
+    Choices keep their list.
+    """
+    for sub in getattr(command, "commands", {}).values():
+        readable_placeholders(sub)
+    help_option = command.get_help_option(typer.Context(command))
+    for param in [*command.params, *([help_option] if help_option else [])]:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+            continue
+        described = param.type_descriptor
+        element = described.annotation.__args__[0] if described.is_list else described.annotation
+        placeholder = None if described.is_choice else PLACEHOLDERS.get(element)
+        if param.param_type_name == "argument":
+            param.metavar = param.metavar or param.name.upper()
+            if placeholder:  # typer writes an argument's type as <path> whatever its metavar
+                param.display_type_rich = lambda ctx, shown=placeholder: shown
+        elif param.metavar is None and placeholder:
+            param.metavar = placeholder + (" ..." if described.is_list else "")
+    return command
+
+
+def command() -> Any:
+    """The ``c2kd`` command as it runs: :data:`app` built, with :func:`readable_placeholders`."""
+    return readable_placeholders(typer.main.get_command(app))
+
+
 def main() -> None:
     """Entry point: known errors print their message (no traceback) and exit with status 2.
 
@@ -65,7 +103,7 @@ def main() -> None:
 
     threading.excepthook = thread_hook
     try:
-        app()
+        command()()
     except C2KDError as exc:
         _fail(str(exc))
     except OSError as exc:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +104,29 @@ def test_listing_the_commands_does_not_import_torch():
     code = f"import sys\nfrom c2kd.cli import app\nprint(','.join(m for m in {heavy!r} if m in sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "", f"imported at start: {proc.stdout.strip()}"
+
+
+def test_help_shows_readable_placeholders():
+    """No typer type names (`<bool>`, `<list[str]>`) in any command's help: flags show none, options what they
+    take, arguments their name, and KEY=VALUE options say so."""
+    from c2kd.cli import command
+
+    def leaves(cmd, path=()):
+        subs = getattr(cmd, "commands", {})
+        yield path, cmd
+        for name, sub in subs.items():
+            yield from leaves(sub, (*path, name))
+
+    import typer
+
+    for path, cmd in leaves(command()):
+        ctx = typer.Context(cmd)
+        for param in cmd.get_params(ctx):
+            shown = f"{param.metavar or ''} {param.display_type_rich(ctx) or ''}"
+            assert "<" not in shown and "[" not in shown, (path, param.name, shown)
+    env = {**os.environ, "COLUMNS": "160"}
+    out = subprocess.run([sys.executable, "-m", "c2kd", "search", "--help"], capture_output=True, text=True,
+                         check=True, env=env).stdout
+    assert "{INDEX} [QUERY]" in out and "<" not in out.replace("{INDEX}", "")
+    assert re.search(r"-o\s+NAME=VALUE", out) and re.search(r"-f\s+FIELD=VALUE", out) and re.search(r"-k\s+INT", out)
+    assert all("<bool>" not in line for line in out.splitlines())

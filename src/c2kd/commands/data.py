@@ -179,7 +179,7 @@ def translate_command(
     source: str = typer.Option("en", "--source", help="Language of the captions to translate."),
     splits: str | None = typer.Option(None, "--splits", help="Comma-separated splits (default: all)."),
     code: list[str] = typer.Option(
-        [], "--code", help="LANG=CODE for the model's language code, e.g. sw=swc."
+        [], "--code", metavar="LANG=CODE", help="LANG=CODE for the model's language code, e.g. sw=swc."
     ),
     batch_size: int = typer.Option(32, "--batch-size"),
     chunk_size: int = typer.Option(256, "--chunk-size", help="Captions per saved chunk (the resume unit)."),

@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
         checkpoint: Path | None = typer.Option(None, help="Use the frame encoder this checkpoint's video tower reads "
                                                    "(its name and options, e.g. the CLIP model), so the features "
                                                    "fit the model."),
-        option: list[str] = typer.Option(None, "--option", help="Encoder option key=value (repeatable), e.g. "
+        option: list[str] = typer.Option(None, "--option", metavar="KEY=VALUE", help="Encoder option key=value (repeatable), e.g. "
                                                                   "pool=mean, size=256, mean=clip."),
         fps: float = typer.Option(1.0, help="Frames sampled per second of video."),
         workers: int = typer.Option(1, help="Decode processes (0: decode in the main process)."),

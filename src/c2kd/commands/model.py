@@ -73,7 +73,7 @@ def model_aligned(
     frame_model: str | None = typer.Option(None, help="The frame encoder's model: CLIP hub id or folder "
                                                          "(default: the CLIP text tower's own checkpoint), ONNX "
                                                          "file."),
-    frame_option: list[str] | None = typer.Option(None, "--frame-option",
+    frame_option: list[str] | None = typer.Option(None, "--frame-option", metavar="KEY=VALUE",
                                                      help="Frame encoder option key=value (repeatable)."),
     trainable: bool | None = typer.Option(None, "--trainable/--frozen",
                                              help="Whether later training may fine-tune the text backbone "

@@ -18,7 +18,7 @@ def reproduce_command(
     seeds: int = typer.Option(3, "--seeds", help="Seeds 0..N-1 per run (the paper averages three)."),
     work: Path = typer.Option(Path("reproduce-work"), "--work", help="Folder of runs and results (resumable)."),
     override: list[str] = typer.Option(
-        [], "--override", help="key=value for every run, or NAME:key=value for one run/teacher (repeatable)."
+        [], "--override", metavar="KEY=VALUE", help="key=value for every run, or NAME:key=value for one run/teacher (repeatable)."
     ),
     runs: str | None = typer.Option(None, "--runs", help="Comma-separated run names (default: all)."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the results JSON here."),

@@ -42,7 +42,7 @@ def index_build(
     features: Path = typer.Option(..., help="feature store (`c2kd extract` output) or dataset folder"),
     out: Path = typer.Option(..., help="index folder to write (replaced atomically)"),
     backend: str = typer.Option("exact", help=BACKEND_HELP),
-    option: list[str] = typer.Option([], "--option", "-o", help=OPTION_HELP),
+    option: list[str] = typer.Option([], "--option", "-o", metavar="NAME=VALUE", help=OPTION_HELP),
     metadata: Path | None = typer.Option(None, help="per-video metadata: JSON lines/CSV/parquet, a row per video"),
     id_column: str = typer.Option("video_id", help=ID_COLUMN_HELP),
     tag: list[str] = typer.Option([], help="tag every video: a word (added to 'tags') or field=value"),
@@ -231,10 +231,10 @@ def search(
     k: int = typer.Option(10, "-k", help="number of results"),
     queries: Path | None = typer.Option(None, help="file of queries: one per line, or JSON lines "
                                                       "{\"query\": ..., \"lang\": ...}"),
-    filter: list[str] = typer.Option([], "--filter", "-f", help="metadata filter field=value[,value] (repeatable)"),
+    filter: list[str] = typer.Option([], "--filter", "-f", metavar="FIELD=VALUE", help="metadata filter field=value[,value] (repeatable)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
     checkpoint: Path | None = typer.Option(None, help="default: the checkpoint the index was built with"),
-    option: list[str] = typer.Option([], "--option", "-o", help=OPTION_HELP),
+    option: list[str] = typer.Option([], "--option", "-o", metavar="NAME=VALUE", help=OPTION_HELP),
     group: bool = typer.Option(True, "--group/--no-group", help="rank videos by their best moment (default), or "
                                                                 "the moments themselves across the collection"),
     device: str = typer.Option("cpu"),

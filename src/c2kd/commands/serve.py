@@ -14,7 +14,7 @@ def serve(
     videos: list[Path] = typer.Option([], help="folder(s) the video files are served from (nothing else is)"),
     features: Path | None = typer.Option(None, help="feature store for moments (default: the index's)"),
     checkpoint: Path | None = typer.Option(None, help="default: the checkpoint the index was built with"),
-    option: list[str] = typer.Option([], "--option", "-o", help="backend setting, e.g. nprobe=64"),
+    option: list[str] = typer.Option([], "--option", "-o", metavar="NAME=VALUE", help="backend setting, e.g. nprobe=64"),
     cors_origin: list[str] = typer.Option([], "--cors-origin", help="let pages from this origin (e.g. "
                                           "https://example.org) call the API from a browser (repeatable; off by "
                                           "default)"),

@@ -10,7 +10,7 @@ import typer
 
 def train_command(
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config (see configs/)."),
-    overrides: list[str] | None = typer.Argument(None, help="key.path=value overrides, e.g. loss.alpha=0.5"),
+    overrides: list[str] | None = typer.Argument(None, metavar="KEY=VALUE", help="key.path=value overrides, e.g. loss.alpha=0.5"),
     resume: bool = typer.Option(True, help="Continue the run in out_dir if it was interrupted."),
     threads: int = typer.Option(0, min=0, help="CPU threads for torch; 0 = auto (1 when the machine is busy)."),
 ) -> None:
