@@ -1,4 +1,4 @@
-"""Search latency, throughput and recall: embedded exact vs faiss (approximate) vs brute-force numpy.
+"""Search latency, throughput and recall: embedded exact vs faiss (approximate) vs Milvus vs brute-force numpy.
 
 Side by side in one run, for corpora of 10k, 100k and 1M unit vectors (512-d float32 by default). The corpus is
 clustered like real video embeddings (a few thousand topics plus noise); queries are noisy copies of corpus
@@ -6,12 +6,16 @@ vectors. All indexes go through the real ``VideoIndex`` code path (segments on d
 
 - brute force: ``X @ q`` for all videos, then a full ``argsort`` (the plain reference);
 - exact: the default backend (chunked matrix product + ``argpartition``);
-- faiss IVF: ``nlist`` ~ 1-4 sqrt(N) cells trained on a sample, ``nprobe`` cells scanned per query.
+- faiss IVF: ``nlist`` ~ 1-4 sqrt(N) cells trained on a sample, ``nprobe`` cells scanned per query;
+- milvus FLAT and IVF_FLAT (the same ``nlist``/``nprobe``): Milvus Lite in the index folder, i.e. the Milvus engine
+  (milvus-lite 2.5) as a child process on this machine, reached over a Unix socket; the index asks it for
+  ``candidates_per_hit`` (300) entries per video wanted and re-scores them, as for faiss. Up to ``--milvus-up-to``
+  videos (its inserts run at a few thousand 512-d rows per second here).
 
 Latency: one query per call (p50, p99 over ``--queries`` calls). Throughput: ``--batch`` queries per call.
 Recall@10: the fraction of the exact top 10 that the method returns.
 
-Usage: python bench/bench_search.py [--sizes 10000,100000,1000000] [--dim 512] [--queries 200]
+Usage: python bench/bench_search.py [--sizes 10000,100000,1000000] [--dim 512] [--queries 200] [--milvus-up-to N]
 
 Moments at scale (``--moments 1000000,10000000 --checkpoint RUN --data DATASET``): an index of that many moment
 entries, each the checkpoint's video tower over a real window (long videos of 30 minutes joined from the
@@ -219,6 +223,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64, help="queries per call (throughput)")
     parser.add_argument("--throughput-queries", type=int, default=512)
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--milvus-up-to", type=int, default=1_000_000,
+                        help="largest corpus the Milvus rows are measured on (0: none)")
     parser.add_argument("--work", default=None, help="folder for the indexes (default: a temporary folder)")
     args = parser.parse_args()
 
@@ -251,6 +257,12 @@ def main() -> None:
         ivf = VideoIndex.build(work / f"ivf-{n}", ids, x, backend="faiss",
                                options={"kind": "ivf", "nlist": nlist, "nprobe": nprobe, "train_sample": 40 * nlist})
         ivf_build = time.perf_counter() - t0
+        milvus = []
+        for kind in ("FLAT", "IVF_FLAT") if n <= args.milvus_up_to else ():
+            options = {"index_type": kind, **({"nlist": nlist, "nprobe": nprobe} if kind == "IVF_FLAT" else {})}
+            t0 = time.perf_counter()
+            index = VideoIndex.build(work / f"milvus-{kind}-{n}", ids, x, backend="milvus", options=options)
+            milvus.append((kind, index, time.perf_counter() - t0))
 
         def via(index):
             return lambda qs: [[h.video_id for h in row] for row in index.search(qs, k=k)]  # noqa: B023 - as above
@@ -258,6 +270,8 @@ def main() -> None:
         methods = [("brute-force numpy (full sort)", brute, 0.0),
                    ("exact (VideoIndex default)", via(exact), exact_build),
                    (f"faiss IVF (nlist {nlist}, nprobe {nprobe})", via(ivf), ivf_build)]
+        methods += [(f"milvus {kind}{f' (nlist {nlist}, nprobe {nprobe})' if kind == 'IVF_FLAT' else ''}, Milvus Lite",
+                     via(index), build) for kind, index, build in milvus]
         lat_q = q[: args.queries if n < 1_000_000 else min(args.queries, 60)]
         thr_q = q[: args.throughput_queries if n < 1_000_000 else min(args.throughput_queries, 256)]
         truth = via(exact)(thr_q)
@@ -273,6 +287,9 @@ def main() -> None:
                   f"recall@10 {rec:.3f}", flush=True)
         exact.close()
         ivf.close()
+        for kind, index, _ in milvus:
+            index.close()
+            shutil.rmtree(work / f"milvus-{kind}-{n}", ignore_errors=True)
         del x
         shutil.rmtree(work / f"exact-{n}", ignore_errors=True)
         shutil.rmtree(work / f"ivf-{n}", ignore_errors=True)

@@ -20,4 +20,5 @@ INDEX_OPTION_NAMES: dict[str, tuple[str, ...]] = {
     "exact": ("chunk",),
     "faiss": ("kind", "nlist", "nprobe", "train_sample", "m", "nbits", "M", "ef_construction", "ef_search"),
     "qdrant": ("collection", "url", "location"),
+    "milvus": ("uri", "collection", "index_type", "nlist", "nprobe"),
 }

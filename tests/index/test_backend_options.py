@@ -48,8 +48,20 @@ def test_faiss_refuses_bad_options_when_made(options, message):
         make_backend("faiss", 8, options)
 
 
+@pytest.mark.parametrize("options,message", [
+    ({"uri": "milvus.db"}, "not a server address: give e.g. uri=http://localhost:19530"),
+    ({"index_type": "HNSW"}, "one of FLAT, IVF_FLAT, AUTOINDEX"), ({"nprobe": 0}, "an integer >= 1"),
+    ({"index_type": "IVF_FLAT", "nlist": 4, "nprobe": 5}, "use nprobe from 1 to 4"),
+])
+def test_milvus_refuses_bad_options_when_made(options, message):
+    with pytest.raises(ConfigError, match=message):
+        make_backend("milvus", 8, options)
+    # the default nprobe (nlist/16, at least 8) is capped at nlist, not refused
+    assert make_backend("milvus", 8, {"index_type": "IVF_FLAT", "nlist": 4}).options["nprobe"] == 4
+
+
 def test_every_backend_and_the_index_refuse_unknown_names():
-    for backend in ("exact", "faiss", "qdrant"):
+    for backend in ("exact", "faiss", "qdrant", "milvus"):
         with pytest.raises(ConfigError, match=rf"backend '{backend}' has no option 'bogus'; its options: .*candidates_per_hit"):
             split_options(backend, {"bogus": 1})
     assert split_options("exact", {"candidates_per_hit": 30, "chunk": 64}) == ({"candidates_per_hit": 30}, {"chunk": 64})

@@ -13,9 +13,10 @@ from c2kd.index import VideoIndex
 from c2kd.index.exact import topk_inner_product
 from c2kd.index.segments import MANIFEST, SEGMENT_DIR
 
+#: milvus: Milvus Lite in the index folder, the Milvus engine itself (FLAT: every search scans all entries)
 BACKENDS = [("exact", {}), ("faiss", {"kind": "ivf", "nlist": 8, "nprobe": 8}),
-            ("faiss", {"kind": "hnsw", "M": 16}), ("qdrant", {"location": ":memory:"})]
-BACKEND_IDS = ["exact", "faiss-ivf", "faiss-hnsw", "qdrant"]
+            ("faiss", {"kind": "hnsw", "M": 16}), ("qdrant", {"location": ":memory:"}), ("milvus", {})]
+BACKEND_IDS = ["exact", "faiss-ivf", "faiss-hnsw", "qdrant", "milvus"]
 
 
 def _corpus(n=300, dim=24, seed=0):
@@ -92,9 +93,11 @@ def test_persistence_round_trip(tmp_path, backend, options):
     assert reopened.metadata("vid0003") == meta[3]
     np.testing.assert_allclose(reopened.vector("vid0003"), x[3], rtol=1e-6)
     assert reopened.info["checkpoint"] == "somewhere" and len(reopened) == 150
+    manifest = json.loads((tmp_path / "idx" / MANIFEST).read_text())
     if backend == "faiss":
-        manifest = json.loads((tmp_path / "idx" / MANIFEST).read_text())
         assert (tmp_path / "idx" / manifest["backend"]["state"] / "faiss.index").exists()
+    if backend in ("qdrant", "milvus"):  # the live database, in a folder named after the backend
+        assert manifest["backend"]["state"] == backend and (tmp_path / "idx" / backend).is_dir()
     reopened.close()
 
 
@@ -124,7 +127,7 @@ def test_add_remove_without_rebuild(tmp_path, backend, options):
     vectors[6] = newer
     assert sorted(index.ids) == sorted(ids[i] for i in keep) and len(index) == len(keep)
     assert index.metadata("vid0006") == {"split": "new"}
-    exact_like = backend == "exact" or options.get("kind") == "hnsw" or backend == "qdrant"
+    exact_like = backend in ("exact", "qdrant", "milvus") or options.get("kind") == "hnsw"
     for query, hits in zip(q, index.search(q, k=10)):
         ref = brute_force(vectors, ids, query, 10, keep=lambda i: ids[i] not in removed)
         got = [h.video_id for h in hits]

@@ -16,11 +16,13 @@ from c2kd.index.segments import VideoEntries
 from c2kd.index.spans import LENGTH_PRIOR
 from c2kd.search.moments import Windows
 
+#: milvus: Milvus Lite in the index folder (the Milvus engine), FLAT
 BACKENDS = [("exact", {}), ("faiss", {"kind": "ivf", "nlist": 8, "nprobe": 8}),
-            ("faiss", {"kind": "hnsw", "M": 16}), ("qdrant", {"location": ":memory:"})]
-BACKEND_IDS = ["exact", "faiss-ivf", "faiss-hnsw", "qdrant"]
-#: backends whose candidates are the exact top entries here (ivf probes every cell, local qdrant scans all)
-EXACT_CANDIDATES = {"exact", "faiss-ivf", "qdrant"}
+            ("faiss", {"kind": "hnsw", "M": 16}), ("qdrant", {"location": ":memory:"}), ("milvus", {})]
+BACKEND_IDS = ["exact", "faiss-ivf", "faiss-hnsw", "qdrant", "milvus"]
+#: backends whose candidates are the exact top entries here (ivf probes every cell, local qdrant and milvus's
+#: FLAT index scan all)
+EXACT_CANDIDATES = {"exact", "faiss-ivf", "qdrant", "milvus"}
 
 DIM = 24
 HEAVY = (0, 2, 4)  # videos with 60 windows close to topic 0: they crowd the top entries of topic-0 queries
@@ -620,7 +622,8 @@ def _long_window_corpus(dim: int = 8) -> Corpus:
     BACKENDS[0],
     ("faiss", {"kind": "ivf", "nlist": 1, "nprobe": 1}),
     ("qdrant", {"location": ":memory:"}),
-], ids=["exact", "faiss-ivf-exhaustive", "qdrant"])
+    ("milvus", {}),
+], ids=["exact", "faiss-ivf-exhaustive", "qdrant", "milvus"])
 def test_moments_do_not_depend_on_the_backend(tmp_path, backend, options):
     corpus = _long_window_corpus()
     with VideoIndex.create(tmp_path / "idx", 8, backend=backend, options=options) as index:

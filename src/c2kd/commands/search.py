@@ -12,7 +12,7 @@ from c2kd.defaults import INDEX_LENGTHS, INDEX_OPTION_NAMES, INDEX_STRIDE, WHOLE
 
 index_app = typer.Typer(help="Build and update video indexes (embeddings + metadata).", no_args_is_help=True)
 
-BACKEND_HELP = "exact (numpy, default), faiss (approximate: IVF or HNSW), qdrant (vector database)"
+BACKEND_HELP = "exact (numpy, default), faiss (approximate: IVF or HNSW), qdrant, milvus (vector databases)"
 
 
 def _option_help() -> str:

@@ -46,6 +46,7 @@ BACKENDS: dict[str, str] = {
     "exact": "c2kd.index.exact:ExactBackend",
     "faiss": "c2kd.index.faiss_backend:FaissBackend",
     "qdrant": "c2kd.index.qdrant_backend:QdrantBackend",
+    "milvus": "c2kd.index.milvus_backend:MilvusBackend",
 }
 #: with a metadata filter that leaves at most this many videos, approximate backends are bypassed for an
 #: exact scan of those videos (exact and faster than probing an index for a few matches)
@@ -69,7 +70,8 @@ MOMENT_RESCORE_LIMIT = 512
 
 
 def backend_class(name: str) -> type[Backend]:
-    """The backend class of this name (``exact``, ``faiss``, ``qdrant``); its optional library is not imported."""
+    """The backend class of this name (``exact``, ``faiss``, ``qdrant``, ``milvus``); its optional library is not
+    imported."""
     if name not in BACKENDS:
         raise ConfigError(f"unknown index backend {name!r}; choose one of {sorted(BACKENDS)}")
     module, cls = BACKENDS[name].split(":")
@@ -325,7 +327,8 @@ class VideoIndex:
         backend = make_backend(spec["name"], dim, {**spec.get("options", {}), **backend_options})
         if not backend.exact_scores:  # candidates are read a few rows at a time, not mapped into the process
             view.read_rows_directly(root)
-        state_dir = root / (spec.get("state") or ("qdrant" if backend.state == "live" else "backend-none"))
+        # a live database keeps the folder named after its backend (qdrant/, milvus/)
+        state_dir = root / (spec.get("state") or (backend.name if backend.state == "live" else "backend-none"))
 
         backend.load_state(state_dir, view.keys, lambda: view.all_vectors(dim), view.payloads)
         if backend.state == "live" and spec.get("state") != state_dir.name:

@@ -82,7 +82,7 @@ class HealthOut(BaseModel):
     index: str | None = Field(description="the index's folder name")
     model: str | None = Field(description="the name of the checkpoint folder the index was built with")
     videos: int = Field(description="indexed videos")
-    backend: str | None = Field(description="the index's backend: exact, faiss or qdrant")
+    backend: str | None = Field(description="the index's backend: exact, faiss, qdrant or milvus")
     dim: int | None = Field(description="embedding size")
     moments: bool = Field(description="whether moments of videos indexed as whole clips can be found (the server "
                                       "has a feature store)")
