@@ -156,8 +156,10 @@ def run_workers(settings: WorkerSettings, sockets: list[socket.socket], serve: C
             if pid == 0:
                 time.sleep(0.05)
                 continue
-            number = workers.pop(pid, None)
-            if number is None or stopping:
+            if pid not in workers:
+                continue
+            number = workers.pop(pid)
+            if stopping:
                 continue
             log.error("worker %d exited (%s)", pid, _how(status))
             now = time.monotonic()
