@@ -140,3 +140,22 @@ def test_two_workers_answer_as_one_process_and_stop_gracefully(served, client):
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=30)
+
+
+def test_the_server_gives_each_request_thread_one_blas_thread():
+    """limit_blas_threads sets numpy's OpenBLAS through its own call (the server's fix for spinning pools)."""
+    import ctypes
+    import re
+
+    from c2kd.serve.threads import limit_blas_threads
+
+    libs = sorted(set(re.findall(r"(/\S*openblas\S*\.so[\w.]*)", Path("/proc/self/maps").read_text())))
+    getters = [getattr(ctypes.CDLL(p), n) for p in libs for n in ("scipy_openblas_get_num_threads64_",
+                                                                    "openblas_get_num_threads") if hasattr(ctypes.CDLL(p), n)]
+    if not getters:
+        pytest.skip("numpy here does not use OpenBLAS")
+    before = getters[0]()
+    try:
+        assert limit_blas_threads(1) >= 1 and getters[0]() == 1
+    finally:
+        limit_blas_threads(before)

@@ -61,7 +61,9 @@ def _uvicorn_server(app, plan):
 def serve_one(settings, plan, sock) -> None:
     """One process: load, warm up, serve on ``sock`` until SIGTERM/SIGINT (requests in flight finish)."""
     from c2kd.serve.app import create_app
+    from c2kd.serve.threads import limit_blas_threads
 
+    limit_blas_threads(1)  # requests run in parallel threads: one BLAS thread each (see c2kd.serve.threads)
     _uvicorn_server(create_app(settings), plan).run(sockets=[sock])
 
 
@@ -73,10 +75,12 @@ def serve_forked(settings, plan) -> int:
     import torch
 
     from c2kd.serve.app import create_app
+    from c2kd.serve.threads import limit_blas_threads
     from c2kd.serve.workers import check_workers, reuseport_sockets, run_workers
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     torch.set_num_threads(1)
+    limit_blas_threads(1)
     app = create_app(settings, warmed=False)
     engine = app.state.engine
     check_workers(plan.workers, settings.device, engine.index.backend.name if engine.index is not None else None)
@@ -84,6 +88,7 @@ def serve_forked(settings, plan) -> int:
 
     def before() -> None:
         torch.set_num_threads(plan.torch_threads)
+        limit_blas_threads(1)
         engine.after_fork()
 
     return run_workers(plan, sockets, lambda sock: _uvicorn_server(app, plan).run(sockets=[sock]), before)
