@@ -61,30 +61,35 @@ def _uvicorn_server(app, plan):
 def serve_one(settings, plan, sock) -> None:
     """One process: load, warm up, serve on ``sock`` until SIGTERM/SIGINT (requests in flight finish)."""
     from c2kd.serve.app import create_app
-    from c2kd.serve.threads import limit_blas_threads
+    from c2kd.serve.threads import limit_blas_threads, limit_malloc_arenas
 
     limit_blas_threads(1)  # requests run in parallel threads: one BLAS thread each (see c2kd.serve.threads)
+    limit_malloc_arenas()
     _uvicorn_server(create_app(settings), plan).run(sockets=[sock])
 
 
 def serve_forked(settings, plan) -> int:
     """Load once with one torch thread (no thread pool may exist before ``fork``), then fork ``plan.workers``
     workers (:mod:`c2kd.serve.workers`); returns the exit code."""
+    import gc
     import logging
 
     import torch
 
     from c2kd.serve.app import create_app
-    from c2kd.serve.threads import limit_blas_threads
+    from c2kd.serve.threads import limit_blas_threads, limit_malloc_arenas
     from c2kd.serve.workers import check_workers, reuseport_sockets, run_workers
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     torch.set_num_threads(1)
     limit_blas_threads(1)
+    limit_malloc_arenas()
     app = create_app(settings, warmed=False)
     engine = app.state.engine
     check_workers(plan.workers, settings.device, engine.index.backend.name if engine.index is not None else None)
     sockets = reuseport_sockets(plan.host, plan.port, plan.workers)
+    gc.collect()
+    gc.freeze()  # the loaded objects leave the collector's view: its passes would copy their pages into every worker
 
     def before() -> None:
         torch.set_num_threads(plan.torch_threads)

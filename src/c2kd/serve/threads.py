@@ -42,3 +42,17 @@ def limit_blas_threads(threads: int = 1) -> int:
                 done += 1
                 break
     return done
+
+
+#: glibc's mallopt parameter for the number of malloc arenas
+M_ARENA_MAX = -8
+
+
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Let glibc's malloc keep at most ``arenas`` arenas (default: 8 per core, one per busy thread): the server's
+    request threads would otherwise each grow an arena of their own, which stays resident. True when set (glibc)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(libc.mallopt(M_ARENA_MAX, int(arenas)))
