@@ -24,6 +24,19 @@ def _parent_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
+def _children(pid: int) -> set[int]:
+    """The running (not zombie) child processes of ``pid``."""
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.add(int(stat.parent.name))
+    return out
+
+
 def test_ready_is_503_until_the_warm_up_query_ran(served):
     """An app made with warmed=False answers 503 (with Retry-After, in the service's error format) on /api/ready
     until its start-up has run the warm-up query, then 200 with its pid; other routes answer meanwhile."""
@@ -104,7 +117,7 @@ def _read_response(conn: socket.socket) -> tuple[int, dict]:
 @pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="needs fork and SO_REUSEPORT")
 def test_two_workers_answer_as_one_process_and_stop_gracefully(served, client):
     """`serve --workers 2` in a real process: two forked workers (children of the server) both become ready and
-    answer; their results are the single-process app's; on SIGTERM a request in flight still gets its answer,
+    answer; their results are the single-process app's; a killed worker is replaced; on SIGTERM a request in flight still gets its answer,
     then the workers and the server exit with 0."""
     _, index, _ = served
     port = free_port()
@@ -121,6 +134,14 @@ def test_two_workers_answer_as_one_process_and_stop_gracefully(served, client):
                 assert [r["score"] for r in got] == pytest.approx([r["score"] for r in want], abs=1e-5)
         health = httpx.get(f"{base}/api/health").json()
         assert health["pid"] in pids and health["ready"] is True
+
+        lost = min(pids)  # a worker that dies is forked again by the server, on its socket
+        os.kill(lost, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while len(pids := _children(proc.pid)) != 2 or lost in pids:
+            assert time.monotonic() < deadline, f"workers now: {pids}"
+            time.sleep(0.1)
+        assert _ready_workers(proc, base, 2) == pids
 
         body = json.dumps({"query": QUERIES[0], "k": 3}).encode()
         conn = _half_sent_search(port, body)
