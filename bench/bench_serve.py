@@ -1,11 +1,18 @@
-"""Loopback load test of ``c2kd serve``: latency and throughput at several client concurrencies, side by side.
+"""Loopback load test of ``c2kd serve`` with 1 and with 2 workers, side by side: requests/s, p50, p99, memory.
 
 Builds a small synthetic corpus, an untrained (random-weight) checkpoint and an index in a temporary folder,
-starts the real server (``c2kd serve``, uvicorn) in a child process on 127.0.0.1 only, and sends search
-requests from N concurrent clients. Every level is bounded by a request count and a time limit. The model is
-untrained: the text tower's cost is real, the result quality is not the point here.
+then, for each number of workers, starts the real server (``c2kd serve --workers N``, uvicorn) in a child
+process on 127.0.0.1 only, waits until N distinct workers answer 200 on /api/ready, and sends ``GET /api/search``
+from 50 concurrent keep-alive clients for a fixed time. The model is untrained: the text tower's cost is real,
+the result quality is not the point here.
 
-Usage: python bench/bench_serve.py [--videos 5000] [--concurrency 1,8,32] [--requests 600] [--max-seconds 60]
+The clients are one asyncio loop speaking plain HTTP/1.1 over asyncio streams (no HTTP library: httpx would
+need about as much CPU as the server); their CPU time is measured and printed, since on a small machine the load
+generator shares the cores with the server. Memory is read from /proc/PID/smaps_rollup after the load: RSS,
+PSS (shared pages divided among the processes mapping them) and USS (pages of that process alone), for every
+process of the server (with several workers: the parent that loaded the model, then the workers it forked).
+
+Usage: python bench/bench_serve.py [--videos 5000] [--workers 1,2] [--clients 50] [--seconds 20]
 """
 
 from __future__ import annotations
@@ -57,109 +64,168 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(index: Path, port: int) -> subprocess.Popen:
+def start_server(index: Path, port: int, workers: int, log: Path) -> tuple[subprocess.Popen, list[int]]:
+    """``c2kd serve --workers N`` in a child process; returns it once N distinct workers are ready, and their
+    pids (the server's own pid for one worker)."""
     cmd = [sys.executable, "-c", "from c2kd.cli import main; main()", "serve", str(index), "--host", HOST,
-           "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:
+           "--port", str(port), "--workers", str(workers)]
+    with log.open("w") as out:  # a file, not a pipe nobody reads: the access log would fill it and block
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True)
+    ready: set[int] = set()
+    deadline = time.time() + 180
+    while len(ready) < workers:
         if proc.poll() is not None:
-            raise RuntimeError(f"the server exited: {proc.stderr.read()[-2000:]}")
+            raise RuntimeError(f"the server exited: {log.read_text()[-2000:]}")
+        if time.time() > deadline:
+            proc.kill()
+            raise RuntimeError(f"only {len(ready)} of {workers} workers were ready within 180 s")
         try:
-            if httpx.get(f"http://{HOST}:{port}/api/health", timeout=1).status_code == 200:
-                return proc
+            got = httpx.get(f"http://{HOST}:{port}/api/ready", timeout=5)
+            if got.status_code == 200:
+                ready.add(got.json()["pid"])
+                continue
         except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("the server did not answer /api/health within 120 s")
+            pass
+        time.sleep(0.1)
+    return proc, sorted(ready)
 
 
-def peak_rss_mb(pid: int) -> float:
+def memory_mb(pid: int) -> dict[str, float]:
+    """RSS, PSS and USS (private clean + dirty) of one process, in MB, from /proc/PID/smaps_rollup."""
+    fields: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, value = line.split(":", 1)
+        fields[name] = int(value.split()[0])
+    return {"rss": fields["Rss"] / 1024, "pss": fields["Pss"] / 1024,
+            "uss": (fields["Private_Clean"] + fields["Private_Dirty"]) / 1024}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _client(port: int, paths: list[bytes], stop: float, latencies: list[float], counts: dict[str, int],
+                  offset: int) -> None:
+    """One keep-alive connection sending GETs one after another until ``stop``."""
+    reader, writer = await asyncio.open_connection(HOST, port)
+    i = offset
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
+        while time.perf_counter() < stop:
+            path = paths[i % len(paths)]
+            i += 1
+            begin = time.perf_counter()
+            writer.write(b"GET " + path + b" HTTP/1.1\r\nHost: bench\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - begin)
+            counts["ok" if head.startswith(b"HTTP/1.1 200") else "errors"] += 1
+    except (OSError, asyncio.IncompleteReadError):
+        counts["errors"] += 1
+    finally:
+        writer.close()
 
 
-async def load(base: str, path: str, params: list[dict], concurrency: int, requests: int,
-               max_seconds: float) -> dict:
+async def load(port: int, paths: list[bytes], clients: int, seconds: float) -> dict:
+    """``clients`` connections for ``seconds``: requests, errors, requests/s, p50 and p99 in ms."""
     latencies: list[float] = []
-    errors = 0
-    sent = 0
-    stop = time.perf_counter() + max_seconds
-
-    async def client(worker: int, http: httpx.AsyncClient) -> None:
-        nonlocal errors, sent
-        while sent < requests and time.perf_counter() < stop:
-            p = params[sent % len(params)]
-            sent += 1
-            start = time.perf_counter()
-            try:
-                r = await http.get(path, params=p)
-                ok = r.status_code == 200
-            except httpx.HTTPError:
-                ok = False
-            latencies.append(time.perf_counter() - start)
-            errors += not ok
-
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
-        begin = time.perf_counter()
-        await asyncio.gather(*(client(i, http) for i in range(concurrency)))
-        elapsed = time.perf_counter() - begin
+    counts = {"ok": 0, "errors": 0}
+    begin = time.perf_counter()
+    await asyncio.gather(*(_client(port, paths, begin + seconds, latencies, counts, c * 7) for c in range(clients)))
+    elapsed = time.perf_counter() - begin
     lat = np.asarray(latencies) * 1000
-    return {"requests": len(lat), "errors": errors, "p50": float(np.median(lat)), "p99": float(np.percentile(lat, 99)),
-            "rps": len(lat) / elapsed}
+    return {"requests": counts["ok"], "errors": counts["errors"], "rps": counts["ok"] / elapsed,
+            "p50": float(np.median(lat)), "p99": float(np.percentile(lat, 99))}
+
+
+def measure(index: Path, workers: int, paths: list[bytes], clients: int, seconds: float, log: Path) -> dict:
+    """Start a server with ``workers`` workers, warm it for 3 s, load it for ``seconds``, read its memory."""
+    port = free_port()
+    proc, pids = start_server(index, port, workers, log)
+    try:
+        asyncio.run(load(port, paths, clients, 3.0))
+        processes = [proc.pid] + [p for p in pids if p != proc.pid]
+        cpu_before = {p: cpu_seconds(p) for p in processes}
+        client_before = time.process_time()
+        result = asyncio.run(load(port, paths, clients, seconds))
+        result["client_cpu"] = (time.process_time() - client_before) / seconds
+        result["cpu"] = {p: (cpu_seconds(p) - cpu_before[p]) / seconds for p in processes}
+        result["memory"] = {p: memory_mb(p) for p in processes}
+        result["parent"] = proc.pid
+        return result
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def report(rows: list[tuple[int, dict]], args: argparse.Namespace) -> None:
+    """The throughput table, the memory of every process, and what each worker beyond the first adds."""
+    first = rows[0][1]
+    print(f"\n{args.clients} clients on loopback {HOST}, {args.seconds:g} s per setting; index of {args.videos} "
+          f"videos, 256-d; {os.cpu_count()} cores shared by the server and the load generator\n")
+    print("| workers | requests | errors | requests/s | vs first | p50 ms | p99 ms | server CPU (cores) | "
+          "load generator CPU (cores) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for workers, r in rows:
+        print(f"| {workers} | {r['requests']} | {r['errors']} | {r['rps']:.0f} | {r['rps'] / first['rps']:.2f}x | "
+              f"{r['p50']:.1f} | {r['p99']:.1f} | {sum(r['cpu'].values()):.2f} | {r['client_cpu']:.2f} |")
+    print("\n| workers | process | pid | RSS MB | PSS MB | USS MB | CPU (cores) |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    totals = {}
+    for workers, r in rows:
+        for pid, mem in r["memory"].items():
+            role = "server (one process)" if workers == 1 else ("parent (loads, forks)" if pid == r["parent"]
+                                                               else "worker")
+            print(f"| {workers} | {role} | {pid} | {mem['rss']:.0f} | {mem['pss']:.0f} | {mem['uss']:.0f} | "
+                  f"{r['cpu'][pid]:.2f} |")
+        totals[workers] = sum(m["pss"] for m in r["memory"].values())
+    print("\nserver memory (sum of PSS over its processes): "
+          + ", ".join(f"{w} worker(s) {t:.0f} MB" for w, t in totals.items()))
+    if 1 in totals:
+        one_rss = dict(rows)[1]["memory"][dict(rows)[1]["parent"]]["rss"]
+        for workers, total in totals.items():
+            if workers > 1:
+                added = (total - totals[1]) / (workers - 1)
+                print(f"{workers} workers: each worker beyond the first adds {added:.0f} MB = {added / one_rss:.0%} "
+                      f"of the one-worker server's RSS ({one_rss:.0f} MB)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=5000)
-    parser.add_argument("--concurrency", default="1,8,32")
-    parser.add_argument("--requests", type=int, default=600, help="requests per level (upper bound)")
-    parser.add_argument("--max-seconds", type=float, default=60.0, help="time limit per level")
+    parser.add_argument("--workers", default="1,2", help="settings to compare, e.g. 1,2")
+    parser.add_argument("--clients", type=int, default=50, help="concurrent keep-alive connections")
+    parser.add_argument("--seconds", type=float, default=20.0, help="load time per setting (after 3 s of warm-up)")
+    parser.add_argument("--keep-logs", type=Path, default=None, help="copy the servers' logs to this folder")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="c2kd-bench-serve-"))
-    proc = None
     try:
         t0 = time.perf_counter()
         index, _ = make_fixture(root, args.videos)
         print(f"fixture ({args.videos} videos) built in {time.perf_counter() - t0:.1f} s", flush=True)
-        port = free_port()
-        proc = start_server(index, port)
-        base = f"http://{HOST}:{port}"
         words = ["dog", "cat", "car", "ball", "guitar", "horse", "runs", "jumps", "swims", "beach", "park", "snow"]
         rng = np.random.default_rng(0)
-        queries = [{"q": " ".join(rng.choice(words, 4)), "k": 10} for _ in range(500)]
-        levels = [int(c) for c in args.concurrency.split(",")]
+        paths = [f"/api/search?q={'+'.join(rng.choice(words, 4))}&k=10".encode() for _ in range(500)]
         rows = []
-        for endpoint, params in (("/api/health", [{}]), ("/api/search", queries)):
-            for c in levels:
-                asyncio.run(load(base, endpoint, params, c, min(50, args.requests), 10))  # warm-up
-                res = asyncio.run(load(base, endpoint, params, c, args.requests, args.max_seconds))
-                rows.append((endpoint, c, res))
-                print(f"{endpoint}, {c} client(s): {res['rps']:.0f} requests/s, {res['errors']} errors",
-                      file=sys.stderr, flush=True)
-        rss = peak_rss_mb(proc.pid)
-        print(f"\nserver peak RSS: {rss:.0f} MB; index of {args.videos} videos, 256-d; loopback {HOST}\n")
-        print("| endpoint | clients | requests | errors | p50 ms | p99 ms | requests/s | vs 1 client |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
-        base_rps: dict[str, float] = {}
-        for endpoint, c, r in rows:
-            base_rps.setdefault(endpoint, r["rps"])
-            print(f"| {endpoint} | {c} | {r['requests']} | {r['errors']} | {r['p50']:.1f} | {r['p99']:.1f} | "
-                  f"{r['rps']:.0f} | {r['rps'] / base_rps[endpoint]:.2f}x |")
+        for workers in (int(w) for w in args.workers.split(",")):
+            result = measure(index, workers, paths, args.clients, args.seconds, root / f"serve-{workers}.log")
+            rows.append((workers, result))
+            print(f"{workers} worker(s): {result['rps']:.0f} requests/s, {result['errors']} errors", file=sys.stderr,
+                  flush=True)
+            if args.keep_logs:
+                args.keep_logs.mkdir(parents=True, exist_ok=True)
+                shutil.copy(root / f"serve-{workers}.log", args.keep_logs)
+        report(rows, args)
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
         shutil.rmtree(root, ignore_errors=True)
 
 

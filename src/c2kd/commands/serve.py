@@ -19,25 +19,84 @@ def serve(
                                           "https://example.org) call the API from a browser (repeatable; off by "
                                           "default)"),
     device: str = typer.Option("cpu"),
+    workers: int = typer.Option(1, help="serving processes (forked after loading: the model and the memory-mapped "
+                                        "index are shared); each has its own /api/ready"),
+    graceful_timeout: float = typer.Option(30.0, help="seconds requests in flight get to finish after SIGTERM"),
 ) -> None:
     """Serve search, moments and video playback over HTTP, with a web page at / and API docs at /api/docs."""
-    import uvicorn
-
     from c2kd.errors import ConfigError
     from c2kd.index import parse_options
     from c2kd.index.store import check_search_options
-    from c2kd.serve.app import ServeSettings, create_app
+    from c2kd.serve.app import ServeSettings
+    from c2kd.serve.workers import WorkerSettings, check_workers
 
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port {port}: give a port number from 1 to 65535 (0: any free port), e.g. --port 8000")
+    if not graceful_timeout >= 0:
+        raise ConfigError(f"--graceful-timeout {graceful_timeout}: give 0 or more seconds, e.g. 30")
+    check_workers(workers, device, None)
 
     options = parse_options(option)
     check_search_options(index, options)  # refused now, not on every request once serving
     sock = listening_socket(host, port)  # a busy port is one line before the model loads, not uvicorn's errno
     settings = ServeSettings(index=index, checkpoint=checkpoint, features=features, video_roots=list(videos),
                              device=device, options=options, cors_origins=list(cors_origin))
-    config = uvicorn.Config(create_app(settings), host=host, port=sock.getsockname()[1], log_level="info")
-    uvicorn.Server(config).run(sockets=[sock])
+    plan = WorkerSettings(workers=workers, host=host, port=sock.getsockname()[1], graceful_timeout=graceful_timeout)
+    if workers == 1:
+        serve_one(settings, plan, sock)
+    else:
+        sock.close()  # checked free; the workers' sockets share the port (SO_REUSEPORT)
+        code = serve_forked(settings, plan)
+        if code:
+            raise typer.Exit(code)
+
+
+def _uvicorn_server(app, plan):
+    import uvicorn
+
+    return uvicorn.Server(uvicorn.Config(app, host=plan.host, port=plan.port, log_level=plan.log_level,
+                                         timeout_graceful_shutdown=plan.graceful_timeout))
+
+
+def serve_one(settings, plan, sock) -> None:
+    """One process: load, warm up, serve on ``sock`` until SIGTERM/SIGINT (requests in flight finish)."""
+    from c2kd.serve.app import create_app
+    from c2kd.serve.threads import limit_blas_threads, limit_malloc_arenas
+
+    limit_blas_threads(1)  # requests run in parallel threads: one BLAS thread each (see c2kd.serve.threads)
+    limit_malloc_arenas()
+    _uvicorn_server(create_app(settings), plan).run(sockets=[sock])
+
+
+def serve_forked(settings, plan) -> int:
+    """Load once with one torch thread (no thread pool may exist before ``fork``), then fork ``plan.workers``
+    workers (:mod:`c2kd.serve.workers`); returns the exit code."""
+    import gc
+    import logging
+
+    import torch
+
+    from c2kd.serve.app import create_app
+    from c2kd.serve.threads import limit_blas_threads, limit_malloc_arenas
+    from c2kd.serve.workers import check_workers, reuseport_sockets, run_workers
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    torch.set_num_threads(1)
+    limit_blas_threads(1)
+    limit_malloc_arenas()
+    app = create_app(settings, warmed=False)
+    engine = app.state.engine
+    check_workers(plan.workers, settings.device, engine.index.backend.name if engine.index is not None else None)
+    sockets = reuseport_sockets(plan.host, plan.port, plan.workers)
+    gc.collect()
+    gc.freeze()  # the loaded objects leave the collector's view: its passes would copy their pages into every worker
+
+    def before() -> None:
+        torch.set_num_threads(plan.torch_threads)
+        limit_blas_threads(1)
+        engine.after_fork()
+
+    return run_workers(plan, sockets, lambda sock: _uvicorn_server(app, plan).run(sockets=[sock]), before)
 
 
 def listening_socket(host: str, port: int):

@@ -109,6 +109,14 @@ class SearchEngine:
         if self.index is not None and len(self.index):
             self.index.search(vector, k=1)
 
+    def after_fork(self) -> None:
+        """Start afresh, in a forked worker process, what it cannot inherit: the embedding thread (threads do
+        not survive ``fork``; its queue and locks may have been copied in any state). Model and index are kept:
+        their memory is shared with the parent until written."""
+        from c2kd.search.model import QueryEmbedder
+
+        self.embedder = QueryEmbedder(self.model, self.embedder.max_batch)
+
     @property
     def features(self):
         if self._features is None:

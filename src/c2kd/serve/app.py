@@ -4,7 +4,8 @@ Endpoints::
 
     GET  /                       the search page (static HTML/JS/CSS from c2kd/serve/static)
     GET  /api/docs               the API reference (a page of the package, rendered from /api/openapi.json)
-    GET  /api/health             status, number of videos, backend
+    GET  /api/health             status, number of videos, backend, this worker's pid and readiness
+    GET  /api/ready              200 once this worker has run its warm-up query, 503 before (load balancers)
     GET  /api/fields             the index's metadata fields, their values, and which ones the page filters on
     GET  /api/search?q=&lang=&k=&offset=&filter=field=value&moments=true   (``query=`` works as well as ``q=``)
     POST /api/search             {"query": ..., "lang": ..., "k": 10, "offset": 0, "filters": {...}, "moments": true}
@@ -14,14 +15,20 @@ Endpoints::
     GET  /media/{path}           a file under the video folders (Range requests supported)
 
 The model and index are loaded once, when the app is created; requests run in worker threads and share them
-(query embedding is micro-batched across concurrent requests). Every error is JSON ``{"error": message}``:
+(query embedding is micro-batched across concurrent requests). An app created with ``warmed=False`` (each
+process of ``c2kd serve --workers N``, see :mod:`c2kd.serve.workers`) runs its warm-up query in a thread at
+start-up and answers 503 on ``/api/ready`` until it is done; other routes answer meanwhile. Every error is JSON ``{"error": message}``:
 400 bad query, 404 unknown video or path, 405 wrong method, 416 unsatisfiable byte range, 422 malformed request.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -41,7 +48,7 @@ from c2kd.search.engine import SearchEngine
 from c2kd.search.query import MAX_K, MAX_QUERY_CHARS, Query, QueryError
 from c2kd.serve.media import MediaError, check_range, media_type, resolve_media, video_path_for
 from c2kd.serve.origins import add_cors
-from c2kd.serve.responses import FieldsOut, HealthOut, MomentsOut, SearchOut
+from c2kd.serve.responses import FieldsOut, HealthOut, MomentsOut, ReadyOut, SearchOut
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +142,44 @@ def _http_error_message(request: Request, exc: StarletteHTTPException) -> tuple[
     return str(exc.detail), exc.status_code
 
 
-def create_app(settings: ServeSettings | None = None, engine: SearchEngine | None = None) -> FastAPI:
-    """Build the app. Loads the engine from ``settings`` unless one is given (tests, embedding in other apps)."""
+class Readiness:
+    """Whether this process has run its warm-up query (``/api/ready``), and why not if the warm-up failed."""
+
+    def __init__(self, ready: bool):
+        self.done = threading.Event()
+        self.error: str | None = None
+        if ready:
+            self.done.set()
+
+    def warm(self, engine: SearchEngine) -> None:
+        """Run the engine's warm-up query, then mark this process ready (a failure is logged and kept)."""
+        try:
+            engine.warm_up()
+        except Exception as exc:  # reported by /api/ready and the log: never ready
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.error("worker %d: the warm-up query failed; /api/ready stays 503", os.getpid(), exc_info=exc)
+            return
+        self.done.set()
+        log.info("worker %d is ready (warm-up query done)", os.getpid())
+
+
+def create_app(settings: ServeSettings | None = None, engine: SearchEngine | None = None,
+               warmed: bool = True) -> FastAPI:
+    """Build the app. Loads the engine from ``settings`` unless one is given (tests, embedding in other apps).
+
+    ``warmed=False``: the engine's warm-up query has not run in this process yet; it runs in a thread when the
+    server starts (the app's lifespan), and ``/api/ready`` answers 503 until it is done.
+    """
+    readiness = Readiness(warmed)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if not readiness.done.is_set():
+            threading.Thread(target=readiness.warm, args=(engine,), name="c2kd-warm-up", daemon=True).start()
+        yield
+
     app = FastAPI(title="c2kd search", version="1", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
+                  lifespan=lifespan,
                   description="Multilingual text-to-video search: rank indexed videos for a query in any "
                               "language, find the moment inside a video, stream the files. Every error is JSON: "
                               "{\"error\": message}.")
@@ -156,6 +198,7 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
 
     app.state.engine = engine
     app.state.video_roots = roots
+    app.state.readiness = readiness
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -220,7 +263,19 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
                 "model": Path(checkpoint).name if checkpoint else None,
                 "backend": index.backend.name if index is not None else None,
                 "dim": index.dim if index is not None else None, "moments": engine._features is not None,
-                "video_roots": len(roots), "max_query_chars": MAX_QUERY_CHARS}
+                "video_roots": len(roots), "max_query_chars": MAX_QUERY_CHARS, "pid": os.getpid(),
+                "ready": readiness.done.is_set()}
+
+    @app.get("/api/ready", response_model=ReadyOut, responses={503: {"description": "still warming up"}})
+    def ready() -> Any:
+        """200 once this worker process has run its warm-up query (its first real query is then as fast as the
+        others), 503 with `Retry-After` before: what a load balancer or an orchestrator's readiness probe asks."""
+        if readiness.done.is_set():
+            return {"ready": True, "pid": os.getpid()}
+        why = f"the warm-up query failed ({readiness.error}); see the server log" if readiness.error else \
+            "it is running its warm-up query; ask again in a second"
+        return JSONResponse({"error": f"worker {os.getpid()} is not ready: {why}"}, status_code=503,
+                            headers={"Retry-After": "1"})
 
     @app.get("/api/languages")
     def languages() -> dict[str, str]:

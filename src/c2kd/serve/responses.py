@@ -76,7 +76,7 @@ class MomentsOut(BaseModel):
 class HealthOut(BaseModel):
     model_config = _example({"status": "ok", "index": "harbour-index", "model": "c2kd-student", "videos": 3,
                              "backend": "exact", "dim": 512, "moments": False,
-                             "video_roots": 1, "max_query_chars": 500})
+                             "video_roots": 1, "max_query_chars": 500, "pid": 4242, "ready": True})
 
     status: str = Field(description="ok once the model and index are loaded")
     index: str | None = Field(description="the index's folder name")
@@ -88,6 +88,15 @@ class HealthOut(BaseModel):
                                       "has a feature store)")
     video_roots: int = Field(description="folders the server streams video files from")
     max_query_chars: int = Field(description="the longest query accepted")
+    pid: int = Field(description="the process id of the worker that answered (`c2kd serve --workers N` runs N)")
+    ready: bool = Field(description="whether this worker has run its warm-up query (see /api/ready)")
+
+
+class ReadyOut(BaseModel):
+    model_config = _example({"ready": True, "pid": 4242})
+
+    ready: bool = Field(description="always true in a 200 answer (a worker still warming up answers 503)")
+    pid: int = Field(description="the process id of the worker that answered")
 
 
 class FieldValue(BaseModel):
