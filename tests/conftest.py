@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,18 @@ def teachers(tmp_path_factory, tiny_dataset, tiny_text_models) -> list[Path]:
     root = tmp_path_factory.mktemp("teachers")
     return [train(tiny_config(tiny_dataset, tiny_text_models[name], root / name, seed=i, data__test_split="null"))
             for i, name in enumerate(["teacher_a", "teacher_b"])]
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[str]:
+    """One real local Ray cluster for the whole session (2 CPUs, no dashboard); its address, for other drivers
+    (``c2kd extract --engine ray --address ...`` in a subprocess). Ray is part of the ``all`` extra, so a missing
+    Ray fails here rather than skipping the Ray tests. Workers inherit this process's environment (PYTHONPATH
+    of a checkout, or the editable install of CI)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()

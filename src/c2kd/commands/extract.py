@@ -68,6 +68,15 @@ def register(app: typer.Typer) -> None:
         threads: int = typer.Option(0, help="Encoder threads for ONNX models (0: onnxruntime's choice)."),
         flush_seconds: float = typer.Option(60.0, help="Commit finished videos at least this often."),
         progress: bool = typer.Option(True, help="Show a progress bar."),
+        engine: str = typer.Option("local", help="local (this process, --workers decoders) or ray (Ray Data: "
+                                                 "actors on a Ray cluster, see --address; pip install "
+                                                 "'c2kd[ray]')."),
+        address: str | None = typer.Option(None, help="--engine ray: the cluster (auto, HOST:PORT, ray://...); "
+                                                      "default $RAY_ADDRESS, else a local cluster for this run."),
+        concurrency: int = typer.Option(1, min=1, help="--engine ray: actors, each with its own encoder (one GPU "
+                                                       "each when the cluster has GPUs)."),
+        tasks: int | None = typer.Option(None, min=1, help="--engine ray: units the videos are split into by id "
+                                                           "hash (default 4 per actor)."),
     ) -> None:
         """Decode videos in order, sample FPS frames per second, encode them, store per-second features with
         their timestamps. Rerun the same command to resume; failures are listed in OUT/manifests/."""
@@ -95,6 +104,10 @@ def register(app: typer.Typer) -> None:
             options["device"] = device
         if threads and encoder != "clip-vit-b32":
             options["threads"] = threads
+        if engine not in ("local", "ray"):
+            raise ConfigError(f"--engine {engine!r}: use local or ray")
+        if engine == "local" and (address is not None or tasks is not None or concurrency != 1):
+            raise ConfigError("--address, --concurrency and --tasks are options of --engine ray; add --engine ray")
         index, total = parse_shard(shard)
         config = ExtractConfig(fps=fps, workers=workers, batch_size=batch_size, shard=(index, total),
                                id_from=id_from, retry_failed=retry_failed, flush_seconds=flush_seconds,
@@ -107,12 +120,20 @@ def register(app: typer.Typer) -> None:
             check_frame_encoder(comparable_spec(expected), comparable_spec(encoder_spec(frame_encoder)),
                                 f"c2kd extract --checkpoint {checkpoint}",
                                 fix="Leave out --encoder/--model/--option to extract with the checkpoint's encoder.")
-        typer.echo(f"encoder {frame_encoder.name} ({frame_encoder.dim}-d), {fps:g} frame/s, shard {index}/{total}"
-                   f" -> {out}", err=True)
+        where = f"shard {index}/{total}" if engine == "local" else f"on Ray, {concurrency} actor(s)"
+        typer.echo(f"encoder {frame_encoder.name} ({frame_encoder.dim}-d), {fps:g} frame/s, {where} -> {out}",
+                   err=True)
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
-            report = extract_videos([str(v) for v in videos or []], frame_encoder, out, config,
-                                    list_files=[str(p) for p in video_list or []])
+            if engine == "ray":
+                from c2kd.features.ray_engine import RayEngine, extract_on_ray
+
+                report = extract_on_ray([str(v) for v in videos or []], out, frame_encoder, encoder, options, config,
+                                        RayEngine(address=address, concurrency=concurrency, tasks=tasks),
+                                        list_files=[str(p) for p in video_list or []])
+            else:
+                report = extract_videos([str(v) for v in videos or []], frame_encoder, out, config,
+                                        list_files=[str(p) for p in video_list or []])
         finally:
             signal.signal(signal.SIGTERM, previous)
         typer.echo(f"shard {report.shard}: {report.done} extracted ({report.frames} frames, "

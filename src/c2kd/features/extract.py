@@ -154,7 +154,7 @@ def _id_mode(id_from: str | Callable[[Path], str]) -> str:
     return id_from if isinstance(id_from, str) else "custom"
 
 
-def _check_store(out: Path, encoder: FrameEncoder, fps: float, id_from: str | Callable[[Path], str] = "stem") -> None:
+def check_store(out: Path, encoder: FrameEncoder, fps: float, id_from: str | Callable[[Path], str] = "stem") -> None:
     """Refuse to add features to a store that holds features made with other settings (they would not compare),
     or whose videos are named another way (the same videos would be stored twice)."""
     meta_path = out / STORE_FILE
@@ -193,7 +193,7 @@ def extract_jobs(jobs: Sequence[VideoJob], encoder: FrameEncoder, out: str | os.
     out = Path(out)
     index, total = config.shard
     prefix = shard_prefix(index, total)
-    _check_store(out, encoder, config.fps, config.id_from)
+    check_store(out, encoder, config.fps, config.id_from)
     with exclusive_lock(out / f".{prefix}.lock", f"an extraction of shard {index}/{total} into this store",
                         subject=out):
         return _extract_locked(jobs, encoder, out, config, prefix)
