@@ -1,6 +1,6 @@
 """The retrieval-model interface: what evaluation, the index, search, serving, moments and extraction read of a
 model. A trained or aligned :class:`~c2kd.model.DualEncoder` implements it, and so does a weighted set of them
-(:class:`~c2kd.fused.FusedDualEncoder`); a checkpoint format (:mod:`c2kd.formats`) loads one."""
+(:class:`~c2kd.late_fusion.LateFusion`); a checkpoint format (:mod:`c2kd.formats`) loads one."""
 
 from __future__ import annotations
 
