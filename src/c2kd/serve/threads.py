@@ -4,22 +4,44 @@ The server answers each request in a thread of its pool; the exact index scores 
 product. With OpenBLAS's default (a pool of as many threads as cores, spinning while they wait for work), 50
 concurrent searches made the 2-core test machine spend about 120 ms of CPU per request instead of 3 ms
 (``bench/bench_serve.py``: 8 requests/s instead of 280). Requests already run in parallel, so each product
-gets one thread. Set through threadpoolctl (OpenBLAS, MKL or BLIS, whichever numpy loaded), as
+gets one thread. Set through the library's own call (the libraries numpy loaded, found in /proc/self/maps), as
 ``OPENBLAS_NUM_THREADS`` only works before numpy is imported.
 """
 
 from __future__ import annotations
 
 import ctypes
+import re
+from pathlib import Path
+
+#: the setter's name in the OpenBLAS builds numpy and scipy ship, and in a system OpenBLAS
+SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_",
+           "openblas_set_num_threads")
 
 
 def limit_blas_threads(threads: int = 1) -> int:
-    """Give every BLAS library loaded in this process ``threads`` threads; returns how many were set."""
+    """Give every OpenBLAS loaded in this process ``threads`` threads; returns how many libraries were set
+    (0 where there is none, e.g. a numpy built on another BLAS, or no /proc)."""
     import numpy  # noqa: F401 - loads the BLAS to set
-    from threadpoolctl import threadpool_info, threadpool_limits
 
-    threadpool_limits(limits=int(threads), user_api="blas")
-    return sum(1 for library in threadpool_info() if library["user_api"] == "blas")
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return 0
+    done = 0
+    for path in sorted(set(re.findall(r"(/\S*openblas\S*\.so[\w.]*)", maps))):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in SETTERS:
+            setter = getattr(lib, name, None)
+            if setter is not None:
+                setter.argtypes = [ctypes.c_int]
+                setter(int(threads))
+                done += 1
+                break
+    return done
 
 
 #: glibc's mallopt parameter for the number of malloc arenas
