@@ -180,3 +180,17 @@ def test_the_server_gives_each_request_thread_one_blas_thread():
         assert limit_blas_threads(1) >= 1 and getters[0]() == 1
     finally:
         limit_blas_threads(before)
+
+
+def test_workers_refuse_backends_whose_client_fork_breaks():
+    """A backend says whether forked workers may share it; the database clients (Qdrant, Milvus) may not."""
+    from c2kd.errors import ConfigError
+    from c2kd.index.store import backend_class
+    from c2kd.serve.workers import check_workers
+
+    for name in ("exact", "faiss"):
+        check_workers(2, "cpu", backend_class(name))
+    for name in ("qdrant", "milvus"):
+        with pytest.raises(ConfigError, match=f"{name} backend .* --workers 1"):
+            check_workers(2, "cpu", backend_class(name))
+    check_workers(1, "cpu", backend_class("qdrant"))

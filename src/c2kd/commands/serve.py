@@ -86,7 +86,7 @@ def serve_forked(settings, plan) -> int:
     limit_malloc_arenas()
     app = create_app(settings, warmed=False)
     engine = app.state.engine
-    check_workers(plan.workers, settings.device, engine.index.backend.name if engine.index is not None else None)
+    check_workers(plan.workers, settings.device, engine.index.backend if engine.index is not None else None)
     sockets = reuseport_sockets(plan.host, plan.port, plan.workers)
     gc.collect()
     gc.freeze()  # the loaded objects leave the collector's view: its passes would copy their pages into every worker

@@ -63,6 +63,9 @@ class Backend(ABC):
     #: "snapshot" (``save`` writes a new generation folder on every change) or "live" (the backend keeps one
     #: folder up to date itself, e.g. an embedded Qdrant database)
     state: ClassVar[str] = "none"
+    #: False when an open backend holds a client or connection that forked processes cannot share (``c2kd serve
+    #: --workers N`` refuses it)
+    fork_safe: ClassVar[bool] = True
     #: True when ``search`` returns exact inner products (else the index re-scores its candidates exactly)
     exact_scores: ClassVar[bool] = False
     #: the ``-o name=value`` settings the backend takes (anything else is refused)

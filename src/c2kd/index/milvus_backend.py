@@ -108,6 +108,7 @@ class MilvusBackend(Backend):
     name = "milvus"
     native_filters = True
     state = "live"
+    fork_safe = False  # its gRPC channel does not survive fork
     OPTIONS = (
         Option("uri", str, "a Milvus server, e.g. http://localhost:19530 (token: $MILVUS_TOKEN); default: Milvus "
                            "Lite in the index folder"),

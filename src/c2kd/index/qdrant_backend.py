@@ -40,6 +40,7 @@ class QdrantBackend(Backend):
     name = "qdrant"
     native_filters = True
     state = "live"
+    fork_safe = False  # its client holds an open database
     OPTIONS = (Option("collection", str, "the Qdrant collection"),
                Option("url", str, "a Qdrant server, e.g. http://localhost:6333 (API key: $QDRANT_API_KEY)"),
                Option("location", str, "a client location, e.g. :memory:"))

@@ -28,8 +28,12 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from c2kd.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from c2kd.index.base import Backend
 
 log = logging.getLogger("c2kd.serve.workers")
 
@@ -56,8 +60,8 @@ class WorkerSettings:
         return max(1, (os.cpu_count() or 1) // self.workers)
 
 
-def check_workers(workers: int, device: str, backend: str | None) -> None:
-    """Refuse a number of workers this machine or index cannot run, naming the fix."""
+def check_workers(workers: int, device: str, backend: Backend | type[Backend] | None) -> None:
+    """Refuse a number of workers this machine or index (its ``backend``, once opened) cannot run, naming the fix."""
     if workers < 1:
         raise ConfigError(f"--workers {workers}: give 1 or more serving processes, e.g. --workers 2")
     if workers == 1:
@@ -67,9 +71,10 @@ def check_workers(workers: int, device: str, backend: str | None) -> None:
     if device != "cpu":
         raise ConfigError(f"--workers {workers} with --device {device}: a GPU context cannot be shared by forked "
                           "processes; use --workers 1 (one server per GPU) or --device cpu")
-    if backend == "qdrant":
-        raise ConfigError(f"--workers {workers}: a Qdrant-backed index holds a database client that forked "
-                          "processes cannot share; use --workers 1 (Qdrant itself serves in parallel)")
+    if backend is not None and not backend.fork_safe:
+        raise ConfigError(f"--workers {workers}: an index on the {backend.name} backend holds a database client "
+                          f"that forked processes cannot share; use --workers 1 ({backend.name} itself serves in "
+                          "parallel), or build the index with --backend exact or faiss")
 
 
 def reuseport_sockets(host: str, port: int, count: int) -> list[socket.socket]:
