@@ -6,12 +6,11 @@ written before that file existed are recognised by their format's marker file. A
 :class:`~c2kd.retrieval.RetrievalModel`, whatever its format.
 
 A new format is one class beside the model it holds: a :class:`CheckpointFormat` subclass decorated with
-:func:`register_format`, its module named in :data:`FORMAT_MODULES`.
+:func:`register_format`, its module named in :data:`FORMATS`' modules.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from abc import ABC, abstractmethod
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from c2kd.errors import CheckpointError
+from c2kd.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -29,8 +29,6 @@ if TYPE_CHECKING:  # pragma: no cover
 FORMAT_FILE = "checkpoint.json"
 BEST_DIR = "best"
 LAST_DIR = "last"
-#: the modules whose formats are registered (imported on the first lookup)
-FORMAT_MODULES = ("c2kd.checkpoint", "c2kd.fused")
 
 
 class CheckpointFormat(ABC):
@@ -62,22 +60,19 @@ class CheckpointFormat(ABC):
         return "give a checkpoint written by `c2kd train`"
 
 
-_FORMATS: dict[str, CheckpointFormat] = {}
+#: every checkpoint format, by the name recorded in ``checkpoint.json`` (its modules imported on the first lookup)
+FORMATS = Registry[CheckpointFormat]("checkpoint format", modules=("c2kd.checkpoint", "c2kd.fused"))
 
 
 def register_format(cls: type[CheckpointFormat]) -> type[CheckpointFormat]:
     """Class decorator: make a checkpoint format known by its ``name``."""
-    if cls.name in _FORMATS and type(_FORMATS[cls.name]) is not cls:
-        raise ValueError(f"two checkpoint formats are named {cls.name!r}")
-    _FORMATS[cls.name] = cls()
+    FORMATS.add(cls.name, cls())
     return cls
 
 
 def known_formats() -> dict[str, CheckpointFormat]:
     """Every registered format, by name."""
-    for module in FORMAT_MODULES:
-        importlib.import_module(module)
-    return _FORMATS
+    return dict(FORMATS.items())
 
 
 def record_format(directory: str | os.PathLike, name: str) -> Path:

@@ -99,7 +99,7 @@ class MeanOfFrames:
 
 
 def test_a_new_format_is_one_registered_class(tmp_path, monkeypatch):
-    monkeypatch.setattr(formats, "_FORMATS", dict(formats.known_formats()))
+    monkeypatch.setattr(formats.FORMATS, "_entries", dict(formats.known_formats()))
 
     @register_format
     class TableFormat(CheckpointFormat):
