@@ -37,7 +37,7 @@ import torch
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from c2kd.encoders.frames import FrameEncoderSpec
+from c2kd.encoders.frames import FrameEncoderSpec, parts_of
 from c2kd.errors import CheckpointError, validation_problems
 from c2kd.formats import BEST_DIR, LAST_DIR, CheckpointFormat, record_format, register_format, require_format
 from c2kd.io import atomic_path, output_errors, save_torch, write_text
@@ -202,8 +202,8 @@ class DualEncoderFormat(CheckpointFormat):
     def load(self, directory: Path, device: str | torch.device = "cpu", persist_cache: bool = True) -> DualEncoder:
         return load_checkpoint(directory, device=device, persist_cache=persist_cache)[0]
 
-    def frame_encoder(self, directory: Path) -> FrameEncoderSpec | None:
-        return read_model_config(directory).frame_encoder
+    def frame_encoder(self, directory: Path) -> list[FrameEncoderSpec]:
+        return parts_of(read_model_config(directory).frame_encoder)
 
     def fingerprint(self, directory: Path) -> str:
         """SHA-256 of the weights file's size and its first and last MiB."""

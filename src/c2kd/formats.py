@@ -48,8 +48,8 @@ class CheckpointFormat(ABC):
         cache is only read."""
 
     @abstractmethod
-    def frame_encoder(self, directory: Path) -> FrameEncoderSpec | None:
-        """The frame encoder the model reads, read without loading the weights."""
+    def frame_encoder(self, directory: Path) -> list[FrameEncoderSpec]:
+        """The frame encoder parts the model reads (``[]``: not recorded), read without loading the weights."""
 
     @abstractmethod
     def fingerprint(self, directory: Path) -> str:
@@ -132,8 +132,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
     return found.load(directory, device=device, persist_cache=persist_cache)
 
 
-def checkpoint_frame_encoder(path: str | os.PathLike) -> FrameEncoderSpec | None:
-    """The frame encoder a checkpoint's model reads (None for checkpoints that record none)."""
+def checkpoint_frame_encoder(path: str | os.PathLike) -> list[FrameEncoderSpec]:
+    """The frame encoder parts a checkpoint's model reads (``[]`` for checkpoints that record none)."""
     directory, found = find_checkpoint(path)
     return found.frame_encoder(directory)
 

@@ -30,7 +30,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from c2kd.checkpoint import load_checkpoint, read_model_config, resolve_cache_dir
-from c2kd.encoders.frames import FrameEncoderSpec, concat_spec, mismatches
+from c2kd.encoders.frames import FrameEncoderSpec, joined, mismatches, parts_of
 from c2kd.errors import CheckpointError, ConfigError
 from c2kd.formats import (
     CheckpointFormat,
@@ -85,7 +85,7 @@ def fused_frames(specs: Sequence[FrameEncoderSpec | None],
     first, dim = specs[0], dims[0]
     shared = all(d == dim for d in dims) and (
         all(s is None for s in specs)
-        or (first is not None and all(s is not None and not mismatches(first, s) for s in specs)))
+        or (first is not None and all(s is not None and not mismatches([first], [s]) for s in specs)))
     if shared:
         return first, [(0, dim)] * len(specs)
     unknown = [m for m, s in enumerate(specs) if s is None]
@@ -94,7 +94,7 @@ def fused_frames(specs: Sequence[FrameEncoderSpec | None],
                           "different sizes or encoders: retrain or re-create it with this version of c2kd, so "
                           "the fused model knows which features each member reads")
     bounds = np.cumsum([0, *dims]).tolist()
-    return concat_spec([s for s in specs if s is not None]), list(itertools.pairwise(bounds))
+    return joined([s for s in specs if s is not None]), list(itertools.pairwise(bounds))
 
 
 @register_format
@@ -109,8 +109,8 @@ class FusedFormat(CheckpointFormat):
              persist_cache: bool = True) -> LateFusion:
         return load_fused_checkpoint(directory, device=device, persist_cache=persist_cache)
 
-    def frame_encoder(self, directory: Path) -> FrameEncoderSpec | None:
-        return read_fusion(directory).frame_encoder
+    def frame_encoder(self, directory: Path) -> list[FrameEncoderSpec]:
+        return parts_of(read_fusion(directory).frame_encoder)
 
     def fingerprint(self, directory: Path) -> str:
         """SHA-256 of ``fusion.json`` (members, weights) and of its members' fingerprints."""
@@ -156,8 +156,7 @@ def load_fused_checkpoint(directory: str | os.PathLike, device: str | torch.devi
         if stop - start != member.feature_dim:
             raise CheckpointError(f"{Path(directory) / FUSION_FILE}: member {entry.path} reads "
                                   f"{member.feature_dim}-d frames, not columns {start}:{stop}")
-    return LateFusion(members, [m.weight for m in record.members], [m.features for m in record.members],
-                            record.frame_encoder)
+    return LateFusion(members, [m.weight for m in record.members], [m.features for m in record.members])
 
 
 def save_fused_checkpoint(out: str | os.PathLike, checkpoints: Sequence[str | os.PathLike],

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from c2kd.encoders.frames import FrameEncoderSpec
+from c2kd.encoders.frames import FrameEncoderSpec, describe_parts
 from c2kd.errors import ConfigError
 from c2kd.retrieval import RetrievalModel
 
@@ -55,7 +55,7 @@ class LateFusion(nn.Module):
     """
 
     def __init__(self, members: Sequence[RetrievalModel], weights: Sequence[float],
-                 features: Sequence[tuple[int, int]], frame_encoder: FrameEncoderSpec | None):
+                 features: Sequence[tuple[int, int]]):
         super().__init__()
         if not members or len(features) != len(members):
             raise ValueError(f"{len(members)} members and {len(features)} feature slices")
@@ -63,7 +63,6 @@ class LateFusion(nn.Module):
         self.members = list(members)
         self.member_modules = nn.ModuleList([m for m in members if isinstance(m, nn.Module)])  # .to(), .eval()
         self.features = [(int(start), int(stop)) for start, stop in features]
-        self._frame_encoder = frame_encoder
 
     @property
     def embed_dim(self) -> int:
@@ -74,8 +73,11 @@ class LateFusion(nn.Module):
         return max(stop for _, stop in self.features)
 
     @property
-    def frame_encoder(self) -> FrameEncoderSpec | None:
-        return self._frame_encoder
+    def frame_encoder(self) -> list[FrameEncoderSpec]:
+        """The members' frame encoder when they all read the same frames, else each member's parts in order."""
+        if all(cols == (0, self.feature_dim) for cols in self.features):
+            return self.members[0].frame_encoder
+        return [part for member in self.members for part in member.frame_encoder]
 
     @torch.no_grad()
     def embed_texts(self, texts: Sequence[str], batch_size: int = 256, max_tokens: int | None = None) -> Tensor:
@@ -86,7 +88,8 @@ class LateFusion(nn.Module):
     def embed_videos(self, features: Sequence[np.ndarray], batch_size: int = 256) -> Tensor:
         for i, frames in enumerate(features):
             if frames.ndim != 2 or frames.shape[1] != self.feature_dim:
-                described = self.frame_encoder.describe() if self.frame_encoder else f"{self.feature_dim}-d features"
+                parts = self.frame_encoder
+                described = describe_parts(parts) if parts else f"{self.feature_dim}-d features"
                 raise ConfigError(f"video {i}: frame features of shape {tuple(frames.shape)}, but this fused model "
                                   f"reads [T, {self.feature_dim}] ({described})")
         return join([member.embed_videos([frames[:, start:stop] for frames in features], batch_size)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from c2kd.encoders.frames import FrameEncoderSpec
+from c2kd.encoders.frames import FrameEncoderSpec, parts_of
 from c2kd.encoders.registry import build_text_backbone
 from c2kd.encoders.text import FusedTextBackbone, TextBackbone, TextEncoder, TextEncoderConfig
 from c2kd.encoders.video import VideoEncoder, VideoEncoderConfig
@@ -63,8 +63,8 @@ class DualEncoder(nn.Module):
         return self.config.video.feature_dim
 
     @property
-    def frame_encoder(self) -> FrameEncoderSpec | None:
-        return self.config.frame_encoder
+    def frame_encoder(self) -> list[FrameEncoderSpec]:
+        return parts_of(self.config.frame_encoder)
 
     @torch.no_grad()
     def embed_texts(self, texts: Sequence[str], batch_size: int = 256, max_tokens: int | None = None) -> Tensor:

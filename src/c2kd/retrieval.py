@@ -35,8 +35,10 @@ class RetrievalModel(Protocol):
         ...
 
     @property
-    def frame_encoder(self) -> FrameEncoderSpec | None:
-        """The frame encoder whose features the video side reads (None: not recorded, an old checkpoint)."""
+    def frame_encoder(self) -> list[FrameEncoderSpec]:
+        """The frame encoders whose features the video side reads, side by side: one part for a plain model,
+        several for a late fusion of models that read different frames (``[]``: not recorded, an old
+        checkpoint)."""
         ...
 
     def train(self, mode: bool = True) -> Any: ...

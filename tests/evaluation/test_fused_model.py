@@ -86,11 +86,12 @@ def test_frames_are_shared_or_side_by_side(members):
     assert fused_frames([clip, clip], [8, 8]) == (clip, [(0, 8), (0, 8)])
     other = FrameEncoderSpec(name="clip-vit-b32", dim=8, options={"model": "other"})
     spec, slices = fused_frames([clip, other], [8, 8])
-    assert spec.name == "concat" and spec.dim == 16 and spec.parts == [clip, other] and slices == [(0, 8), (8, 16)]
+    assert spec.name == "concat" and spec.dim == 16 and slices == [(0, 8), (8, 16)]
+    assert spec.options["parts"] == [clip.model_dump(mode="json"), other.model_dump(mode="json")]
     assert fused_frames([None, None], [8, 8]) == (None, [(0, 8), (0, 8)])
     with pytest.raises(ConfigError, match="records no frame encoder"):
         fused_frames([clip, None], [8, 4])
-    assert checkpoint_frame_encoder(members["checkpoints"][0]).name == "synthetic"
+    assert [p.name for p in checkpoint_frame_encoder(members["checkpoints"][0])] == ["synthetic"]
 
 
 def test_fuse_evaluate_index_and_search_through_the_commands(members, joined, tmp_path):

@@ -17,8 +17,7 @@ def test_the_untrained_e5_pair_scores_query_against_mean_passage(multi30k_root, 
     limits = {"train": 3, "val": 2, "test": 4}
     out = e5_pair_checkpoint(tmp_path / "runs" / "e5-pair", multi30k_root, tmp_path / "data-e5", tmp_path / "cache",
                              limits, echo=lambda _: None)
-    spec = checkpoint_frame_encoder(out)
-    assert spec is not None and (spec.name, spec.dim) == (E5_FRAMES, 384)
+    assert [(p.name, p.dim) for p in checkpoint_frame_encoder(out)] == [(E5_FRAMES, 384)]
 
     model, _ = load_checkpoint(out)
     test = VideoTextDataset(tmp_path / "data-e5").split("test", ["en"])

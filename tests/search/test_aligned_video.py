@@ -132,7 +132,7 @@ def test_checkpoint_records_the_frame_encoder_and_scores_like_clip(work, clips):
     from c2kd.features.encoders import build_frame_encoder
     from c2kd.formats import checkpoint_frame_encoder
 
-    spec = checkpoint_frame_encoder(work["checkpoint"])
+    (spec,) = checkpoint_frame_encoder(work["checkpoint"])
     assert spec.name == "clip-vit-b32" and spec.dim == PROJECTION
     assert spec.options["model"] == str(work["clip"].resolve())
     model, config = load_checkpoint(work["checkpoint"])
@@ -252,9 +252,9 @@ def test_fused_models_reading_two_frame_encoders_extract_both_in_one_pass(work, 
     fused = tmp_path / "fused"
     ok("model", "fuse", "--checkpoint", work["checkpoint"], "--checkpoint", second, "--weights", "1,1",
        "--out", fused)
-    spec = checkpoint_frame_encoder(fused)
-    assert spec.name == "concat" and spec.dim == 2 * PROJECTION
-    assert [p.options["model"] for p in spec.parts] == [str(work["clip"].resolve()), str(work["other"].resolve())]
+    parts = checkpoint_frame_encoder(fused)
+    assert [p.name for p in parts] == ["clip-vit-b32"] * 2 and sum(p.dim for p in parts) == 2 * PROJECTION
+    assert [p.options["model"] for p in parts] == [str(work["clip"].resolve()), str(work["other"].resolve())]
     other_store = tmp_path / "other-store"
     ok("extract", *clips.values(), "--encoder", "clip-vit-b32", "--model", work["other"], "--out", other_store,
        "--workers", 0, "--no-progress")
@@ -289,13 +289,13 @@ def test_fused_models_reading_two_frame_encoders_extract_both_in_one_pass(work, 
 
 def test_extract_with_checkpoint_uses_its_encoder_and_refuses_another(work, clips):
     from c2kd.data.features import FeatureStore
-    from c2kd.encoders.frames import spec_from_store_meta
+    from c2kd.encoders.frames import store_frame_encoder
 
     store = work["tmp"] / "from-checkpoint"
     ok("extract", clips["video9770"], "--checkpoint", work["checkpoint"], "--out", store, "--workers", 0,
        "--no-progress")
     made = FeatureStore(store)
-    assert spec_from_store_meta(made.meta) == spec_from_store_meta(FeatureStore(work["store"]).meta)
+    assert store_frame_encoder(made.meta) == store_frame_encoder(FeatureStore(work["store"]).meta)
     np.testing.assert_array_equal(made["video9770"], FeatureStore(work["store"])["video9770"])
     refused = run("extract", clips["video9770"], "--checkpoint", work["checkpoint"], "--model", work["other"],
                   "--out", work["tmp"] / "refused", "--workers", 0, "--no-progress")
@@ -466,7 +466,7 @@ def test_documented_presets_load_from_the_hub_cache(work, clips, tmp_path, monke
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
     out = tmp_path / "mclip"
     ok("model", "aligned", "--text", "mclip-vit-b32", "--frame-encoder", "clip-vit-b32", "--out", out)
-    assert checkpoint_frame_encoder(out).options["model"] == "openai/clip-vit-base-patch32"
+    assert [p.options["model"] for p in checkpoint_frame_encoder(out)] == ["openai/clip-vit-base-patch32"]
     model, config = load_checkpoint(out)
     assert config.text.name == "mclip-vit-b32"
     direct = build_text_backbone(f"st:{st_folder}")

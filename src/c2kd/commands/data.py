@@ -75,12 +75,12 @@ def data_concat_features(
     frame encoders (give the stores in the order of its members)."""
     from c2kd.data.concat import concat_features
     from c2kd.data.features import FeatureStore, store_root
-    from c2kd.encoders.frames import spec_from_store_meta
+    from c2kd.encoders.frames import describe_parts, store_frame_encoder
 
     written = concat_features(inputs, out, progress=progress)
     store = FeatureStore(store_root(written))
-    spec = spec_from_store_meta(store.meta)
-    typer.echo(f"wrote {written}: {len(store)} videos, {spec.describe() if spec else store.dim}")
+    parts = store_frame_encoder(store.meta)
+    typer.echo(f"wrote {written}: {len(store)} videos, {describe_parts(parts) if parts else store.dim}")
 
 
 def multi30k_proxy_command(

@@ -20,18 +20,20 @@ DEFAULT_ENCODER = "vit-s14-focus"
 
 
 def _from_checkpoint(checkpoint: Path, encoder: str | None,
-                     options: dict[str, Any]) -> tuple[str | None, dict[str, Any], FrameEncoderSpec | None]:
+                     options: dict[str, Any]) -> tuple[str | None, dict[str, Any], list[FrameEncoderSpec]]:
     """The encoder name and options a checkpoint records (explicit ones win, and are checked after building)."""
+    from c2kd.encoders.frames import joined
     from c2kd.features.encoders import encoder_options
     from c2kd.formats import checkpoint_frame_encoder
 
     expected = checkpoint_frame_encoder(checkpoint)
-    if expected is None:  # a checkpoint made before c2kd recorded frame encoders
+    recorded = joined(expected)  # several parts: the ``concat`` encoder runs them all
+    if recorded is None:  # a checkpoint made before c2kd recorded frame encoders
         typer.echo(f"{checkpoint} records no frame encoder; using --encoder "
                    f"{encoder or DEFAULT_ENCODER}", err=True)
-        return encoder, options, None
-    if encoder is None or encoder == expected.name:
-        return expected.name, {**encoder_options(expected), **options}, expected
+        return encoder, options, []
+    if encoder is None or encoder == recorded.name:
+        return recorded.name, {**encoder_options(recorded), **options}, expected
     return encoder, options, expected
 
 
@@ -94,7 +96,7 @@ def register(app: typer.Typer) -> None:
         if id_from not in ID_MODES:
             raise ConfigError(f"--id-from {id_from!r}: use one of {ID_MODES}")
         options = parse_encoder_options(option)
-        expected = None
+        expected: list[FrameEncoderSpec] = []
         if checkpoint is not None:
             encoder, options, expected = _from_checkpoint(checkpoint, encoder, options)
         encoder = encoder or DEFAULT_ENCODER
@@ -113,11 +115,11 @@ def register(app: typer.Typer) -> None:
                                id_from=id_from, retry_failed=retry_failed, flush_seconds=flush_seconds,
                                progress=progress)
         frame_encoder = build_frame_encoder(encoder, **options)
-        if expected is not None:
-            from c2kd.encoders.frames import check_frame_encoder
-            from c2kd.features.encoders import comparable_spec, encoder_spec
+        if expected:
+            from c2kd.encoders.frames import check_frame_encoder, parts_of
+            from c2kd.features.encoders import encoder_spec
 
-            check_frame_encoder(comparable_spec(expected), comparable_spec(encoder_spec(frame_encoder)),
+            check_frame_encoder(expected, parts_of(encoder_spec(frame_encoder)),
                                 f"c2kd extract --checkpoint {checkpoint}",
                                 fix="Leave out --encoder/--model/--option to extract with the checkpoint's encoder.")
         where = f"shard {index}/{total}" if engine == "local" else f"on Ray, {concurrency} actor(s)"

@@ -93,11 +93,12 @@ def model_aligned(
         options["model"] = frame_model
     path = aligned_checkpoint(out, text=text, frame_encoder=frame_encoder, fuse=fuse or [],
                               frame_options=options, trainable=trainable, residual_hidden=residual_hidden)
+    from c2kd.encoders.frames import describe_parts
     from c2kd.formats import checkpoint_frame_encoder
 
     spec = checkpoint_frame_encoder(path)
     typer.echo(f"wrote {path}: text {text}{' + ' + ' + '.join(fuse) if fuse else ''} vs frames of "
-               f"{spec.describe() if spec else frame_encoder}")
+               f"{describe_parts(spec) if spec else frame_encoder}")
 
 
 @model_app.command("fuse")
@@ -122,6 +123,7 @@ def model_fuse(
     """
     from c2kd.commands.evaluate import fusion_weights, member_datasets
     from c2kd.data.dataset import VideoTextDataset
+    from c2kd.encoders.frames import describe_parts
     from c2kd.errors import ConfigError
     from c2kd.evaluation.fusion import choose_member_weights
     from c2kd.formats import checkpoint_frame_encoder, load_model
@@ -149,7 +151,7 @@ def model_fuse(
     spec = checkpoint_frame_encoder(path)
     members = read_fusion(path).members
     typer.echo(f"wrote {path}: {len(members)} members, weights {[m.weight for m in members]}, reading "
-               f"{spec.describe() if spec else 'the frames of its members'}")
+               f"{describe_parts(spec) if spec else 'the frames of its members'}")
 
 
 def register(app: typer.Typer) -> None:

@@ -310,11 +310,11 @@ def moments(
         if is_file:
             from c2kd.search.extracting import encoder_for_file, features_from_file
 
-            spec = engine.model.frame_encoder
-            name, options = encoder_for_file(spec, engine.model.feature_dim, encoder)
+            parts = engine.model.frame_encoder
+            name, options = encoder_for_file(parts, engine.model.feature_dim, encoder)
             options.setdefault("device", device)
             used = checkpoint or recorded(None, engine.index.info if engine.index else {}, "checkpoint", index)
-            feats, times = features_from_file(path, name, fps, options, expected=spec, checkpoint=used)
+            feats, times = features_from_file(path, name, fps, options, expected=parts, checkpoint=used)
             response = engine.moments_of(path.stem, feats, times, query, lang, k, window_lengths, iou)
         else:
             response = engine.moments(video, query, lang, k, window_lengths, iou)

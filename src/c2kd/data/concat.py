@@ -18,16 +18,16 @@ import numpy as np
 
 from c2kd.data.dataset import CAPTIONS_FILE, DATASET_FILE
 from c2kd.data.features import STORE_FILE, FeatureStore, FeatureStoreWriter, store_root
-from c2kd.encoders.frames import CONCAT, FrameEncoderSpec, concat_spec, spec_from_store_meta
+from c2kd.encoders.frames import CONCAT, FrameEncoderSpec, describe_parts, joined, store_frame_encoder
 from c2kd.errors import DataError
 
 
-def _part_spec(store: FeatureStore) -> FrameEncoderSpec:
-    spec = spec_from_store_meta(store.meta)
-    if spec is None:
+def _store_parts(store: FeatureStore) -> list[FrameEncoderSpec]:
+    parts = store_frame_encoder(store.meta)
+    if not parts:
         raise DataError(f"{store.root / STORE_FILE} records no frame encoder, so the joined store could not say "
                         "which features it holds: extract it again with `c2kd extract`")
-    return spec
+    return parts
 
 
 def concat_features(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, progress: bool = True) -> Path:
@@ -48,7 +48,7 @@ def concat_features(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
                                                                                                  strict=True)))
     out = Path(out)
     stores = [FeatureStore(store_root(p)) for p in paths]
-    parts = [_part_spec(s) for s in stores]
+    parts = [part for store in stores for part in _store_parts(store)]
     if all(datasets):
         for p in paths[1:]:
             if not filecmp.cmp(p / CAPTIONS_FILE, paths[0] / CAPTIONS_FILE, shallow=False):
@@ -61,13 +61,14 @@ def concat_features(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
             example = sorted(missing or extra)[:3]
             raise DataError(f"{store.root} and {stores[0].root} hold different videos ({len(missing)} missing, "
                             f"{len(extra)} extra, e.g. {example}): extract the same videos into every store")
-    spec = concat_spec(parts)
+    spec = joined(parts)
+    assert spec is not None and spec.name == CONCAT
     target = out / "features" if all(datasets) else out
     if (target / STORE_FILE).exists():
-        found = spec_from_store_meta(FeatureStore(target).meta)
-        if found is None or found.name != CONCAT or found.options != spec.options:
-            raise DataError(f"{target} already holds other features ({found.describe() if found else 'unknown'}); "
-                            "give another --out folder")
+        found = store_frame_encoder(FeatureStore(target).meta)
+        if found != parts:
+            raise DataError(f"{target} already holds other features ({describe_parts(found) if found else 'unknown'}"
+                            "); give another --out folder")
     with FeatureStoreWriter(target, spec.dim, encoder=CONCAT, fps=stores[0].meta.get("fps"),
                             extra={"extractor": {"parts": spec.options["parts"]}}) as writer:
         todo = [v for v in ids if v not in writer]

@@ -31,7 +31,14 @@ from torch import Tensor
 from c2kd.checkpoint import checkpoint_data_path, load_checkpoint
 from c2kd.data.dataset import DATASET_FILE, Batch, SplitData
 from c2kd.data.features import STORE_FILE, FeatureStore
-from c2kd.encoders.frames import FrameEncoderSpec, check_frame_encoder, mismatches, spec_from_store_meta
+from c2kd.encoders.frames import (
+    FrameEncoderSpec,
+    check_frame_encoder,
+    describe_parts,
+    mismatches,
+    parts_of,
+    store_frame_encoder,
+)
 from c2kd.errors import CheckpointError, ConfigError, DataError
 from c2kd.languages import ENGLISH
 from c2kd.model import DualEncoder
@@ -85,26 +92,20 @@ def load_teachers(paths: Sequence[str | os.PathLike], feature_dim: int, device: 
 
 
 def _describe(teacher: DualEncoder) -> str:
-    spec = teacher.frame_encoder
-    return spec.describe() if spec is not None else f"{teacher.feature_dim}-d"
+    parts = teacher.frame_encoder
+    return describe_parts(parts) if parts else f"{teacher.feature_dim}-d"
 
 
 def _describe_run(feature_dim: int, frame_encoder: FrameEncoderSpec | None) -> str:
     return frame_encoder.describe() if frame_encoder is not None else f"{feature_dim}-d"
 
 
-def _comparable(spec: FrameEncoderSpec) -> FrameEncoderSpec:
-    from c2kd.features.encoders import comparable_spec
-
-    return comparable_spec(spec)
-
-
 def reads_other_frames(teacher: DualEncoder, feature_dim: int, frame_encoder: FrameEncoderSpec | None) -> bool:
     """Whether ``teacher`` reads other frame features than a run whose features are ``frame_encoder`` /
     ``feature_dim``-d (by the recorded encoders when both are known, else by size)."""
-    own = teacher.frame_encoder
-    if own is not None and frame_encoder is not None:
-        return bool(mismatches(_comparable(frame_encoder), _comparable(own)))
+    own, run = teacher.frame_encoder, parts_of(frame_encoder)
+    if own and run:
+        return bool(mismatches(run, own))
     return teacher.feature_dim != feature_dim
 
 
@@ -115,10 +116,10 @@ def teacher_feature_store(path: str | os.PathLike, teacher: DualEncoder, video_i
     ``where``: a dataset folder or a feature store; default: the dataset of the teacher's config (``data.path``).
     Raises ``DataError`` (naming the folder and the fix) when it is absent, made by another encoder, or lacks videos.
     """
-    spec = teacher.frame_encoder
+    parts = teacher.frame_encoder
     wanted = _describe(teacher)
     fix = (f"encode the training videos with {wanted} (e.g. `c2kd extract --checkpoint {path}`, or "
-           f"`c2kd multi30k-proxy --frame-encoder {spec.name if spec else 'NAME'}` for the proxy) and give the folder "
+           f"`c2kd multi30k-proxy --frame-encoder {parts[0].name if parts else 'NAME'}` for the proxy) and give the folder "
            f"as teachers.frames[{str(path)!r}]")
     if where is None:
         where = checkpoint_data_path(path)
@@ -134,9 +135,7 @@ def teacher_feature_store(path: str | os.PathLike, teacher: DualEncoder, video_i
     if store.dim != teacher.feature_dim:
         raise DataError(f"{root} holds {store.dim}-d features but teacher {path} reads "
                         f"{teacher.feature_dim}-d ones: {fix}")
-    check_frame_encoder(_comparable(spec) if spec is not None else None,
-                        None if (found := spec_from_store_meta(store.meta)) is None else _comparable(found),
-                        str(root), fix=fix)
+    check_frame_encoder(parts, store_frame_encoder(store.meta), str(root), fix=fix)
     missing = [v for v in video_ids if v not in store]
     if missing:
         raise DataError(f"{root} lacks {len(missing)} of the {len(video_ids)} training videos for teacher {path} "

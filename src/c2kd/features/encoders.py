@@ -19,10 +19,18 @@ from typing import Any
 
 import numpy as np
 
-from c2kd.encoders.frames import CONCAT, FRAME_PRESETS, NOT_VIDEO, FrameEncoderSpec, FramePreset
+from c2kd.encoders.frames import (
+    CONCAT,
+    FEATURE_OPTIONS,
+    FRAME_PRESETS,
+    NOT_VIDEO,
+    FrameEncoderSpec,
+    FramePreset,
+)
 from c2kd.errors import ConfigError, require
 from c2kd.features.preprocess import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, ImagePreprocess
 from c2kd.io import atomic_path
+from c2kd.registry import Registry
 from c2kd.runtime import resolve_device
 
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
@@ -72,7 +80,7 @@ class FrameEncoder(ABC):
 # --------------------------------------------------------------------------------------------- registry
 
 #: builders of the presets of :data:`c2kd.encoders.frames.FRAME_PRESETS` that ``c2kd extract`` can run
-_BUILDERS: dict[str, Callable[..., FrameEncoder]] = {}
+FRAME_ENCODERS = Registry[Callable[..., FrameEncoder]]("frame encoder", hint="see `c2kd extract --help`")
 
 
 def register_frame_encoder(name: str, description: str | None = None) -> Callable[[Callable[..., FrameEncoder]],
@@ -83,27 +91,28 @@ def register_frame_encoder(name: str, description: str | None = None) -> Callabl
     there, so every list of frame encoders names it.
     """
     preset = FRAME_PRESETS.get(name)
-    if preset is None:
-        if not description:
-            raise ValueError(f"frame encoder {name!r} is not a preset of FRAME_PRESETS: give it a description")
-        FRAME_PRESETS[name] = FramePreset(None, description)
-    elif preset.not_extractable:
+    if preset is None and not description:
+        raise ValueError(f"frame encoder {name!r} is not a preset of FRAME_PRESETS: give it a description")
+    if preset is not None and preset.not_extractable:
         raise ValueError(f"frame encoder {name!r} is a preset that cannot be extracted ({preset.not_extractable})")
 
     def wrap(factory: Callable[..., FrameEncoder]) -> Callable[..., FrameEncoder]:
-        _BUILDERS[name] = factory
+        if preset is None:  # your own encoder: the options it records and its factory takes identify its features
+            identity = tuple(k for k in FEATURE_OPTIONS if k in _parameters(factory) and k != "preprocess")
+            FRAME_PRESETS[name] = FramePreset(None, str(description), identity=identity)
+        FRAME_ENCODERS.add(name, factory)
         return factory
     return wrap
 
 
 def frame_encoder_names() -> dict[str, str]:
     """The encoders ``c2kd extract`` can run -> one-line descriptions (presets order)."""
-    return {name: preset.description for name, preset in FRAME_PRESETS.items() if name in _BUILDERS}
+    return {name: preset.description for name, preset in FRAME_PRESETS.items() if name in FRAME_ENCODERS}
 
 
 def build_frame_encoder(name: str, **options: Any) -> FrameEncoder:
     """Build a registered frame encoder; ``options`` go to its factory (e.g. ``model=``, ``device=``)."""
-    factory = _BUILDERS.get(name)
+    factory = FRAME_ENCODERS.find(name)
     if factory is None:
         raise ConfigError(_not_buildable(name))
     options = {k: v for k, v in options.items() if v is not None}
@@ -118,44 +127,27 @@ def _not_buildable(name: str) -> str:
     preset = FRAME_PRESETS.get(name)
     if preset is not None and preset.not_extractable:
         return f"frame encoder {name!r} cannot be run from video files: {preset.not_extractable}"
-    return f"unknown frame encoder {name!r}; choose one of {sorted(_BUILDERS)} (see `c2kd extract --help`)"
+    return f"unknown frame encoder {name!r}; choose one of {sorted(FRAME_ENCODERS)} (see `c2kd extract --help`)"
 
 
 def encoder_spec(encoder: FrameEncoder) -> FrameEncoderSpec:
     """The :class:`~c2kd.encoders.frames.FrameEncoderSpec` of a built encoder, as a feature store records it."""
-    from c2kd.encoders.frames import spec_from_store_meta
-
-    spec = spec_from_store_meta({"encoder": encoder.name, "dim": encoder.dim, "extractor": encoder.describe()})
-    assert spec is not None
-    return spec
+    extractor = encoder.describe()
+    return FrameEncoderSpec(name=encoder.name, dim=encoder.dim,
+                            options={k: extractor[k] for k in FEATURE_OPTIONS if k in extractor})
 
 
-def _factory_parameters(name: str) -> set[str] | None:
-    """The keyword options the factory of a registered encoder accepts (None: not a registered encoder)."""
+def _parameters(factory: Callable[..., FrameEncoder]) -> set[str]:
     import inspect
 
-    factory = _BUILDERS.get(name)
-    if factory is None:
-        return None
     params = inspect.signature(factory).parameters.values()
     return {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
 
 
-def comparable_spec(spec: FrameEncoderSpec) -> FrameEncoderSpec:
-    """A spec with only the options that identify the features: the ones a user chooses (the encoder's factory
-    options, e.g. CLIP's ``model``, ONNX's ``model``/``output``/``pool``) and ``preprocess``.
-
-    Options that follow from the encoder's name are dropped, e.g. where ``vit-s14-focus`` keeps its cut ONNX file
-    (a cache path that differs between machines, for the same features).
-    """
-    if spec.name == CONCAT:
-        parts = [comparable_spec(part).model_dump(mode="json") for part in spec.parts]
-        return spec.model_copy(update={"options": {"parts": parts}})
-    accepted = _factory_parameters(spec.name)
-    if accepted is None:
-        return spec
-    keep = {k: v for k, v in spec.options.items() if k in accepted or k == "preprocess"}
-    return spec.model_copy(update={"options": keep})
+def _factory_parameters(name: str) -> set[str] | None:
+    """The keyword options the factory of a registered encoder accepts (None: not a registered encoder)."""
+    factory = FRAME_ENCODERS.find(name)
+    return None if factory is None else _parameters(factory)
 
 
 def encoder_options(spec: FrameEncoderSpec) -> dict[str, Any]:
@@ -513,7 +505,7 @@ def _build_concat(parts: Sequence[Any] = (), device: str | None = None, threads:
                           "`c2kd extract VIDEOS --checkpoint FUSED --out STORE`")
     built = []
     for i, spec in enumerate(specs, start=1):
-        if spec.name not in _BUILDERS:
+        if spec.name not in FRAME_ENCODERS:
             raise ConfigError(f"part {i} of {len(specs)}, {spec.describe()}: {_not_buildable(spec.name)}. Make a "
                               "store of each part and join them with `c2kd data concat-features`")
         options = encoder_options(spec)

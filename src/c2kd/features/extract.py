@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from c2kd.data.features import STORE_FILE, FeatureStoreWriter
-from c2kd.encoders.frames import FrameEncoderSpec, spec_from_store_meta
+from c2kd.encoders.frames import FrameEncoderSpec, comparable, joined, store_frame_encoder
 from c2kd.errors import ConfigError
-from c2kd.features.encoders import FrameEncoder, comparable_spec, encoder_spec
+from c2kd.features.encoders import FrameEncoder, encoder_spec
 from c2kd.features.jobs import VideoJob, discover_videos, make_jobs, select_shard
 from c2kd.features.reader import Failed, Finished, Frames, read_inline, read_parallel
 from c2kd.io import write_json
@@ -132,7 +132,7 @@ def _feature_settings(spec: FrameEncoderSpec) -> dict[str, Any]:
     """Every setting of a frame encoder that changes its features, flat: name, size, model, pooling, output and
     the preprocessing (size, mode, resample, mean, std). Settings that do not identify the features (the cache
     path of ``vit-s14-focus``'s model) are left out; a model given by path is compared by its absolute path."""
-    spec = comparable_spec(spec)
+    spec = comparable(spec)
     settings: dict[str, Any] = {"encoder": spec.name, "dim": spec.dim}
     settings.update((k, v) for k, v in spec.options.items() if k != "preprocess")
     settings.update(spec.options.get("preprocess") or {})
@@ -168,7 +168,7 @@ def check_store(out: Path, encoder: FrameEncoder, fps: float, id_from: str | Cal
     if meta.get("fps") is not None and abs(float(meta["fps"]) - fps) > 1e-9:
         raise ConfigError(f"{meta_path}: this store holds features at {meta['fps']} frames/s, not {fps}; "
                           "use the same --fps or another --out folder")
-    recorded = spec_from_store_meta(meta)
+    recorded = joined(store_frame_encoder(meta))
     if recorded is None:
         return
     stored, wanted = _feature_settings(recorded), _feature_settings(encoder_spec(encoder))

@@ -1,7 +1,7 @@
 """Frame features for search: the checkpoint's frame encoder checked against stores, and run on video files.
 
-A checkpoint records the frame encoder its video tower reads (``model.frame_encoder``, a
-:class:`~c2kd.encoders.frames.FrameEncoderSpec`). :func:`check_store_encoder` refuses a feature store made by
+A checkpoint records the frame encoder its video tower reads (``model.frame_encoder``: a list of
+:class:`~c2kd.encoders.frames.FrameEncoderSpec` parts). :func:`check_store_encoder` refuses a feature store made by
 another encoder (or another CLIP model); :func:`features_from_file` (``c2kd moments`` on a video file) runs the
 checkpoint's encoder with its options. Checkpoints that record none keep the older behaviour: the store's
 encoder, else the preset of the model's feature size.
@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from c2kd.encoders.frames import (
-    CONCAT,
     FRAME_PRESETS,
     NOT_VIDEO,
     FrameEncoderSpec,
     check_frame_encoder,
-    spec_from_store_meta,
+    joined,
+    parts_of,
+    store_frame_encoder,
 )
 from c2kd.errors import DataError
 
@@ -45,22 +46,15 @@ def _has_extractor() -> bool:
     return importlib.util.find_spec("c2kd.features") is not None
 
 
-def _comparable(spec: FrameEncoderSpec) -> FrameEncoderSpec:
-    if not _has_extractor():  # pragma: no cover - installations without the ingestion package
-        return spec
-    from c2kd.features.encoders import comparable_spec
-
-    return comparable_spec(spec)
-
-
-def extract_hint(expected: FrameEncoderSpec, checkpoint: str | os.PathLike | None = None) -> str:
+def extract_hint(parts: Sequence[FrameEncoderSpec], checkpoint: str | os.PathLike | None = None) -> str:
     """How to make features the model can read: ``c2kd extract --checkpoint`` (or the encoder's options)."""
     names = frame_encoder_names() if _has_extractor() else {}
-    if expected.name == CONCAT:
-        if checkpoint is not None and all(part.name in names for part in expected.parts):
+    if len(parts) > 1:
+        if checkpoint is not None and all(part.name in names for part in parts):
             return (f"Extract the videos with the fused model's frame encoders: `c2kd extract VIDEOS --checkpoint "
                     f"{checkpoint} --out NEW_STORE`.")
-        return concat_hint(expected)
+        return concat_hint(parts)
+    expected = parts[0]
     if expected.name in names:
         model = expected.options.get("model")
         manual = f"--encoder {expected.name}" + (f" --model {model}" if model else "")
@@ -73,12 +67,12 @@ def extract_hint(expected: FrameEncoderSpec, checkpoint: str | os.PathLike | Non
     return f"Use features made by {expected.describe()}, the frame encoder this model reads."
 
 
-def concat_hint(expected: FrameEncoderSpec) -> str:
+def concat_hint(parts: Sequence[FrameEncoderSpec]) -> str:
     """How to make the ``concat`` features of parts ``c2kd extract`` cannot all compute: one store per part, then
     join them in order."""
     names = frame_encoder_names() if _has_extractor() else {}
     steps = []
-    for i, part in enumerate(expected.parts, start=1):
+    for i, part in enumerate(parts, start=1):
         if part.name in names:
             model = f" --model {part.options['model']}" if "model" in part.options else ""
             steps.append(f"STORE{i}: `c2kd extract VIDEOS --encoder {part.name}{model} --out STORE{i}`")
@@ -95,20 +89,17 @@ def frame_encoder_names() -> dict[str, str]:
     return names()
 
 
-def check_features(expected: FrameEncoderSpec | None, found: FrameEncoderSpec | None, where: str,
+def check_features(expected: Sequence[FrameEncoderSpec], found: Sequence[FrameEncoderSpec], where: str,
                    checkpoint: str | os.PathLike | None = None) -> None:
-    """Refuse features whose encoder differs from the model's (either side unknown: nothing to check).
-
-    Only the options that identify features are compared (see ``c2kd.features.encoders.comparable_spec``).
-    """
-    if expected is None or found is None:
-        return
-    check_frame_encoder(_comparable(expected), _comparable(found), where, fix=extract_hint(expected, checkpoint))
+    """Refuse features whose encoders differ from the model's (either side unknown: nothing to check), with the
+    command that makes the right ones (:func:`c2kd.encoders.frames.check_frame_encoder` decides)."""
+    if expected and found:
+        check_frame_encoder(expected, found, where, fix=extract_hint(expected, checkpoint))
 
 
 def check_store_encoder(model, store, checkpoint: str | os.PathLike | None = None) -> None:
     """Refuse a feature store made by another frame encoder than the one ``model`` reads, or of another size."""
-    check_features(model.frame_encoder, spec_from_store_meta(store.meta), f"feature store {store.root}",
+    check_features(model.frame_encoder, store_frame_encoder(store.meta), f"feature store {store.root}",
                    checkpoint)
     if store.dim != model.feature_dim:
         raise DataError(f"{store.root} holds {store.dim}-d frame features but {checkpoint or 'the model'} reads "
@@ -116,7 +107,7 @@ def check_store_encoder(model, store, checkpoint: str | os.PathLike | None = Non
                         "model was trained on")
 
 
-def encoder_for_file(spec: FrameEncoderSpec | None, feature_dim: int,
+def encoder_for_file(parts: Sequence[FrameEncoderSpec], feature_dim: int,
                      explicit: str | None = None) -> tuple[str, dict[str, Any]]:
     """Which frame encoder (and options) turns a video file into the features a model reads.
 
@@ -124,6 +115,7 @@ def encoder_for_file(spec: FrameEncoderSpec | None, feature_dim: int,
     overrides the name, and is checked against the recorded one when the features are made. With nothing
     recorded: ``explicit``, else the preset of ``feature_dim``.
     """
+    spec = joined(parts)
     if spec is None:
         return explicit or default_frame_encoder(feature_dim), {}
     if explicit and explicit != spec.name:
@@ -134,7 +126,7 @@ def encoder_for_file(spec: FrameEncoderSpec | None, feature_dim: int,
 
 
 def features_from_file(path: str | os.PathLike, encoder_name: str, fps: float = 1.0,
-                       options: Mapping[str, Any] | None = None, expected: FrameEncoderSpec | None = None,
+                       options: Mapping[str, Any] | None = None, expected: Sequence[FrameEncoderSpec] = (),
                        checkpoint: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Decode a video at ``fps`` and encode its frames with ``encoder_name`` (built with ``options``).
 
@@ -152,7 +144,7 @@ def features_from_file(path: str | os.PathLike, encoder_name: str, fps: float = 
     from c2kd.features.encoders import build_frame_encoder, encoder_spec
 
     encoder = build_frame_encoder(encoder_name, **dict(options or {}))
-    check_features(expected, encoder_spec(encoder), f"frame encoder for {path.name}", checkpoint)
+    check_features(expected, parts_of(encoder_spec(encoder)), f"frame encoder for {path.name}", checkpoint)
     resize = getattr(getattr(encoder, "preprocess", None), "resize", None)
     frames, times = sample_frames(path, fps, transform=resize)
     if not frames:

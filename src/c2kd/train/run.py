@@ -177,8 +177,7 @@ def with_frame_encoder(config: TrainConfig) -> TrainConfig:
     """
     from c2kd.data.dataset import DATASET_FILE
     from c2kd.data.features import STORE_FILE
-    from c2kd.encoders.frames import check_frame_encoder, spec_from_store_meta
-    from c2kd.features.encoders import comparable_spec
+    from c2kd.encoders.frames import check_frame_encoder, comparable, joined, parts_of, store_frame_encoder
 
     root = Path(config.data.path)
     meta_path = root / DATASET_FILE
@@ -187,14 +186,13 @@ def with_frame_encoder(config: TrainConfig) -> TrainConfig:
     store_meta = root / json.loads(meta_path.read_text()).get("features", "features") / STORE_FILE
     if not store_meta.exists():
         return config
-    found = spec_from_store_meta(json.loads(store_meta.read_text()))
-    if found is None:
+    found = [comparable(p) for p in store_frame_encoder(json.loads(store_meta.read_text()))]  # not, e.g., a cache path
+    if not found:
         return config
-    found = comparable_spec(found)  # only what identifies the features (not, e.g., a cache path)
     if config.model.frame_encoder is not None:
-        check_frame_encoder(comparable_spec(config.model.frame_encoder), found, str(store_meta.parent))
+        check_frame_encoder(parts_of(config.model.frame_encoder), found, str(store_meta.parent))
         return config
-    return config.model_copy(update={"model": config.model.model_copy(update={"frame_encoder": found})})
+    return config.model_copy(update={"model": config.model.model_copy(update={"frame_encoder": joined(found)})})
 
 
 def selection_floor(config: TrainConfig, monitor: str, languages: list[str]) -> list[str]:

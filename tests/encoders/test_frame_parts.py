@@ -1,0 +1,94 @@
+"""The frame-compatibility rule of c2kd.encoders.frames, against hand-written cases."""
+
+import pytest
+
+from c2kd.encoders.frames import (
+    FEATURE_OPTIONS,
+    FRAME_PRESETS,
+    FrameEncoderSpec,
+    check_frame_encoder,
+    comparable,
+    describe_parts,
+    joined,
+    mismatches,
+    parts_of,
+    store_frame_encoder,
+)
+from c2kd.errors import ConfigError
+
+CLIP = FrameEncoderSpec(name="clip-vit-b32", dim=512, options={"model": "openai/clip-vit-base-patch32"})
+FOCUS = FrameEncoderSpec(name="vit-s14-focus", dim=384, options={"pool": "cls", "model": "/home/a/.cache/cut.onnx"})
+
+
+def test_several_parts_are_recorded_as_one_concat_spec_and_read_back():
+    record = joined([CLIP, FOCUS])
+    assert record is not None and record.name == "concat" and record.dim == 896
+    assert parts_of(record) == [CLIP, FOCUS]
+    assert joined([CLIP]) == CLIP and parts_of(CLIP) == [CLIP]
+    assert joined([]) is None and parts_of(None) == []
+    assert describe_parts([CLIP, FOCUS]) == (
+        "concat of clip-vit-b32 (512-d, model=openai/clip-vit-base-patch32) + vit-s14-focus (384-d, "
+        "model=/home/a/.cache/cut.onnx, pool=cls) (896-d)")
+
+
+def test_a_store_records_its_parts():
+    meta = {"encoder": "concat", "dim": 896,
+            "extractor": {"parts": [CLIP.model_dump(mode="json"), FOCUS.model_dump(mode="json")], "fps": 1}}
+    assert store_frame_encoder(meta) == [CLIP, FOCUS]
+    assert store_frame_encoder({"encoder": "clip-vit-b32", "dim": 512,
+                                "extractor": {"model": "openai/clip-vit-base-patch32", "batch_size": 8}}) == [CLIP]
+    assert store_frame_encoder({"dim": 512}) == []
+
+
+def test_only_the_options_that_identify_features_are_compared():
+    moved = FOCUS.model_copy(update={"options": {"pool": "cls", "model": "/other/machine/cut.onnx"}})
+    assert comparable(moved) == comparable(FOCUS) == FrameEncoderSpec(name="vit-s14-focus", dim=384,
+                                                                      options={"pool": "cls"})
+    assert mismatches([FOCUS], [moved]) == []
+    mean = FOCUS.model_copy(update={"options": {"pool": "mean"}})
+    assert mismatches([FOCUS], [mean]) == ["pool='mean' instead of 'cls'"]
+    text_frames = FrameEncoderSpec(name="packaged-muse", dim=512, options={"anything": 1})
+    assert comparable(text_frames) == text_frames  # not an encoder c2kd runs: every option counts
+
+
+def test_parts_are_compared_in_order_and_named():
+    other = CLIP.model_copy(update={"options": {"model": "laion/clip"}})
+    assert mismatches([CLIP, FOCUS], [CLIP]) == ["1 parts instead of 2"]
+    assert mismatches([CLIP, FOCUS], [FOCUS, CLIP]) == [
+        "part 1: encoder 'vit-s14-focus' instead of 'clip-vit-b32'", "part 1: 384-d instead of 512-d",
+        "part 2: encoder 'clip-vit-b32' instead of 'vit-s14-focus'", "part 2: 512-d instead of 384-d"]
+    assert mismatches([CLIP, FOCUS], [other, FOCUS]) == [
+        "part 1: model='laion/clip' instead of 'openai/clip-vit-base-patch32'"]
+    with pytest.raises(ConfigError, match=r"store X: features from clip-vit-b32 \(512-d, model=laion/clip\), but "
+                                          r"the model reads clip-vit-b32 .*Fix it\."):
+        check_frame_encoder([CLIP], [other], "store X", fix="Fix it.")
+    check_frame_encoder([], [other], "store X")  # nothing recorded: nothing to check
+    check_frame_encoder([CLIP], [], "store X")
+
+
+def test_each_presets_identity_is_what_its_factory_takes():
+    """The rule reads the presets alone; it agrees with what each registered builder accepts and records."""
+    from c2kd.features.encoders import FRAME_ENCODERS, _parameters
+
+    for name, factory in FRAME_ENCODERS.items():
+        if name == "concat":
+            continue
+        taken = {k for k in FEATURE_OPTIONS if k in _parameters(factory) and k != "preprocess"}
+        assert set(FRAME_PRESETS[name].identity) == taken, name
+
+
+def test_your_own_encoder_gets_its_identity_from_its_factory(monkeypatch):
+    from c2kd.features import encoders
+
+    monkeypatch.setattr(encoders, "FRAME_ENCODERS", encoders.Registry("frame encoder"))
+
+    @encoders.register_frame_encoder("my-resnet", description="a ResNet of mine")
+    def build(model: str = "r50.onnx", pool: str = "mean", device: str | None = None):
+        raise NotImplementedError
+
+    try:
+        assert FRAME_PRESETS["my-resnet"].identity == ("model", "pool")
+        spec = FrameEncoderSpec(name="my-resnet", dim=8, options={"model": "a", "pool": "mean", "batch": 3})
+        assert comparable(spec).options == {"model": "a", "pool": "mean"}
+    finally:
+        del FRAME_PRESETS["my-resnet"]
