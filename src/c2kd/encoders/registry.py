@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from c2kd.encoders.text import HFTextBackbone, TextBackbone
+from c2kd.encoders.text import TEXT_LOADERS, HFTextBackbone, TextBackbone
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,8 @@ class TextPreset:
     ``hf``: a hub id or local path; ``packaged-e5`` / ``packaged-use``: the numpy engines of
     ``c2kd.encoders.packaged``; ``hf-packaged``: a Hugging Face folder ``model/`` inside the Python package
     named by ``source``; ``clip-text``: the text tower of a CLIP checkpoint; ``sentence-transformers``: a model
-    in sentence-transformers layout with its pooling and Dense layers (``c2kd.encoders.clip_text``).
+    in sentence-transformers layout with its pooling and Dense layers (``c2kd.encoders.clip_text``). Each kind is a
+    loader registered in :data:`~c2kd.encoders.text.TEXT_LOADERS`.
     """
 
     source: str
@@ -84,46 +85,18 @@ def build_text_backbone(name: str) -> TextBackbone:
 
     ``clip:SOURCE`` loads the text tower of a CLIP checkpoint, ``st:SOURCE`` a sentence-transformers model with
     its pooling and Dense layers; a local CLIP folder (or a CLIP hub id whose config is cached) needs no prefix.
-    Any other name is mean-pooled by :class:`HFTextBackbone`.
+    Any other name is mean-pooled by :class:`HFTextBackbone`. A preset is loaded by the loader of its ``kind``
+    in :data:`~c2kd.encoders.text.TEXT_LOADERS`.
     """
     preset = TEXT_PRESETS.get(name)
-    if preset is None:
-        for prefix, kind in LOADER_PREFIXES.items():
-            if name.startswith(prefix):
-                return _load_kind(kind, name[len(prefix):], name)
-        from c2kd.encoders.clip_text import is_clip_folder
+    if preset is not None:
+        return TEXT_LOADERS.get(preset.kind)(preset.source, name, preset)
+    for prefix, kind in LOADER_PREFIXES.items():
+        if name.startswith(prefix):
+            return TEXT_LOADERS.get(kind)(name[len(prefix):], name, None)
+    from c2kd.encoders.clip_text import is_clip_folder
 
-        if is_clip_folder(name):
-            return _load_kind("clip-text", name, name)
-        return HFTextBackbone.from_pretrained(name)
-    if preset.kind in LOADER_PREFIXES.values():
-        return _load_kind(preset.kind, preset.source, name)
-    if preset.kind == "hf":
-        return HFTextBackbone.from_pretrained(preset.source)
-    if preset.kind in ("packaged-e5", "packaged-use", "hf-packaged"):
-        from c2kd.encoders import packaged
-
-        if preset.kind == "packaged-e5":
-            return packaged.E5SmallBackbone(name=name, role=preset.role)
-        if preset.kind == "packaged-use":
-            return packaged.MultilingualUSEBackbone(name=name)
-        backbone = HFTextBackbone.from_pretrained(str(packaged.packaged_hf_folder(preset.source)))
-        backbone.name = name  # the preset name, not the install path: checkpoints and caches stay portable
-        return backbone
-    raise ValueError(f"preset {name!r} has unknown kind {preset.kind!r}")
-
-
-def _load_kind(kind: str, source: str, name: str) -> TextBackbone:
-    """A backbone of ``c2kd.encoders.clip_text`` loaded from ``source``, named ``name`` (the preset or as given)."""
-    from c2kd.encoders.clip_text import CLIPTextBackbone, SentenceTransformerTextBackbone
-
-    backbone: TextBackbone
-    if kind == "clip-text":
-        backbone = CLIPTextBackbone.from_pretrained(source)
-    else:
-        backbone = SentenceTransformerTextBackbone.from_pretrained(source)
-    backbone.name = name
-    return backbone
+    return TEXT_LOADERS.get("clip-text" if is_clip_folder(name) else "hf")(name, name, None)
 
 
 def rebuild_text_backbone(name: str, architecture_dir: Path) -> TextBackbone:

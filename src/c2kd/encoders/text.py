@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, Literal, Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -20,9 +20,12 @@ from torch import Tensor, nn
 
 from c2kd.encoders.gated import GatedProjection
 from c2kd.encoders.words import WordBag, WordBagConfig
+from c2kd.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel
+
+    from c2kd.encoders.registry import TextPreset
 
 #: prefix of the word bag's keys among a text tower's prepared inputs
 WORDS_PREFIX = "words."
@@ -75,6 +78,29 @@ class TextBackbone(nn.Module):
 
     def save_architecture(self, directory: Path) -> None:
         """Write what is needed to rebuild this backbone without the hub (weights go in the checkpoint)."""
+
+
+class TextLoader(Protocol):
+    """Loads one kind of text backbone from ``source`` (a hub id, folder or package), named ``name`` (the preset
+    name, or the name as given); ``preset`` is the named preset, if the name is one."""
+
+    def __call__(self, source: str, name: str, preset: TextPreset | None) -> TextBackbone: ...
+
+
+#: how each kind of text backbone is loaded (a :class:`~c2kd.encoders.registry.TextPreset`'s ``kind``): a loader
+#: registers with ``@TEXT_LOADERS.register(kind)`` beside the backbone it builds; its module is imported on the
+#: first lookup, its heavy library (transformers, a packaged engine) only when it loads
+TEXT_LOADERS = Registry[TextLoader](
+    "text backbone kind",
+    modules=("c2kd.encoders.text", "c2kd.encoders.packaged", "c2kd.encoders.clip_text"),
+    hint="the kind of a preset in c2kd.encoders.registry.TEXT_PRESETS",
+)
+
+
+@TEXT_LOADERS.register("hf")
+def load_hf(source: str, name: str, preset: TextPreset | None) -> TextBackbone:
+    """Any Hugging Face encoder, mean-pooled (named by its source, the hub id or folder)."""
+    return HFTextBackbone.from_pretrained(source)
 
 
 class HFTextBackbone(TextBackbone):

@@ -4,6 +4,9 @@ Backends store unit-norm float32 vectors under int64 keys (assigned by :class:`c
 return the top-k keys by inner product (= cosine similarity). Video ids, metadata and persistence of the
 vectors themselves are the index's job; a backend only persists what it cannot rebuild cheaply (a trained
 faiss structure, a Qdrant collection).
+
+A new backend is one :class:`Backend` subclass in one module, registered beside it with
+``@BACKENDS.register(name)``, its module named in :data:`BACKENDS`' modules.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from c2kd.index.blocks import RowBlocks, Rows
 from c2kd.index.filters import MetadataValue, Scalar
 from c2kd.index.options import Option, check_options
 from c2kd.index.spans import Moment
+from c2kd.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,16 @@ class Backend(ABC):
     def describe(self) -> dict[str, Any]:
         """Settings worth showing in ``c2kd index info``."""
         return {"backend": self.name, **self.options}
+
+
+#: every index backend by name, in ``index.json`` and on the command line; a backend's module is imported on the first
+#: lookup, its optional library (faiss, qdrant_client, pymilvus) only when the backend is built
+BACKENDS = Registry[type[Backend]](
+    "index backend",
+    modules=("c2kd.index.exact", "c2kd.index.faiss_backend", "c2kd.index.qdrant_backend",
+             "c2kd.index.milvus_backend"),
+    hint="`c2kd index build --help` describes them",
+)
 
 
 def pad_results(scores: list[np.ndarray], keys: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:

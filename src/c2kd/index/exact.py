@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from c2kd.index.base import Backend, pad_results
+from c2kd.index.base import BACKENDS, Backend, pad_results
 from c2kd.index.blocks import RowBlocks, Rows
 from c2kd.index.filters import MetadataValue, Scalar
 from c2kd.index.options import Option
@@ -109,6 +109,7 @@ def grouped_topk(vectors: np.ndarray | RowBlocks, queries: np.ndarray, starts: n
             every)
 
 
+@BACKENDS.register("exact")
 class ExactBackend(Backend):
     """All vectors in one float32 matrix; a query is one matrix product and a partial sort.
 

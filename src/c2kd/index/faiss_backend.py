@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from c2kd.errors import ConfigError, require
-from c2kd.index.base import Backend
+from c2kd.index.base import BACKENDS, Backend
 from c2kd.index.blocks import RowBlocks, Rows
 from c2kd.index.filters import MetadataValue, Scalar
 from c2kd.index.options import Option
@@ -62,6 +62,7 @@ def auto_nlist(n: int) -> int:
     return int(max(1, min(round(4 * math.sqrt(max(n, 1))), n // 39)))
 
 
+@BACKENDS.register("faiss")
 class FaissBackend(Backend):
     """faiss IVF-Flat, IVF-PQ or HNSW-Flat over inner product, keyed by the index's int64 keys (options:
     :attr:`OPTIONS`)."""

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from c2kd.errors import ConfigError, MissingDependencyError
-from c2kd.index.base import Backend
+from c2kd.index.base import BACKENDS, Backend
 from c2kd.index.blocks import RowBlocks, Rows
 from c2kd.index.filters import MetadataValue, Scalar
 from c2kd.index.options import Option
@@ -101,6 +101,7 @@ def filter_expression(filters: Mapping[str, list[Scalar]]) -> str:
                         for field, values in filters.items())
 
 
+@BACKENDS.register("milvus")
 class MilvusBackend(Backend):
     """Vectors as Milvus entities (primary key = the index's key), compared by inner product (unit vectors:
     cosine); the index re-scores the candidates exactly from its stored vectors."""

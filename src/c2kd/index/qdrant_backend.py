@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from c2kd.errors import ConfigError, require
-from c2kd.index.base import Backend
+from c2kd.index.base import BACKENDS, Backend
 from c2kd.index.blocks import RowBlocks, Rows
 from c2kd.index.filters import MetadataValue, Scalar
 from c2kd.index.options import Option
@@ -34,6 +34,7 @@ def _payload(meta: Mapping[str, MetadataValue]) -> dict[str, Any]:
     return out
 
 
+@BACKENDS.register("qdrant")
 class QdrantBackend(Backend):
     """Vectors as Qdrant points (id = the index's key), compared by dot product (unit vectors: cosine)."""
 

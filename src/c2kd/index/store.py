@@ -9,7 +9,6 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from c2kd.errors import ConfigError, DataError
-from c2kd.index.base import Backend, Hit
+from c2kd.index.base import BACKENDS, Backend, Hit
 from c2kd.index.blocks import RowBlocks, RowReader, read_rows
 from c2kd.index.exact import grouped_topk, topk_inner_product
 from c2kd.index.filters import MetadataFilter, MetadataValue, normalize_filter
@@ -41,13 +40,6 @@ from c2kd.index.segments import (
 )
 from c2kd.index.spans import LENGTH_PRIOR, Moment, rank_moments
 
-#: backend name -> "module:class"; the classes import their optional dependency only when built
-BACKENDS: dict[str, str] = {
-    "exact": "c2kd.index.exact:ExactBackend",
-    "faiss": "c2kd.index.faiss_backend:FaissBackend",
-    "qdrant": "c2kd.index.qdrant_backend:QdrantBackend",
-    "milvus": "c2kd.index.milvus_backend:MilvusBackend",
-}
 #: with a metadata filter that leaves at most this many videos, approximate backends are bypassed for an
 #: exact scan of those videos (exact and faster than probing an index for a few matches)
 EXACT_SUBSET_LIMIT = 20_000
@@ -70,12 +62,9 @@ MOMENT_RESCORE_LIMIT = 512
 
 
 def backend_class(name: str) -> type[Backend]:
-    """The backend class of this name (``exact``, ``faiss``, ``qdrant``, ``milvus``); its optional library is not
-    imported."""
-    if name not in BACKENDS:
-        raise ConfigError(f"unknown index backend {name!r}; choose one of {sorted(BACKENDS)}")
-    module, cls = BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    """The backend class of this name (``exact``, ``faiss``, ``qdrant``, ``milvus`` or another registered in
+    :data:`~c2kd.index.base.BACKENDS`); its optional library is not imported."""
+    return BACKENDS.get(name)
 
 
 def make_backend(name: str, dim: int, options: Mapping[str, Any] | None = None) -> Backend:
@@ -104,7 +93,7 @@ def split_options(backend: str, options: Mapping[str, Any],
 
 def declared_options() -> dict[str, tuple[Option, ...]]:
     """Every ``-o`` setting there is: the index's own (``index``, for approximate backends) and each backend's."""
-    return {"index": INDEX_OPTIONS, **{name: backend_class(name).OPTIONS for name in BACKENDS}}
+    return {"index": INDEX_OPTIONS, **{name: cls.OPTIONS for name, cls in BACKENDS.items()}}
 
 
 def check_search_options(root: str | os.PathLike, options: Mapping[str, Any]) -> None:
