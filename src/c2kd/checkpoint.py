@@ -42,8 +42,9 @@ from c2kd.errors import CheckpointError, validation_problems
 from c2kd.formats import BEST_DIR, LAST_DIR, CheckpointFormat, record_format, register_format, require_format
 from c2kd.io import atomic_path, output_errors, save_torch, write_text
 from c2kd.model import DualEncoder, ModelConfig, build_model
+from c2kd.retrieval import RetrievalModel
 
-FORMAT = "c2kd-dual-encoder"
+FORMAT = DualEncoder.checkpoint_format
 WEIGHTS_FILE = "model.safetensors"
 CHECKSUM_FILE = WEIGHTS_FILE + ".sha256"
 CONFIG_FILE = "config.yaml"
@@ -215,6 +216,18 @@ class DualEncoderFormat(CheckpointFormat):
             fh.seek(max(0, size - (1 << 20)))
             digest.update(fh.read(1 << 20))
         return digest.hexdigest()[:16]
+
+    def save(self, model: RetrievalModel, directory: Path) -> Path:
+        """The weights and the model section of the config (a run's other sections stay in its run folder)."""
+        if not isinstance(model, DualEncoder):
+            raise TypeError(f"the dual-encoder format saves DualEncoder models, not {type(model).__name__}")
+        return save_checkpoint(directory, model, ModelSection(model=model.config))
+
+
+class ModelSection(BaseModel):
+    """The ``config.yaml`` of a model saved alone: its ``model`` section."""
+
+    model: ModelConfig
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",

@@ -15,7 +15,7 @@ import json
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from c2kd.errors import CheckpointError
 from c2kd.registry import Registry
@@ -55,6 +55,10 @@ class CheckpointFormat(ABC):
     def fingerprint(self, directory: Path) -> str:
         """A cheap identity of the weights (16 hex digits): another fingerprint means another embedding space."""
 
+    @abstractmethod
+    def save(self, model: RetrievalModel, directory: Path) -> Path:
+        """Write ``model`` (of this format's model class) as a folder of this format, in one atomic rename."""
+
     def instead(self, directory: Path) -> str:
         """What to give instead where one plain model is needed (see :func:`require_format`)."""
         return "give a checkpoint written by `c2kd train`"
@@ -73,6 +77,31 @@ def register_format(cls: type[CheckpointFormat]) -> type[CheckpointFormat]:
 def known_formats() -> dict[str, CheckpointFormat]:
     """Every registered format, by name."""
     return dict(FORMATS.items())
+
+
+class Checkpointed:
+    """Mixed into a model class that a checkpoint format saves: ``model.save(DIR)`` and ``model.fingerprint()``.
+
+    ``checkpoint_format`` names the format; the fingerprint is the one of the folder the model was loaded from
+    (:func:`load_model`) or last saved to, so an index built with it knows the model again.
+    """
+
+    checkpoint_format: ClassVar[str]
+    _fingerprint: str | None = None
+
+    def fingerprint(self) -> str:
+        """The identity of the model's weights (16 hex digits; see :meth:`CheckpointFormat.fingerprint`)."""
+        if self._fingerprint is None:
+            raise CheckpointError("this model was made in memory and has no checkpoint yet: save it with "
+                                  "model.save(DIR) (or load it with c2kd.formats.load_model) first")
+        return self._fingerprint
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the model as a checkpoint folder that :func:`load_model` reads back (an old folder is replaced)."""
+        found = FORMATS.get(self.checkpoint_format)
+        path = found.save(cast("RetrievalModel", self), Path(directory))
+        self._fingerprint = found.fingerprint(path)
+        return path
 
 
 def record_format(directory: str | os.PathLike, name: str) -> Path:
@@ -129,7 +158,10 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
                persist_cache: bool = True) -> RetrievalModel:
     """The model of a checkpoint or run folder of any format, for evaluation and search."""
     directory, found = find_checkpoint(path)
-    return found.load(directory, device=device, persist_cache=persist_cache)
+    model = found.load(directory, device=device, persist_cache=persist_cache)
+    if isinstance(model, Checkpointed):
+        model._fingerprint = found.fingerprint(directory)
+    return model
 
 
 def checkpoint_frame_encoder(path: str | os.PathLike) -> list[FrameEncoderSpec]:

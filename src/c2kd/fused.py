@@ -40,10 +40,12 @@ from c2kd.formats import (
     register_format,
     resolve_checkpoint,
 )
+from c2kd.io import atomic_path, write_text
 from c2kd.late_fusion import LateFusion, checked_weights
+from c2kd.retrieval import RetrievalModel
 
 FUSION_FILE = "fusion.json"
-FORMAT = "c2kd-fused-model"
+FORMAT = LateFusion.checkpoint_format
 MEMBERS_DIR = "members"
 
 
@@ -122,6 +124,20 @@ class FusedFormat(CheckpointFormat):
     def instead(self, directory: Path) -> str:
         return f"give one of its members ({directory / MEMBERS_DIR}/0, ...)"
 
+    def save(self, model: RetrievalModel, directory: Path) -> Path:
+        """Each member saved in its own format under ``members/``, beside ``fusion.json``."""
+        if not isinstance(model, LateFusion):
+            raise TypeError(f"the fused format saves LateFusion models, not {type(model).__name__}")
+        with atomic_path(directory) as tmp:
+            (tmp / MEMBERS_DIR).mkdir(parents=True)
+            members = []
+            for m, (member, weight, features) in enumerate(zip(model.members, model.weights, model.features,
+                                                               strict=True)):
+                member.save(tmp / MEMBERS_DIR / str(m))
+                members.append(FusedMember(path=f"{MEMBERS_DIR}/{m}", weight=weight, features=features))
+            _write_fusion(tmp, FusionRecord(members=members, frame_encoder=joined(model.frame_encoder)))
+        return directory
+
 
 def is_fused_checkpoint(path: str | os.PathLike) -> bool:
     found = folder_format(Path(path))
@@ -170,8 +186,6 @@ def save_fused_checkpoint(out: str | os.PathLike, checkpoints: Sequence[str | os
     import yaml
 
     from c2kd.checkpoint import CONFIG_FILE, RESUME_STATE_FILE
-    from c2kd.io import atomic_path, write_text
-
     weights = checked_weights(weights, len(checkpoints))
     kept = [(resolve_checkpoint(c), w) for c, w in zip(checkpoints, weights, strict=True) if w > 0]
     for folder, _ in kept:
@@ -192,7 +206,12 @@ def save_fused_checkpoint(out: str | os.PathLike, checkpoints: Sequence[str | os
                 saved["model"]["text"]["cache_dir"] = str(Path(cache).resolve())
                 write_text(tmp / relative / CONFIG_FILE, yaml.safe_dump(saved, sort_keys=False, allow_unicode=True))
             members.append(FusedMember(path=relative, weight=weight, features=features, source=str(folder)))
-        record = FusionRecord(members=members, frame_encoder=spec, chosen_on=chosen_on, validation=list(validation))
-        write_text(tmp / FUSION_FILE, record.model_dump_json(indent=2))
-        record_format(tmp, FORMAT)
+        _write_fusion(tmp, FusionRecord(members=members, frame_encoder=spec, chosen_on=chosen_on,
+                                        validation=list(validation)))
     return Path(out)
+
+
+def _write_fusion(folder: Path, record: FusionRecord) -> None:
+    """``fusion.json`` and ``checkpoint.json`` of a fused checkpoint folder being written."""
+    write_text(folder / FUSION_FILE, record.model_dump_json(indent=2))
+    record_format(folder, FORMAT)

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from c2kd.encoders.frames import FrameEncoderSpec, describe_parts
 from c2kd.errors import ConfigError
+from c2kd.formats import Checkpointed
 from c2kd.retrieval import RetrievalModel
 
 
@@ -44,7 +45,7 @@ def join(parts: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
     return torch.cat([part * math.sqrt(w / total) for part, w in zip(parts, values, strict=True)], dim=1)
 
 
-class LateFusion(nn.Module):
+class LateFusion(Checkpointed, nn.Module):
     """Members with weights, embedding into their joined space (see :func:`join`).
 
     Member ``m`` reads the columns ``features[m]`` of the frame features (all of them when the members read the
@@ -53,6 +54,8 @@ class LateFusion(nn.Module):
     Shape:
         embed_texts(N strings) -> [N, sum E_m]; embed_videos(N arrays [T_i, F]) -> [N, sum E_m]; unit rows.
     """
+
+    checkpoint_format = "c2kd-fused-model"
 
     def __init__(self, members: Sequence[RetrievalModel], weights: Sequence[float],
                  features: Sequence[tuple[int, int]]):

@@ -14,6 +14,7 @@ from c2kd.encoders.frames import FrameEncoderSpec, parts_of
 from c2kd.encoders.registry import build_text_backbone
 from c2kd.encoders.text import FusedTextBackbone, TextBackbone, TextEncoder, TextEncoderConfig
 from c2kd.encoders.video import VideoEncoder, VideoEncoderConfig
+from c2kd.formats import Checkpointed
 
 
 class ModelConfig(BaseModel):
@@ -27,12 +28,14 @@ class ModelConfig(BaseModel):
     frame_encoder: FrameEncoderSpec | None = None
 
 
-class DualEncoder(nn.Module):
+class DualEncoder(Checkpointed, nn.Module):
     """Text and video towers projecting into one normalised space (a :class:`~c2kd.retrieval.RetrievalModel`).
 
     Shape:
         encode_text(prepared inputs) -> [B, E]; encode_video([B, T, F], [B, T]) -> [B, E]; unit norm rows.
     """
+
+    checkpoint_format = "c2kd-dual-encoder"
 
     def __init__(self, text: TextEncoder, video: VideoEncoder, config: ModelConfig):
         super().__init__()

@@ -4,7 +4,9 @@ model. A trained or aligned :class:`~c2kd.model.DualEncoder` implements it, and 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,3 +50,11 @@ class RetrievalModel(Protocol):
     def embed_texts(self, texts: Sequence[str], batch_size: int = 256, max_tokens: int | None = None) -> Tensor: ...
 
     def embed_videos(self, features: Sequence[np.ndarray], batch_size: int = 256) -> Tensor: ...
+
+    def fingerprint(self) -> str:
+        """The identity of the weights, as the checkpoint folder it was loaded from or saved to records it."""
+        ...
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the model as a checkpoint folder (``c2kd.formats.load_model`` reads it back)."""
+        ...

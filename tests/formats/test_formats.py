@@ -73,14 +73,16 @@ def test_other_weights_give_another_fingerprint(run_folder):
     assert (checkpoint_fingerprint(run_folder / "best") != checkpoint_fingerprint(run_folder / "last")) == differ
 
 
-class MeanOfFrames:
+class MeanOfFrames(formats.Checkpointed):
     """A format of this test: the mean of unit frames against a fixed random text table (no weights file)."""
 
+    checkpoint_format = "test-table"
     training = False
     embed_dim = feature_dim = 4
-    frame_encoder = None
+    frame_encoder: list = []
 
     def __init__(self, seed: int):
+        self.seed = seed
         self.table = torch.nn.functional.normalize(torch.randn(8, 4, generator=torch.Generator().manual_seed(seed)),
                                                    dim=1)
 
@@ -116,6 +118,12 @@ def test_a_new_format_is_one_registered_class(tmp_path, monkeypatch):
         def fingerprint(self, directory: Path) -> str:
             return (directory / self.marker).read_text().strip()[:16]
 
+        def save(self, model, directory: Path) -> Path:
+            directory.mkdir(parents=True)
+            (directory / self.marker).write_text(json.dumps({"seed": model.seed}))
+            formats.record_format(directory, self.name)
+            return directory
+
     folder = tmp_path / "table"
     folder.mkdir()
     (folder / "table.json").write_text('{"seed": 3}')
@@ -124,3 +132,54 @@ def test_a_new_format_is_one_registered_class(tmp_path, monkeypatch):
     assert model.embed_dim == 4 and torch.equal(model.embed_texts(["abc"]), MeanOfFrames(3).table[[3]])
     with pytest.raises(CheckpointError, match="is a text table, which cannot be trained on"):
         load_checkpoint(folder)
+    assert model.fingerprint() == '{"seed": 3}'
+    copy = MeanOfFrames(5).save(tmp_path / "copy")
+    assert torch.equal(load_model(copy).table, MeanOfFrames(5).table)
+
+
+def _embeddings(model, seed: int = 0):
+    texts = ["a dog runs", "ein Hund rennt", "un chien court"]
+    frames = [np.random.default_rng(seed + i).normal(size=(5, model.feature_dim)).astype(np.float32) for i in range(3)]
+    model.eval()
+    return model.embed_texts(texts), model.embed_videos(frames)
+
+
+def test_a_loaded_model_knows_its_fingerprint_and_saves_itself(run_folder, tmp_path):
+    model = load_model(run_folder)
+    assert model.fingerprint() == checkpoint_fingerprint(run_folder)
+    saved = model.save(tmp_path / "copy")
+    assert find_checkpoint(saved)[1].name == DUAL_ENCODER
+    assert model.fingerprint() == checkpoint_fingerprint(saved)
+    back = load_model(saved)
+    for ours, theirs in zip(_embeddings(model), _embeddings(back), strict=True):
+        assert torch.equal(ours, theirs)
+    assert back.frame_encoder == model.frame_encoder
+
+
+def test_a_model_made_in_memory_has_no_fingerprint_until_saved(run_folder, tmp_path):
+    from c2kd.model import build_model
+
+    made = build_model(load_checkpoint(run_folder)[1])
+    with pytest.raises(CheckpointError, match=r"save it with model.save\(DIR\)"):
+        made.fingerprint()
+    made.save(tmp_path / "made")
+    assert made.fingerprint() == checkpoint_fingerprint(tmp_path / "made")
+
+
+def test_a_late_fusion_made_in_memory_saves_as_a_fused_checkpoint(run_folder, tmp_path):
+    from c2kd.late_fusion import LateFusion
+
+    first, second = load_model(run_folder / "best"), load_model(run_folder / "last")
+    with torch.no_grad():  # a second member with other weights
+        for p in second.parameters():
+            p.mul_(0.5).add_(0.01)
+    fusion = LateFusion([first, second], [1.0, 3.0], [(0, first.feature_dim)] * 2)
+    saved = fusion.save(tmp_path / "fused")
+    back = load_model(saved)
+    assert type(back) is LateFusion and back.weights == [1.0, 3.0]
+    assert fusion.fingerprint() == checkpoint_fingerprint(saved)
+    texts, videos = _embeddings(back)
+    # the weighted mean of the members' cosines, computed from the members alone (weights 1/4 and 3/4)
+    (t1, v1), (t2, v2) = _embeddings(first), _embeddings(second)
+    expected = 0.25 * (t1 @ v1.T) + 0.75 * (t2 @ v2.T)
+    torch.testing.assert_close(texts @ videos.T, expected, atol=1e-5, rtol=0)

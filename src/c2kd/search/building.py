@@ -239,7 +239,7 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
     ``video_roots`` (see :mod:`c2kd.search.posters`).
     """
     from c2kd.data.features import FeatureStore
-    from c2kd.formats import checkpoint_fingerprint, resolve_checkpoint
+    from c2kd.formats import resolve_checkpoint
     from c2kd.search.extracting import check_store_encoder
     from c2kd.search.model import load_search_model
 
@@ -262,7 +262,7 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
             raise DataError(f"{root} holds no videos; extract some first with `c2kd extract`")
         model = load_search_model(checkpoint, device)
         check_store_encoder(model, store, checkpoint)
-        info = {"checkpoint": str(checkpoint), "checkpoint_fingerprint": checkpoint_fingerprint(checkpoint),
+        info = {"checkpoint": str(checkpoint), "checkpoint_fingerprint": model.fingerprint(),
                 "features": str(Path(features).resolve()), "frame_encoder": store.meta.get("encoder"),
                 "video_roots": [str(Path(r).resolve()) for r in video_roots],
                 "moments": (windows if windows is not None else Windows()).to_dict(),
