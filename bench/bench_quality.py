@@ -5,7 +5,7 @@ Every model starts from the best thing a user could do without training, and tha
 - **off-the-shelf**: multilingual USE text against the mean of the USE "frames" (the proxy's own frame encoder),
   no training (``c2kd model aligned``);
 - **zero-shot** (English NCE), **translate-train** (NCE on en/de/fr/cs) and **C2KD** students, all started from
-  that aligned pair (USE + e5 fused; heads are identities plus zero-initialised residuals), all on every shared
+  that aligned pair (USE + e5 mixed in; heads are identities plus zero-initialised residuals), all on every shared
   training item by default, ``--seeds`` seeds each. Each text tower also has a trainable word bag
   (``--word-buckets``). The C2KD teachers read the English caption: the off-the-shelf pair, ``teacher-en`` (the
   pair trained and selected on English, same seed), the **e5 pair** (e5 text against e5 passages of the same

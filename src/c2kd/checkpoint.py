@@ -130,7 +130,8 @@ def load_weights(directory: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read ``directory/model.safetensors``, refusing a file that no longer matches its recorded SHA-256.
 
     A checkpoint without a checksum file (written by an earlier version) is read unchecked; one that cannot be
-    parsed (truncated, overwritten header) is refused all the same.
+    parsed (truncated, overwritten header) is refused all the same. Weights named as earlier versions named them
+    come back under today's names (`renamed_keys`); the file itself is never rewritten, so its fingerprint stays.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -147,7 +148,7 @@ def load_weights(directory: str | os.PathLike) -> dict[str, torch.Tensor]:
                 "(the file was changed or only partly copied); copy it again or train it again"
             )
     try:
-        return load_file(str(weights))
+        return renamed_keys(load_file(str(weights)))
     except SafetensorError as exc:
         raise CheckpointError(
             f"checkpoint damaged: {weights} cannot be read ({exc}); copy it again or train it again"
@@ -188,7 +189,11 @@ def load_resume_state(directory: str | os.PathLike) -> dict[str, Any] | None:
     path = Path(directory) / RESUME_STATE_FILE
     if not path.exists():
         return None
-    return torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    average = state.get("average") if isinstance(state, dict) else None
+    if isinstance(average, dict) and isinstance(average.get("average"), dict):  # the weight average, by name
+        average["average"] = renamed_keys(average["average"])
+    return state
 
 
 # -- loading -----------------------------------------------------------------------------------------------------
@@ -244,10 +249,10 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     saved = _read_saved_config(directory)
     config = _model_section(saved, directory / CONFIG_FILE)
     config.text.cache_dir = resolve_cache_dir(directory, config.text.cache_dir, saved.get("out_dir"))
-    names = [config.text.name, *config.text.fuse]
+    names = [config.text.name, *config.text.mix]
     model = build_model(config, backbones=rebuild_text_backbones(names, directory / BACKBONE_DIR),
                         persist_cache=persist_cache)
-    state = _renamed_keys(load_weights(directory))
+    state = load_weights(directory)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -312,12 +317,15 @@ def checkpoint_data_path(path: str | os.PathLike) -> str | None:
     return str(value) if value else None
 
 
-#: state-dict prefixes of checkpoints written before the text head became its own module
-_OLD_PREFIXES = {"text.norm.": "text.head.norm.", "text.projection.": "text.head.projection."}
+#: state-dict prefixes of earlier versions -> today's: the gated text head lived at ``text.norm`` /
+#: ``text.projection`` before it became its own module, and the aligned head's map and gate of the backbone mix
+#: (``model.text.mix``) were ``fused_map`` / ``fused_gate`` before the mix was told apart from fused checkpoints
+_OLD_PREFIXES = {"text.norm.": "text.head.norm.", "text.projection.": "text.head.projection.",
+                 "text.head.fused_map.": "text.head.mix_map.", "text.head.fused_gate.": "text.head.mix_gate."}
 
 
-def _renamed_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Read checkpoints of earlier versions: their gated text head lived at ``text.norm`` / ``text.projection``."""
+def renamed_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` (weights by name) with the names of earlier versions (``_OLD_PREFIXES``) made today's."""
     out = {}
     for key, value in state.items():
         for old, new in _OLD_PREFIXES.items():

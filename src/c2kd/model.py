@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from c2kd.encoders.frames import FrameEncoderSpec, parts_of
 from c2kd.encoders.registry import build_text_backbone
-from c2kd.encoders.text import FusedTextBackbone, TextBackbone, TextEncoder, TextEncoderConfig
+from c2kd.encoders.text import MixedTextBackbone, TextBackbone, TextEncoder, TextEncoderConfig
 from c2kd.encoders.video import VideoEncoder, VideoEncoderConfig
 from c2kd.formats import Checkpointed
 
@@ -102,21 +102,21 @@ class DualEncoder(Checkpointed, nn.Module):
 
 def build_model(config: ModelConfig, backbones: Sequence[TextBackbone] | None = None,
                 persist_cache: bool = True) -> DualEncoder:
-    """Create a dual encoder; the text backbones (``text.name``, then ``text.fuse``) are loaded by name unless given.
+    """Create a dual encoder; the text backbones (``text.name``, then ``text.mix``) are loaded by name unless given.
 
     With ``text.cache_dir`` set (frozen-backbone mode) each frozen backbone is wrapped in a ``CachedTextBackbone``;
     ``persist_cache=False`` only reads that cache (texts it lacks are embedded and not stored).
     """
     from c2kd.errors import ConfigError
 
-    names = [config.text.name, *config.text.fuse]
+    names = [config.text.name, *config.text.mix]
     parts = list(backbones) if backbones is not None else [build_text_backbone(n) for n in names]
     if len(parts) != len(names):
         raise ValueError(f"{len(parts)} backbones given for {names}")
     if config.text.cache_dir is not None:
         parts = [_cached(part, config.text, trainable=config.text.trainable and i == 0, persist=persist_cache)
                  for i, part in enumerate(parts)]
-    backbone = parts[0] if len(parts) == 1 else FusedTextBackbone(parts)
+    backbone = parts[0] if len(parts) == 1 else MixedTextBackbone(parts)
     if config.text.head == "aligned":
         if parts[0].dim != config.text.embed_dim:
             raise ConfigError(

@@ -5,8 +5,8 @@ starts from the best thing a user could do without training and only improves on
 
 - **off-the-shelf**: the proxy's "frames" are multilingual USE vectors of each item's other English descriptions,
   so USE's own text tower is an *aligned pair* with them: querying it directly, with no training, is the baseline
-  (``c2kd model aligned``). Its text tower also reads multilingual-e5-small, fused through a zero-initialised gate,
-  because USE does not read Czech.
+  (``c2kd model aligned``). Its text tower also reads multilingual-e5-small (the backbone mix, ``--mix``), through
+  a zero-initialised gate, because USE does not read Czech.
 - every trained model **starts from that pair** (aligned heads: identity plus zero-initialised residuals; the e5
   map started by ridge regression) and model selection on val includes the start, so training never hands back
   a model that validates worse than the baseline;
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from c2kd.experiments import PlannedRun
 
 FRAME_ENCODER = "packaged-muse"
-#: the aligned text backbone (it made the frames), then the fused ones (e5 reads Czech, which USE does not)
+#: the aligned text backbone (it made the frames), then its backbone mix (e5 reads Czech, which USE does not)
 TEXT_BACKBONES = ("packaged-muse", "packaged-e5-small")
 LANGS = ("en", "de", "fr", "cs")
 OFF_THE_SHELF = "off-the-shelf"
@@ -85,7 +85,7 @@ def warm_caches(dataset_dir: Path, cache_dir: Path, echo: Callable[[str], None] 
 
 def student_model(cache_dir: Path, word_buckets: int | None = None) -> dict:
     """The aligned start every trained run shares (:func:`c2kd.zeroshot.aligned_model_config`): USE text (+ e5
-    fused) against the mean of the USE frames, with a bag of ``word_buckets`` hashed words beside them (none: no
+    mixed in) against the mean of the USE frames, with a bag of ``word_buckets`` hashed words beside them (none: no
     word bag)."""
     from c2kd.zeroshot import aligned_model_config
 
@@ -95,12 +95,12 @@ def student_model(cache_dir: Path, word_buckets: int | None = None) -> dict:
 
 
 def off_the_shelf_checkpoint(out: Path, dataset_dir: Path, cache_dir: Path) -> Path:
-    """The training-free aligned pair (USE text vs USE frames; e5 fused, gated off): the baseline and a teacher."""
+    """The training-free aligned pair (USE text vs USE frames; e5 mixed in, gated off): the baseline and a teacher."""
     from c2kd.checkpoint import WEIGHTS_FILE
     from c2kd.zeroshot import aligned_checkpoint
 
     if not (out / WEIGHTS_FILE).exists():
-        aligned_checkpoint(out, text=TEXT_BACKBONES[0], fuse=TEXT_BACKBONES[1:], frame_encoder=FRAME_ENCODER,
+        aligned_checkpoint(out, text=TEXT_BACKBONES[0], mix=TEXT_BACKBONES[1:], frame_encoder=FRAME_ENCODER,
                            data=str(dataset_dir), cache_dir=cache_dir)
     return out
 

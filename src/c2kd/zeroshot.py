@@ -145,7 +145,7 @@ def frame_encoder_spec(name: str, options: Mapping[str, Any] | None = None,
                       f"packaged-muse for the Multi30K proxy) or a feature preset {sorted(FRAME_PRESETS)}")
 
 
-def aligned_model_config(text: str, spec: FrameEncoderSpec | None, dim: int, fuse: Sequence[str] = (),
+def aligned_model_config(text: str, spec: FrameEncoderSpec | None, dim: int, mix: Sequence[str] = (),
                          trainable: bool = True, residual_hidden: int = 1024, max_frames: int = 30,
                          cache_dir: str | None = None, layers: int = 2, word_buckets: int | None = None) -> ModelConfig:
     """The ``ModelConfig`` of a training-free aligned model: both towers start as the identity on their inputs
@@ -160,7 +160,7 @@ def aligned_model_config(text: str, spec: FrameEncoderSpec | None, dim: int, fus
 
     heads = 4 if dim % 4 == 0 else 1
     return ModelConfig(
-        text=TextEncoderConfig(name=text, fuse=list(fuse), head="aligned", residual_hidden=residual_hidden,
+        text=TextEncoderConfig(name=text, mix=list(mix), head="aligned", residual_hidden=residual_hidden,
                                trainable=trainable, embed_dim=dim, cache_dir=cache_dir,
                                words=WordBagConfig(buckets=word_buckets) if word_buckets else None),
         video=VideoEncoderConfig(feature_dim=dim, embed_dim=dim, heads=heads, max_frames=max_frames, aligned=True,
@@ -169,7 +169,7 @@ def aligned_model_config(text: str, spec: FrameEncoderSpec | None, dim: int, fus
     )
 
 
-def aligned_checkpoint(out: str | os.PathLike, text: str, frame_encoder: str, fuse: Sequence[str] = (),
+def aligned_checkpoint(out: str | os.PathLike, text: str, frame_encoder: str, mix: Sequence[str] = (),
                        frame_options: Mapping[str, Any] | None = None, trainable: bool | None = None,
                        residual_hidden: int = 1024, max_frames: int = 30, data: str | None = None,
                        backbones: Sequence[TextBackbone] | None = None, seed: int = 0,
@@ -177,11 +177,12 @@ def aligned_checkpoint(out: str | os.PathLike, text: str, frame_encoder: str, fu
     """Write a checkpoint that needs no training to ``out`` and return its path.
 
     ``text``: an aligned text backbone (``mclip-vit-b32``, ``clip-vit-b32-text``, a CLIP folder, ``st:FOLDER``,
-    ``packaged-muse`` for the Multi30K proxy, ...); ``fuse``: further frozen backbones whose vectors the aligned
-    head's residual may learn from later; ``frame_encoder`` + ``frame_options`` (e.g. ``{"model": ...}`` for
-    ``clip-vit-b32``; by default a CLIP text tower's own CLIP checkpoint): what the video tower reads.
+    ``packaged-muse`` for the Multi30K proxy, ...); ``mix``: further frozen backbones (the backbone mix) whose
+    vectors the aligned head's residual may learn from later; ``frame_encoder`` + ``frame_options`` (e.g.
+    ``{"model": ...}`` for ``clip-vit-b32``; by default a CLIP text tower's own CLIP checkpoint): what the video
+    tower reads.
     ``trainable``: default, whether the text backbone can be fine-tuned at all. ``data``: recorded as
-    ``data.path`` (no data is read). ``backbones``: already loaded backbones for ``[text, *fuse]``.
+    ``data.path`` (no data is read). ``backbones``: already loaded backbones for ``[text, *mix]``.
     ``cache_dir``: keep the frozen backbones' caption embeddings in this on-disk cache (``c2kd.encoders.cache``).
 
     Raises ``ConfigError`` when the frame encoder's feature size differs from the text backbone's.
@@ -194,7 +195,7 @@ def aligned_checkpoint(out: str | os.PathLike, text: str, frame_encoder: str, fu
     from c2kd.train.config import TrainConfig
 
     text = text_backbone_name(text)
-    names = [text, *fuse]
+    names = [text, *mix]
     options = dict(frame_options or {})
     clip = _clip_source(text)
     if frame_encoder == "clip-vit-b32" and "model" not in options and clip is not None:
@@ -216,7 +217,7 @@ def aligned_checkpoint(out: str | os.PathLike, text: str, frame_encoder: str, fu
             "--text packaged-muse with --frame-encoder packaged-muse for the Multi30K proxy)")
     if trainable is None:
         trainable = bool(parts[0].supports_training)
-    model_config = aligned_model_config(text, spec, dim, fuse, trainable, residual_hidden, max_frames,
+    model_config = aligned_model_config(text, spec, dim, mix, trainable, residual_hidden, max_frames,
                                         None if cache_dir is None else str(cache_dir))
     torch.manual_seed(seed)  # the residuals' first layers (their last layers are zero: no effect untrained)
     model = build_model(model_config, backbones=parts)

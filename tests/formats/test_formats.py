@@ -79,7 +79,7 @@ class MeanOfFrames(formats.Checkpointed):
     checkpoint_format = "test-table"
     training = False
     embed_dim = feature_dim = 4
-    frame_encoder: list = []
+    frame_encoder: tuple = ()
 
     def __init__(self, seed: int):
         self.seed = seed

@@ -30,7 +30,7 @@ def test_the_three_runs_start_from_the_aligned_pair(tmp_path: Path):
     for cfg in parsed.values():
         text, video = cfg.model.text, cfg.model.video
         assert not text.trainable and text.cache_dir == str(tmp_path / "cache")
-        assert text.head == "aligned" and [text.name, *text.fuse] == list(TEXT_BACKBONES)
+        assert text.head == "aligned" and [text.name, *text.mix] == list(TEXT_BACKBONES)
         assert text.name == FRAME_ENCODER  # the aligned pair: USE text against USE frames
         assert text.words is not None and text.words.buckets == settings.word_buckets  # and a word bag
         assert video.aligned and video.feature_dim == video.embed_dim == text.embed_dim == 512
@@ -51,7 +51,7 @@ def test_the_bench_sweep_settings_give_the_runs_they_always_gave():
                                   word_buckets=2**17, progress=False)
     runs = Path("/q/runs")
     cfgs = run_configs(Path("/q/data"), runs / "seed1", Path("/q/cache"), settings, teachers_dir=runs)
-    model = {"text": {"name": "packaged-muse", "fuse": ["packaged-e5-small"], "head": "aligned", "embed_dim": 512,
+    model = {"text": {"name": "packaged-muse", "mix": ["packaged-e5-small"], "head": "aligned", "embed_dim": 512,
                       "trainable": False, "cache_dir": "/q/cache", "words": {"buckets": 131072}},
              "video": {"feature_dim": 512, "embed_dim": 512, "aligned": True, "layers": 0}}
 

@@ -28,9 +28,9 @@ def aligned_text(tmp_path_factory, tiny_dataset):
     return make_random_text_model(tmp_path_factory.mktemp("aligned") / "text16", texts, hidden=16, seed=5)
 
 
-def aligned_config(text_name, fuse=(), words=None) -> ModelConfig:
+def aligned_config(text_name, mix=(), words=None) -> ModelConfig:
     return ModelConfig.model_validate({
-        "text": {"name": str(text_name), "fuse": [str(f) for f in fuse], "head": "aligned", "embed_dim": 16,
+        "text": {"name": str(text_name), "mix": [str(m) for m in mix], "head": "aligned", "embed_dim": 16,
                  "residual_hidden": 8, "words": words},
         "video": {"feature_dim": 16, "embed_dim": 16, "aligned": True, "dropout": 0.0}})
 
@@ -54,7 +54,7 @@ def reference_scores(text_model_dir, texts, videos) -> np.ndarray:
 @pytest.mark.parametrize("words", [None, {"buckets": 64, "dim": 8}], ids=["backbones", "with-word-bag"])
 def test_untrained_aligned_model_scores_the_training_free_cosine(aligned_text, tiny_text_models, words):
     torch.manual_seed(0)
-    model = build_model(aligned_config(aligned_text, fuse=[tiny_text_models["teacher_a"]], words=words)).eval()
+    model = build_model(aligned_config(aligned_text, mix=[tiny_text_models["teacher_a"]], words=words)).eval()
     texts = ["a dog runs", "the red car stops", "cat"]
     rng = np.random.default_rng(0)
     videos = [rng.normal(size=(n, 16)).astype(np.float32) * rng.uniform(0.5, 3) for n in (1, 4, 7, 30)]
@@ -62,11 +62,11 @@ def test_untrained_aligned_model_scores_the_training_free_cosine(aligned_text, t
     np.testing.assert_allclose(ours, reference_scores(aligned_text, texts, videos), atol=1e-5)
 
 
-def test_aligned_heads_learn_a_residual_and_fused_backbones_stay_frozen(aligned_text, tiny_text_models):
+def test_aligned_heads_learn_a_residual_and_mixed_in_backbones_stay_frozen(aligned_text, tiny_text_models):
     torch.manual_seed(0)
-    model = build_model(aligned_config(aligned_text, fuse=[tiny_text_models["teacher_a"]]))
-    fused = model.text.backbone.parts[1]
-    assert all(not p.requires_grad for p in fused.parameters())
+    model = build_model(aligned_config(aligned_text, mix=[tiny_text_models["teacher_a"]]))
+    mixed_in = model.text.backbone.parts[1]
+    assert all(not p.requires_grad for p in mixed_in.parameters())
     inputs = model.text.prepare(["a dog runs", "the cat"], 35)
     frames, mask = torch.randn(2, 3, 16), torch.ones(2, 3, dtype=torch.bool)
     scores = model.encode_text(inputs) @ model.encode_video(frames, mask).T
@@ -74,13 +74,13 @@ def test_aligned_heads_learn_a_residual_and_fused_backbones_stay_frozen(aligned_
     last = model.text.head.residual[-1]
     assert last.weight.grad is not None and last.weight.grad.abs().sum() > 0  # the residual learns
     assert model.video.output_projection.weight.grad.abs().sum() > 0
-    assert all(p.grad is None for p in fused.parameters())
+    assert all(p.grad is None for p in mixed_in.parameters())
 
 
-def test_aligned_model_with_fused_backbones_round_trips_through_a_checkpoint(aligned_text, tiny_text_models,
-                                                                              tiny_dataset, tmp_path):
+def test_aligned_model_with_a_backbone_mix_round_trips_through_a_checkpoint(aligned_text, tiny_text_models,
+                                                                             tiny_dataset, tmp_path):
     torch.manual_seed(1)
-    model = build_model(aligned_config(aligned_text, fuse=[tiny_text_models["teacher_b"]],
+    model = build_model(aligned_config(aligned_text, mix=[tiny_text_models["teacher_b"]],
                                        words={"buckets": 64, "dim": 8}))
     with torch.no_grad():
         for p in model.parameters():
@@ -92,9 +92,77 @@ def test_aligned_model_with_fused_backbones_round_trips_through_a_checkpoint(ali
     assert saved == model.config
     texts = ["a dog runs", "zwei katzen"]
     assert torch.allclose(model.eval().embed_texts(texts), loaded.eval().embed_texts(texts), atol=1e-6)
-    without_words = build_model(aligned_config(aligned_text, fuse=[tiny_text_models["teacher_b"]]))
+    without_words = build_model(aligned_config(aligned_text, mix=[tiny_text_models["teacher_b"]]))
     without_words.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("text.words")})
     assert not torch.allclose(model.embed_texts(texts), without_words.eval().embed_texts(texts), atol=1e-3)
+
+
+def as_saved_before_the_mix_was_named(new, old):
+    """Copy the checkpoint ``new`` to ``old`` as versions before the backbone mix had its name wrote it: weights
+    ``text.head.fused_map`` / ``fused_gate``, the mixed-in backbones' folders ``fused-N``, ``text.fuse`` /
+    ``fused_start`` / ``fused_ridge`` in config.yaml."""
+    import shutil
+
+    import yaml
+    from safetensors.torch import load_file
+
+    from c2kd.checkpoint import BACKBONE_DIR, CONFIG_FILE, FORMAT, WEIGHTS_FILE, save_weights
+
+    shutil.copytree(new, old)
+    state = load_file(str(old / WEIGHTS_FILE))
+    renamed = {k.replace(".mix_map.", ".fused_map.").replace(".mix_gate.", ".fused_gate."): v for k, v in state.items()}
+    assert renamed.keys() != state.keys()
+    save_weights(old, renamed, metadata={"format": FORMAT})
+    (old / BACKBONE_DIR / "mix-1").rename(old / BACKBONE_DIR / "fused-1")
+    config = yaml.safe_load((old / CONFIG_FILE).read_text())
+    text = config["model"]["text"]
+    for was, now in (("fuse", "mix"), ("fused_start", "mix_start"), ("fused_ridge", "mix_ridge")):
+        text[was] = text.pop(now)
+    (old / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
+    return old
+
+
+def test_a_checkpoint_saved_before_the_backbone_mix_was_named_loads_the_same(aligned_text, tiny_text_models,
+                                                                             tiny_dataset, tmp_path):
+    """Old weight names, part folders and config keys load to the same model; the old file keeps its fingerprint
+    (an index built with it still searches with it)."""
+    import hashlib
+    import shutil
+
+    from c2kd.checkpoint import WEIGHTS_FILE, load_resume_state
+    from c2kd.formats import checkpoint_fingerprint
+    from c2kd.search.model import check_fingerprint
+
+    mixed_in = shutil.copytree(tiny_text_models["teacher_b"], tmp_path / "mixed-in")
+    torch.manual_seed(2)
+    model = build_model(aligned_config(aligned_text, mix=[mixed_in]))
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn_like(p))  # a gate off zero: the mix map changes the embeddings
+    assert model.text.head.mix_gate.weight.abs().sum() > 0
+    new = save_checkpoint(tmp_path / "new", model, TrainConfig(data={"path": str(tiny_dataset)}, model=model.config))
+    old = as_saved_before_the_mix_was_named(new, tmp_path / "old")
+    weights = old / WEIGHTS_FILE
+    size = weights.stat().st_size
+    head, tail = weights.read_bytes()[: 1 << 20], weights.read_bytes()[max(0, size - (1 << 20)):]
+    recorded = hashlib.sha256(str(size).encode() + head + tail).hexdigest()[:16]  # what an index recorded
+    shutil.rmtree(mixed_in)  # both rebuild the mixed-in backbone from their own folder, not from its source
+
+    loaded_new, config_new = load_checkpoint(new)
+    loaded_old, config_old = load_checkpoint(old)
+    assert config_old == config_new == model.config
+    texts = ["a dog runs", "zwei katzen", "un chat"]
+    expected = model.eval().embed_texts(texts)
+    assert torch.allclose(loaded_new.eval().embed_texts(texts), expected, atol=1e-6)
+    assert torch.allclose(loaded_old.eval().embed_texts(texts), expected, atol=1e-6)
+    assert checkpoint_fingerprint(old) == recorded
+    check_fingerprint({"checkpoint": str(old), "checkpoint_fingerprint": recorded}, old, tmp_path / "index")
+
+    # a run's resume state saved then: its weight average is by parameter name too
+    average = {"decay": 0.9, "updates": 3, "average": {"text.head.fused_map.weight": torch.ones(1)}}
+    torch.save({"trainer": {}, "average": average}, old / "trainer_state.pt")
+    assert set(load_resume_state(old)["average"]["average"]) == {"text.head.mix_map.weight"}
 
 
 def aligned_dataset(tiny_dataset, text_model_dir, out):
@@ -142,16 +210,16 @@ def test_training_never_hands_back_a_model_worse_than_its_start(aligned_text, ti
     assert RetrievalEvaluator(test)(best)["t2v"]["average"]["R@1"] == pytest.approx(expected)
 
 
-def test_fused_map_starts_as_the_ridge_regression_solution():
+def test_mix_map_starts_as_the_ridge_regression_solution():
     from c2kd.encoders.text import AlignedTextHead
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 6))
     y = x @ rng.normal(size=(6, 4)) + 0.1 * rng.normal(size=(200, 4))
     head = AlignedTextHead(in_dim=4 + 6, embed_dim=4, hidden=0)
-    head.fit_fused_map(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32), ridge=2.0)
+    head.fit_mix_map(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32), ridge=2.0)
     expected = np.linalg.solve(x.T @ x + 2.0 * np.eye(6), x.T @ y).T  # [4, 6]
-    np.testing.assert_allclose(head.fused_map.weight.detach().numpy(), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(head.mix_map.weight.detach().numpy(), expected, rtol=1e-4, atol=1e-5)
     # the gate is zero: the fitted map does not change the untrained output
     inputs = torch.randn(3, 10)
     a = inputs[:, :4] / inputs[:, :4].norm(dim=1, keepdim=True)

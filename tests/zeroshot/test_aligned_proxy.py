@@ -1,4 +1,4 @@
-"""Training-free checkpoints on the packaged models: the Multi30K proxy (USE text vs USE "frames", e5 fused)."""
+"""Training-free checkpoints on the packaged models: the Multi30K proxy (USE text vs USE "frames", e5 mixed in)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def proxy_checkpoint(tmp_path_factory, muse, e5):
     from c2kd.zeroshot import aligned_checkpoint
 
     out = tmp_path_factory.mktemp("aligned") / "proxy"
-    return aligned_checkpoint(out, text="packaged-muse", fuse=["packaged-e5-small"], frame_encoder="packaged-muse",
+    return aligned_checkpoint(out, text="packaged-muse", mix=["packaged-e5-small"], frame_encoder="packaged-muse",
                               backbones=[muse, e5])
 
 
@@ -27,7 +27,7 @@ def test_proxy_checkpoint_scores_with_use_alone_and_reloads(proxy_checkpoint, mu
 
     model, config = load_checkpoint(proxy_checkpoint)
     text = config.text
-    assert text.head == "aligned" and text.fuse == ["packaged-e5-small"] and not text.trainable
+    assert text.head == "aligned" and text.mix == ["packaged-e5-small"] and not text.trainable
     assert config.video.aligned and config.video.feature_dim == text.embed_dim == 512
     assert config.frame_encoder.name == "packaged-muse" and config.frame_encoder.dim == 512
     expected = muse.encode(TEXTS)
@@ -69,10 +69,12 @@ def test_command_refuses_a_frame_encoder_of_another_size(tmp_path, muse, e5):
     assert not (tmp_path / "x").exists()
 
 
-def test_command_writes_the_proxy_checkpoint(tmp_path, muse, e5):
-    result = CliRunner().invoke(app, ["model", "aligned", "--text", "packaged-muse", "--fuse", "packaged-e5-small",
+@pytest.mark.parametrize("option", ["--mix", "--fuse"])  # --fuse: the backbone mix's old name, still read
+def test_command_writes_the_proxy_checkpoint(tmp_path, muse, e5, option):
+    result = CliRunner().invoke(app, ["model", "aligned", "--text", "packaged-muse", option, "packaged-e5-small",
                                       "--frame-encoder", "packaged-muse", "--out", str(tmp_path / "ck")])
     assert result.exit_code == 0, result.output + repr(result.exception)
+    assert ("--fuse is now --mix" in result.output) == (option == "--fuse")
     from c2kd.checkpoint import load_checkpoint
 
     model, _ = load_checkpoint(tmp_path / "ck")
@@ -81,3 +83,8 @@ def test_command_writes_the_proxy_checkpoint(tmp_path, muse, e5):
     assert all(not p.requires_grad for p in model.text.backbone.parameters())
     last = model.text.head.residual[-1].weight
     torch.testing.assert_close(last, torch.zeros_like(last))
+
+
+def test_the_help_names_the_backbone_mix_option_and_hides_its_old_name():
+    result = CliRunner().invoke(app, ["model", "aligned", "--help"], terminal_width=200)
+    assert result.exit_code == 0 and "--mix" in result.output and "--fuse" not in result.output

@@ -68,8 +68,11 @@ def model_aligned(
     frame_encoder: str = typer.Option(..., help="What the video tower reads: clip-vit-b32 (or another encoder of "
                                                 "`c2kd extract`), or packaged-muse for the Multi30K proxy."),
     out: Path = typer.Option(..., help="Checkpoint folder to write."),
-    fuse: list[str] | None = typer.Option(None, "--fuse", help="Further frozen text backbone (repeatable), "
-                                                                  "e.g. packaged-e5-small."),
+    mix: list[str] | None = typer.Option(None, "--mix", help="Further frozen text backbone read beside --text "
+                                                                "(the backbone mix; repeatable), e.g. "
+                                                                "packaged-e5-small."),
+    old_mix: list[str] | None = typer.Option(None, "--fuse", hidden=True,
+                                                help="The old name of --mix (not `c2kd model fuse`)."),
     frame_model: str | None = typer.Option(None, help="The frame encoder's model: CLIP hub id or folder "
                                                          "(default: the CLIP text tower's own checkpoint), ONNX "
                                                          "file."),
@@ -91,13 +94,16 @@ def model_aligned(
     options = parse_encoder_options(frame_option)
     if frame_model is not None:
         options["model"] = frame_model
-    path = aligned_checkpoint(out, text=text, frame_encoder=frame_encoder, fuse=fuse or [],
+    mix = [*(mix or []), *(old_mix or [])]
+    if old_mix:
+        typer.echo("--fuse is now --mix (the backbone mix; `c2kd model fuse` makes fused checkpoints)", err=True)
+    path = aligned_checkpoint(out, text=text, frame_encoder=frame_encoder, mix=mix,
                               frame_options=options, trainable=trainable, residual_hidden=residual_hidden)
     from c2kd.encoders.frames import describe_parts
     from c2kd.formats import checkpoint_frame_encoder
 
     spec = checkpoint_frame_encoder(path)
-    typer.echo(f"wrote {path}: text {text}{' + ' + ' + '.join(fuse) if fuse else ''} vs frames of "
+    typer.echo(f"wrote {path}: text {text}{' + ' + ' + '.join(mix) if mix else ''} vs frames of "
                f"{describe_parts(spec) if spec else frame_encoder}")
 
 

@@ -115,7 +115,7 @@ def rebuild_text_backbone(name: str, architecture_dir: Path) -> TextBackbone:
 
 
 def rebuild_text_backbones(names: list[str], architecture_dir: Path) -> list[TextBackbone]:
-    """Rebuild every backbone of a checkpoint's text tower (``text.name``, then ``text.fuse``)."""
-    from c2kd.encoders.text import fused_part_dir
+    """Rebuild every backbone of a checkpoint's text tower (``text.name``, then the backbone mix ``text.mix``)."""
+    from c2kd.encoders.text import saved_mix_part_dir
 
-    return [rebuild_text_backbone(name, fused_part_dir(architecture_dir, i)) for i, name in enumerate(names)]
+    return [rebuild_text_backbone(name, saved_mix_part_dir(architecture_dir, i)) for i, name in enumerate(names)]

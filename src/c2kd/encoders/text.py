@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol, cast
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
 from c2kd.encoders.gated import GatedProjection
@@ -29,6 +29,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: prefix of the word bag's keys among a text tower's prepared inputs
 WORDS_PREFIX = "words."
+#: settings of the backbone mix under the names they had before (configs saved then still load; saving writes the
+#: new names)
+_OLD_SETTING_NAMES = {"fuse": "mix", "fused_start": "mix_start", "fused_ridge": "mix_ridge"}
 
 
 class TextEncoderConfig(BaseModel):
@@ -37,19 +40,20 @@ class TextEncoderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = "labse"
-    #: further backbones read beside ``name`` (always frozen), their vectors concatenated after its own;
-    #: e.g. ``[packaged-e5-small]`` beside multilingual USE so that Czech, which USE does not read, is covered
-    fuse: list[str] = Field(default_factory=list)
+    #: the backbone mix: further backbones read beside ``name`` (always frozen), their vectors concatenated after
+    #: its own; e.g. ``[packaged-e5-small]`` beside multilingual USE so that Czech, which USE does not read, is
+    #: covered (``fuse`` before; not to be confused with fused checkpoints, ``c2kd model fuse``)
+    mix: list[str] = Field(default_factory=list)
     #: ``gated``: LayerNorm + gated projection of the backbone vector (the paper's head, trained from scratch);
     #: ``aligned``: ``name`` already embeds into the frame encoder's space (e.g. CLIP text with CLIP frames), so the
     #: head starts as the identity on its vector and learns a zero-initialised residual from every backbone
     head: Literal["gated", "aligned"] = "gated"
     #: hidden width of the aligned head's residual MLP (0: a linear residual)
     residual_hidden: int = Field(1024, ge=0)
-    #: aligned head with ``fuse``: start the map from the fused vectors into the frame space by ridge regression
+    #: aligned head with ``mix``: start the map from the mixed-in vectors into the frame space by ridge regression
     #: on the training captions ("least-squares", with this ridge), or leave it random ("random")
-    fused_start: Literal["least-squares", "random"] = "least-squares"
-    fused_ridge: float = Field(1.0, gt=0)
+    mix_start: Literal["least-squares", "random"] = "least-squares"
+    mix_ridge: float = Field(1.0, gt=0)
     trainable: bool = True
     embed_dim: int = 512
     max_tokens: int = 35
@@ -60,6 +64,23 @@ class TextEncoderConfig(BaseModel):
     #: a trainable bag of words added to the head's output through a zero-initialised projection
     #: (``c2kd.encoders.words``): what the training captions teach, in every language, beyond the backbones
     words: WordBagConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        """Read the backbone mix's settings under their old names (``fuse``, ``fused_start``, ``fused_ridge``)."""
+        if not isinstance(data, dict) or not any(old in data for old in _OLD_SETTING_NAMES):
+            return data
+        data = dict(data)
+        for old, new in _OLD_SETTING_NAMES.items():
+            if old not in data:
+                continue
+            value = data.pop(old)
+            if new in data and data[new] != value:
+                raise ValueError(f"{old} is the old name of {new}: give only {new} (got {new}={data[new]!r} and "
+                                 f"{old}={value!r})")
+            data[new] = value
+        return data
 
 
 class TextBackbone(nn.Module):
@@ -177,8 +198,8 @@ class HFTextBackbone(TextBackbone):
         return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)  # mean over real tokens
 
 
-class FusedTextBackbone(TextBackbone):
-    """Several backbones read the same strings; their vectors are concatenated, the first's first.
+class MixedTextBackbone(TextBackbone):
+    """The backbone mix: several backbones read the same strings; their vectors are concatenated, the first's first.
 
     Only the first part can be fine-tuned; the others are frozen (no gradients, eval mode, ``no_grad``).
     ``prepare`` prefixes each part's inputs with its position, so parts with different tokenizers coexist.
@@ -190,7 +211,7 @@ class FusedTextBackbone(TextBackbone):
     def __init__(self, parts: Sequence[TextBackbone]):
         super().__init__()
         if len(parts) < 2:
-            raise ValueError("a fused backbone needs at least two parts")
+            raise ValueError("a backbone mix needs at least two parts")
         self.parts = cast("Sequence[TextBackbone]", nn.ModuleList(parts))  # registered as submodules
         self.name = "+".join(p.name for p in parts)
         self.dims = [int(p.dim) for p in parts]
@@ -200,7 +221,7 @@ class FusedTextBackbone(TextBackbone):
             extra.requires_grad_(False)
             extra.eval()
 
-    def train(self, mode: bool = True) -> FusedTextBackbone:
+    def train(self, mode: bool = True) -> MixedTextBackbone:
         super().train(mode)
         for extra in self.parts[1:]:
             extra.eval()
@@ -217,18 +238,26 @@ class FusedTextBackbone(TextBackbone):
             per_part[int(index)][name] = value
         vectors = []
         for i, (part, own) in enumerate(zip(self.parts, per_part)):
-            with torch.set_grad_enabled(i == 0 and torch.is_grad_enabled()):  # fused parts are frozen
+            with torch.set_grad_enabled(i == 0 and torch.is_grad_enabled()):  # mixed-in parts are frozen
                 vectors.append(part(own).float())
         return torch.cat(vectors, dim=-1)
 
     def save_architecture(self, directory: Path) -> None:
         for i, part in enumerate(self.parts):
-            part.save_architecture(fused_part_dir(directory, i))
+            part.save_architecture(mix_part_dir(directory, i))
 
 
-def fused_part_dir(directory: Path, index: int) -> Path:
-    """Where part ``index`` of a fused backbone keeps its architecture: the first in ``directory`` itself."""
-    return directory if index == 0 else directory / f"fused-{index}"
+def mix_part_dir(directory: Path, index: int) -> Path:
+    """Where part ``index`` of a backbone mix keeps its architecture: the first in ``directory`` itself."""
+    return directory if index == 0 else directory / f"mix-{index}"
+
+
+def saved_mix_part_dir(directory: Path, index: int) -> Path:
+    """Where a checkpoint keeps part ``index`` of its backbone mix: :func:`mix_part_dir`, or ``fused-<index>`` in
+    checkpoints written before the mix had its name."""
+    path = mix_part_dir(directory, index)
+    old = directory / f"fused-{index}"
+    return old if index and not path.exists() and old.exists() else path
 
 
 class GatedTextHead(nn.Module):
@@ -251,15 +280,15 @@ class AlignedTextHead(nn.Module):
     """A head that starts as the identity on an aligned backbone's vector and learns only corrections.
 
     ``x[:, :embed_dim]`` is the aligned backbone's vector ``a`` (already in the frame encoder's space); the rest,
-    ``f``, are the vectors of the fused backbones. The output is
+    ``f``, are the vectors of the mixed-in backbones. The output is
 
         normalize(a) + g(LN(x)) * (normalize(M f) - normalize(a)) + R(LN(x))
 
     - ``R``, the residual (an MLP of width ``hidden``, or linear for ``hidden=0``), has a zero-initialised last
       layer;
-    - ``M`` maps the fused vectors into the frame space (started by least squares on the training data, see
-      :meth:`fit_fused_map`), and the scalar gate ``g`` (linear, zero-initialised) learns, per caption, how much
-      to trust it instead of ``a``: e.g. for a language that only a fused backbone reads.
+    - ``M`` maps the mixed-in vectors into the frame space (started by least squares on the training data, see
+      :meth:`fit_mix_map`), and the scalar gate ``g`` (linear, zero-initialised) learns, per caption, how much
+      to trust it instead of ``a``: e.g. for a language that only a mixed-in backbone reads.
 
     Untrained, the tower scores exactly what the aligned backbone scores; training can only add what the
     backbones know.
@@ -279,33 +308,33 @@ class AlignedTextHead(nn.Module):
         else:
             self.residual = nn.Sequential(nn.Linear(in_dim, embed_dim))
         _zero(self.residual[-1])
-        fused = in_dim - embed_dim
-        self.fused_map = nn.Linear(fused, embed_dim, bias=False) if fused else None
-        self.fused_gate = nn.Linear(in_dim, 1) if fused else None
-        if self.fused_gate is not None:
-            _zero(self.fused_gate)
+        mixed = in_dim - embed_dim
+        self.mix_map = nn.Linear(mixed, embed_dim, bias=False) if mixed else None
+        self.mix_gate = nn.Linear(in_dim, 1) if mixed else None
+        if self.mix_gate is not None:
+            _zero(self.mix_gate)
 
     def forward(self, x: Tensor) -> Tensor:
         aligned = F.normalize(x[:, : self.embed_dim], dim=-1)
         normed = self.norm(x)
         out = aligned + self.residual(normed)
-        if self.fused_map is not None and self.fused_gate is not None:
-            mapped = F.normalize(self.fused_map(x[:, self.embed_dim:]), dim=-1)
-            out = out + self.fused_gate(normed) * (mapped - aligned)
+        if self.mix_map is not None and self.mix_gate is not None:
+            mapped = F.normalize(self.mix_map(x[:, self.embed_dim:]), dim=-1)
+            out = out + self.mix_gate(normed) * (mapped - aligned)
         return out
 
     @torch.no_grad()
-    def fit_fused_map(self, fused: Tensor, targets: Tensor, ridge: float = 1.0) -> None:
-        """Start ``M`` as the ridge-regression map from fused vectors to their targets in the frame space.
+    def fit_mix_map(self, mixed: Tensor, targets: Tensor, ridge: float = 1.0) -> None:
+        """Start ``M`` as the ridge-regression map from mixed-in vectors to their targets in the frame space.
 
         Shape:
-            fused: [N, in_dim - embed_dim] (the fused backbones' vectors), targets: [N, embed_dim]
+            mixed: [N, in_dim - embed_dim] (the mixed-in backbones' vectors), targets: [N, embed_dim]
         """
-        if self.fused_map is None:
-            raise ValueError("this aligned head reads no fused backbone")
-        x, y = fused.double(), targets.double()
+        if self.mix_map is None:
+            raise ValueError("this aligned head reads no backbone mix")
+        x, y = mixed.double(), targets.double()
         gram = x.T @ x + ridge * torch.eye(x.shape[1], dtype=torch.float64, device=x.device)
-        self.fused_map.weight.copy_(torch.linalg.solve(gram, x.T @ y).T.to(self.fused_map.weight.dtype))
+        self.mix_map.weight.copy_(torch.linalg.solve(gram, x.T @ y).T.to(self.mix_map.weight.dtype))
 
 
 def _zero(layer: nn.Module) -> None:

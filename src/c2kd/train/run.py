@@ -38,7 +38,7 @@ from c2kd.languages import ENGLISH
 from c2kd.losses.objective import RetrievalObjective
 from c2kd.model import DualEncoder, build_model
 from c2kd.runtime import resolve_device
-from c2kd.train.aligned_start import fit_fused_map
+from c2kd.train.aligned_start import fit_mix_map
 from c2kd.train.config import TrainConfig, load_config
 from c2kd.train.distributed import (
     DistEnv,
@@ -141,7 +141,7 @@ def prepare_run(config: TrainConfig, env: DistEnv | None = None) -> RunParts:
 
     model = build_model(config.model)
     if not (Path(config.out_dir) / LAST_DIR).exists():  # a resumed run loads its weights instead
-        fit_fused_map(model, split, student_langs, config.model.text.max_tokens, progress=config.progress)
+        fit_mix_map(model, split, student_langs, config.model.text.max_tokens, progress=config.progress)
     teacher_scores = teacher_scores_for(config, split, dataset.features.dim, student_langs, device)
     encoder, gather = None, None
     if env.enabled or config.optim.grad_clip:  # neither DDP nor gradient clipping takes sparse gradients
