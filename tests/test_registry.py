@@ -37,6 +37,15 @@ def test_an_unknown_name_lists_the_known_ones_and_the_hint():
         shapes.get("hexagon")
 
 
+def test_registrations_in_a_scope_are_forgotten_after_it():
+    shapes = Registry[int]("shape")
+    shapes.add("square", 4)
+    with shapes.scoped():
+        shapes.add("triangle", 3)
+        assert shapes.names() == ["square", "triangle"]
+    assert shapes.names() == ["square"]
+
+
 def test_modules_are_imported_on_the_first_lookup_only(tmp_path, monkeypatch):
     (tmp_path / "registry_plugin_demo.py").write_text(
         "from tests_registry_target import SHAPES\n\n@SHAPES.register('triangle')\nclass Triangle:\n    pass\n")

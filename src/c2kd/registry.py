@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 from c2kd.errors import ConfigError
@@ -79,6 +80,16 @@ class Registry(Generic[T]):
         """Every (name, implementation), in registration order."""
         self._load()
         return list(self._entries.items())
+
+    @contextmanager
+    def scoped(self) -> Iterator[Registry[T]]:
+        """Registrations made inside the block are forgotten when it ends (how tests register their own)."""
+        self._load()
+        saved = dict(self._entries)
+        try:
+            yield self
+        finally:
+            self._entries = saved
 
     def names(self) -> list[str]:
         self._load()

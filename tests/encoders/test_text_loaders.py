@@ -28,10 +28,9 @@ class ConstantBackbone(TextBackbone):
 
 
 @pytest.fixture
-def scratch_loaders(monkeypatch):
-    """Loaders registered in a test are forgotten after it (the built-in ones are loaded first)."""
-    TEXT_LOADERS.names()
-    monkeypatch.setattr(TEXT_LOADERS, "_entries", dict(TEXT_LOADERS._entries))
+def scratch_loaders():
+    with TEXT_LOADERS.scoped():  # loaders registered in a test are forgotten after it
+        yield
 
 
 def test_a_loader_registered_with_the_decorator_loads_presets_of_its_kind(monkeypatch, scratch_loaders):

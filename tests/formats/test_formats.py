@@ -100,8 +100,13 @@ class MeanOfFrames(formats.Checkpointed):
         return torch.nn.functional.normalize(torch.tensor(np.stack(means)), dim=1)
 
 
-def test_a_new_format_is_one_registered_class(tmp_path, monkeypatch):
-    monkeypatch.setattr(formats.FORMATS, "_entries", dict(formats.known_formats()))
+@pytest.fixture
+def scratch_formats():
+    with formats.FORMATS.scoped():  # the test's format is forgotten after it
+        yield
+
+
+def test_a_new_format_is_one_registered_class(tmp_path, scratch_formats):
 
     @register_format
     class TableFormat(CheckpointFormat):

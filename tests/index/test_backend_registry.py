@@ -16,10 +16,9 @@ from c2kd.index.store import backend_class, declared_options
 
 
 @pytest.fixture
-def scratch_backends(monkeypatch):
-    """Backends registered in a test are forgotten after it (the built-in ones are loaded first)."""
-    BACKENDS.names()
-    monkeypatch.setattr(BACKENDS, "_entries", dict(BACKENDS._entries))
+def scratch_backends():
+    with BACKENDS.scoped():  # backends registered in a test are forgotten after it
+        yield
 
 
 def test_a_backend_registered_with_the_decorator_builds_and_searches_an_index(tmp_path, scratch_backends):
