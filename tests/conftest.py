@@ -118,6 +118,31 @@ def teachers(tmp_path_factory, tiny_dataset, tiny_text_models) -> list[Path]:
 
 
 @pytest.fixture(scope="session")
+def fusion_members(tmp_path_factory, tiny_dataset, tiny_text_models, teachers) -> dict[str, list[Path]]:
+    """Members of a late fusion (tests/fused, tests/evaluation): a trained run on the tiny dataset, and a
+    training-free aligned model reading its own 32-d frames of the same videos (a copy of the dataset with
+    another feature store)."""
+    import shutil
+
+    import numpy as np
+
+    from c2kd.data.features import FeatureStore, FeatureStoreWriter
+    from c2kd_testkit import OWN_DIM, aligned_teacher
+
+    root = tmp_path_factory.mktemp("fusion")
+    own = root / "own-frames"
+    shutil.copytree(tiny_dataset, own)
+    store = FeatureStore(tiny_dataset / "features")
+    shutil.rmtree(own / "features")
+    rng = np.random.default_rng(11)
+    with FeatureStoreWriter(own / "features", dim=OWN_DIM, encoder="other-frames") as writer:
+        for vid in store.ids:
+            writer.add(vid, rng.normal(size=(len(store[vid]), OWN_DIM)).astype(np.float32))
+    aligned = aligned_teacher(root / "aligned", tiny_text_models["teacher_a"], own)
+    return {"checkpoints": [teachers[0], aligned], "datasets": [tiny_dataset, own]}
+
+
+@pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[str]:
     """One real local Ray cluster for the whole session (2 CPUs, no dashboard); its address, for other drivers
     (``c2kd extract --engine ray --address ...`` in a subprocess). Ray is part of the ``all`` extra, so a missing

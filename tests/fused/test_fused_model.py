@@ -30,40 +30,40 @@ LANGS = ["en", "de"]
 
 
 @pytest.fixture(scope="module")
-def joined(members, tmp_path_factory):
+def joined(fusion_members, tmp_path_factory):
     """The members' two datasets joined into one whose frames are [first's | second's]."""
-    return concat_features(members["datasets"], tmp_path_factory.mktemp("joined") / "data", progress=False)
+    return concat_features(fusion_members["datasets"], tmp_path_factory.mktemp("joined") / "data", progress=False)
 
 
 @pytest.fixture(scope="module")
-def fused(members, tmp_path_factory):
-    return save_fused_checkpoint(tmp_path_factory.mktemp("fused") / "model", members["checkpoints"], [1.0, 3.0])
+def fused(fusion_members, tmp_path_factory):
+    return save_fused_checkpoint(tmp_path_factory.mktemp("fused") / "model", fusion_members["checkpoints"], [1.0, 3.0])
 
 
-def test_joined_store_is_the_concatenation_video_by_video(members, joined):
-    first, second = (VideoTextDataset(d).features for d in members["datasets"])
+def test_joined_store_is_the_concatenation_video_by_video(fusion_members, joined):
+    first, second = (VideoTextDataset(d).features for d in fusion_members["datasets"])
     store = FeatureStore(joined / "features")
     assert sorted(store.ids) == sorted(first.ids) and store.dim == first.dim + second.dim
     for vid in first.ids:
         np.testing.assert_array_equal(store[vid], np.concatenate([first[vid], second[vid]], axis=1))
         np.testing.assert_array_equal(store.times(vid), first.times(vid))
-    assert (joined / "captions.parquet").read_bytes() == (members["datasets"][0] / "captions.parquet").read_bytes()
+    assert (joined / "captions.parquet").read_bytes() == (fusion_members["datasets"][0] / "captions.parquet").read_bytes()
     spec = VideoTextDataset(joined).features.meta
     assert spec["encoder"] == "concat" and [p["name"] for p in spec["extractor"]["parts"]] == [
         "synthetic", "other-frames"]
 
 
-def member_cosines(members, own, texts) -> list[np.ndarray]:
+def member_cosines(fusion_members, own, texts) -> list[np.ndarray]:
     """Each member alone: its cosines [Q, N] between ``texts`` and its own frames of the split ``own[m]``."""
     cosines = []
-    for checkpoint, data in zip(members["checkpoints"], own, strict=True):
+    for checkpoint, data in zip(fusion_members["checkpoints"], own, strict=True):
         member = load_checkpoint(checkpoint)[0].eval()
         cosines.append(member.embed_texts(texts).numpy() @ member.embed_videos(
             [data.frames(i) for i in range(len(data))]).numpy().T)
     return cosines
 
 
-def test_fused_vectors_score_the_weighted_mean_of_the_members_cosines(members, joined, fused):
+def test_fused_vectors_score_the_weighted_mean_of_the_members_cosines(fusion_members, joined, fused):
     model = load_model(fused).eval()
     assert isinstance(model, LateFusion) and model.weights == [1.0, 3.0]
     split = VideoTextDataset(joined).split("test", LANGS)
@@ -72,14 +72,14 @@ def test_fused_vectors_score_the_weighted_mean_of_the_members_cosines(members, j
     np.testing.assert_allclose(np.linalg.norm(text.numpy(), axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(video.numpy(), axis=1), 1.0, atol=1e-5)
 
-    own = [VideoTextDataset(d).split("test", LANGS) for d in members["datasets"]]
-    cosines = member_cosines(members, own, texts)
+    own = [VideoTextDataset(d).split("test", LANGS) for d in fusion_members["datasets"]]
+    cosines = member_cosines(fusion_members, own, texts)
     np.testing.assert_allclose((text @ video.T).numpy(), (cosines[0] + 3 * cosines[1]) / 4, atol=1e-5)
     with pytest.raises(ConfigError, match=r"reads \[T, 48\]"):
         model.embed_videos([own[0].frames(0)])
 
 
-def test_frames_are_shared_or_side_by_side(members):
+def test_frames_are_shared_or_side_by_side(fusion_members):
     from c2kd.encoders.frames import FrameEncoderSpec
 
     clip = FrameEncoderSpec(name="clip-vit-b32", dim=8, options={"model": "m"})
@@ -91,11 +91,11 @@ def test_frames_are_shared_or_side_by_side(members):
     assert fused_frames([None, None], [8, 8]) == (None, [(0, 8), (0, 8)])
     with pytest.raises(ConfigError, match="records no frame encoder"):
         fused_frames([clip, None], [8, 4])
-    assert [p.name for p in checkpoint_frame_encoder(members["checkpoints"][0])] == ["synthetic"]
+    assert [p.name for p in checkpoint_frame_encoder(fusion_members["checkpoints"][0])] == ["synthetic"]
 
 
-def test_fuse_evaluate_index_and_search_through_the_commands(members, joined, tmp_path):
-    ck, data = members["checkpoints"], members["datasets"]
+def test_fuse_evaluate_index_and_search_through_the_commands(fusion_members, joined, tmp_path):
+    ck, data = fusion_members["checkpoints"], fusion_members["datasets"]
     out = tmp_path / "fused"
     made = run_c2kd("model", "fuse", "--checkpoint", ck[0], "--checkpoint", ck[1], "--data", data[0], "--data",
                     data[1], "--languages", "en,de", "--out", out)
@@ -123,7 +123,7 @@ def test_fuse_evaluate_index_and_search_through_the_commands(members, joined, tm
     query = VideoTextDataset(joined).split("test", LANGS).captions["de"][3][0]
     hits = json.loads(run_c2kd("search", index, query, "--lang", "de", "-k", "5", "--json").stdout)["results"]
     own = [VideoTextDataset(d).split("test", LANGS) for d in data]
-    cosines = member_cosines(members, own, [query])
+    cosines = member_cosines(fusion_members, own, [query])
     scores = (cosines[0][0] + 0.5 * cosines[1][0]) / 1.5
     best = np.argsort(-scores)[:5]
     assert [h["video_id"] for h in hits] == [own[0].video_ids[i] for i in best]
@@ -138,7 +138,7 @@ def test_fuse_evaluate_index_and_search_through_the_commands(members, joined, tm
     assert_one_line_error(run_c2kd("search", index, query, "--checkpoint", other), "other weights")
 
 
-def test_served_search_answers_like_the_command(members, joined, fused, tmp_path):
+def test_served_search_answers_like_the_command(fusion_members, joined, fused, tmp_path):
     from fastapi.testclient import TestClient
 
     from c2kd.search.building import build_index
@@ -152,8 +152,8 @@ def test_served_search_answers_like_the_command(members, joined, fused, tmp_path
     assert [r["video_id"] for r in got["results"]] == [r["video_id"] for r in cli["results"]]
 
 
-def test_what_a_fused_model_refuses(members, joined, fused, tmp_path):
-    ck, data = members["checkpoints"], members["datasets"]
+def test_what_a_fused_model_refuses(fusion_members, joined, fused, tmp_path):
+    ck, data = fusion_members["checkpoints"], fusion_members["datasets"]
     with pytest.raises(CheckpointError, match="members/0"):  # not a teacher nor a run to continue
         load_checkpoint(fused)
     with pytest.raises(ConfigError, match="itself a fused model"):
@@ -176,8 +176,8 @@ def test_what_a_fused_model_refuses(members, joined, fused, tmp_path):
                                    tmp_path / "x"), "--weights", "--data")
 
 
-def test_joining_refuses_what_does_not_line_up_and_resumes(members, tmp_path, monkeypatch):
-    first, second = members["datasets"]
+def test_joining_refuses_what_does_not_line_up_and_resumes(fusion_members, tmp_path, monkeypatch):
+    first, second = fusion_members["datasets"]
     with pytest.raises(DataError, match="only feature stores or only dataset folders"):
         concat_features([first, second / "features"], tmp_path / "mixed")
     with pytest.raises(DataError, match="at least two"):
