@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from clipkit import PROJECTION, make_tiny_clip_model, make_tiny_st_model
 from typer.testing import CliRunner
 
 from c2kd.cli import app
 from c2kd.errors import ConfigError
 
 runner = CliRunner()
-PROJECTION = 16
 QUERY = "ein Mann spricht"
 
 
@@ -31,60 +31,6 @@ def ok(*args):
     result = run(*args)
     assert result.exit_code == 0, result.output + repr(result.exception)
     return result
-
-
-def make_tiny_clip_model(out: Path, seed: int = 0) -> Path:
-    """A random-config full CLIPModel with a byte-level BPE tokenizer (no merges) and an image processor."""
-    from tokenizers import pre_tokenizers
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
-
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    vocab.update({c: len(vocab) + i for i, c in enumerate(alphabet)})
-    vocab.update({c + "</w>": len(vocab) + i for i, c in enumerate(alphabet)})
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=[])
-    config = CLIPConfig(
-        text_config={"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                     "num_attention_heads": 2, "max_position_embeddings": 64, "bos_token_id": 0,
-                     "eos_token_id": 1, "pad_token_id": 1},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
-        projection_dim=PROJECTION)
-    torch.manual_seed(seed)
-    CLIPModel(config).eval().save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(out)
-    return out
-
-
-def make_tiny_st_model(out: Path, corpus: list[str], out_features: int = PROJECTION, weights: str = "safetensors",
-                       seed: int = 0) -> tuple[Path, torch.Tensor]:
-    """A BERT in sentence-transformers layout: mean pooling, then a Dense layer without bias. Returns (folder, W)."""
-    from safetensors.torch import save_file
-
-    from c2kd.encoders.random_hf import make_random_text_model
-
-    make_random_text_model(out, corpus, hidden=32, layers=1, heads=2, seed=seed)
-    (out / "modules.json").write_text(json.dumps([
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}]))
-    (out / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 128, "do_lower_case": False}))
-    (out / "1_Pooling").mkdir()
-    (out / "1_Pooling" / "config.json").write_text(json.dumps({
-        "word_embedding_dimension": 32, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True,
-        "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False}))
-    (out / "2_Dense").mkdir()
-    (out / "2_Dense" / "config.json").write_text(json.dumps({
-        "in_features": 32, "out_features": out_features, "bias": False,
-        "activation_function": "torch.nn.modules.linear.Identity"}))
-    weight = torch.Generator().manual_seed(seed + 7)
-    w = torch.randn(out_features, 32, generator=weight) / 4
-    if weights == "safetensors":
-        save_file({"linear.weight": w}, str(out / "2_Dense" / "model.safetensors"))
-    else:
-        torch.save({"linear.weight": w}, out / "2_Dense" / "pytorch_model.bin")
-    return out, w
 
 
 @pytest.fixture(scope="module")
@@ -357,16 +303,6 @@ def test_dims_must_agree_and_folders_must_exist(work, tmp_path):
     assert isinstance(missing.exception, ConfigError) and "not found" in str(missing.exception)
 
 
-def test_uncached_hub_id_fails_fast_naming_a_local_folder(monkeypatch):
-    from c2kd.encoders.registry import build_text_backbone
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ConfigError, match="local folder"):
-        build_text_backbone("clip:someone/not-a-cached-clip")
-    with pytest.raises(ConfigError, match="local folder"):
-        build_text_backbone("st:someone/not-a-cached-mclip")
-
-
 def test_model_aligned_names_every_missing_model_in_one_message(tmp_path, monkeypatch):
     """Without a hub, both towers of the documented preset are named at once (each with its download command),
     before anything loads; a CLIP text tower and the frames of the same checkpoint are named once."""
@@ -385,40 +321,6 @@ def test_model_aligned_names_every_missing_model_in_one_message(tmp_path, monkey
                                       "clip-vit-b32", "--out", str(tmp_path / "x")])
     message = str(result.exception)
     assert "models are missing" not in message and message.count("openai/clip-vit-base-patch32") == 2, message
-
-
-@pytest.mark.parametrize("weights", ["safetensors", "bin"])
-def test_sentence_transformers_layout_equals_mean_pool_then_dense(tmp_path, weights):
-    from transformers import AutoModel, AutoTokenizer
-
-    from c2kd.encoders.clip_text import SentenceTransformerTextBackbone
-    from c2kd.encoders.registry import build_text_backbone, rebuild_text_backbone
-
-    texts = ["ein mann spricht", "a man talks to a dog", "spricht"]
-    folder, w = make_tiny_st_model(tmp_path / "st", [*texts, "der hund"], weights=weights)
-    backbone = build_text_backbone(f"st:{folder}")
-    assert isinstance(backbone, SentenceTransformerTextBackbone) and backbone.dim == PROJECTION
-    tokenizer, bert = AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder).eval()
-    enc = tokenizer(texts, padding=True, return_tensors="pt")
-    with torch.no_grad():
-        hidden = bert(**enc).last_hidden_state
-        mask = enc["attention_mask"].unsqueeze(-1).float()
-        expected = ((hidden * mask).sum(1) / mask.sum(1)) @ w.T
-        got = backbone(backbone.prepare(texts, 40))
-    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
-    try:  # the sentence-transformers package itself, when installed, agrees
-        from sentence_transformers import SentenceTransformer
-
-        reference = SentenceTransformer(str(folder), device="cpu").encode(texts, convert_to_tensor=True)
-        torch.testing.assert_close(got, reference.float(), atol=1e-5, rtol=1e-5)
-    except ImportError:
-        pass
-    # architecture saved and rebuilt offline (weights come from the checkpoint)
-    backbone.save_architecture(tmp_path / "arch")
-    rebuilt = rebuild_text_backbone(f"st:{folder}", tmp_path / "arch")
-    rebuilt.load_state_dict(backbone.state_dict())
-    with torch.no_grad():
-        torch.testing.assert_close(rebuilt.eval()(rebuilt.prepare(texts, 40)), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_aligned_checkpoint_with_a_sentence_transformers_tower_reloads_offline(work, tmp_path):
