@@ -27,7 +27,7 @@ from c2kd.errors import ConfigError, require
 from c2kd.index.base import BACKENDS, Backend
 from c2kd.index.blocks import RowBlocks, Rows
 from c2kd.index.filters import MetadataValue, Scalar
-from c2kd.index.options import Option
+from c2kd.index.options import Option, check_probes
 
 INDEX_FILE = "faiss.index"
 DELETED_FILE = "deleted.npy"
@@ -88,10 +88,8 @@ class FaissBackend(Backend):
         checked = super().check_options(options)
         nlist, nprobe = checked.get("nlist"), checked.get("nprobe")
         if nlist is not None and nlist < 8 and nprobe == 8:  # the default of indexes built before 2026-12-03
-            checked["nprobe"] = nprobe = nlist
-        if nlist is not None and nprobe is not None and nprobe > nlist:
-            raise ConfigError(f"backend 'faiss' option nprobe={nprobe} is more cells than the index has (nlist="
-                              f"{nlist}): use nprobe from 1 to {nlist}")
+            checked["nprobe"] = nlist
+        check_probes("faiss", checked)
         return checked
 
     def __init__(self, dim: int, options: Mapping[str, Any] | None = None):

@@ -35,7 +35,7 @@ from c2kd.errors import ConfigError, MissingDependencyError
 from c2kd.index.base import BACKENDS, Backend
 from c2kd.index.blocks import RowBlocks, Rows
 from c2kd.index.filters import MetadataValue, Scalar
-from c2kd.index.options import Option
+from c2kd.index.options import Option, check_probes
 
 #: the Milvus Lite database inside the backend's folder of the index (a name Milvus Lite accepts)
 DB_FILE = "milvus.db"
@@ -128,10 +128,7 @@ class MilvusBackend(Backend):
         if uri is not None and not uri.startswith(SCHEMES):
             raise ConfigError(f"backend 'milvus' option uri={uri!r} is not a server address: give e.g. "
                               "uri=http://localhost:19530, or no uri for Milvus Lite inside the index folder")
-        nlist, nprobe = checked.get("nlist"), checked.get("nprobe")
-        if nlist is not None and nprobe is not None and nprobe > nlist:
-            raise ConfigError(f"backend 'milvus' option nprobe={nprobe} is more cells than the index has (nlist="
-                              f"{nlist}): use nprobe from 1 to {nlist}")
+        check_probes("milvus", checked)
         return checked
 
     def __init__(self, dim: int, options: Mapping[str, Any] | None = None):

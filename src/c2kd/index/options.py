@@ -74,3 +74,11 @@ def check_options(options: Mapping[str, Any], declared: Iterable[Option], owner:
 def describe_options(declared: Iterable[Option]) -> list[str]:
     """One line per option, for ``--help`` and the docs: ``nprobe: cells scanned per query (an integer >= 1)``."""
     return [f"{option.name}: {option.help} ({option.accepts()})" for option in declared]
+
+
+def check_probes(backend: str, options: Mapping[str, Any]) -> None:
+    """Refuse ``nprobe`` above ``nlist`` (more cells probed than an inverted-file index has)."""
+    nlist, nprobe = options.get("nlist"), options.get("nprobe")
+    if nlist is not None and nprobe is not None and nprobe > nlist:
+        raise ConfigError(f"backend {backend!r} option nprobe={nprobe} is more cells than the index has (nlist="
+                          f"{nlist}): use nprobe from 1 to {nlist}")
