@@ -33,8 +33,6 @@ def default_frame_encoder(feature_dim: int, store_encoder: str | None = None) ->
     """The frame encoder to use: the one recorded in the feature store, else the preset of that feature size."""
     if store_encoder:
         return store_encoder
-    from c2kd.encoders.frames import FRAME_PRESETS
-
     names = [name for name, preset in FRAME_PRESETS.items() if preset.dim == feature_dim]
     if not names:
         raise DataError(f"no known frame encoder gives {feature_dim}-d features; pass --encoder NAME "
