@@ -13,7 +13,8 @@ from c2kd.defaults import PROXY_FRAME_ENCODER
 from c2kd.errors import ConfigError
 from c2kd.options import comma_list, key_value_pairs
 
-data_app = typer.Typer(help="Make, check and import datasets.", no_args_is_help=True)
+data_app = typer.Typer(help="Make and check datasets, join feature stores (`c2kd import-data` imports the "
+                                "authors' release).", no_args_is_help=True)
 
 #: What the dataset writers below leave in their folder: one of these lets a rerun resume (or rewrite) it.
 DATASET_MARKER = ("dataset.json", "store.json", "features", "captions.parquet")
