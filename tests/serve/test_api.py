@@ -428,3 +428,31 @@ def test_each_json_route_documents_its_answer_with_an_example(client):
     moments = client.get("/api/moments", params={"video_id": first["video_id"], "q": "a dog runs"})
     if moments.status_code == 200:  # the session's server has a feature store
         MomentsOut.model_validate(moments.json())
+
+
+def test_serve_says_the_url_it_listens_on_with_the_port_the_os_chose(served):
+    """Issue 36: `serve` never printed its URL, and with `--port 0` the chosen port was never said."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _, index, _ = served
+    command = [sys.executable, "-c", "from c2kd.cli import main; main()", "serve", str(index), "--port", "0"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        said = ""
+        for line in proc.stderr:  # the line comes once the model is loaded
+            said = line
+            if "open http" in line:
+                break
+        found = re.search(r"serving .*: open (http://127\.0\.0\.1:(\d+)/) \(the search page", said)
+        assert found and int(found.group(2)) > 0, said
+        page = httpx.get(found.group(1), timeout=30)
+        assert page.status_code == 200 and "c2kd video search" in page.text
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)

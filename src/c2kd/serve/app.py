@@ -257,10 +257,13 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         """Status, the index and model names, number of indexed videos, backend, embedding size, whether moments
         can be found."""
         index = engine.index
-        checkpoint = index.info.get("checkpoint") if index is not None else None
+        checkpoint = Path(index.info["checkpoint"]) if index is not None and index.info.get("checkpoint") else None
+        if checkpoint is not None and checkpoint.name in ("best", "last"):
+            checkpoint = checkpoint.parent  # a run's checkpoint: the run names the model
         return {"status": "ok", "videos": len(index) if index is not None else 0,
                 "index": index.root.name if index is not None else None,
-                "model": Path(checkpoint).name if checkpoint else None,
+                "model": checkpoint.name if checkpoint is not None else None,
+                "frames": index.info.get("frames", "video") if index is not None else "video",
                 "backend": index.backend.name if index is not None else None,
                 "dim": index.dim if index is not None else None, "moments": engine._features is not None,
                 "video_roots": len(roots), "max_query_chars": MAX_QUERY_CHARS, "pid": os.getpid(),
