@@ -204,8 +204,23 @@ def test_results_show_a_poster_frame_at_the_moment_and_the_items_captions(client
 def test_fields_list_the_metadata_and_which_ones_filter(client):
     fields = {f["name"]: f for f in client.get("/api/fields").json()["fields"]}
     assert {v["value"]: v["count"] for v in fields["split"]["values"]} == {"test": 24, "train": 40}
-    assert fields["split"]["filter"] and fields["dataset"]["filter"]
+    assert fields["split"]["filter"]
     assert not fields["captions"]["filter"] and not fields["video"]["filter"] and not fields["duration"]["filter"]
+    assert fields["dataset"]["distinct"] == 1 and not fields["dataset"]["filter"]  # nothing to choose
+
+
+@pytest.mark.parametrize(("counts", "offered"), [
+    ({"train": 40, "test": 24}, True),
+    ({"synthetic": 64}, False),  # one value for every video
+    ({f"video{i}": 1 for i in range(20)}, False),  # one value per video (MSR-VTT's retrieval_key)
+    ({"a man is walking down the street with a dog": 2, "a cat": 3}, False),  # free text (a caption)
+    ({f"c{i}": 2 for i in range(60)}, False),  # too many to list
+])
+def test_only_categories_shared_by_videos_are_offered_as_filters(counts, offered):
+    """Issue 36: MSR-VTT's caption and retrieval_key became drop-downs with one value per video."""
+    from c2kd.serve.app import offered_as_filter
+
+    assert offered_as_filter("field", counts) is offered
 
 
 # -- paging ---------------------------------------------------------------------------------------------------

@@ -58,6 +58,19 @@ FilterValue = str | int | float | bool | list[str | int | float | bool]
 NOT_FACETS = frozenset({"video", "frames", "duration", "captions", "title", "description"})
 #: a field with more distinct values than this is not offered as a page filter (a list would be too long)
 MAX_FACET_VALUES = 50
+#: a value longer than this is free text (a caption, a description), not a category to filter on
+MAX_FACET_CHARS = 40
+
+
+def offered_as_filter(name: str, counts: dict[Any, int]) -> bool:
+    """Whether the page offers a metadata field as a filter: a few categories shared by several videos. Not a
+    field that describes a video (its title, captions, length), one value per video (an id, a key, a caption),
+    one value for every video (nothing to choose), or free text."""
+    if name in NOT_FACETS or not 2 <= len(counts) <= MAX_FACET_VALUES:
+        return False
+    if all(count == 1 for count in counts.values()):
+        return False
+    return not any(isinstance(value, str) and len(value) > MAX_FACET_CHARS for value in counts)
 
 
 @dataclass
@@ -290,13 +303,14 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
     @app.get("/api/fields", response_model=FieldsOut)
     def fields() -> dict[str, Any]:
         """Each metadata field: how many videos have it, its values (when at most 50) and whether the page
-        offers it as a filter."""
+        offers it as a filter (a few categories shared by several videos: not one value per video, one value for
+        all, or free text)."""
         out = []
         for name, counts in sorted((engine.index.fields() if engine.index is not None else {}).items()):
             small = len(counts) <= MAX_FACET_VALUES
             values = [{"value": v, "count": c} for v, c in sorted(counts.items())] if small else None
             out.append({"name": name, "distinct": len(counts), "values": values,
-                        "filter": small and name not in NOT_FACETS})
+                        "filter": offered_as_filter(name, counts)})
         return {"fields": out}
 
     @app.get("/api/search", response_model=SearchOut)
