@@ -471,3 +471,33 @@ def test_serve_says_the_url_it_listens_on_with_the_port_the_os_chose(served):
     finally:
         proc.kill()
         proc.wait(timeout=30)
+
+
+def test_serve_videos_finds_files_by_id_for_an_index_built_without_them(served, random_checkpoint,
+                                                                        synthetic_data, tmp_path, capsys):
+    """Issue 36: `index build` without --videos, then `serve idx --videos DIR` gave video_url null, no warning."""
+    from c2kd.commands.serve import announce
+    from c2kd.search.building import build_index
+    from c2kd.serve.app import ServeSettings, create_app
+    from c2kd.serve.workers import WorkerSettings
+
+    _, built_with, videos = served
+    from c2kd.index import VideoIndex
+
+    with VideoIndex.open(built_with) as original:
+        ids = list(original.ids)
+    index = build_index(random_checkpoint, synthetic_data, tmp_path / "idx", ids=ids, progress=False)
+    app = create_app(ServeSettings(index=index, video_roots=[videos]))
+    with_files = {p.stem for p in (videos / "clips").glob("*.webm")}
+    assert sorted(app.state.without_files) == sorted(set(ids) - with_files)
+    with TestClient(app) as c:
+        results = c.get("/api/search", params={"q": "a dog runs", "k": len(ids)}).json()["results"]
+        urls = {r["video_id"]: r["video_url"] for r in results}
+        assert {v for v, url in urls.items() if url} == with_files
+        some = sorted(with_files)[0]
+        assert urls[some] == f"/media/clips/{some}.webm" and c.get(urls[some]).status_code == 200
+        assert c.get(f"/api/videos/{some}").status_code == 200
+    announce(ServeSettings(index=index, video_roots=[videos]), WorkerSettings(workers=1, host="127.0.0.1", port=1),
+             app)
+    said = capsys.readouterr().err
+    assert said.count("warning:") == 1 and f"{len(app.state.without_files)} indexed video(s) have no file" in said

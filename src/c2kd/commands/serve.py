@@ -67,8 +67,14 @@ def page_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/"
 
 
-def announce(settings, plan) -> None:
-    """Say, once the model is loaded, where the page is (the real port when ``--port 0`` let the OS choose)."""
+def announce(settings, plan, app) -> None:
+    """Say, once the model is loaded, where the page is (the real port when ``--port 0`` let the OS choose), and
+    once which indexed videos have no file to play under the video folders."""
+    missing, roots = app.state.without_files, app.state.video_roots
+    if missing:
+        typer.echo(f"warning: {len(missing)} indexed video(s) have no file <id>.<ext> under "
+                   f"{', '.join(map(str, roots))} (e.g. {missing[0]!r}): they are listed without playback",
+                   err=True)
     typer.echo(f"serving {settings.index}: open {page_url(plan.host, plan.port)} (the search page; API reference at "
                "/api/docs). Ctrl-C stops it.", err=True)
 
@@ -82,7 +88,7 @@ def serve_one(settings, plan, sock) -> None:
     limit_malloc_arenas()
     app = create_app(settings)
     sock.listen(2048)  # requests wait in the backlog from now on, while the server starts
-    announce(settings, plan)
+    announce(settings, plan, app)
     _uvicorn_server(app, plan).run(sockets=[sock])
 
 
@@ -108,7 +114,7 @@ def serve_forked(settings, plan) -> int:
     sockets = reuseport_sockets(plan.host, plan.port, plan.workers)
     gc.collect()
     gc.freeze()  # the loaded objects leave the collector's view: its passes would copy their pages into every worker
-    announce(settings, plan)
+    announce(settings, plan, app)
 
     def before() -> None:
         torch.set_num_threads(plan.torch_threads)

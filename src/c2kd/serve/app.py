@@ -46,7 +46,7 @@ from c2kd.errors import C2KDError, DataError
 from c2kd.index import parse_filter_options
 from c2kd.search.engine import SearchEngine
 from c2kd.search.query import MAX_K, MAX_QUERY_CHARS, Query, QueryError
-from c2kd.serve.media import MediaError, check_range, media_type, resolve_media, video_path_for
+from c2kd.serve.media import MediaError, check_range, files_by_id, media_type, resolve_media, video_path_for
 from c2kd.serve.origins import add_cors
 from c2kd.serve.responses import FieldsOut, HealthOut, MomentsOut, ReadyOut, SearchOut
 
@@ -209,9 +209,15 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         if not root.is_dir():
             raise DataError(f"video folder {root} does not exist; fix --videos")
 
+    # videos indexed without --videos: their files <id>.<ext> under the folders served now
+    unnamed = [] if engine.index is None or not roots else \
+        [v for v in engine.index.ids if not video_path_for(engine.index.metadata(v), roots)]
+    found = files_by_id(roots, unnamed) if unnamed else {}
     app.state.engine = engine
     app.state.video_roots = roots
     app.state.readiness = readiness
+    #: indexed videos with no file under the video folders (what `c2kd serve` warns of once)
+    app.state.without_files = [v for v in unnamed if v not in found]
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -240,8 +246,8 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         log.error("internal error %s on %s %s", incident, request.method, request.url.path, exc_info=exc)
         return JSONResponse({"error": "internal error", "id": incident}, status_code=500)
 
-    def video_url(metadata: dict) -> str | None:
-        rel = video_path_for(metadata, roots)
+    def video_url(video_id: str, metadata: dict) -> str | None:
+        rel = video_path_for(metadata, roots) or found.get(video_id)
         return f"/media/{quote(rel)}" if rel and roots else None
 
     def poster_url(video_id: str, start: float) -> str | None:
@@ -259,7 +265,7 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         payload.update(offset=page.offset, more=page.more, grouped=body.group)
         for item, found in zip(payload["results"], page.moments):
             moment = found[0] if found else None
-            item["video_url"] = video_url(item["metadata"])
+            item["video_url"] = video_url(item["video_id"], item["metadata"])
             item["moment"] = moment.to_dict() if moment is not None else None
             item["moments"] = [m.to_dict() for m in found]
             item["poster_url"] = poster_url(item["video_id"], moment.start if moment is not None else 0.0)
@@ -347,7 +353,7 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         payload = response.to_dict()
         meta = engine.index.metadata(body.video_id) if engine.index is not None and body.video_id in engine.index \
             else {}
-        payload["video_url"] = video_url(meta)
+        payload["video_url"] = video_url(body.video_id, meta)
         return payload
 
     @app.get("/api/moments", response_model=MomentsOut)
@@ -374,7 +380,7 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         index = engine.index
         if index is None or video_id not in index:
             raise MediaError(f"video {video_id!r} is not in the index", 404)
-        rel = video_path_for(index.metadata(video_id), roots)
+        rel = video_path_for(index.metadata(video_id), roots) or found.get(video_id)
         if rel is None:
             raise MediaError(f"video {video_id!r} has no file under the video folders", 404)
         return stream(request, resolve_media(roots, rel))
