@@ -52,8 +52,9 @@ def quickstart_command(
                                  param_hint="--pooler")
     used = set_cpu_threads(threads)
     typer.echo(f"using {used} CPU thread(s)")
+    # in a log, each run is one line when it starts and one with its result: its epochs' bars are for a terminal
     settings = QuickstartSettings(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, alpha=alpha,
-                                  teachers=teachers, pooler=pooler)
+                                  teachers=teachers, pooler=pooler, progress=sys.stderr.isatty())
     run_quickstart(out, settings, ProxySize(max_train, max_val, max_test), data, download, echo=typer.echo,
                    processes=used)
     if serve is None:
