@@ -58,6 +58,9 @@ FilterValue = str | int | float | bool | list[str | int | float | bool]
 NOT_FACETS = frozenset({"video", "frames", "duration", "captions", "title", "description"})
 #: a field with more distinct values than this is not offered as a page filter (a list would be too long)
 MAX_FACET_VALUES = 50
+#: what the page says of a model whose towers its maker declared aligned (`model aligned --i-know-they-are-aligned`)
+DECLARED_NOTICE = ("this model's text and frame encoders were declared aligned by its maker, not known to c2kd to "
+                   "share one space: if results look unrelated to the query, that is why")
 #: a value longer than this is free text (a caption, a description), not a category to filter on
 MAX_FACET_CHARS = 40
 
@@ -283,6 +286,8 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
                 "index": index.root.name if index is not None else None,
                 "model": checkpoint.name if checkpoint is not None else None,
                 "frames": index.info.get("frames", "video") if index is not None else "video",
+                "notice": DECLARED_NOTICE if getattr(getattr(engine.model, "config", None), "alignment",
+                                                     None) == "declared" else None,
                 "backend": index.backend.name if index is not None else None,
                 "dim": index.dim if index is not None else None, "moments": engine._features is not None,
                 "video_roots": len(roots), "max_query_chars": MAX_QUERY_CHARS, "pid": os.getpid(),

@@ -94,6 +94,8 @@ class HealthOut(BaseModel):
     ready: bool = Field(description="whether this worker has run its warm-up query (see /api/ready)")
     frames: str = Field("video", description="what the indexed items are: video, or text (sentences embedded as "
                                              "frames, e.g. the Multi30K proxy: no pictures, no time)")
+    notice: str | None = Field(None, description="a warning about the model the page shows (e.g. towers declared "
+                                                 "aligned by its maker, not known to c2kd to be)")
 
 
 class ReadyOut(BaseModel):
