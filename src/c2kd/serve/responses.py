@@ -77,7 +77,9 @@ class HealthOut(BaseModel):
     model_config = _example({"status": "ok", "index": "harbour-index", "model": "c2kd-student", "videos": 3,
                              "backend": "exact", "dim": 512, "moments": False,
                              "video_roots": 1, "max_query_chars": 500, "pid": 4242, "ready": True,
-                             "frames": "video"})
+                             "frames": "video",
+                             "notice": "this model's text and frame encoders were declared aligned by its maker, "
+                                       "not known to c2kd to share one space"})
 
     status: str = Field(description="ok once the model and index are loaded")
     index: str | None = Field(description="the index's folder name")
