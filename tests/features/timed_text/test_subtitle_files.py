@@ -53,9 +53,9 @@ def test_random_cues_written_as_srt_read_back_exactly(tmp_path, seed):
     cues = []
     for _ in range(rng.randint(1, 30)):
         start = rng.randint(0, 7_200_000)
-        cues.append((start / 1000, (start + rng.randint(1, 20_000)) / 1000, " ".join(rng.choice(["ja", "nein", "Straße", "ça",
-                                                                                   "猫", "ok"]) for _ in range(3))))
-    cues = list({(a, b, t): None for a, b, t in cues})
+        words = " ".join(rng.choice(["ja", "nein", "Straße", "ça", "猫", "ok"]) for _ in range(3))
+        cues.append((start / 1000, (start + rng.randint(1, 20_000)) / 1000, words))
+    cues = list(dict.fromkeys(cues))
     path = tmp_path / "random.srt"
     path.write_text(_srt(cues), encoding="utf-8")
     segments = parse_subtitles(path)

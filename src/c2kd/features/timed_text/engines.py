@@ -33,7 +33,8 @@ def _device(device: str | None) -> str:
 
 @SPEECH_ENGINES.register("whisper")
 class WhisperEngine:
-    """Whisper through transformers' ASR pipeline with segment timestamps, 30 s chunks; fp16 on a GPU.
+    """Whisper through transformers' ASR pipeline with segment timestamps (audio past 30 s: Whisper's own
+    sequential long-form decoding); fp16 on a GPU.
 
     ``model``: a hub id or a local folder (model, tokenizer and feature extractor); ``language``: the spoken
     language (default: Whisper detects it, and the segments are marked with it when the model says which).
@@ -42,15 +43,13 @@ class WhisperEngine:
     name = "whisper"
     requires = "transformers"
 
-    def __init__(self, model: str | None = None, language: str | None = None, device: str | None = None,
-                 batch_size: int = 4) -> None:
+    def __init__(self, model: str | None = None, language: str | None = None, device: str | None = None) -> None:
         import torch
         from transformers import pipeline
 
         self.device = _device(device)
         dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
         self.language = language
-        self.batch_size = batch_size
         try:
             self.pipe = pipeline("automatic-speech-recognition", model=model or DEFAULT_WHISPER, device=self.device,
                                  dtype=dtype)
@@ -63,8 +62,8 @@ class WhisperEngine:
         generate: dict[str, Any] = {"task": "transcribe"}
         if self.language:
             generate["language"] = self.language
-        out: Any = self.pipe({"raw": audio, "sampling_rate": SAMPLE_RATE}, return_timestamps=True, chunk_length_s=30,
-                        batch_size=self.batch_size, generate_kwargs=generate)
+        out: Any = self.pipe({"raw": audio, "sampling_rate": SAMPLE_RATE}, return_timestamps=True,
+                             generate_kwargs=generate)
         length = len(audio) / SAMPLE_RATE
         segments = []
         for chunk in out.get("chunks") or []:

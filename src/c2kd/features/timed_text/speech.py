@@ -96,6 +96,8 @@ class SpeechSource:
         limit = length if duration is None else min(length, duration)
         by_language: dict[str, list[tuple[float, float, str]]] = {}
         for start, end, text, language in self.engine.transcribe(audio):
+            if start >= length:
+                continue  # a segment after the audio ends: nothing was said there
             cue = (max(0.0, float(start)), min(float(end), length), " ".join(text.split()))
             by_language.setdefault(language or self.language or UNKNOWN_LANGUAGE, []).append(cue)
         segments = [s for language, cues in by_language.items()

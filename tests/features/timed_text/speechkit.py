@@ -1,0 +1,61 @@
+"""Helpers of the speech tests: English speech synthesized by espeak-ng, put in a real video's audio track."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import wave
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def espeak(text: str, out: Path) -> tuple[np.ndarray, int]:
+    """``text`` spoken by espeak-ng (a Debian package; .ci/run installs it): (samples [N] int16, rate)."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+    subprocess.run(["espeak-ng", "-w", str(out), text], check=True, capture_output=True, timeout=60)
+    with wave.open(str(out)) as w:
+        assert w.getnchannels() == 1 and w.getsampwidth() == 2
+        return np.frombuffer(w.readframes(w.getnframes()), np.int16), w.getframerate()
+
+
+def speech_span(samples: np.ndarray, rate: int, offset: float) -> tuple[float, float]:
+    """First and last moment (seconds, plus ``offset``) where the voice is louder than 1% of its peak."""
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > 0.01 * np.abs(samples.astype(np.int32)).max())
+    return offset + loud[0] / rate, offset + (loud[-1] + 1) / rate
+
+
+def write_talking_video(path: Path, samples: np.ndarray, rate: int, before: float, seconds: float) -> Path:
+    """A ``seconds`` long video (grey frames at 5 frame/s, H.264) whose AAC audio is silence, then ``samples``
+    starting at ``before`` seconds, then silence."""
+    import av
+
+    audio = np.zeros(int(seconds * rate), np.int16)
+    start = int(before * rate)
+    audio[start: start + len(samples)] = samples[: len(audio) - start]
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=5)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = container.add_stream("aac", rate=rate)
+        sound.layout = "mono"
+        for i in range(int(seconds * 5)):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 100 + i % 50, np.uint8), format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, 5)
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        step = 1024
+        for i in range(0, len(audio), step):
+            chunk = audio[i: i + step].reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = rate, i, Fraction(1, rate)
+            for packet in sound.encode(frame):
+                container.mux(packet)
+        for packet in sound.encode():
+            container.mux(packet)
+    return path
