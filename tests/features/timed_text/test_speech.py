@@ -8,7 +8,7 @@ import importlib.util
 
 import numpy as np
 import pytest
-from speechkit import espeak, speech_span, write_talking_video
+from timedkit import espeak, speech_span, write_talking_video
 from whisperkit import make_tiny_whisper
 
 from c2kd.errors import ConfigError, MissingDependencyError

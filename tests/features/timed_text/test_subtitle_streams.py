@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from timedkit import mux_subtitles, srt_text, vtt_text
 
 from c2kd.features.timed_text.streams import StreamSource, dialogue_text, stream_language
 
@@ -14,51 +15,11 @@ GERMAN = [(1.0, 3.5, "Ein Mann spricht"), (5.0, 7.25, "über den Strand")]
 FRENCH = [(2.0, 4.0, "Un homme parle"), (8.0, 9.5, "de la plage")]
 
 
-def mux_subtitles(video: Path, out: Path, tracks: list[tuple[Path, str]]) -> Path:
-    """``video``'s picture with each subtitle file of ``tracks`` as a stream tagged with its language (ISO 639-2),
-    copied packet by packet into a Matroska file (FFmpeg's own SRT / WebVTT demuxers read the files)."""
-    import av
-
-    source = av.open(str(video))
-    inputs = [(av.open(str(path)), language) for path, language in tracks]
-    with av.open(str(out), "w") as muxed:  # every stream is added before the first packet writes the header
-        picture = muxed.add_stream_from_template(source.streams.video[0])
-        tracks = []
-        for container, language in inputs:
-            track = muxed.add_stream_from_template(container.streams.subtitles[0])
-            track.metadata["language"] = language
-            tracks.append(track)
-        for packet in source.demux(source.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = picture
-                muxed.mux(packet)
-        for (container, _), track in zip(inputs, tracks):
-            for packet in container.demux(container.streams.subtitles[0]):
-                if packet.dts is not None:
-                    packet.stream = track
-                    muxed.mux(packet)
-    for container, _ in inputs:
-        container.close()
-    source.close()
-    return out
-
-
-def _srt(cues) -> str:
-    def stamp(t: float) -> str:
-        ms = round(t * 1000)
-        return f"00:{ms // 60000:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
-    return "".join(f"{i}\n{stamp(a)} --> {stamp(b)}\n{text}\n\n" for i, (a, b, text) in enumerate(cues, 1))
-
-
-def _vtt(cues) -> str:
-    return "WEBVTT\n\n" + _srt(cues).replace(",", ".")
-
-
 @pytest.fixture(scope="module")
 def muxed(tmp_path_factory, clips) -> Path:
     folder = tmp_path_factory.mktemp("muxed")
-    (folder / "de.srt").write_text(_srt(GERMAN), encoding="utf-8")
-    (folder / "fr.vtt").write_text(_vtt(FRENCH), encoding="utf-8")
+    (folder / "de.srt").write_text(srt_text(GERMAN), encoding="utf-8")
+    (folder / "fr.vtt").write_text(vtt_text(FRENCH), encoding="utf-8")
     return mux_subtitles(clips["video9771"], folder / "talk.mkv", [(folder / "de.srt", "ger"),
                                                                   (folder / "fr.vtt", "fre")])
 

@@ -1,4 +1,5 @@
-"""Helpers of the speech tests: English speech synthesized by espeak-ng, put in a real video's audio track."""
+"""Helpers of the timed-text tests: subtitle files written by hand, subtitle streams muxed into a real video
+with PyAV, English speech synthesized by espeak-ng in a video's audio track."""
 
 from __future__ import annotations
 
@@ -59,3 +60,45 @@ def write_talking_video(path: Path, samples: np.ndarray, rate: int, before: floa
         for packet in sound.encode():
             container.mux(packet)
     return path
+
+
+def srt_text(cues) -> str:
+    """An SRT file of (start, end, text) cues, written from the format's definition (independent of the reader)."""
+    def stamp(t: float) -> str:
+        ms = round(t * 1000)
+        return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+    return "".join(f"{i}\n{stamp(a)} --> {stamp(b)}\n{text}\n\n" for i, (a, b, text) in enumerate(cues, 1))
+
+
+def vtt_text(cues) -> str:
+    """The same cues as a WebVTT file."""
+    return "WEBVTT\n\n" + srt_text(cues).replace(",", ".")
+
+
+def mux_subtitles(video: Path, out: Path, tracks: list[tuple[Path, str]]) -> Path:
+    """``video``'s picture with each subtitle file of ``tracks`` as a stream tagged with its language (ISO 639-2),
+    copied packet by packet into a Matroska file (FFmpeg's own SRT / WebVTT demuxers read the files)."""
+    import av
+
+    source = av.open(str(video))
+    inputs = [(av.open(str(path)), language) for path, language in tracks]
+    with av.open(str(out), "w") as muxed:  # every stream is added before the first packet writes the header
+        picture = muxed.add_stream_from_template(source.streams.video[0])
+        tracks_out = []
+        for container, language in inputs:
+            track = muxed.add_stream_from_template(container.streams.subtitles[0])
+            track.metadata["language"] = language
+            tracks_out.append(track)
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = picture
+                muxed.mux(packet)
+        for (container, _), track in zip(inputs, tracks_out):
+            for packet in container.demux(container.streams.subtitles[0]):
+                if packet.dts is not None:
+                    packet.stream = track
+                    muxed.mux(packet)
+    for container, _ in inputs:
+        container.close()
+    source.close()
+    return out
