@@ -173,8 +173,9 @@ def aligned_checkpoint(out: str | os.PathLike, text: str, frame_encoder: str, mi
                        frame_options: Mapping[str, Any] | None = None, trainable: bool | None = None,
                        residual_hidden: int = 1024, max_frames: int = 30, data: str | None = None,
                        backbones: Sequence[TextBackbone] | None = None, seed: int = 0,
-                       cache_dir: str | os.PathLike | None = None) -> Path:
-    """Write a checkpoint that needs no training to ``out`` and return its path.
+                       cache_dir: str | os.PathLike | None = None, overwrite: bool = False) -> Path:
+    """Write a checkpoint that needs no training to ``out`` and return its path (``overwrite``: replace a folder
+    that is not a checkpoint, see :func:`c2kd.io.atomic_path`).
 
     ``text``: an aligned text backbone (``mclip-vit-b32``, ``clip-vit-b32-text``, a CLIP folder, ``st:FOLDER``,
     ``packaged-muse`` for the Multi30K proxy, ...); ``mix``: further frozen backbones (the backbone mix) whose
@@ -222,4 +223,4 @@ def aligned_checkpoint(out: str | os.PathLike, text: str, frame_encoder: str, mi
     torch.manual_seed(seed)  # the residuals' first layers (their last layers are zero: no effect untrained)
     model = build_model(model_config, backbones=parts)
     config = TrainConfig(stage="zero-shot", data={"path": data or NO_DATA}, model=model_config, out_dir=str(out))
-    return save_checkpoint(out, model.eval(), config)
+    return save_checkpoint(out, model.eval(), config, overwrite=overwrite)
