@@ -1,13 +1,13 @@
-"""Subtitle streams inside a container: a real clip with SRT and WebVTT subtitles muxed in by PyAV (stream
-language tags ``ger`` and ``fre``) reads back as the files' cues, with their languages, on the frames' clock
-(0 = the container's start, as a player shows it)."""
+"""Subtitle streams inside a container: real clips with SRT and WebVTT subtitles muxed in by PyAV (stream
+language tags ``ger`` and ``fre``) and with MP4 timed text (``mov_text``) read back as the cues, with their
+languages, on the frames' clock (0 = the container's start, as a player shows it)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from timedkit import mux_subtitles, srt_text, vtt_text
+from timedkit import mux_mov_text, mux_subtitles, srt_text, vtt_text
 
 from c2kd.features.timed_text.streams import StreamSource, dialogue_text, stream_language
 
@@ -38,6 +38,18 @@ def test_muxed_subtitle_streams_read_back_with_their_languages(muxed):
     assert [(round(a, 3), round(b, 3), t, lang) for a, b, t, lang in got] == expected
     assert {s.source for s in segments} == {"stream:1", "stream:2"}
     assert [s.text for s in StreamSource(language="fr").read(muxed, None, lambda m: None)] == [c[2] for c in FRENCH]
+
+
+def test_mp4_timed_text_reads_back(tmp_path, clips):
+    import av
+
+    video = mux_mov_text(clips["video9770"], tmp_path / "talk.mp4", GERMAN, "deu")
+    with av.open(str(video)) as container:
+        assert [s.codec_context.name for s in container.streams.subtitles] == ["mov_text"]
+        origin = container.start_time / 1e6 if container.start_time is not None else 0.0
+    segments = StreamSource().read(video, 11.0, lambda m: None)
+    assert [(round(s.start, 3), round(s.end, 3), s.text, s.language) for s in segments] == [
+        (round(a - origin, 3), round(b - origin, 3), t, "de") for a, b, t in GERMAN]
 
 
 def test_a_video_without_subtitle_streams_gives_nothing(clips):

@@ -102,3 +102,40 @@ def mux_subtitles(video: Path, out: Path, tracks: list[tuple[Path, str]]) -> Pat
         container.close()
     source.close()
     return out
+
+
+#: the smallest ASS header FFmpeg's mov_text encoder opens with (styles of the text it would encode)
+_ASS_HEADER = (b"[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\n\n[V4+ Styles]\nFormat: Name, "
+               b"Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, "
+               b"Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, "
+               b"MarginL, MarginR, MarginV, Encoding\nStyle: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,"
+               b"100,100,0,0,1,1,0,2,10,10,10,0\n\n[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, "
+               b"MarginR, MarginV, Effect, Text\n")
+
+
+def mux_mov_text(video: Path, out: Path, cues, language: str) -> Path:
+    """``video``'s picture in an MP4 with a ``mov_text`` stream (3GPP timed text: each sample is the text's
+    16-bit big-endian byte length, then the UTF-8 text), one packet per (start, end, text) cue."""
+    import struct
+
+    import av
+
+    with av.open(str(video)) as source, av.open(str(out), "w") as muxed:
+        picture = muxed.add_stream_from_template(source.streams.video[0])
+        track = muxed.add_stream("mov_text")
+        track.codec_context.subtitle_header = _ASS_HEADER
+        track.time_base = Fraction(1, 1000)
+        track.metadata["language"] = language
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = picture
+                muxed.mux(packet)
+        for start, end, text in cues:
+            data = text.encode("utf-8")
+            packet = av.Packet(struct.pack(">H", len(data)) + data)
+            packet.pts = packet.dts = round(start * 1000)
+            packet.duration = round((end - start) * 1000)
+            packet.time_base = Fraction(1, 1000)
+            packet.stream = track
+            muxed.mux(packet)
+    return out
