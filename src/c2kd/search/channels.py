@@ -99,7 +99,8 @@ def fuse_videos(shown: Mapping[str, float], said: Mapping[str, float], fusion: F
     b = np.array([said.get(v, np.nan) for v in ids], np.float64)
     fused = _combine(fusion, a, b, channel)
     order = [i for i in np.lexsort((np.arange(len(ids)), -fused)) if np.isfinite(fused[i])]
-    found = ["both" if v in shown and v in said else ("shown" if v in shown else "said") for v in ids]
+    found = [channel if channel != "both" else "both" if v in shown and v in said else
+             ("shown" if v in shown else "said") for v in ids]
     return [(ids[i], float(fused[i]), found[i]) for i in order[:k]]
 
 

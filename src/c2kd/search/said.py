@@ -222,25 +222,36 @@ class SaidIndex:
 
 
 def build_said(index_root: str | os.PathLike, store: str | os.PathLike, encoder: SaidEncoder,
-               ids: Sequence[str] | None = None, max_seconds: float = MAX_SECONDS,
-               max_gap: float = MAX_GAP) -> SaidIndex | None:
+               ids: Sequence[str] | None = None, max_seconds: float = MAX_SECONDS, max_gap: float = MAX_GAP,
+               keep: SaidIndex | None = None) -> SaidIndex | None:
     """Embed the timed text of ``store``'s videos (or ``ids``) as said entries beside the index at
-    ``index_root`` (the folder is replaced whole, atomically). None when the store holds no timed text."""
+    ``index_root`` (the folder is replaced whole, atomically); ``keep``: said entries of other videos to keep
+    (``index add``: those of the videos not added again). None when no video has timed text."""
     words = TimedText(store)
     wanted = [v for v in (ids if ids is not None else words.ids) if v in words]
     rows = [(vid, span) for vid in wanted for span in said_spans(words[vid], max_seconds, max_gap)]
+    vectors = encoder.embed_lines([span.text for _, span in rows]).reshape(len(rows), encoder.dim)
+    if keep is not None:
+        if keep.encoder != encoder.name:
+            raise DataError(f"{keep.root}: said entries embedded by {keep.encoder}, not {encoder.name}; rebuild the "
+                            "index, or add with the same --said-encoder")
+        kept = [i for i, vid in enumerate(keep.video) if vid not in set(wanted)]
+        rows = [(keep.video[i], SaidSpan(float(keep.start[i]), float(keep.end[i]), keep.text[i], keep.language[i]))
+                for i in kept] + rows
+        vectors = np.concatenate([np.asarray(keep.vectors[kept], np.float32), vectors])
     if not rows:
         return None
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    vectors = encoder.embed_lines([span.text for _, span in rows])
     table = pa.table({"video": [v for v, _ in rows], "start": [s.start for _, s in rows],
                       "end": [s.end for _, s in rows], "text": [s.text for _, s in rows],
                       "language": [s.language for _, s in rows]})
     meta = {"format": FORMAT, "version": 1, "encoder": encoder.name, "dim": int(vectors.shape[1]),
             "entries": len(rows), "videos": len(dict.fromkeys(v for v, _ in rows)), "max_seconds": max_seconds,
             "max_gap": max_gap}
+    if keep is not None and keep.meta.get("fusion"):
+        meta["fusion"] = keep.meta["fusion"]  # how the channels are ranked together stays as set
 
     def write(folder: Path) -> None:
         folder.mkdir(parents=True)
@@ -261,3 +272,18 @@ def unknown_languages(index: SaidIndex, known: Sequence[str], where: str) -> lis
     return [f"{where}: {n} said entries are in {lang!r}, a language the text encoder {index.encoder} does not "
             "know; they are indexed, but expect them to match poorly (choose a multilingual encoder)"
             for lang, n in sorted(counts.items())]
+
+
+def said_encoder_for(name: str, store: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
+                     device: str = "cpu") -> SaidEncoder | None:
+    """The encoder ``index build --said-encoder NAME`` uses: None for ``none``, and for ``auto`` when the store
+    holds no timed text (``auto`` is :data:`DEFAULT_SAID_ENCODER`); ``model`` is the checkpoint's text tower."""
+    if name == "none" or (name == "auto" and not len(TimedText(store))):
+        return None
+    if name == "model":
+        if checkpoint is None:
+            raise DataError("--said-encoder model embeds lines with the index model's text tower: give the checkpoint")
+        from c2kd.search.model import load_search_model
+
+        return SaidEncoder("model", load_search_model(checkpoint, device))
+    return SaidEncoder(DEFAULT_SAID_ENCODER if name == "auto" else name)
