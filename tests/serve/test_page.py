@@ -558,3 +558,30 @@ def test_on_a_phone_the_form_and_examples_leave_room_for_results(browser, live_s
     assert page.locator("label[for=k]").evaluate("l => l.textContent.includes('per page')")  # still labelled
     keep_screenshot(page, screenshots, "phone-first-screen.png", full_page=False)
     assert not page.errors
+
+
+def test_items_of_a_text_proxy_are_titled_by_their_caption_without_a_timeline(browser, served, captions,
+                                                                               tmp_path):
+    """Issue 36: the proxy's cards showed timeline bars for "moments" of four sentences and Flickr ids as titles.
+    An index whose frames are sentences (recorded at build time from a proxy store) is shown as text."""
+    from c2kd.index.segments import read_manifest, write_manifest
+    from c2kd.serve.app import ServeSettings, create_app
+
+    _, index, _ = served
+    proxy = tmp_path / "proxy-index"
+    shutil.copytree(index, proxy)
+    manifest = read_manifest(proxy)
+    manifest["info"] = {**manifest["info"], "frames": "text", "video_roots": []}
+    write_manifest(proxy, manifest)
+    with serving(create_app(ServeSettings(index=proxy))) as url:
+        page = open_page(browser, url, "/?q=a+cat+swims&k=4&filter=split%3Dtrain")
+        wait_for_results(page)
+        assert page.inner_text("#about").startswith("Searching ") and " items of the index" in page.inner_text("#about")
+        card = page.locator(".card").first
+        vid = card.get_attribute("data-video-id")
+        english = english_captions(captions, vid)
+        assert card.locator("h2").inner_text() == f"1. {english[0]}"
+        assert vid in card.locator(".meta").inner_text()  # the id is still on the card, not its title
+        assert page.locator(".timeline").count() == 0 and page.locator(".more-moments").count() == 0
+        assert card.inner_text().count(english[0]) == 1
+        assert not page.errors

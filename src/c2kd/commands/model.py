@@ -44,7 +44,7 @@ def model_download(
     """Fetch the hub models that NAMES load (both towers of an aligned preset) into folders under OUT, for use
     where there is no hub; prints the `model aligned` command that reads them."""
     from c2kd.encoders.registry import TEXT_PRESETS
-    from c2kd.zeroshot import download_hub_models, hub_models
+    from c2kd.zeroshot import download_hub_models, hub_models, record_download
 
     frames = {name: TEXT_PRESETS[name].aligned_frames if name in TEXT_PRESETS else "" for name in names}
     per_name = {name: hub_models([name], frames[name], {}) for name in names}
@@ -55,6 +55,10 @@ def model_download(
     folders = dict(zip(wanted, download_hub_models(list(wanted.values()), out)))
     for source, what, _, _ in wanted.values():
         typer.echo(f"{what} {source} -> {folders[source]}")
+    for name, models in per_name.items():
+        fetched = folders[models[0][0]] if models else None
+        if fetched is not None and frames[name] and fetched.resolve().is_relative_to(out.resolve()):
+            record_download(fetched, name, frames[name])  # the text tower's folder: one side of a known pair
     for name, models in per_name.items():
         if models and frames[name]:
             text_source, _, _, use_as = models[0]
@@ -86,6 +90,10 @@ def model_aligned(
                                              help="Whether later training may fine-tune the text backbone "
                                                   "(default: when it can be)."),
     residual_hidden: int = typer.Option(1024, help="Width of the text head's zero-initialised residual MLP."),
+    declared_aligned: bool = typer.Option(False, "--i-know-they-are-aligned",
+                                          help="Build a pair c2kd does not know to share one space (your own "
+                                               "towers trained together); recorded in the checkpoint and shown "
+                                               "by `c2kd serve`."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT even when it holds files c2kd did not "
                                                               "write there (they are deleted)."),
 ) -> None:
@@ -109,7 +117,7 @@ def model_aligned(
         typer.echo("--fuse is now --mix (the backbone mix; `c2kd model fuse` makes fused checkpoints)", err=True)
     path = aligned_checkpoint(out, text=text, frame_encoder=frame_encoder, mix=mix,
                               frame_options=options, trainable=trainable, residual_hidden=residual_hidden,
-                              overwrite=overwrite)
+                              overwrite=overwrite, declared_aligned=declared_aligned)
     from c2kd.encoders.frames import describe_parts
     from c2kd.formats import checkpoint_frame_encoder
 

@@ -267,6 +267,7 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
         check_store_encoder(model, store, checkpoint)
         info = {"checkpoint": str(checkpoint), "checkpoint_fingerprint": model.fingerprint(),
                 "features": str(Path(features).resolve()), "frame_encoder": store.meta.get("encoder"),
+                "frames": "text" if store.meta.get("proxy") else "video",  # sentences as frames: no pictures
                 "video_roots": [str(Path(r).resolve()) for r in video_roots],
                 "moments": (windows if windows is not None else Windows()).to_dict(),
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}

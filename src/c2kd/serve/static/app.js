@@ -98,7 +98,7 @@ async function loadAbout() {
     let line = `Searching ${Number(health.videos || 0).toLocaleString("en")} ${what}`;
     if (health.index) line += ` of the index “${health.index}”`;
     if (health.model) line += ` with the model “${health.model}”`;
-    about.textContent = line;
+    about.textContent = line + (health.notice ? `. Note: ${health.notice}.` : "");
     about.hidden = false;
   } catch (err) {
     /* optional */
