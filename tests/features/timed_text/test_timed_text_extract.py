@@ -132,6 +132,27 @@ def test_a_bad_subtitle_file_keeps_the_frames_and_what_was_stored_and_is_retried
     assert not json.loads((out / "manifests" / "part.json").read_text())["timed_text_failed"]
 
 
+def test_shard_reports_as_ray_actors_send_them_merge_into_the_runs_timed_text(tmp_path, corpus, encoder):
+    """Each Ray unit is one shard whose report travels as JSON; the merged report counts every shard's."""
+    import dataclasses
+
+    from c2kd.features.extract import extract_jobs
+    from c2kd.features.jobs import discover_videos, make_jobs, select_shard
+    from c2kd.features.ray_engine import merge_reports
+
+    jobs = make_jobs(discover_videos([corpus["root"]]))
+    out = tmp_path / "store"
+    parts = []
+    for index in range(2):
+        config = ExtractConfig(workers=0, progress=False, shard=(index, 2), timed_text=TimedTextSettings())
+        report = extract_jobs(select_shard(jobs, index, 2), encoder, out, config)
+        parts.append(json.loads(json.dumps(dataclasses.asdict(report))))
+    merged = merge_reports(out, parts, 2, 1.0)
+    assert merged.done == 3 and merged.timed_text is not None
+    assert (merged.timed_text.videos, merged.timed_text.segments) == (3, len(SIDECAR) + len(MUXED))
+    assert sorted(TimedText(out).ids) == ["speech", "talk", "video9770"]
+
+
 def test_damaged_timed_text_is_one_clear_error(tmp_path, clips, encoder):
     root = tmp_path / "videos"
     root.mkdir()
