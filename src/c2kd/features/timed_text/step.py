@@ -50,7 +50,11 @@ class TimedTextSettings:
             check_engine(SPEECH_ENGINES.get(self.speech))
 
     def build(self) -> list[TimedTextSource]:
-        """The sources, built once (a missing speech engine fails here, before any work)."""
+        """The sources, built on the first call and kept for the next ones (a speech model loads once per
+        process: once per run, once per Ray actor however many units it extracts)."""
+        cached = self.__dict__.get("_built")
+        if cached is not None:
+            return cached
         built = []
         for name in self.sources:
             options: dict[str, Any] = {"encoding": self.subtitle_encoding} if name == "sidecar" else {}
@@ -58,7 +62,12 @@ class TimedTextSettings:
         if self.speech is not None:
             built.append(build_source("speech", engine=self.speech, model=self.speech_model,
                                       language=self.speech_language, device=self.device))
+        self.__dict__["_built"] = built
         return built
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (sent to a Ray actor) without the built sources: each process builds its own."""
+        return {k: v for k, v in self.__dict__.items() if k != "_built"}
 
 
 @dataclass
