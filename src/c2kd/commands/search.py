@@ -96,26 +96,14 @@ def index_build(
 
 
 def _index_said(path: Path, features: Path, name: str, checkpoint: Path, device: str, ids) -> None:
-    """The said moments of the indexed videos (c2kd.search.said), rebuilt whole beside the index."""
-    from c2kd.data.features import store_root
-    from c2kd.search.said import build_said, said_encoder_for
+    """The said moments of the indexed videos (c2kd.search.said_search.index_said), with a line saying so."""
+    from c2kd.search.said_search import index_said
 
-    store = store_root(features)
-    encoder = said_encoder_for(name, store, checkpoint, device)
-    if encoder is None:
-        return
-    said = build_said(path, store, encoder, ids=ids)
-    if said is None:
+    said = index_said(path, features, name, checkpoint, device, ids)
+    if said is not None:
+        typer.echo(f"said moments: {len(said)} entries of {len(said.videos)} videos ({said.encoder})")
+    elif name not in ("auto", "none"):
         typer.echo("said moments: the indexed videos have no timed text (subtitles or speech)")
-        return
-    from c2kd.index import VideoIndex
-    from c2kd.search.model import load_search_model
-    from c2kd.search.said_search import default_fusion, record_fusion
-
-    with VideoIndex.open(path) as index:
-        fusion = default_fusion(index, said, load_search_model(checkpoint, device), encoder)
-    record_fusion(path, fusion, "default: channels standardised by the indexed lines as sample queries")
-    typer.echo(f"said moments: {len(said)} entries of {len(said.videos)} videos ({encoder.name})")
 
 
 def _windows(lengths: str, stride: float, whole_up_to: float):

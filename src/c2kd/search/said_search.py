@@ -89,6 +89,32 @@ def default_fusion(index, said: SaidIndex, model, encoder: SaidEncoder, sample: 
                   float(said_scores.std()) or 1.0, 0.5)
 
 
+def index_said(index_root: str | Path, features: str | Path, encoder_name: str = "auto",
+               checkpoint: str | Path | None = None, device: str = "cpu",
+               ids: Sequence[str] | None = None) -> SaidIndex | None:
+    """Embed the timed text of the indexed videos (``ids``) of ``features`` as said entries beside the index,
+    with the default ranking settings (:func:`default_fusion`); None when there is nothing to embed or
+    ``encoder_name`` is ``none`` (see :func:`~c2kd.search.said.said_encoder_for`)."""
+    from c2kd.data.features import store_root
+    from c2kd.index import VideoIndex
+    from c2kd.search.model import load_search_model
+    from c2kd.search.said import build_said, said_encoder_for
+
+    store = store_root(Path(features))
+    encoder = said_encoder_for(encoder_name, store, checkpoint, device)
+    if encoder is None:
+        return None
+    said = build_said(index_root, store, encoder, ids=ids)
+    if said is None:
+        return None
+    with VideoIndex.open(index_root) as index:
+        if checkpoint is None:
+            checkpoint = index.info["checkpoint"]
+        fusion = default_fusion(index, said, load_search_model(checkpoint, device), encoder)
+    record_fusion(index_root, fusion, "default: channels standardised by the indexed lines as sample queries")
+    return SaidIndex.open(index_root)
+
+
 class ChannelSearch:
     """Answer queries by ``shown``, ``said`` or ``both`` channels, over a :class:`~c2kd.search.engine.SearchEngine`
     and the said entries beside its index."""
