@@ -102,7 +102,7 @@ def data_concat_features(
 @data_app.command("subtitles")
 def data_subtitles(
     store: Path = typer.Argument(..., help="Feature store, or a dataset folder holding one."),
-    files: list[Path] = typer.Argument(..., help="Subtitle files named <video id>[.<lang>].srt|.vtt (also .ass, .ssa)."),
+    files: list[Path] = typer.Argument(..., help="Subtitle files named VIDEO_ID.srt or VIDEO_ID.LANG.srt (also .vtt, .ass, .ssa), e.g. video9770.de.srt."),
     encoding: str | None = typer.Option(None, help="Text encoding of the files (default: UTF-8, else guessed with "
                                                    "a warning)."),
 ) -> None:
