@@ -83,3 +83,29 @@ def test_calibration_is_blind_to_each_channels_scale_and_learns_which_channel_to
 def test_calibration_refuses_mismatched_matrices():
     with pytest.raises(DataError, match=r"two \[Q, N\] score matrices"):
         calibrate(np.zeros((2, 3)), np.zeros((2, 4)), np.zeros(2, int))
+
+
+def test_the_max_rule_lets_the_stronger_channel_decide_hand_computed():
+    fusion = Fusion(shown_mean=0.2, shown_std=0.1, said_mean=0.5, said_std=0.2, said_weight=0.25, rule="max")
+    shown = {"a": 0.4, "b": 0.3, "c": 0.1}          # z: 2, 1, -1
+    said = {"b": 0.9, "d": 0.7, "c": 0.1}           # z: 2, 1, -2
+    # a = .75*2 = 1.5; b = max(.75*1, .25*2) = .75; c = max(-.75, -.5) = -.5; d (said only) = .25
+    assert [(v, round(s, 6), by) for v, s, by in fuse_videos(shown, said, fusion)] == [
+        ("a", 1.5, "shown"), ("b", 0.75, "both"), ("d", 0.25, "said"), ("c", -0.5, "both")]
+    assert Fusion.from_dict({**fusion.to_dict(), "how": "val"}) == fusion  # kept in said.json as it is
+    assert Fusion.from_dict(None).rule == "sum"
+    with pytest.raises(DataError, match="unknown fusion rule 'product'"):
+        Fusion.from_dict({"rule": "product"})
+
+
+def test_calibration_chooses_between_sum_and_max_on_val():
+    rng = np.random.default_rng(3)
+    q = n = 80
+    gold = rng.permutation(n)
+    shown = rng.normal(0.0, 1.0, (q, n))
+    said = rng.normal(0.0, 1.0, (q, n))
+    for i, g in enumerate(gold):  # each answer is found by one channel, strongly: the max of the two finds it
+        (shown if i % 2 else said)[i, g] += 6.0
+        (said if i % 2 else shown)[i, g] -= 3.0
+    assert calibrate(shown, said, gold).rule == "max"
+    assert calibrate(shown, said, gold, rules=("sum",)).rule == "sum"

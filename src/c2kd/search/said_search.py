@@ -168,3 +168,68 @@ class ChannelSearch:
     def search_many(self, queries: Sequence[Query], k: int = 10, channel: str | None = None,
                     filters: MetadataFilter | None = None) -> list[ChannelResponse]:
         return [self.search(q, k, channel, filters) for q in queries]
+
+    def moments(self, video_id: str, query: Query, k: int = 5, channel: str | None = None,
+                lengths: Sequence[float] | None = None, iou_threshold: float = 0.5) -> ChannelMoments:
+        """One video's moments of both kinds in one ranking: its shown moments (the engine's) and its said
+        moments (its best lines), overlapping ones merged as found by both (:func:`fuse_moments`)."""
+        import time
+
+        from c2kd.search.query import validate_k
+
+        channel = check_channel(channel or self.default_channel())
+        k = validate_k(k)
+        if channel != "shown" and (self.said is None or self.encoder is None):
+            raise DataError(f"channel {channel}: this index has no said moments; search --channel shown")
+        started = time.perf_counter()
+        shown_spans: list[tuple[float, float, float]] = []
+        duration = 0.0
+        if channel != "said":
+            extra = {} if lengths is None else {"lengths": lengths}
+            shown = self.engine.moments(video_id, query.text, query.lang, k, iou_threshold=iou_threshold, **extra)
+            shown_spans = [(m.start, m.end, m.score) for m in shown.moments]
+            duration = shown.duration
+        said_spans: list[tuple[float, float, float, str]] = []
+        if channel != "shown" and self.said is not None and self.encoder is not None and video_id in self.said:
+            scores = self.said.scores(self.encoder.embed_queries([query.text])[0])
+            said_spans = [(m.start, m.end, m.score, m.text)
+                          for m in self.said.moments_of(video_id, scores, k, iou_threshold)]
+        elif channel == "said" and self.said is not None and video_id not in self.said:
+            raise DataError(f"video {video_id!r} has no said moments (no subtitles or speech were indexed for it)")
+        if not duration:
+            index = self.engine.index
+            meta = dict(index.metadata(video_id)) if index is not None and video_id in index else {}
+            duration = float(meta.get("duration") or max((e for _, e, *_ in said_spans), default=0.0))
+        found = fuse_moments(shown_spans, said_spans, self.fusion, channel, iou_threshold)[:k]
+        return ChannelMoments(query, video_id, duration, channel, found, (time.perf_counter() - started) * 1000)
+
+
+@dataclass
+class ChannelMoments:
+    """One video's moments for one query, each saying what found it (and, said, the line said there)."""
+
+    query: Query
+    video_id: str
+    duration: float
+    channel: str
+    moments: list[FusedMoment]
+    took_ms: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"query": self.query.text, "lang": self.query.lang, "video_id": self.video_id,
+                "duration": round(self.duration, 3), "channel": self.channel, "took_ms": round(self.took_ms, 3),
+                "moments": [m.to_dict() for m in self.moments]}
+
+
+def video_moments(engine, video_id: str, text: str, lang: str | None = None, k: int = 5,
+                  lengths: Sequence[float] | None = None, iou_threshold: float = 0.5, channel: str | None = None):
+    """``c2kd moments`` and ``/api/moments`` on an indexed video: both kinds of moments when the index has said
+    moments (:meth:`ChannelSearch.moments`), else the shown ones (the engine's
+    :class:`~c2kd.search.engine.MomentsResponse`)."""
+    if channel is not None:
+        check_channel(channel)
+    said = SaidIndex.open(engine.index.root) if engine.index is not None else None
+    if said is None and channel in (None, "shown"):
+        extra = {} if lengths is None else {"lengths": lengths}
+        return engine.moments(video_id, text, lang, k, iou_threshold=iou_threshold, **extra)
+    return ChannelSearch(engine, said).moments(video_id, Query.make(text, lang), k, channel, lengths, iou_threshold)

@@ -381,7 +381,12 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
                 raise QueryError("this server has no feature store for moments: start it with --features STORE")
             if body.video_id not in engine._features:
                 raise MediaError(f"video {body.video_id!r} has no frame features in the server's feature store", 404)
-        response = engine.moments(body.video_id, body.query, body.lang, body.k, body.lengths, body.iou)
+        response: Any
+        if channels.said is not None:  # shown and said moments in one ranking, each saying what found it
+            response = channels.moments(body.video_id, Query.make(body.query, body.lang), body.k, None, body.lengths,
+                                        body.iou)
+        else:
+            response = engine.moments(body.video_id, body.query, body.lang, body.k, body.lengths, body.iou)
         payload = response.to_dict()
         meta = engine.index.metadata(body.video_id) if engine.index is not None and body.video_id in engine.index \
             else {}

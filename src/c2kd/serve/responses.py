@@ -78,6 +78,7 @@ class MomentsOut(BaseModel):
     took_ms: float
     moments: list[MomentOut]
     video_url: str | None
+    channel: str | None = Field(None, description="shown, said or both, when the index has said moments")
 
 
 class HealthOut(BaseModel):

@@ -239,16 +239,43 @@ function percent(state, seconds) {
   return Math.round(Math.min(100, Math.max(0, (seconds / state.duration) * 100)) * 1000) / 1000;
 }
 
+// a said moment (found by its subtitle or transcript line, alone or with the pictures) and its line
+function isSaid(m) {
+  return !!m && (m.found_by === "said" || m.found_by === "both") && !!m.text;
+}
+
 function momentLabel(state, m) {
   const best = sameMoment(m, state.item.moment) ? ", best match" : "";
-  if (!state.item.video_url) return `moment ${span(m)}${best}: open for details`;
-  return `play from ${fmt(m.start)} (moment ${span(m)}${best})`;
+  const said = isSaid(m) ? `, said: “${m.text}”` : "";
+  if (!state.item.video_url) return `moment ${span(m)}${best}${said}: open for details`;
+  return `play from ${fmt(m.start)} (moment ${span(m)}${best}${said})`;
+}
+
+// the line said in a moment, under the card's poster (the best said moment's until another is chosen)
+function showSaidLine(card, m) {
+  let line = card.querySelector(".said-line");
+  if (!isSaid(m)) {
+    if (line) line.hidden = true;
+    return;
+  }
+  if (!line) {
+    line = document.createElement("p");
+    line.className = "said-line";
+    line.append(Object.assign(document.createElement("span"), { className: "said-when" }),
+                Object.assign(document.createElement("q"), { className: "said-text" }));
+    (card.querySelector(".timeline") || card.querySelector(".thumb")).after(line);
+  }
+  line.hidden = false;
+  line.querySelector(".said-when").textContent = `said at ${span(m)}`;
+  line.querySelector(".said-text").textContent = m.text;
+  line.lang = m.lang || "";
 }
 
 function momentButton(card, state, m, className, text) {
   const b = document.createElement("button");
   b.type = "button";
-  b.className = className + (sameMoment(m, state.item.moment) ? " best" : "");
+  b.className = className + (sameMoment(m, state.item.moment) ? " best" : "") +
+    (isSaid(m) ? ` ${m.found_by === "both" ? "both" : "said"}` : "");
   b.dataset.start = String(m.start);
   b.dataset.end = String(m.end);
   const label = momentLabel(state, m);
@@ -316,6 +343,7 @@ function showMoment(card, m) {
     if (here) b.setAttribute("aria-current", "time");
     else b.removeAttribute("aria-current");
   });
+  if (isSaid(m)) showSaidLine(card, m);
   const still = stillAt(state.item, m.start);
   if (still) {
     const img = card.querySelector(".thumb img");
@@ -468,6 +496,7 @@ function renderCard(item, p) {
   line.append(score, document.createTextNode(facts.length ? ` · ${facts.join(" · ")}` : ""));
   card.append(line);
   addTimeline(card, item, p);
+  showSaidLine(card, isSaid(item.moment) ? item.moment : momentsOf(item).find(isSaid));
   const open = () => (item.video_url ? playFrom(card, item) : openDetails(item));
   card.addEventListener("click", (e) => {
     // the card's own buttons act alone, and the controls of its playing video are the video's
