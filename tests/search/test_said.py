@@ -98,9 +98,11 @@ def test_languages_the_encoder_does_not_know_are_named(tmp_path, store, said_e5)
     said = build_said(tmp_path / "index", store, said_e5)
     assert said is not None
     warnings = unknown_languages(said, ["en", "de"], str(store))
-    assert warnings == [f"{store}: 2 said entries are in 'fr', a language the text encoder packaged-e5-small does "
-                        "not know; they are indexed, but expect them to match poorly (choose a multilingual "
-                        "encoder)"]
+    assert warnings == [f"{store}: 2 said entries (videos talk) are in 'fr', a language the text encoder "
+                        "packaged-e5-small does not know; they are indexed, but expect them to match poorly "
+                        "(choose a multilingual encoder with --said-encoder)"]
+    assert unknown_languages(said, said_e5.known_languages, str(store)) == []  # e5 knows fr and de
+    assert said_e5.known_languages is not None and {"de", "fr", "cs", "sw"} <= said_e5.known_languages
 
 
 def test_said_entries_are_rebuilt_in_place_and_only_their_own_folder_is_replaced(tmp_path, store, said_e5):

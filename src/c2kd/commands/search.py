@@ -99,7 +99,8 @@ def _index_said(path: Path, features: Path, name: str, checkpoint: Path, device:
     """The said moments of the indexed videos (c2kd.search.said_search.index_said), with a line saying so."""
     from c2kd.search.said_search import index_said
 
-    said = index_said(path, features, name, checkpoint, device, ids)
+    said = index_said(path, features, name, checkpoint, device, ids,
+                      warn=lambda line: typer.echo(f"warning: {line}", err=True))
     if said is not None:
         typer.echo(f"said moments: {len(said)} entries of {len(said.videos)} videos ({said.encoder})")
     elif name not in ("auto", "none"):
@@ -163,6 +164,9 @@ def _add_said(index: Path, features: Path | None, wanted, checkpoint: Path | Non
     added = [v for v in (wanted or ids) if v in set(ids)]
     said = build_said(index, store, encoder, ids=added, keep=existing)
     if said is not None:
+        from c2kd.search.said_search import warn_unknown_languages
+
+        warn_unknown_languages(said, encoder, store, lambda line: typer.echo(f"warning: {line}", err=True))
         typer.echo(f"said moments: {len(said)} entries of {len(said.videos)} videos ({encoder.name})")
 
 

@@ -106,6 +106,8 @@ class SaidEncoder:
     def __init__(self, name: str = DEFAULT_SAID_ENCODER, model=None, max_tokens: int = 64) -> None:
         self.name = name
         self.max_tokens = max_tokens
+        #: the language codes the encoder knows; None: not recorded (a hub model, the index model's tower)
+        self.known_languages: frozenset[str] | None = None
         if name == "model":
             if model is None:
                 raise DataError("the said encoder 'model' is the index model's text tower: give the model")
@@ -117,6 +119,7 @@ class SaidEncoder:
         from c2kd.encoders.registry import TEXT_PRESETS, build_text_backbone
 
         query = build_text_backbone(name)
+        self.known_languages = known_languages(query)
         passage_name = f"{name}-passage"
         passage = build_text_backbone(passage_name) if passage_name in TEXT_PRESETS else query
         self._queries = lambda texts: self._run(query, texts)
@@ -264,15 +267,44 @@ def build_said(index_root: str | os.PathLike, store: str | os.PathLike, encoder:
     return SaidIndex.open(index_root)
 
 
-def unknown_languages(index: SaidIndex, known: Sequence[str], where: str) -> list[str]:
-    """Warnings (one line each) for the languages of said entries the text encoder does not know."""
+def known_languages(backbone) -> frozenset[str] | None:
+    """The languages a text backbone knows: those it records (the packaged USE: 16), every language of
+    :mod:`c2kd.languages` for the packaged engines trained on ~100 (e5), None when it records none."""
+    from c2kd.encoders.packaged import PackagedEngineBackbone
+    from c2kd.languages import LANGUAGES
+
+    recorded = getattr(backbone, "languages", None)
+    if recorded is not None:
+        return frozenset(recorded)
+    return frozenset(LANGUAGES) if isinstance(backbone, PackagedEngineBackbone) else None
+
+
+def unknown_languages(index: SaidIndex, known: Sequence[str] | frozenset[str], where: str) -> list[str]:
+    """Warnings (one line each, naming up to 3 of the videos) for the languages of said entries the text
+    encoder does not know."""
+    from c2kd.errors import UnknownLanguageError
+    from c2kd.languages import normalize_language
+
+    videos: dict[str, dict[str, None]] = {}
     counts: dict[str, int] = {}
-    for language in index.language:
-        if language and language not in known:
+    for language, video in zip(index.language, index.video):
+        if not language:
+            continue
+        try:
+            code = normalize_language(language)
+        except UnknownLanguageError:
+            code = language
+        if code not in known:
             counts[language] = counts.get(language, 0) + 1
-    return [f"{where}: {n} said entries are in {lang!r}, a language the text encoder {index.encoder} does not "
-            "know; they are indexed, but expect them to match poorly (choose a multilingual encoder)"
-            for lang, n in sorted(counts.items())]
+            videos.setdefault(language, {})[video] = None
+    out = []
+    for lang, n in sorted(counts.items()):
+        named = list(videos[lang])
+        which = ", ".join(named[:3]) + (f" and {len(named) - 3} more" if len(named) > 3 else "")
+        out.append(f"{where}: {n} said entries (videos {which}) are in {lang!r}, a language the text encoder "
+                   f"{index.encoder} does not know; they are indexed, but expect them to match poorly (choose a "
+                   "multilingual encoder with --said-encoder)")
+    return out
 
 
 def said_encoder_for(name: str, store: str | os.PathLike, checkpoint: str | os.PathLike | None = None,

@@ -91,10 +91,11 @@ def default_fusion(index, said: SaidIndex, model, encoder: SaidEncoder, sample: 
 
 def index_said(index_root: str | Path, features: str | Path, encoder_name: str = "auto",
                checkpoint: str | Path | None = None, device: str = "cpu",
-               ids: Sequence[str] | None = None) -> SaidIndex | None:
+               ids: Sequence[str] | None = None, warn=None) -> SaidIndex | None:
     """Embed the timed text of the indexed videos (``ids``) of ``features`` as said entries beside the index,
     with the default ranking settings (:func:`default_fusion`); None when there is nothing to embed or
-    ``encoder_name`` is ``none`` (see :func:`~c2kd.search.said.said_encoder_for`)."""
+    ``encoder_name`` is ``none`` (see :func:`~c2kd.search.said.said_encoder_for`). ``warn`` is called with one
+    line per subtitle language the encoder does not know (:func:`~c2kd.search.said.unknown_languages`)."""
     from c2kd.data.features import store_root
     from c2kd.index import VideoIndex
     from c2kd.search.model import load_search_model
@@ -107,12 +108,25 @@ def index_said(index_root: str | Path, features: str | Path, encoder_name: str =
     said = build_said(index_root, store, encoder, ids=ids)
     if said is None:
         return None
+    warn_unknown_languages(said, encoder, store, warn)
     with VideoIndex.open(index_root) as index:
         if checkpoint is None:
             checkpoint = index.info["checkpoint"]
         fusion = default_fusion(index, said, load_search_model(checkpoint, device), encoder)
     record_fusion(index_root, fusion, "default: channels standardised by the indexed lines as sample queries")
     return SaidIndex.open(index_root)
+
+
+def warn_unknown_languages(said: SaidIndex, encoder: SaidEncoder, store: str | Path, warn=None) -> list[str]:
+    """Call ``warn`` with (and return) a line per language of the said entries the encoder does not know."""
+    from c2kd.search.said import unknown_languages
+
+    if encoder.known_languages is None:
+        return []
+    lines = unknown_languages(said, encoder.known_languages, str(store))
+    for line in lines if warn is not None else ():
+        warn(line)
+    return lines
 
 
 class ChannelSearch:
