@@ -146,6 +146,21 @@ def test_no_path_outside_the_video_roots(client, path):
     assert list(body) == ["error"] and isinstance(body["error"], str) and body["error"], body
 
 
+def test_a_link_loop_in_the_video_folder_is_404_not_a_server_error(client, served):
+    _tmp, _index, videos = served
+    loops = [videos / "loop.webm", videos / "ring"]
+    loops[0].symlink_to("loop.webm")  # a file link to itself
+    loops[1].symlink_to("ring")
+    try:
+        for path in ("loop.webm", "ring/clip.webm", "ring/../clips/x.webm"):
+            response = client.get(f"/media/{path}")
+            assert response.status_code in (403, 404), (path, response.status_code, response.text)
+            assert list(response.json()) == ["error"]
+    finally:
+        for link in loops:
+            link.unlink()
+
+
 def test_many_concurrent_clients(live_server, app):
     queries = [f"a {o} {a} in the {p}" for o in ("dog", "cat", "car", "horse") for a in ("runs", "swims")
                for p in ("park", "beach", "snow")]
