@@ -136,23 +136,30 @@ def load_weights(directory: str | os.PathLike) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    weights = Path(directory) / WEIGHTS_FILE
-    recorded = Path(directory) / CHECKSUM_FILE
-    if not weights.is_file():
-        raise CheckpointError(f"{weights} is missing: the checkpoint was only partly copied; copy it again")
-    if recorded.exists():
-        fields = recorded.read_text().split()
-        if _sha256(weights) != (fields[0] if fields else ""):
-            raise CheckpointError(
-                f"checkpoint damaged: {weights} does not match the SHA-256 recorded in {recorded} when it was saved "
-                "(the file was changed or only partly copied); copy it again or train it again"
-            )
+    weights = check_weights(directory)
     try:
         return renamed_keys(load_file(str(weights)))
     except SafetensorError as exc:
         raise CheckpointError(
             f"checkpoint damaged: {weights} cannot be read ({exc}); copy it again or train it again"
         ) from exc
+
+
+def check_weights(directory: str | os.PathLike) -> Path:
+    """The weights file of ``directory``, checked against the SHA-256 recorded beside it when it was saved (a
+    checkpoint written before checksums is not checked); :class:`CheckpointError` when missing or changed."""
+    weights = Path(directory) / WEIGHTS_FILE
+    recorded = Path(directory) / CHECKSUM_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"{weights} is missing: the checkpoint was only partly copied; copy it again")
+    if recorded.exists():
+        fields = recorded.read_text(errors="replace").split()
+        if _sha256(weights) != (fields[0] if fields else ""):
+            raise CheckpointError(
+                f"checkpoint damaged: {weights} does not match the SHA-256 recorded in {recorded} when it was saved "
+                "(the file was changed or only partly copied); copy it again or train it again"
+            )
+    return weights
 
 
 def _sha256(path: Path) -> str:
@@ -210,6 +217,9 @@ class DualEncoderFormat(CheckpointFormat):
 
     def frame_encoder(self, directory: Path) -> list[FrameEncoderSpec]:
         return parts_of(read_model_config(directory).frame_encoder)
+
+    def verify(self, directory: Path) -> None:
+        check_weights(directory)
 
     def fingerprint(self, directory: Path) -> str:
         """SHA-256 of the weights file's size and its first and last MiB."""

@@ -162,6 +162,25 @@ def test_faiss_build_and_checkpoint_mismatch(tmp_path, random_checkpoint, traine
     assert isinstance(result.exception, CheckpointError) and "rebuild the index" in str(result.exception)
 
 
+def test_a_damaged_index_checkpoint_is_called_damaged_not_other_weights(tmp_path, random_checkpoint,
+                                                                          synthetic_data):
+    import shutil
+
+    ckpt = shutil.copytree(random_checkpoint, tmp_path / "ckpt")
+    out = tmp_path / "index"
+    result = run("index", "build", "--checkpoint", ckpt, "--features", synthetic_data / "features", "--out", out)
+    assert result.exit_code == 0, result.output
+    weights = ckpt / "model.safetensors"
+    with open(weights, "r+b") as fh:  # `truncate -s 50%`
+        fh.truncate(weights.stat().st_size // 2)
+    for args in (("search", out, "a dog"), ("search", out, "a dog", "--checkpoint", ckpt)):
+        result = run(*args)
+        message = str(result.exception)
+        assert isinstance(result.exception, CheckpointError), repr(result.exception)
+        assert "damaged" in message and str(weights) in message and "restore" in message
+        assert "other weights" not in message and "rebuild" not in message
+
+
 def test_moments_command(trained_checkpoint, synthetic_data, tmp_path):
     store = FeatureStore(synthetic_data / "features")
     vid = store.ids[5]
