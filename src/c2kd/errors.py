@@ -29,6 +29,11 @@ class BusyError(C2KDError, RuntimeError):
     """An output (index, feature store shard) is being written by another process."""
 
 
+class UnavailableError(C2KDError, RuntimeError):
+    """Something a running process loaded is gone (an index folder removed under ``c2kd serve``): a fault of the
+    server's side, not of the request (HTTP 503)."""
+
+
 class StorageError(C2KDError, OSError):
     """An output could not be written: the disk is full, a quota or file size limit was hit, the file system is
     read-only, no permission. Made by :func:`c2kd.io.storage_error`."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from c2kd.errors import DataError
+from c2kd.errors import DataError, UnavailableError
 from c2kd.index import Hit, MetadataFilter, VideoIndex
 from c2kd.search.building import recorded
 from c2kd.search.moments import DEFAULT_LENGTHS, Moment, find_moments
@@ -202,18 +202,40 @@ class SearchEngine:
 
     def _require_index(self) -> VideoIndex:
         """The index, with what other processes committed meanwhile (``index add`` while serving) loaded."""
-        if self.index is None:
+        index = self.fresh_index()
+        if index is None:
             raise DataError("this engine has no index; open it with an index folder")
-        self.index.refresh()
-        return self.index
+        return index
+
+    def fresh_index(self) -> VideoIndex | None:
+        """The index (None without one), with what other processes committed meanwhile (``index add`` or
+        ``index remove`` while serving) loaded: one ``stat`` when nothing changed.
+
+        Raises:
+            UnavailableError: the index folder was removed, moved or damaged since it was opened.
+        """
+        from c2kd.index.segments import MANIFEST
+
+        index = self.index
+        if index is None:
+            return None
+        try:
+            if not (index.root / MANIFEST).is_file():
+                raise DataError(f"{index.root / MANIFEST} is gone")
+            index.refresh()
+        except (DataError, OSError) as exc:
+            raise UnavailableError(f"the index {index.root} cannot be read any more ({exc}): it was removed, moved "
+                                   "or damaged while this process ran; restore it (or build it again with `c2kd "
+                                   "index build`), then restart") from exc
+        return index
 
     # -- moments ------------------------------------------------------------------------------------------
     def moments(self, video_id: str, text: str, lang: str | None = None, k: int = 5,
                 lengths: Sequence[float] = DEFAULT_LENGTHS, iou_threshold: float = 0.5) -> MomentsResponse:
         """Moments of an indexed video (its moment entries, no re-embedding) or of a video of the feature store
         (windows of ``lengths`` seconds embedded now)."""
-        if self.index is not None:
-            self.index.refresh()
+        if self.fresh_index() is not None:
+            assert self.index is not None
             if video_id in self.index and self.index.has_moments(video_id):
                 return self._indexed_moments(video_id, Query.make(text, lang), k, iou_threshold)
         store = self.features

@@ -19,7 +19,7 @@ The model and index are loaded once, when the app is created; requests run in wo
 process of ``c2kd serve --workers N``, see :mod:`c2kd.serve.workers`) runs its warm-up query in a thread at
 start-up and answers 503 on ``/api/ready`` until it is done; other routes answer meanwhile. Every error is JSON ``{"error": message}``:
 400 bad query, 404 unknown video or path, 405 wrong method, 413 request body over 64 KB, 416 unsatisfiable byte
-range, 422 malformed request. HEAD is answered wherever GET is (headers only).
+range, 422 malformed request, 503 the index folder was removed or damaged while serving. HEAD is answered wherever GET is (headers only).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from c2kd.errors import C2KDError, DataError
+from c2kd.errors import C2KDError, DataError, UnavailableError
 from c2kd.index import parse_filter_options
 from c2kd.languages import MAX_CODE_CHARS
 from c2kd.search.engine import SearchEngine
@@ -227,6 +227,11 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
     async def _media(request: Request, exc: MediaError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=exc.headers)
 
+    @app.exception_handler(UnavailableError)
+    async def _unavailable(request: Request, exc: UnavailableError) -> JSONResponse:
+        log.error("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"error": str(exc)}, status_code=503)
+
     @app.exception_handler(C2KDError)
     async def _known(request: Request, exc: C2KDError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=400)
@@ -262,11 +267,12 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
             item["poster_url"] = poster_url(item["video_id"], moment.start if moment is not None else 0.0)
         return payload
 
-    @app.get("/api/health", response_model=HealthOut)
+    @app.get("/api/health", response_model=HealthOut,
+             responses={503: {"description": "the index can no longer be read (removed or damaged)"}})
     def health() -> dict[str, Any]:
         """Status, the index and model names, number of indexed videos, backend, embedding size, whether moments
-        can be found."""
-        index = engine.index
+        can be found (what other processes changed in the index is read first); 503 when the index is gone."""
+        index = engine.fresh_index()
         checkpoint = index.info.get("checkpoint") if index is not None else None
         return {"status": "ok", "videos": len(index) if index is not None else 0,
                 "index": index.root.name if index is not None else None,
@@ -299,7 +305,8 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         """Each metadata field: how many videos have it, its values (when at most 50) and whether the page
         offers it as a filter."""
         out = []
-        for name, counts in sorted((engine.index.fields() if engine.index is not None else {}).items()):
+        index = engine.fresh_index()
+        for name, counts in sorted((index.fields() if index is not None else {}).items()):
             small = len(counts) <= MAX_FACET_VALUES
             values = [{"value": v, "count": c} for v, c in sorted(counts.items())] if small else None
             out.append({"name": name, "distinct": len(counts), "values": values,
