@@ -181,6 +181,25 @@ def test_a_damaged_index_checkpoint_is_called_damaged_not_other_weights(tmp_path
         assert "other weights" not in message and "rebuild" not in message
 
 
+def test_json_output_is_strict_a_nan_score_is_null(built, tmp_path):
+    import shutil
+
+    copy = shutil.copytree(built, tmp_path / "index")
+    for segment in (copy / "segments").glob("*.npy"):  # a damaged row: every entry's vector NaN
+        vectors = np.load(segment, mmap_mode="r+")
+        vectors[:] = np.nan
+        vectors.flush()
+        del vectors
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} is not JSON")
+
+    result = run("search", copy, "a dog runs", "-k", "3", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output, parse_constant=refuse)
+    assert [r["score"] for r in payload["results"]] == [None] * len(payload["results"]) != []
+
+
 def test_moments_command(trained_checkpoint, synthetic_data, tmp_path):
     store = FeatureStore(synthetic_data / "features")
     vid = store.ids[5]

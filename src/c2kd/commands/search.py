@@ -151,7 +151,7 @@ def index_info(index: Path = typer.Argument(..., help="index folder"),
     with VideoIndex.open(index) as idx:
         info = idx.describe()
     if as_json:
-        typer.echo(json.dumps(info, indent=2, ensure_ascii=False))
+        typer.echo(dumps(info))
         return
     from rich.console import Console
     from rich.markup import escape
@@ -166,10 +166,27 @@ def index_info(index: Path = typer.Argument(..., help="index folder"),
     Console().print(table)
 
 
+def finite(value):
+    """``value`` with every NaN or infinite float (a score of a damaged vector, a metadata value) as None, the
+    way the HTTP service answers: strict JSON, which every parser reads."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def dumps(value, indent: int | None = 2) -> str:
+    """Strict JSON of a command's answer (NaN -> null, see `finite`), UTF-8 text kept as is."""
+    return json.dumps(finite(value), indent=indent, ensure_ascii=False, allow_nan=False)
+
+
 def _print_results(responses, as_json: bool) -> None:
     if as_json:
         payload = [r.to_dict() for r in responses]
-        typer.echo(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, ensure_ascii=False))
+        typer.echo(dumps(payload[0] if len(payload) == 1 else payload))
         return
     from rich.console import Console
     from rich.markup import escape
@@ -321,7 +338,7 @@ def moments(
     finally:
         engine.close()
     if as_json:
-        typer.echo(json.dumps(response.to_dict(), indent=2, ensure_ascii=False))
+        typer.echo(dumps(response.to_dict()))
         return
     from rich.console import Console
     from rich.markup import escape
