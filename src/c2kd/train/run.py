@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -35,6 +36,7 @@ from c2kd.errors import ConfigError, DataError
 from c2kd.evaluation.evaluator import RetrievalEvaluator, flatten_metrics
 from c2kd.io import write_json
 from c2kd.languages import ENGLISH
+from c2kd.locking import exclusive_lock, lock_file_beside
 from c2kd.losses.objective import RetrievalObjective
 from c2kd.model import DualEncoder, build_model
 from c2kd.runtime import resolve_device
@@ -248,12 +250,20 @@ def train(config: TrainConfig, resume: bool = True) -> Path:
     """
     config = with_frame_encoder(config)
     out = Path(config.out_dir)
+    env = detect_env()
+    # one run per out_dir: a second `c2kd train` on it is refused at once (ranks of one DDP job share rank 0's)
+    lock = exclusive_lock(lock_file_beside(out), "a training run in this out_dir", subject=out) if env.is_main \
+        else nullcontext()
+    with lock:
+        return _train_locked(config, out, env, resume)
+
+
+def _train_locked(config: TrainConfig, out: Path, env: DistEnv, resume: bool) -> Path:
     if not resume and (out / LAST_DIR).exists():
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another out_dir")
     if (out / LAST_DIR).exists():
         check_same_settings(config)
-    parts = prepare_run(config)
-    env = parts.env
+    parts = prepare_run(config, env)
     if env.is_main:
         write_run_config(out, config)
     trainer = Trainer(parts.model, parts.task, parts.loader, parts.optimizer, parts.scheduler, out, parts.device,
