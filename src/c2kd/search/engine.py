@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,15 +147,23 @@ class SearchEngine:
         Videos rank by their best moment entry (see :meth:`VideoIndex.search`); ``group=False`` ranks the
         moments themselves, across the collection.
         """
+        return list(self.search_each(queries, k=k, filters=filters, group=group))
+
+    def search_each(self, queries: Sequence[Query], k: int = 10, filters: MetadataFilter | None = None,
+                    group: bool = True) -> Iterator[SearchResponse]:
+        """:meth:`search_many` one answer at a time, each as soon as it is found (a batch written as it goes).
+        The index, ``k`` and the filters are checked before the first query."""
         index = self._require_index()
         k = validate_k(k)
         self.check_filter_fields(filters)
-        responses = []
+        return self._answers(index, queries, k, filters, group)
+
+    def _answers(self, index: VideoIndex, queries: Sequence[Query], k: int, filters: MetadataFilter | None,
+                 group: bool) -> Iterator[SearchResponse]:
         for query in queries:
             start = time.perf_counter()
             hits = index.search(self.embed([query]), k=k, filters=filters, group=group)[0]
-            responses.append(SearchResponse(query, hits, (time.perf_counter() - start) * 1000))
-        return responses
+            yield SearchResponse(query, hits, (time.perf_counter() - start) * 1000)
 
     def search_page(self, query: Query, k: int = 10, offset: int = 0, filters: MetadataFilter | None = None,
                     moments: bool = False, lengths: Sequence[float] = DEFAULT_LENGTHS,
