@@ -13,6 +13,11 @@ class DataError(C2KDError, ValueError):
     """A dataset, feature store or caption file is missing, malformed or inconsistent."""
 
 
+class DamagedFileError(DataError):
+    """A file c2kd wrote that can no longer be read (cut short, garbage, malformed, wrong types): made by
+    :func:`c2kd.reading.damaged`, naming the file and how to repair it."""
+
+
 class ConfigError(C2KDError, ValueError):
     """A configuration file or option is invalid."""
 

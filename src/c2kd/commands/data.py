@@ -47,7 +47,15 @@ def data_check(path: Path = typer.Argument(..., help="Dataset folder.")) -> None
     from c2kd.data.dataset import VideoTextDataset
     from c2kd.train.config import DataConfig
 
-    ds = VideoTextDataset(path)
+    problems: list[str] = []
+    ds = VideoTextDataset(path, problems)
+    problems += ds.features.damaged_shards()
+    if problems:  # every damaged file, not only the first
+        from c2kd.errors import DamagedFileError
+
+        for problem in problems[:-1]:
+            typer.secho(f"error: {problem}", fg=typer.colors.RED, err=True)
+        raise DamagedFileError(f"{problems[-1]}" + (f" ({len(problems)} damaged files)" if len(problems) > 1 else ""))
     table = Table(title=f"{ds.name}: {len(ds.features)} videos with {ds.features.dim}-d features")
     for col in ("split", "videos", "missing", "no text", *ds.languages):
         table.add_column(col, justify="right")

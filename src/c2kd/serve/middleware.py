@@ -5,6 +5,7 @@ Both wrap the whole app (``app.add_middleware``), so every route gets them witho
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 
 from fastapi import HTTPException
@@ -46,7 +47,7 @@ class HeadAsGet:
         await self.app(scope, receive, headers_only)
 
 
-def head_only(scope: dict[str, Any]) -> bool:
+def head_only(scope: MutableMapping[str, Any]) -> bool:
     """Whether this request is a HEAD routed as GET; the scope then says HEAD again, so that a file response
     sends its headers without reading the file."""
     if scope.get(HEAD):

@@ -178,17 +178,17 @@ def with_frame_encoder(config: TrainConfig) -> TrainConfig:
     refused with a message that names the model's encoder).
     """
     from c2kd.data.dataset import DATASET_FILE
-    from c2kd.data.features import STORE_FILE
+    from c2kd.data.features import STORE_FILE, read_store_meta, store_root
     from c2kd.encoders.frames import check_frame_encoder, comparable, joined, parts_of, store_frame_encoder
 
     root = Path(config.data.path)
     meta_path = root / DATASET_FILE
     if not meta_path.exists():
         return config  # prepare_run reports the missing dataset
-    store_meta = root / json.loads(meta_path.read_text()).get("features", "features") / STORE_FILE
+    store_meta = store_root(root) / STORE_FILE
     if not store_meta.exists():
         return config
-    found = [comparable(p) for p in store_frame_encoder(json.loads(store_meta.read_text()))]  # not, e.g., a cache path
+    found = [comparable(p) for p in store_frame_encoder(read_store_meta(store_meta))]  # not, e.g., a cache path
     if not found:
         return config
     if config.model.frame_encoder is not None:
