@@ -347,7 +347,10 @@ def _answer_batch(engine, batch, out: Path, done: set[int], k: int, filters, gro
             bar.update(1)
             count += 1
     except KeyboardInterrupt:
-        bar.close()
+        from c2kd.progress import LogLines
+
+        if not isinstance(bar, LogLines):  # a terminal's bar ends its line; a log gets no "done" line
+            bar.close()
         typer.echo(f"interrupted: {len(done) + count} of {len(batch)} queries are answered in {out}; run the same "
                    "command again to answer the rest", err=True)
         raise typer.Exit(130) from None
