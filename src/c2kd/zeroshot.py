@@ -54,7 +54,7 @@ def hub_models(names: Sequence[str], frame_encoder: str, frame_options: Mapping[
         if kind in layouts:
             out.append((source, f"text backbone {name}", *layouts[kind]))
     if frame_encoder == "clip-vit-b32":
-        from c2kd.features.encoders import DEFAULT_CLIP_MODEL
+        from c2kd.features.encoders.clip import DEFAULT_CLIP_MODEL
 
         model = str(frame_options.get("model") or DEFAULT_CLIP_MODEL)
         if all(source != model for source, *_ in out):  # a CLIP text tower's own checkpoint is named once

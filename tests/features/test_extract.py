@@ -414,7 +414,9 @@ def test_writer_refuses_a_store_of_another_dimension(tmp_path, corpus, clip_enco
     out = tmp_path / "store"
     extract_videos([corpus / "gen3.mp4"], clip_encoder, out, ExtractConfig(progress=False, workers=0))
     focus = build_frame_encoder("vit-s14-focus", cache_dir=str(focus_cache))
-    with pytest.raises(ConfigError, match=r"this store holds features of .*dim=384 instead of the store's 16;"):
+    with pytest.raises(ConfigError, match=r"this store holds features of clip-vit-b32 .*, and this run would add features of "
+                                          r"vit-s14-focus .*384-d instead of 16-d.*Extract with the store's settings "
+                                          r"\(--encoder clip-vit-b32 --model "):
         extract_videos([corpus / "gen5.mp4"], focus, out, ExtractConfig(progress=False, workers=0))
 
 

@@ -3,16 +3,19 @@
 A model trained on CLIP ViT-B/32 frames cannot read ViT-S/14 frames, nor CLIP frames of another CLIP model, even
 when the feature sizes agree. :class:`FrameEncoderSpec` names the encoder, its feature size and the options that
 change the features; feature stores record the same facts (``store.json``: ``encoder``, ``dim``, ``extractor``),
-and :func:`check_frame_encoder` refuses a mismatch with one message that names the right encoder.
+and :func:`mismatches` is the one rule that decides whether two records hold the same features
+(:func:`check_frame_encoder` refuses a mismatch with one message that names the right encoder).
 
-:data:`FRAME_PRESETS` is the one list of frame encoder names: ``c2kd.features.encoders`` registers a builder for
-each preset ``c2kd extract`` can run, and the others say why it cannot.
+:data:`FRAME_PRESETS` is the one list of frame encoder names, data only: each is an encoder
+``c2kd.features.encoders`` can build (registered there under the same name, which must be a preset), a shortcut
+for one of them with fixed options (``runs``), or features ``c2kd extract`` cannot make (``not_extractable``).
+Nothing adds to it at import time, so the rule answers the same whatever was imported.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,12 +31,17 @@ class FramePreset:
     this encoder that agree on them hold the same features, whatever else they record (e.g. a cache path).
     ``not_extractable`` says why ``c2kd extract`` cannot compute these features from video files (empty when it
     can: then ``c2kd.features.encoders`` registers its builder under the same name).
+    ``runs``/``options``: a shortcut that builds the encoder ``runs`` with these options (e.g. a hub id as
+    ``model``); stores and checkpoints record that encoder, so the shortcut and the long form make the same
+    features.
     """
 
     dim: int | None
     description: str
     not_extractable: str = ""
     identity: tuple[str, ...] = ()
+    runs: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 #: every frame encoder name c2kd knows, in the order ``c2kd extract --help`` names them
@@ -64,7 +72,7 @@ CONCAT = "concat"
 
 
 #: option keys of a store's ``extractor`` record that change the features (the rest describe, e.g. ``dim``)
-FEATURE_OPTIONS = ("model", "preprocess", "pool", "output", "parts")
+FEATURE_OPTIONS = ("model", "preprocess", "pool", "output", "parts", "max_num_patches")
 
 
 class FrameEncoderSpec(BaseModel):
@@ -146,7 +154,11 @@ def comparable(spec: FrameEncoderSpec) -> FrameEncoderSpec:
 def mismatches(expected: Sequence[FrameEncoderSpec], found: Sequence[FrameEncoderSpec]) -> list[str]:
     """What differs between the parts a model reads and the parts features were made by (``[]``: compatible).
 
-    Parts are compared in order by name, size and the options that identify features (:func:`comparable`).
+    Parts are compared in order by name, size and the options that identify features (:func:`comparable`), a
+    setting of a dict option (``preprocess``) one by one. Feature stores and checkpoints are checked through it.
+
+    Example: ``mismatches([clip_b32], [clip_l14])`` -> ``["model='openai/clip-vit-large-patch14' instead of
+    'openai/clip-vit-base-patch32'"]``.
     """
     if len(expected) != len(found):
         return [f"{len(found)} parts instead of {len(expected)}"]
@@ -158,9 +170,19 @@ def mismatches(expected: Sequence[FrameEncoderSpec], found: Sequence[FrameEncode
         if want.dim != got.dim:
             out.append(f"{where}{got.dim}-d instead of {want.dim}-d")
         for key in sorted(want.options.keys() & got.options.keys()):
-            if want.options[key] != got.options[key]:
-                out.append(f"{where}{key}={got.options[key]!r} instead of {want.options[key]!r}")
+            wanted, found = want.options[key], got.options[key]
+            if isinstance(wanted, Mapping) and isinstance(found, Mapping):  # e.g. preprocess: name each setting
+                out.extend(f"{where}{key} {sub}={found.get(sub)!r} instead of {wanted.get(sub)!r}"
+                           for sub in sorted(wanted.keys() | found.keys()) if wanted.get(sub) != found.get(sub))
+            elif wanted != found:
+                out.append(f"{where}{key}={found!r} instead of {wanted!r}")
     return out
+
+
+def presets_of_size(dim: int) -> list[str]:
+    """The presets whose features are ``dim``-d (a shortcut's name rather than the encoder it runs: it names the
+    model), for a model that records no frame encoder (made before c2kd recorded them)."""
+    return [name for name, preset in FRAME_PRESETS.items() if preset.dim == dim]
 
 
 def check_frame_encoder(expected: Sequence[FrameEncoderSpec], found: Sequence[FrameEncoderSpec], where: str,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -95,6 +96,11 @@ class ImagePreprocess:
         top, left = int((s - nh) / 2.0), int((s - nw) / 2.0)
         canvas[top: top + nh, left: left + nw] = image
         return canvas
+
+    def describe(self) -> dict[str, Any]:
+        """The settings a feature store records (they identify the features, with the encoder's model)."""
+        return {"size": self.size, "mode": self.mode, "resample": self.resample, "mean": list(self.mean),
+                "std": list(self.std)}
 
     def normalize(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Stack resized images and normalise them.
