@@ -243,7 +243,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     found from the run folder (see `resolve_cache_dir`); ``persist_cache=False`` only reads it (search: queries
     are not written to disk).
     """
-    from c2kd.encoders.registry import rebuild_text_backbones
+    from c2kd.encoders.text.loading import rebuild_text_backbones
 
     directory = require_format(path, FORMAT, "cannot be trained on or used as a teacher")
     saved = _read_saved_config(directory)

@@ -69,8 +69,8 @@ def warm_caches(dataset_dir: Path, cache_dir: Path, echo: Callable[[str], None] 
                 processes: int = 1) -> dict[str, float]:
     """Embed every caption (all languages) once with each frozen text backbone, in ``processes`` processes;
     returns seconds per backbone."""
-    from c2kd.encoders.cache import CachedTextBackbone
-    from c2kd.encoders.registry import build_text_backbone
+    from c2kd.encoders.text.cache import CachedTextBackbone
+    from c2kd.encoders.text.loading import build_text_backbone
 
     seconds = {}
     texts = _captions(dataset_dir, LANGS)
@@ -114,8 +114,8 @@ def e5_pair_checkpoint(out: Path, source: Path, dataset_dir: Path, cache_dir: Pa
     """
     from c2kd.checkpoint import WEIGHTS_FILE
     from c2kd.data.multi30k import build_multi30k_proxy
-    from c2kd.encoders.cache import CachedTextBackbone
-    from c2kd.encoders.registry import build_text_backbone
+    from c2kd.encoders.text.cache import CachedTextBackbone
+    from c2kd.encoders.text.loading import build_text_backbone
     from c2kd.zeroshot import aligned_checkpoint
 
     passages = CachedTextBackbone(build_text_backbone(E5_FRAMES), cache_dir)

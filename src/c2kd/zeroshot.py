@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from c2kd.encoders.frames import FrameEncoderSpec
-from c2kd.encoders.text import TextBackbone
+from c2kd.encoders.text.base import TextBackbone
 from c2kd.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,30 +35,54 @@ if TYPE_CHECKING:  # pragma: no cover
 NO_DATA = "(none: training-free aligned checkpoint)"
 
 
+#: the frame encoders that load a hub model (their ``model`` option), with what to call it in messages
+HUB_FRAME_ENCODERS = {"clip-vit-b32": "CLIP frame model", "siglip": "SigLIP frame model"}
+#: text backbone kinds whose checkpoint also holds the frame encoder they are aligned with (CLIP, SigLIP)
+SHARED_CHECKPOINT_KINDS = ("clip-text", "siglip-text")
+#: how a text backbone kind's hub model is probed and named when downloaded (packaged ones need no hub)
+_TEXT_LAYOUTS = {"hf": ("config.json", "DIR"), "clip-text": ("config.json", "DIR"),
+                 "siglip-text": ("config.json", "DIR"), "sentence-transformers": ("modules.json", "st:DIR")}
+
+
+def frame_model(frame_encoder: str, frame_options: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    """``(encoder, model, what)``: the encoder ``frame_encoder`` runs (a shortcut preset runs another, with its own
+    options) and the hub model (or folder) it loads; None for an encoder that loads no hub model."""
+    from c2kd.encoders.frames import FRAME_PRESETS
+
+    preset = FRAME_PRESETS.get(frame_encoder)
+    runs = getattr(preset, "runs", "") if preset is not None else ""
+    encoder, options = (runs, {**getattr(preset, "options", {}), **frame_options}) if runs else (
+        frame_encoder, dict(frame_options))
+    if encoder not in HUB_FRAME_ENCODERS:
+        return None
+    model = options.get("model") or _default_frame_model(encoder)
+    return (encoder, str(model), HUB_FRAME_ENCODERS[encoder]) if model else None
+
+
+def _default_frame_model(encoder: str) -> str | None:
+    """The model a hub frame encoder loads when none is given (``siglip`` needs one)."""
+    if encoder != "clip-vit-b32":
+        return None
+    from c2kd.features.encoders.clip import DEFAULT_CLIP_MODEL
+
+    return DEFAULT_CLIP_MODEL
+
+
 def hub_models(names: Sequence[str], frame_encoder: str, frame_options: Mapping[str, Any]
                ) -> list[tuple[str, str, str, str]]:
     """The hub models (or folders) that text backbones ``names`` and the frame encoder load, as
     ``(source, what, probe_file, use_as)`` for :func:`c2kd.encoders.hub.ensure_hub_sources`; packaged ones need
-    none."""
-    from c2kd.encoders.registry import LOADER_PREFIXES, TEXT_PRESETS
+    none. A checkpoint that holds both towers (CLIP, SigLIP) is named once."""
+    from c2kd.encoders.text.loading import loader_of
 
-    layouts = {"hf": ("config.json", "DIR"), "clip-text": ("config.json", "DIR"),
-               "sentence-transformers": ("modules.json", "st:DIR")}
     out = []
     for name in names:
-        preset = TEXT_PRESETS.get(name)
-        source, kind = (preset.source, preset.kind) if preset is not None else (name, "hf")
-        for prefix, loader in LOADER_PREFIXES.items():
-            if preset is None and name.startswith(prefix):
-                source, kind = name[len(prefix):], loader
-        if kind in layouts:
-            out.append((source, f"text backbone {name}", *layouts[kind]))
-    if frame_encoder == "clip-vit-b32":
-        from c2kd.features.encoders.clip import DEFAULT_CLIP_MODEL
-
-        model = str(frame_options.get("model") or DEFAULT_CLIP_MODEL)
-        if all(source != model for source, *_ in out):  # a CLIP text tower's own checkpoint is named once
-            out.append((model, "CLIP frame model", "config.json", "--frame-model DIR"))
+        kind, source, _ = loader_of(name)
+        if kind in _TEXT_LAYOUTS:
+            out.append((source, f"text backbone {name}", *_TEXT_LAYOUTS[kind]))
+    frames = frame_model(frame_encoder, frame_options)
+    if frames is not None and all(source != frames[1] for source, *_ in out):
+        out.append((frames[1], frames[2], "config.json", "--frame-model DIR"))
     return out
 
 
@@ -88,24 +112,20 @@ def download_hub_models(models: Sequence[tuple[str, str, str, str]], out: str | 
     return folders
 
 
-def _clip_source(name: str) -> str | None:
-    """The CLIP checkpoint a text backbone name loads its tower from (None: not a CLIP text tower)."""
-    from c2kd.encoders.clip_text import is_clip_folder
-    from c2kd.encoders.registry import TEXT_PRESETS
+def shared_checkpoint(name: str) -> str | None:
+    """The checkpoint a text backbone shares with the frame encoder it is aligned with (CLIP, SigLIP: the text
+    tower's own checkpoint holds the image tower too); None for other backbones."""
+    from c2kd.encoders.text.loading import loader_of
 
-    preset = TEXT_PRESETS.get(name)
-    if preset is not None:
-        return preset.source if preset.kind == "clip-text" else None
-    if name.startswith("clip:"):
-        return name[len("clip:"):]
-    return name if is_clip_folder(name) else None
+    kind, source, _ = loader_of(name)
+    return source if kind in SHARED_CHECKPOINT_KINDS else None
 
 
 def text_backbone_name(name: str) -> str:
     """The name that rebuilds ``name`` with its full aligned pipeline: a local sentence-transformers folder gets the
     ``st:`` prefix (without it, a folder is mean-pooled and its Dense layer that maps into CLIP's space is lost)."""
-    from c2kd.encoders.clip_text import is_sentence_transformer_folder
-    from c2kd.encoders.registry import LOADER_PREFIXES, TEXT_PRESETS
+    from c2kd.encoders.text.presets import LOADER_PREFIXES, TEXT_PRESETS
+    from c2kd.encoders.text.sentence_transformers import is_sentence_transformer_folder
 
     if name in TEXT_PRESETS or any(name.startswith(p) for p in LOADER_PREFIXES):
         return name
@@ -124,7 +144,8 @@ def frame_encoder_spec(name: str, options: Mapping[str, Any] | None = None,
     (e.g. ``s3d``, features imported from a release).
     """
     from c2kd.encoders.frames import FRAME_PRESETS
-    from c2kd.encoders.registry import TEXT_PRESETS, build_text_backbone
+    from c2kd.encoders.text.loading import build_text_backbone
+    from c2kd.encoders.text.presets import TEXT_PRESETS
     from c2kd.features.encoders import build_frame_encoder, encoder_spec, frame_encoder_names
 
     options = dict(options or {})
@@ -153,7 +174,7 @@ def aligned_model_config(text: str, spec: FrameEncoderSpec | None, dim: int, mix
     model aligned``, and the quickstart's student (``layers=0``: the video tower is the mean of frames alone;
     ``word_buckets``: a trainable bag of hashed words beside the frozen backbones; ``spec`` None: recorded from
     the training data)."""
-    from c2kd.encoders.text import TextEncoderConfig
+    from c2kd.encoders.text.tower import TextEncoderConfig
     from c2kd.encoders.video import VideoEncoderConfig
     from c2kd.encoders.words import WordBagConfig
     from c2kd.model import ModelConfig
@@ -176,30 +197,31 @@ def aligned_checkpoint(out: str | os.PathLike, text: str, frame_encoder: str, mi
                        cache_dir: str | os.PathLike | None = None) -> Path:
     """Write a checkpoint that needs no training to ``out`` and return its path.
 
-    ``text``: an aligned text backbone (``mclip-vit-b32``, ``clip-vit-b32-text``, a CLIP folder, ``st:FOLDER``,
+    ``text``: an aligned text backbone (``mclip-vit-b32``, ``clip-vit-b32-text``, ``siglip2-base-patch16-256-text``,
+    a CLIP or SigLIP folder, ``st:FOLDER``,
     ``packaged-muse`` for the Multi30K proxy, ...); ``mix``: further frozen backbones (the backbone mix) whose
     vectors the aligned head's residual may learn from later; ``frame_encoder`` + ``frame_options`` (e.g.
-    ``{"model": ...}`` for ``clip-vit-b32``; by default a CLIP text tower's own CLIP checkpoint): what the video
-    tower reads.
+    ``{"model": ...}`` for ``clip-vit-b32`` or ``siglip``; by default a CLIP or SigLIP text tower's own
+    checkpoint): what the video tower reads.
     ``trainable``: default, whether the text backbone can be fine-tuned at all. ``data``: recorded as
     ``data.path`` (no data is read). ``backbones``: already loaded backbones for ``[text, *mix]``.
-    ``cache_dir``: keep the frozen backbones' caption embeddings in this on-disk cache (``c2kd.encoders.cache``).
+    ``cache_dir``: keep the frozen backbones' caption embeddings in this on-disk cache (``c2kd.encoders.text.cache``).
 
     Raises ``ConfigError`` when the frame encoder's feature size differs from the text backbone's.
     """
     import torch
 
     from c2kd.checkpoint import save_checkpoint
-    from c2kd.encoders.registry import build_text_backbone
+    from c2kd.encoders.text.loading import build_text_backbone
     from c2kd.model import build_model
     from c2kd.train.config import TrainConfig
 
     text = text_backbone_name(text)
     names = [text, *mix]
     options = dict(frame_options or {})
-    clip = _clip_source(text)
-    if frame_encoder == "clip-vit-b32" and "model" not in options and clip is not None:
-        options["model"] = clip  # CLIP text and frames from the same CLIP checkpoint
+    shared = shared_checkpoint(text)
+    if frame_encoder in HUB_FRAME_ENCODERS and "model" not in options and shared is not None:
+        options["model"] = shared  # CLIP (SigLIP) text and frames from the same checkpoint
     if backbones is None:
         from c2kd.encoders.hub import ensure_hub_sources
 

@@ -39,7 +39,7 @@ def model_download(
 ) -> None:
     """Fetch the hub models that NAMES load (both towers of an aligned preset) into folders under OUT, for use
     where there is no hub; prints the `model aligned` command that reads them."""
-    from c2kd.encoders.registry import TEXT_PRESETS
+    from c2kd.encoders.text.presets import TEXT_PRESETS
     from c2kd.zeroshot import download_hub_models, hub_models
 
     frames = {name: TEXT_PRESETS[name].aligned_frames if name in TEXT_PRESETS else "" for name in names}
