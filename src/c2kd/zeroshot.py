@@ -86,6 +86,35 @@ def hub_models(names: Sequence[str], frame_encoder: str, frame_options: Mapping[
     return out
 
 
+def aligned_pair(name: str) -> tuple[str, str]:
+    """``(text, frames)``: a text preset and the frame encoder it is aligned with (``""``: none), for a text
+    backbone name, or for a frame encoder preset that a text preset is aligned with (its first such preset)."""
+    from c2kd.encoders.text.presets import TEXT_PRESETS
+
+    preset = TEXT_PRESETS.get(name)
+    if preset is not None:
+        return name, preset.aligned_frames
+    for text, candidate in TEXT_PRESETS.items():
+        if candidate.aligned_frames == name:
+            return text, name
+    return name, ""
+
+
+def offline_aligned_command(models: Sequence[tuple[str, str, str, str]], frame_encoder: str,
+                            folders: Mapping[str, Path]) -> str:
+    """The ``c2kd model aligned`` command that builds a pair from downloaded folders, with no hub: ``models`` are
+    :func:`hub_models` of the pair (the text tower's first), ``folders`` where each went. A frame encoder shortcut
+    (a preset that runs another with a hub id) becomes the encoder it runs, reading the folder."""
+    from c2kd.encoders.frames import FRAME_PRESETS
+
+    preset = FRAME_PRESETS.get(frame_encoder)
+    encoder = (getattr(preset, "runs", "") if preset is not None else "") or frame_encoder
+    text_source, _, _, use_as = models[0]
+    command = (f"c2kd model aligned --text {use_as.replace('DIR', str(folders[text_source]))} "
+               f"--frame-encoder {encoder}")
+    return command + "".join(f" --frame-model {folders[source]}" for source, *_ in models[1:])
+
+
 def download_hub_models(models: Sequence[tuple[str, str, str, str]], out: str | os.PathLike) -> list[Path]:
     """Fetch each hub model of :func:`hub_models` into ``out/OWNER--NAME`` (from the local cache when the hub is
     out of reach); every one that can be had neither way is named in one error first. Returns the folders."""
