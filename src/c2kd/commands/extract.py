@@ -37,7 +37,7 @@ def _from_checkpoint(checkpoint: Path, encoder: str | None,
 
 def _encoder_help() -> str:
     """The --encoder help: every preset ``c2kd extract`` can run (the one list, read without importing them)."""
-    from c2kd.encoders.frames import FRAME_PRESETS
+    from c2kd.encoders.frame_presets import FRAME_PRESETS
 
     names = [name for name, preset in FRAME_PRESETS.items() if not preset.not_extractable]
     return (f"Frame encoder: {', '.join(names)}. Default without --checkpoint: {DEFAULT_ENCODER} (offline, "
