@@ -92,30 +92,6 @@ def make_tiny_siglip(out: Path, kind: str = "siglip2", seed: int = 0, image_size
     return out
 
 
-def make_tiny_siglip2_shaped_like(out: Path, name: str = "siglip2-base-patch16-256", seed: int = 0) -> Path:
-    """A random-weight SigLIP 2 vision tower at a real model's sizes (for benchmarks: same cost, no download).
-
-    Only the vision side is real-sized; the text tower is tiny.
-    """
-    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel
-
-    shapes = {"siglip2-base-patch16-256": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-                                           "num_attention_heads": 12, "image_size": 256, "patch_size": 16}}
-    vision = shapes[name]
-    tokenizer = _gemma_tokenizer()
-    text = _tower(vocab_size=len(tokenizer), max_position_embeddings=TEXT_LENGTH, projection_size=vision["hidden_size"],
-                  pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                  bos_token_id=tokenizer.bos_token_id)
-    torch.manual_seed(seed)
-    out = Path(out)
-    SiglipModel(SiglipConfig(text_config=text, vision_config=vision)).eval().save_pretrained(out)
-    size = vision["image_size"]
-    SiglipImageProcessor(size={"height": size, "width": size}, resample=2, image_mean=[0.5] * 3,
-                         image_std=[0.5] * 3).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
-
-
 def _gemma_tokenizer():
     """A Gemma tokenizer (byte-fallback BPE over "▁"-joined words, ``<bos>`` first) with a tiny vocabulary: the
     special tokens, the 256 byte pieces, and the characters and a few words of :data:`CORPUS`."""

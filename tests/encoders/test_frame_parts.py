@@ -80,7 +80,7 @@ def test_each_presets_identity_is_what_its_factory_takes():
 def test_registering_an_encoder_needs_its_preset_and_adds_none(monkeypatch):
     """A builder registers under an existing preset's name; it never adds a preset, so the rule (which reads the
     presets alone) answers the same whatever was imported."""
-    from c2kd.encoders.frames import FramePreset
+    from c2kd.encoders.frame_presets import FramePreset
     from c2kd.features.encoders.base import FRAME_ENCODERS, build_frame_encoder, register_frame_encoder
 
     before = dict(FRAME_PRESETS)
@@ -88,6 +88,8 @@ def test_registering_an_encoder_needs_its_preset_and_adds_none(monkeypatch):
         register_frame_encoder("my-resnet")
     with pytest.raises(ValueError, match=r"'s3d' is a preset that cannot be extracted"):
         register_frame_encoder("s3d")
+    with pytest.raises(ValueError, match=r"'siglip2-base-patch16-256' is a shortcut for 'siglip'"):
+        register_frame_encoder("siglip2-base-patch16-256")
     assert before == FRAME_PRESETS
     monkeypatch.setitem(FRAME_PRESETS, "my-resnet", FramePreset(8, "a ResNet of mine", identity=("model", "pool")))
     with FRAME_ENCODERS.scoped():
@@ -99,6 +101,19 @@ def test_registering_an_encoder_needs_its_preset_and_adds_none(monkeypatch):
             build_frame_encoder("my-resnet", pool="max")
     spec = FrameEncoderSpec(name="my-resnet", dim=8, options={"model": "a", "pool": "mean", "batch": 3})
     assert comparable(spec).options == {"model": "a", "pool": "mean"}
+
+
+def test_a_shortcut_preset_builds_its_encoder_with_its_options():
+    """``--encoder siglip2-base-patch16-256`` is ``--encoder siglip --model google/siglip2-base-patch16-256``: the
+    same factory, the model fixed (given options win), and the features recorded under ``siglip``."""
+    from c2kd.features.encoders.base import _builder, frame_encoder_names
+
+    for name, preset in FRAME_PRESETS.items():
+        if preset.runs:
+            factory, fixed = _builder(name)
+            assert factory is _builder(preset.runs)[0] is not None and fixed == dict(preset.options), name
+            assert name in frame_encoder_names() and set(preset.options) <= set(FRAME_PRESETS[preset.runs].identity)
+    assert FRAME_PRESETS["siglip2-so400m-patch14-384"].options == {"model": "google/siglip2-so400m-patch14-384"}
 
 
 def test_settings_of_a_dict_option_are_compared_one_by_one():
@@ -113,4 +128,4 @@ def test_only_an_unambiguous_size_names_a_preset():
     from c2kd.encoders.frames import presets_of_size
 
     assert presets_of_size(384) == ["vit-s14-focus"] and presets_of_size(512) == ["clip-vit-b32"]
-    assert presets_of_size(7) == []
+    assert len(presets_of_size(768)) == 3 and presets_of_size(7) == []

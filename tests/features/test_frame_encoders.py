@@ -140,8 +140,8 @@ def test_features_of_a_known_size_default_to_their_preset():
     assert default_frame_encoder(384) == "vit-s14-focus"
     assert default_frame_encoder(512) == "clip-vit-b32"
     assert default_frame_encoder(1024) == "s3d"  # imported features: named, though extract cannot make them
-    with pytest.raises(DataError, match=r"no known frame encoders give 7-d features; pass --encoder"):
-        default_frame_encoder(7)
+    with pytest.raises(DataError, match=r"several known frame encoders give 768-d features .*pass --encoder"):
+        default_frame_encoder(768)  # SigLIP B/16, SigLIP 2 B/16 and its NaFlex: no guess
 
 
 def test_an_onnx_model_of_fixed_input_size_refuses_another_size(tiny_onnx):

@@ -37,7 +37,7 @@ def _from_checkpoint(checkpoint: Path, encoder: str | None,
 
 def _encoder_help() -> str:
     """The --encoder help: every preset ``c2kd extract`` can run (the one list, read without importing them)."""
-    from c2kd.encoders.frames import FRAME_PRESETS
+    from c2kd.encoders.frame_presets import FRAME_PRESETS
 
     names = [name for name, preset in FRAME_PRESETS.items() if not preset.not_extractable]
     return (f"Frame encoder: {', '.join(names)}. Default without --checkpoint: {DEFAULT_ENCODER} (offline, "
@@ -105,6 +105,11 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--fps {fps}: give a positive number of frames per second, e.g. --fps 1")
         if id_from not in ID_MODES:
             raise ConfigError(f"--id-from {id_from!r}: use one of {ID_MODES}")
+        from c2kd.data.features import STORE_FILE
+        from c2kd.features.extract import MANIFEST_DIR
+        from c2kd.io import check_output
+
+        check_output(out, (STORE_FILE, MANIFEST_DIR), inputs=(checkpoint, *(video_list or [])), overwrite_option=None)
         options = parse_encoder_options(option)
         expected: list[FrameEncoderSpec] = []
         if checkpoint is not None:

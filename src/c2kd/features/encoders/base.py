@@ -67,14 +67,14 @@ class FrameEncoder(ABC):
 #: family's module registers its own on the first lookup
 FRAME_ENCODERS = Registry[Callable[..., FrameEncoder]](
     "frame encoder", hint="see `c2kd extract --help`",
-    modules=tuple(f"c2kd.features.encoders.{family}" for family in ("clip", "onnx", "focus", "concat")))
+    modules=tuple(f"c2kd.features.encoders.{family}" for family in ("clip", "onnx", "focus", "siglip", "concat")))
 
 
 def register_frame_encoder(name: str) -> Callable[[Callable[..., FrameEncoder]], Callable[..., FrameEncoder]]:
     """Decorator: make ``factory(**options) -> FrameEncoder`` buildable as ``build_frame_encoder(name)``.
 
     ``name`` must be a preset of ``FRAME_PRESETS`` that ``c2kd extract`` can run (a new encoder first gets its
-    :class:`~c2kd.encoders.frames.FramePreset` there: its size and the options that identify its features).
+    :class:`~c2kd.encoders.frame_presets.FramePreset` there: its size and the options that identify its features).
     """
     preset = FRAME_PRESETS.get(name)
     if preset is None:
