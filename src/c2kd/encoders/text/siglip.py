@@ -34,7 +34,7 @@ from c2kd.encoders.text.base import (
     saved_kind,
     write_record,
 )
-from c2kd.errors import ConfigError
+from c2kd.errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel
@@ -42,6 +42,17 @@ if TYPE_CHECKING:  # pragma: no cover
 #: ``model_type`` of a full checkpoint -> its text tower's ``model_type`` (SigLIP 2's fixed-resolution checkpoints
 #: are ``siglip``; its NaFlex ones ``siglip2``)
 TEXT_MODEL_TYPE = {"siglip": "siglip_text_model", "siglip2": "siglip2_text_model"}
+
+
+def _tokenizer(source: str | Path, **hub: Any):
+    """The model's own tokenizer; SigLIP's SentencePiece one needs ``sentencepiece`` (the ``siglip`` extra)."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(source, **hub)
+    except ImportError as exc:
+        raise MissingDependencyError(f"the tokenizer of {str(source)!r} needs a library that is not installed "
+                                     f"({exc}); install it with pip install 'c2kd[siglip]'") from None
 
 
 def _text_model_class(text_model_type: str):
@@ -77,7 +88,7 @@ class SiglipTextBackbone(TextBackbone):
     @classmethod
     def from_pretrained(cls, source: str) -> SiglipTextBackbone:
         """Load from a hub id or a local folder of a SigLIP / SigLIP 2 checkpoint (full or text only)."""
-        from transformers import AutoConfig, AutoTokenizer
+        from transformers import AutoConfig
 
         what = "SigLIP text tower"
         hub = ensure_hub_source(source, what)
@@ -93,7 +104,7 @@ class SiglipTextBackbone(TextBackbone):
             loaded = _text_model_class(config.model_type).from_pretrained(source, config=config,
                                                                           output_loading_info=True, **hub)
             model, info = cast("tuple[PreTrainedModel, dict]", loaded)  # output_loading_info: a pair
-            tokenizer = AutoTokenizer.from_pretrained(source, **hub)
+            tokenizer = _tokenizer(source, **hub)
         except OSError as exc:
             raise load_error(source, what, exc) from exc
         missing = sorted(k for k in info.get("missing_keys", ()) if k.startswith("text_model."))
@@ -106,12 +117,12 @@ class SiglipTextBackbone(TextBackbone):
     def from_architecture(cls, directory: Path, name: str, record: dict[str, Any] | None = None
                           ) -> SiglipTextBackbone:
         """Rebuild from a checkpoint's ``text_backbone/`` (text config, tokenizer, the record's length)."""
-        from transformers import AutoConfig, AutoTokenizer
+        from transformers import AutoConfig
 
         quiet_transformers()
         config = AutoConfig.from_pretrained(directory)
         model = _text_model_class(config.model_type)(config)
-        return cls(model.eval(), AutoTokenizer.from_pretrained(directory), name=name,
+        return cls(model.eval(), _tokenizer(directory), name=name,
                    length=(record or {}).get("length"))
 
     def record(self) -> dict[str, Any]:
