@@ -192,3 +192,22 @@ def test_extract_help_lists_the_siglip_encoders():
     for name in ("siglip", "siglip2-base-patch16-256", "siglip2-so400m-patch14-384", "siglip2-base-patch16-naflex",
                  "siglip-base-patch16-256-multilingual", "--encoder-option"):
         assert name in result.output, name
+
+
+def test_processor_settings_c2kd_cannot_reproduce_are_refused():
+    from transformers import SiglipImageProcessor
+
+    from c2kd.features.encoders.siglip import preprocess_of
+
+    square = {"size": {"height": 32, "width": 32}}
+    assert preprocess_of(SiglipImageProcessor(**square, resample=3), "m").resample == "bicubic"
+    with pytest.raises(ConfigError, match=r"m: image processor resamples with PIL filter 1"):
+        preprocess_of(SiglipImageProcessor(**square, resample=1), "m")  # LANCZOS
+    with pytest.raises(ConfigError, match=r"reads square sizes"):
+        preprocess_of(SiglipImageProcessor(size={"height": 32, "width": 48}), "m")
+    with pytest.raises(ConfigError, match=r"does not scale pixels by 1/255"):
+        preprocess_of(SiglipImageProcessor(**square, rescale_factor=1 / 127.5), "m")
+    crop = SiglipImageProcessor(**square)
+    crop.do_center_crop = True
+    with pytest.raises(ConfigError, match=r"crops; SigLIP models squash the whole frame"):
+        preprocess_of(crop, "m")

@@ -11,6 +11,7 @@ its norm, as ``SiglipModel`` does before it scores an image against a text.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,7 @@ class SiglipFrameEncoder(FrameEncoder):
                               "fixed size; the patch budget is an option of NaFlex models (google/siglip2-*-naflex)")
         self.preprocess: ImagePreprocess = preprocess_of(processor, self.model_id, max_num_patches)
 
-    def encode(self, frames: Any) -> np.ndarray:
+    def encode(self, frames: Sequence[np.ndarray]) -> np.ndarray:
         if not self.naflex or len(frames) == 0:
             return super().encode(frames)
         import torch
