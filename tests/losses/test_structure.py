@@ -112,7 +112,7 @@ def test_objective_adds_structure_distillation_to_the_contrastive_loss():
     video = unit(b, 8)
     student = {lang: text[lang] @ video.T for lang in langs}
     teacher_text, teacher_video = unit(b, 8), unit(b, 8)
-    teacher = {lang: teacher_text @ teacher_video.T for lang in langs}
+    teacher = dict.fromkeys(langs, teacher_text @ teacher_video.T)
     student_structure = {"video": video @ video.T, **{f"text/{lang}": text[lang] @ text[lang].T for lang in langs}}
     teacher_structure = {"video": teacher_video @ teacher_video.T,
                          **{f"text/{lang}": teacher_text @ teacher_text.T for lang in langs}}
