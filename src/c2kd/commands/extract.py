@@ -95,6 +95,11 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--fps {fps}: give a positive number of frames per second, e.g. --fps 1")
         if id_from not in ID_MODES:
             raise ConfigError(f"--id-from {id_from!r}: use one of {ID_MODES}")
+        from c2kd.data.features import STORE_FILE
+        from c2kd.features.extract import MANIFEST_DIR
+        from c2kd.io import check_output
+
+        check_output(out, (STORE_FILE, MANIFEST_DIR), inputs=(checkpoint, *(video_list or [])), overwrite_option=None)
         options = parse_encoder_options(option)
         expected: list[FrameEncoderSpec] = []
         if checkpoint is not None:

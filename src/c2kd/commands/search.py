@@ -40,7 +40,8 @@ def index_build(
     checkpoint: Path = typer.Option(..., help="checkpoint (or run folder) whose video tower embeds videos: "
                                               "trained, or made by `c2kd model aligned` or `c2kd model fuse`"),
     features: Path = typer.Option(..., help="feature store (`c2kd extract` output) or dataset folder"),
-    out: Path = typer.Option(..., help="index folder to write (replaced atomically)"),
+    out: Path = typer.Option(..., help="index folder to write (an index there is replaced atomically; another "
+                                       "folder only with --overwrite)"),
     backend: str = typer.Option("exact", help=BACKEND_HELP),
     option: list[str] = typer.Option([], "--option", "-o", metavar="NAME=VALUE", help=OPTION_HELP),
     metadata: Path | None = typer.Option(None, help="per-video metadata: JSON lines/CSV/parquet, a row per video"),
@@ -60,22 +61,27 @@ def index_build(
                                                 "disk; scores differ by ~1e-3)"),
     batch_size: int = typer.Option(256, help="clips or windows per forward pass"),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace OUT even when it is not an index (what is "
+                                                              "in it is deleted)"),
 ) -> None:
     """Embed every video of a feature store with the student's video tower and write an index: one entry per
     moment window of a long video, one whole-clip entry per short one."""
     import time
 
     from c2kd.index import VideoIndex, parse_options
+    from c2kd.index.segments import MANIFEST
     from c2kd.index.store import split_options
+    from c2kd.io import check_output
     from c2kd.search.building import build_index, parse_tags, read_metadata_file
 
     split_options(backend, parse_options(option))  # bad settings refused before the model loads
+    check_output(out, MANIFEST, inputs=(checkpoint, features, metadata), overwrite=overwrite)
     windows = _windows(moment_lengths, moment_stride, whole_up_to)
     started = time.perf_counter()
     path = build_index(checkpoint, features, out, backend=backend, options=parse_options(option),
                        metadata=read_metadata_file(metadata, id_column) if metadata else None, tags=parse_tags(tag),
                        video_roots=videos, batch_size=batch_size, device=device, splits=split, windows=windows,
-                       dtype=vectors)
+                       dtype=vectors, overwrite=overwrite)
     seconds = time.perf_counter() - started
     with VideoIndex.open(path) as index:
         typer.echo(f"indexed {len(index)} videos as {index.entries} entries into {path} ({index.backend.name}; "

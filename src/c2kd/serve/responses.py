@@ -76,11 +76,13 @@ class MomentsOut(BaseModel):
 class HealthOut(BaseModel):
     model_config = _example({"status": "ok", "index": "harbour-index", "model": "c2kd-student", "videos": 3,
                              "backend": "exact", "dim": 512, "moments": False,
-                             "video_roots": 1, "max_query_chars": 500, "pid": 4242, "ready": True})
+                             "video_roots": 1, "max_query_chars": 500, "pid": 4242, "ready": True,
+                             "frames": "video"})
 
     status: str = Field(description="ok once the model and index are loaded")
     index: str | None = Field(description="the index's folder name")
-    model: str | None = Field(description="the name of the checkpoint folder the index was built with")
+    model: str | None = Field(description="the name of the model the index was built with (its run folder's name "
+                                          "for a run's best/ or last/ checkpoint)")
     videos: int = Field(description="indexed videos")
     backend: str | None = Field(description="the index's backend: exact, faiss, qdrant or milvus")
     dim: int | None = Field(description="embedding size")
@@ -90,6 +92,10 @@ class HealthOut(BaseModel):
     max_query_chars: int = Field(description="the longest query accepted")
     pid: int = Field(description="the process id of the worker that answered (`c2kd serve --workers N` runs N)")
     ready: bool = Field(description="whether this worker has run its warm-up query (see /api/ready)")
+    frames: str = Field("video", description="what the indexed items are: video, or text (sentences embedded as "
+                                             "frames, e.g. the Multi30K proxy: no pictures, no time)")
+    notice: str | None = Field(None, description="a warning about the model the page shows (e.g. towers declared "
+                                                 "aligned by its maker, not known to c2kd to be)")
 
 
 class ReadyOut(BaseModel):
