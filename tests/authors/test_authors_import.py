@@ -162,3 +162,19 @@ def test_download_imports_the_release_from_the_archive(authors, tmp_path):
                                       "--text-backbone", str(authors / "text-backbone"), "--out", str(out)])
     assert isinstance(result.exception, DataError)
     assert "--member" in str(result.exception) and "teachers/msrvtt_xlm" in str(result.exception)
+
+
+def test_import_replaces_only_what_c2kd_wrote(authors, imported, tmp_path):
+    from c2kd.errors import OutputExistsError
+
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "mine.txt").write_text("keep me")
+    result = CliRunner().invoke(app, ["model", "import-authors", str(authors / "checkpoint.pth"), "--text-backbone",
+                                      str(authors / "text-backbone"), "--out", str(foreign)])
+    assert isinstance(result.exception, OutputExistsError) and (foreign / "mine.txt").read_text() == "keep me"
+    again = tmp_path / "again"
+    for _ in range(2):  # a folder holding an imported model is replaced
+        invoke("model", "import-authors", str(authors / "checkpoint.pth"), "--text-backbone",
+               str(authors / "text-backbone"), "--out", str(again))
+    assert load_model(again).fingerprint() == load_model(imported).fingerprint()

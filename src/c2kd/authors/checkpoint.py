@@ -25,7 +25,7 @@ from c2kd.authors.model import AuthorsArchitecture, AuthorsModel
 from c2kd.checkpoint import WEIGHTS_FILE, load_weights, save_weights
 from c2kd.encoders.frames import FrameEncoderSpec
 from c2kd.errors import CheckpointError, validation_problems
-from c2kd.formats import CheckpointFormat, record_format, register_format
+from c2kd.formats import CHECKPOINT_MARKER, CheckpointFormat, record_format, register_format
 from c2kd.io import atomic_path
 from c2kd.retrieval import RetrievalModel
 
@@ -83,11 +83,13 @@ def load_authors_folder(directory: Path, device: str | torch.device = "cpu") -> 
     return model.eval().to(device)
 
 
-def save_authors_folder(model: AuthorsModel, directory: Path, source: dict[str, Any] | None = None) -> Path:
-    """Write ``model`` as a ``c2kd-authors`` folder in one atomic rename (``source``: provenance to record)."""
+def save_authors_folder(model: AuthorsModel, directory: Path, source: dict[str, Any] | None = None,
+                        overwrite: bool = False) -> Path:
+    """Write ``model`` as a ``c2kd-authors`` folder in one atomic rename (``source``: provenance to record). A
+    folder there is replaced only when it holds a checkpoint, or with ``overwrite``."""
     if source is None and (directory / RECORD_FILE).is_file():
         source = read_record(directory).source
-    with atomic_path(directory) as tmp:
+    with atomic_path(directory, CHECKPOINT_MARKER, overwrite) as tmp:
         tmp.mkdir(parents=True)
         save_weights(tmp, model.state_dict())
         cast(Any, model.text_encoder).config.save_pretrained(tmp / BACKBONE_DIR)

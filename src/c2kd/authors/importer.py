@@ -239,16 +239,22 @@ def _sha256(path: Path) -> str:
 
 def import_authors_checkpoint(path: str | os.PathLike, out: str | os.PathLike,
                               text_backbone: str | None = None,
-                              frame_encoder: str | FrameEncoderSpec | None = None) -> AuthorsModel:
+                              frame_encoder: str | FrameEncoderSpec | None = None,
+                              overwrite: bool = False) -> AuthorsModel:
     """An authors' ``.pth`` checkpoint -> a ``c2kd-authors`` folder ``out``; returns the model.
 
     ``text_backbone``: the hub id or folder of its text encoder's config and tokenizer (default: the model its
     class was built from, :data:`TEXT_BACKBONES`); the encoder's weights always come from the checkpoint.
     ``frame_encoder``: what its video side reads, a spec or a name (default: CLIP ViT-B/32 for 512-d frames, S3D
-    for 1024-d).
+    for 1024-d). A folder at ``out`` is replaced only when it holds a checkpoint, or with ``overwrite``.
     """
+    from c2kd.formats import CHECKPOINT_MARKER
+    from c2kd.io import check_output
+
     path = Path(path)
     where = str(path)
+    local = [p for p in (path, text_backbone) if p and Path(p).expanduser().exists()]
+    check_output(out, CHECKPOINT_MARKER, inputs=local, overwrite=overwrite)
     loaded = read_authors_checkpoint(path)
     name, args = stored_architecture(loaded, where)
     state, left_out = map_state(loaded["state_dict"], where)
@@ -278,7 +284,7 @@ def import_authors_checkpoint(path: str | os.PathLike, out: str | os.PathLike,
                               f"{str(exc).splitlines()[0][:400]} (is --text-backbone the model it was trained "
                               "from?)") from exc
     model.eval()
-    save_authors_folder(model, Path(out), source={
+    save_authors_folder(model, Path(out), overwrite=overwrite, source={
         "checkpoint": str(path.resolve()), "sha256": _sha256(path), "epoch": loaded.get("epoch"),
         "step": loaded.get("step"), "text_backbone": source, "left_out": left_out,
         "config_name": (getattr(loaded.get("config"), "config", None) or {}).get("name"),

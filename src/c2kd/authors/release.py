@@ -107,7 +107,7 @@ def extract_member(archive: Path, member: str, out: Path) -> Path:
 
 def download_release(name: str, out: Path, url: str = WEIGHTS_URL, archive: Path | None = None,
                      member: str | None = None, text_backbone: str | None = None,
-                     progress: Callable[[int], None] | None = None) -> tuple[Path, str]:
+                     progress: Callable[[int], None] | None = None, overwrite: bool = False) -> tuple[Path, str]:
     """Fetch the authors' weights archive into ``out`` (or read ``archive``), take release ``name``'s checkpoint
     out of it and import it into ``out/NAME``; returns that folder and the archive member read."""
     from c2kd.authors.importer import import_authors_checkpoint
@@ -118,5 +118,5 @@ def download_release(name: str, out: Path, url: str = WEIGHTS_URL, archive: Path
     chosen = member or choose_member(name, checkpoint_members(archive), archive)
     pth = extract_member(archive, chosen, out / f"{name}.pth")
     folder = out / name
-    import_authors_checkpoint(pth, folder, text_backbone=text_backbone)
+    import_authors_checkpoint(pth, folder, text_backbone=text_backbone, overwrite=overwrite)
     return folder, chosen

@@ -99,6 +99,8 @@ def model_import_authors(
     frame_encoder: str | None = typer.Option(None, help="What the video side reads, as recorded for the checks "
                                                         "of evaluate / index build (default: clip-vit-b32 for "
                                                         "512-d frames, s3d for 1024-d)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT even when it holds files c2kd did not "
+                                                              "write there (they are deleted)."),
 ) -> None:
     """Import a model of the C2KD authors (their BaselineTokenFusionPerModModel* student or teachers): read
     without running pickled code, weights mapped by name; evaluate, index build, search, serve and moments
@@ -106,7 +108,8 @@ def model_import_authors(
     from c2kd.authors.checkpoint import describe
     from c2kd.authors.importer import import_authors_checkpoint
 
-    import_authors_checkpoint(checkpoint, out, text_backbone=text_backbone, frame_encoder=frame_encoder)
+    import_authors_checkpoint(checkpoint, out, text_backbone=text_backbone, frame_encoder=frame_encoder,
+                              overwrite=overwrite)
     typer.echo(f"wrote {out}: {describe(out)}")
 
 
