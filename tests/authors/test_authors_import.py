@@ -104,6 +104,14 @@ def test_evaluate_index_and_search_read_the_imported_model(authors, tmp_path):
     loaded = load_model(model).eval()
     scores = (loaded.embed_texts(["ein Hund rennt"]) @ loaded.embed_videos([store[i] for i in ids]).T)[0]
     assert [h["video_id"] for h in hits] == [ids[int(i)] for i in scores.argsort(descending=True)[:3]]
+    # the HTTP service answers with the same ranking
+    from fastapi.testclient import TestClient
+
+    from c2kd.serve.app import ServeSettings, create_app
+
+    with TestClient(create_app(ServeSettings(index=tmp_path / "index"))) as client:
+        served = client.get("/api/search", params={"q": "ein Hund rennt", "k": 3}).json()["results"]
+    assert [h["video_id"] for h in served] == [h["video_id"] for h in hits]
 
 
 def test_features_of_another_encoder_are_refused(authors, imported, tmp_path):
