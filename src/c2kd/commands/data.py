@@ -99,6 +99,23 @@ def data_concat_features(
     typer.echo(f"wrote {written}: {len(store)} videos, {describe_parts(parts) if parts else store.dim}")
 
 
+@data_app.command("subtitles")
+def data_subtitles(
+    store: Path = typer.Argument(..., help="Feature store, or a dataset folder holding one."),
+    files: list[Path] = typer.Argument(..., help="Subtitle files named VIDEO_ID.srt or VIDEO_ID.LANG.srt (also .vtt, .ass, .ssa), e.g. video9770.de.srt."),
+    encoding: str | None = typer.Option(None, help="Text encoding of the files (default: UTF-8, else guessed with "
+                                                   "a warning)."),
+) -> None:
+    """Attach subtitle files to the videos of a store made without video files (the Multi30K proxy, imported
+    features): their lines become the videos' timed text. Every file is read first; a bad one is an error and
+    nothing is written. A file attached again replaces what it gave before."""
+    from c2kd.features.timed_text.attach import attach_subtitles
+
+    report = attach_subtitles(store, files, encoding, warn=lambda m: typer.echo(f"warning: {m}", err=True))
+    typer.echo(f"attached {report.files} file(s) to {report.videos} video(s) of {report.store}: "
+               f"{report.segments} timed text segments")
+
+
 def multi30k_proxy_command(
     out: Path = typer.Option(Path("data/multi30k-proxy"), "--out", "-o", help="Dataset folder to write."),
     data: Path | None = typer.Option(

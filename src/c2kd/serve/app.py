@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -108,6 +108,9 @@ class SearchBody(BaseModel):
                                              "feature store); results indexed as moments always carry theirs")
     group: bool = Field(True, description="rank videos by their best moment (true), or the moments themselves "
                                           "across the collection (false)")
+    channel: Literal["shown", "said", "both"] | None = Field(
+        None, description="what finds the videos: shown (pictures), said (subtitles, speech) or both (the default "
+                          "when the index has said moments)")
 
 
 class MomentsBody(BaseModel):
@@ -216,6 +219,9 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
     unnamed = [] if engine.index is None or not roots else \
         [v for v in engine.index.ids if not video_path_for(engine.index.metadata(v), roots)]
     found = files_by_id(roots, unnamed) if unnamed else {}
+    from c2kd.search.said_search import ChannelSearch
+
+    channels = ChannelSearch.open(engine) if engine.index is not None else ChannelSearch(engine, None)
     app.state.engine = engine
     app.state.video_roots = roots
     app.state.readiness = readiness
@@ -260,8 +266,26 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
             return None
         return f"/api/posters/{quote(video_id, safe='')}?t={start:g}"
 
+    def run_channels(body: SearchBody, query: Query) -> dict[str, Any]:
+        """A search by the shown and said channels (c2kd.search.said_search): each result says what found it."""
+        if not body.group:
+            raise QueryError("group=false ranks the shown moment entries themselves; leave out channel for it")
+        response = channels.search(query, k=min(body.offset + body.k + 1, MAX_K), channel=body.channel,
+                                   filters=dict(body.filters) or None)
+        payload = response.to_dict()
+        results = payload["results"]
+        payload.update(results=results[body.offset:body.offset + body.k], offset=body.offset,
+                       more=len(results) > body.offset + body.k and body.offset + body.k < MAX_K, grouped=True)
+        for item in payload["results"]:
+            moment = item["moment"]
+            item["video_url"] = video_url(item["video_id"], item["metadata"])
+            item["poster_url"] = poster_url(item["video_id"], moment["start"] if moment is not None else 0.0)
+        return payload
+
     def run_search(body: SearchBody) -> dict[str, Any]:
         query = Query.make(body.query, body.lang)
+        if body.channel is not None or (body.group and channels.said is not None):
+            return run_channels(body, query)
         page = engine.search_page(query, k=body.k, offset=body.offset, filters=dict(body.filters),
                                   moments=body.moments, group=body.group)
         payload = page.response.to_dict()
@@ -332,14 +356,17 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
                    filter: list[str] = Q([], description="field=value[,value] (repeatable)"),
                    filters: list[str] = Q([], description="same as filter"),
                    moments: bool = False,
-                   group: bool = Q(True, description="false: rank moments across the collection")) -> dict[str, Any]:
+                   group: bool = Q(True, description="false: rank moments across the collection"),
+                   channel: Literal["shown", "said", "both"] | None = Q(
+                       None, description="shown, said or both (default: both when the index has said moments)"),
+                   ) -> dict[str, Any]:
         """Rank the indexed videos for a query in any language; `moments=true` adds each result's best moment.
         Each result has its metadata, `video_url` (when the file is served), `poster_url` (a still at the moment's
         start, when the index has stills) and `moment`; `more` says whether a next page (`offset`) exists."""
         text = _one_of("q", q, query, "query")
         return run_search(SearchBody(query=text, lang=lang, k=k, offset=offset,
                                      filters=parse_filter_options([*filter, *filters]), moments=moments,
-                                     group=group))
+                                     group=group, channel=channel))
 
     @app.post("/api/search", response_model=SearchOut)
     def search_post(body: SearchBody) -> dict[str, Any]:

@@ -21,7 +21,10 @@ class MomentOut(BaseModel):
     rank: int = Field(description="1 for the best moment of its video")
     start: float = Field(description="seconds from the start of the video")
     end: float = Field(description="seconds (exclusive)")
-    score: float = Field(description="cosine similarity of the query and the moment's best window")
+    score: float = Field(description="cosine similarity of the query and the moment's best window (searched by "
+                                     "channel: the channels' combined score)")
+    found_by: str | None = Field(None, description="shown, said or both (searches by channel)")
+    text: str | None = Field(None, description="the line(s) said in the moment (a said moment)")
 
 
 RESULT_EXAMPLE = {"rank": 1, "video_id": "harbour-tour", "score": 0.412,
@@ -41,13 +44,15 @@ class SearchResult(BaseModel):
                                                  "moments were asked for")
     moments: list[MomentOut] = Field(description="the video's best moments, best first (its next ones after "
                                                  "`moment`)")
+    found_by: str | None = Field(None, description="what found the video: shown, said or both (searches by channel)")
     video_url: str | None = Field(description="where the server streams the file (none: no file served)")
     poster_url: str | None = Field(description="a still at the moment's start (none: the index has no stills)")
 
 
 class SearchOut(BaseModel):
     model_config = _example({"query": "Boote im Hafen bei Sonnenaufgang", "lang": "de", "took_ms": 12.5,
-                             "results": [RESULT_EXAMPLE], "offset": 0, "more": True, "grouped": True})
+                             "results": [RESULT_EXAMPLE], "offset": 0, "more": True, "grouped": True,
+                             "channel": "both"})
 
     query: str
     lang: str | None = Field(description="the language hint, as given")
@@ -57,6 +62,8 @@ class SearchOut(BaseModel):
     more: bool = Field(description="whether a next page exists (ask again with offset + k)")
     grouped: bool = Field(description="true: videos ranked by their best moment; false: moments across the "
                                       "collection")
+    channel: str | None = Field(None, description="shown, said or both, when the index has said moments or one "
+                                                  "was asked for")
 
 
 class MomentsOut(BaseModel):
@@ -77,7 +84,9 @@ class HealthOut(BaseModel):
     model_config = _example({"status": "ok", "index": "harbour-index", "model": "c2kd-student", "videos": 3,
                              "backend": "exact", "dim": 512, "moments": False,
                              "video_roots": 1, "max_query_chars": 500, "pid": 4242, "ready": True,
-                             "frames": "video"})
+                             "frames": "video",
+                             "notice": "this model's text and frame encoders were declared aligned by its maker, "
+                                       "not known to c2kd to share one space"})
 
     status: str = Field(description="ok once the model and index are loaded")
     index: str | None = Field(description="the index's folder name")
