@@ -42,9 +42,20 @@ def model_download(
                                                 "frame encoder presets that a text preset is aligned with (e.g. "
                                                 "siglip2-base-patch16-256: both towers) or hub ids."),
     out: Path = typer.Option(..., help="Folder to put one model folder in per hub model."),
+    url: str | None = typer.Option(None, help="Address of the authors' weights archive (default: the one in their "
+                                              "README; file:// for a local copy)."),
+    archive: Path | None = typer.Option(None, help="The authors' weights archive already downloaded."),
+    member: str | None = typer.Option(None, help="The .pth inside the authors' archive to import (default: the "
+                                                 "one whose path names the release's data set)."),
+    text_backbone: str | None = typer.Option(None, help="For the authors' models: hub id or folder of the text "
+                                                        "model's config and tokenizer (default: the one their "
+                                                        "class names, e.g. sentence-transformers/LaBSE)."),
 ) -> None:
     """Fetch the hub models that NAMES load (both towers of an aligned pair) into folders under OUT, for use
-    where there is no hub; prints the `model aligned` command that reads them."""
+    where there is no hub; prints the `model aligned` command that reads them. The authors' released models
+    (authors-msrvtt, authors-youcook2, authors-vatex, authors-rudder) come from their weights archive and are
+    imported into OUT/NAME."""
+    from c2kd.authors.release import RELEASES, WEIGHTS_URL, download_release
     from c2kd.zeroshot import (
         aligned_pair,
         download_hub_models,
@@ -52,6 +63,14 @@ def model_download(
         offline_aligned_command,
         record_download,
     )
+
+    for name in [n for n in names if n in RELEASES]:
+        folder, member = download_release(name, out, url=url or WEIGHTS_URL, archive=archive, member=member,
+                                          text_backbone=text_backbone)
+        typer.echo(f"{name}: {member} -> {folder} (evaluate, index build, search, serve and moments read it)")
+    names = [n for n in names if n not in RELEASES]
+    if not names:
+        return
 
     pairs = {name: aligned_pair(name) for name in names}
     per_name = {name: hub_models([text], frames, {}) for name, (text, frames) in pairs.items()}
@@ -71,6 +90,32 @@ def model_download(
         frames = pairs[name][1]
         if models and frames:
             typer.echo(f"offline, for {name}: {offline_aligned_command(models, frames, folders)} --out MODEL")
+
+
+@model_app.command("import-authors")
+def model_import_authors(
+    checkpoint: Path = typer.Argument(..., help="A .pth written by the C2KD authors' trainer (e.g. "
+                                               "latest_model.pth of their weights archive)."),
+    out: Path = typer.Option(..., help="Checkpoint folder to write."),
+    text_backbone: str | None = typer.Option(None, help="Hub id or folder of the text model's config and "
+                                                        "tokenizer (default: the one their class names, e.g. "
+                                                        "sentence-transformers/LaBSE); its weights come from the "
+                                                        "checkpoint."),
+    frame_encoder: str | None = typer.Option(None, help="What the video side reads, as recorded for the checks "
+                                                        "of evaluate / index build (default: clip-vit-b32 for "
+                                                        "512-d frames, s3d for 1024-d)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT even when it holds files c2kd did not "
+                                                              "write there (they are deleted)."),
+) -> None:
+    """Import a model of the C2KD authors (their BaselineTokenFusionPerModModel* student or teachers): read
+    without running pickled code, weights mapped by name; evaluate, index build, search, serve and moments
+    read the folder like any other checkpoint."""
+    from c2kd.authors.checkpoint import describe
+    from c2kd.authors.importer import import_authors_checkpoint
+
+    import_authors_checkpoint(checkpoint, out, text_backbone=text_backbone, frame_encoder=frame_encoder,
+                              overwrite=overwrite)
+    typer.echo(f"wrote {out}: {describe(out)}")
 
 
 @model_app.command("aligned")
