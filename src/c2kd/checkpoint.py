@@ -18,8 +18,9 @@ A checkpoint folder of one dual encoder (``best/``, ``last/`` or one written by 
     model.safetensors.sha256  its SHA-256 (``sha256sum -c`` format), checked on every load; checkpoints written
                           before it existed load without the check
     config.yaml           the config of the run that made it; its ``model`` section alone rebuilds the model
-    text_backbone/        Hugging Face config + tokenizer, so the model rebuilds with no hub access
-                          (+ backbone.json for CLIP / sentence-transformers towers)
+    text_backbone/        backbone.json (the backbone's kind, which rebuilds it) + what that kind needs (Hugging
+                          Face config + tokenizer), so the model rebuilds with no hub access; mix-<i>/ per
+                          further backbone of the mix (c2kd.encoders.text.loading)
     metrics.json          validation metrics when it was saved (optional)
 
 Every checkpoint folder is written in one atomic rename.
@@ -263,7 +264,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     found from the run folder (see `resolve_cache_dir`); ``persist_cache=False`` only reads it (search: queries
     are not written to disk).
     """
-    from c2kd.encoders.registry import rebuild_text_backbones
+    from c2kd.encoders.text.loading import rebuild_text_backbones
 
     directory = require_format(path, FORMAT, "cannot be trained on or used as a teacher")
     saved = _read_saved_config(directory)

@@ -73,7 +73,8 @@ class CheckpointFormat(ABC):
 
 
 #: every checkpoint format, by the name recorded in ``checkpoint.json`` (its modules imported on the first lookup)
-FORMATS = Registry[CheckpointFormat]("checkpoint format", modules=("c2kd.checkpoint", "c2kd.fused"))
+FORMATS = Registry[CheckpointFormat]("checkpoint format", modules=("c2kd.checkpoint", "c2kd.fused",
+                                                                      "c2kd.authors.checkpoint"))
 
 
 def register_format(cls: type[CheckpointFormat]) -> type[CheckpointFormat]:

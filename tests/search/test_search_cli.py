@@ -395,11 +395,15 @@ def test_the_quickstarts_next_commands_run(tmp_path, trained_checkpoint, synthet
     """The commands the quickstart ends with work as printed (here on the synthetic data and a trained model)."""
     import shlex
 
+    from c2kd.encoders.text.presets import TEXT_PRESETS
     from c2kd.quickstart import next_commands
 
     lines = next_commands(trained_checkpoint, synthetic_data, tmp_path / "index")
-    assert "model aligned" in lines[0]
-    build, search, serve = (shlex.split(line.strip()) for line in lines[1:])
+    build, search, serve = (shlex.split(line.strip()) for line in lines[1:4])
+    # then the best pair for real videos: a text preset and the frame preset it is aligned with
+    aligned = shlex.split(next(line for line in lines[4:] if "model aligned" in line).strip())
+    text, frames = aligned[aligned.index("--text") + 1], aligned[aligned.index("--frame-encoder") + 1]
+    assert TEXT_PRESETS[text].aligned_frames == frames and "siglip2" in frames
     assert build[:3] == ["c2kd", "index", "build"] and serve[:2] == ["c2kd", "serve"]
     for command in (build, search):
         proc = run_c2kd(*command[1:])

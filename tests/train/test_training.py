@@ -37,6 +37,19 @@ def test_c2kd_student_trains_and_reports_every_language(teachers, tiny_dataset, 
     assert again["t2v"]["average"]["R@1"] == pytest.approx(results["t2v"]["average"]["R@1"])
 
 
+@pytest.mark.parametrize("cache", ["true", "false"], ids=["cached-teachers", "live-teachers"])
+def test_structure_distillation_student_trains(teachers, tiny_dataset, tiny_text_models, tmp_path, cache):
+    """loss.distillation=structure (after MCKD) trains with cached or live teachers; its weights are read."""
+    cfg = tiny_config(tiny_dataset, tiny_text_models["student"], tmp_path / "structure", stage="c2kd",
+                      loss__alpha=0.5, loss__distillation="structure", loss__structure__video_weight=0.5,
+                      epochs=2, teachers__cache=cache, teachers__checkpoints=f"[{teachers[0]},{teachers[1]}]")
+    assert cfg.loss.structure.video_weight == 0.5
+    out = train(cfg)
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 2 and all(h["train/distill"] > 0 for h in history)
+    assert load_config(out / "config.yaml").loss.distillation == "structure"
+
+
 @pytest.mark.parametrize("words", [{}, {"model__text__words__buckets": 64},
                                    {"model__text__words__buckets": 64, "optim__average": 0.8}],
                          ids=["dense", "with-word-bag", "with-weight-average"])

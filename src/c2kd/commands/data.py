@@ -130,7 +130,7 @@ def multi30k_proxy_command(
         None, "--data", help="Multi30K folder (with task1/ and task2/). Default: $C2KD_DATA, then ../shared/data, "
                              "then a download from the public Multi30K repository."),
     frame_encoder: str = typer.Option(
-        PROXY_FRAME_ENCODER, help="Text backbone that encodes the proxy frames (a preset of c2kd.encoders.registry); "
+        PROXY_FRAME_ENCODER, help="Text backbone that encodes the proxy frames (a preset of c2kd.encoders.text.presets); "
                             "choose one that is neither the student's nor a teacher's text encoder."),
     max_train: int | None = typer.Option(None, min=1, help="Keep only the first N training items (speed)."),
     max_val: int | None = typer.Option(None, min=1, help="Keep only the first N validation items."),
@@ -155,8 +155,8 @@ def multi30k_proxy_command(
     typer.echo(located.message)
     backbone = None
     if cache is not None:
-        from c2kd.encoders.cache import CachedTextBackbone
-        from c2kd.encoders.registry import build_text_backbone
+        from c2kd.encoders.text.cache import CachedTextBackbone
+        from c2kd.encoders.text.loading import build_text_backbone
 
         backbone = CachedTextBackbone(build_text_backbone(frame_encoder), cache)
     build_multi30k_proxy(out, located.root, frame_encoder=frame_encoder, max_train=max_train, max_val=max_val,
