@@ -62,10 +62,9 @@ class CheckpointFormat(ABC):
     def save(self, model: RetrievalModel, directory: Path) -> Path:
         """Write ``model`` (of this format's model class) as a folder of this format, in one atomic rename."""
 
-    @abstractmethod
-    def verify(self, directory: Path) -> None:
+    def verify(self, directory: Path) -> None:  # noqa: B027 - optional: a format without checksums checks nothing
         """Check that the folder's files still hold what was saved (checksums recorded at saving), raising
-        :class:`~c2kd.errors.CheckpointError` ("checkpoint damaged: ...") when not."""
+        :class:`~c2kd.errors.CheckpointError` ("checkpoint damaged: ...") when not. By default nothing is checked."""
 
     def instead(self, directory: Path) -> str:
         """What to give instead where one plain model is needed (see :func:`require_format`)."""
