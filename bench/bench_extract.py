@@ -138,7 +138,7 @@ def _fused_table(parts, corpus: Path, tmp: Path, repeats: int) -> None:
     """A fused model reading two frame encoders: one pass that decodes once and runs both (full-size frames from
     the decode worker), against one pass per encoder and `concat-features`."""
     from c2kd.data.concat import concat_features
-    from c2kd.features.encoders import ConcatFrameEncoder
+    from c2kd.features.encoders.concat import ConcatFrameEncoder
     from c2kd.features.extract import ExtractConfig, extract_videos
 
     config = ExtractConfig(workers=1, progress=False)

@@ -16,7 +16,7 @@ import torch
 from c2kd.checkpoint import save_checkpoint
 from c2kd.data.synthetic import SyntheticConfig, generate_synthetic
 from c2kd.encoders.random_hf import make_random_text_model
-from c2kd.encoders.text import TextEncoderConfig
+from c2kd.encoders.text.tower import TextEncoderConfig
 from c2kd.encoders.video import VideoEncoderConfig
 from c2kd.model import ModelConfig, build_model
 from c2kd.train.config import TrainConfig

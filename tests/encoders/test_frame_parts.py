@@ -68,27 +68,64 @@ def test_parts_are_compared_in_order_and_named():
 
 def test_each_presets_identity_is_what_its_factory_takes():
     """The rule reads the presets alone; it agrees with what each registered builder accepts and records."""
-    from c2kd.features.encoders import FRAME_ENCODERS, _parameters
+    from c2kd.features.encoders.base import FRAME_ENCODERS, parameters
 
     for name, factory in FRAME_ENCODERS.items():
         if name == "concat":
             continue
-        taken = {k for k in FEATURE_OPTIONS if k in _parameters(factory) and k != "preprocess"}
+        taken = {k for k in FEATURE_OPTIONS if k in parameters(factory) and k != "preprocess"}
         assert set(FRAME_PRESETS[name].identity) == taken, name
 
 
-def test_your_own_encoder_gets_its_identity_from_its_factory(monkeypatch):
-    from c2kd.features import encoders
+def test_registering_an_encoder_needs_its_preset_and_adds_none(monkeypatch):
+    """A builder registers under an existing preset's name; it never adds a preset, so the rule (which reads the
+    presets alone) answers the same whatever was imported."""
+    from c2kd.encoders.frame_presets import FramePreset
+    from c2kd.features.encoders.base import FRAME_ENCODERS, build_frame_encoder, register_frame_encoder
 
-    monkeypatch.setattr(encoders, "FRAME_ENCODERS", encoders.Registry("frame encoder"))
+    before = dict(FRAME_PRESETS)
+    with pytest.raises(ValueError, match=r"'my-resnet' is not a preset of FRAME_PRESETS .*add its FramePreset"):
+        register_frame_encoder("my-resnet")
+    with pytest.raises(ValueError, match=r"'s3d' is a preset that cannot be extracted"):
+        register_frame_encoder("s3d")
+    with pytest.raises(ValueError, match=r"'siglip2-base-patch16-256' is a shortcut for 'siglip'"):
+        register_frame_encoder("siglip2-base-patch16-256")
+    assert before == FRAME_PRESETS
+    monkeypatch.setitem(FRAME_PRESETS, "my-resnet", FramePreset(8, "a ResNet of mine", identity=("model", "pool")))
+    with FRAME_ENCODERS.scoped():
+        @register_frame_encoder("my-resnet")
+        def build(model: str = "r50.onnx", pool: str = "mean", device: str | None = None):
+            raise NotImplementedError(f"{model} {pool}")
 
-    @encoders.register_frame_encoder("my-resnet", description="a ResNet of mine")
-    def build(model: str = "r50.onnx", pool: str = "mean", device: str | None = None):
-        raise NotImplementedError
+        with pytest.raises(NotImplementedError, match=r"r50\.onnx max"):
+            build_frame_encoder("my-resnet", pool="max")
+    spec = FrameEncoderSpec(name="my-resnet", dim=8, options={"model": "a", "pool": "mean", "batch": 3})
+    assert comparable(spec).options == {"model": "a", "pool": "mean"}
 
-    try:
-        assert FRAME_PRESETS["my-resnet"].identity == ("model", "pool")
-        spec = FrameEncoderSpec(name="my-resnet", dim=8, options={"model": "a", "pool": "mean", "batch": 3})
-        assert comparable(spec).options == {"model": "a", "pool": "mean"}
-    finally:
-        del FRAME_PRESETS["my-resnet"]
+
+def test_a_shortcut_preset_builds_its_encoder_with_its_options():
+    """``--encoder siglip2-base-patch16-256`` is ``--encoder siglip --model google/siglip2-base-patch16-256``: the
+    same factory, the model fixed (given options win), and the features recorded under ``siglip``."""
+    from c2kd.features.encoders.base import _builder, frame_encoder_names
+
+    for name, preset in FRAME_PRESETS.items():
+        if preset.runs:
+            factory, fixed = _builder(name)
+            assert factory is _builder(preset.runs)[0] is not None and fixed == dict(preset.options), name
+            assert name in frame_encoder_names() and set(preset.options) <= set(FRAME_PRESETS[preset.runs].identity)
+    assert FRAME_PRESETS["siglip2-so400m-patch14-384"].options == {"model": "google/siglip2-so400m-patch14-384"}
+
+
+def test_settings_of_a_dict_option_are_compared_one_by_one():
+    pre = {"size": 224, "mode": "crop", "resample": "bicubic", "mean": [0.5] * 3, "std": [0.5] * 3}
+    a = FrameEncoderSpec(name="onnx", dim=6, options={"model": "/m.onnx", "preprocess": pre})
+    b = a.model_copy(update={"options": {"model": "/m.onnx", "preprocess": {**pre, "size": 256, "mode": "pad"}}})
+    assert mismatches([a], [b]) == ["preprocess mode='pad' instead of 'crop'", "preprocess size=256 instead of 224"]
+    assert mismatches([a], [a]) == []
+
+
+def test_only_an_unambiguous_size_names_a_preset():
+    from c2kd.encoders.frames import presets_of_size
+
+    assert presets_of_size(384) == ["vit-s14-focus"] and presets_of_size(512) == ["clip-vit-b32"]
+    assert len(presets_of_size(768)) == 3 and presets_of_size(7) == []

@@ -7,17 +7,10 @@ import pytest
 from videokit import make_pool_project_onnx
 
 from c2kd.encoders.frames import FRAME_PRESETS, FrameEncoderSpec
-from c2kd.errors import ConfigError
+from c2kd.errors import ConfigError, DataError
 from c2kd.features.decode import sample_frames
-from c2kd.features.encoders import (
-    FOCUS_INPUT,
-    FOCUS_TOKENS,
-    build_frame_encoder,
-    encoder_options,
-    focus_backbone_model,
-    focus_source_model,
-    frame_encoder_names,
-)
+from c2kd.features.encoders import build_frame_encoder, encoder_options, frame_encoder_names
+from c2kd.features.encoders.focus import FOCUS_INPUT, FOCUS_TOKENS, focus_backbone_model, focus_source_model
 from c2kd.search.extracting import default_frame_encoder
 
 
@@ -147,6 +140,8 @@ def test_features_of_a_known_size_default_to_their_preset():
     assert default_frame_encoder(384) == "vit-s14-focus"
     assert default_frame_encoder(512) == "clip-vit-b32"
     assert default_frame_encoder(1024) == "s3d"  # imported features: named, though extract cannot make them
+    with pytest.raises(DataError, match=r"several known frame encoders give 768-d features .*pass --encoder"):
+        default_frame_encoder(768)  # SigLIP B/16, SigLIP 2 B/16 and its NaFlex: no guess
 
 
 def test_an_onnx_model_of_fixed_input_size_refuses_another_size(tiny_onnx):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from c2kd.features.decode import sample_frames
-from c2kd.features.encoders import FOCUS_PREPROCESS
+from c2kd.features.encoders.focus import FOCUS_PREPROCESS
 from c2kd.features.preprocess import ImagePreprocess
 
 

@@ -37,6 +37,19 @@ def test_c2kd_student_trains_and_reports_every_language(teachers, tiny_dataset, 
     assert again["t2v"]["average"]["R@1"] == pytest.approx(results["t2v"]["average"]["R@1"])
 
 
+@pytest.mark.parametrize("cache", ["true", "false"], ids=["cached-teachers", "live-teachers"])
+def test_structure_distillation_student_trains(teachers, tiny_dataset, tiny_text_models, tmp_path, cache):
+    """loss.distillation=structure (after MCKD) trains with cached or live teachers; its weights are read."""
+    cfg = tiny_config(tiny_dataset, tiny_text_models["student"], tmp_path / "structure", stage="c2kd",
+                      loss__alpha=0.5, loss__distillation="structure", loss__structure__video_weight=0.5,
+                      epochs=2, teachers__cache=cache, teachers__checkpoints=f"[{teachers[0]},{teachers[1]}]")
+    assert cfg.loss.structure.video_weight == 0.5
+    out = train(cfg)
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 2 and all(h["train/distill"] > 0 for h in history)
+    assert load_config(out / "config.yaml").loss.distillation == "structure"
+
+
 @pytest.mark.parametrize("words", [{}, {"model__text__words__buckets": 64},
                                    {"model__text__words__buckets": 64, "optim__average": 0.8}],
                          ids=["dense", "with-word-bag", "with-weight-average"])
@@ -190,3 +203,30 @@ def test_config_pooler_temperatures_alpha_and_english_weight_reach_the_loss(
         expected = expected + 0.3 * weight * _reference_nce(scores, 0.07) + 0.7 * _reference_kd(scores, pooled, 0.2)
     assert set(student) == {"en", "de", "fr", "cs"}
     assert terms["loss"].item() == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_a_second_run_on_the_same_out_dir_is_refused_while_the_first_runs(tiny_dataset, tiny_text_models,
+                                                                           tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from c2kd.checkpoint import dump_config
+    from c2kd_testkit import assert_one_line_error, run_c2kd
+
+    out = tmp_path / "run"
+    config = tmp_path / "run.yaml"
+    config.write_text(dump_config(tiny_config(tiny_dataset, tiny_text_models["student"], out, epochs=500)))
+    first = subprocess.Popen([sys.executable, "-c", "from c2kd.cli import main; main()", "train", "--config",
+                              str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "config.yaml").exists():  # written once the run holds its out_dir
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read() if first.stderr else ""
+            time.sleep(0.2)
+        second = run_c2kd("train", "--config", config)
+        assert_one_line_error(second, str(out), "in progress", f"pid {first.pid}")
+        assert first.poll() is None  # the first run goes on
+    finally:
+        first.kill()
+        first.wait()

@@ -23,7 +23,7 @@ def _from_checkpoint(checkpoint: Path, encoder: str | None,
                      options: dict[str, Any]) -> tuple[str | None, dict[str, Any], list[FrameEncoderSpec]]:
     """The encoder name and options a checkpoint records (explicit ones win, and are checked after building)."""
     from c2kd.encoders.frames import joined
-    from c2kd.features.encoders import encoder_options
+    from c2kd.features.encoders import recorded_encoder
     from c2kd.formats import checkpoint_frame_encoder
 
     expected = checkpoint_frame_encoder(checkpoint)
@@ -31,10 +31,19 @@ def _from_checkpoint(checkpoint: Path, encoder: str | None,
     if recorded is None:  # a checkpoint made before c2kd recorded frame encoders
         typer.echo(f"{checkpoint} records no frame encoder; using --encoder "
                    f"{encoder or DEFAULT_ENCODER}", err=True)
-        return encoder, options, []
-    if encoder is None or encoder == recorded.name:
-        return recorded.name, {**encoder_options(recorded), **options}, expected
-    return encoder, options, expected
+    name, options = recorded_encoder(recorded, encoder, options)
+    return name, options, expected
+
+
+def _encoder_help() -> str:
+    """The --encoder help: every preset ``c2kd extract`` can run (the one list, read without importing them)."""
+    from c2kd.encoders.frame_presets import FRAME_PRESETS
+
+    names = [name for name, preset in FRAME_PRESETS.items() if not preset.not_extractable]
+    return (f"Frame encoder: {', '.join(names)}. Default without --checkpoint: {DEFAULT_ENCODER} (offline, "
+            "384-d); clip-vit-b32 is the paper's (512-d); siglip takes any SigLIP / SigLIP 2 hub id or folder "
+            "(--model), the siglip* names are its presets; concat runs a fused model's encoders (give "
+            "--checkpoint). docs/extract.md describes each.")
 
 
 def _timed_text_settings(sources: str, speech: str | None, model: str | None, language: str | None,
@@ -73,15 +82,15 @@ def register(app: typer.Typer) -> None:
     def extract(
         videos: list[Path] = typer.Argument(None, help="Video files and/or folders (searched recursively)."),
         out: Path = typer.Option(..., "--out", "-o", help="Feature store folder (created, or resumed)."),
-        encoder: str | None = typer.Option(None, help="Frame encoder: vit-s14-focus (offline, 384-d; the default without "
-                                                "--checkpoint), clip-vit-b32 (the paper's, 512-d), onnx, or concat "
-                                                "(a fused model's encoders side by side: give --checkpoint)."),
-        model: str | None = typer.Option(None, help="Model for the encoder: CLIP hub id or folder; ONNX file."),
+        encoder: str | None = typer.Option(None, help=_encoder_help()),
+        model: str | None = typer.Option(None, help="Model for the encoder: CLIP or SigLIP hub id or folder; ONNX "
+                                                    "file."),
         checkpoint: Path | None = typer.Option(None, help="Use the frame encoder this checkpoint's video tower reads "
                                                    "(its name and options, e.g. the CLIP model), so the features "
                                                    "fit the model."),
-        option: list[str] = typer.Option(None, "--option", metavar="KEY=VALUE", help="Encoder option key=value (repeatable), e.g. "
-                                                                  "pool=mean, size=256, mean=clip."),
+        option: list[str] = typer.Option(None, "--option", "--encoder-option", metavar="KEY=VALUE",
+                                         help="Encoder option key=value (repeatable), e.g. pool=mean, size=256, "
+                                              "mean=clip, model=DIR, max_num_patches=576."),
         fps: float = typer.Option(1.0, help="Frames sampled per second of video."),
         workers: int = typer.Option(1, help="Decode processes (0: decode in the main process)."),
         batch_size: int = typer.Option(64, help="Frames per encoder call."),
@@ -121,6 +130,7 @@ def register(app: typer.Typer) -> None:
         import signal
 
         from c2kd.features.encoders import build_frame_encoder
+        from c2kd.features.encoders.base import factory_parameters
         from c2kd.features.extract import ExtractConfig, extract_videos
         from c2kd.features.jobs import ID_MODES, parse_shard
 
@@ -144,7 +154,7 @@ def register(app: typer.Typer) -> None:
             options["model"] = model
         if device is not None:
             options["device"] = device
-        if threads and encoder != "clip-vit-b32":
+        if threads and "threads" in (factory_parameters(encoder) or set()):
             options["threads"] = threads
         if engine not in ("local", "ray"):
             raise ConfigError(f"--engine {engine!r}: use local or ray")

@@ -77,5 +77,34 @@ def serve_quickstart(out: Path, settings: QuickstartSettings, port: int) -> None
           cors_origin=[], device="cpu", workers=1, graceful_timeout=30.0)
 
 
+def structure_command(
+    out: Path = typer.Option(Path("runs/structure-proxy"), "--out", "-o", help="Folder for data, caches and runs."),
+    data: Path | None = typer.Option(None, "--data", help="Multi30K folder (default: $C2KD_DATA, "
+                                                             "../shared/data, or download)."),
+    download: bool = typer.Option(True, help="Download Multi30K when it is not found locally."),
+    seeds: int = typer.Option(3, min=1, help="Seeds 0..N-1 per method."),
+    max_train: int = typer.Option(2000, min=64), max_val: int = typer.Option(500, min=16),
+    max_test: int = typer.Option(1000, min=16),
+    epochs: int = typer.Option(15, min=1),
+    alpha: float = typer.Option(0.2, min=0.0, max=0.99, help="Weight of NCE in C2KD and structure runs."),
+    structure: list[str] | None = typer.Option(None, "--structure", metavar="KEY=VALUE",
+                                                  help="loss.structure setting, e.g. text_weight=0.5 "
+                                                       "(repeatable; see docs/method.md)."),
+    threads: int = typer.Option(0, min=0, help="CPU threads (0 = auto)."),
+) -> None:
+    """Structure distillation (after MCKD) beside C2KD and translate-train on the Multi30K proxy, over seeds:
+    mean ± std per language, in OUT/structure.md."""
+    from c2kd.options import key_value_pairs
+    from c2kd.runtime import set_cpu_threads
+    from c2kd.structure_recipe import run_structure_recipe
+
+    used = set_cpu_threads(threads)
+    values = {k: float(v) for k, v in key_value_pairs(structure or [], "--structure").items()}
+    run_structure_recipe(out, tuple(range(seeds)), QuickstartSettings(epochs=epochs, alpha=alpha),
+                         ProxySize(max_train, max_val, max_test), data, download, values, echo=typer.echo,
+                         processes=used)
+
+
 def register(app: typer.Typer) -> None:
     app.command("quickstart")(quickstart_command)
+    app.command("proxy-structure")(structure_command)

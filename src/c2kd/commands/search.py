@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from c2kd.defaults import INDEX_LENGTHS, INDEX_OPTION_NAMES, INDEX_STRIDE, WHOLE_UP_TO
+from c2kd.io import json_text
 
 index_app = typer.Typer(help="Build and update video indexes (embeddings + metadata).", no_args_is_help=True)
 
@@ -201,7 +202,7 @@ def index_info(index: Path = typer.Argument(..., help="index folder"),
     with VideoIndex.open(index) as idx:
         info = idx.describe()
     if as_json:
-        typer.echo(json.dumps(info, indent=2, ensure_ascii=False))
+        typer.echo(json_text(info))
         return
     from rich.console import Console
     from rich.markup import escape
@@ -219,7 +220,7 @@ def index_info(index: Path = typer.Argument(..., help="index folder"),
 def _print_results(responses, as_json: bool) -> None:
     if as_json:
         payload = [r.to_dict() for r in responses]
-        typer.echo(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, ensure_ascii=False))
+        typer.echo(json_text(payload[0] if len(payload) == 1 else payload))
         return
     from rich.console import Console
     from rich.markup import escape
@@ -287,6 +288,10 @@ def search(
     option: list[str] = typer.Option([], "--option", "-o", metavar="NAME=VALUE", help=OPTION_HELP),
     group: bool = typer.Option(True, "--group/--no-group", help="rank videos by their best moment (default), or "
                                                                 "the moments themselves across the collection"),
+    out: Path | None = typer.Option(None, "--out", help="with --queries: write the answers to this JSON-lines "
+                                                        "file as they come (one line per query, a progress line "
+                                                        "meanwhile); run the same command again to answer only "
+                                                        "the queries it lacks"),
     device: str = typer.Option("cpu"),
     channel: str | None = typer.Option(None, help="what finds the videos: shown (the pictures), said (subtitles "
                                                   "and speech) or both (default when the index has said moments)"),
@@ -296,6 +301,7 @@ def search(
     holds their subtitles or speech (each result says what found it)."""
     from c2kd.index import parse_filter_options, parse_options
     from c2kd.index.store import check_search_options
+    from c2kd.search.batch import answered
     from c2kd.search.engine import SearchEngine
     from c2kd.search.query import Query, QueryError, printable, read_queries, validate_k, validate_language
 
@@ -306,6 +312,12 @@ def search(
                       else ([Query.make(query, lang)], []))
     for problem in skipped:
         typer.echo(f"warning: skipped {printable(problem)}", err=True)
+    if out is not None and queries is None:
+        raise QueryError("--out writes the answers of a batch: give --queries FILE")
+    done = answered(out, batch) if out is not None else set()
+    if out is not None and len(done) == len(batch):
+        typer.echo(f"all {len(batch)} queries are answered in {out}")
+        return
     filters = parse_filter_options(filter)
     options = parse_options(option)
     check_search_options(index, options)  # before the model loads
@@ -316,10 +328,39 @@ def search(
         return
     engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=options)
     try:
-        responses = engine.search_many(batch, k=k, filters=filters, group=group)
+        if out is not None:
+            _answer_batch(engine, batch, out, done, k, filters, group)
+        elif as_json:
+            _print_results(engine.search_many(batch, k=k, filters=filters, group=group), as_json)
+        else:  # each table as soon as its query is answered
+            for response in engine.search_each(batch, k=k, filters=filters, group=group):
+                _print_results([response], as_json)
     finally:
         engine.close()
-    _print_results(responses, as_json)
+
+
+def _answer_batch(engine, batch, out: Path, done: set[int], k: int, filters, group: bool) -> None:
+    """Answer the queries ``out`` lacks into it, with a progress line; Ctrl-C keeps every answer written."""
+    from c2kd.progress import progress_bar
+    from c2kd.search.batch import answer_into
+
+    bar = progress_bar(total=len(batch), initial=len(done), desc="searching", unit="query")
+    count = 0
+    try:
+        for _ in answer_into(out, engine, batch, k, filters, group, done):
+            bar.update(1)
+            count += 1
+    except KeyboardInterrupt:
+        from c2kd.progress import LogLines
+
+        if not isinstance(bar, LogLines):  # a terminal's bar ends its line; a log gets no "done" line
+            bar.close()
+        typer.echo(f"interrupted: {len(done) + count} of {len(batch)} queries are answered in {out}; run the same "
+                   "command again to answer the rest", err=True)
+        raise typer.Exit(130) from None
+    bar.close()
+    before = f" ({len(done)} were answered before)" if done else ""
+    typer.echo(f"answered {count} queries into {out}{before}")
 
 
 def _search_channels(index, batch, k, channel, filters, group, checkpoint, device, options, as_json) -> None:
@@ -426,7 +467,7 @@ def moments(
     finally:
         engine.close()
     if as_json:
-        typer.echo(json.dumps(response.to_dict(), indent=2, ensure_ascii=False))
+        typer.echo(json_text(response.to_dict()))
         return
     from rich.console import Console
     from rich.markup import escape

@@ -150,6 +150,10 @@ class TeacherScores(Protocol):
         """Shape: -> language -> [B, B]"""
         ...
 
+    def structure(self, batch: Batch, languages: Sequence[str]) -> dict[str, Tensor]:
+        """Shape: -> ``video`` / ``text/<lang>`` -> [B, B] (pooled similarities among videos, among captions)"""
+        ...
+
 
 def _teacher_language(language: str, teacher_language: str) -> str:
     return ENGLISH if teacher_language == "english" else language
@@ -169,6 +173,24 @@ class _PooledScores:
         return {lang: pool_teacher_scores(scores, self.pooler)
                 for lang, scores in self.matrices(batch, languages).items()}
 
+    def embeddings(self, batch: Batch, languages: Sequence[str]) -> tuple[Tensor, dict[str, Tensor]]:
+        """The teachers' unit embeddings of the batch: videos [M, B, D] and, per student language, the captions
+        they read for it [M, B, D] (structure distillation)."""
+        raise NotImplementedError(f"{type(self).__name__} gives no teacher embeddings")
+
+    @torch.no_grad()
+    def structure(self, batch: Batch, languages: Sequence[str]) -> dict[str, Tensor]:
+        """The teachers' similarity structure among the batch's videos (``video``) and among the captions they
+        read for each language (``text/<lang>``), pooled over the M teachers like the scores.
+
+        Shape: -> ``video`` / ``text/<lang>`` -> [B, B]
+        """
+        video, texts = self.embeddings(batch, languages)
+        out = {"video": pool_teacher_scores(video @ video.transpose(1, 2), self.pooler)}
+        for lang, text in texts.items():
+            out[f"text/{lang}"] = pool_teacher_scores(text @ text.transpose(1, 2), self.pooler)
+        return out
+
 
 class LiveTeacherScores(_PooledScores):
     """Runs every teacher on every batch, as the original code does (each with its *own* tokenizer and mask).
@@ -184,6 +206,24 @@ class LiveTeacherScores(_PooledScores):
         self.max_tokens = max_tokens
         self.gather = gather or (lambda x: x)
         self.pooler = pooler
+
+    @torch.no_grad()
+    def embeddings(self, batch: Batch, languages: Sequence[str]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Shape: -> videos [M, G, D], language -> captions [M, G, D] (teachers' sizes padded to the largest)"""
+        device = batch.frames.device
+        videos: list[Tensor] = []
+        texts: dict[str, list[Tensor]] = {lang: [] for lang in languages}
+        for teacher in self.teachers:
+            videos.append(self.gather(teacher.encode_video(batch.frames, batch.mask).float()))
+            by_text_lang: dict[str, Tensor] = {}
+            for lang in languages:
+                tl = _teacher_language(lang, self.teacher_language)
+                if tl not in by_text_lang:
+                    inputs = teacher.text.prepare(batch.texts[tl], self.max_tokens)
+                    by_text_lang[tl] = self.gather(
+                        teacher.encode_text({k: v.to(device) for k, v in inputs.items()}).float())
+                texts[lang].append(by_text_lang[tl])
+        return _stack_padded(videos), {lang: _stack_padded(t) for lang, t in texts.items()}
 
     @torch.no_grad()
     def matrices(self, batch: Batch, languages: Sequence[str]) -> dict[str, Tensor]:
@@ -254,17 +294,21 @@ class CachedTeacherScores(_PooledScores):
                 per_teacher.append(teacher.embed_texts(flat, batch_size=batch_size, max_tokens=max_tokens).half())
             self._text[lang] = _stack_padded(per_teacher)
 
-    def matrices(self, batch: Batch, languages: Sequence[str]) -> dict[str, Tensor]:
-        """Shape: -> language -> [M, B, B]"""
+    def embeddings(self, batch: Batch, languages: Sequence[str]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Shape: -> videos [M, B, D], language -> captions [M, B, D] (on the frames' device)"""
         device = batch.frames.device
-        video = self._video[:, batch.video_index].float()  # [M, B, D]
-        out = {}
+        video = self._video[:, batch.video_index].float().to(device)  # [M, B, D]
+        texts = {}
         for lang in languages:
             tl = _teacher_language(lang, self.teacher_language)
             rows = self._offsets[tl][batch.video_index] + batch.caption_index
-            text = self._text[tl][:, rows].float()  # [M, B, D]
-            out[lang] = teacher_scores_from_embeddings(text, video).to(device)
-        return out
+            texts[lang] = self._text[tl][:, rows].float().to(device)  # [M, B, D]
+        return video, texts
+
+    def matrices(self, batch: Batch, languages: Sequence[str]) -> dict[str, Tensor]:
+        """Shape: -> language -> [M, B, B]"""
+        video, texts = self.embeddings(batch, languages)
+        return {lang: teacher_scores_from_embeddings(text, video) for lang, text in texts.items()}
 
 
 class GlobalCachedTeacherScores(_PooledScores):
@@ -280,14 +324,20 @@ class GlobalCachedTeacherScores(_PooledScores):
         self.gather_indices = gather_indices
         self.pooler = cached.pooler
 
-    def matrices(self, batch: Batch, languages: Sequence[str]) -> dict[str, Tensor]:
-        """Shape: -> language -> [M, G, G] with G the global batch size."""
+    def _global(self, batch: Batch) -> Batch:
+        """The global batch as the cache reads it: every process's indices (and the device of the frames)."""
         device = batch.frames.device
         video_index = self.gather_indices(batch.video_index.to(device)).cpu()
         caption_index = self.gather_indices(batch.caption_index.to(device)).cpu()
-        # the cache reads only the indices and the device of the frames
-        view = Batch(batch.frames, batch.mask, {}, video_index, caption_index)
-        return self.cached.matrices(view, languages)
+        return Batch(batch.frames, batch.mask, {}, video_index, caption_index)
+
+    def matrices(self, batch: Batch, languages: Sequence[str]) -> dict[str, Tensor]:
+        """Shape: -> language -> [M, G, G] with G the global batch size."""
+        return self.cached.matrices(self._global(batch), languages)
+
+    def embeddings(self, batch: Batch, languages: Sequence[str]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Shape: -> videos [M, G, D], language -> captions [M, G, D]"""
+        return self.cached.embeddings(self._global(batch), languages)
 
 
 def build_teacher_scores(config: TeacherConfig, split: SplitData, feature_dim: int,

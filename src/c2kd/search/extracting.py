@@ -24,19 +24,21 @@ from c2kd.encoders.frames import (
     check_frame_encoder,
     joined,
     parts_of,
+    presets_of_size,
     store_frame_encoder,
 )
 from c2kd.errors import DataError
 
 
 def default_frame_encoder(feature_dim: int, store_encoder: str | None = None) -> str:
-    """The frame encoder to use: the one recorded in the feature store, else the preset of that feature size."""
+    """The frame encoder to use: the one recorded in the feature store, else the one preset of that feature size."""
     if store_encoder:
         return store_encoder
-    names = [name for name, preset in FRAME_PRESETS.items() if preset.dim == feature_dim]
-    if not names:
-        raise DataError(f"no known frame encoder gives {feature_dim}-d features; pass --encoder NAME "
-                        "(the encoder the model was trained on)")
+    names = presets_of_size(feature_dim)
+    if len(names) != 1:
+        known = f" ({' or '.join(names)})" if names else ""
+        raise DataError(f"{'several' if names else 'no'} known frame encoders give {feature_dim}-d features{known}; "
+                        "pass --encoder NAME (the encoder the model was trained on)")
     return names[0]
 
 
@@ -116,11 +118,10 @@ def encoder_for_file(parts: Sequence[FrameEncoderSpec], feature_dim: int,
     spec = joined(parts)
     if spec is None:
         return explicit or default_frame_encoder(feature_dim), {}
-    if explicit and explicit != spec.name:
-        return explicit, {}
-    from c2kd.features.encoders import encoder_options
+    from c2kd.features.encoders import recorded_encoder
 
-    return spec.name, encoder_options(spec)
+    name, options = recorded_encoder(spec, explicit or None)
+    return name or spec.name, options
 
 
 def features_from_file(path: str | os.PathLike, encoder_name: str, fps: float = 1.0,

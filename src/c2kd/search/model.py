@@ -41,10 +41,15 @@ def load_search_model(checkpoint: str | os.PathLike, device: str = "cpu") -> Ret
 
 def check_fingerprint(index_info: dict, checkpoint: str | os.PathLike, index_path: Path) -> None:
     """Refuse a checkpoint other than the one that embedded the index's videos (their spaces differ)."""
-    from c2kd.formats import checkpoint_fingerprint
+    from c2kd.formats import checkpoint_fingerprint, verify_checkpoint
 
     expected = index_info.get("checkpoint_fingerprint")
     if expected and expected != checkpoint_fingerprint(checkpoint):
+        try:  # another fingerprint: damaged weights, or another checkpoint
+            verify_checkpoint(checkpoint)
+        except CheckpointError as exc:
+            raise CheckpointError(f"the checkpoint {index_path} was built with is damaged ({exc}); restore "
+                                  f"{checkpoint} from a copy: the index needs those very weights") from exc
         raise CheckpointError(
             f"{index_path} was built with checkpoint {index_info.get('checkpoint')!r} (fingerprint {expected}), "
             f"but {checkpoint} holds other weights: query and video embeddings would not be comparable. "

@@ -40,8 +40,8 @@ class RetrievalTask:
         self.gather = gather or (lambda x: x)
         self.encoder = encoder
 
-    def student_scores(self, batch: Batch) -> dict[str, Tensor]:
-        """Shape: -> language -> [B, B] float32 (or [world*B, world*B] with a distributed gather)."""
+    def student_embeddings(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Shape: -> texts [G, L, D], videos [G, D] float32, unit rows (G = B without a distributed gather)."""
         texts = [t for lang in self.languages for t in batch.texts[lang]]
         inputs = self.model.text.prepare(texts, self.max_tokens)
         device = batch.frames.device
@@ -53,14 +53,34 @@ class RetrievalTask:
         per_item = text.view(len(self.languages), len(batch), -1).transpose(0, 1)  # [B, L, D]
         video = self.gather(video.float())  # [G, D]
         per_item = self.gather(per_item.float().contiguous())  # [G, L, D]: one collective for all languages
+        return per_item, video
+
+    def student_scores(self, batch: Batch) -> dict[str, Tensor]:
+        """Shape: -> language -> [B, B] float32 (or [world*B, world*B] with a distributed gather)."""
+        return self._scores(*self.student_embeddings(batch), batch.frames.device)
+
+    def _scores(self, per_item: Tensor, video: Tensor, device: torch.device) -> dict[str, Tensor]:
         with torch.autocast(device.type, enabled=False):
             return {lang: per_item[:, i] @ video.T for i, lang in enumerate(self.languages)}
 
+    def _structure(self, per_item: Tensor, video: Tensor, device: torch.device) -> dict[str, Tensor]:
+        """Shape: -> ``video`` [G, G] (videos x videos), ``text/<lang>`` [G, G] (captions x captions)"""
+        with torch.autocast(device.type, enabled=False):
+            out = {"video": video @ video.T}
+            out.update({f"text/{lang}": per_item[:, i] @ per_item[:, i].T for i, lang in enumerate(self.languages)})
+            return out
+
     def __call__(self, batch: Batch) -> dict[str, Tensor]:
-        student = self.student_scores(batch)
-        teacher = None
+        per_item, video = self.student_embeddings(batch)
+        device = batch.frames.device
+        student = self._scores(per_item, video, device)
+        teacher = student_structure = teacher_structure = None
         if self.objective.uses_teachers:
             assert self.teacher_scores is not None
             with torch.no_grad():
                 teacher = self.teacher_scores(batch, self.languages)  # language -> [B, B], pooled
-        return self.objective(student, teacher)
+                if self.objective.config.uses_structure:
+                    teacher_structure = self.teacher_scores.structure(batch, self.languages)
+            if self.objective.config.uses_structure:
+                student_structure = self._structure(per_item, video, device)
+        return self.objective(student, teacher, student_structure, teacher_structure)
