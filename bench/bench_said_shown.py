@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load_search_model(args.checkpoint)
     frame_encoder = FeatureStore(store_root(args.data)).meta.get("encoder") or "packaged-muse"
     from c2kd.data.multi30k import encode_frames
-    from c2kd.encoders.registry import build_text_backbone
+    from c2kd.encoders.text.loading import build_text_backbone
 
     talking = encode_frames(build_text_backbone(frame_encoder), list(TALKING), progress=False)
     started = time.perf_counter()

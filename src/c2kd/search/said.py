@@ -271,7 +271,7 @@ def build_said(index_root: str | os.PathLike, store: str | os.PathLike, encoder:
 def known_languages(backbone) -> frozenset[str] | None:
     """The languages a text backbone knows: those it records (the packaged USE: 16), every language of
     :mod:`c2kd.languages` for the packaged engines trained on ~100 (e5), None when it records none."""
-    from c2kd.encoders.packaged import PackagedEngineBackbone
+    from c2kd.encoders.text.packaged import PackagedEngineBackbone
     from c2kd.languages import LANGUAGES
 
     recorded = getattr(backbone, "languages", None)
