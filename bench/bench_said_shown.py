@@ -48,12 +48,17 @@ import numpy as np
 from bench_long_video import Split, iou, write_store
 
 from c2kd.data.features import FeatureStore, store_root
+from c2kd.data.multi30k import SPLITS, encode_frames, locate_multi30k
 from c2kd.data.timed_text import Segment, TimedTextWriter
+from c2kd.encoders.text.loading import build_text_backbone
 from c2kd.index import VideoIndex
 from c2kd.search.building import build_index
 from c2kd.search.channels import Fusion, calibrate, fuse_moments, fuse_videos
+from c2kd.search.engine import SearchEngine
 from c2kd.search.model import load_search_model
+from c2kd.search.query import Query
 from c2kd.search.said import SaidEncoder, SaidIndex, build_said
+from c2kd.search.said_search import ChannelSearch
 
 #: what a talk's pictures show: generic sentences, embedded like the proxy's frames
 TALKING = ("A person is talking to the camera.", "A man is speaking in front of a camera.",
@@ -109,8 +114,6 @@ def find_checkpoint(run: Path) -> tuple[Path, str]:
 
 def german_lines(split_name: str, items: list[str], seed: int) -> dict[str, str]:
     """One of the five independent German descriptions (Multi30K task2) of each item's image, at random."""
-    from c2kd.data.multi30k import SPLITS, locate_multi30k
-
     root = locate_multi30k(None, download=False).root
     _, t2, images = SPLITS[split_name]
     stems = [Path(line.strip()).stem for line in (root / "task2" / "image_splits" / f"{images}.txt").read_text()
@@ -264,9 +267,6 @@ def learn(prepared: dict, encoder: str) -> tuple[Fusion, float]:
 
 def query_times(prepared: dict, encoder: str, checkpoint: Path, timed: int) -> dict:
     """p50 / p99 ms of one query by both channels through ChannelSearch (query embedding included)."""
-    from c2kd.search.engine import SearchEngine
-    from c2kd.search.query import Query
-    from c2kd.search.said_search import ChannelSearch
 
     part = prepared[LAYOUTS[0]]
     said = build_said(part["index_root"], part["store"], part["encoders"][encoder]["encoder"])
@@ -304,9 +304,6 @@ def main(argv: list[str] | None = None) -> int:
     encoders = tuple(args.encoders.split(","))
     model = load_search_model(args.checkpoint)
     frame_encoder = FeatureStore(store_root(args.data)).meta.get("encoder") or "packaged-muse"
-    from c2kd.data.multi30k import encode_frames
-    from c2kd.encoders.text.loading import build_text_backbone
-
     talking = encode_frames(build_text_backbone(frame_encoder), list(TALKING), progress=False)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-said-") as tmp:
