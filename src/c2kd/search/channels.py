@@ -26,6 +26,8 @@ from c2kd.index.spans import temporal_iou
 CHANNELS = ("shown", "said", "both")
 #: how the two standardised, weighted channels are combined: their sum, or the larger of the two
 RULES = ("sum", "max")
+#: the said channel's weight until calibrated: chosen on val by bench/bench_said_shown.py (0.4 in both runs)
+DEFAULT_SAID_WEIGHT = 0.4
 #: the weights of the said channel tried by :func:`calibrate`
 WEIGHTS = tuple(round(w, 2) for w in np.linspace(0.0, 1.0, 21))
 

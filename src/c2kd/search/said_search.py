@@ -3,7 +3,7 @@
 
 The rule's settings are kept in ``INDEX/said/said.json`` (``fusion``): by default each channel is standardised
 with the scores of sample queries (lines of the indexed videos, embedded by each channel's text encoder) against
-its entries, and the said weight is 0.5; :func:`calibrate_index` learns both on validation queries instead.
+its entries, and the said weight is 0.4 (chosen on val); :func:`calibrate_index` learns both on validation queries instead.
 """
 
 from __future__ import annotations
@@ -19,7 +19,14 @@ import numpy as np
 from c2kd.errors import DataError
 from c2kd.index import MetadataFilter
 from c2kd.io import write_json
-from c2kd.search.channels import FusedMoment, Fusion, check_channel, fuse_moments, fuse_videos
+from c2kd.search.channels import (
+    DEFAULT_SAID_WEIGHT,
+    FusedMoment,
+    Fusion,
+    check_channel,
+    fuse_moments,
+    fuse_videos,
+)
 from c2kd.search.query import MAX_K, Query
 from c2kd.search.said import FOLDER, SaidEncoder, SaidIndex
 
@@ -75,7 +82,8 @@ def record_fusion(index_root: str | Path, fusion: Fusion, how: str) -> None:
 def default_fusion(index, said: SaidIndex, model, encoder: SaidEncoder, sample: int = SAMPLE_QUERIES,
                    seed: int = 0) -> Fusion:
     """Standardise each channel by the scores of up to ``sample`` of the indexed lines, used as queries, with a
-    sample of its entries (the distribution a query's scores come from); said weight 0.5."""
+    sample of its entries (the distribution a query's scores come from); said weight
+    :data:`~c2kd.search.channels.DEFAULT_SAID_WEIGHT`."""
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(said), size=min(sample, len(said)), replace=False)
     texts = [said.text[i] for i in picks]
@@ -86,7 +94,7 @@ def default_fusion(index, said: SaidIndex, model, encoder: SaidEncoder, sample: 
     said_scores = encoder.embed_queries(texts) @ np.asarray(said.vectors[rng.choice(len(said), size=min(
         4 * sample, len(said)), replace=False)], np.float32).T
     return Fusion(float(shown.mean()), float(shown.std()) or 1.0, float(said_scores.mean()),
-                  float(said_scores.std()) or 1.0, 0.5)
+                  float(said_scores.std()) or 1.0, DEFAULT_SAID_WEIGHT)
 
 
 def index_said(index_root: str | Path, features: str | Path, encoder_name: str = "auto",
