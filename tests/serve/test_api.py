@@ -456,7 +456,8 @@ def test_each_json_route_documents_its_answer_with_an_example(client):
         model.model_validate(answer.json())
         assert set(answer.json()) == set(model.model_fields)
     first = answers[SearchOut].json()["results"][0]
-    assert set(first) == {"rank", "video_id", "score", "metadata", "moment", "moments", "video_url", "poster_url"}
+    assert set(first) == {"rank", "video_id", "score", "metadata", "moment", "moments", "video_url", "poster_url",
+                          "found_by"}
     moments = client.get("/api/moments", params={"video_id": first["video_id"], "q": "a dog runs"})
     if moments.status_code == 200:  # the session's server has a feature store
         MomentsOut.model_validate(moments.json())
