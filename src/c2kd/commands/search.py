@@ -274,7 +274,9 @@ def moments(
     features: Path | None = typer.Option(None, help="feature store holding the video (when VIDEO is an id)"),
     lang: str | None = typer.Option(None, help="language of the query (a hint, validated)"),
     k: int = typer.Option(5, "-k", help="number of moments"),
-    lengths: str = typer.Option("2,4,8,16", help="window lengths in seconds, comma-separated"),
+    lengths: str = typer.Option(",".join(f"{x:g}" for x in INDEX_LENGTHS),
+                                help="window lengths in seconds, comma-separated (stride: half a length, as in an "
+                                     "index)"),
     iou: float = typer.Option(0.5, help="drop a moment overlapping a better one by more than this IoU"),
     encoder: str | None = typer.Option(None, help="frame encoder for a video file (default: the one the "
                                                      "checkpoint records, with its model; else from the model's "

@@ -26,7 +26,7 @@ from c2kd.index.segments import MANIFEST, VideoEntries, read_manifest, write_man
 from c2kd.index.store import set_backend
 from c2kd.io import output_errors, swap_in
 from c2kd.options import key_value
-from c2kd.search.moments import Windows, frame_step
+from c2kd.search.windows import Timeline, Windows
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".ogv")
 
@@ -140,9 +140,8 @@ def _video_rows(store, ids: Sequence[str], extra: Mapping[str, dict[str, Any]], 
                 videos: Mapping[str, str]) -> list[dict[str, Any]]:
     rows = []
     for vid in ids:
-        times = store.times(vid)
-        row: dict[str, Any] = {"frames": len(times),
-                               "duration": round(float(times[-1] + frame_step(times)) if len(times) else 0.0, 3)}
+        timeline = Timeline.of(store.times(vid))
+        row: dict[str, Any] = {"frames": len(timeline), "duration": round(timeline.duration, 3)}
         row.update(common)
         row.update(extra.get(vid, {}))
         if vid in videos:
@@ -172,10 +171,9 @@ def embed_entries(model, store, ids: Sequence[str], windows: Windows, chunk: int
         pending: list[tuple[str, np.ndarray, float, list[tuple[int, int, float, float]] | None]] = []
         size = 0
         for number, vid in enumerate(ids, start=1):
-            features, times = store[vid], store.times(vid)
-            spans = windows.spans(times)
-            duration = float(times[-1] + frame_step(times)) if len(times) else 0.0
-            pending.append((vid, features, duration, spans))
+            timeline = Timeline.of(store.times(vid))
+            spans = windows.spans(timeline)
+            pending.append((vid, store[vid], timeline.duration, spans))
             size += 1 if spans is None else len(spans)
             if size >= ENTRIES_PER_CHUNK or len(pending) >= chunk or number == len(ids):
                 part, entries = _embed_pending(model, pending, batch_size)
@@ -228,9 +226,9 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
                 dtype: str = "float32") -> Path:
     """Embed every video of ``features`` (a store or a dataset folder) and write an index to ``out``.
 
-    A video longer than 32 s (``windows.whole_up_to``) and than its longest window (default
-    :class:`~c2kd.search.moments.Windows`: 4 and 8 s, stride half a length) is indexed as one entry per
-    window; shorter ones (dataset clips) as one whole-clip entry.
+    A video longer than ``windows.whole_up_to`` seconds and than its longest window (default
+    :class:`~c2kd.search.windows.Windows`: the lengths and stride of :mod:`c2kd.defaults`) is indexed as one
+    entry per window; shorter ones (dataset clips) as one whole-clip entry.
     ``dtype`` is how the vectors are stored (float16 halves the disk and page cache).
 
     One build (or change) of ``out`` at a time: while this runs, other builds and ``index add``/``remove`` of

@@ -14,8 +14,9 @@ import numpy as np
 from c2kd.errors import DataError
 from c2kd.index import Hit, MetadataFilter, VideoIndex
 from c2kd.search.building import recorded
-from c2kd.search.moments import DEFAULT_LENGTHS, Moment, find_moments
+from c2kd.search.moments import Moment, find_moments
 from c2kd.search.query import MAX_K, Query, QueryError, validate_k
+from c2kd.search.windows import Timeline, Windows
 
 
 @dataclass
@@ -158,7 +159,7 @@ class SearchEngine:
         return responses
 
     def search_page(self, query: Query, k: int = 10, offset: int = 0, filters: MetadataFilter | None = None,
-                    moments: bool = False, lengths: Sequence[float] = DEFAULT_LENGTHS,
+                    moments: bool = False, lengths: Sequence[float] | None = None,
                     group: bool = True) -> SearchPage:
         """Results ``offset + 1`` to ``offset + k`` of one query (ranks stay global) and whether more follow.
 
@@ -186,7 +187,7 @@ class SearchEngine:
         if moments and self._features is not None:
             clips = [i for i, h in enumerate(hits) if not h.moments and h.video_id in self._features]
             pairs = [(self._features[hits[i].video_id], self._features.times(hits[i].video_id)) for i in clips]
-            for i, moment in zip(clips, best_moments(self.model, pairs, vector, lengths)):
+            for i, moment in zip(clips, best_moments(self.model, pairs, vector, _windows(lengths))):
                 found[i] = [moment]
         return SearchPage(SearchResponse(query, hits, (time.perf_counter() - start) * 1000), found, offset, more)
 
@@ -209,7 +210,7 @@ class SearchEngine:
 
     # -- moments ------------------------------------------------------------------------------------------
     def moments(self, video_id: str, text: str, lang: str | None = None, k: int = 5,
-                lengths: Sequence[float] = DEFAULT_LENGTHS, iou_threshold: float = 0.5) -> MomentsResponse:
+                lengths: Sequence[float] | None = None, iou_threshold: float = 0.5) -> MomentsResponse:
         """Moments of an indexed video (its moment entries, no re-embedding) or of a video of the feature store
         (windows of ``lengths`` seconds embedded now)."""
         if self.index is not None:
@@ -237,7 +238,7 @@ class SearchEngine:
         return MomentsResponse(query, video_id, duration, found, (time.perf_counter() - start) * 1000)
 
     def moments_of(self, video_id: str, features: np.ndarray, times: np.ndarray | None, text: str,
-                   lang: str | None = None, k: int = 5, lengths: Sequence[float] = DEFAULT_LENGTHS,
+                   lang: str | None = None, k: int = 5, lengths: Sequence[float] | None = None,
                    iou_threshold: float = 0.5) -> MomentsResponse:
         """Moments of any per-second features [T, F] (e.g. freshly extracted from a file)."""
         query = Query.make(text, lang)
@@ -249,13 +250,14 @@ class SearchEngine:
                             f"reads {expected}-d frame features; extract them with the same frame encoder")
         start = time.perf_counter()
         vector = self.embed([query])[0]
-        found = find_moments(self.model, features, times, vector, lengths=lengths, iou_threshold=iou_threshold,
-                             top_k=k)
-        from c2kd.search.moments import frame_step
-
-        t = np.arange(len(features)) if times is None or len(times) == 0 else np.asarray(times)
-        duration = float(t[-1] + frame_step(t)) if len(t) else 0.0
+        found = find_moments(self.model, features, times, vector, _windows(lengths), iou_threshold, k)
+        duration = Timeline.of(times, len(features)).duration
         return MomentsResponse(query, video_id, duration, found, (time.perf_counter() - start) * 1000)
+
+
+def _windows(lengths: Sequence[float] | None) -> Windows:
+    """The windows of these lengths (seconds) at the default stride; None: the default windows."""
+    return Windows() if lengths is None else Windows(tuple(float(x) for x in lengths))
 
 
 def _check_iou(iou_threshold: float) -> None:

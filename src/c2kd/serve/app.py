@@ -42,6 +42,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from c2kd.defaults import INDEX_LENGTHS
 from c2kd.errors import C2KDError, DataError
 from c2kd.index import parse_filter_options
 from c2kd.search.engine import SearchEngine
@@ -102,7 +103,7 @@ class MomentsBody(BaseModel):
     lang: str | None = None
     k: int = Field(5, ge=1, le=100)
     lengths: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
-        default_factory=lambda: [2.0, 4.0, 8.0, 16.0], min_length=1, max_length=8)
+        default_factory=lambda: list(INDEX_LENGTHS), min_length=1, max_length=8)
     iou: float = Field(0.5, ge=0.0, lt=1.0)
 
 
