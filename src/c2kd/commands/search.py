@@ -21,6 +21,8 @@ def _option_help() -> str:
 
 
 OPTION_HELP = _option_help()
+#: the default window lengths as the command line takes them, "2,4,8"
+LENGTHS = ",".join(f"{x:g}" for x in INDEX_LENGTHS)
 ID_COLUMN_HELP = "the --metadata column that holds the video id (e.g. clip_name for MSR-VTT's files)"
 
 
@@ -50,7 +52,7 @@ def index_build(
                                                "their poster frames are taken now and kept in the index"),
     split: list[str] = typer.Option([], help="index only this split of a dataset folder, e.g. test "
                                              "(repeatable)"),
-    moment_lengths: str = typer.Option(",".join(f"{x:g}" for x in INDEX_LENGTHS),
+    moment_lengths: str = typer.Option(LENGTHS,
                                        help="window lengths (seconds) of the moment entries of videos longer than "
                                             "the longest; 'none': one whole-clip entry per video"),
     moment_stride: float = typer.Option(INDEX_STRIDE, help="window stride, a fraction of each length"),
@@ -274,7 +276,7 @@ def moments(
     features: Path | None = typer.Option(None, help="feature store holding the video (when VIDEO is an id)"),
     lang: str | None = typer.Option(None, help="language of the query (a hint, validated)"),
     k: int = typer.Option(5, "-k", help="number of moments"),
-    lengths: str = typer.Option(",".join(f"{x:g}" for x in INDEX_LENGTHS),
+    lengths: str = typer.Option(LENGTHS,
                                 help="window lengths in seconds, comma-separated (stride: half a length, as in an "
                                      "index)"),
     iou: float = typer.Option(0.5, help="drop a moment overlapping a better one by more than this IoU"),
