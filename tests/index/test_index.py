@@ -56,9 +56,9 @@ def test_exact_index_equals_brute_force(tmp_path, k):
 
 @pytest.mark.parametrize("backend,options", BACKENDS, ids=BACKEND_IDS)
 def test_filters_match_reference(tmp_path, monkeypatch, backend, options):
-    import c2kd.index.store as store
+    import c2kd.index.search as search
 
-    monkeypatch.setattr(store, "EXACT_SUBSET_LIMIT", 10)  # make approximate backends filter themselves
+    monkeypatch.setattr(search, "EXACT_SUBSET_LIMIT", 10)  # make approximate backends filter themselves
     ids, x, meta, q = _corpus(n=120)
     index = VideoIndex.build(tmp_path / "idx", ids, x, meta, backend=backend, options=options)
     q = q[:4]

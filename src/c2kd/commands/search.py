@@ -68,7 +68,7 @@ def index_build(
     import time
 
     from c2kd.index import VideoIndex, parse_options
-    from c2kd.index.store import split_options
+    from c2kd.index.options import split_options
     from c2kd.search.building import build_index, parse_tags, read_metadata_file
 
     split_options(backend, parse_options(option))  # bad settings refused before the model loads
@@ -244,7 +244,7 @@ def search(
     """Rank the indexed videos for a text query in any language: a video scores as its best moment, shown
     with its time (long videos are indexed as moment windows)."""
     from c2kd.index import parse_filter_options, parse_options
-    from c2kd.index.store import check_search_options
+    from c2kd.index.options import check_search_options
     from c2kd.search.engine import SearchEngine
     from c2kd.search.query import Query, QueryError, printable, read_queries, validate_k, validate_language
 

@@ -133,10 +133,11 @@ class Windows:
         check_lengths(self.lengths)
         return sliding_windows(len(timeline), [timeline.rows(s) for s in self.lengths], self.stride)
 
-    def spans(self, timeline: Timeline) -> list[tuple[int, int, float, float]] | None:
-        """An index's windows of a video: ``(first row, last row (exclusive), start s, end s)`` in time order
-        (neighbours stored together); None when the video is no longer than ``whole_up_to`` or the longest
-        window (it stays one whole clip)."""
+    def spans(self, timeline: Timeline | np.ndarray) -> list[tuple[int, int, float, float]] | None:
+        """An index's windows of a video (its timeline, or its feature timestamps [T] seconds): ``(first row,
+        last row (exclusive), start s, end s)`` in time order (neighbours stored together); None when the video
+        is no longer than ``whole_up_to`` or the longest window (it stays one whole clip)."""
+        timeline = timeline if isinstance(timeline, Timeline) else Timeline.of(timeline)
         if not self.lengths or len(timeline) == 0:
             return None
         if timeline.extent <= max(*self.lengths, self.whole_up_to) + 1e-6:
