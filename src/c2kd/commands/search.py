@@ -258,9 +258,9 @@ def search(
     filters = parse_filter_options(filter)
     options = parse_options(option)
     check_search_options(index, options)  # before the model loads
-    engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=options)
+    engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=options, moments=False)
     try:
-        responses = engine.search_many(batch, k=k, filters=filters, group=group)
+        responses = [engine.search_page(one, k=k, filters=filters, group=group).response for one in batch]
     finally:
         engine.close()
     _print_results(responses, as_json)
@@ -289,8 +289,8 @@ def moments(
 ) -> None:
     """Find the moments of one video that match a query (sliding windows + non-maximum suppression)."""
     from c2kd.errors import DataError
-    from c2kd.search.building import recorded
     from c2kd.search.engine import SearchEngine
+    from c2kd.search.model import recorded
     from c2kd.search.moments import check_lengths
     from c2kd.search.query import QueryError
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from c2kd.index.blocks import RowBlocks, Rows
 from c2kd.index.filters import MetadataValue, Scalar
-from c2kd.index.options import Option, check_options
+from c2kd.index.settings import Option, check_options
 from c2kd.index.spans import Moment
 from c2kd.registry import Registry
 

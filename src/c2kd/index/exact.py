@@ -11,7 +11,7 @@ import numpy as np
 from c2kd.index.base import BACKENDS, Among, Backend, Candidates
 from c2kd.index.blocks import RowBlocks, Rows
 from c2kd.index.filters import MetadataValue
-from c2kd.index.options import Option
+from c2kd.index.settings import Option
 
 #: rows per block of the matrix product
 CHUNK = 262_144

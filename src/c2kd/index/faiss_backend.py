@@ -27,7 +27,7 @@ from c2kd.errors import ConfigError, require
 from c2kd.index.base import BACKENDS, Among, Backend, Candidates
 from c2kd.index.blocks import RowBlocks, Rows
 from c2kd.index.filters import MetadataValue, Scalar
-from c2kd.index.options import Option, check_probes
+from c2kd.index.settings import Option, check_probes
 
 INDEX_FILE = "faiss.index"
 DELETED_FILE = "deleted.npy"

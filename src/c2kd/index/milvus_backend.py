@@ -35,7 +35,7 @@ from c2kd.errors import ConfigError, MissingDependencyError
 from c2kd.index.base import BACKENDS, Among, Backend, Candidates
 from c2kd.index.blocks import RowBlocks, Rows
 from c2kd.index.filters import MetadataValue, Scalar
-from c2kd.index.options import Option, check_probes
+from c2kd.index.settings import Option, check_probes
 
 #: the Milvus Lite database inside the backend's folder of the index (a name Milvus Lite accepts)
 DB_FILE = "milvus.db"

@@ -304,15 +304,6 @@ def _open_staging(staging: Path, info: Mapping[str, Any], dim: int, dtype: str) 
     return VideoIndex.create(staging, dim=dim, backend="exact", info=info, dtype=dtype)
 
 
-def recorded(given: str | os.PathLike | None, info: Mapping[str, Any], key: str,
-             index_path: str | os.PathLike | None) -> str | os.PathLike:
-    """``given``, else the path the index recorded under ``key``; neither is a usage error naming ``--key``."""
-    value = given or info.get(key)
-    if value is None:
-        raise DataError(f"{index_path}: the index does not record its {key}; pass --{key}")
-    return value
-
-
 def add_to_index(index_path: str | os.PathLike, features: str | os.PathLike | None = None,
                  ids: Sequence[str] | None = None, replace: bool = False, checkpoint: str | os.PathLike | None = None,
                  metadata: Mapping[str, dict[str, Any]] | None = None, tags: Mapping[str, Any] | None = None,
@@ -323,7 +314,7 @@ def add_to_index(index_path: str | os.PathLike, features: str | os.PathLike | No
     """
     from c2kd.data.features import FeatureStore
     from c2kd.search.extracting import check_store_encoder
-    from c2kd.search.model import check_fingerprint, load_search_model
+    from c2kd.search.model import check_fingerprint, load_search_model, recorded
 
     index = VideoIndex.open(index_path)
     try:

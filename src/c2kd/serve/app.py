@@ -263,7 +263,7 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
                 "index": index.root.name if index is not None else None,
                 "model": Path(checkpoint).name if checkpoint else None,
                 "backend": index.backend.name if index is not None else None,
-                "dim": index.dim if index is not None else None, "moments": engine._features is not None,
+                "dim": index.dim if index is not None else None, "moments": engine.has_feature_store,
                 "video_roots": len(roots), "max_query_chars": MAX_QUERY_CHARS, "pid": os.getpid(),
                 "ready": readiness.done.is_set()}
 
@@ -320,13 +320,10 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         return run_search(body)
 
     def run_moments(body: MomentsBody) -> dict[str, Any]:
-        index = engine.index
-        indexed = index is not None and body.video_id in index and index.has_moments(body.video_id)
-        if not indexed:  # a video indexed as one clip: its windows are embedded from the feature store
-            if engine._features is None:
+        if not engine.can_find_moments(body.video_id):  # not indexed as moments, not in the feature store
+            if not engine.has_feature_store:
                 raise QueryError("this server has no feature store for moments: start it with --features STORE")
-            if body.video_id not in engine._features:
-                raise MediaError(f"video {body.video_id!r} has no frame features in the server's feature store", 404)
+            raise MediaError(f"video {body.video_id!r} has no frame features in the server's feature store", 404)
         response = engine.moments(body.video_id, body.query, body.lang, body.k, body.lengths, body.iou)
         payload = response.to_dict()
         meta = engine.index.metadata(body.video_id) if engine.index is not None and body.video_id in engine.index \
