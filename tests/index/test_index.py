@@ -107,8 +107,11 @@ def test_add_remove_without_rebuild(tmp_path, backend, options):
     if backend == "qdrant":
         options = {}
     index = VideoIndex.build(tmp_path / "idx", ids[:100], x[:100], meta[:100], backend=backend, options=options)
-    segments_before = set(json.loads((tmp_path / "idx" / MANIFEST).read_text())["segments"][0].values())
-    assert index.add(ids[100:], x[100:], meta[100:]) == 60
+    assert index.add(ids[100:110], x[100:110], meta[100:110]) == 10  # a segment no change below touches
+    untouched = json.loads((tmp_path / "idx" / MANIFEST).read_text())["segments"][-1]["name"]
+    untouched_file = tmp_path / "idx" / SEGMENT_DIR / f"{untouched}.npy"
+    untouched_inode = untouched_file.stat().st_ino
+    assert index.add(ids[110:], x[110:], meta[110:]) == 50
     removed = ["vid0001", "vid0120", "vid0150"]
     assert index.remove(removed) == 3
     with pytest.raises(DataError, match="not in"):
@@ -138,7 +141,8 @@ def test_add_remove_without_rebuild(tmp_path, backend, options):
     manifest = json.loads((tmp_path / "idx" / MANIFEST).read_text())
     files = {p.name.split(".")[0] for p in (tmp_path / "idx" / SEGMENT_DIR).iterdir()}
     assert files == {s["name"] for s in manifest["segments"]}
-    assert manifest["count"] == len(keep) and segments_before
+    assert manifest["count"] == len(keep)
+    assert untouched in files and untouched_file.stat().st_ino == untouched_inode  # the same file, not rewritten
     index.close()
 
 
