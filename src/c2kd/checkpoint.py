@@ -39,7 +39,15 @@ from pydantic import BaseModel, ValidationError
 
 from c2kd.encoders.frames import FrameEncoderSpec, parts_of
 from c2kd.errors import CheckpointError, validation_problems
-from c2kd.formats import BEST_DIR, LAST_DIR, CheckpointFormat, record_format, register_format, require_format
+from c2kd.formats import (
+    BEST_DIR,
+    CHECKPOINT_MARKER,
+    LAST_DIR,
+    CheckpointFormat,
+    record_format,
+    register_format,
+    require_format,
+)
 from c2kd.io import atomic_path, output_errors, save_torch, write_text
 from c2kd.model import DualEncoder, ModelConfig, build_model
 from c2kd.retrieval import RetrievalModel
@@ -165,13 +173,15 @@ def _sha256(path: Path) -> str:
 
 
 def save_checkpoint(directory: str | os.PathLike, model: DualEncoder, config: BaseModel,
-                    metrics: dict[str, Any] | None = None, resume_state: dict[str, Any] | None = None) -> Path:
-    """Write a complete checkpoint folder in one atomic rename (an old one is replaced whole).
+                    metrics: dict[str, Any] | None = None, resume_state: dict[str, Any] | None = None,
+                    overwrite: bool = False) -> Path:
+    """Write a complete checkpoint folder in one atomic rename (an old checkpoint is replaced whole; any other
+    folder only with ``overwrite``, see :func:`c2kd.io.atomic_path`).
 
     ``config`` is the run's config (its ``model`` section rebuilds ``model``); ``resume_state`` (the trainer's
     optimizer, scheduler and RNG state, for ``last/``) is saved as ``trainer_state.pt`` in the same rename.
     """
-    with atomic_path(directory) as tmp:
+    with atomic_path(directory, CHECKPOINT_MARKER, overwrite) as tmp:
         tmp.mkdir(parents=True)
         save_weights(tmp, model.state_dict(), metadata={"format": FORMAT})
         record_format(tmp, FORMAT)

@@ -13,6 +13,18 @@ app = typer.Typer(
     help="Multilingual text-video retrieval with Cross-Lingual Cross-Modal Knowledge Distillation.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+
+
+
+
+
+
+
+
+
+
+
     add_completion=True,
 )
 
@@ -37,7 +49,7 @@ def _options(version: bool = typer.Option(False, "--version", callback=_version,
 
 
 #: modules of :mod:`c2kd.commands` (each with a ``register(app)`` function), in the order their commands are listed
-COMMAND_MODULES = ["train", "evaluate", "languages", "extract", "search", "serve", "quickstart", "data", "reproduce",
+COMMAND_MODULES = ["quickstart", "train", "evaluate", "languages", "extract", "search", "serve", "data", "reproduce",
                    "model"]
 #: the order in which ``c2kd --help`` lists the command groups (after the single commands)
 GROUP_ORDER = ["data", "model", "index"]

@@ -34,6 +34,12 @@ class StorageError(C2KDError, OSError):
     read-only, no permission. Made by :func:`c2kd.io.storage_error`."""
 
 
+class OutputExistsError(C2KDError, FileExistsError):
+    """An output path holds something c2kd did not write there (a user's folder, a dataset, a checkpoint of
+    another kind), or overlaps an input of the same command: nothing is replaced. Made by
+    :func:`c2kd.io.check_output`."""
+
+
 class TrainingDivergedError(C2KDError, FloatingPointError):
     """The training loss became NaN or infinite."""
 

@@ -27,6 +27,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from c2kd.retrieval import RetrievalModel
 
 FORMAT_FILE = "checkpoint.json"
+#: What marks a folder as a checkpoint c2kd wrote (older checkpoints have no ``checkpoint.json``): an output
+#: folder holding one of these may be replaced by another checkpoint (`c2kd.io.check_replaceable`).
+CHECKPOINT_MARKER = (FORMAT_FILE, "model.safetensors", "fusion.json")
 BEST_DIR = "best"
 LAST_DIR = "last"
 

@@ -33,6 +33,7 @@ from c2kd.checkpoint import load_checkpoint, read_model_config, resolve_cache_di
 from c2kd.encoders.frames import FrameEncoderSpec, joined, mismatches, parts_of
 from c2kd.errors import CheckpointError, ConfigError
 from c2kd.formats import (
+    CHECKPOINT_MARKER,
     CheckpointFormat,
     checkpoint_fingerprint,
     folder_format,
@@ -128,7 +129,7 @@ class FusedFormat(CheckpointFormat):
         """Each member saved in its own format under ``members/``, beside ``fusion.json``."""
         if not isinstance(model, LateFusion):
             raise TypeError(f"the fused format saves LateFusion models, not {type(model).__name__}")
-        with atomic_path(directory) as tmp:
+        with atomic_path(directory, CHECKPOINT_MARKER) as tmp:
             (tmp / MEMBERS_DIR).mkdir(parents=True)
             members = []
             for m, (member, weight, features) in enumerate(zip(model.members, model.weights, model.features,
@@ -177,8 +178,9 @@ def load_fused_checkpoint(directory: str | os.PathLike, device: str | torch.devi
 
 def save_fused_checkpoint(out: str | os.PathLike, checkpoints: Sequence[str | os.PathLike],
                           weights: Sequence[float], chosen_on: str | None = None,
-                          validation: Sequence[dict[str, Any]] = ()) -> Path:
-    """Copy ``checkpoints`` (checkpoint or run folders) into one fused checkpoint folder, in one atomic rename.
+                          validation: Sequence[dict[str, Any]] = (), overwrite: bool = False) -> Path:
+    """Copy ``checkpoints`` (checkpoint or run folders) into one fused checkpoint folder, in one atomic rename
+    (``overwrite``: replace a folder that is not a checkpoint, see :func:`c2kd.io.atomic_path`).
 
     Members of weight 0 are left out. A member's frozen-text cache keeps being read where it is (its
     ``model.text.cache_dir`` is written as an absolute path into the copy).
@@ -195,7 +197,7 @@ def save_fused_checkpoint(out: str | os.PathLike, checkpoints: Sequence[str | os
     configs = [read_model_config(folder) for folder, _ in kept]
     spec, slices = fused_frames([c.frame_encoder for c in configs], [c.video.feature_dim for c in configs])
     members = []
-    with atomic_path(out) as tmp:
+    with atomic_path(out, CHECKPOINT_MARKER, overwrite) as tmp:
         tmp.mkdir(parents=True)
         for m, ((folder, weight), config, features) in enumerate(zip(kept, configs, slices, strict=True)):
             relative = f"{MEMBERS_DIR}/{m}"

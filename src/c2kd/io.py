@@ -7,12 +7,12 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from c2kd.errors import StorageError
+from c2kd.errors import OutputExistsError, StorageError
 
 #: error numbers of a failed write -> how to get past it
 WRITE_FAILURES = {
@@ -58,7 +58,7 @@ def output_errors(path: str | os.PathLike) -> Iterator[None]:
     naming ``path``, the output the user chose rather than a temporary file."""
     try:
         yield
-    except StorageError:
+    except (StorageError, OutputExistsError):
         raise
     except Exception as exc:
         if write_failure(exc) is None:
@@ -66,36 +66,120 @@ def output_errors(path: str | os.PathLike) -> Iterator[None]:
         raise storage_error(path, exc) from exc
 
 
+#: What marks a folder as one c2kd wrote: file names (or glob patterns) of which the folder holds at least one.
+Marker = str | tuple[str, ...]
+
+
+def holds_marker(folder: Path, marker: Marker) -> bool:
+    """Whether ``folder`` holds a file or folder named by ``marker`` (a name or glob pattern, or several)."""
+    patterns = (marker,) if isinstance(marker, str) else marker
+    return any(next(folder.glob(pattern), None) is not None for pattern in patterns)
+
+
+def _sample(folder: Path) -> str:
+    """A few names of ``folder``'s entries, for a message."""
+    names = sorted(entry.name for entry in folder.iterdir())
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def check_replaceable(final: Path, marker: Marker | None, is_folder: bool = True,
+                      overwrite_option: str | None = "--overwrite") -> None:
+    """Refuse to replace ``final`` unless it is absent, an empty folder, or a folder holding ``marker`` (what
+    the same writer wrote there before). A file is replaced by a file only; a folder never by a file.
+
+    Raises:
+        OutputExistsError: naming ``final``, what is in it and the fix (another path, or ``overwrite_option``
+            where the command has one).
+    """
+    if not (final.exists() or final.is_symlink()):
+        return
+    fix = "choose another path" + (f", or add {overwrite_option} to replace it" if overwrite_option else "")
+    if final.is_dir() != is_folder:
+        kind = "a folder" if final.is_dir() else "a file"
+        raise OutputExistsError(f"{final} is {kind} c2kd did not write here; {fix}")
+    if not is_folder or not any(final.iterdir()):
+        return
+    if marker is None or not holds_marker(final, marker):
+        raise OutputExistsError(f"{final} holds files c2kd did not write ({_sample(final)}); "
+                                f"{fix}{' and everything in it' if overwrite_option else ''}")
+
+
+def output_path(path: str | os.PathLike) -> Path:
+    """``path`` made absolute (``.`` and ``..`` resolved by name); the root of a file system is refused."""
+    absolute = Path(os.path.abspath(Path(path).expanduser()))
+    if absolute == absolute.parent:
+        raise OutputExistsError(f"{path} is the root folder; give a new folder for the output, e.g. {absolute / 'out'}")
+    return absolute
+
+
+def check_output(path: str | os.PathLike, marker: Marker | None, inputs: Iterable[str | os.PathLike | None] = (),
+                 overwrite: bool = False, option: str = "--out", is_folder: bool = True,
+                 overwrite_option: str | None = "--overwrite") -> Path:
+    """Check an output path before any work: it may replace only what the same command wrote there (see
+    :func:`check_replaceable`; any folder with ``overwrite``), and it is not one of ``inputs``, inside one, or
+    a folder holding one. Returns the absolute path. Commands that add to a folder rather than replace it give
+    ``overwrite_option=None``: they have no such option.
+
+    Raises:
+        OutputExistsError: one line naming ``option``, the path and the fix.
+    """
+    final = output_path(path)
+    for given in inputs:
+        if given is None:
+            continue
+        source = Path(os.path.abspath(Path(given).expanduser())).resolve()
+        target = final.resolve()
+        if target == source or target in source.parents or source in target.parents:
+            where = "is" if target == source else "is inside" if source in target.parents else "holds"
+            raise OutputExistsError(f"{option} {path} {where} the input {given}: writing there would replace "
+                                    f"what this command reads; choose another {option}")
+    if not overwrite:
+        check_replaceable(final, marker, is_folder, overwrite_option)
+    return final
+
+
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, marker: Marker | None = None, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename.
 
-    Works for files and directories. On error the temporary is removed and ``path`` is untouched; a failed
-    write (full disk, quota, file size limit, read-only or forbidden folder) is reported as
+    Works for files and directories. A folder already at ``path`` is replaced only when it is empty or holds
+    ``marker`` (what the same writer wrote there), or with ``overwrite``; anything else is refused before the
+    work with :class:`~c2kd.errors.OutputExistsError`. On error the temporary is removed and ``path`` is
+    untouched; a failed write (full disk, quota, file size limit, read-only or forbidden folder) is reported as
     :class:`~c2kd.errors.StorageError` naming ``path``.
     """
-    final = Path(path)
+    final = output_path(path)
+    if not overwrite and final.is_dir():
+        check_replaceable(final, marker)
     with output_errors(final):
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
         target = tmp / final.name
         try:
             yield target
-            swap_in(target, final)
+            swap_in(target, final, marker, overwrite)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def swap_in(new: Path, final: Path) -> None:
+def swap_in(new: Path, final: Path, marker: Marker | None = None, overwrite: bool = False) -> None:
     """Put a finished file or folder ``new`` at ``final`` by rename. A folder already at ``final`` is renamed
-    aside first and removed last, so ``final`` is the old folder whole until the moment it is the new one."""
-    if final.is_dir() and new.is_dir():
+    aside first and removed last, so ``final`` is the old folder whole until the moment it is the new one.
+
+    What is at ``final`` is replaced only as :func:`check_replaceable` allows (anything with ``overwrite``):
+    c2kd never deletes what it did not write.
+    """
+    if not overwrite:
+        check_replaceable(final, marker, new.is_dir())
+    if final.is_dir() and not final.is_symlink():
         old = final.with_name(f".{final.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         os.replace(final, old)
         os.replace(new, final)
         shutil.rmtree(old, ignore_errors=True)
     else:
+        if final.is_symlink() and new.is_dir():
+            final.unlink()  # the link goes, never what it points to (a rename over a file or link replaces it)
         os.replace(new, final)
 
 

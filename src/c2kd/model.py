@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -26,6 +27,9 @@ class ModelConfig(BaseModel):
     video: VideoEncoderConfig = Field(default_factory=VideoEncoderConfig)
     #: the frame encoder the video tower reads (recorded from the training data when not given)
     frame_encoder: FrameEncoderSpec | None = None
+    #: how a training-free model's text tower is known to share the frames' space: "known" (a pair c2kd knows),
+    #: "declared" (its maker said so: `c2kd model aligned --i-know-they-are-aligned`); None: trained
+    alignment: Literal["known", "declared"] | None = None
 
 
 class DualEncoder(Checkpointed, nn.Module):

@@ -1,6 +1,6 @@
-"""Progress of long work: a live bar (tqdm) on a terminal; in a log or a pipe, one plain line when a stage starts,
-one every :data:`LOG_EVERY` seconds and one when it ends, with counts, rate and time taken (no carriage
-returns, no cursor movement).
+"""Progress of long work: a live bar (tqdm) on a terminal; in a log or a pipe, one plain line every
+:data:`LOG_EVERY` seconds while a stage runs and one when it ends, with counts, rate and time taken (no carriage
+returns, no cursor movement); a stage with nothing to do writes nothing.
 
 Every long loop of the package goes through :func:`progress_bar`, with the arguments of ``tqdm``.
 """
@@ -53,7 +53,6 @@ class LogLines:
         self._initial = initial
         self._start = self._last = time.monotonic()
         self._closed = False
-        self._write("started" if total is None else f"{self._count(self.n)}/{self._count(total)} {unit} to do")
 
     def _count(self, value: float) -> str:
         if self.unit_scale and value >= 1000:
@@ -93,7 +92,8 @@ class LogLines:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._write("done, " + self._status())
+            if self.n > self._initial or self.total is None or self.total > self._initial:
+                self._write("done, " + self._status())
 
     def __iter__(self) -> Iterator:
         assert self.iterable is not None, "progress() over nothing: call update() instead"

@@ -397,6 +397,15 @@ def run_quickstart(out: Path, settings: QuickstartSettings = QuickstartSettings(
     return results
 
 
+def quickstart_index(out: Path, settings: QuickstartSettings = QuickstartSettings()) -> Path:
+    """An index of the test items of the quickstart in ``out``, embedded by its C2KD student (run it first):
+    what ``c2kd quickstart --serve`` serves."""
+    from c2kd.search.building import build_index
+
+    student = quickstart_plan(out / "data", out / "runs", out / "cache", settings)["c2kd"].folder
+    return build_index(student, out / "data", out / "index", splits=("test",), progress=False)
+
+
 def next_commands(checkpoint: Path, dataset_dir: Path, index: Path) -> list[str]:
     """What to run next with the quickstart's student: index the proxy items, search them, serve them."""
     return ["\nNext: index the proxy's items with the C2KD student, search them in any language, serve them "

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from c2kd.encoders.frames import FrameEncoderSpec
 from c2kd.encoders.text import TextBackbone
@@ -86,6 +86,76 @@ def download_hub_models(models: Sequence[tuple[str, str, str, str]], out: str | 
             snapshot_download(source, local_dir=folder, cache_dir=constants.HF_HUB_CACHE)
         folders.append(folder)
     return folders
+
+
+#: written by `c2kd model download` into each folder it fetches for an aligned preset: which preset's tower the
+#: folder holds, so that `c2kd model aligned` knows the local folder is one side of a known pair
+DOWNLOADED_PRESET_FILE = "c2kd-preset.json"
+
+
+def record_download(folder: Path, preset: str, aligned_frames: str) -> None:
+    """Mark a folder fetched by `c2kd model download` as the tower of ``preset`` (aligned with ``aligned_frames``)."""
+    import json
+
+    (Path(folder) / DOWNLOADED_PRESET_FILE).write_text(json.dumps({"preset": preset,
+                                                                    "aligned_frames": aligned_frames}) + "\n")
+
+
+def _downloaded_preset(name: str) -> dict[str, Any]:
+    """What `c2kd model download` recorded in the folder a text backbone name reads (empty: nothing)."""
+    import json
+
+    folder = next((name[len(p):] for p in ("st:", "clip:") if name.startswith(p)), name)
+    record = Path(folder).expanduser() / DOWNLOADED_PRESET_FILE
+    try:
+        return dict(json.loads(record.read_text())) if record.is_file() else {}
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def aligned_pairs() -> list[tuple[str, str]]:
+    """The (text backbone, frame encoder) presets known to embed into one space, for messages."""
+    from c2kd.encoders.registry import TEXT_PRESETS
+
+    return [(name, preset.aligned_frames) for name, preset in TEXT_PRESETS.items() if preset.aligned_frames]
+
+
+def known_aligned(text: str, frame_encoder: str, frame_options: Mapping[str, Any]) -> bool:
+    """Whether c2kd knows the text backbone ``text`` to embed into the space of ``frame_encoder``'s features: a
+    preset pair (``aligned_frames``), a folder `c2kd model download` fetched for one, a CLIP text tower read with
+    frames of the same CLIP checkpoint, or one text model on both sides (the Multi30K proxy's caption "frames";
+    e5's query and passage roles)."""
+    from c2kd.encoders.registry import TEXT_PRESETS
+
+    preset = TEXT_PRESETS.get(text)
+    if preset is not None and preset.aligned_frames == frame_encoder:
+        return True  # a local copy of the frame model (--frame-model DIR) is the user's to match
+    if _downloaded_preset(text).get("aligned_frames") == frame_encoder:
+        return True
+    clip = _clip_source(text)
+    if clip is not None and frame_encoder == "clip-vit-b32":
+        return str(frame_options.get("model", clip)) == clip
+    frames = TEXT_PRESETS.get(frame_encoder)
+    one_model = preset is not None and frames is not None and (preset.kind, preset.source) == (frames.kind,
+                                                                                                frames.source)
+    return text == frame_encoder or one_model
+
+
+def check_aligned(text: str, frame_encoder: str, frame_options: Mapping[str, Any],
+                  declared: bool) -> Literal["known", "declared"]:
+    """``"known"`` or, for a pair c2kd does not know with ``declared`` (the user's word), ``"declared"``; a pair it
+    does not know without it is refused, naming the aligned choices (two towers of one size are not one space)."""
+    if known_aligned(text, frame_encoder, frame_options):
+        return "known"
+    if declared:
+        return "declared"
+    choices = "; ".join(f"--text {t} --frame-encoder {f}" for t, f in aligned_pairs())
+    raise ConfigError(
+        f"--text {text} is not known to embed into the space of --frame-encoder {frame_encoder} features: an aligned "
+        "model compares them directly, and towers trained apart give scores that mean nothing, even when their "
+        f"sizes agree. Aligned choices: {choices} (local copies: `c2kd model download NAME --out DIR` fetches a "
+        "pair and prints the command that reads it). If this pair was trained into one space, add "
+        "--i-know-they-are-aligned (recorded in the checkpoint, and shown by `c2kd serve`)")
 
 
 def _clip_source(name: str) -> str | None:
@@ -173,8 +243,13 @@ def aligned_checkpoint(out: str | os.PathLike, text: str, frame_encoder: str, mi
                        frame_options: Mapping[str, Any] | None = None, trainable: bool | None = None,
                        residual_hidden: int = 1024, max_frames: int = 30, data: str | None = None,
                        backbones: Sequence[TextBackbone] | None = None, seed: int = 0,
-                       cache_dir: str | os.PathLike | None = None) -> Path:
-    """Write a checkpoint that needs no training to ``out`` and return its path.
+                       cache_dir: str | os.PathLike | None = None, overwrite: bool = False,
+                       declared_aligned: bool = False) -> Path:
+    """Write a checkpoint that needs no training to ``out`` and return its path (``overwrite``: replace a folder
+    that is not a checkpoint, see :func:`c2kd.io.atomic_path`).
+
+    The text backbone must be known to embed into the frame encoder's space (:func:`known_aligned`), or
+    ``declared_aligned`` (the user's word, recorded as ``model.alignment: declared``).
 
     ``text``: an aligned text backbone (``mclip-vit-b32``, ``clip-vit-b32-text``, a CLIP folder, ``st:FOLDER``,
     ``packaged-muse`` for the Multi30K proxy, ...); ``mix``: further frozen backbones (the backbone mix) whose
@@ -197,6 +272,7 @@ def aligned_checkpoint(out: str | os.PathLike, text: str, frame_encoder: str, mi
     text = text_backbone_name(text)
     names = [text, *mix]
     options = dict(frame_options or {})
+    alignment = check_aligned(text, frame_encoder, options, declared_aligned)
     clip = _clip_source(text)
     if frame_encoder == "clip-vit-b32" and "model" not in options and clip is not None:
         options["model"] = clip  # CLIP text and frames from the same CLIP checkpoint
@@ -219,7 +295,8 @@ def aligned_checkpoint(out: str | os.PathLike, text: str, frame_encoder: str, mi
         trainable = bool(parts[0].supports_training)
     model_config = aligned_model_config(text, spec, dim, mix, trainable, residual_hidden, max_frames,
                                         None if cache_dir is None else str(cache_dir))
+    model_config.alignment = alignment
     torch.manual_seed(seed)  # the residuals' first layers (their last layers are zero: no effect untrained)
     model = build_model(model_config, backbones=parts)
     config = TrainConfig(stage="zero-shot", data={"path": data or NO_DATA}, model=model_config, out_dir=str(out))
-    return save_checkpoint(out, model.eval(), config)
+    return save_checkpoint(out, model.eval(), config, overwrite=overwrite)

@@ -130,3 +130,24 @@ def test_help_shows_readable_placeholders():
     assert "{INDEX} [QUERY]" in out and "<" not in out.replace("{INDEX}", "")
     assert re.search(r"-o\s+NAME=VALUE", out) and re.search(r"-f\s+FIELD=VALUE", out) and re.search(r"-k\s+INT", out)
     assert all("<bool>" not in line for line in out.splitlines())
+
+
+def _help(*command: str) -> str:
+    env = {**os.environ, "COLUMNS": "160"}
+    return subprocess.run([sys.executable, "-m", "c2kd", *command, "--help"], capture_output=True, text=True,
+                          check=True, env=env).stdout
+
+
+def test_help_shows_brackets_reflows_paragraphs_and_lists_quickstart_first():
+    """Issue 36: rich markup swallowed `[ray]`; a docstring's line breaks broke sentences in two; `quickstart`
+    was listed 9th."""
+    def flat(text: str) -> str:
+        return " ".join(text.replace("│", " ").split())
+
+    assert "pip install 'c2kd[ray]'" in flat(_help("extract"))
+    assert "pip install 'c2kd[ray]'" in flat(_help("train"))
+    fuse = _help("model", "fuse")
+    assert "--checkpoint FUSED makes them" in fuse, fuse  # one paragraph, reflowed to the terminal's width
+    commands = [line.split()[1] for line in _help().splitlines() if re.match(r"│ [a-z]", line)]
+    assert commands[0] == "quickstart", commands
+    assert "import" not in _help("data").split("│")[0].split("(")[0]  # `data` no longer says it imports

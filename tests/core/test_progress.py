@@ -1,5 +1,5 @@
-"""Progress: a bar on a terminal; in a log, whole lines (start, every LOG_EVERY seconds, end), never carriage
-returns or cursor movement."""
+"""Progress: a bar on a terminal; in a log, whole lines (every LOG_EVERY seconds, end; nothing for a stage with
+nothing to do), never carriage returns or cursor movement."""
 
 from __future__ import annotations
 
@@ -18,17 +18,17 @@ def test_log_lines_count_rate_and_time_left():
     bar.close()
     bar.close()  # once only
     lines = out.getvalue().splitlines()
-    assert lines[0] == "embedding videos: 0/10 video to do"
-    assert re.fullmatch(r"embedding videos: 4/10 video, [\d.e+]+ video/s, \d+ s, \d+ s left", lines[4]), lines[4]
+    assert re.fullmatch(r"embedding videos: 1/10 video, [\d.e+]+ video/s, \d+ s, \d+ s left", lines[0]), lines[0]
+    assert re.fullmatch(r"embedding videos: 4/10 video, [\d.e+]+ video/s, \d+ s, \d+ s left", lines[3]), lines[3]
     assert re.fullmatch(r"embedding videos: done, 4/10 video, .* \(entries=12\)", lines[-1]), lines[-1]
-    assert len(lines) == 6 and "\r" not in out.getvalue()
+    assert len(lines) == 5 and "\r" not in out.getvalue()
 
 
 def test_log_lines_over_an_iterable_and_quiet_between_intervals():
     out = io.StringIO()
     assert list(LogLines(range(1000), desc="batches", unit="batch", file=out)) == list(range(1000))
-    assert out.getvalue().splitlines()[0] == "batches: 0/1000 batch to do"
-    assert len(out.getvalue().splitlines()) == 2  # start and end: nothing between within 30 s
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("batches: done, 1000/1000 batch, ")  # nothing within 30 s
     silent = io.StringIO()
     list(LogLines(range(5), file=silent, disable=True))
     assert silent.getvalue() == ""
@@ -39,6 +39,15 @@ def test_not_a_terminal_gets_lines(monkeypatch):
     monkeypatch.setattr("sys.stderr", out)
     bar = progress_bar(total=3, desc="x", unit="it")
     assert isinstance(bar, LogLines)
+    bar.update(3)
     bar.close()
-    assert out.getvalue().startswith("x: 0/3 it to do\n")
+    assert out.getvalue().startswith("x: done, 3/3 it, ")
+
+
+def test_a_stage_with_nothing_to_do_writes_nothing():
+    """Issue 36: 55 of the quickstart log's 203 lines were "0/N ... to do"."""
+    out = io.StringIO()
+    LogLines(total=0, desc="embedding captions", file=out).close()
+    LogLines(total=5, initial=5, desc="resumed and finished", file=out).close()
+    assert out.getvalue() == ""
 

@@ -159,7 +159,7 @@ def test_fused_models_reading_one_frame_encoder_share_its_frames(work, clips, tm
     folder, _ = make_tiny_st_model(tmp_path / "st", [QUERY, "a man talks"])
     st = tmp_path / "st-aligned"
     ok("model", "aligned", "--text", folder, "--frame-encoder", "clip-vit-b32", "--frame-model", work["clip"],
-       "--out", st)
+       "--out", st, "--i-know-they-are-aligned")  # a tiny random tower: plumbing, not a real pair
     fused = tmp_path / "fused"
     ok("model", "fuse", "--checkpoint", work["checkpoint"], "--checkpoint", st, "--weights", "1,3", "--out", fused)
     assert checkpoint_frame_encoder(fused) == checkpoint_frame_encoder(work["checkpoint"])
@@ -295,7 +295,10 @@ def test_evaluate_and_teacher_loading_accept_the_aligned_checkpoint(work, tiny_d
 
 
 def test_dims_must_agree_and_folders_must_exist(work, tmp_path):
-    wrong = run("model", "aligned", "--text", work["clip"], "--frame-encoder", "s3d", "--out", tmp_path / "x")
+    unknown = run("model", "aligned", "--text", work["clip"], "--frame-encoder", "s3d", "--out", tmp_path / "x")
+    assert isinstance(unknown.exception, ConfigError) and "not known to embed" in str(unknown.exception)
+    wrong = run("model", "aligned", "--text", work["clip"], "--frame-encoder", "s3d", "--out", tmp_path / "x",
+                "--i-know-they-are-aligned")
     assert isinstance(wrong.exception, ConfigError)
     assert "16-d" in str(wrong.exception) and "1024-d" in str(wrong.exception)
     missing = run("model", "aligned", "--text", "clip:./no/such/clip", "--frame-encoder", "clip-vit-b32",
@@ -330,7 +333,7 @@ def test_aligned_checkpoint_with_a_sentence_transformers_tower_reloads_offline(w
     folder, _ = make_tiny_st_model(tmp_path / "st", texts)
     out = tmp_path / "st-aligned"
     ok("model", "aligned", "--text", folder, "--frame-encoder", "clip-vit-b32", "--frame-model", work["clip"],
-       "--out", out)
+       "--out", out, "--i-know-they-are-aligned")
     model, config = load_checkpoint(out)
     assert config.text.name == f"st:{folder}"
     from c2kd.encoders.registry import build_text_backbone

@@ -201,8 +201,23 @@ def test_results_show_a_poster_frame_at_the_moment_and_the_items_captions(client
 def test_fields_list_the_metadata_and_which_ones_filter(client):
     fields = {f["name"]: f for f in client.get("/api/fields").json()["fields"]}
     assert {v["value"]: v["count"] for v in fields["split"]["values"]} == {"test": 24, "train": 40}
-    assert fields["split"]["filter"] and fields["dataset"]["filter"]
+    assert fields["split"]["filter"]
     assert not fields["captions"]["filter"] and not fields["video"]["filter"] and not fields["duration"]["filter"]
+    assert fields["dataset"]["distinct"] == 1 and not fields["dataset"]["filter"]  # nothing to choose
+
+
+@pytest.mark.parametrize(("counts", "offered"), [
+    ({"train": 40, "test": 24}, True),
+    ({"synthetic": 64}, False),  # one value for every video
+    ({f"video{i}": 1 for i in range(20)}, False),  # one value per video (MSR-VTT's retrieval_key)
+    ({"a man is walking down the street with a dog": 2, "a cat": 3}, False),  # free text (a caption)
+    ({f"c{i}": 2 for i in range(60)}, False),  # too many to list
+])
+def test_only_categories_shared_by_videos_are_offered_as_filters(counts, offered):
+    """Issue 36: MSR-VTT's caption and retrieval_key became drop-downs with one value per video."""
+    from c2kd.serve.app import offered_as_filter
+
+    assert offered_as_filter("field", counts) is offered
 
 
 # -- paging ---------------------------------------------------------------------------------------------------
@@ -425,3 +440,61 @@ def test_each_json_route_documents_its_answer_with_an_example(client):
     moments = client.get("/api/moments", params={"video_id": first["video_id"], "q": "a dog runs"})
     if moments.status_code == 200:  # the session's server has a feature store
         MomentsOut.model_validate(moments.json())
+
+
+def test_serve_says_the_url_it_listens_on_with_the_port_the_os_chose(served):
+    """Issue 36: `serve` never printed its URL, and with `--port 0` the chosen port was never said."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _, index, _ = served
+    command = [sys.executable, "-c", "from c2kd.cli import main; main()", "serve", str(index), "--port", "0"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        said = ""
+        for line in proc.stderr:  # the line comes once the model is loaded
+            said = line
+            if "open http" in line:
+                break
+        found = re.search(r"serving .*: open (http://127\.0\.0\.1:(\d+)/) \(the search page", said)
+        assert found and int(found.group(2)) > 0, said
+        page = httpx.get(found.group(1), timeout=30)
+        assert page.status_code == 200 and "c2kd video search" in page.text
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+def test_serve_videos_finds_files_by_id_for_an_index_built_without_them(served, random_checkpoint,
+                                                                        synthetic_data, tmp_path, capsys):
+    """Issue 36: `index build` without --videos, then `serve idx --videos DIR` gave video_url null, no warning."""
+    from c2kd.commands.serve import announce
+    from c2kd.search.building import build_index
+    from c2kd.serve.app import ServeSettings, create_app
+    from c2kd.serve.workers import WorkerSettings
+
+    _, built_with, videos = served
+    from c2kd.index import VideoIndex
+
+    with VideoIndex.open(built_with) as original:
+        ids = list(original.ids)
+    index = build_index(random_checkpoint, synthetic_data, tmp_path / "idx", ids=ids, progress=False)
+    app = create_app(ServeSettings(index=index, video_roots=[videos]))
+    with_files = {p.stem for p in (videos / "clips").glob("*.webm")}
+    assert sorted(app.state.without_files) == sorted(set(ids) - with_files)
+    with TestClient(app) as c:
+        results = c.get("/api/search", params={"q": "a dog runs", "k": len(ids)}).json()["results"]
+        urls = {r["video_id"]: r["video_url"] for r in results}
+        assert {v for v, url in urls.items() if url} == with_files
+        some = sorted(with_files)[0]
+        assert urls[some] == f"/media/clips/{some}.webm" and c.get(urls[some]).status_code == 200
+        assert c.get(f"/api/videos/{some}").status_code == 200
+    announce(ServeSettings(index=index, video_roots=[videos]), WorkerSettings(workers=1, host="127.0.0.1", port=1),
+             app)
+    said = capsys.readouterr().err
+    assert said.count("warning:") == 1 and f"{len(app.state.without_files)} indexed video(s) have no file" in said

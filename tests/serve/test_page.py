@@ -175,7 +175,9 @@ def test_each_search_is_a_history_entry(browser, live_server):
     assert query_of(page)["q"] == ["a dog runs"] and query_of(page)["k"] == ["10"]
     first_ids = page.eval_on_selector_all(".card", "cs => cs.map(c => c.dataset.videoId)")
     page.wait_for_function("document.querySelectorAll('#filters select').length > 0")
-    page.select_option("#filter-split", "train")
+    page.select_option("#filter-split", "train")  # a search of its own (a history entry)
+    page.wait_for_function("location.search.includes('split')")
+    wait_for_results(page)
     page.fill("#q", "a car in the snow")
     page.click("#go")
     page.wait_for_function("location.search.includes('snow')")
@@ -185,8 +187,12 @@ def test_each_search_is_a_history_entry(browser, live_server):
     page.go_back()
     page.wait_for_function("document.getElementById('q').value === 'a dog runs'")
     wait_for_results(page)
-    assert page.input_value("#filter-split") == ""
+    assert page.input_value("#filter-split") == "train"
+    page.go_back()
+    page.wait_for_function("document.getElementById('filter-split').value === ''")
+    wait_for_results(page)
     assert page.eval_on_selector_all(".card", "cs => cs.map(c => c.dataset.videoId)") == first_ids
+    page.go_forward()
     page.go_forward()
     page.wait_for_function("document.getElementById('q').value === 'a car in the snow'")
     wait_for_results(page)
@@ -258,6 +264,11 @@ def test_favicon_and_api_reference_work_offline(browser, live_server, screenshot
     page.click("text=API reference")
     page.wait_for_selector(".endpoint")
     titles = page.locator(".endpoint h2").all_inner_texts()
+    assert "/api/search" in titles[0], titles  # the reference opens at search
+    text = page.inner_text("main")
+    assert "`" not in text and page.locator(".endpoint p code").count() > 0  # Markdown rendered, not shown
+    for row in page.locator("table.fields tr").all_inner_texts():
+        assert row.count("at most 500 characters") <= 1, row
     assert any("GET /api/search" in t.replace("\n", " ") for t in titles)
     assert any("POST /api/search" in t.replace("\n", " ") for t in titles)
     search = page.locator(".endpoint", has_text="GET /api/search").first.inner_text()
@@ -310,8 +321,9 @@ def test_the_form_is_labelled_on_one_line_names_what_it_searches_and_offers_exam
     assert tops["#go"]["height"] < 2 * tops["#q"]["height"]  # "Search" on one line
     page.wait_for_selector("#about:not([hidden])")
     index = app.state.engine.index
-    assert page.inner_text("#about") == (f"Index {index.root.name} ({len(index)} videos) · model "
-                                         f"{Path(index.info['checkpoint']).name}")
+    model = page.request.get(live_server + "/api/health").json()["model"]
+    assert page.inner_text("#about") == (f"Searching {len(index):,} videos of the index “{index.root.name}” with "
+                                         f"the model “{model}”")
     example = page.locator("#examples .example[lang=de]")
     example.click()
     wait_for_results(page)
@@ -517,3 +529,59 @@ def test_phone_width_timeline_fits(browser, long_server, screenshots):
     assert track["height"] >= 24 and track["width"] > 300  # a touch target, the card's full width
     keep_screenshot(page, screenshots, "page-timeline-phone.png", element=card)
     assert not page.errors and not page.outside
+
+
+def test_a_changed_filter_or_language_runs_the_search_again(browser, live_server):
+    """Issue 36: changing a filter did nothing until Search was pressed again."""
+    page = open_page(browser, live_server, "/?q=a+dog+runs&k=5")
+    wait_for_results(page)
+    page.wait_for_function("document.querySelectorAll('#filters select').length > 0")
+    page.select_option("#filter-split", "train")
+    page.wait_for_function("location.search.includes('filter=split%3Dtrain')")
+    wait_for_results(page)
+    assert page.locator(".card video, .card img").count() == 0  # the training items have no file: new results
+    page.select_option("#lang", "de")
+    page.wait_for_function("location.search.includes('lang=de')")
+    wait_for_results(page)
+    assert query_of(page)["filter"] == ["split=train"] and not page.errors
+
+
+def test_on_a_phone_the_form_and_examples_leave_room_for_results(browser, live_server, screenshots):
+    """Issue 36: on a phone the header, form and example chips filled half of the first screen."""
+    page = open_page(browser, live_server, "/?q=a+dog+runs+in+the+park", viewport=PHONE)
+    wait_for_results(page)
+    top = page.locator(".card").first.bounding_box()["y"]
+    assert top < 0.4 * PHONE["height"], top
+    examples = [b["y"] for b in (page.locator("#examples .example").nth(i).bounding_box() for i in range(4))]
+    assert max(examples) - min(examples) < 2  # one row (it scrolls sideways)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert page.locator("label[for=k]").evaluate("l => l.textContent.includes('per page')")  # still labelled
+    keep_screenshot(page, screenshots, "phone-first-screen.png", full_page=False)
+    assert not page.errors
+
+
+def test_items_of_a_text_proxy_are_titled_by_their_caption_without_a_timeline(browser, served, captions,
+                                                                               tmp_path):
+    """Issue 36: the proxy's cards showed timeline bars for "moments" of four sentences and Flickr ids as titles.
+    An index whose frames are sentences (recorded at build time from a proxy store) is shown as text."""
+    from c2kd.index.segments import read_manifest, write_manifest
+    from c2kd.serve.app import ServeSettings, create_app
+
+    _, index, _ = served
+    proxy = tmp_path / "proxy-index"
+    shutil.copytree(index, proxy)
+    manifest = read_manifest(proxy)
+    manifest["info"] = {**manifest["info"], "frames": "text", "video_roots": []}
+    write_manifest(proxy, manifest)
+    with serving(create_app(ServeSettings(index=proxy))) as url:
+        page = open_page(browser, url, "/?q=a+cat+swims&k=4&filter=split%3Dtrain")
+        wait_for_results(page)
+        assert page.inner_text("#about").startswith("Searching ") and " items of the index" in page.inner_text("#about")
+        card = page.locator(".card").first
+        vid = card.get_attribute("data-video-id")
+        english = english_captions(captions, vid)
+        assert card.locator("h2").inner_text() == f"1. {english[0]}"
+        assert vid in card.locator(".meta").inner_text()  # the id is still on the card, not its title
+        assert page.locator(".timeline").count() == 0 and page.locator(".more-moments").count() == 0
+        assert card.inner_text().count(english[0]) == 1
+        assert not page.errors

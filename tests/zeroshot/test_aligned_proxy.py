@@ -61,12 +61,45 @@ def test_proxy_stores_are_checked_and_video_files_refused(proxy_checkpoint, muse
         assert "c2kd model aligned --text mclip-vit-b32 --frame-encoder clip-vit-b32" in message, message
 
 
-def test_command_refuses_a_frame_encoder_of_another_size(tmp_path, muse, e5):
+def test_command_refuses_a_pair_not_known_to_share_a_space_and_one_of_another_size(tmp_path, muse, e5):
+    """Issue 36: `model aligned --text packaged-e5-small --frame-encoder vit-s14-focus` wrote a model (both 384-d)
+    whose scores meant nothing. A pair c2kd does not know is refused, naming the aligned choices; the user's word
+    (--i-know-they-are-aligned) is taken, and sizes must still agree."""
+    from c2kd_testkit import assert_one_line_error, run_c2kd
+
+    proc = run_c2kd("model", "aligned", "--text", "packaged-e5-small", "--frame-encoder", "vit-s14-focus",
+                    "--out", tmp_path / "x")
+    assert_one_line_error(proc, "not known to embed", "--text mclip-vit-b32 --frame-encoder clip-vit-b32",
+                          "--i-know-they-are-aligned")
+    assert not (tmp_path / "x").exists()
     result = CliRunner().invoke(app, ["model", "aligned", "--text", "packaged-e5-small", "--frame-encoder",
-                                      "packaged-muse", "--out", str(tmp_path / "x")])
+                                      "packaged-muse", "--out", str(tmp_path / "x"), "--i-know-they-are-aligned"])
     assert isinstance(result.exception, ConfigError)
     assert "384-d" in str(result.exception) and "512-d" in str(result.exception)
     assert not (tmp_path / "x").exists()
+
+
+def test_a_declared_pair_is_recorded_and_shown_by_the_server(tmp_path, muse, e5, clips):
+    from fastapi.testclient import TestClient
+
+    from c2kd.checkpoint import read_model_config
+    from c2kd.search.building import build_index
+    from c2kd.serve.app import ServeSettings, create_app
+    from c2kd.zeroshot import aligned_checkpoint
+    from c2kd_testkit import run_c2kd
+
+    known = aligned_checkpoint(tmp_path / "known", text="packaged-muse", frame_encoder="packaged-muse")
+    assert read_model_config(known).alignment == "known"
+    declared = aligned_checkpoint(tmp_path / "declared", text="packaged-e5-small", frame_encoder="vit-s14-focus",
+                                  declared_aligned=True)
+    assert read_model_config(declared).alignment == "declared"
+    store = tmp_path / "store"
+    extracted = run_c2kd("extract", clips["video9770"], "--checkpoint", declared, "--out", store, "--fps", "0.5")
+    assert extracted.returncode == 0, extracted.stderr
+    index = build_index(declared, store, tmp_path / "idx", progress=False)
+    with TestClient(create_app(ServeSettings(index=index))) as client:
+        notice = client.get("/api/health").json()["notice"]
+    assert "declared aligned by its maker" in notice
 
 
 @pytest.mark.parametrize("option", ["--mix", "--fuse"])  # --fuse: the backbone mix's old name, still read

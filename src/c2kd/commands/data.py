@@ -13,7 +13,20 @@ from c2kd.defaults import PROXY_FRAME_ENCODER
 from c2kd.errors import ConfigError
 from c2kd.options import comma_list, key_value_pairs
 
-data_app = typer.Typer(help="Make, check and import datasets.", no_args_is_help=True)
+data_app = typer.Typer(help="Make and check datasets, join feature stores (`c2kd import-data` imports the "
+                                "authors' release).", no_args_is_help=True)
+
+#: What the dataset writers below leave in their folder: one of these lets a rerun resume (or rewrite) it.
+DATASET_MARKER = ("dataset.json", "store.json", "features", "captions.parquet")
+
+
+def check_dataset_out(out: Path, inputs: tuple[Path | None, ...] = ()) -> None:
+    """Refuse a dataset output folder that holds files of the user's, or that is, holds or lies in an input.
+
+    These commands add to a folder (and resume), so an existing one must be a dataset or store already."""
+    from c2kd.io import check_output
+
+    check_output(out, DATASET_MARKER, inputs=inputs, overwrite_option=None)
 
 
 @data_app.command("synthetic")
@@ -28,6 +41,8 @@ def data_synthetic(
 ) -> None:
     """Generate a small learnable multilingual dataset (non-English captions noisier than English)."""
     from c2kd.data.synthetic import SyntheticConfig, generate_synthetic
+
+    check_dataset_out(out)
 
     cfg = SyntheticConfig(n_train=train, n_val=val, n_test=test, languages=comma_list(languages) or ["en"],
                           captions_per_video=captions, feature_dim=dim, missing_test_videos=missing_test, seed=seed)
@@ -77,10 +92,28 @@ def data_concat_features(
     from c2kd.data.features import FeatureStore, store_root
     from c2kd.encoders.frames import describe_parts, store_frame_encoder
 
+    check_dataset_out(out, tuple(inputs))
     written = concat_features(inputs, out, progress=progress)
     store = FeatureStore(store_root(written))
     parts = store_frame_encoder(store.meta)
     typer.echo(f"wrote {written}: {len(store)} videos, {describe_parts(parts) if parts else store.dim}")
+
+
+@data_app.command("subtitles")
+def data_subtitles(
+    store: Path = typer.Argument(..., help="Feature store, or a dataset folder holding one."),
+    files: list[Path] = typer.Argument(..., help="Subtitle files named VIDEO_ID.srt or VIDEO_ID.LANG.srt (also .vtt, .ass, .ssa), e.g. video9770.de.srt."),
+    encoding: str | None = typer.Option(None, help="Text encoding of the files (default: UTF-8, else guessed with "
+                                                   "a warning)."),
+) -> None:
+    """Attach subtitle files to the videos of a store made without video files (the Multi30K proxy, imported
+    features): their lines become the videos' timed text. Every file is read first; a bad one is an error and
+    nothing is written. A file attached again replaces what it gave before."""
+    from c2kd.features.timed_text.attach import attach_subtitles
+
+    report = attach_subtitles(store, files, encoding, warn=lambda m: typer.echo(f"warning: {m}", err=True))
+    typer.echo(f"attached {report.files} file(s) to {report.videos} video(s) of {report.store}: "
+               f"{report.segments} timed text segments")
 
 
 def multi30k_proxy_command(
@@ -109,6 +142,7 @@ def multi30k_proxy_command(
 
     if processes > 1 and cache is None:  # before a download
         raise ConfigError("--processes embeds into a cache: give --cache DIR too")
+    check_dataset_out(out, (data, cache))
     located = locate_multi30k(data, download=download)
     typer.echo(located.message)
     backbone = None
@@ -142,6 +176,7 @@ def import_data_command(
     from c2kd.data.importers import get_layout, import_release
 
     split_files = key_value_pairs(splits, "split")
+    check_dataset_out(out, (*(Path(f) for f in split_files.values()), test_csv))
     listings = {}
     if test_csv is not None:
         if "test" not in split_files:

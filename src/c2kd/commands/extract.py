@@ -37,6 +37,31 @@ def _from_checkpoint(checkpoint: Path, encoder: str | None,
     return encoder, options, expected
 
 
+def _timed_text_settings(sources: str, speech: str | None, model: str | None, language: str | None,
+                         encoding: str | None, device: str | None):
+    """The timed-text step's settings from the options (None: no timed text), checked before any work."""
+    from c2kd.features.timed_text.step import TimedTextSettings
+    from c2kd.options import comma_list
+
+    names = tuple(n for n in comma_list(sources) or [] if n != "none")
+    if speech is None and (model is not None or language is not None):
+        raise ConfigError("--speech-model and --speech-language are options of --speech ENGINE; add --speech")
+    if not names and speech is None:
+        return None
+    settings = TimedTextSettings(sources=names, speech=speech, speech_model=model, speech_language=language,
+                                 device=device, subtitle_encoding=encoding)
+    settings.check()
+    return settings
+
+
+def _echo_timed_text(report) -> None:
+    """The timed-text step's summary line, its warnings and the files it could not read."""
+    for message in report.warnings:
+        typer.echo(f"warning: {message}", err=True)
+    typer.echo(f"timed text: {report.videos} video(s) read ({report.segments} segments), {report.already_done} "
+               f"already done, {len(report.failed)} could not be read (their frames are kept; rerun to retry)")
+
+
 def _raise_interrupt(signum, frame) -> None:  # pragma: no cover - exercised by the kill/rerun test
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -79,6 +104,16 @@ def register(app: typer.Typer) -> None:
                                                        "each when the cluster has GPUs)."),
         tasks: int | None = typer.Option(None, min=1, help="--engine ray: units the videos are split into by id "
                                                            "hash (default 4 per actor)."),
+        timed_text: str = typer.Option("sidecar,streams", help="Timed text stored with the frames: sidecar "
+                                       "(subtitle files beside the video: talk.srt, talk.de.vtt), streams (subtitle "
+                                       "streams inside it); comma-separated, or none."),
+        speech: str | None = typer.Option(None, metavar="ENGINE", help="Also transcribe the audio: whisper "
+                                          "(transformers), faster-whisper, or pocketsphinx (English, offline)."),
+        speech_model: str | None = typer.Option(None, help="--speech model: a hub id or folder (whisper: default "
+                                                           "openai/whisper-small; faster-whisper: a size or folder)."),
+        speech_language: str | None = typer.Option(None, help="The spoken language (default: detected by Whisper)."),
+        subtitle_encoding: str | None = typer.Option(None, help="Text encoding of the subtitle files (default: "
+                                                                "UTF-8, else guessed with a warning)."),
     ) -> None:
         """Decode videos in order, sample FPS frames per second, encode them, store per-second features with
         their timestamps. Rerun the same command to resume; failures are listed in OUT/manifests/."""
@@ -95,6 +130,11 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--fps {fps}: give a positive number of frames per second, e.g. --fps 1")
         if id_from not in ID_MODES:
             raise ConfigError(f"--id-from {id_from!r}: use one of {ID_MODES}")
+        from c2kd.data.features import STORE_FILE
+        from c2kd.features.extract import MANIFEST_DIR
+        from c2kd.io import check_output
+
+        check_output(out, (STORE_FILE, MANIFEST_DIR), inputs=(checkpoint, *(video_list or [])), overwrite_option=None)
         options = parse_encoder_options(option)
         expected: list[FrameEncoderSpec] = []
         if checkpoint is not None:
@@ -113,7 +153,9 @@ def register(app: typer.Typer) -> None:
         index, total = parse_shard(shard)
         config = ExtractConfig(fps=fps, workers=workers, batch_size=batch_size, shard=(index, total),
                                id_from=id_from, retry_failed=retry_failed, flush_seconds=flush_seconds,
-                               progress=progress)
+                               progress=progress,
+                               timed_text=_timed_text_settings(timed_text, speech, speech_model, speech_language,
+                                                               subtitle_encoding, device))
         frame_encoder = build_frame_encoder(encoder, **options)
         if expected:
             from c2kd.encoders.frames import check_frame_encoder, parts_of
@@ -144,6 +186,8 @@ def register(app: typer.Typer) -> None:
                    f"{report.skipped_failed} failed before (not retried)")
         for path, reason in report.failed[:20]:
             typer.echo(f"  failed: {path}: {reason}")
+        if report.timed_text is not None:
+            _echo_timed_text(report.timed_text)
         if report.failed or report.skipped_failed:
             typer.echo(f"failures are listed in {report.manifest}")
         if report.total and not report.done and not report.already_done:

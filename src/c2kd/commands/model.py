@@ -18,16 +18,20 @@ def model_random_text(
     out: Path = typer.Option(..., help="Output folder (a Hugging Face model directory)."),
     hidden: int = typer.Option(64), layers: int = typer.Option(2), heads: int = typer.Option(2),
     seed: int = typer.Option(0), architecture: str = typer.Option("bert", help="bert or xlm-roberta"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT even when it holds files c2kd did not "
+                                                              "write there (they are deleted)."),
 ) -> None:
     """A small random-config Hugging Face text model with a word-level tokenizer (no hub needed)."""
     import pyarrow.parquet as pq
 
     from c2kd.data.dataset import CAPTIONS_FILE
-    from c2kd.encoders.random_hf import make_random_text_model
+    from c2kd.encoders.random_hf import RANDOM_TEXT_MARKER, make_random_text_model
+    from c2kd.io import check_output
 
+    check_output(out, RANDOM_TEXT_MARKER, inputs=[corpus], overwrite=overwrite)
     texts = pq.read_table(corpus / CAPTIONS_FILE, columns=["text"]).column("text").to_pylist()
     make_random_text_model(out, texts, hidden=hidden, layers=layers, heads=heads, seed=seed,
-                           architecture=architecture)
+                           architecture=architecture, overwrite=overwrite)
     typer.echo(f"wrote {out}")
 
 
@@ -40,7 +44,7 @@ def model_download(
     """Fetch the hub models that NAMES load (both towers of an aligned preset) into folders under OUT, for use
     where there is no hub; prints the `model aligned` command that reads them."""
     from c2kd.encoders.registry import TEXT_PRESETS
-    from c2kd.zeroshot import download_hub_models, hub_models
+    from c2kd.zeroshot import download_hub_models, hub_models, record_download
 
     frames = {name: TEXT_PRESETS[name].aligned_frames if name in TEXT_PRESETS else "" for name in names}
     per_name = {name: hub_models([name], frames[name], {}) for name in names}
@@ -51,6 +55,10 @@ def model_download(
     folders = dict(zip(wanted, download_hub_models(list(wanted.values()), out)))
     for source, what, _, _ in wanted.values():
         typer.echo(f"{what} {source} -> {folders[source]}")
+    for name, models in per_name.items():
+        fetched = folders[models[0][0]] if models else None
+        if fetched is not None and frames[name] and fetched.resolve().is_relative_to(out.resolve()):
+            record_download(fetched, name, frames[name])  # the text tower's folder: one side of a known pair
     for name, models in per_name.items():
         if models and frames[name]:
             text_source, _, _, use_as = models[0]
@@ -82,23 +90,34 @@ def model_aligned(
                                              help="Whether later training may fine-tune the text backbone "
                                                   "(default: when it can be)."),
     residual_hidden: int = typer.Option(1024, help="Width of the text head's zero-initialised residual MLP."),
+    declared_aligned: bool = typer.Option(False, "--i-know-they-are-aligned",
+                                          help="Build a pair c2kd does not know to share one space (your own "
+                                               "towers trained together); recorded in the checkpoint and shown "
+                                               "by `c2kd serve`."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT even when it holds files c2kd did not "
+                                                              "write there (they are deleted)."),
 ) -> None:
     """A checkpoint that needs no training: text backbone vector vs mean of frame features, by cosine.
 
     For search over real videos in many languages: --text mclip-vit-b32 --frame-encoder clip-vit-b32, then
     `c2kd extract VIDEOS --checkpoint OUT --out STORE`, `c2kd index build`, `c2kd search`.
     """
+    from c2kd.formats import CHECKPOINT_MARKER
+    from c2kd.io import check_output
     from c2kd.options import parse_encoder_options
     from c2kd.zeroshot import aligned_checkpoint
 
     options = parse_encoder_options(frame_option)
     if frame_model is not None:
         options["model"] = frame_model
+    local = [Path(p) for p in (text, *(mix or []), frame_model) if p and Path(p).expanduser().exists()]
+    check_output(out, CHECKPOINT_MARKER, inputs=local, overwrite=overwrite)
     mix = [*(mix or []), *(old_mix or [])]
     if old_mix:
         typer.echo("--fuse is now --mix (the backbone mix; `c2kd model fuse` makes fused checkpoints)", err=True)
     path = aligned_checkpoint(out, text=text, frame_encoder=frame_encoder, mix=mix,
-                              frame_options=options, trainable=trainable, residual_hidden=residual_hidden)
+                              frame_options=options, trainable=trainable, residual_hidden=residual_hidden,
+                              overwrite=overwrite, declared_aligned=declared_aligned)
     from c2kd.encoders.frames import describe_parts
     from c2kd.formats import checkpoint_frame_encoder
 
@@ -120,6 +139,8 @@ def model_fuse(
     choose_on: str = typer.Option("val", help="The split the weights are chosen on."),
     languages: str | None = typer.Option(None, help="Comma-separated languages to choose on (default: all)."),
     device: str = typer.Option("auto"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT even when it holds files c2kd did not "
+                                                              "write there (they are deleted)."),
 ) -> None:
     """One checkpoint from several: scores add up, weighted (late fusion), and index, search, serve and moments
     use it like any other model.
@@ -132,13 +153,15 @@ def model_fuse(
     from c2kd.encoders.frames import describe_parts
     from c2kd.errors import ConfigError
     from c2kd.evaluation.fusion import choose_member_weights
-    from c2kd.formats import checkpoint_frame_encoder, load_model
+    from c2kd.formats import CHECKPOINT_MARKER, checkpoint_frame_encoder, load_model
     from c2kd.fused import read_fusion, save_fused_checkpoint
+    from c2kd.io import check_output
     from c2kd.options import comma_list
     from c2kd.runtime import resolve_device
 
     if len(checkpoint) < 2:
         raise ConfigError("give two or more --checkpoint to fuse")
+    check_output(out, CHECKPOINT_MARKER, inputs=[*checkpoint, *(data or [])], overwrite=overwrite)
     chosen_on, validation = None, []
     if weights is not None:
         values = fusion_weights(weights, len(checkpoint))
@@ -153,7 +176,7 @@ def model_fuse(
                    f"the first model alone {candidates[tuple([1.0] + [0.0] * (len(values) - 1))]:.2f})")
     else:
         raise ConfigError("give --weights, or --data to choose them on the validation split")
-    path = save_fused_checkpoint(out, checkpoint, values, chosen_on, validation)
+    path = save_fused_checkpoint(out, checkpoint, values, chosen_on, validation, overwrite=overwrite)
     spec = checkpoint_frame_encoder(path)
     members = read_fusion(path).members
     typer.echo(f"wrote {path}: {len(members)} members, weights {[m.weight for m in members]}, reading "

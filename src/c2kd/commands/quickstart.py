@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -33,6 +34,10 @@ def quickstart_command(
         0, min=0, help="CPU threads for torch, and processes embedding captions with e5 (one thread each); 0 = auto "
                        "(1 when the machine is busy: on a loaded 2-core machine two OpenMP threads made a training "
                        "step ~10x and e5 ~2x slower)."),
+    serve: bool | None = typer.Option(None, "--serve/--no-serve", help="Then index the test items with the C2KD "
+                                                                       "student and serve the search page (default: "
+                                                                       "ask on a terminal; not in a log)."),
+    port: int = typer.Option(8000, help="--serve: the page's port (0: any free port)."),
 ) -> None:
     """Run C2KD end to end on real multilingual text with packaged models (no hub): Multi30K proxy data, the
     off-the-shelf baseline, zero-shot / translate-train / C2KD students started from it, per-language tables
@@ -47,10 +52,29 @@ def quickstart_command(
                                  param_hint="--pooler")
     used = set_cpu_threads(threads)
     typer.echo(f"using {used} CPU thread(s)")
+    # in a log, each run is one line when it starts and one with its result: its epochs' bars are for a terminal
     settings = QuickstartSettings(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, alpha=alpha,
-                                  teachers=teachers, pooler=pooler)
+                                  teachers=teachers, pooler=pooler, progress=sys.stderr.isatty())
     run_quickstart(out, settings, ProxySize(max_train, max_val, max_test), data, download, echo=typer.echo,
                    processes=used)
+    if serve is None:
+        serve = sys.stdin.isatty() and sys.stdout.isatty() and typer.confirm(
+            "\nIndex the test items with the C2KD student and open the search page now?", default=True)
+    if serve:
+        serve_quickstart(out, settings, port)
+    else:
+        typer.echo("  or all in one, the search page of the test items: c2kd quickstart --serve")
+
+
+def serve_quickstart(out: Path, settings: QuickstartSettings, port: int) -> None:
+    """Index the quickstart's test items with its C2KD student and serve the page (until Ctrl-C)."""
+    from c2kd.commands.serve import serve
+    from c2kd.quickstart import quickstart_index
+
+    index = quickstart_index(out, settings)
+    typer.echo(f"indexed the test items in {index}")
+    serve(index=index, host="127.0.0.1", port=port, videos=[], features=None, checkpoint=None, option=[],
+          cors_origin=[], device="cpu", workers=1, graceful_timeout=30.0)
 
 
 def register(app: typer.Typer) -> None:

@@ -42,7 +42,8 @@ def index_build(
     checkpoint: Path = typer.Option(..., help="checkpoint (or run folder) whose video tower embeds videos: "
                                               "trained, or made by `c2kd model aligned` or `c2kd model fuse`"),
     features: Path = typer.Option(..., help="feature store (`c2kd extract` output) or dataset folder"),
-    out: Path = typer.Option(..., help="index folder to write (replaced atomically)"),
+    out: Path = typer.Option(..., help="index folder to write (an index there is replaced atomically; another "
+                                       "folder only with --overwrite)"),
     backend: str = typer.Option("exact", help=BACKEND_HELP),
     option: list[str] = typer.Option([], "--option", "-o", metavar="NAME=VALUE", help=OPTION_HELP),
     metadata: Path | None = typer.Option(None, help="per-video metadata: JSON lines/CSV/parquet, a row per video"),
@@ -62,26 +63,49 @@ def index_build(
                                                 "disk; scores differ by ~1e-3)"),
     batch_size: int = typer.Option(256, help="clips or windows per forward pass"),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace OUT even when it is not an index (what is "
+                                                              "in it is deleted)"),
+    said_encoder: str = typer.Option("auto", help="text encoder of the said moments (the store's subtitles and "
+                                                  "speech): auto (packaged-e5-small when the store holds timed "
+                                                  "text), a text preset, hub id or folder, model (the checkpoint's "
+                                                  "text tower), or none"),
 ) -> None:
     """Embed every video of a feature store with the student's video tower and write an index: one entry per
-    moment window of a long video, one whole-clip entry per short one."""
+    moment window of a long video, one whole-clip entry per short one; the store's timed text (subtitles,
+    speech) as said moments beside them."""
     import time
 
     from c2kd.index import VideoIndex, parse_options
     from c2kd.index.options import split_options
+    from c2kd.index.segments import MANIFEST
+    from c2kd.io import check_output
     from c2kd.search.building import build_index, parse_tags, read_metadata_file
 
     split_options(backend, parse_options(option))  # bad settings refused before the model loads
+    check_output(out, MANIFEST, inputs=(checkpoint, features, metadata), overwrite=overwrite)
     windows = _windows(moment_lengths, moment_stride, whole_up_to)
     started = time.perf_counter()
     path = build_index(checkpoint, features, out, backend=backend, options=parse_options(option),
                        metadata=read_metadata_file(metadata, id_column) if metadata else None, tags=parse_tags(tag),
                        video_roots=videos, batch_size=batch_size, device=device, splits=split, windows=windows,
-                       dtype=vectors)
+                       dtype=vectors, overwrite=overwrite)
     seconds = time.perf_counter() - started
     with VideoIndex.open(path) as index:
         typer.echo(f"indexed {len(index)} videos as {index.entries} entries into {path} ({index.backend.name}; "
                    f"{seconds:.1f} s, {index.entries / max(seconds, 1e-9):.0f} entries/s)")
+        ids = index.ids
+    _index_said(path, features, said_encoder, checkpoint, device, ids)
+
+
+def _index_said(path: Path, features: Path, name: str, checkpoint: Path, device: str, ids) -> None:
+    """The said moments of the indexed videos (c2kd.search.said_search.index_said), with a line saying so."""
+    from c2kd.search.said_search import index_said
+
+    said = index_said(path, features, name, checkpoint, device, ids)
+    if said is not None:
+        typer.echo(f"said moments: {len(said)} entries of {len(said.videos)} videos ({said.encoder})")
+    elif name not in ("auto", "none"):
+        typer.echo("said moments: the indexed videos have no timed text (subtitles or speech)")
 
 
 def _windows(lengths: str, stride: float, whole_up_to: float):
@@ -120,6 +144,28 @@ def index_add(
                          metadata=read_metadata_file(metadata, id_column) if metadata else None, tags=parse_tags(tag),
                          device=device)
     typer.echo(f"added {added} videos to {index}")
+    if added:
+        _add_said(index, features, wanted, checkpoint, device)
+
+
+def _add_said(index: Path, features: Path | None, wanted, checkpoint: Path | None, device: str) -> None:
+    """The said moments of the videos just added, beside those of the others (same encoder as the index's)."""
+    from c2kd.data.features import store_root
+    from c2kd.index import VideoIndex
+    from c2kd.search.said import SaidIndex, build_said, said_encoder_for
+
+    with VideoIndex.open(index) as opened:
+        info, ids = opened.info, opened.ids
+    store = store_root(features or info["features"])
+    existing = SaidIndex.open(index)
+    encoder = said_encoder_for(existing.encoder if existing is not None else "auto", store,
+                               checkpoint or info.get("checkpoint"), device)
+    if encoder is None:
+        return
+    added = [v for v in (wanted or ids) if v in set(ids)]
+    said = build_said(index, store, encoder, ids=added, keep=existing)
+    if said is not None:
+        typer.echo(f"said moments: {len(said)} entries of {len(said.videos)} videos ({encoder.name})")
 
 
 @index_app.command("remove")
@@ -240,9 +286,12 @@ def search(
     group: bool = typer.Option(True, "--group/--no-group", help="rank videos by their best moment (default), or "
                                                                 "the moments themselves across the collection"),
     device: str = typer.Option("cpu"),
+    channel: str | None = typer.Option(None, help="what finds the videos: shown (the pictures), said (subtitles "
+                                                  "and speech) or both (default when the index has said moments)"),
 ) -> None:
     """Rank the indexed videos for a text query in any language: a video scores as its best moment, shown
-    with its time (long videos are indexed as moment windows)."""
+    with its time (long videos are indexed as moment windows); what is said in them too, when the index
+    holds their subtitles or speech (each result says what found it)."""
     from c2kd.index import parse_filter_options, parse_options
     from c2kd.index.options import check_search_options
     from c2kd.search.engine import SearchEngine
@@ -258,12 +307,57 @@ def search(
     filters = parse_filter_options(filter)
     options = parse_options(option)
     check_search_options(index, options)  # before the model loads
+    from c2kd.search.said import SaidIndex
+
+    if channel is not None or (group and SaidIndex.open(index) is not None):
+        _search_channels(index, batch, k, channel, filters, group, checkpoint, device, options, as_json)
+        return
     engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=options, moments=False)
     try:
         responses = [engine.search_page(one, k=k, filters=filters, group=group).response for one in batch]
     finally:
         engine.close()
     _print_results(responses, as_json)
+
+
+def _search_channels(index, batch, k, channel, filters, group, checkpoint, device, options, as_json) -> None:
+    """``c2kd search`` over the shown and said channels (c2kd.search.said_search)."""
+    from c2kd.search.channels import check_channel
+    from c2kd.search.engine import SearchEngine
+    from c2kd.search.query import QueryError
+    from c2kd.search.said_search import ChannelSearch
+
+    if channel is not None:
+        check_channel(channel)
+    if not group:
+        raise QueryError("--no-group ranks the shown moment entries themselves; leave out --channel for it")
+    engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=options, moments=False)
+    try:
+        responses = ChannelSearch.open(engine).search_many(batch, k=k, channel=channel, filters=filters)
+    finally:
+        engine.close()
+    if as_json:
+        payload = [r.to_dict() for r in responses]
+        typer.echo(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from c2kd.search.query import printable
+
+    for response in responses:
+        table = Table(title=escape(printable(f"{response.query.text}  ({response.channel}, "
+                                             f"{response.took_ms:.1f} ms)")))
+        for column in ("rank", "video", "found by", "moment", "score", "said there, or title or caption"):
+            table.add_column(column, no_wrap=column != "said there, or title or caption")
+        for hit in response.hits:
+            best = hit.moments[0] if hit.moments else None
+            moment = f"{_clock(best.start)}-{_clock(best.end)}" if best is not None else ""
+            said = best.text if best is not None and best.text else describe(hit.metadata)
+            table.add_row(str(hit.rank), escape(printable(hit.video_id)), hit.found_by, moment, f"{hit.score:.3f}",
+                          escape(printable(said)))
+        Console().print(table)
 
 
 def moments(

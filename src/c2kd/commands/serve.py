@@ -58,6 +58,27 @@ def _uvicorn_server(app, plan):
                                          timeout_graceful_shutdown=plan.graceful_timeout))
 
 
+def page_url(host: str, port: int) -> str:
+    """The address of the search page on ``host:port`` as a browser on this machine opens it (a wildcard host is
+    reached on the loopback address)."""
+    shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, host)
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"  # an IPv6 address in a URL
+    return f"http://{shown}:{port}/"
+
+
+def announce(settings, plan, app) -> None:
+    """Say, once the model is loaded, where the page is (the real port when ``--port 0`` let the OS choose), and
+    once which indexed videos have no file to play under the video folders."""
+    missing, roots = app.state.without_files, app.state.video_roots
+    if missing:
+        typer.echo(f"warning: {len(missing)} indexed video(s) have no file <id>.<ext> under "
+                   f"{', '.join(map(str, roots))} (e.g. {missing[0]!r}): they are listed without playback",
+                   err=True)
+    typer.echo(f"serving {settings.index}: open {page_url(plan.host, plan.port)} (the search page; API reference at "
+               "/api/docs). Ctrl-C stops it.", err=True)
+
+
 def serve_one(settings, plan, sock) -> None:
     """One process: load, warm up, serve on ``sock`` until SIGTERM/SIGINT (requests in flight finish)."""
     from c2kd.serve.app import create_app
@@ -65,7 +86,10 @@ def serve_one(settings, plan, sock) -> None:
 
     limit_blas_threads(1)  # requests run in parallel threads: one BLAS thread each (see c2kd.serve.threads)
     limit_malloc_arenas()
-    _uvicorn_server(create_app(settings), plan).run(sockets=[sock])
+    app = create_app(settings)
+    sock.listen(2048)  # requests wait in the backlog from now on, while the server starts
+    announce(settings, plan, app)
+    _uvicorn_server(app, plan).run(sockets=[sock])
 
 
 def serve_forked(settings, plan) -> int:
@@ -90,6 +114,7 @@ def serve_forked(settings, plan) -> int:
     sockets = reuseport_sockets(plan.host, plan.port, plan.workers)
     gc.collect()
     gc.freeze()  # the loaded objects leave the collector's view: its passes would copy their pages into every worker
+    announce(settings, plan, app)
 
     def before() -> None:
         torch.set_num_threads(plan.torch_threads)

@@ -347,13 +347,15 @@ class CachedTextBackbone(TextBackbone):
                 rows[i] = new[position[keys[i]]]
         return rows
 
-    def warm(self, texts: Sequence[str], max_tokens: int = 40, processes: int = 1, bar_position: int = 0) -> int:
+    def warm(self, texts: Sequence[str], max_tokens: int = 40, processes: int = 1, bar_position: int = 0,
+             label: str = "") -> int:
         """Precompute a whole corpus (e.g. every caption of a dataset), flushing to disk as it goes.
 
         ``processes > 1`` splits the missing texts between that many single-thread processes, each rebuilding the
         backbone by its name (a preset, a folder or a hub id): on 2 cores two single-thread e5 engines embedded the
         quickstart's 13,998 captions in 320-381 s, one engine with two threads in 408 s. Returns how many texts had to
-        be computed. Interrupting it keeps every flushed shard: a rerun resumes.
+        be computed. Interrupting it keeps every flushed shard: a rerun resumes. ``label`` ends the progress line's label
+        (which process this is, when there are several).
         """
         from c2kd.progress import progress_bar
 
@@ -366,7 +368,7 @@ class CachedTextBackbone(TextBackbone):
             self.cache.refresh()
             return len(missing)
         chunk = max(self.cache.flush_every, self.batch_size)
-        with progress_bar(total=len(missing), desc=f"embedding captions with {self.name}", unit="text",
+        with progress_bar(total=len(missing), desc=f"embedding captions with {self.name}{label}", unit="text",
                           position=bar_position, disable=len(missing) < self.progress_above) as bar:
             for start in range(0, len(missing), chunk):
                 part = missing[start:start + chunk]
@@ -398,7 +400,8 @@ def _warm_part(name: str, cache_root: str, texts: list[str], max_tokens: int, po
     from c2kd.runtime import set_cpu_threads
 
     set_cpu_threads(1)
-    return CachedTextBackbone(build_text_backbone(name), cache_root).warm(texts, max_tokens, bar_position=position)
+    return CachedTextBackbone(build_text_backbone(name), cache_root).warm(texts, max_tokens, bar_position=position,
+                                                                          label=f" (process {position + 1})")
 
 
 def _warm_in_processes(name: str, cache_root: Path, texts: list[str], max_tokens: int, processes: int) -> None:

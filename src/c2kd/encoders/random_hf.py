@@ -13,13 +13,21 @@ from typing import TYPE_CHECKING, Any
 
 from c2kd.io import atomic_path
 
+#: Written beside the model: what made it (the settings), and the mark that lets a later run replace the folder.
+RANDOM_TEXT_MARKER = "random_text.json"
+
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel
 
 
 def make_random_text_model(out: str | os.PathLike, corpus: Iterable[str], hidden: int = 64, layers: int = 2,
-                           heads: int = 2, max_tokens: int = 64, seed: int = 0, architecture: str = "bert") -> Path:
-    """Save a random-config ``architecture`` ("bert" or "xlm-roberta") model + tokenizer to ``out``."""
+                           heads: int = 2, max_tokens: int = 64, seed: int = 0, architecture: str = "bert",
+                           overwrite: bool = False) -> Path:
+    """Save a random-config ``architecture`` ("bert" or "xlm-roberta") model + tokenizer to ``out``, with its
+    settings in ``random_text.json``. A folder at ``out`` is replaced only when it holds such a model (or is
+    empty), unless ``overwrite``."""
+    import json
+
     import torch
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaModel
@@ -47,7 +55,10 @@ def make_random_text_model(out: str | os.PathLike, corpus: Iterable[str], hidden
         model = XLMRobertaModel(XLMRobertaConfig(**common), add_pooling_layer=False)
     else:
         raise ValueError(f"unknown architecture {architecture!r}; use 'bert' or 'xlm-roberta'")
-    with atomic_path(out) as tmp:
+    settings = dict(architecture=architecture, hidden=hidden, layers=layers, heads=heads, max_tokens=max_tokens,
+                    seed=seed, vocabulary=len(vocab))
+    with atomic_path(out, RANDOM_TEXT_MARKER, overwrite) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        (tmp / RANDOM_TEXT_MARKER).write_text(json.dumps(settings, indent=2) + "\n")
     return Path(out)

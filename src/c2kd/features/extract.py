@@ -28,6 +28,7 @@ from c2kd.errors import ConfigError
 from c2kd.features.encoders import FrameEncoder, encoder_spec
 from c2kd.features.jobs import VideoJob, discover_videos, make_jobs, select_shard
 from c2kd.features.reader import Failed, Finished, Frames, read_inline, read_parallel
+from c2kd.features.timed_text.step import TimedTextReport, TimedTextSettings, add_timed_text
 from c2kd.io import write_json
 from c2kd.locking import exclusive_lock
 
@@ -49,6 +50,7 @@ class ExtractConfig:
     idle_encode_seconds: float = 2.0   # encode a partial batch when the reader sent nothing for this long
     decoder_threads: int | None = None  # FFmpeg threads per video (default: 1 with workers, auto without)
     progress: bool = True
+    timed_text: TimedTextSettings | None = None  # subtitles / speech of each video too (c2kd.features.timed_text)
 
     def __post_init__(self) -> None:
         if self.fps <= 0:
@@ -71,6 +73,7 @@ class ExtractReport:
     seconds: float = 0.0
     failed: list[tuple[str, str]] = field(default_factory=list)
     manifest: str = ""
+    timed_text: TimedTextReport | None = None
 
     @property
     def videos_per_second(self) -> float:
@@ -222,6 +225,9 @@ def _extract_locked(jobs: Sequence[VideoJob], encoder: FrameEncoder, out: Path, 
     start = time.perf_counter()
     with writer:
         _run(todo, encoder, writer, manifest, config, report)
+    if config.timed_text is not None:  # after the frames, so a failure here loses none of them
+        report.timed_text = add_timed_text(jobs, out, prefix, config.timed_text)
+        manifest.save(timed_text_failed=dict(report.timed_text.failed))
     report.seconds = time.perf_counter() - start
     manifest.save(last_run={"done": report.done, "failed": len(report.failed), "frames": report.frames,
                             "seconds": round(report.seconds, 3), "already_done": report.already_done,

@@ -28,6 +28,7 @@ from c2kd.errors import C2KDError, ConfigError, require
 from c2kd.features.encoders import FrameEncoder
 from c2kd.features.extract import MANIFEST_DIR, ExtractConfig, ExtractReport, check_store, extract_jobs
 from c2kd.features.jobs import VideoJob, discover_videos, make_jobs, select_shard
+from c2kd.features.timed_text.step import TimedTextReport
 
 #: units per actor when ``tasks`` is not given: enough to balance uneven videos, few enough to be cheap
 UNITS_PER_ACTOR = 4
@@ -137,7 +138,20 @@ def merge_reports(out: Path, parts: Sequence[dict[str, Any]], tasks: int, second
         merged.skipped_failed += part["skipped_failed"]
         merged.frames += part["frames"]
         merged.failed.extend((path, reason) for path, reason in part["failed"])
+        merge_timed_text(merged, part.get("timed_text"))
     return merged
+
+
+def merge_timed_text(merged: ExtractReport, part: dict[str, Any] | None) -> None:
+    """Add a unit's timed-text report (as JSON gives it back) to the merged report."""
+    if part is None:
+        return
+    total = merged.timed_text = merged.timed_text or TimedTextReport()
+    total.videos += part["videos"]
+    total.segments += part["segments"]
+    total.already_done += part["already_done"]
+    total.failed.extend((path, reason) for path, reason in part["failed"])
+    total.warnings.extend(part["warnings"])
 
 
 def extract_on_ray(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, encoder: FrameEncoder,

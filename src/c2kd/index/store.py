@@ -102,7 +102,7 @@ class VideoIndex:
         """Write a complete index in one step, replacing any index at ``root`` atomically."""
         from c2kd.io import atomic_path
 
-        with writer_lock(Path(root), "a build of this index"), atomic_path(root) as tmp:
+        with writer_lock(Path(root), "a build of this index"), atomic_path(root, MANIFEST) as tmp:
             index = cls.create(tmp, dim=np.asarray(vectors).shape[-1], backend=backend, options=options, info=info)
             index.add(ids, vectors, metadata)
             index.close()

@@ -24,7 +24,7 @@ from c2kd.errors import DataError
 from c2kd.index import VideoIndex
 from c2kd.index.segments import MANIFEST, VideoEntries, read_manifest, write_manifest, writer_lock
 from c2kd.index.store import set_backend
-from c2kd.io import output_errors, swap_in
+from c2kd.io import check_output, output_errors, swap_in
 from c2kd.options import key_value
 from c2kd.search.windows import Timeline, Windows
 
@@ -223,7 +223,7 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
                 video_roots: Sequence[str | os.PathLike] = (), ids: Sequence[str] | None = None,
                 batch_size: int = 256, chunk: int = 4096, device: str = "cpu", progress: bool = True,
                 splits: Sequence[str] = (), posters: bool = True, windows: Windows | None = None,
-                dtype: str = "float32") -> Path:
+                dtype: str = "float32", overwrite: bool = False) -> Path:
     """Embed every video of ``features`` (a store or a dataset folder) and write an index to ``out``.
 
     A video longer than ``windows.whole_up_to`` seconds and than its longest window (default
@@ -235,13 +235,16 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
     ``out`` are refused with this process's pid (:class:`~c2kd.errors.BusyError`). ``splits`` keeps only the videos
     of these splits of a dataset folder; ``posters`` takes still frames of the videos that have a file under
     ``video_roots`` (see :mod:`c2kd.search.posters`).
+
+    ``out`` replaces only an index (or an empty folder), unless ``overwrite``; it may not be, hold or lie inside
+    ``checkpoint`` or ``features`` (:class:`~c2kd.errors.OutputExistsError`, before any work).
     """
     from c2kd.data.features import FeatureStore
     from c2kd.formats import resolve_checkpoint
     from c2kd.search.extracting import check_store_encoder
     from c2kd.search.model import load_search_model
 
-    out = Path(out)
+    out = check_output(out, MANIFEST, inputs=(checkpoint, features), overwrite=overwrite)
     # a full disk or read-only folder is reported naming `out` (or the lock beside it), not the staging folder
     with output_errors(out), writer_lock(out, "a build of this index"):
         checkpoint = resolve_checkpoint(checkpoint).resolve()
@@ -262,6 +265,7 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
         check_store_encoder(model, store, checkpoint)
         info = {"checkpoint": str(checkpoint), "checkpoint_fingerprint": model.fingerprint(),
                 "features": str(Path(features).resolve()), "frame_encoder": store.meta.get("encoder"),
+                "frames": "text" if store.meta.get("proxy") else "video",  # sentences as frames: no pictures
                 "video_roots": [str(Path(r).resolve()) for r in video_roots],
                 "moments": (windows if windows is not None else Windows()).to_dict(),
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
@@ -282,7 +286,7 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
         manifest["info"] = {**info, "created": manifest["info"].get("created", info["created"])}
         write_manifest(staging, manifest)
         set_backend(staging, backend, options)
-        swap_in(staging, out)
+        swap_in(staging, out, MANIFEST, overwrite)
     return out
 
 

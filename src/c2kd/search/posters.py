@@ -57,7 +57,7 @@ def write_posters(video_file: str | os.PathLike, folder: Path, duration: float |
     duration = probe(video_file).duration or duration
     fps = 1.0 if not duration or duration <= MAX_POSTERS else MAX_POSTERS / duration
     count = 0
-    with atomic_path(folder) as tmp:
+    with atomic_path(folder, "*.jpg") as tmp:
         tmp.mkdir(parents=True)
         for frame in iter_sampled_frames(video_file, fps, transform=_shrink, check_truncation=False):
             if count >= MAX_POSTERS:

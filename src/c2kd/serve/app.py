@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -47,7 +47,7 @@ from c2kd.errors import C2KDError, DataError
 from c2kd.index import parse_filter_options
 from c2kd.search.engine import SearchEngine
 from c2kd.search.query import MAX_K, MAX_QUERY_CHARS, Query, QueryError
-from c2kd.serve.media import MediaError, check_range, media_type, resolve_media, video_path_for
+from c2kd.serve.media import MediaError, check_range, files_by_id, media_type, resolve_media, video_path_for
 from c2kd.serve.origins import add_cors
 from c2kd.serve.responses import FieldsOut, HealthOut, MomentsOut, ReadyOut, SearchOut
 
@@ -59,6 +59,22 @@ FilterValue = str | int | float | bool | list[str | int | float | bool]
 NOT_FACETS = frozenset({"video", "frames", "duration", "captions", "title", "description"})
 #: a field with more distinct values than this is not offered as a page filter (a list would be too long)
 MAX_FACET_VALUES = 50
+#: what the page says of a model whose towers its maker declared aligned (`model aligned --i-know-they-are-aligned`)
+DECLARED_NOTICE = ("this model's text and frame encoders were declared aligned by its maker, not known to c2kd to "
+                   "share one space: if results look unrelated to the query, that is why")
+#: a value longer than this is free text (a caption, a description), not a category to filter on
+MAX_FACET_CHARS = 40
+
+
+def offered_as_filter(name: str, counts: dict[Any, int]) -> bool:
+    """Whether the page offers a metadata field as a filter: a few categories shared by several videos. Not a
+    field that describes a video (its title, captions, length), one value per video (an id, a key, a caption),
+    one value for every video (nothing to choose), or free text."""
+    if name in NOT_FACETS or not 2 <= len(counts) <= MAX_FACET_VALUES:
+        return False
+    if all(count == 1 for count in counts.values()):
+        return False
+    return not any(isinstance(value, str) and len(value) > MAX_FACET_CHARS for value in counts)
 
 
 @dataclass
@@ -93,6 +109,9 @@ class SearchBody(BaseModel):
                                              "feature store); results indexed as moments always carry theirs")
     group: bool = Field(True, description="rank videos by their best moment (true), or the moments themselves "
                                           "across the collection (false)")
+    channel: Literal["shown", "said", "both"] | None = Field(
+        None, description="what finds the videos: shown (pictures), said (subtitles, speech) or both (the default "
+                          "when the index has said moments)")
 
 
 class MomentsBody(BaseModel):
@@ -197,9 +216,18 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         if not root.is_dir():
             raise DataError(f"video folder {root} does not exist; fix --videos")
 
+    # videos indexed without --videos: their files <id>.<ext> under the folders served now
+    unnamed = [] if engine.index is None or not roots else \
+        [v for v in engine.index.ids if not video_path_for(engine.index.metadata(v), roots)]
+    found = files_by_id(roots, unnamed) if unnamed else {}
+    from c2kd.search.said_search import ChannelSearch
+
+    channels = ChannelSearch.open(engine) if engine.index is not None else ChannelSearch(engine, None)
     app.state.engine = engine
     app.state.video_roots = roots
     app.state.readiness = readiness
+    #: indexed videos with no file under the video folders (what `c2kd serve` warns of once)
+    app.state.without_files = [v for v in unnamed if v not in found]
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -228,8 +256,8 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         log.error("internal error %s on %s %s", incident, request.method, request.url.path, exc_info=exc)
         return JSONResponse({"error": "internal error", "id": incident}, status_code=500)
 
-    def video_url(metadata: dict) -> str | None:
-        rel = video_path_for(metadata, roots)
+    def video_url(video_id: str, metadata: dict) -> str | None:
+        rel = video_path_for(metadata, roots) or found.get(video_id)
         return f"/media/{quote(rel)}" if rel and roots else None
 
     def poster_url(video_id: str, start: float) -> str | None:
@@ -239,15 +267,33 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
             return None
         return f"/api/posters/{quote(video_id, safe='')}?t={start:g}"
 
+    def run_channels(body: SearchBody, query: Query) -> dict[str, Any]:
+        """A search by the shown and said channels (c2kd.search.said_search): each result says what found it."""
+        if not body.group:
+            raise QueryError("group=false ranks the shown moment entries themselves; leave out channel for it")
+        response = channels.search(query, k=min(body.offset + body.k + 1, MAX_K), channel=body.channel,
+                                   filters=dict(body.filters) or None)
+        payload = response.to_dict()
+        results = payload["results"]
+        payload.update(results=results[body.offset:body.offset + body.k], offset=body.offset,
+                       more=len(results) > body.offset + body.k and body.offset + body.k < MAX_K, grouped=True)
+        for item in payload["results"]:
+            moment = item["moment"]
+            item["video_url"] = video_url(item["video_id"], item["metadata"])
+            item["poster_url"] = poster_url(item["video_id"], moment["start"] if moment is not None else 0.0)
+        return payload
+
     def run_search(body: SearchBody) -> dict[str, Any]:
         query = Query.make(body.query, body.lang)
+        if body.channel is not None or (body.group and channels.said is not None):
+            return run_channels(body, query)
         page = engine.search_page(query, k=body.k, offset=body.offset, filters=dict(body.filters),
                                   moments=body.moments, group=body.group)
         payload = page.response.to_dict()
         payload.update(offset=page.offset, more=page.more, grouped=body.group)
         for item, found in zip(payload["results"], page.moments):
             moment = found[0] if found else None
-            item["video_url"] = video_url(item["metadata"])
+            item["video_url"] = video_url(item["video_id"], item["metadata"])
             item["moment"] = moment.to_dict() if moment is not None else None
             item["moments"] = [m.to_dict() for m in found]
             item["poster_url"] = poster_url(item["video_id"], moment.start if moment is not None else 0.0)
@@ -258,10 +304,15 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         """Status, the index and model names, number of indexed videos, backend, embedding size, whether moments
         can be found."""
         index = engine.index
-        checkpoint = index.info.get("checkpoint") if index is not None else None
+        checkpoint = Path(index.info["checkpoint"]) if index is not None and index.info.get("checkpoint") else None
+        if checkpoint is not None and checkpoint.name in ("best", "last"):
+            checkpoint = checkpoint.parent  # a run's checkpoint: the run names the model
         return {"status": "ok", "videos": len(index) if index is not None else 0,
                 "index": index.root.name if index is not None else None,
-                "model": Path(checkpoint).name if checkpoint else None,
+                "model": checkpoint.name if checkpoint is not None else None,
+                "frames": index.info.get("frames", "video") if index is not None else "video",
+                "notice": DECLARED_NOTICE if getattr(getattr(engine.model, "config", None), "alignment",
+                                                     None) == "declared" else None,
                 "backend": index.backend.name if index is not None else None,
                 "dim": index.dim if index is not None else None, "moments": engine.has_feature_store,
                 "video_roots": len(roots), "max_query_chars": MAX_QUERY_CHARS, "pid": os.getpid(),
@@ -288,13 +339,14 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
     @app.get("/api/fields", response_model=FieldsOut)
     def fields() -> dict[str, Any]:
         """Each metadata field: how many videos have it, its values (when at most 50) and whether the page
-        offers it as a filter."""
+        offers it as a filter (a few categories shared by several videos: not one value per video, one value for
+        all, or free text)."""
         out = []
         for name, counts in sorted((engine.index.fields() if engine.index is not None else {}).items()):
             small = len(counts) <= MAX_FACET_VALUES
             values = [{"value": v, "count": c} for v, c in sorted(counts.items())] if small else None
             out.append({"name": name, "distinct": len(counts), "values": values,
-                        "filter": small and name not in NOT_FACETS})
+                        "filter": offered_as_filter(name, counts)})
         return {"fields": out}
 
     @app.get("/api/search", response_model=SearchOut)
@@ -305,14 +357,17 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
                    filter: list[str] = Q([], description="field=value[,value] (repeatable)"),
                    filters: list[str] = Q([], description="same as filter"),
                    moments: bool = False,
-                   group: bool = Q(True, description="false: rank moments across the collection")) -> dict[str, Any]:
+                   group: bool = Q(True, description="false: rank moments across the collection"),
+                   channel: Literal["shown", "said", "both"] | None = Q(
+                       None, description="shown, said or both (default: both when the index has said moments)"),
+                   ) -> dict[str, Any]:
         """Rank the indexed videos for a query in any language; `moments=true` adds each result's best moment.
         Each result has its metadata, `video_url` (when the file is served), `poster_url` (a still at the moment's
         start, when the index has stills) and `moment`; `more` says whether a next page (`offset`) exists."""
         text = _one_of("q", q, query, "query")
         return run_search(SearchBody(query=text, lang=lang, k=k, offset=offset,
                                      filters=parse_filter_options([*filter, *filters]), moments=moments,
-                                     group=group))
+                                     group=group, channel=channel))
 
     @app.post("/api/search", response_model=SearchOut)
     def search_post(body: SearchBody) -> dict[str, Any]:
@@ -328,7 +383,7 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         payload = response.to_dict()
         meta = engine.index.metadata(body.video_id) if engine.index is not None and body.video_id in engine.index \
             else {}
-        payload["video_url"] = video_url(meta)
+        payload["video_url"] = video_url(body.video_id, meta)
         return payload
 
     @app.get("/api/moments", response_model=MomentsOut)
@@ -355,7 +410,7 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         index = engine.index
         if index is None or video_id not in index:
             raise MediaError(f"video {video_id!r} is not in the index", 404)
-        rel = video_path_for(index.metadata(video_id), roots)
+        rel = video_path_for(index.metadata(video_id), roots) or found.get(video_id)
         if rel is None:
             raise MediaError(f"video {video_id!r} has no file under the video folders", 404)
         return stream(request, resolve_media(roots, rel))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from c2kd.errors import C2KDError
@@ -74,6 +74,20 @@ def resolve_media(roots: Sequence[Path], relative: str) -> Path:
 
 def media_type(path: Path) -> str:
     return MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
+
+
+def files_by_id(roots: Sequence[Path], ids: Iterable[str]) -> dict[str, str]:
+    """Video files named ``<id>.<ext>`` under ``roots`` -> their path relative to the root (the first found in
+    the roots' order, then by path). Links to folders are not followed, so a link loop is walked once."""
+    wanted, found = set(ids), {}
+    for root in roots:
+        for folder, dirs, files in os.walk(root):
+            dirs.sort()
+            for name in sorted(files):
+                stem, suffix = os.path.splitext(name)
+                if suffix.lower() in MEDIA_TYPES and stem in wanted and stem not in found:
+                    found[stem] = Path(os.path.relpath(os.path.join(folder, name), root)).as_posix()
+    return found
 
 
 def video_path_for(metadata: dict, roots: Sequence[Path]) -> str | None:

@@ -21,7 +21,10 @@ class MomentOut(BaseModel):
     rank: int = Field(description="1 for the best moment of its video")
     start: float = Field(description="seconds from the start of the video")
     end: float = Field(description="seconds (exclusive)")
-    score: float = Field(description="cosine similarity of the query and the moment's best window")
+    score: float = Field(description="cosine similarity of the query and the moment's best window (searched by "
+                                     "channel: the channels' combined score)")
+    found_by: str | None = Field(None, description="shown, said or both (searches by channel)")
+    text: str | None = Field(None, description="the line(s) said in the moment (a said moment)")
 
 
 RESULT_EXAMPLE = {"rank": 1, "video_id": "harbour-tour", "score": 0.412,
@@ -41,13 +44,15 @@ class SearchResult(BaseModel):
                                                  "moments were asked for")
     moments: list[MomentOut] = Field(description="the video's best moments, best first (its next ones after "
                                                  "`moment`)")
+    found_by: str | None = Field(None, description="what found the video: shown, said or both (searches by channel)")
     video_url: str | None = Field(description="where the server streams the file (none: no file served)")
     poster_url: str | None = Field(description="a still at the moment's start (none: the index has no stills)")
 
 
 class SearchOut(BaseModel):
     model_config = _example({"query": "Boote im Hafen bei Sonnenaufgang", "lang": "de", "took_ms": 12.5,
-                             "results": [RESULT_EXAMPLE], "offset": 0, "more": True, "grouped": True})
+                             "results": [RESULT_EXAMPLE], "offset": 0, "more": True, "grouped": True,
+                             "channel": "both"})
 
     query: str
     lang: str | None = Field(description="the language hint, as given")
@@ -57,6 +62,8 @@ class SearchOut(BaseModel):
     more: bool = Field(description="whether a next page exists (ask again with offset + k)")
     grouped: bool = Field(description="true: videos ranked by their best moment; false: moments across the "
                                       "collection")
+    channel: str | None = Field(None, description="shown, said or both, when the index has said moments or one "
+                                                  "was asked for")
 
 
 class MomentsOut(BaseModel):
@@ -76,11 +83,15 @@ class MomentsOut(BaseModel):
 class HealthOut(BaseModel):
     model_config = _example({"status": "ok", "index": "harbour-index", "model": "c2kd-student", "videos": 3,
                              "backend": "exact", "dim": 512, "moments": False,
-                             "video_roots": 1, "max_query_chars": 500, "pid": 4242, "ready": True})
+                             "video_roots": 1, "max_query_chars": 500, "pid": 4242, "ready": True,
+                             "frames": "video",
+                             "notice": "this model's text and frame encoders were declared aligned by its maker, "
+                                       "not known to c2kd to share one space"})
 
     status: str = Field(description="ok once the model and index are loaded")
     index: str | None = Field(description="the index's folder name")
-    model: str | None = Field(description="the name of the checkpoint folder the index was built with")
+    model: str | None = Field(description="the name of the model the index was built with (its run folder's name "
+                                          "for a run's best/ or last/ checkpoint)")
     videos: int = Field(description="indexed videos")
     backend: str | None = Field(description="the index's backend: exact, faiss, qdrant or milvus")
     dim: int | None = Field(description="embedding size")
@@ -90,6 +101,10 @@ class HealthOut(BaseModel):
     max_query_chars: int = Field(description="the longest query accepted")
     pid: int = Field(description="the process id of the worker that answered (`c2kd serve --workers N` runs N)")
     ready: bool = Field(description="whether this worker has run its warm-up query (see /api/ready)")
+    frames: str = Field("video", description="what the indexed items are: video, or text (sentences embedded as "
+                                             "frames, e.g. the Multi30K proxy: no pictures, no time)")
+    notice: str | None = Field(None, description="a warning about the model the page shows (e.g. towers declared "
+                                                 "aligned by its maker, not known to c2kd to be)")
 
 
 class ReadyOut(BaseModel):

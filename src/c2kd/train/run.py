@@ -12,6 +12,7 @@ from typing import cast
 import torch
 
 from c2kd.checkpoint import (
+    BEST_DIR,
     CONFIG_FILE,
     EVALUATION_SETTINGS,
     LAST_DIR,
@@ -205,6 +206,17 @@ def selection_floor(config: TrainConfig, monitor: str, languages: list[str]) -> 
     return ["/".join([*parts[:at], lang, *parts[at + 1:]]) for lang in languages]
 
 
+def check_run_folder(config: TrainConfig) -> None:
+    """Refuse, before any work, a run folder that is, holds or lies in the dataset, or whose ``best/`` or
+    ``last/`` is a folder c2kd did not write (a later save would replace it)."""
+    from c2kd.formats import CHECKPOINT_MARKER
+    from c2kd.io import check_output, check_replaceable
+
+    out = check_output(config.out_dir, None, inputs=(config.data.path,), option="out_dir", overwrite=True)
+    for name in (BEST_DIR, LAST_DIR):
+        check_replaceable(out / name, CHECKPOINT_MARKER, overwrite_option=None)
+
+
 def check_same_settings(config: TrainConfig, ignore: tuple[str, ...] = RESUMABLE_SETTINGS) -> None:
     """Refuse to continue, or read back, the run in ``config.out_dir`` if it was made with other settings."""
     out = Path(config.out_dir)
@@ -250,6 +262,7 @@ def train(config: TrainConfig, resume: bool = True) -> Path:
     out = Path(config.out_dir)
     if not resume and (out / LAST_DIR).exists():
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another out_dir")
+    check_run_folder(config)
     if (out / LAST_DIR).exists():
         check_same_settings(config)
     parts = prepare_run(config)

@@ -27,13 +27,25 @@ function typeOf(schema, spec) {
   return s.type || s.title || "any";
 }
 
-function limits(schema, spec) {
+// a description's Markdown, as the page shows it: `code` in code, the rest as text
+function markdown(text) {
+  const out = document.createDocumentFragment();
+  String(text || "").split(/(`[^`]+`)/).forEach((part) => {
+    if (part.length > 2 && part.startsWith("`") && part.endsWith("`")) out.append(el("code", { textContent: part.slice(1, -1) }));
+    else if (part) out.append(part);
+  });
+  return out;
+}
+
+function limits(schema, spec, said = "") {
   const s = resolve(schema, spec);
   const out = [];
   for (const [key, word] of [["minimum", "≥"], ["exclusiveMinimum", ">"], ["maximum", "≤"], ["exclusiveMaximum", "<"]]) {
     if (s[key] !== undefined) out.push(`${word} ${s[key]}`);
   }
-  if (s.maxLength !== undefined) out.push(`at most ${s.maxLength} characters`);
+  if (s.maxLength !== undefined && !said.includes(`at most ${s.maxLength} characters`)) {
+    out.push(`at most ${s.maxLength} characters`);
+  }
   if (s.default !== undefined) out.push(`default ${JSON.stringify(s.default)}`);
   return out.join(", ");
 }
@@ -43,7 +55,7 @@ function fieldTable(rows) {
   const body = rows.map((r) => el("tr", {},
     el("td", {}, el("code", { textContent: r.name })), el("td", { textContent: r.where }),
     el("td", { textContent: r.type }), el("td", { textContent: r.required ? "yes" : "" }),
-    el("td", { textContent: r.notes })));
+    el("td", {}, markdown(r.notes))));
   return el("table", { className: "fields" }, el("thead", {}, head), el("tbody", {}, ...body));
 }
 
@@ -94,23 +106,25 @@ function tryForm(path, method, op, spec) {
 
 function renderOperation(path, method, op, spec) {
   const id = `${method}-${path}`.replace(/[^a-z0-9]+/gi, "-");
-  const rows = (op.parameters || []).map((p) => ({
-    name: p.name, where: p.in, type: typeOf(p.schema, spec), required: p.required,
-    notes: [p.description || resolve(p.schema, spec).description, limits(p.schema, spec)].filter(Boolean).join("; "),
-  }));
+  const rows = (op.parameters || []).map((p) => {
+    const said = p.description || resolve(p.schema, spec).description || "";
+    return { name: p.name, where: p.in, type: typeOf(p.schema, spec), required: p.required,
+             notes: [said, limits(p.schema, spec, said)].filter(Boolean).join("; ") };
+  });
   const body = op.requestBody && op.requestBody.content && op.requestBody.content["application/json"];
   if (body) {
     const schema = resolve(body.schema, spec);
     for (const [name, prop] of Object.entries(schema.properties || {})) {
+      const said = resolve(prop, spec).description || "";
       rows.push({ name, where: "JSON body", type: typeOf(prop, spec), required: (schema.required || []).includes(name),
-                  notes: [resolve(prop, spec).description, limits(prop, spec)].filter(Boolean).join("; ") });
+                  notes: [said, limits(prop, spec, said)].filter(Boolean).join("; ") });
     }
   }
   const responses = Object.entries(op.responses || {}).map(([code, r]) => `${code} ${r.description || ""}`.trim());
   const section = el("article", { className: "endpoint", id },
     el("h2", {}, el("span", { className: `method ${method}`, textContent: method.toUpperCase() }), " ",
        el("code", { textContent: path })),
-    el("p", { textContent: op.description || op.summary || "" }));
+    el("p", {}, markdown(op.description || op.summary || "")));
   if (rows.length) section.append(fieldTable(rows));
   section.append(el("p", { className: "responses", textContent: `Responses: ${responses.join(" · ")}` }));
   const ok = op.responses && op.responses["200"] && op.responses["200"].content;
@@ -133,10 +147,14 @@ async function main() {
     const response = await fetch("/api/openapi.json");
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const spec = await response.json();
-    document.getElementById("api-intro").textContent = spec.info.description || "";
+    document.getElementById("api-intro").replaceChildren(markdown(spec.info.description || ""));
     document.title = `${spec.info.title} ${spec.info.version}: API reference`;
-    for (const [path, methods] of Object.entries(spec.paths)) {
-      for (const [method, op] of Object.entries(methods)) endpoints.append(renderOperation(path, method, op, spec));
+    // what a client comes for first: search, then moments, then the rest in the server's order
+    const first = ["/api/search", "/api/moments"];
+    const paths = Object.keys(spec.paths).sort((a, b) => (first.includes(a) ? first.indexOf(a) : first.length) -
+                                                          (first.includes(b) ? first.indexOf(b) : first.length));
+    for (const path of paths) {
+      for (const [method, op] of Object.entries(spec.paths[path])) endpoints.append(renderOperation(path, method, op, spec));
     }
   } catch (err) {
     const box = document.getElementById("api-error");

