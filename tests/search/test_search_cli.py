@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -107,13 +106,21 @@ def test_batch_search_skips_bad_lines_prints_no_controls_and_times_each_query(bu
     assert proc.returncode == 0, proc.stderr
     assert f"warning: skipped {queries}:2: the query is empty" in proc.stderr
     assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout and "[31mred [0m dog" in proc.stdout
-    started = time.perf_counter()
     payload = json.loads(run_c2kd("search", built, "--queries", queries, "-k", "2", "--json").stdout)
-    wall_ms = (time.perf_counter() - started) * 1000
     assert [p["query"] for p in payload] == ["a cat sleeps", "[31mred [0m dog", "two men cook", "a car",
                                              "people dance"]
-    # each query's own search time: positive, and together less than the whole process took
-    assert all(p["took_ms"] > 0 for p in payload) and sum(p["took_ms"] for p in payload) < wall_ms
+    assert all(p["took_ms"] > 0 for p in payload)  # each query timed (its speed is measured in bench/, not here)
+    # each query of the batch is searched on its own: its answer is the one it gets when asked alone
+    from c2kd.search.engine import SearchEngine
+
+    engine = SearchEngine.open(built, moments=False)
+    try:
+        for p in payload:
+            alone = engine.search(p["query"], k=2).to_dict()["results"]
+            assert [r["video_id"] for r in p["results"]] == [r["video_id"] for r in alone]
+            assert [r["score"] for r in p["results"]] == pytest.approx([r["score"] for r in alone], abs=1e-5)
+    finally:
+        engine.close()
 
 
 @pytest.mark.parametrize("args,error,message", [

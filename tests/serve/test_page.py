@@ -344,7 +344,7 @@ def long_server(tmp_path_factory, random_checkpoint):
     """A server of an index whose long videos are indexed as moments, with their files and poster stills."""
     from c2kd.data.features import FeatureStoreWriter
     from c2kd.search.building import build_index
-    from c2kd.search.moments import Windows
+    from c2kd.search.windows import Windows
     from c2kd.serve.app import ServeSettings, create_app
 
     tmp = tmp_path_factory.mktemp("long")

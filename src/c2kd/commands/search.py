@@ -22,6 +22,8 @@ def _option_help() -> str:
 
 
 OPTION_HELP = _option_help()
+#: the default window lengths as the command line takes them, "2,4,8"
+LENGTHS = ",".join(f"{x:g}" for x in INDEX_LENGTHS)
 ID_COLUMN_HELP = "the --metadata column that holds the video id (e.g. clip_name for MSR-VTT's files)"
 
 
@@ -52,7 +54,7 @@ def index_build(
                                                "their poster frames are taken now and kept in the index"),
     split: list[str] = typer.Option([], help="index only this split of a dataset folder, e.g. test "
                                              "(repeatable)"),
-    moment_lengths: str = typer.Option(",".join(f"{x:g}" for x in INDEX_LENGTHS),
+    moment_lengths: str = typer.Option(LENGTHS,
                                        help="window lengths (seconds) of the moment entries of videos longer than "
                                             "the longest; 'none': one whole-clip entry per video"),
     moment_stride: float = typer.Option(INDEX_STRIDE, help="window stride, a fraction of each length"),
@@ -75,8 +77,8 @@ def index_build(
     import time
 
     from c2kd.index import VideoIndex, parse_options
+    from c2kd.index.options import split_options
     from c2kd.index.segments import MANIFEST
-    from c2kd.index.store import split_options
     from c2kd.io import check_output
     from c2kd.search.building import build_index, parse_tags, read_metadata_file
 
@@ -296,7 +298,7 @@ def search(
     with its time (long videos are indexed as moment windows); what is said in them too, when the index
     holds their subtitles or speech (each result says what found it)."""
     from c2kd.index import parse_filter_options, parse_options
-    from c2kd.index.store import check_search_options
+    from c2kd.index.options import check_search_options
     from c2kd.search.batch import answered
     from c2kd.search.engine import SearchEngine
     from c2kd.search.query import Query, QueryError, printable, read_queries, validate_k, validate_language
@@ -322,7 +324,7 @@ def search(
     if channel is not None or (group and SaidIndex.open(index) is not None):
         _search_channels(index, batch, k, channel, filters, group, checkpoint, device, options, as_json)
         return
-    engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=options)
+    engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=options, moments=False)
     try:
         if out is not None:
             _answer_batch(engine, batch, out, done, k, filters, group)
@@ -370,7 +372,7 @@ def _search_channels(index, batch, k, channel, filters, group, checkpoint, devic
         check_channel(channel)
     if not group:
         raise QueryError("--no-group ranks the shown moment entries themselves; leave out --channel for it")
-    engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=options)
+    engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=options, moments=False)
     try:
         responses = ChannelSearch.open(engine).search_many(batch, k=k, channel=channel, filters=filters)
     finally:
@@ -409,7 +411,9 @@ def moments(
     features: Path | None = typer.Option(None, help="feature store holding the video (when VIDEO is an id)"),
     lang: str | None = typer.Option(None, help="language of the query (a hint, validated)"),
     k: int = typer.Option(5, "-k", help="number of moments"),
-    lengths: str = typer.Option("2,4,8,16", help="window lengths in seconds, comma-separated"),
+    lengths: str = typer.Option(LENGTHS,
+                                help="window lengths in seconds, comma-separated (stride: half a length, as in an "
+                                     "index)"),
     iou: float = typer.Option(0.5, help="drop a moment overlapping a better one by more than this IoU"),
     encoder: str | None = typer.Option(None, help="frame encoder for a video file (default: the one the "
                                                      "checkpoint records, with its model; else from the model's "
@@ -420,8 +424,8 @@ def moments(
 ) -> None:
     """Find the moments of one video that match a query (sliding windows + non-maximum suppression)."""
     from c2kd.errors import DataError
-    from c2kd.search.building import recorded
     from c2kd.search.engine import SearchEngine
+    from c2kd.search.model import recorded
     from c2kd.search.moments import check_lengths
     from c2kd.search.query import QueryError
 

@@ -43,6 +43,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from c2kd.defaults import INDEX_LENGTHS
 from c2kd.errors import C2KDError, DataError, UnavailableError
 from c2kd.index import parse_filter_options
 from c2kd.languages import MAX_CODE_CHARS
@@ -129,7 +130,7 @@ class MomentsBody(BaseModel):
     lang: str | None = LANG
     k: int = Field(5, ge=1, le=100)
     lengths: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
-        default_factory=lambda: [2.0, 4.0, 8.0, 16.0], min_length=1, max_length=8)
+        default_factory=lambda: list(INDEX_LENGTHS), min_length=1, max_length=8)
     iou: float = Field(0.5, ge=0.0, lt=1.0)
 
 
@@ -329,7 +330,7 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
                 "notice": DECLARED_NOTICE if getattr(getattr(engine.model, "config", None), "alignment",
                                                      None) == "declared" else None,
                 "backend": index.backend.name if index is not None else None,
-                "dim": index.dim if index is not None else None, "moments": engine._features is not None,
+                "dim": index.dim if index is not None else None, "moments": engine.has_feature_store,
                 "video_roots": len(roots), "max_query_chars": MAX_QUERY_CHARS, "pid": os.getpid(),
                 "ready": readiness.done.is_set()}
 
@@ -391,13 +392,10 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         return run_search(body)
 
     def run_moments(body: MomentsBody) -> dict[str, Any]:
-        index = engine.index
-        indexed = index is not None and body.video_id in index and index.has_moments(body.video_id)
-        if not indexed:  # a video indexed as one clip: its windows are embedded from the feature store
-            if engine._features is None:
+        if not engine.can_find_moments(body.video_id):  # not indexed as moments, not in the feature store
+            if not engine.has_feature_store:
                 raise QueryError("this server has no feature store for moments: start it with --features STORE")
-            if body.video_id not in engine._features:
-                raise MediaError(f"video {body.video_id!r} has no frame features in the server's feature store", 404)
+            raise MediaError(f"video {body.video_id!r} has no frame features in the server's feature store", 404)
         response = engine.moments(body.video_id, body.query, body.lang, body.k, body.lengths, body.iou)
         payload = response.to_dict()
         meta = engine.index.metadata(body.video_id) if engine.index is not None and body.video_id in engine.index \
