@@ -439,3 +439,41 @@ def test_metadata_keyed_by_another_column(tmp_path, random_checkpoint, synthetic
     with VideoIndex.open(out) as index:
         assert [index.metadata(v).get("caption") for v in ids] == ["clip 0", "clip 1", "clip 2"]
         assert "clip_name" not in index.metadata(ids[0]) and info["videos"] == len(FeatureStore(synthetic_data / "features").ids)
+
+
+def test_the_table_shows_no_empty_moment_column_and_a_typo_in_a_filter_is_named(built):
+    """Issue 36: the `moment` column was empty for every clip; `-f split=tset` gave a one-cell table cut off
+    instead of "no results" and the split's values."""
+    result = run("search", built, "a dog runs", "-k", "3")
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.output.splitlines() if "rank" in line)
+    assert "moment" not in header and "score" in header  # clips indexed whole have no moment to show
+    typo = run("search", built, "a dog runs", "-f", "split=tset")
+    assert typo.exit_code == 0, typo.output
+    assert "no results (no video matches the filters)" in typo.output
+    assert "warning: no indexed video has split=tset; its values: test, train" in typo.output
+
+
+def test_a_result_is_described_by_its_text_never_by_key_value_lists():
+    """Issue 36: with MSR-VTT's metadata the CLI's title column printed `duration=14.014, tags=[...], caption=...`."""
+    from c2kd.commands.search import _moments_text, describe
+    from c2kd.search.moments import Moment
+
+    msrvtt = {"duration": 14.014, "tags": ["a", "b"], "caption": "a man is  talking", "retrieval_key": "ret9770"}
+    assert describe(msrvtt) == "a man is talking"
+    assert describe({"title": "Harbour tour", "caption": "boats"}) == "Harbour tour"
+    assert describe({"captions": ["a cat swims"], "duration": 4.0}) == "a cat swims"
+    assert describe({"duration": 4.0, "tags": ["x"]}) == ""
+    moments = [Moment(40.0, 48.0, 0.3, rank=1), Moment(2.0, 4.0, 0.2, rank=2), Moment(9.0, 11.0, 0.1, rank=3)]
+    assert _moments_text(moments) == "0:40.0-0:48.0 (+2 more moments)"
+    assert _moments_text(moments[:2]) == "0:40.0-0:48.0 (+1 more moment)"
+
+
+def test_moments_prints_times_as_search_does(trained_checkpoint, synthetic_data):
+    """Issue 36: `moments` printed `40.0` where `search` prints `0:40.0`."""
+    vid = FeatureStore(synthetic_data / "features").ids[5]
+    result = run("moments", vid, "a dog runs", "--checkpoint", trained_checkpoint, "--features", synthetic_data,
+                 "-k", "2", "--lengths", "2,4")
+    assert result.exit_code == 0, result.output
+    rows = [line.split("│") for line in result.output.splitlines() if line.startswith("│")]
+    assert rows and all(cell.strip().startswith("0:") for row in rows for cell in row[2:4]), result.output

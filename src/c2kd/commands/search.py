@@ -229,12 +229,19 @@ def _print_results(responses, as_json: bool) -> None:
     console = Console()
     for response in responses:
         lang = f" [{response.query.lang}]" if response.query.lang else ""
-        table = Table(title=escape(printable(f"{response.query.text}{lang}  ({response.took_ms:.1f} ms)")))
-        rows = [(str(hit.rank), escape(printable(hit.video_id)), _moments_text(hit.moments), f"{hit.score:.4f}",
+        title = escape(printable(f"{response.query.text}{lang}  ({response.took_ms:.1f} ms)"))
+        if not response.hits:
+            console.print(f"{title}: no results (no video matches the filters)")
+            continue
+        table = Table(title=title)
+        with_moments = any(hit.moments for hit in response.hits)  # clips indexed whole have none to show
+        rows = [(str(hit.rank), escape(printable(hit.video_id)),
+                 *([_moments_text(hit.moments)] if with_moments else []), f"{hit.score:.4f}",
                  escape(printable(describe(hit.metadata)))) for hit in response.hits]
+        columns = [("rank", "right"), ("video", "left"), *([("moment", "left")] if with_moments else []),
+                   ("score", "right")]
         used = 1  # the table's left border
-        for i, (column, justify) in enumerate((("rank", "right"), ("video", "left"), ("moment", "left"),
-                                                ("score", "right"))):  # as wide as they need: the last is cut
+        for i, (column, justify) in enumerate(columns):  # as wide as they need: the last is cut
             width = max([len(column), *(len(row[i]) for row in rows)])
             table.add_column(column, justify=justify, no_wrap=True, width=width)  # type: ignore[arg-type]
             used += width + 3  # padding and border
@@ -242,20 +249,24 @@ def _print_results(responses, as_json: bool) -> None:
                          max_width=max(10, console.width - used - 3))
         for row in rows:
             table.add_row(*row)
-        if not response.hits:
-            table.add_row("-", "(no video matches the filters)", "", "", "")
         console.print(table)
 
 
+#: metadata fields that say what a video is, in the order a result's text is taken from them
+TEXT_FIELDS = ("title", "caption", "description")
+
+
 def describe(metadata: dict) -> str:
-    """What a result is, in one line: its title, else its first caption, else its other metadata."""
-    title = metadata.get("title")
-    if isinstance(title, str) and title.strip():
-        return " ".join(title.split())
+    """What a result is, in one line: its title, caption or description, else its first caption (empty when
+    the metadata holds no text: no ``key=value`` list)."""
+    for field in TEXT_FIELDS:
+        value = metadata.get(field)
+        if isinstance(value, str) and value.strip():
+            return " ".join(value.split())
     captions = metadata.get("captions")
     if isinstance(captions, list) and captions and isinstance(captions[0], str):
         return " ".join(captions[0].split())
-    return ", ".join(f"{k}={v}" for k, v in metadata.items() if k not in ("frames", "captions"))
+    return ""
 
 
 def _clock(seconds: float) -> str:
@@ -265,11 +276,11 @@ def _clock(seconds: float) -> str:
 
 
 def _moments_text(moments) -> str:
-    """``0:12.0-0:20.0`` for the best moment, ``(+2 more)`` when the video has other matching ones."""
+    """``0:12.0-0:20.0`` for the best moment, ``(+2 more moments)`` when the video has other matching ones."""
     if not moments:
         return ""
     best = moments[0]
-    more = f" (+{len(moments) - 1})" if len(moments) > 1 else ""
+    more = f" (+{len(moments) - 1} more moment{'s' if len(moments) > 2 else ''})" if len(moments) > 1 else ""
     return f"{_clock(best.start)}-{_clock(best.end)}{more}"
 
 
@@ -326,6 +337,7 @@ def search(
         return
     engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=options, moments=False)
     try:
+        _warn_of_absent_values(engine, filters)
         if out is not None:
             _answer_batch(engine, batch, out, done, k, filters, group)
         elif as_json:
@@ -335,6 +347,18 @@ def search(
                 _print_results([response], as_json)
     finally:
         engine.close()
+
+
+def _warn_of_absent_values(engine, filters) -> None:
+    """A filter value no indexed video has (a typo such as ``split=tset``) is named with the field's values."""
+    fields = engine.index.fields() if engine.index is not None else {}
+    for field, wanted in (filters or {}).items():
+        have = fields.get(field, {})
+        values = wanted if isinstance(wanted, list | tuple | set) else [wanted]
+        absent = [v for v in values if v not in have and str(v) not in {str(h) for h in have}]
+        if have and absent:
+            shown = ", ".join(sorted(map(str, have))[:20]) + (" ..." if len(have) > 20 else "")
+            typer.echo(f"warning: no indexed video has {field}={absent[0]}; its values: {shown}", err=True)
 
 
 def _answer_batch(engine, batch, out: Path, done: set[int], k: int, filters, group: bool) -> None:
@@ -469,11 +493,11 @@ def moments(
     from c2kd.search.query import printable
 
     table = Table(title=escape(printable(f"{response.video_id}: {response.query.text} "
-                                         f"({response.duration:.0f} s video)")))
+                                         f"({_clock(response.duration)} video)")))
     for column in ("rank", "start", "end", "score"):
         table.add_column(column, justify="right")
-    for m in response.moments:
-        table.add_row(str(m.rank), f"{m.start:.1f}", f"{m.end:.1f}", f"{m.score:.4f}")
+    for m in response.moments:  # times as `search` shows them
+        table.add_row(str(m.rank), _clock(m.start), _clock(m.end), f"{m.score:.4f}")
     Console().print(table)
 
 
