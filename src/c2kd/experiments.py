@@ -141,6 +141,8 @@ def guarded_label(name: str, result: Mapping) -> str:
     selection = result.get("selection", {})
     chosen = "start kept" if selection.get("kept_start") else f"epoch {selection.get('epoch')}"
     blocked = selection.get("blocked_by") or []
+    if selection.get("epoch") == as_trained(result).get("selection", {}).get("epoch"):
+        chosen += ", as trained"
     return f"{name}, guarded ({chosen}" + (f"; blocked by {', '.join(blocked)}" if blocked else "") + ")"
 
 

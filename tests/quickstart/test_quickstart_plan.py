@@ -134,7 +134,7 @@ def test_the_table_shows_each_trained_run_as_trained_and_guarded_with_the_langua
     }
     rows = compared_rows(results)
     assert list(rows) == [OFF_THE_SHELF, "translate-train", "translate-train, guarded (start kept; blocked by en)",
-                          "c2kd", "c2kd, guarded (epoch 2)"]
+                          "c2kd", "c2kd, guarded (epoch 2, as trained)"]
     table = results_table(rows).splitlines()
     assert table[2].startswith(f"| {OFF_THE_SHELF} | 60.0 | 40.0 |")
     assert table[3].startswith("| translate-train | 59.0 | 55.0 |")  # as trained: what it learned
