@@ -9,7 +9,9 @@ starts from the best thing a user could do without training and only improves on
   a zero-initialised gate, because USE does not read Czech.
 - every trained model **starts from that pair** (aligned heads: identity plus zero-initialised residuals; the e5
   map started by ridge regression) and model selection on val includes the start, so training never hands back
-  a model that validates worse than the baseline;
+  a model that validates worse than the baseline (``best/``, the guarded choice); the tables show each run as
+  trained too, at its best validation-average epoch (``best-average/``, the paper's protocol), the guarded row
+  beside it (:func:`c2kd.experiments.compared_rows`);
 - **zero-shot** (English only), **translate-train** (en de fr cs, NCE) and **C2KD** students; the C2KD teachers
   read the *English* caption: the off-the-shelf pair itself, ``teacher-en`` (the pair trained and selected on
   English alone), the **e5 pair** (e5 queries against e5 passages of the same descriptions: a second training-free
