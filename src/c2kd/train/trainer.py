@@ -249,14 +249,12 @@ class Trainer:
         if monitored is None:
             return
         epoch = self.state.epoch
+        if monitored > self.state.best_metric and not self._below_floor(metrics):
+            self.state.best_metric, self.state.best_epoch = float(monitored), epoch
+            self._write_checkpoint(BEST_DIR, metrics, with_state=False)
         if monitored > self.state.best_average_metric:
             self.state.best_average_metric, self.state.best_average_epoch = float(monitored), epoch
             self._write_checkpoint(BEST_AVERAGE_DIR, metrics, with_state=False)
-        if monitored > self.state.best_metric:
-            below = self._below_floor(metrics)
-            if not below:
-                self.state.best_metric, self.state.best_epoch = float(monitored), epoch
-                self._write_checkpoint(BEST_DIR, metrics, with_state=False)
         self.state.blocked = ([] if self.state.best_average_epoch == self.state.best_epoch
                               else self._below_floor(metrics) if self.state.best_average_epoch == epoch
                               else self.state.blocked)
