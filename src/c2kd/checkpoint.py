@@ -18,8 +18,9 @@ A checkpoint folder of one dual encoder (``best/``, ``last/`` or one written by 
     model.safetensors.sha256  its SHA-256 (``sha256sum -c`` format), checked on every load; checkpoints written
                           before it existed load without the check
     config.yaml           the config of the run that made it; its ``model`` section alone rebuilds the model
-    text_backbone/        Hugging Face config + tokenizer, so the model rebuilds with no hub access
-                          (+ backbone.json for CLIP / sentence-transformers towers)
+    text_backbone/        backbone.json (the backbone's kind, which rebuilds it) + what that kind needs (Hugging
+                          Face config + tokenizer), so the model rebuilds with no hub access; mix-<i>/ per
+                          further backbone of the mix (c2kd.encoders.text.loading)
     metrics.json          validation metrics when it was saved (optional)
 
 Every checkpoint folder is written in one atomic rename.
@@ -145,23 +146,30 @@ def load_weights(directory: str | os.PathLike) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    weights = Path(directory) / WEIGHTS_FILE
-    recorded = Path(directory) / CHECKSUM_FILE
-    if not weights.is_file():
-        raise CheckpointError(f"{weights} is missing: the checkpoint was only partly copied; copy it again")
-    if recorded.exists():
-        fields = recorded.read_text().split()
-        if _sha256(weights) != (fields[0] if fields else ""):
-            raise CheckpointError(
-                f"checkpoint damaged: {weights} does not match the SHA-256 recorded in {recorded} when it was saved "
-                "(the file was changed or only partly copied); copy it again or train it again"
-            )
+    weights = check_weights(directory)
     try:
         return renamed_keys(load_file(str(weights)))
     except SafetensorError as exc:
         raise CheckpointError(
             f"checkpoint damaged: {weights} cannot be read ({exc}); copy it again or train it again"
         ) from exc
+
+
+def check_weights(directory: str | os.PathLike) -> Path:
+    """The weights file of ``directory``, checked against the SHA-256 recorded beside it when it was saved (a
+    checkpoint written before checksums is not checked); :class:`CheckpointError` when missing or changed."""
+    weights = Path(directory) / WEIGHTS_FILE
+    recorded = Path(directory) / CHECKSUM_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"{weights} is missing: the checkpoint was only partly copied; copy it again")
+    if recorded.exists():
+        fields = recorded.read_text(errors="replace").split()
+        if _sha256(weights) != (fields[0] if fields else ""):
+            raise CheckpointError(
+                f"checkpoint damaged: {weights} does not match the SHA-256 recorded in {recorded} when it was saved "
+                "(the file was changed or only partly copied); copy it again or train it again"
+            )
+    return weights
 
 
 def _sha256(path: Path) -> str:
@@ -222,6 +230,9 @@ class DualEncoderFormat(CheckpointFormat):
     def frame_encoder(self, directory: Path) -> list[FrameEncoderSpec]:
         return parts_of(read_model_config(directory).frame_encoder)
 
+    def verify(self, directory: Path) -> None:
+        check_weights(directory)
+
     def fingerprint(self, directory: Path) -> str:
         """SHA-256 of the weights file's size and its first and last MiB."""
         weights = directory / WEIGHTS_FILE
@@ -254,7 +265,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     found from the run folder (see `resolve_cache_dir`); ``persist_cache=False`` only reads it (search: queries
     are not written to disk).
     """
-    from c2kd.encoders.registry import rebuild_text_backbones
+    from c2kd.encoders.text.loading import rebuild_text_backbones
 
     directory = require_format(path, FORMAT, "cannot be trained on or used as a teacher")
     saved = _read_saved_config(directory)

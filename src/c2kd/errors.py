@@ -13,6 +13,11 @@ class DataError(C2KDError, ValueError):
     """A dataset, feature store or caption file is missing, malformed or inconsistent."""
 
 
+class DamagedFileError(DataError):
+    """A file c2kd wrote that can no longer be read (cut short, garbage, malformed, wrong types): made by
+    :func:`c2kd.reading.damaged`, naming the file and how to repair it."""
+
+
 class ConfigError(C2KDError, ValueError):
     """A configuration file or option is invalid."""
 
@@ -27,6 +32,11 @@ class CheckpointError(C2KDError, ValueError):
 
 class BusyError(C2KDError, RuntimeError):
     """An output (index, feature store shard) is being written by another process."""
+
+
+class UnavailableError(C2KDError, RuntimeError):
+    """Something a running process loaded is gone (an index folder removed under ``c2kd serve``): a fault of the
+    server's side, not of the request (HTTP 503)."""
 
 
 class StorageError(C2KDError, OSError):

@@ -64,6 +64,10 @@ class CheckpointFormat(ABC):
     def save(self, model: RetrievalModel, directory: Path) -> Path:
         """Write ``model`` (of this format's model class) as a folder of this format, in one atomic rename."""
 
+    def verify(self, directory: Path) -> None:  # noqa: B027 - optional: a format without checksums checks nothing
+        """Check that the folder's files still hold what was saved (checksums recorded at saving), raising
+        :class:`~c2kd.errors.CheckpointError` ("checkpoint damaged: ...") when not. By default nothing is checked."""
+
     def instead(self, directory: Path) -> str:
         """What to give instead where one plain model is needed (see :func:`require_format`)."""
         return "give a checkpoint written by `c2kd train`"
@@ -180,3 +184,10 @@ def checkpoint_fingerprint(path: str | os.PathLike) -> str:
     """A cheap identity of a checkpoint's weights (see :meth:`CheckpointFormat.fingerprint`)."""
     directory, found = find_checkpoint(path)
     return found.fingerprint(directory)
+
+
+def verify_checkpoint(path: str | os.PathLike) -> None:
+    """Raise :class:`~c2kd.errors.CheckpointError` when a checkpoint's files no longer hold what was saved
+    (see :meth:`CheckpointFormat.verify`)."""
+    directory, found = find_checkpoint(path)
+    found.verify(directory)

@@ -40,6 +40,7 @@ from c2kd.formats import (
     record_format,
     register_format,
     resolve_checkpoint,
+    verify_checkpoint,
 )
 from c2kd.io import atomic_path, write_text
 from c2kd.late_fusion import LateFusion, checked_weights
@@ -121,6 +122,10 @@ class FusedFormat(CheckpointFormat):
         for member in read_fusion(directory).members:
             digest.update(checkpoint_fingerprint(directory / member.path).encode())
         return digest.hexdigest()[:16]
+
+    def verify(self, directory: Path) -> None:
+        for member in read_fusion(directory).members:
+            verify_checkpoint(directory / member.path)
 
     def instead(self, directory: Path) -> str:
         return f"give one of its members ({directory / MEMBERS_DIR}/0, ...)"

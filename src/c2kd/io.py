@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -273,3 +274,20 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
     return write_atomic(path, lambda p: p.write_text(text, "utf-8"))
+
+
+def finite(value: Any) -> Any:
+    """``value`` (dicts, lists, numbers) with every NaN or infinite float as None: strict JSON that every parser
+    reads (a NaN score of a damaged vector is ``null``, as the HTTP service answers it)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def json_text(value: Any, indent: int | None = 2) -> str:
+    """Strict JSON of a command's answer (NaN -> null, see `finite`), UTF-8 text kept as is."""
+    return json.dumps(finite(value), indent=indent, ensure_ascii=False, allow_nan=False)

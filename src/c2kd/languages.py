@@ -107,6 +107,10 @@ _NAMES = {_fold(name): code for code, name in LANGUAGES.items()}
 _NAMES.update({_fold(name): code for code, name in ENDONYMS.items() if code in LANGUAGES})
 
 
+#: the longest language hint read: codes, aliases and names are much shorter (a longer one is refused at once)
+MAX_CODE_CHARS = 64
+
+
 def normalize_language(code: str) -> str:
     """Return the registry code for ``code`` (an ISO code, a known alias, or the language's name in English or
     in itself, with or without accents).
@@ -119,6 +123,10 @@ def normalize_language(code: str) -> str:
     """
     if not isinstance(code, str) or not code.strip():
         raise UnknownLanguageError(f"Language code must be a non-empty string, got {code!r}.")
+    if len(code) > MAX_CODE_CHARS:  # no language is named this long: neither searched for look-alikes nor echoed
+        raise UnknownLanguageError(f"Unknown language code of {len(code)} characters (the longest known name has "
+                                   f"fewer than {MAX_CODE_CHARS}). Use an ISO 639-1 code such as 'en', 'de' or 'cs'; "
+                                   f"`c2kd languages` lists the {len(LANGUAGES)} known codes.")
     key = code.strip().lower().replace("_", "-")
     if key in LANGUAGES:
         return key

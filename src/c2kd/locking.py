@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from c2kd.errors import BusyError
-from c2kd.io import storage_error
+from c2kd.io import output_errors, storage_error
 
 
 def lock_file_beside(path: str | os.PathLike) -> Path:
@@ -39,12 +39,13 @@ def _holder(fd: int) -> tuple[int | None, str]:
 
 
 def _acquire(lock: Path, subject: str) -> int:
-    """Open and lock ``lock``; the descriptor of the locked file. Raises :class:`BusyError` when it is held."""
+    """Open and lock ``lock``; the descriptor of the locked file. Raises :class:`BusyError` when it is held, and
+    :class:`~c2kd.errors.StorageError` naming ``subject`` (the output the user chose) when it cannot be made."""
     while True:
         try:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:  # e.g. a folder this user cannot write
-            raise storage_error(lock, exc) from exc
+            raise storage_error(subject, exc) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -75,7 +76,8 @@ def exclusive_lock(lock: str | os.PathLike, activity: str, subject: str | os.Pat
         BusyError: another process (or another part of this one) holds the lock; the message gives its pid.
     """
     lock = Path(lock)
-    lock.parent.mkdir(parents=True, exist_ok=True)
+    with output_errors(subject or lock):
+        lock.parent.mkdir(parents=True, exist_ok=True)
     fd = _acquire(lock, str(subject or lock))
     try:
         os.ftruncate(fd, 0)

@@ -12,8 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from c2kd.encoders.frames import FrameEncoderSpec, parts_of
-from c2kd.encoders.registry import build_text_backbone
-from c2kd.encoders.text import MixedTextBackbone, TextBackbone, TextEncoder, TextEncoderConfig
+from c2kd.encoders.text.base import TextBackbone
+from c2kd.encoders.text.loading import build_text_backbone
+from c2kd.encoders.text.mix import MixedTextBackbone
+from c2kd.encoders.text.tower import TextEncoder, TextEncoderConfig
 from c2kd.encoders.video import VideoEncoder, VideoEncoderConfig
 from c2kd.formats import Checkpointed
 
@@ -138,7 +140,7 @@ def build_model(config: ModelConfig, backbones: Sequence[TextBackbone] | None = 
 
 def _cached(backbone: TextBackbone, text: TextEncoderConfig, trainable: bool, persist: bool = True) -> TextBackbone:
     """Wrap a frozen backbone in the on-disk embedding cache (a fine-tuned one cannot be cached)."""
-    from c2kd.encoders.cache import CachedTextBackbone
+    from c2kd.encoders.text.cache import CachedTextBackbone
     from c2kd.errors import ConfigError
 
     if isinstance(backbone, CachedTextBackbone):

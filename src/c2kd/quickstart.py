@@ -71,8 +71,8 @@ def warm_caches(dataset_dir: Path, cache_dir: Path, echo: Callable[[str], None] 
                 processes: int = 1) -> dict[str, float]:
     """Embed every caption (all languages) once with each frozen text backbone, in ``processes`` processes;
     returns seconds per backbone."""
-    from c2kd.encoders.cache import CachedTextBackbone
-    from c2kd.encoders.registry import build_text_backbone
+    from c2kd.encoders.text.cache import CachedTextBackbone
+    from c2kd.encoders.text.loading import build_text_backbone
 
     seconds = {}
     texts = _captions(dataset_dir, LANGS)
@@ -116,8 +116,8 @@ def e5_pair_checkpoint(out: Path, source: Path, dataset_dir: Path, cache_dir: Pa
     """
     from c2kd.checkpoint import WEIGHTS_FILE
     from c2kd.data.multi30k import build_multi30k_proxy
-    from c2kd.encoders.cache import CachedTextBackbone
-    from c2kd.encoders.registry import build_text_backbone
+    from c2kd.encoders.text.cache import CachedTextBackbone
+    from c2kd.encoders.text.loading import build_text_backbone
     from c2kd.zeroshot import aligned_checkpoint
 
     passages = CachedTextBackbone(build_text_backbone(E5_FRAMES), cache_dir)
@@ -419,11 +419,18 @@ def quickstart_index(out: Path, settings: QuickstartSettings = QuickstartSetting
     return build_index(student, out / "data", out / "index", splits=("test",), progress=False)
 
 
+#: the aligned pair (text preset, frame encoder preset) to search real videos with (docs/search.md#pairs)
+BEST_PAIR = ("siglip2-so400m-patch14-384-text", "siglip2-so400m-patch14-384")
+
+
 def next_commands(checkpoint: Path, dataset_dir: Path, index: Path) -> list[str]:
     """What to run next with the quickstart's student: index the proxy items, search them, serve them."""
     return ["\nNext: index the proxy's items with the C2KD student, search them in any language, serve them "
-            "(this model reads the text proxy, not video: for real videos see `c2kd model aligned` in "
-            "docs/search.md)",
+            "(this model reads the text proxy, not video)",
             f"  c2kd index build --checkpoint {checkpoint} --features {dataset_dir} --out {index}",
             f"  c2kd search {index} \"ein Hund rennt über eine Wiese\"",
-            f"  c2kd serve {index}"]
+            f"  c2kd serve {index}",
+            "For your own videos, the best pair is SigLIP 2 (a hub download; a GPU for So400m, docs/search.md#pairs):",
+            f"  c2kd model aligned --text {BEST_PAIR[0]} --frame-encoder {BEST_PAIR[1]} --out runs/siglip2",
+            "  c2kd extract VIDEOS --checkpoint runs/siglip2 --out features/ --device cuda",
+            "  c2kd index build --checkpoint runs/siglip2 --features features/ --out index/ --videos VIDEOS"]

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from c2kd.encoders.frames import FrameEncoderSpec
-from c2kd.encoders.text import TextBackbone
+from c2kd.encoders.text.base import TextBackbone
 from c2kd.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,31 +35,84 @@ if TYPE_CHECKING:  # pragma: no cover
 NO_DATA = "(none: training-free aligned checkpoint)"
 
 
+#: the frame encoders that load a hub model (their ``model`` option), with what to call it in messages
+HUB_FRAME_ENCODERS = {"clip-vit-b32": "CLIP frame model", "siglip": "SigLIP frame model"}
+#: text backbone kinds whose checkpoint also holds the frame encoder they are aligned with (CLIP, SigLIP)
+SHARED_CHECKPOINT_KINDS = ("clip-text", "siglip-text")
+#: how a text backbone kind's hub model is probed and named when downloaded (packaged ones need no hub)
+_TEXT_LAYOUTS = {"hf": ("config.json", "DIR"), "clip-text": ("config.json", "DIR"),
+                 "siglip-text": ("config.json", "DIR"), "sentence-transformers": ("modules.json", "st:DIR")}
+
+
+def frame_model(frame_encoder: str, frame_options: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    """``(encoder, model, what)``: the encoder ``frame_encoder`` runs (a shortcut preset runs another, with its own
+    options) and the hub model (or folder) it loads; None for an encoder that loads no hub model."""
+    from c2kd.encoders.frames import FRAME_PRESETS
+
+    preset = FRAME_PRESETS.get(frame_encoder)
+    runs = preset.runs if preset is not None else ""
+    encoder, options = (runs, {**preset.options, **frame_options}) if preset is not None and runs else (
+        frame_encoder, dict(frame_options))
+    if encoder not in HUB_FRAME_ENCODERS:
+        return None
+    model = options.get("model") or _default_frame_model(encoder)
+    return (encoder, str(model), HUB_FRAME_ENCODERS[encoder]) if model else None
+
+
+def _default_frame_model(encoder: str) -> str | None:
+    """The model a hub frame encoder loads when none is given (``siglip`` needs one)."""
+    if encoder != "clip-vit-b32":
+        return None
+    from c2kd.features.encoders.clip import DEFAULT_CLIP_MODEL
+
+    return DEFAULT_CLIP_MODEL
+
+
 def hub_models(names: Sequence[str], frame_encoder: str, frame_options: Mapping[str, Any]
                ) -> list[tuple[str, str, str, str]]:
     """The hub models (or folders) that text backbones ``names`` and the frame encoder load, as
     ``(source, what, probe_file, use_as)`` for :func:`c2kd.encoders.hub.ensure_hub_sources`; packaged ones need
-    none."""
-    from c2kd.encoders.registry import LOADER_PREFIXES, TEXT_PRESETS
+    none. A checkpoint that holds both towers (CLIP, SigLIP) is named once."""
+    from c2kd.encoders.text.loading import loader_of
 
-    layouts = {"hf": ("config.json", "DIR"), "clip-text": ("config.json", "DIR"),
-               "sentence-transformers": ("modules.json", "st:DIR")}
     out = []
     for name in names:
-        preset = TEXT_PRESETS.get(name)
-        source, kind = (preset.source, preset.kind) if preset is not None else (name, "hf")
-        for prefix, loader in LOADER_PREFIXES.items():
-            if preset is None and name.startswith(prefix):
-                source, kind = name[len(prefix):], loader
-        if kind in layouts:
-            out.append((source, f"text backbone {name}", *layouts[kind]))
-    if frame_encoder == "clip-vit-b32":
-        from c2kd.features.encoders.clip import DEFAULT_CLIP_MODEL
-
-        model = str(frame_options.get("model") or DEFAULT_CLIP_MODEL)
-        if all(source != model for source, *_ in out):  # a CLIP text tower's own checkpoint is named once
-            out.append((model, "CLIP frame model", "config.json", "--frame-model DIR"))
+        kind, source, _ = loader_of(name)
+        if kind in _TEXT_LAYOUTS:
+            out.append((source, f"text backbone {name}", *_TEXT_LAYOUTS[kind]))
+    frames = frame_model(frame_encoder, frame_options)
+    if frames is not None and all(source != frames[1] for source, *_ in out):
+        out.append((frames[1], frames[2], "config.json", "--frame-model DIR"))
     return out
+
+
+def aligned_pair(name: str) -> tuple[str, str]:
+    """``(text, frames)``: a text preset and the frame encoder it is aligned with (``""``: none), for a text
+    backbone name, or for a frame encoder preset that a text preset is aligned with (its first such preset)."""
+    from c2kd.encoders.text.presets import TEXT_PRESETS
+
+    preset = TEXT_PRESETS.get(name)
+    if preset is not None:
+        return name, preset.aligned_frames
+    for text, candidate in TEXT_PRESETS.items():
+        if candidate.aligned_frames == name:
+            return text, name
+    return name, ""
+
+
+def offline_aligned_command(models: Sequence[tuple[str, str, str, str]], frame_encoder: str,
+                            folders: Mapping[str, Path]) -> str:
+    """The ``c2kd model aligned`` command that builds a pair from downloaded folders, with no hub: ``models`` are
+    :func:`hub_models` of the pair (the text tower's first), ``folders`` where each went. A frame encoder shortcut
+    (a preset that runs another with a hub id) becomes the encoder it runs, reading the folder."""
+    from c2kd.encoders.frames import FRAME_PRESETS
+
+    preset = FRAME_PRESETS.get(frame_encoder)
+    encoder = (preset.runs if preset is not None else "") or frame_encoder
+    text_source, _, _, use_as = models[0]
+    command = (f"c2kd model aligned --text {use_as.replace('DIR', str(folders[text_source]))} "
+               f"--frame-encoder {encoder}")
+    return command + "".join(f" --frame-model {folders[source]}" for source, *_ in models[1:])
 
 
 def download_hub_models(models: Sequence[tuple[str, str, str, str]], out: str | os.PathLike) -> list[Path]:
@@ -105,7 +158,7 @@ def _downloaded_preset(name: str) -> dict[str, Any]:
     """What `c2kd model download` recorded in the folder a text backbone name reads (empty: nothing)."""
     import json
 
-    folder = next((name[len(p):] for p in ("st:", "clip:") if name.startswith(p)), name)
+    folder = next((name[len(p):] for p in ("st:", "clip:", "siglip:") if name.startswith(p)), name)
     record = Path(folder).expanduser() / DOWNLOADED_PRESET_FILE
     try:
         return dict(json.loads(record.read_text())) if record.is_file() else {}
@@ -115,7 +168,7 @@ def _downloaded_preset(name: str) -> dict[str, Any]:
 
 def aligned_pairs() -> list[tuple[str, str]]:
     """The (text backbone, frame encoder) presets known to embed into one space, for messages."""
-    from c2kd.encoders.registry import TEXT_PRESETS
+    from c2kd.encoders.text.presets import TEXT_PRESETS
 
     return [(name, preset.aligned_frames) for name, preset in TEXT_PRESETS.items() if preset.aligned_frames]
 
@@ -125,16 +178,16 @@ def known_aligned(text: str, frame_encoder: str, frame_options: Mapping[str, Any
     preset pair (``aligned_frames``), a folder `c2kd model download` fetched for one, a CLIP text tower read with
     frames of the same CLIP checkpoint, or one text model on both sides (the Multi30K proxy's caption "frames";
     e5's query and passage roles)."""
-    from c2kd.encoders.registry import TEXT_PRESETS
+    from c2kd.encoders.text.presets import TEXT_PRESETS
 
     preset = TEXT_PRESETS.get(text)
     if preset is not None and preset.aligned_frames == frame_encoder:
         return True  # a local copy of the frame model (--frame-model DIR) is the user's to match
     if _downloaded_preset(text).get("aligned_frames") == frame_encoder:
         return True
-    clip = _clip_source(text)
-    if clip is not None and frame_encoder == "clip-vit-b32":
-        return str(frame_options.get("model", clip)) == clip
+    shared = shared_checkpoint(text)
+    if shared is not None and frame_encoder in HUB_FRAME_ENCODERS:
+        return str(frame_options.get("model", shared)) == shared
     frames = TEXT_PRESETS.get(frame_encoder)
     one_model = preset is not None and frames is not None and (preset.kind, preset.source) == (frames.kind,
                                                                                                 frames.source)
@@ -158,24 +211,20 @@ def check_aligned(text: str, frame_encoder: str, frame_options: Mapping[str, Any
         "--i-know-they-are-aligned (recorded in the checkpoint, and shown by `c2kd serve`)")
 
 
-def _clip_source(name: str) -> str | None:
-    """The CLIP checkpoint a text backbone name loads its tower from (None: not a CLIP text tower)."""
-    from c2kd.encoders.clip_text import is_clip_folder
-    from c2kd.encoders.registry import TEXT_PRESETS
+def shared_checkpoint(name: str) -> str | None:
+    """The checkpoint a text backbone shares with the frame encoder it is aligned with (CLIP, SigLIP: the text
+    tower's own checkpoint holds the image tower too); None for other backbones."""
+    from c2kd.encoders.text.loading import loader_of
 
-    preset = TEXT_PRESETS.get(name)
-    if preset is not None:
-        return preset.source if preset.kind == "clip-text" else None
-    if name.startswith("clip:"):
-        return name[len("clip:"):]
-    return name if is_clip_folder(name) else None
+    kind, source, _ = loader_of(name)
+    return source if kind in SHARED_CHECKPOINT_KINDS else None
 
 
 def text_backbone_name(name: str) -> str:
     """The name that rebuilds ``name`` with its full aligned pipeline: a local sentence-transformers folder gets the
     ``st:`` prefix (without it, a folder is mean-pooled and its Dense layer that maps into CLIP's space is lost)."""
-    from c2kd.encoders.clip_text import is_sentence_transformer_folder
-    from c2kd.encoders.registry import LOADER_PREFIXES, TEXT_PRESETS
+    from c2kd.encoders.text.presets import LOADER_PREFIXES, TEXT_PRESETS
+    from c2kd.encoders.text.sentence_transformers import is_sentence_transformer_folder
 
     if name in TEXT_PRESETS or any(name.startswith(p) for p in LOADER_PREFIXES):
         return name
@@ -194,7 +243,8 @@ def frame_encoder_spec(name: str, options: Mapping[str, Any] | None = None,
     (e.g. ``s3d``, features imported from a release).
     """
     from c2kd.encoders.frames import FRAME_PRESETS
-    from c2kd.encoders.registry import TEXT_PRESETS, build_text_backbone
+    from c2kd.encoders.text.loading import build_text_backbone
+    from c2kd.encoders.text.presets import TEXT_PRESETS
     from c2kd.features.encoders import build_frame_encoder, encoder_spec, frame_encoder_names
 
     options = dict(options or {})
@@ -223,7 +273,7 @@ def aligned_model_config(text: str, spec: FrameEncoderSpec | None, dim: int, mix
     model aligned``, and the quickstart's student (``layers=0``: the video tower is the mean of frames alone;
     ``word_buckets``: a trainable bag of hashed words beside the frozen backbones; ``spec`` None: recorded from
     the training data)."""
-    from c2kd.encoders.text import TextEncoderConfig
+    from c2kd.encoders.text.tower import TextEncoderConfig
     from c2kd.encoders.video import VideoEncoderConfig
     from c2kd.encoders.words import WordBagConfig
     from c2kd.model import ModelConfig
@@ -251,21 +301,22 @@ def aligned_checkpoint(out: str | os.PathLike, text: str, frame_encoder: str, mi
     The text backbone must be known to embed into the frame encoder's space (:func:`known_aligned`), or
     ``declared_aligned`` (the user's word, recorded as ``model.alignment: declared``).
 
-    ``text``: an aligned text backbone (``mclip-vit-b32``, ``clip-vit-b32-text``, a CLIP folder, ``st:FOLDER``,
+    ``text``: an aligned text backbone (``mclip-vit-b32``, ``clip-vit-b32-text``, ``siglip2-base-patch16-256-text``,
+    a CLIP or SigLIP folder, ``st:FOLDER``,
     ``packaged-muse`` for the Multi30K proxy, ...); ``mix``: further frozen backbones (the backbone mix) whose
     vectors the aligned head's residual may learn from later; ``frame_encoder`` + ``frame_options`` (e.g.
-    ``{"model": ...}`` for ``clip-vit-b32``; by default a CLIP text tower's own CLIP checkpoint): what the video
-    tower reads.
+    ``{"model": ...}`` for ``clip-vit-b32`` or ``siglip``; by default a CLIP or SigLIP text tower's own
+    checkpoint): what the video tower reads.
     ``trainable``: default, whether the text backbone can be fine-tuned at all. ``data``: recorded as
     ``data.path`` (no data is read). ``backbones``: already loaded backbones for ``[text, *mix]``.
-    ``cache_dir``: keep the frozen backbones' caption embeddings in this on-disk cache (``c2kd.encoders.cache``).
+    ``cache_dir``: keep the frozen backbones' caption embeddings in this on-disk cache (``c2kd.encoders.text.cache``).
 
     Raises ``ConfigError`` when the frame encoder's feature size differs from the text backbone's.
     """
     import torch
 
     from c2kd.checkpoint import save_checkpoint
-    from c2kd.encoders.registry import build_text_backbone
+    from c2kd.encoders.text.loading import build_text_backbone
     from c2kd.model import build_model
     from c2kd.train.config import TrainConfig
 
@@ -273,9 +324,9 @@ def aligned_checkpoint(out: str | os.PathLike, text: str, frame_encoder: str, mi
     names = [text, *mix]
     options = dict(frame_options or {})
     alignment = check_aligned(text, frame_encoder, options, declared_aligned)
-    clip = _clip_source(text)
-    if frame_encoder == "clip-vit-b32" and "model" not in options and clip is not None:
-        options["model"] = clip  # CLIP text and frames from the same CLIP checkpoint
+    shared = shared_checkpoint(text)
+    if frame_encoder in HUB_FRAME_ENCODERS and "model" not in options and shared is not None:
+        options["model"] = shared  # CLIP (SigLIP) text and frames from the same checkpoint
     if backbones is None:
         from c2kd.encoders.hub import ensure_hub_sources
 

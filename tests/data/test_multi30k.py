@@ -91,7 +91,7 @@ def test_nothing_found_offline_says_how_to_fix_it(tmp_path, monkeypatch):
 def test_the_command_reads_and_fills_a_frame_encoder_cache(multi30k_root, muse, tmp_path):
     """`c2kd multi30k-proxy --cache`: the same frames as a build without it, and every description kept in the
     cache (what a later build, or `c2kd train` with that cache, reads back); --processes needs the cache."""
-    from c2kd.encoders.cache import CachedTextBackbone, text_key
+    from c2kd.encoders.text.cache import CachedTextBackbone, text_key
     from c2kd_testkit import assert_one_line_error, run_c2kd
 
     cut = ["--max-train", "3", "--max-val", "2", "--max-test", "2", "--data", multi30k_root, "--no-download"]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from c2kd.encoders.cache import CachedTextBackbone, EmbeddingCache, text_key
-from c2kd.encoders.text import HFTextBackbone
+from c2kd.encoders.text.cache import CachedTextBackbone, EmbeddingCache, text_key
+from c2kd.encoders.text.hf import HFTextBackbone
 from c2kd.errors import ConfigError, DataError
 
 TEXTS = ["a dog runs on the beach", "two men repair a car", "people sit at a table", "a dog runs on the beach"]
@@ -96,7 +96,7 @@ def test_pending_rows_are_flushed_when_the_cache_is_dropped(tmp_path):
 
 
 def test_compaction_keeps_every_entry(tmp_path, monkeypatch):
-    import c2kd.encoders.cache as cache_module
+    import c2kd.encoders.text.cache as cache_module
 
     cache = EmbeddingCache(tmp_path / "c", dim=2, model="m", fingerprint="h" * 40)
     for i in range(5):

@@ -1,4 +1,4 @@
-"""c2kd.encoders.clip_text: a sentence-transformers folder read as mean pooling then its Dense layer, against
+"""c2kd.encoders.text.sentence_transformers: a sentence-transformers folder read as mean pooling then its Dense layer, against
 transformers (and sentence-transformers when installed) computing the same."""
 
 import pytest
@@ -10,8 +10,8 @@ from clipkit import PROJECTION, make_tiny_st_model
 def test_sentence_transformers_layout_equals_mean_pool_then_dense(tmp_path, weights):
     from transformers import AutoModel, AutoTokenizer
 
-    from c2kd.encoders.clip_text import SentenceTransformerTextBackbone
-    from c2kd.encoders.registry import build_text_backbone, rebuild_text_backbone
+    from c2kd.encoders.text.loading import build_text_backbone, rebuild_text_backbone
+    from c2kd.encoders.text.sentence_transformers import SentenceTransformerTextBackbone
 
     texts = ["ein mann spricht", "a man talks to a dog", "spricht"]
     folder, w = make_tiny_st_model(tmp_path / "st", [*texts, "der hund"], weights=weights)

@@ -6,7 +6,8 @@ import torch
 
 from c2kd.checkpoint import load_checkpoint, save_checkpoint
 from c2kd.data.batching import pad_frames, sample_frame_indices
-from c2kd.encoders.text import HFTextBackbone, TextEncoder
+from c2kd.encoders.text.hf import HFTextBackbone
+from c2kd.encoders.text.tower import TextEncoder
 from c2kd.encoders.video import VideoEncoder, VideoEncoderConfig
 from c2kd.errors import CheckpointError
 from c2kd.model import ModelConfig, build_model

@@ -6,7 +6,7 @@ from c2kd.errors import ConfigError
 
 
 def test_uncached_hub_id_fails_fast_naming_a_local_folder(monkeypatch):
-    from c2kd.encoders.registry import build_text_backbone
+    from c2kd.encoders.text.loading import build_text_backbone
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ConfigError, match="local folder"):

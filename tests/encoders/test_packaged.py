@@ -8,9 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from c2kd.encoders.packaged import USE_LANGUAGES, USE_UNSUPPORTED_C2KD_LANGUAGES
-from c2kd.encoders.registry import TEXT_PRESETS, build_text_backbone, rebuild_text_backbone
-from c2kd.encoders.text import TextEncoder
+from c2kd.encoders.text.loading import build_text_backbone, rebuild_text_backbone
+from c2kd.encoders.text.packaged import USE_LANGUAGES, USE_UNSUPPORTED_C2KD_LANGUAGES
+from c2kd.encoders.text.presets import TEXT_PRESETS
+from c2kd.encoders.text.tower import TextEncoder
 from c2kd.errors import MissingDependencyError
 
 DOG_EN = "A dog is running on the beach."

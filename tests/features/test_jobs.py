@@ -44,6 +44,21 @@ def test_ids_from_stem_name_relpath_and_collisions(tmp_path):
     assert [j.video_id for j in make_jobs(items, lambda p: p.parent.name + "-" + p.stem)] == ["x-clip", "y-clip"]
 
 
+def test_a_folder_link_loop_is_walked_once_and_each_video_has_one_id(tmp_path):
+    _touch(tmp_path / "v" / "clip.mp4")
+    _touch(tmp_path / "v" / "sub" / "other.mp4")
+    (tmp_path / "v" / "loop").symlink_to(".")  # v/loop/loop/... would go on ~40 deep
+    (tmp_path / "v" / "sub" / "up").symlink_to("..")
+    (tmp_path / "v" / "again").symlink_to("sub")  # a second way into sub/
+    (tmp_path / "v" / "broken").symlink_to("nowhere")
+    _touch(tmp_path / "elsewhere" / "linked.mp4")
+    (tmp_path / "v" / "outside").symlink_to(tmp_path / "elsewhere")  # a link to a folder not walked yet: followed
+    items = discover_videos([tmp_path / "v"])
+    ids = [j.video_id for j in make_jobs(items, "relpath")]
+    assert ids == ["clip", "again/other", "outside/linked"]
+    assert [j.video_id for j in make_jobs(items, "stem")] == ["clip", "other", "linked"]
+
+
 def test_shard_of_is_a_stable_hash_and_shards_partition_the_corpus():
     # independent computation of the documented rule: first 8 bytes of SHA-1, big endian, modulo n
     expected = int(hashlib.sha1(b"video9770").hexdigest()[:16], 16) % 7

@@ -123,6 +123,9 @@ def test_a_new_format_is_one_registered_class(tmp_path, scratch_formats):
         def fingerprint(self, directory: Path) -> str:
             return (directory / self.marker).read_text().strip()[:16]
 
+        def verify(self, directory: Path) -> None:
+            json.loads((directory / self.marker).read_text())
+
         def save(self, model, directory: Path) -> Path:
             directory.mkdir(parents=True)
             (directory / self.marker).write_text(json.dumps({"seed": model.seed}))

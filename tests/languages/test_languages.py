@@ -20,6 +20,16 @@ def test_unknown_code_suggests_close_matches():
         normalize_language("")
 
 
+def test_a_huge_language_hint_is_refused_without_look_alikes_or_an_echo():
+    for huge in ("germanic" * 20, "x" * 1_000_000):
+        with pytest.raises(UnknownLanguageError) as err:
+            normalize_language(huge)
+        message = str(err.value)
+        assert len(message) < 300 and huge[:40] not in message and "Did you mean" not in message
+        assert f"{len(huge)} characters" in message
+    assert normalize_language("  bahasa indonesia  ") == "id"  # the longest known name still works
+
+
 def test_iso_639_2_codes_are_accepted_and_a_name_prefix_suggests_that_language():
     assert [normalize_language(c) for c in ("deu", "ger", "ces", "cze", "fra", "fre", "zho", "chi", "eng")] == \
         ["de", "de", "cs", "cs", "fr", "fr", "zh", "zh", "en"]

@@ -152,7 +152,7 @@ def test_fused_models_reading_one_frame_encoder_share_its_frames(work, clips, tm
     from fastapi.testclient import TestClient
 
     from c2kd.data.features import FeatureStore
-    from c2kd.encoders.registry import build_text_backbone
+    from c2kd.encoders.text.loading import build_text_backbone
     from c2kd.formats import checkpoint_frame_encoder
     from c2kd.serve.app import ServeSettings, create_app
 
@@ -336,7 +336,7 @@ def test_aligned_checkpoint_with_a_sentence_transformers_tower_reloads_offline(w
        "--out", out, "--i-know-they-are-aligned")
     model, config = load_checkpoint(out)
     assert config.text.name == f"st:{folder}"
-    from c2kd.encoders.registry import build_text_backbone
+    from c2kd.encoders.text.loading import build_text_backbone
 
     direct = build_text_backbone(f"st:{folder}")
     with torch.no_grad():
@@ -361,7 +361,8 @@ def test_documented_presets_load_from_the_hub_cache(work, clips, tmp_path, monke
 
     from c2kd.checkpoint import load_checkpoint
     from c2kd.data.features import FeatureStore
-    from c2kd.encoders.registry import TEXT_PRESETS, build_text_backbone
+    from c2kd.encoders.text.loading import build_text_backbone
+    from c2kd.encoders.text.presets import TEXT_PRESETS
     from c2kd.formats import checkpoint_frame_encoder
 
     cache = tmp_path / "hub"
@@ -512,7 +513,7 @@ def test_model_download_fetches_both_towers_and_prints_the_offline_command(work,
     import huggingface_hub.constants
 
     from c2kd.checkpoint import load_checkpoint
-    from c2kd.encoders.registry import TEXT_PRESETS
+    from c2kd.encoders.text.presets import TEXT_PRESETS
 
     cache = tmp_path / "hub"
     st_folder, _ = make_tiny_st_model(tmp_path / "st", ["ein mann spricht"])

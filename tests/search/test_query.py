@@ -75,3 +75,21 @@ def test_control_characters_never_reach_the_model_or_the_terminal():
     assert Query.make("نیم\u200cفاصله").text == "نیم\u200cفاصله"  # a zero-width non-joiner is text, kept
     assert printable("id\x1b[2Jx\u202e") == "id\\x1b[2Jx\\u202e"
     assert printable("Ünïcode 犬") == "Ünïcode 犬"
+
+
+def test_a_line_that_is_not_utf8_is_skipped_with_its_line_number(tmp_path):
+    f = tmp_path / "q.txt"
+    f.write_bytes(b'\xef\xbb\xbfdog\n\xff\ncat \xc3\n{"query": "\xfe"}\nbird\n')
+    queries, skipped = read_queries(f)
+    assert queries == [Query("dog"), Query("bird")]
+    assert [problem.split(": ")[0] for problem in skipped] == [f"{f}:{n}" for n in (2, 3, 4)]
+    assert "0xff" in skipped[0] and "UTF-8" in skipped[0] and "column 5" in skipped[1]
+    with pytest.raises(QueryError, match="folder"):
+        read_queries(tmp_path)
+
+
+@pytest.mark.parametrize("invisible", ["\u200b", "\u200c", "\u200d", "\ufeff", "\u200b \u200d\ufeff\u2060"])
+def test_a_query_of_only_zero_width_characters_is_empty(invisible):
+    with pytest.raises(QueryError, match="empty"):
+        Query.make(invisible)
+    assert Query.make(f"dog{invisible}").text == f"dog{invisible}".strip()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -107,13 +106,21 @@ def test_batch_search_skips_bad_lines_prints_no_controls_and_times_each_query(bu
     assert proc.returncode == 0, proc.stderr
     assert f"warning: skipped {queries}:2: the query is empty" in proc.stderr
     assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout and "[31mred [0m dog" in proc.stdout
-    started = time.perf_counter()
     payload = json.loads(run_c2kd("search", built, "--queries", queries, "-k", "2", "--json").stdout)
-    wall_ms = (time.perf_counter() - started) * 1000
     assert [p["query"] for p in payload] == ["a cat sleeps", "[31mred [0m dog", "two men cook", "a car",
                                              "people dance"]
-    # each query's own search time: positive, and together less than the whole process took
-    assert all(p["took_ms"] > 0 for p in payload) and sum(p["took_ms"] for p in payload) < wall_ms
+    assert all(p["took_ms"] > 0 for p in payload)  # each query timed (its speed is measured in bench/, not here)
+    # each query of the batch is searched on its own: its answer is the one it gets when asked alone
+    from c2kd.search.engine import SearchEngine
+
+    engine = SearchEngine.open(built, moments=False)
+    try:
+        for p in payload:
+            alone = engine.search(p["query"], k=2).to_dict()["results"]
+            assert [r["video_id"] for r in p["results"]] == [r["video_id"] for r in alone]
+            assert [r["score"] for r in p["results"]] == pytest.approx([r["score"] for r in alone], abs=1e-5)
+    finally:
+        engine.close()
 
 
 @pytest.mark.parametrize("args,error,message", [
@@ -160,6 +167,44 @@ def test_faiss_build_and_checkpoint_mismatch(tmp_path, random_checkpoint, traine
     assert info["backend"] == "faiss" and info["nlist"] == 4
     result = run("search", out, "a dog", "--checkpoint", trained_checkpoint)
     assert isinstance(result.exception, CheckpointError) and "rebuild the index" in str(result.exception)
+
+
+def test_a_damaged_index_checkpoint_is_called_damaged_not_other_weights(tmp_path, random_checkpoint,
+                                                                          synthetic_data):
+    import shutil
+
+    ckpt = shutil.copytree(random_checkpoint, tmp_path / "ckpt")
+    out = tmp_path / "index"
+    result = run("index", "build", "--checkpoint", ckpt, "--features", synthetic_data / "features", "--out", out)
+    assert result.exit_code == 0, result.output
+    weights = ckpt / "model.safetensors"
+    with open(weights, "r+b") as fh:  # `truncate -s 50%`
+        fh.truncate(weights.stat().st_size // 2)
+    for args in (("search", out, "a dog"), ("search", out, "a dog", "--checkpoint", ckpt)):
+        result = run(*args)
+        message = str(result.exception)
+        assert isinstance(result.exception, CheckpointError), repr(result.exception)
+        assert "damaged" in message and str(weights) in message and "restore" in message
+        assert "other weights" not in message and "rebuild" not in message
+
+
+def test_json_output_is_strict_a_nan_score_is_null(built, tmp_path):
+    import shutil
+
+    copy = shutil.copytree(built, tmp_path / "index")
+    for segment in (copy / "segments").glob("*.npy"):  # a damaged row: every entry's vector NaN
+        vectors = np.load(segment, mmap_mode="r+")
+        vectors[:] = np.nan
+        vectors.flush()
+        del vectors
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} is not JSON")
+
+    result = run("search", copy, "a dog runs", "-k", "3", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output, parse_constant=refuse)
+    assert [r["score"] for r in payload["results"]] == [None] * len(payload["results"]) != []
 
 
 def test_moments_command(trained_checkpoint, synthetic_data, tmp_path):
@@ -357,11 +402,15 @@ def test_the_quickstarts_next_commands_run(tmp_path, trained_checkpoint, synthet
     """The commands the quickstart ends with work as printed (here on the synthetic data and a trained model)."""
     import shlex
 
+    from c2kd.encoders.text.presets import TEXT_PRESETS
     from c2kd.quickstart import next_commands
 
     lines = next_commands(trained_checkpoint, synthetic_data, tmp_path / "index")
-    assert "model aligned" in lines[0]
-    build, search, serve = (shlex.split(line.strip()) for line in lines[1:])
+    build, search, serve = (shlex.split(line.strip()) for line in lines[1:4])
+    # then the best pair for real videos: a text preset and the frame preset it is aligned with
+    aligned = shlex.split(next(line for line in lines[4:] if "model aligned" in line).strip())
+    text, frames = aligned[aligned.index("--text") + 1], aligned[aligned.index("--frame-encoder") + 1]
+    assert TEXT_PRESETS[text].aligned_frames == frames and "siglip2" in frames
     assert build[:3] == ["c2kd", "index", "build"] and serve[:2] == ["c2kd", "serve"]
     for command in (build, search):
         proc = run_c2kd(*command[1:])

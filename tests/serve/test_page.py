@@ -6,8 +6,10 @@ folder, and in ``$C2KD_SCREENSHOTS`` when that is set).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -342,7 +344,7 @@ def long_server(tmp_path_factory, random_checkpoint):
     """A server of an index whose long videos are indexed as moments, with their files and poster stills."""
     from c2kd.data.features import FeatureStoreWriter
     from c2kd.search.building import build_index
-    from c2kd.search.moments import Windows
+    from c2kd.search.windows import Windows
     from c2kd.serve.app import ServeSettings, create_app
 
     tmp = tmp_path_factory.mktemp("long")
@@ -465,12 +467,14 @@ def test_more_moments_adds_the_videos_other_moments(browser, long_server):
     with page.expect_request("**/api/moments") as sent:
         card.locator("button.more-moments").click()
     assert sent.value.method == "POST"
-    assert sent.value.post_data_json == {"video_id": "harbour-tour", "query": LONG_QUERY, "k": 10}
+    assert sent.value.post_data_json == {"video_id": "harbour-tour", "query": LONG_QUERY, "k": 10, "iou": 0}
     page.wait_for_selector(".card .moment-list li")
     assert page.url.endswith("k=5")  # no reload
     found = page.request.post(long_server + "/api/moments",
-                              data={"video_id": "harbour-tour", "query": LONG_QUERY, "k": 10}).json()
-    assert found["duration"] == 120.0 and len(found["moments"]) == 10
+                              data={"video_id": "harbour-tour", "query": LONG_QUERY, "k": 10, "iou": 0}).json()
+    assert found["duration"] == 120.0 and len(found["moments"]) >= 5
+    spans = sorted((m["start"], m["end"]) for m in found["moments"])
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), spans  # issue 36: distinct, not overlapping
     wanted = {(m["start"], m["end"]) for m in before} | {(m["start"], m["end"]) for m in found["moments"]}
     after = marks_of(card)
     assert len(after) > len(before) and {(m["start"], m["end"]) for m in after} == wanted
@@ -479,7 +483,9 @@ def test_more_moments_adds_the_videos_other_moments(browser, long_server):
     assert [m["best"] for m in after].count(True) == 1  # the search's best moment stays the highlighted one
     times = card.locator(".moment-list button")  # the times, in video order
     assert times.count() == len(wanted)
-    assert times.all_inner_texts() == [f"{fmt(a)}–{fmt(b)}" for a, b in sorted(wanted)]
+    texts = times.all_inner_texts()
+    assert [t.split(" · ")[0] for t in texts] == [f"{fmt(a)}–{fmt(b)}" for a, b in sorted(wanted)]
+    assert all(re.fullmatch(r"-?\d\.\d\d", t.split(" · ")[1]) for t in texts), texts  # each with its score
     assert card.locator("button.more-moments").count() == 0
     assert f"{len(wanted)} moments" in card.locator(".moment-note").inner_text()
     last = times.last

@@ -172,7 +172,7 @@ def aligned_dataset(tiny_dataset, text_model_dir, out):
 
     from c2kd.data.dataset import CAPTIONS_FILE, save_dataset
     from c2kd.data.features import FeatureStoreWriter
-    from c2kd.encoders.text import HFTextBackbone
+    from c2kd.encoders.text.hf import HFTextBackbone
 
     rows = pq.read_table(tiny_dataset / CAPTIONS_FILE).to_pylist()
     backbone = HFTextBackbone.from_pretrained(str(text_model_dir)).eval()
@@ -211,7 +211,7 @@ def test_training_never_hands_back_a_model_worse_than_its_start(aligned_text, ti
 
 
 def test_mix_map_starts_as_the_ridge_regression_solution():
-    from c2kd.encoders.text import AlignedTextHead
+    from c2kd.encoders.text.heads import AlignedTextHead
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 6))

@@ -52,7 +52,7 @@ def test_the_backbone_mix_settings_load_under_their_old_names(tmp_path):
     names only."""
     import yaml
 
-    from c2kd.encoders.text import TextEncoderConfig
+    from c2kd.encoders.text.tower import TextEncoderConfig
     from c2kd.train.config import dump_config
 
     old = tmp_path / "old.yaml"

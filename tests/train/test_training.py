@@ -203,3 +203,30 @@ def test_config_pooler_temperatures_alpha_and_english_weight_reach_the_loss(
         expected = expected + 0.3 * weight * _reference_nce(scores, 0.07) + 0.7 * _reference_kd(scores, pooled, 0.2)
     assert set(student) == {"en", "de", "fr", "cs"}
     assert terms["loss"].item() == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_a_second_run_on_the_same_out_dir_is_refused_while_the_first_runs(tiny_dataset, tiny_text_models,
+                                                                           tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from c2kd.checkpoint import dump_config
+    from c2kd_testkit import assert_one_line_error, run_c2kd
+
+    out = tmp_path / "run"
+    config = tmp_path / "run.yaml"
+    config.write_text(dump_config(tiny_config(tiny_dataset, tiny_text_models["student"], out, epochs=500)))
+    first = subprocess.Popen([sys.executable, "-c", "from c2kd.cli import main; main()", "train", "--config",
+                              str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "config.yaml").exists():  # written once the run holds its out_dir
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read() if first.stderr else ""
+            time.sleep(0.2)
+        second = run_c2kd("train", "--config", config)
+        assert_one_line_error(second, str(out), "in progress", f"pid {first.pid}")
+        assert first.poll() is None  # the first run goes on
+    finally:
+        first.kill()
+        first.wait()

@@ -22,7 +22,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from c2kd.authors.model import AuthorsArchitecture, AuthorsModel
-from c2kd.checkpoint import WEIGHTS_FILE, load_weights, save_weights
+from c2kd.checkpoint import WEIGHTS_FILE, check_weights, load_weights, save_weights
 from c2kd.encoders.frames import FrameEncoderSpec
 from c2kd.errors import CheckpointError, validation_problems
 from c2kd.formats import CHECKPOINT_MARKER, CheckpointFormat, record_format, register_format
@@ -120,6 +120,9 @@ class AuthorsFormat(CheckpointFormat):
         digest = hashlib.sha256((directory / RECORD_FILE).read_bytes())
         digest.update((directory / (WEIGHTS_FILE + ".sha256")).read_bytes())
         return digest.hexdigest()[:16]
+
+    def verify(self, directory: Path) -> None:
+        check_weights(directory)
 
     def instead(self, directory: Path) -> str:
         return ("an imported authors' model is for evaluation and search; train a c2kd model with `c2kd train` "

@@ -62,7 +62,15 @@ def data_check(path: Path = typer.Argument(..., help="Dataset folder.")) -> None
     from c2kd.data.dataset import VideoTextDataset
     from c2kd.train.config import DataConfig
 
-    ds = VideoTextDataset(path)
+    problems: list[str] = []
+    ds = VideoTextDataset(path, problems)
+    problems += ds.features.damaged_shards()
+    if problems:  # every damaged file, not only the first
+        from c2kd.errors import DamagedFileError
+
+        for problem in problems[:-1]:
+            typer.secho(f"error: {problem}", fg=typer.colors.RED, err=True)
+        raise DamagedFileError(f"{problems[-1]}" + (f" ({len(problems)} damaged files)" if len(problems) > 1 else ""))
     table = Table(title=f"{ds.name}: {len(ds.features)} videos with {ds.features.dim}-d features")
     for col in ("split", "videos", "missing", "no text", *ds.languages):
         table.add_column(col, justify="right")
@@ -122,7 +130,7 @@ def multi30k_proxy_command(
         None, "--data", help="Multi30K folder (with task1/ and task2/). Default: $C2KD_DATA, then ../shared/data, "
                              "then a download from the public Multi30K repository."),
     frame_encoder: str = typer.Option(
-        PROXY_FRAME_ENCODER, help="Text backbone that encodes the proxy frames (a preset of c2kd.encoders.registry); "
+        PROXY_FRAME_ENCODER, help="Text backbone that encodes the proxy frames (a preset of c2kd.encoders.text.presets); "
                             "choose one that is neither the student's nor a teacher's text encoder."),
     max_train: int | None = typer.Option(None, min=1, help="Keep only the first N training items (speed)."),
     max_val: int | None = typer.Option(None, min=1, help="Keep only the first N validation items."),
@@ -147,8 +155,8 @@ def multi30k_proxy_command(
     typer.echo(located.message)
     backbone = None
     if cache is not None:
-        from c2kd.encoders.cache import CachedTextBackbone
-        from c2kd.encoders.registry import build_text_backbone
+        from c2kd.encoders.text.cache import CachedTextBackbone
+        from c2kd.encoders.text.loading import build_text_backbone
 
         backbone = CachedTextBackbone(build_text_backbone(frame_encoder), cache)
     build_multi30k_proxy(out, located.root, frame_encoder=frame_encoder, max_train=max_train, max_val=max_val,

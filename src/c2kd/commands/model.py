@@ -38,7 +38,9 @@ def model_random_text(
 @model_app.command("download")
 def model_download(
     names: list[str] = typer.Argument(..., help="Text backbone presets (e.g. mclip-vit-b32: its text tower and the "
-                                                "CLIP frame model it is aligned with) or hub ids."),
+                                                "CLIP frame model it is aligned with; siglip2-base-patch16-256-text), "
+                                                "frame encoder presets that a text preset is aligned with (e.g. "
+                                                "siglip2-base-patch16-256: both towers) or hub ids."),
     out: Path = typer.Option(..., help="Folder to put one model folder in per hub model."),
     url: str | None = typer.Option(None, help="Address of the authors' weights archive (default: the one in their "
                                               "README; file:// for a local copy)."),
@@ -49,13 +51,18 @@ def model_download(
                                                         "model's config and tokenizer (default: the one their "
                                                         "class names, e.g. sentence-transformers/LaBSE)."),
 ) -> None:
-    """Fetch the hub models that NAMES load (both towers of an aligned preset) into folders under OUT, for use
+    """Fetch the hub models that NAMES load (both towers of an aligned pair) into folders under OUT, for use
     where there is no hub; prints the `model aligned` command that reads them. The authors' released models
     (authors-msrvtt, authors-youcook2, authors-vatex, authors-rudder) come from their weights archive and are
     imported into OUT/NAME."""
     from c2kd.authors.release import RELEASES, WEIGHTS_URL, download_release
-    from c2kd.encoders.registry import TEXT_PRESETS
-    from c2kd.zeroshot import download_hub_models, hub_models, record_download
+    from c2kd.zeroshot import (
+        aligned_pair,
+        download_hub_models,
+        hub_models,
+        offline_aligned_command,
+        record_download,
+    )
 
     for name in [n for n in names if n in RELEASES]:
         folder, member = download_release(name, out, url=url or WEIGHTS_URL, archive=archive, member=member,
@@ -65,8 +72,8 @@ def model_download(
     if not names:
         return
 
-    frames = {name: TEXT_PRESETS[name].aligned_frames if name in TEXT_PRESETS else "" for name in names}
-    per_name = {name: hub_models([name], frames[name], {}) for name in names}
+    pairs = {name: aligned_pair(name) for name in names}
+    per_name = {name: hub_models([text], frames, {}) for name, (text, frames) in pairs.items()}
     wanted = {model[0]: model for models in per_name.values() for model in models}  # each hub model once
     if not wanted:
         typer.echo(f"nothing to download: {', '.join(names)} ship(s) in Python packages")
@@ -75,16 +82,14 @@ def model_download(
     for source, what, _, _ in wanted.values():
         typer.echo(f"{what} {source} -> {folders[source]}")
     for name, models in per_name.items():
+        text, frames = pairs[name]
         fetched = folders[models[0][0]] if models else None
-        if fetched is not None and frames[name] and fetched.resolve().is_relative_to(out.resolve()):
-            record_download(fetched, name, frames[name])  # the text tower's folder: one side of a known pair
+        if fetched is not None and frames and fetched.resolve().is_relative_to(out.resolve()):
+            record_download(fetched, text, frames)  # the text tower's folder: one side of a known pair
     for name, models in per_name.items():
-        if models and frames[name]:
-            text_source, _, _, use_as = models[0]
-            command = (f"c2kd model aligned --text {use_as.replace('DIR', str(folders[text_source]))} "
-                       f"--frame-encoder {frames[name]}")
-            command += "".join(f" --frame-model {folders[source]}" for source, *_ in models[1:])
-            typer.echo(f"offline, for {name}: {command} --out MODEL")
+        frames = pairs[name][1]
+        if models and frames:
+            typer.echo(f"offline, for {name}: {offline_aligned_command(models, frames, folders)} --out MODEL")
 
 
 @model_app.command("import-authors")
@@ -115,20 +120,23 @@ def model_import_authors(
 
 @model_app.command("aligned")
 def model_aligned(
-    text: str = typer.Option(..., help="Aligned text backbone: mclip-vit-b32 (multilingual CLIP), "
-                                       "clip-vit-b32-text, a CLIP folder, st:FOLDER (sentence-transformers "
-                                       "layout), packaged-muse (Multi30K proxy), ..."),
-    frame_encoder: str = typer.Option(..., help="What the video tower reads: clip-vit-b32 (or another encoder of "
-                                                "`c2kd extract`), or packaged-muse for the Multi30K proxy."),
+    text: str = typer.Option(..., help="Aligned text backbone: siglip2-base-patch16-256-text (SigLIP 2), "
+                                       "siglip-base-patch16-256-multilingual-text, mclip-vit-b32 (multilingual "
+                                       "CLIP), clip-vit-b32-text, a CLIP or SigLIP folder, st:FOLDER "
+                                       "(sentence-transformers layout), packaged-muse (Multi30K proxy), ..."),
+    frame_encoder: str = typer.Option(..., help="What the video tower reads: siglip2-base-patch16-256, siglip "
+                                                "(--frame-model a SigLIP folder or hub id), clip-vit-b32 (or another "
+                                                "encoder of `c2kd extract`), or packaged-muse for the Multi30K "
+                                                "proxy."),
     out: Path = typer.Option(..., help="Checkpoint folder to write."),
     mix: list[str] | None = typer.Option(None, "--mix", help="Further frozen text backbone read beside --text "
                                                                 "(the backbone mix; repeatable), e.g. "
                                                                 "packaged-e5-small."),
     old_mix: list[str] | None = typer.Option(None, "--fuse", hidden=True,
                                                 help="The old name of --mix (not `c2kd model fuse`)."),
-    frame_model: str | None = typer.Option(None, help="The frame encoder's model: CLIP hub id or folder "
-                                                         "(default: the CLIP text tower's own checkpoint), ONNX "
-                                                         "file."),
+    frame_model: str | None = typer.Option(None, help="The frame encoder's model: CLIP or SigLIP hub id or folder "
+                                                         "(default: the CLIP or SigLIP text tower's own "
+                                                         "checkpoint), ONNX file."),
     frame_option: list[str] | None = typer.Option(None, "--frame-option", metavar="KEY=VALUE",
                                                      help="Frame encoder option key=value (repeatable)."),
     trainable: bool | None = typer.Option(None, "--trainable/--frozen",
@@ -144,8 +152,9 @@ def model_aligned(
 ) -> None:
     """A checkpoint that needs no training: text backbone vector vs mean of frame features, by cosine.
 
-    For search over real videos in many languages: --text mclip-vit-b32 --frame-encoder clip-vit-b32, then
-    `c2kd extract VIDEOS --checkpoint OUT --out STORE`, `c2kd index build`, `c2kd search`.
+    For search over real videos in many languages: --text siglip2-base-patch16-256-text --frame-encoder
+    siglip2-base-patch16-256 (or --text mclip-vit-b32 --frame-encoder clip-vit-b32), then `c2kd extract VIDEOS
+    --checkpoint OUT --out STORE`, `c2kd index build`, `c2kd search` (docs/search.md).
     """
     from c2kd.formats import CHECKPOINT_MARKER
     from c2kd.io import check_output

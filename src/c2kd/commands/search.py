@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from c2kd.defaults import INDEX_LENGTHS, INDEX_OPTION_NAMES, INDEX_STRIDE, WHOLE_UP_TO
+from c2kd.io import json_text
 
 index_app = typer.Typer(help="Build and update video indexes (embeddings + metadata).", no_args_is_help=True)
 
@@ -21,6 +22,8 @@ def _option_help() -> str:
 
 
 OPTION_HELP = _option_help()
+#: the default window lengths as the command line takes them, "2,4,8"
+LENGTHS = ",".join(f"{x:g}" for x in INDEX_LENGTHS)
 ID_COLUMN_HELP = "the --metadata column that holds the video id (e.g. clip_name for MSR-VTT's files)"
 
 
@@ -51,7 +54,7 @@ def index_build(
                                                "their poster frames are taken now and kept in the index"),
     split: list[str] = typer.Option([], help="index only this split of a dataset folder, e.g. test "
                                              "(repeatable)"),
-    moment_lengths: str = typer.Option(",".join(f"{x:g}" for x in INDEX_LENGTHS),
+    moment_lengths: str = typer.Option(LENGTHS,
                                        help="window lengths (seconds) of the moment entries of videos longer than "
                                             "the longest; 'none': one whole-clip entry per video"),
     moment_stride: float = typer.Option(INDEX_STRIDE, help="window stride, a fraction of each length"),
@@ -74,8 +77,8 @@ def index_build(
     import time
 
     from c2kd.index import VideoIndex, parse_options
+    from c2kd.index.options import split_options
     from c2kd.index.segments import MANIFEST
-    from c2kd.index.store import split_options
     from c2kd.io import check_output
     from c2kd.search.building import build_index, parse_tags, read_metadata_file
 
@@ -197,7 +200,7 @@ def index_info(index: Path = typer.Argument(..., help="index folder"),
     with VideoIndex.open(index) as idx:
         info = idx.describe()
     if as_json:
-        typer.echo(json.dumps(info, indent=2, ensure_ascii=False))
+        typer.echo(json_text(info))
         return
     from rich.console import Console
     from rich.markup import escape
@@ -215,7 +218,7 @@ def index_info(index: Path = typer.Argument(..., help="index folder"),
 def _print_results(responses, as_json: bool) -> None:
     if as_json:
         payload = [r.to_dict() for r in responses]
-        typer.echo(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, ensure_ascii=False))
+        typer.echo(json_text(payload[0] if len(payload) == 1 else payload))
         return
     from rich.console import Console
     from rich.markup import escape
@@ -283,6 +286,10 @@ def search(
     option: list[str] = typer.Option([], "--option", "-o", metavar="NAME=VALUE", help=OPTION_HELP),
     group: bool = typer.Option(True, "--group/--no-group", help="rank videos by their best moment (default), or "
                                                                 "the moments themselves across the collection"),
+    out: Path | None = typer.Option(None, "--out", help="with --queries: write the answers to this JSON-lines "
+                                                        "file as they come (one line per query, a progress line "
+                                                        "meanwhile); run the same command again to answer only "
+                                                        "the queries it lacks"),
     device: str = typer.Option("cpu"),
     channel: str | None = typer.Option(None, help="what finds the videos: shown (the pictures), said (subtitles "
                                                   "and speech) or both (default when the index has said moments)"),
@@ -291,7 +298,8 @@ def search(
     with its time (long videos are indexed as moment windows); what is said in them too, when the index
     holds their subtitles or speech (each result says what found it)."""
     from c2kd.index import parse_filter_options, parse_options
-    from c2kd.index.store import check_search_options
+    from c2kd.index.options import check_search_options
+    from c2kd.search.batch import answered
     from c2kd.search.engine import SearchEngine
     from c2kd.search.query import Query, QueryError, printable, read_queries, validate_k, validate_language
 
@@ -302,6 +310,12 @@ def search(
                       else ([Query.make(query, lang)], []))
     for problem in skipped:
         typer.echo(f"warning: skipped {printable(problem)}", err=True)
+    if out is not None and queries is None:
+        raise QueryError("--out writes the answers of a batch: give --queries FILE")
+    done = answered(out, batch) if out is not None else set()
+    if out is not None and len(done) == len(batch):
+        typer.echo(f"all {len(batch)} queries are answered in {out}")
+        return
     filters = parse_filter_options(filter)
     options = parse_options(option)
     check_search_options(index, options)  # before the model loads
@@ -310,12 +324,41 @@ def search(
     if channel is not None or (group and SaidIndex.open(index) is not None):
         _search_channels(index, batch, k, channel, filters, group, checkpoint, device, options, as_json)
         return
-    engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=options)
+    engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=options, moments=False)
     try:
-        responses = engine.search_many(batch, k=k, filters=filters, group=group)
+        if out is not None:
+            _answer_batch(engine, batch, out, done, k, filters, group)
+        elif as_json:
+            _print_results(engine.search_many(batch, k=k, filters=filters, group=group), as_json)
+        else:  # each table as soon as its query is answered
+            for response in engine.search_each(batch, k=k, filters=filters, group=group):
+                _print_results([response], as_json)
     finally:
         engine.close()
-    _print_results(responses, as_json)
+
+
+def _answer_batch(engine, batch, out: Path, done: set[int], k: int, filters, group: bool) -> None:
+    """Answer the queries ``out`` lacks into it, with a progress line; Ctrl-C keeps every answer written."""
+    from c2kd.progress import progress_bar
+    from c2kd.search.batch import answer_into
+
+    bar = progress_bar(total=len(batch), initial=len(done), desc="searching", unit="query")
+    count = 0
+    try:
+        for _ in answer_into(out, engine, batch, k, filters, group, done):
+            bar.update(1)
+            count += 1
+    except KeyboardInterrupt:
+        from c2kd.progress import LogLines
+
+        if not isinstance(bar, LogLines):  # a terminal's bar ends its line; a log gets no "done" line
+            bar.close()
+        typer.echo(f"interrupted: {len(done) + count} of {len(batch)} queries are answered in {out}; run the same "
+                   "command again to answer the rest", err=True)
+        raise typer.Exit(130) from None
+    bar.close()
+    before = f" ({len(done)} were answered before)" if done else ""
+    typer.echo(f"answered {count} queries into {out}{before}")
 
 
 def _search_channels(index, batch, k, channel, filters, group, checkpoint, device, options, as_json) -> None:
@@ -329,7 +372,7 @@ def _search_channels(index, batch, k, channel, filters, group, checkpoint, devic
         check_channel(channel)
     if not group:
         raise QueryError("--no-group ranks the shown moment entries themselves; leave out --channel for it")
-    engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=options)
+    engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=options, moments=False)
     try:
         responses = ChannelSearch.open(engine).search_many(batch, k=k, channel=channel, filters=filters)
     finally:
@@ -368,7 +411,9 @@ def moments(
     features: Path | None = typer.Option(None, help="feature store holding the video (when VIDEO is an id)"),
     lang: str | None = typer.Option(None, help="language of the query (a hint, validated)"),
     k: int = typer.Option(5, "-k", help="number of moments"),
-    lengths: str = typer.Option("2,4,8,16", help="window lengths in seconds, comma-separated"),
+    lengths: str = typer.Option(LENGTHS,
+                                help="window lengths in seconds, comma-separated (stride: half a length, as in an "
+                                     "index)"),
     iou: float = typer.Option(0.5, help="drop a moment overlapping a better one by more than this IoU"),
     encoder: str | None = typer.Option(None, help="frame encoder for a video file (default: the one the "
                                                      "checkpoint records, with its model; else from the model's "
@@ -379,8 +424,8 @@ def moments(
 ) -> None:
     """Find the moments of one video that match a query (sliding windows + non-maximum suppression)."""
     from c2kd.errors import DataError
-    from c2kd.search.building import recorded
     from c2kd.search.engine import SearchEngine
+    from c2kd.search.model import recorded
     from c2kd.search.moments import check_lengths
     from c2kd.search.query import QueryError
 
@@ -415,7 +460,7 @@ def moments(
     finally:
         engine.close()
     if as_json:
-        typer.echo(json.dumps(response.to_dict(), indent=2, ensure_ascii=False))
+        typer.echo(json_text(response.to_dict()))
         return
     from rich.console import Console
     from rich.markup import escape

@@ -13,7 +13,6 @@ but no features are kept as *missing*: evaluation counts them as misses (the MSR
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections import defaultdict
@@ -30,6 +29,7 @@ from c2kd.data.features import DATASET_FILE, FeatureStore
 from c2kd.errors import DataError
 from c2kd.io import write_atomic, write_json
 from c2kd.languages import ENGLISH, normalize_language
+from c2kd.reading import damaged, read_json
 
 CAPTIONS_FILE = "captions.parquet"
 CAPTION_COLUMNS = ("video_id", "split", "lang", "caption_index", "text")
@@ -133,10 +133,16 @@ def _is_blank(text: str | None) -> bool:
     return text is None or not text.strip()
 
 
+#: how a damaged dataset file is repaired
+REBUILD = "make the dataset again (`c2kd data synthetic`, `c2kd import-data`, ...) or restore it from a copy"
+
+
 class VideoTextDataset:
     """A dataset directory, opened and validated. Use :meth:`split` to get the data of one split."""
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, problems: list[str] | None = None):
+        """Open the dataset at ``root``; with a ``problems`` list, damaged feature shards are described there
+        and left out instead of raised (see :class:`FeatureStore`)."""
         self.root = Path(root)
         meta_path = self.root / DATASET_FILE
         if not meta_path.exists():
@@ -144,10 +150,13 @@ class VideoTextDataset:
                 f"{meta_path} not found: {self.root} is not a c2kd dataset. Make one with "
                 "`c2kd data synthetic`, `c2kd multi30k-proxy` or `c2kd import-data`."
             )
-        self.meta = json.loads(meta_path.read_text())
-        self.name: str = self.meta.get("name", self.root.name)
+        self.meta = read_json(meta_path, REBUILD)
+        self.name: str = str(self.meta.get("name", self.root.name))
         # codes are normalised when read, whoever wrote the files (the original release's `cz` is `cs` here)
-        self.languages: list[str] = list(dict.fromkeys(_normalised(self.meta.get("languages", []), meta_path)))
+        languages = self.meta.get("languages", [])
+        if not isinstance(languages, list) or not all(isinstance(code, str) for code in languages):
+            raise damaged(meta_path, f"its 'languages' is {languages!r:.60}, not a list of codes", REBUILD)
+        self.languages: list[str] = list(dict.fromkeys(_normalised(languages, meta_path)))
         captions_path = self.root / CAPTIONS_FILE
         if not captions_path.exists():
             raise DataError(f"{captions_path} not found; the dataset folder is incomplete")
@@ -156,14 +165,16 @@ class VideoTextDataset:
         try:
             self._table = pq.read_table(captions_path).to_pydict()
         except Exception as exc:  # pyarrow raises several types for corrupt files
-            raise DataError(f"{captions_path} cannot be read ({exc}); rebuild the dataset") from exc
+            raise DataError(f"{captions_path} is damaged (not a parquet table: {exc}); {REBUILD}") from exc
         absent = [c for c in CAPTION_COLUMNS if c not in self._table]
         if absent:
             raise DataError(f"{captions_path} lacks column(s) {absent}")
         if not self._table["video_id"]:
             raise DataError(f"{captions_path} holds no captions; rebuild the dataset with its captions")
         self._table["lang"] = _normalised(self._table["lang"], captions_path)
-        self.features = FeatureStore(self.root / self.meta.get("features", "features"))
+        features = self.meta.get("features")
+        self.features = FeatureStore(self.root / (features if isinstance(features, str) and features else "features"),
+                                     problems)
 
     @property
     def splits(self) -> list[str]:

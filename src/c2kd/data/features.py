@@ -13,7 +13,6 @@ different shard prefixes (``--shard i/n``) and write into one store without coor
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -24,6 +23,7 @@ import numpy as np
 
 from c2kd.errors import DataError
 from c2kd.io import commit_shard, write_json
+from c2kd.reading import damaged, positive_int, read_json, read_npy, read_parquet
 
 FORMAT = "c2kd-features"
 STORE_FILE = "store.json"
@@ -54,9 +54,45 @@ def store_root(path: str | os.PathLike) -> Path:
     if (path / STORE_FILE).exists():
         return path
     if (path / DATASET_FILE).exists():
-        return path / json.loads((path / DATASET_FILE).read_text()).get("features", "features")
+        features = read_json(path / DATASET_FILE, "make the dataset again or restore it from a copy").get("features")
+        return path / (features if isinstance(features, str) and features else "features")
     raise DataError(f"{path} is neither a feature store (no store.json) nor a dataset (no dataset.json); "
                     "give the folder written by `c2kd extract` or a dataset folder")
+
+
+#: how a damaged store file is repaired
+REPAIR = ("extract those videos again (`c2kd extract`; delete the damaged shard's .npy and .index.parquet first), "
+          "or restore the store from a copy")
+#: how a damaged store.json is repaired
+REPAIR_STORE = "restore the store from a copy, or extract the videos again into a new folder"
+
+
+def _read_shard_index(path: Path) -> dict[str, list]:
+    """A shard's index file as columns, its types checked (an empty or garbage file is damage)."""
+    import pyarrow as pa
+
+    table = read_parquet(path, REPAIR, columns=("id", "offset", "length", "times"))
+    kinds = {"id": pa.types.is_string, "offset": pa.types.is_integer, "length": pa.types.is_integer,
+             "times": pa.types.is_list}
+    for name, is_kind in kinds.items():
+        if not is_kind(table.schema.field(name).type):
+            raise damaged(path, f"its column {name!r} holds {table.schema.field(name).type}", REPAIR)
+    data = table.to_pydict()
+    if any(o is None or n is None or o < 0 or n < 0 for o, n in zip(data["offset"], data["length"])):
+        raise damaged(path, "a negative or missing offset or length", REPAIR)
+    if any(v is None for v in data["id"]):
+        raise damaged(path, "a missing video id", REPAIR)
+    data["times"] = [t or [] for t in data["times"]]
+    return data
+
+
+def read_store_meta(path: Path) -> dict:
+    """A store's ``store.json``, checked: a c2kd store's, with a whole ``dim`` (damage is one error naming it)."""
+    meta = read_json(path, REPAIR_STORE)
+    if meta.get("format") != FORMAT:
+        raise DataError(f"{path}: not a c2kd feature store (format {meta.get('format')!r})")
+    positive_int(meta, "dim", path, REPAIR_STORE)
+    return meta
 
 
 class FeatureStore:
@@ -66,7 +102,9 @@ class FeatureStore:
         store[video_id] -> np.ndarray [T, D] float16 (a memory-mapped view); times(video_id) -> [T] seconds
     """
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, problems: list[str] | None = None):
+        """Open the store at ``root``. With a ``problems`` list, a damaged shard is described there and left
+        out instead of raised (``c2kd data check`` reports every damaged file at once)."""
         self.root = Path(root)
         meta_path = self.root / STORE_FILE
         if not meta_path.exists():
@@ -74,27 +112,32 @@ class FeatureStore:
                 f"{meta_path} not found: {self.root} is not a feature store. Create one with "
                 "`c2kd extract` or `c2kd data synthetic`, or point to the right folder."
             )
-        self.meta = json.loads(meta_path.read_text())
-        if self.meta.get("format") != FORMAT:
-            raise DataError(f"{meta_path}: not a c2kd feature store (format {self.meta.get('format')!r})")
+        self.meta = read_store_meta(meta_path)
         self.dim = int(self.meta["dim"])
         self._shards: list[Path] = []
+        self._rows: list[int] = []  # per shard: the rows its index places videos in
         self._arrays: dict[int, np.ndarray] = {}
         self._locations: dict[str, _Location] = {}
         self._times: dict[str, np.ndarray] = {}
-        self._load_indexes()
+        self._load_indexes(problems)
 
-    def _load_indexes(self) -> None:
-        import pyarrow.parquet as pq
-
+    def _load_indexes(self, problems: list[str] | None) -> None:
         shard_dir = self.root / "shards"
         for index_path in sorted(shard_dir.glob(f"*{INDEX_SUFFIX}")) if shard_dir.exists() else []:
             data_path = index_path.with_name(index_path.name[: -len(INDEX_SUFFIX)] + ".npy")
-            if not data_path.exists():
-                raise DataError(f"{index_path}: its data file {data_path.name} is missing; delete the index to redo it")
+            try:
+                if not data_path.exists():
+                    raise DataError(f"{index_path}: its data file {data_path.name} is missing; delete the index to "
+                                    "redo it")
+                table = _read_shard_index(index_path)
+            except DataError as exc:
+                if problems is None:
+                    raise
+                problems.append(str(exc))
+                continue
             shard = len(self._shards)
             self._shards.append(data_path)
-            table = pq.read_table(index_path).to_pydict()
+            self._rows.append(max((o + n for o, n in zip(table["offset"], table["length"])), default=0))
             for vid, off, length, times in zip(table["id"], table["offset"], table["length"], table["times"]):
                 if vid in self._locations:
                     raise DataError(
@@ -108,11 +151,24 @@ class FeatureStore:
     def _array(self, shard: int) -> np.ndarray:
         arr = self._arrays.get(shard)
         if arr is None:
-            arr = np.load(self._shards[shard], mmap_mode="r")
-            if arr.ndim != 2 or arr.shape[1] != self.dim:
-                raise DataError(f"{self._shards[shard]}: shape {arr.shape} does not match store dim {self.dim}")
+            path = self._shards[shard]
+            arr = read_npy(path, REPAIR, ndim=2, columns=self.dim)
+            rows = self._rows[shard]
+            if len(arr) < rows:
+                raise damaged(path, f"{len(arr)} rows, but its index {path.stem}{INDEX_SUFFIX} places videos up to "
+                                    f"row {rows}", REPAIR)
             self._arrays[shard] = arr
         return arr
+
+    def damaged_shards(self) -> list[str]:
+        """One line per shard whose data file cannot be read whole (cut short, garbage, another shape)."""
+        problems = []
+        for shard in range(len(self._shards)):
+            try:
+                self._array(shard)
+            except DataError as exc:
+                problems.append(str(exc))
+        return problems
 
     @property
     def ids(self) -> list[str]:
@@ -165,8 +221,8 @@ class FeatureStoreWriter:
         self.flush_every = flush_every
         meta_path = self.root / STORE_FILE
         if meta_path.exists():
-            meta = json.loads(meta_path.read_text())
-            if int(meta["dim"]) != self.dim:
+            meta = read_json(meta_path, REPAIR_STORE)
+            if positive_int(meta, "dim", meta_path, REPAIR_STORE) != self.dim:
                 raise DataError(
                     f"{meta_path}: store holds {meta['dim']}-d features, cannot add {self.dim}-d ones; "
                     "use another --out folder for another encoder"

@@ -261,7 +261,7 @@ def build_multi30k_proxy(out: str | os.PathLike, source: str | os.PathLike, fram
     """
     from c2kd.data.dataset import save_dataset
     from c2kd.data.features import FeatureStoreWriter
-    from c2kd.encoders.registry import build_text_backbone
+    from c2kd.encoders.text.loading import build_text_backbone
 
     started = time.perf_counter()
     out = Path(out)

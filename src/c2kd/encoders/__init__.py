@@ -1,4 +1,4 @@
-"""Text and video towers, the dual encoder, and the registry of named backbones.
+"""Text towers (the package ``c2kd.encoders.text``), the video tower, and the frame encoder presets.
 
 The towers are imported on first use (``from c2kd.encoders import TextEncoder``), so that a submodule such as
 :mod:`c2kd.encoders.frames` can be read without importing torch.
@@ -12,10 +12,10 @@ from typing import Any
 #: exported name -> the module that defines it
 _EXPORTS = {
     "GatedProjection": "c2kd.encoders.gated",
-    "HFTextBackbone": "c2kd.encoders.text",
-    "TextBackbone": "c2kd.encoders.text",
-    "TextEncoder": "c2kd.encoders.text",
-    "TextEncoderConfig": "c2kd.encoders.text",
+    "HFTextBackbone": "c2kd.encoders.text.hf",
+    "TextBackbone": "c2kd.encoders.text.base",
+    "TextEncoder": "c2kd.encoders.text.tower",
+    "TextEncoderConfig": "c2kd.encoders.text.tower",
     "VideoEncoder": "c2kd.encoders.video",
     "VideoEncoderConfig": "c2kd.encoders.video",
 }

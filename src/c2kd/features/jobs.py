@@ -24,8 +24,26 @@ class VideoJob:
 
 
 def _walk(root: Path, extensions: frozenset[str]) -> list[Path]:
+    """Video files under ``root``, following links to folders but walking each real folder once: a link loop
+    (``ln -s . loop``) or a second link to a folder already walked adds nothing."""
     found: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+
+    def first_visit(folder: str) -> bool:
+        try:
+            info = os.stat(folder)
+        except OSError:  # a broken link or a folder that vanished: nothing to walk
+            return False
+        key = (info.st_dev, info.st_ino)
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        if not first_visit(dirpath):
+            dirnames[:] = []
+            continue
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         found.extend(Path(dirpath) / f for f in sorted(filenames)
                      if not f.startswith(".") and Path(f).suffix.lower() in extensions)

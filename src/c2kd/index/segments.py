@@ -32,6 +32,7 @@ from c2kd.errors import ConfigError, DataError
 from c2kd.index.filters import MetadataValue
 from c2kd.io import save_npy, write_atomic, write_json
 from c2kd.locking import exclusive_lock, lock_file_beside
+from c2kd.reading import damaged, positive_int, read_json, read_npy, read_parquet
 
 FORMAT = "c2kd-index"
 #: 2: entries (whole clips or moment windows) per video, videos' metadata apart
@@ -40,6 +41,8 @@ VERSION = 2
 VECTOR_DTYPES = ("float32", "float16")
 MANIFEST = "index.json"
 SEGMENT_DIR = "segments"
+#: how a damaged index file is repaired
+REBUILD = "build the index again (`c2kd index build`) or restore it from a copy"
 
 
 @dataclass
@@ -91,13 +94,32 @@ def read_manifest(root: Path) -> dict[str, Any]:
     path = root / MANIFEST
     if not path.exists():
         raise DataError(f"{path} not found: {root} is not a c2kd index. Build one with `c2kd index build`.")
-    manifest = json.loads(path.read_text())
+    manifest = read_json(path, REBUILD)
     if manifest.get("format") != FORMAT:
         raise DataError(f"{path}: not a c2kd index (format {manifest.get('format')!r})")
     if int(manifest.get("version", 0)) != VERSION:
         raise DataError(f"{path}: index format version {manifest.get('version')} is not supported (this c2kd "
                         f"reads version {VERSION}, with moment entries); rebuild it with `c2kd index build`")
+    check_manifest(path, manifest)
     return manifest
+
+
+def check_manifest(path: Path, manifest: Mapping[str, Any]) -> None:
+    """Refuse a manifest whose fields have the wrong types (a hand edit, a bad copy): damage, named."""
+    positive_int(manifest, "dim", path, REBUILD)
+    for name in ("generation", "next_key"):
+        value = manifest.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise damaged(path, f"its {name!r} is {value!r:.40}, not a whole number", REBUILD)
+    segments, backend = manifest.get("segments"), manifest.get("backend")
+    if not isinstance(segments, list) or not all(isinstance(s, dict) and isinstance(s.get("name"), str)
+                                                 for s in segments):
+        raise damaged(path, "its 'segments' is not a list of named segments", REBUILD)
+    if not isinstance(backend, dict) or not isinstance(backend.get("name"), str) or \
+            not isinstance(backend.get("options", {}), dict):
+        raise damaged(path, "its 'backend' is not {\"name\": ..., \"options\": {...}}", REBUILD)
+    if not isinstance(manifest.get("info", {}), dict) or manifest.get("dtype", "float32") not in VECTOR_DTYPES:
+        raise damaged(path, "its 'info' or 'dtype' has the wrong type", REBUILD)
 
 
 def new_manifest(dim: int, backend: str, options: Mapping[str, Any] | None, info: Mapping[str, Any] | None,
@@ -148,7 +170,8 @@ def write_segment(root: Path, ids: Sequence[str], metadata: Sequence[Mapping[str
 
 
 def read_segment(root: Path, name: str, dim: int, mmap: bool = True) -> Segment:
-    import pyarrow.parquet as pq
+    """One segment of the index at ``root``, its three files checked (damage is one error naming the file)."""
+    import pyarrow as pa
 
     folder = root / SEGMENT_DIR
     npy, rows, meta = folder / f"{name}.npy", folder / f"{name}.entries.parquet", folder / f"{name}.parquet"
@@ -156,16 +179,32 @@ def read_segment(root: Path, name: str, dim: int, mmap: bool = True) -> Segment:
         if not path.exists():
             raise DataError(f"{path} is missing but listed in {root / MANIFEST}: the index is damaged; rebuild it "
                             "with `c2kd index build`")
-    vectors = np.load(npy, mmap_mode="r" if mmap else None)
-    table = pq.read_table(meta).to_pydict()
-    entries = pq.read_table(rows)
-    column = {c: entries.column(c).to_numpy() for c in ("key", "video", "start", "end", "whole")}
-    n = len(column["key"])
-    if vectors.ndim != 2 or vectors.shape != (n, dim):
-        raise DataError(f"{npy}: shape {vectors.shape} does not match {n} entries x {dim} dims")
-    return Segment(name, table["id"], [json.loads(m) for m in table["metadata"]], column["key"].astype(np.int64),
-                   column["video"].astype(np.int32), column["start"].astype(np.float32),
-                   column["end"].astype(np.float32), column["whole"].astype(bool), vectors)
+    vectors = read_npy(npy, REBUILD, mmap=mmap, ndim=2)
+    table = read_parquet(meta, REBUILD, columns=("id", "metadata"))
+    entries = read_parquet(rows, REBUILD, columns=("key", "video", "start", "end", "whole"))
+    try:
+        column = {c: entries.column(c).to_numpy() for c in ("key", "video", "start", "end", "whole")}
+        key, video = column["key"].astype(np.int64), column["video"].astype(np.int32)
+        start, end, whole = column["start"].astype(np.float32), column["end"].astype(np.float32), \
+            column["whole"].astype(bool)
+    except (TypeError, ValueError, pa.ArrowException) as exc:  # nulls, strings where numbers belong
+        raise damaged(rows, f"a column of the wrong type: {exc}", REBUILD) from None
+    n = len(key)
+    if vectors.shape != (n, dim):
+        raise damaged(npy, f"shape {vectors.shape}, but {rows.name} lists {n} entries of {dim} dims", REBUILD)
+    videos = table.to_pydict()
+    ids, metadata = videos["id"], []
+    for number, text in enumerate(videos["metadata"]):
+        try:
+            row = json.loads(text) if isinstance(text, str) else None
+        except json.JSONDecodeError:
+            row = None
+        if not isinstance(row, dict) or not isinstance(ids[number], str):
+            raise damaged(meta, f"video row {number} has no id or no JSON metadata", REBUILD)
+        metadata.append(row)
+    if n and (video.min() < 0 or video.max() >= len(ids) or np.any(np.diff(video) < 0)):
+        raise damaged(rows, f"entries point to videos outside its {len(ids)} rows", REBUILD)
+    return Segment(name, ids, metadata, key, video, start, end, whole, vectors)
 
 
 def garbage_collect(root: Path, manifest: Mapping[str, Any]) -> None:

@@ -26,7 +26,8 @@ from c2kd.index.segments import MANIFEST, VideoEntries, read_manifest, write_man
 from c2kd.index.store import set_backend
 from c2kd.io import check_output, output_errors, swap_in
 from c2kd.options import key_value
-from c2kd.search.moments import Windows, frame_step
+from c2kd.reading import read_json, read_parquet
+from c2kd.search.windows import Timeline, Windows
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".ogv")
 
@@ -44,10 +45,10 @@ def dataset_metadata(path: Path) -> dict[str, dict[str, Any]]:
     path = Path(path)
     if not (path / "dataset.json").exists():
         return {}
-    import pyarrow.parquet as pq
-
-    name = json.loads((path / "dataset.json").read_text()).get("name")
-    table = pq.read_table(path / "captions.parquet", columns=["video_id", "split", "lang", "text"]).to_pydict()
+    fix = "make the dataset again or restore it from a copy"
+    name = read_json(path / "dataset.json", fix).get("name")
+    table = read_parquet(path / "captions.parquet", fix, columns=["video_id", "split", "lang", "text"])
+    table = table.select(["video_id", "split", "lang", "text"]).to_pydict()
     out: dict[str, dict[str, Any]] = {}
     texts: dict[str, dict[str, list[str]]] = {}
     for vid, split, lang, text in zip(table["video_id"], table["split"], table["lang"], table["text"]):
@@ -80,18 +81,26 @@ def read_metadata_file(path: str | os.PathLike, id_column: str = "video_id") -> 
     path = Path(path)
     if not path.exists():
         raise DataError(f"metadata file {path} not found")
+    if not path.is_file():
+        raise DataError(f"metadata file {path} is a folder; give a JSON lines, CSV or parquet file")
+    fix = "give a JSON lines, CSV or parquet file of one row per video (saved as UTF-8)"
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        rows = pq.read_table(path).to_pylist()
+        rows = read_parquet(path, fix).to_pylist()
     elif path.suffix == ".csv":
         import csv
 
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
+        try:
+            with open(path, newline="", encoding="utf-8") as fh:
+                rows = list(csv.DictReader(fh))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise DataError(f"metadata file {path} cannot be read as CSV ({exc}); {fix}") from None
     else:
         rows = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"metadata file {path} is not UTF-8 text ({exc}); {fix}") from None
+        for number, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 try:
                     rows.append(json.loads(line))
@@ -99,7 +108,7 @@ def read_metadata_file(path: str | os.PathLike, id_column: str = "video_id") -> 
                     raise DataError(f"{path}:{number}: not JSON ({exc}); write one object per line") from None
     out = {}
     for number, row in enumerate(rows, 1):
-        if id_column not in row:
+        if not isinstance(row, dict) or id_column not in row:
             has = ", ".join(repr(k) for k in row) if isinstance(row, dict) else "none (not an object)"
             raise DataError(f"{path}: row {number} has no {id_column!r} field (its fields: {has}); name the column "
                             f"that holds the video id with --id-column, e.g. --id-column clip_name")
@@ -140,9 +149,8 @@ def _video_rows(store, ids: Sequence[str], extra: Mapping[str, dict[str, Any]], 
                 videos: Mapping[str, str]) -> list[dict[str, Any]]:
     rows = []
     for vid in ids:
-        times = store.times(vid)
-        row: dict[str, Any] = {"frames": len(times),
-                               "duration": round(float(times[-1] + frame_step(times)) if len(times) else 0.0, 3)}
+        timeline = Timeline.of(store.times(vid))
+        row: dict[str, Any] = {"frames": len(timeline), "duration": round(timeline.duration, 3)}
         row.update(common)
         row.update(extra.get(vid, {}))
         if vid in videos:
@@ -172,10 +180,9 @@ def embed_entries(model, store, ids: Sequence[str], windows: Windows, chunk: int
         pending: list[tuple[str, np.ndarray, float, list[tuple[int, int, float, float]] | None]] = []
         size = 0
         for number, vid in enumerate(ids, start=1):
-            features, times = store[vid], store.times(vid)
-            spans = windows.spans(times)
-            duration = float(times[-1] + frame_step(times)) if len(times) else 0.0
-            pending.append((vid, features, duration, spans))
+            timeline = Timeline.of(store.times(vid))
+            spans = windows.spans(timeline)
+            pending.append((vid, store[vid], timeline.duration, spans))
             size += 1 if spans is None else len(spans)
             if size >= ENTRIES_PER_CHUNK or len(pending) >= chunk or number == len(ids):
                 part, entries = _embed_pending(model, pending, batch_size)
@@ -228,9 +235,9 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
                 dtype: str = "float32", overwrite: bool = False) -> Path:
     """Embed every video of ``features`` (a store or a dataset folder) and write an index to ``out``.
 
-    A video longer than 32 s (``windows.whole_up_to``) and than its longest window (default
-    :class:`~c2kd.search.moments.Windows`: 4 and 8 s, stride half a length) is indexed as one entry per
-    window; shorter ones (dataset clips) as one whole-clip entry.
+    A video longer than ``windows.whole_up_to`` seconds and than its longest window (default
+    :class:`~c2kd.search.windows.Windows`: the lengths and stride of :mod:`c2kd.defaults`) is indexed as one
+    entry per window; shorter ones (dataset clips) as one whole-clip entry.
     ``dtype`` is how the vectors are stored (float16 halves the disk and page cache).
 
     One build (or change) of ``out`` at a time: while this runs, other builds and ``index add``/``remove`` of
@@ -265,7 +272,7 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
             raise DataError(f"{root} holds no videos; extract some first with `c2kd extract`")
         model = load_search_model(checkpoint, device)
         check_store_encoder(model, store, checkpoint)
-        info = {"checkpoint": str(checkpoint), "checkpoint_fingerprint": model.fingerprint(),
+        info: dict[str, Any] = {"checkpoint": str(checkpoint), "checkpoint_fingerprint": model.fingerprint(),
                 "features": str(Path(features).resolve()), "frame_encoder": store.meta.get("encoder"),
                 "frames": "text" if store.meta.get("proxy") else "video",  # sentences as frames: no pictures
                 "video_roots": [str(Path(r).resolve()) for r in video_roots],
@@ -310,15 +317,6 @@ def _open_staging(staging: Path, info: Mapping[str, Any], dim: int, dtype: str) 
     return VideoIndex.create(staging, dim=dim, backend="exact", info=info, dtype=dtype)
 
 
-def recorded(given: str | os.PathLike | None, info: Mapping[str, Any], key: str,
-             index_path: str | os.PathLike | None) -> str | os.PathLike:
-    """``given``, else the path the index recorded under ``key``; neither is a usage error naming ``--key``."""
-    value = given or info.get(key)
-    if value is None:
-        raise DataError(f"{index_path}: the index does not record its {key}; pass --{key}")
-    return value
-
-
 def add_to_index(index_path: str | os.PathLike, features: str | os.PathLike | None = None,
                  ids: Sequence[str] | None = None, replace: bool = False, checkpoint: str | os.PathLike | None = None,
                  metadata: Mapping[str, dict[str, Any]] | None = None, tags: Mapping[str, Any] | None = None,
@@ -329,7 +327,7 @@ def add_to_index(index_path: str | os.PathLike, features: str | os.PathLike | No
     """
     from c2kd.data.features import FeatureStore
     from c2kd.search.extracting import check_store_encoder
-    from c2kd.search.model import check_fingerprint, load_search_model
+    from c2kd.search.model import check_fingerprint, load_search_model, recorded
 
     index = VideoIndex.open(index_path)
     try:

@@ -23,6 +23,9 @@ class QueryError(C2KDError, ValueError):
 
 #: bidirectional controls: they reorder the text shown around them
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+#: characters that show nothing: a query of only these (and spaces) is empty. Kept inside a query (a zero-width
+#: joiner or non-joiner shapes emoji and Persian or Indic words)
+INVISIBLE = frozenset("\u200b\u200c\u200d\u2060\ufeff")
 
 
 def is_control(char: str) -> bool:
@@ -38,12 +41,13 @@ def printable(text: str) -> str:
 def validate_text(text: object, what: str = "query") -> str:
     """Clean a query and check it is a non-empty string of at most :data:`MAX_QUERY_CHARS` characters.
 
-    Runs of white space and control characters (ESC, BEL, bidi controls, ...) become one space.
+    Runs of white space and control characters (ESC, BEL, bidi controls, ...) become one space; a query of only
+    zero-width characters (:data:`INVISIBLE`) and spaces is empty.
     """
     if not isinstance(text, str):
         raise QueryError(f"the {what} must be a string, got {type(text).__name__}")
     clean = " ".join("".join(" " if is_control(char) else char for char in text).split())
-    if not clean:
+    if not clean.translate({ord(char): None for char in INVISIBLE}).strip():
         raise QueryError(f"the {what} is empty: type a few words describing the video")
     if len(clean) > MAX_QUERY_CHARS:
         raise QueryError(f"the {what} has {len(clean)} characters; the limit is {MAX_QUERY_CHARS}. Shorten it.")
@@ -86,15 +90,25 @@ def read_queries(path: str | os.PathLike, default_lang: str | None = None) -> tu
     """Queries from a file: JSON lines (``{"query": ..., "lang": ...}``) or plain text, one query per line.
 
     Blank lines and lines starting with ``#`` are skipped. A line that is not a valid query (empty text, unknown
-    language, bad JSON) is skipped too and reported: returns the queries and one ``FILE:LINE: problem`` per
-    skipped line. A file with no valid query is an error.
+    language, bad JSON, bytes that are not UTF-8) is skipped too and reported: returns the queries and one
+    ``FILE:LINE: problem`` per skipped line. A file with no valid query is an error.
     """
     path = Path(path)
-    if not path.exists():
-        raise QueryError(f"queries file {path} not found")
+    if not path.is_file():
+        raise QueryError(f"queries file {path} not found" if not path.exists() else
+                         f"queries file {path} is a folder; give a file of queries, one per line")
     out: list[Query] = []
     skipped: list[str] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
+        data = data[3:]
+    for number, raw in enumerate(data.splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            skipped.append(f"{path}:{number}: byte {raw[exc.start]:#04x} at column {exc.start + 1} is not UTF-8; "
+                           "save the file as UTF-8")
+            continue
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         try:

@@ -114,7 +114,8 @@ class SaidEncoder:
             self._queries = self._lines
             self.dim = int(model.embed_dim)
             return
-        from c2kd.encoders.registry import TEXT_PRESETS, build_text_backbone
+        from c2kd.encoders.text.loading import build_text_backbone
+        from c2kd.encoders.text.presets import TEXT_PRESETS
 
         query = build_text_backbone(name)
         passage_name = f"{name}-passage"

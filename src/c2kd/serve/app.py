@@ -18,7 +18,8 @@ The model and index are loaded once, when the app is created; requests run in wo
 (query embedding is micro-batched across concurrent requests). An app created with ``warmed=False`` (each
 process of ``c2kd serve --workers N``, see :mod:`c2kd.serve.workers`) runs its warm-up query in a thread at
 start-up and answers 503 on ``/api/ready`` until it is done; other routes answer meanwhile. Every error is JSON ``{"error": message}``:
-400 bad query, 404 unknown video or path, 405 wrong method, 416 unsatisfiable byte range, 422 malformed request.
+400 bad query, 404 unknown video or path, 405 wrong method, 413 request body over 64 KB, 416 unsatisfiable byte
+range, 422 malformed request, 503 the index folder was removed or damaged while serving. HEAD is answered wherever GET is (headers only).
 """
 
 from __future__ import annotations
@@ -42,11 +43,14 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from c2kd.errors import C2KDError, DataError
+from c2kd.defaults import INDEX_LENGTHS
+from c2kd.errors import C2KDError, DataError, UnavailableError
 from c2kd.index import parse_filter_options
+from c2kd.languages import MAX_CODE_CHARS
 from c2kd.search.engine import SearchEngine
 from c2kd.search.query import MAX_K, MAX_QUERY_CHARS, Query, QueryError
 from c2kd.serve.media import MediaError, check_range, files_by_id, media_type, resolve_media, video_path_for
+from c2kd.serve.middleware import BodyLimit, HeadAsGet, head_only
 from c2kd.serve.origins import add_cors
 from c2kd.serve.responses import FieldsOut, HealthOut, MomentsOut, ReadyOut, SearchOut
 
@@ -94,11 +98,16 @@ QUERY_TEXT = Field(..., max_length=MAX_QUERY_CHARS, validation_alias=AliasChoice
                    description=f"the query, in any language (`q` works as well), at most {MAX_QUERY_CHARS} characters")
 
 
+LANG_HELP = "language of the query (a hint, validated), e.g. de, cs, ja"
+LANG = Field(None, max_length=MAX_CODE_CHARS, description=LANG_HELP)
+LANG_QUERY = Q(None, max_length=MAX_CODE_CHARS, description=LANG_HELP)
+
+
 class SearchBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: str = QUERY_TEXT
-    lang: str | None = None
+    lang: str | None = LANG
     k: int = Field(10, ge=1, le=MAX_K, description="results per page")
     offset: int = Field(0, ge=0, lt=MAX_K, description="results to skip (paging)")
     filters: dict[str, FilterValue] = Field(
@@ -118,10 +127,10 @@ class MomentsBody(BaseModel):
 
     video_id: str = Field(..., min_length=1, max_length=1000)
     query: str = QUERY_TEXT
-    lang: str | None = None
+    lang: str | None = LANG
     k: int = Field(5, ge=1, le=100)
     lengths: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
-        default_factory=lambda: [2.0, 4.0, 8.0, 16.0], min_length=1, max_length=8)
+        default_factory=lambda: list(INDEX_LENGTHS), min_length=1, max_length=8)
     iou: float = Field(0.5, ge=0.0, lt=1.0)
 
 
@@ -203,6 +212,8 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
                               "language, find the moment inside a video, stream the files. Every error is JSON: "
                               "{\"error\": message}.")
     add_cors(app, settings.cors_origins if settings else [])  # checked before the slow model load
+    app.add_middleware(BodyLimit)
+    app.add_middleware(HeadAsGet)
     if engine is None:
         if settings is None:
             raise ValueError("create_app needs settings or an engine")
@@ -244,6 +255,11 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
     @app.exception_handler(MediaError)
     async def _media(request: Request, exc: MediaError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(UnavailableError)
+    async def _unavailable(request: Request, exc: UnavailableError) -> JSONResponse:
+        log.error("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"error": str(exc)}, status_code=503)
 
     @app.exception_handler(C2KDError)
     async def _known(request: Request, exc: C2KDError) -> JSONResponse:
@@ -298,11 +314,12 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
             item["poster_url"] = poster_url(item["video_id"], moment.start if moment is not None else 0.0)
         return payload
 
-    @app.get("/api/health", response_model=HealthOut)
+    @app.get("/api/health", response_model=HealthOut,
+             responses={503: {"description": "the index can no longer be read (removed or damaged)"}})
     def health() -> dict[str, Any]:
         """Status, the index and model names, number of indexed videos, backend, embedding size, whether moments
-        can be found."""
-        index = engine.index
+        can be found (what other processes changed in the index is read first); 503 when the index is gone."""
+        index = engine.fresh_index()
         checkpoint = Path(index.info["checkpoint"]) if index is not None and index.info.get("checkpoint") else None
         if checkpoint is not None and checkpoint.name in ("best", "last"):
             checkpoint = checkpoint.parent  # a run's checkpoint: the run names the model
@@ -313,7 +330,7 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
                 "notice": DECLARED_NOTICE if getattr(getattr(engine.model, "config", None), "alignment",
                                                      None) == "declared" else None,
                 "backend": index.backend.name if index is not None else None,
-                "dim": index.dim if index is not None else None, "moments": engine._features is not None,
+                "dim": index.dim if index is not None else None, "moments": engine.has_feature_store,
                 "video_roots": len(roots), "max_query_chars": MAX_QUERY_CHARS, "pid": os.getpid(),
                 "ready": readiness.done.is_set()}
 
@@ -341,7 +358,8 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         offers it as a filter (a few categories shared by several videos: not one value per video, one value for
         all, or free text)."""
         out = []
-        for name, counts in sorted((engine.index.fields() if engine.index is not None else {}).items()):
+        index = engine.fresh_index()
+        for name, counts in sorted((index.fields() if index is not None else {}).items()):
             small = len(counts) <= MAX_FACET_VALUES
             values = [{"value": v, "count": c} for v, c in sorted(counts.items())] if small else None
             out.append({"name": name, "distinct": len(counts), "values": values,
@@ -351,7 +369,7 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
     @app.get("/api/search", response_model=SearchOut)
     def search_get(q: str | None = Q(None, max_length=MAX_QUERY_CHARS, description="the query"),
                    query: str | None = Q(None, max_length=MAX_QUERY_CHARS, description="same as q"),
-                   lang: str | None = None, k: int = Q(10, ge=1, le=MAX_K),
+                   lang: str | None = LANG_QUERY, k: int = Q(10, ge=1, le=MAX_K),
                    offset: int = Q(0, ge=0, lt=MAX_K, description="results to skip (paging)"),
                    filter: list[str] = Q([], description="field=value[,value] (repeatable)"),
                    filters: list[str] = Q([], description="same as filter"),
@@ -374,13 +392,10 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         return run_search(body)
 
     def run_moments(body: MomentsBody) -> dict[str, Any]:
-        index = engine.index
-        indexed = index is not None and body.video_id in index and index.has_moments(body.video_id)
-        if not indexed:  # a video indexed as one clip: its windows are embedded from the feature store
-            if engine._features is None:
+        if not engine.can_find_moments(body.video_id):  # not indexed as moments, not in the feature store
+            if not engine.has_feature_store:
                 raise QueryError("this server has no feature store for moments: start it with --features STORE")
-            if body.video_id not in engine._features:
-                raise MediaError(f"video {body.video_id!r} has no frame features in the server's feature store", 404)
+            raise MediaError(f"video {body.video_id!r} has no frame features in the server's feature store", 404)
         response = engine.moments(body.video_id, body.query, body.lang, body.k, body.lengths, body.iou)
         payload = response.to_dict()
         meta = engine.index.metadata(body.video_id) if engine.index is not None and body.video_id in engine.index \
@@ -392,7 +407,7 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
     def moments_get(video_id: str = Q(..., min_length=1, max_length=1000),
                     q: str | None = Q(None, max_length=MAX_QUERY_CHARS, description="the query"),
                     query: str | None = Q(None, max_length=MAX_QUERY_CHARS, description="same as q"),
-                    lang: str | None = None, k: int = Q(5, ge=1, le=100)) -> Any:
+                    lang: str | None = LANG_QUERY, k: int = Q(5, ge=1, le=100)) -> Any:
         """The moments of one video (by id, from the server's feature store) that best match a query."""
         text = _one_of("q", q, query, "query")
         return run_moments(MomentsBody(video_id=video_id, query=text, lang=lang, k=k))
@@ -404,6 +419,7 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
 
     def stream(request: Request, path: Path) -> FileResponse:
         check_range(request.headers.get("range"), path.stat().st_size)
+        head_only(request.scope)  # a HEAD request: the headers, the file unread
         return FileResponse(path, media_type=media_type(path))
 
     @app.get("/api/videos/{video_id}")

@@ -62,7 +62,10 @@ def resolve_media(roots: Sequence[Path], relative: str) -> Path:
         raise MediaError("video paths may not contain '..'", 403)
     for root in roots:
         base = Path(root).resolve()
-        candidate = (base / relative).resolve()
+        try:
+            candidate = (base / relative).resolve()
+        except (OSError, RuntimeError):  # a link loop ("Symlink loop" before Python 3.13, ELOOP after)
+            raise MediaError(f"no video {relative!r} in the video folders (its path is a link loop)", 404) from None
         if not candidate.is_relative_to(base):
             raise MediaError("this path leads outside the video folders", 403)
         if candidate.is_file():
@@ -97,9 +100,13 @@ def video_path_for(metadata: dict, roots: Sequence[Path]) -> str | None:
         return None
     path = Path(value)
     if path.is_absolute():
+        try:
+            real = path.resolve()
+        except (OSError, RuntimeError):  # a link loop
+            return None
         for root in roots:
             base = Path(root).resolve()
-            if path.resolve().is_relative_to(base):
-                return os.path.relpath(path.resolve(), base)
+            if real.is_relative_to(base):
+                return os.path.relpath(real, base)
         return None
     return value

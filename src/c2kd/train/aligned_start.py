@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 
 from c2kd.data.dataset import SplitData
-from c2kd.encoders.text import AlignedTextHead
+from c2kd.encoders.text.heads import AlignedTextHead
 from c2kd.model import DualEncoder
 from c2kd.progress import progress_bar
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -37,6 +38,7 @@ from c2kd.errors import ConfigError, DataError
 from c2kd.evaluation.evaluator import RetrievalEvaluator, flatten_metrics
 from c2kd.io import write_json
 from c2kd.languages import ENGLISH
+from c2kd.locking import exclusive_lock, lock_file_beside
 from c2kd.losses.objective import RetrievalObjective
 from c2kd.model import DualEncoder, build_model
 from c2kd.runtime import resolve_device
@@ -178,17 +180,17 @@ def with_frame_encoder(config: TrainConfig) -> TrainConfig:
     refused with a message that names the model's encoder).
     """
     from c2kd.data.dataset import DATASET_FILE
-    from c2kd.data.features import STORE_FILE
+    from c2kd.data.features import STORE_FILE, read_store_meta, store_root
     from c2kd.encoders.frames import check_frame_encoder, comparable, joined, parts_of, store_frame_encoder
 
     root = Path(config.data.path)
     meta_path = root / DATASET_FILE
     if not meta_path.exists():
         return config  # prepare_run reports the missing dataset
-    store_meta = root / json.loads(meta_path.read_text()).get("features", "features") / STORE_FILE
+    store_meta = store_root(root) / STORE_FILE
     if not store_meta.exists():
         return config
-    found = [comparable(p) for p in store_frame_encoder(json.loads(store_meta.read_text()))]  # not, e.g., a cache path
+    found = [comparable(p) for p in store_frame_encoder(read_store_meta(store_meta))]  # not, e.g., a cache path
     if not found:
         return config
     if config.model.frame_encoder is not None:
@@ -270,13 +272,21 @@ def train(config: TrainConfig, resume: bool = True) -> Path:
     """
     config = with_frame_encoder(config)
     out = Path(config.out_dir)
+    env = detect_env()
+    # one run per out_dir: a second `c2kd train` on it is refused at once (ranks of one DDP job share rank 0's)
+    lock = exclusive_lock(lock_file_beside(out), "a training run in this out_dir", subject=out) if env.is_main \
+        else nullcontext()
+    with lock:
+        return _train_locked(config, out, env, resume)
+
+
+def _train_locked(config: TrainConfig, out: Path, env: DistEnv, resume: bool) -> Path:
     if not resume and (out / LAST_DIR).exists():
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another out_dir")
     check_run_folder(config)
     if (out / LAST_DIR).exists():
         check_same_settings(config)
-    parts = prepare_run(config)
-    env = parts.env
+    parts = prepare_run(config, env)
     if env.is_main:
         write_run_config(out, config)
     floor = selection_floor(config, parts.monitor, parts.eval_languages)

@@ -48,8 +48,10 @@ class CLIPFrameEncoder(FrameEncoder):
         self.model_id = str(Path(model).expanduser().resolve()) if Path(model).expanduser().exists() else str(model)
         try:
             hub = ensure_hub_source(self.model_id, "CLIP model (--model)")
-        except ConfigError as exc:  # name the encoder that needs no download as well
-            raise ConfigError(f"{exc}; or extract with --encoder vit-s14-focus (packaged, works offline)") from None
+        except ConfigError as exc:  # the packaged vit-s14-focus needs no download, but no text search reads it
+            raise ConfigError(f"{exc}. (The packaged --encoder vit-s14-focus works offline, but its features are "
+                              "not text-aligned: they train a model, no text search reads them; see README, "
+                              "'Search your own videos')") from None
         self.device = str(resolve_device(device))
         self.batch_size = int(batch_size)
         torch_dtype = getattr(torch, dtype) if dtype else (torch.float16 if self.device.startswith("cuda")
@@ -58,7 +60,8 @@ class CLIPFrameEncoder(FrameEncoder):
             self.model = _load_clip_vision(transformers, self.model_id, torch_dtype, **hub)
         except OSError as exc:
             raise ConfigError(f"cannot load CLIP model {self.model_id!r} ({exc}). Pass --model with a local "
-                              "CLIP checkpoint directory, or use --encoder vit-s14-focus (no download).") from exc
+                              "CLIP checkpoint directory (`c2kd model download mclip-vit-b32 --out DIR` fetches "
+                              "one where the hub is reachable)") from exc
         self.model.eval().to(self.device)
         self.dtype = torch_dtype
         self.dim = int(self.model.config.projection_dim)

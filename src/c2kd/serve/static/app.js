@@ -240,7 +240,8 @@ function percent(state, seconds) {
 }
 
 function momentLabel(state, m) {
-  const best = sameMoment(m, state.item.moment) ? ", best match" : "";
+  const scored = Number.isFinite(m.score) ? `, score ${m.score.toFixed(2)}` : "";
+  const best = (sameMoment(m, state.item.moment) ? ", best match" : "") + scored;
   if (!state.item.video_url) return `moment ${span(m)}${best}: open for details`;
   return `play from ${fmt(m.start)} (moment ${span(m)}${best})`;
 }
@@ -290,7 +291,8 @@ function drawTimeline(card) {
   if (list) {
     list.replaceChildren(...[...state.moments].sort((a, b) => a.start - b.start || a.end - b.end).map((m) => {
       const li = document.createElement("li");
-      li.append(momentButton(card, state, m, "time", span(m)));
+      const score = Number.isFinite(m.score) ? ` · ${m.score.toFixed(2)}` : "";
+      li.append(momentButton(card, state, m, "time", `${span(m)}${score}`));
       return li;
     }));
   }
@@ -352,7 +354,8 @@ async function loadMoments(card, more) {
   more.textContent = "Finding moments…";
   card.setAttribute("aria-busy", "true");
   showError("");
-  const body = { video_id: state.item.video_id, query: state.p.q, k: MORE_MOMENTS };
+  // distinct moments: none overlaps another (windows inside a moment belong to it, as in search)
+  const body = { video_id: state.item.video_id, query: state.p.q, k: MORE_MOMENTS, iou: 0 };
   if (state.p.lang) body.lang = state.p.lang;
   const failed = (message) => {
     showError(`Moments of ${titleOf(state.item)}: ${message}`);

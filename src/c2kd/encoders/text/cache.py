@@ -31,19 +31,19 @@ import uuid
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from c2kd.encoders.text import TextBackbone
+from c2kd.encoders.text.base import TextBackbone, saved_kind, write_record
 from c2kd.errors import DataError
 from c2kd.io import commit_shard, write_json
 
 FORMAT = "c2kd-text-cache"
 CACHE_FILE = "cache.json"
 KEYS_SUFFIX = ".keys.parquet"
-CACHED_FILE = "cached_backbone.json"
 #: merge a cache's shards into one when it is opened with more than this many
 COMPACT_ABOVE = 32
 
@@ -248,6 +248,7 @@ class EmbeddingCache:
         assert merged in self._seen_shards
 
 
+@saved_kind
 class CachedTextBackbone(TextBackbone):
     """A frozen backbone behind an on-disk embedding cache: ``prepare`` looks captions up, computing misses once.
 
@@ -266,6 +267,7 @@ class CachedTextBackbone(TextBackbone):
 
     supports_training = False
     uses_max_tokens = False
+    kind = "cached"
 
     def __init__(self, backbone: TextBackbone, cache_dir: str | os.PathLike, batch_size: int | None = None,
                  progress_above: int = 1024, flush_every: int = 4096, persist: bool = True):
@@ -387,16 +389,20 @@ class CachedTextBackbone(TextBackbone):
         return inputs["embeddings"]
 
     def save_architecture(self, directory: Path) -> None:
-        """Record the model name only: the frozen backbone is rebuilt by name, its weights are not saved."""
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / CACHED_FILE).write_text(json.dumps(
-            {"name": self.name, "dim": self.dim, "fingerprint": self.fingerprint,
-             "backbone": type(self.inner).__name__}, indent=2) + "\n")
+        """The record only: the frozen backbone is rebuilt by name, its weights are not saved."""
+        write_record(directory, {**self.record(), "fingerprint": self.fingerprint, "inner": self.inner.record()})
+
+    @classmethod
+    def from_architecture(cls, directory: Path, name: str, record: dict[str, Any]) -> TextBackbone:
+        """The wrapped backbone, rebuilt by its name (``build_model`` wraps it in the cache again)."""
+        from c2kd.encoders.text.loading import build_text_backbone
+
+        return build_text_backbone(name)
 
 
 def _warm_part(name: str, cache_root: str, texts: list[str], max_tokens: int, position: int) -> int:
     """One process of :meth:`CachedTextBackbone.warm`: one thread, the backbone rebuilt by name."""
-    from c2kd.encoders.registry import build_text_backbone
+    from c2kd.encoders.text.loading import build_text_backbone
     from c2kd.runtime import set_cpu_threads
 
     set_cpu_threads(1)

@@ -1,17 +1,9 @@
-"""Text towers that embed into a CLIP image space: usable with CLIP frame features and no training.
+"""A text model in sentence-transformers layout (kind ``sentence-transformers``), read with transformers + torch.
 
-- :class:`CLIPTextBackbone`: the text tower of a CLIP checkpoint (``text_embeds``: the projected end-of-text
-  token), i.e. CLIP's own text embedding, comparable with ``clip-vit-b32`` frame features of the same model.
-  English only for the OpenAI checkpoints.
-- :class:`SentenceTransformerTextBackbone`: a text model in sentence-transformers folder layout (a transformer at
-  the root or in ``0_Transformer/``, ``1_Pooling/``, optional ``2_Dense/`` and ``Normalize`` modules). With
-  ``sentence-transformers/clip-ViT-B-32-multilingual-v1`` (multilingual DistilBERT, mean pooling, a 768 -> 512
-  linear map) captions in 50+ languages land in CLIP ViT-B/32's image space. Loaded with ``transformers`` and
-  ``torch`` only (the sentence-transformers package is not needed).
-
-Both are trainable, and save their architecture (configs + tokenizer) in a checkpoint's ``text_backbone/`` with a
-``backbone.json`` that says which class rebuilds it (:func:`rebuild_aligned_backbone`); their weights are
-sub-modules, so they go into the checkpoint's ``model.safetensors`` like any other.
+The layout: a transformer at the root or in ``0_Transformer/``, ``1_Pooling/``, optional ``2_Dense/`` and
+``Normalize`` modules. With ``sentence-transformers/clip-ViT-B-32-multilingual-v1`` (multilingual DistilBERT, mean
+pooling, a 768 -> 512 linear map) captions in 50+ languages land in CLIP ViT-B/32's image space. The
+sentence-transformers package is not needed. Trainable; the pooling and Dense settings are saved in its record.
 """
 
 from __future__ import annotations
@@ -19,146 +11,30 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from c2kd.encoders.hub import ensure_hub_source, load_error
-from c2kd.encoders.text import TEXT_LOADERS, HFTextBackbone, TextBackbone
+from c2kd.encoders.text.base import (
+    TEXT_LOADERS,
+    TextBackbone,
+    TextPreset,
+    quiet_transformers,
+    read_record,
+    saved_kind,
+    write_record,
+)
+from c2kd.encoders.text.hf import HFTextBackbone
 from c2kd.errors import ConfigError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from transformers import PreTrainedModel
-
-    from c2kd.encoders.registry import TextPreset
-
-#: which class rebuilds a saved architecture (written beside the configs in ``text_backbone/``)
-BACKBONE_FILE = "backbone.json"
-CLIP_MODEL_TYPES = ("clip", "clip_text_model")
-
-
-def _quiet_transformers() -> None:
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()  # e.g. the vision weights of a full CLIP checkpoint are unused, by design
-    hf_logging.disable_progress_bar()
-
-
-def is_clip_folder(path: str | Path) -> bool:
-    """A CLIP checkpoint (a full ``CLIPModel`` or a CLIP text model): a local folder, or a hub id whose config is
-    in the local Hugging Face cache (never a download)."""
-    local = Path(path) / "config.json"
-    config = local if local.is_file() else _cached_config(str(path))
-    if config is None or not config.is_file():
-        return False
-    try:
-        return json.loads(config.read_text()).get("model_type") in CLIP_MODEL_TYPES
-    except (OSError, json.JSONDecodeError):
-        return False
-
-
-def _cached_config(repo_id: str) -> Path | None:
-    from c2kd.encoders.hub import looks_like_path
-
-    if looks_like_path(repo_id):
-        return None
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        found = try_to_load_from_cache(repo_id, "config.json")
-    except Exception:  # noqa: BLE001 - not a valid hub id
-        return None
-    return Path(found) if isinstance(found, str) else None
 
 
 def is_sentence_transformer_folder(path: str | Path) -> bool:
     """A local folder in sentence-transformers layout (it has a ``modules.json``)."""
     return (Path(path) / "modules.json").is_file()
 
-
-class CLIPTextBackbone(HFTextBackbone):
-    """CLIP's text tower with its projection: ``text_embeds`` (not normalised), in the image-embedding space.
-
-    Tokens are cut at ``max_tokens`` (and at the model's context length, 77 for OpenAI CLIP); the padding token
-    is the end-of-text token when the tokenizer names none.
-
-    Shape:
-        prepare(texts: B strings) -> {"input_ids": [B, L], "attention_mask": [B, L]}; forward -> [B, projection_dim]
-    """
-
-    def __init__(self, model: PreTrainedModel, tokenizer, name: str):
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        super().__init__(model, tokenizer, name)
-        self.dim = int(model.config.projection_dim)
-        self.context_length = int(model.config.max_position_embeddings)
-
-    @staticmethod
-    def _text_config(config):
-        """The text config of a full CLIP config (with the projection size, which lives on the top level)."""
-        if getattr(config, "model_type", None) == "clip":
-            text = config.text_config
-            text.projection_dim = config.projection_dim
-            return text
-        return config
-
-    @classmethod
-    def from_pretrained(cls, source: str) -> CLIPTextBackbone:
-        """Load from a hub id or a local folder of a ``CLIPModel`` or ``CLIPTextModelWithProjection``."""
-        from transformers import AutoConfig, AutoTokenizer, CLIPTextModelWithProjection
-
-        what = "CLIP text tower"
-        hub = ensure_hub_source(source, what)
-        _quiet_transformers()
-        try:
-            config = cls._text_config(AutoConfig.from_pretrained(source, **hub))
-            if getattr(config, "model_type", None) != "clip_text_model":
-                raise ConfigError(f"{source!r} is a {getattr(config, 'model_type', '?')!r} model, not a CLIP "
-                                  "checkpoint: give a CLIPModel or CLIPTextModelWithProjection folder or hub id")
-            loaded = CLIPTextModelWithProjection.from_pretrained(source, config=config, output_loading_info=True, **hub)
-            model, info = cast("tuple[CLIPTextModelWithProjection, dict]", loaded)  # output_loading_info: a pair
-            tokenizer = AutoTokenizer.from_pretrained(source, **hub)
-        except OSError as exc:
-            raise load_error(source, what, exc) from exc
-        missing = [k for k in info.get("missing_keys", []) if "text_projection" in k]
-        if missing:
-            raise ConfigError(f"{source!r} has no text projection ({missing[0]} is missing): it is a CLIPTextModel "
-                              "without projection; give the full CLIP checkpoint instead")
-        return cls(model.eval(), tokenizer, name=source)
-
-    @classmethod
-    def from_architecture(cls, directory: Path, name: str) -> CLIPTextBackbone:
-        """Rebuild from a checkpoint's ``text_backbone/`` (config + tokenizer; the weights are loaded after)."""
-        from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModelWithProjection
-
-        _quiet_transformers()
-        config = CLIPTextConfig.from_pretrained(directory)
-        return cls(CLIPTextModelWithProjection(config), AutoTokenizer.from_pretrained(directory), name=name)
-
-    def save_architecture(self, directory: Path) -> None:
-        super().save_architecture(directory)
-        (directory / BACKBONE_FILE).write_text(json.dumps(
-            {"kind": "clip-text", "name": self.name, "dim": self.dim}, indent=2) + "\n")
-
-    def prepare(self, texts: Sequence[str], max_tokens: int) -> dict[str, Tensor]:
-        return super().prepare(texts, min(max_tokens, self.context_length))
-
-    def forward(self, inputs: dict[str, Tensor]) -> Tensor:
-        out = self.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
-        return out.text_embeds  # [B, projection_dim]
-
-
-@TEXT_LOADERS.register("clip-text")
-def load_clip_text(source: str, name: str, preset: TextPreset | None) -> TextBackbone:
-    """The text tower of a CLIP checkpoint (``clip:SOURCE``, or a CLIP folder as it is)."""
-    backbone = CLIPTextBackbone.from_pretrained(source)
-    backbone.name = name
-    return backbone
-
-
-# --------------------------------------------------------------------------------------------- sentence-transformers
 
 _ST_POOLING_MODES = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls",
                      "pooling_mode_max_tokens": "max", "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len",
@@ -233,16 +109,19 @@ def _dense_weights(files: _Files, path: str) -> dict[str, Tensor]:
     return torch.load(str(found), map_location="cpu", weights_only=True)
 
 
+@saved_kind
 class SentenceTransformerTextBackbone(TextBackbone):
     """Transformer -> pooling (mean over the attention mask, or CLS) -> Dense layers -> optional L2 normalisation.
 
     Reproduces a sentence-transformers model of that shape with ``transformers`` + ``torch``. The transformer is
-    an :class:`~c2kd.encoders.text.HFTextBackbone` (sub-module ``transformer``), the Dense layers an
+    an :class:`~c2kd.encoders.text.hf.HFTextBackbone` (sub-module ``transformer``), the Dense layers an
     ``nn.Sequential`` (sub-module ``projection``).
 
     Shape:
         prepare(texts: B strings) -> {"input_ids": [B, L], "attention_mask": [B, L]}; forward -> [B, dim]
     """
+
+    kind = "sentence-transformers"
 
     def __init__(self, transformer: HFTextBackbone, dense: Sequence[dict[str, Any]] = (), pooling: str = "mean",
                  normalize: bool = False, lowercase: bool = False, max_seq_length: int | None = None,
@@ -278,7 +157,7 @@ class SentenceTransformerTextBackbone(TextBackbone):
 
         what = "sentence-transformers model"
         hub = ensure_hub_source(source, what, probe_file="modules.json", use_as="st:DIR")
-        _quiet_transformers()
+        quiet_transformers()
         files = _Files(source, hub)
         try:
             modules = files.json("modules.json")
@@ -316,20 +195,23 @@ class SentenceTransformerTextBackbone(TextBackbone):
         return backbone.eval()
 
     @classmethod
-    def from_architecture(cls, directory: Path, name: str) -> SentenceTransformerTextBackbone:
-        """Rebuild from a checkpoint's ``text_backbone/`` (transformer config, tokenizer, ``backbone.json``)."""
-        spec = json.loads((directory / BACKBONE_FILE).read_text())
+    def from_architecture(cls, directory: Path, name: str, record: dict[str, Any] | None = None
+                          ) -> SentenceTransformerTextBackbone:
+        """Rebuild from a checkpoint's ``text_backbone/`` (transformer config, tokenizer, the record's pooling and
+        Dense layers)."""
+        spec = record if record is not None else read_record(directory) or {}
         transformer = HFTextBackbone.from_architecture(directory, name=name)
         return cls(transformer, spec.get("dense", []), pooling=spec.get("pooling", "mean"),
                    normalize=spec.get("normalize", False), lowercase=spec.get("lowercase", False),
                    max_seq_length=spec.get("max_seq_length"), name=name)
 
+    def record(self) -> dict[str, Any]:
+        return {**super().record(), "pooling": self.pooling, "dense": self.dense_configs,
+                "normalize": self.normalize, "lowercase": self.lowercase, "max_seq_length": self.max_seq_length}
+
     def save_architecture(self, directory: Path) -> None:
-        self.transformer.save_architecture(directory)
-        (directory / BACKBONE_FILE).write_text(json.dumps(
-            {"kind": "sentence-transformers", "name": self.name, "dim": self.dim, "pooling": self.pooling,
-             "dense": self.dense_configs, "normalize": self.normalize, "lowercase": self.lowercase,
-             "max_seq_length": self.max_seq_length}, indent=2) + "\n")
+        self.transformer.save_files(directory)
+        write_record(directory, self.record())
 
     # -- embedding ----------------------------------------------------------------------------------------
     def prepare(self, texts: Sequence[str], max_tokens: int) -> dict[str, Tensor]:
@@ -368,16 +250,3 @@ def _pooling_mode(config: dict[str, Any], source: str) -> str:
         raise ConfigError(f"{source}: pooling {modes or 'none'} is not supported; one of "
                           f"{', '.join(_SUPPORTED_POOLING)} is needed")
     return modes[0]
-
-
-def rebuild_aligned_backbone(directory: Path, name: str) -> TextBackbone | None:
-    """Rebuild a backbone of this module from a checkpoint's ``text_backbone/`` (None: not one of them)."""
-    marker = directory / BACKBONE_FILE
-    if not marker.is_file():
-        return None
-    kind = json.loads(marker.read_text()).get("kind")
-    if kind == "clip-text":
-        return CLIPTextBackbone.from_architecture(directory, name)
-    if kind == "sentence-transformers":
-        return SentenceTransformerTextBackbone.from_architecture(directory, name)
-    raise ConfigError(f"{marker}: unknown backbone kind {kind!r}; this checkpoint needs a newer c2kd")

