@@ -45,6 +45,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from c2kd.defaults import INDEX_LENGTHS
 from c2kd.errors import C2KDError, DataError, UnavailableError
+from c2kd.formats import BEST_AVERAGE_DIR, BEST_DIR, LAST_DIR
 from c2kd.index import parse_filter_options
 from c2kd.languages import MAX_CODE_CHARS
 from c2kd.search.engine import SearchEngine
@@ -321,7 +322,7 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         can be found (what other processes changed in the index is read first); 503 when the index is gone."""
         index = engine.fresh_index()
         checkpoint = Path(index.info["checkpoint"]) if index is not None and index.info.get("checkpoint") else None
-        if checkpoint is not None and checkpoint.name in ("best", "last"):
+        if checkpoint is not None and checkpoint.name in (BEST_DIR, BEST_AVERAGE_DIR, LAST_DIR):
             checkpoint = checkpoint.parent  # a run's checkpoint: the run names the model
         return {"status": "ok", "videos": len(index) if index is not None else 0,
                 "index": index.root.name if index is not None else None,
