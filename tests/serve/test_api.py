@@ -516,3 +516,10 @@ def test_serve_videos_finds_files_by_id_for_an_index_built_without_them(served, 
              app)
     said = capsys.readouterr().err
     assert said.count("warning:") == 1 and f"{len(app.state.without_files)} indexed video(s) have no file" in said
+
+
+def test_a_search_says_how_many_videos_the_filters_leave(client):
+    """Issue 36: the page had no total count."""
+    every = client.get("/api/search", params={"q": "a dog runs", "k": 2}).json()
+    test = client.get("/api/search", params={"q": "a dog runs", "k": 2, "filter": "split=test"}).json()
+    assert every["total"] == 64 and test["total"] == 24

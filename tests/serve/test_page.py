@@ -96,7 +96,8 @@ def test_a_shared_url_runs_its_search_and_each_result_says_what_it_is(browser, l
     assert page.input_value("#q") == "a dog runs in the park" and page.input_value("#lang") == "de"
     assert page.input_value("#k") == "12" and page.input_value("#filter-split") == "test"
     cards = page.locator(".card")
-    assert cards.count() == 12 and "12 results" in page.inner_text("#status")
+    # issue 36: the total the filters leave is said (the test split's 24 videos)
+    assert cards.count() == 12 and "12 results of 24 videos" in page.inner_text("#status")
     # videos with a file show their poster frame (loaded), the moment and the duration
     page.wait_for_function("[...document.querySelectorAll('.card img')].every(i => i.complete && i.naturalWidth > 0)")
     assert page.locator(".card .thumb img").count() == 12
@@ -214,7 +215,7 @@ def test_more_results_appends_the_next_page(browser, live_server, app):
     page.wait_for_function("document.querySelectorAll('.card').length === 50")
     more.click()
     page.wait_for_function("document.querySelectorAll('.card').length === 64")
-    assert more.is_hidden() and "64 results" in page.inner_text("#status")
+    assert more.is_hidden() and "64 results of 64 videos" in page.inner_text("#status")
     shown = page.eval_on_selector_all(".card", "cs => cs.map(c => c.dataset.videoId)")
     assert shown == [h.video_id for h in app.state.engine.search("a horse", k=64).hits]
 

@@ -192,6 +192,12 @@ class VideoIndex:
         """Number of videos."""
         return len(self._view.ids)
 
+    def count(self, filters: MetadataFilter | None = None) -> int:
+        """How many videos pass ``filters`` (all of them without): how many a search ranks."""
+        normalized = normalize_filter(filters)
+        view = self._view
+        return len(view.allowed_videos(normalized)) if normalized else len(view.ids)
+
     def __contains__(self, video_id: object) -> bool:
         return video_id in self._view.position
 

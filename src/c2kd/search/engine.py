@@ -63,6 +63,8 @@ class SearchPage:
     moments: list[list[Moment]]
     offset: int
     more: bool
+    #: how many videos passed the filters (what was ranked)
+    total: int = 0
 
 
 class SearchEngine:
@@ -199,7 +201,8 @@ class SearchEngine:
             pairs = [(self._features[hits[i].video_id], self._features.times(hits[i].video_id)) for i in clips]
             for i, moment in zip(clips, best_moments(self.model, pairs, vector, _windows(lengths))):
                 found[i] = [moment]
-        return SearchPage(SearchResponse(query, hits, (time.perf_counter() - start) * 1000), found, offset, more)
+        return SearchPage(SearchResponse(query, hits, (time.perf_counter() - start) * 1000), found, offset, more,
+                          index.count(filters))
 
     def _require_index(self) -> VideoIndex:
         """The index, with what other processes committed meanwhile (``index add`` while serving) loaded."""

@@ -291,8 +291,10 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
                                    filters=dict(body.filters) or None)
         payload = response.to_dict()
         results = payload["results"]
+        index = engine.fresh_index()
         payload.update(results=results[body.offset:body.offset + body.k], offset=body.offset,
-                       more=len(results) > body.offset + body.k and body.offset + body.k < MAX_K, grouped=True)
+                       more=len(results) > body.offset + body.k and body.offset + body.k < MAX_K, grouped=True,
+                       total=index.count(dict(body.filters) or None) if index is not None else None)
         for item in payload["results"]:
             moment = item["moment"]
             item["video_url"] = video_url(item["video_id"], item["metadata"])
@@ -306,7 +308,7 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         page = engine.search_page(query, k=body.k, offset=body.offset, filters=dict(body.filters),
                                   moments=body.moments, group=body.group)
         payload = page.response.to_dict()
-        payload.update(offset=page.offset, more=page.more, grouped=body.group)
+        payload.update(offset=page.offset, more=page.more, grouped=body.group, total=page.total)
         for item, found in zip(payload["results"], page.moments):
             moment = found[0] if found else None
             item["video_url"] = video_url(item["video_id"], item["metadata"])

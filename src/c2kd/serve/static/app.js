@@ -518,7 +518,8 @@ async function run(p, offset = 0) {
     else results.replaceChildren(...cards);
     current = { p, shown: offset + payload.results.length };
     const none = current.shown === 0 ? "No video matches; try other words or fewer filters." : "";
-    statusBox.textContent = none || `${current.shown} results (${payload.took_ms.toFixed(0)} ms)`;
+    const of = Number.isInteger(payload.total) ? ` of ${payload.total.toLocaleString("en")} ${textFrames ? "items" : "videos"}` : "";
+    statusBox.textContent = none || `${current.shown} results${of} (${payload.took_ms.toFixed(0)} ms)`;
     moreButton.hidden = !payload.more;
   } catch (err) {
     statusBox.textContent = "";
