@@ -331,22 +331,31 @@ def example_queries(checkpoint: Path, dataset_dir: Path, echo: Callable[[str], N
             echo(f"   {rank}. {test.video_ids[i]}  {test.captions['en'][i][0]}  ({row[i]:.2f})")
 
 
-def run_quickstart(out: Path, settings: QuickstartSettings = QuickstartSettings(), size: ProxySize = ProxySize(),
-                   data: Path | None = None, download: bool = True, echo: Callable[[str], None] = print,
-                   processes: int = 1) -> dict[str, dict]:
-    """Build the proxy data (``size``), warm the caches (in ``processes`` processes), evaluate the off-the-shelf
-    pair, train the runs of ``settings`` (resumable), and return every test result (off-the-shelf first)."""
+def build_proxy(out: Path, size: ProxySize, data: Path | None, download: bool,
+                echo: Callable[[str], None]) -> tuple[Path, Path, Path, Path]:
+    """Locate Multi30K (``data``, else as :func:`~c2kd.data.multi30k.locate_multi30k` says) and build the proxy of
+    ``size`` in ``out/data`` (resumable). Returns the Multi30K folder, and the data, cache and runs folders."""
     from c2kd.data.multi30k import build_multi30k_proxy, locate_multi30k
-    from c2kd.experiments import compared_rows, guard_note, guarded_label, in_order, train_or_read
-    from c2kd.io import write_json, write_text
 
-    started = time.perf_counter()
-    out = Path(out)
     located = locate_multi30k(data, download=download)
     echo(located.message)
     dataset_dir, cache_dir, runs_dir = out / "data", out / "cache", out / "runs"
     build_multi30k_proxy(dataset_dir, located.root, frame_encoder=FRAME_ENCODER, max_train=size.max_train,
                          max_val=size.max_val, max_test=size.max_test, log=echo)
+    return located.root, dataset_dir, cache_dir, runs_dir
+
+
+def run_quickstart(out: Path, settings: QuickstartSettings = QuickstartSettings(), size: ProxySize = ProxySize(),
+                   data: Path | None = None, download: bool = True, echo: Callable[[str], None] = print,
+                   processes: int = 1) -> dict[str, dict]:
+    """Build the proxy data (``size``), warm the caches (in ``processes`` processes), evaluate the off-the-shelf
+    pair, train the runs of ``settings`` (resumable), and return every test result (off-the-shelf first)."""
+    from c2kd.experiments import compared_rows, guard_note, guarded_label, in_order, train_or_read
+    from c2kd.io import write_json, write_text
+
+    started = time.perf_counter()
+    out = Path(out)
+    source, dataset_dir, cache_dir, runs_dir = build_proxy(out, size, data, download, echo)
     timings = {"data": time.perf_counter() - started}
     timings.update({f"cache {k}": v for k, v in warm_caches(dataset_dir, cache_dir, echo, processes).items()})
     results: dict[str, dict] = {
@@ -356,7 +365,7 @@ def run_quickstart(out: Path, settings: QuickstartSettings = QuickstartSettings(
          f"{results[OFF_THE_SHELF]['t2v']['average']['R@1']:.1f}")
     if E5_PAIR in TEACHER_SETS[settings.teachers]:
         limits = {"train": size.max_train, "val": size.max_val, "test": size.max_test}
-        e5_pair = e5_pair_checkpoint(runs_dir / E5_PAIR, located.root, out / "data-e5", cache_dir, limits, echo,
+        e5_pair = e5_pair_checkpoint(runs_dir / E5_PAIR, source, out / "data-e5", cache_dir, limits, echo,
                                      processes)
         results[E5_PAIR] = evaluate_checkpoint(e5_pair, out / "data-e5")
         echo(f"{E5_PAIR} (e5 text vs e5 frames, no training): test t2v average R@1 "
@@ -401,7 +410,7 @@ def run_quickstart(out: Path, settings: QuickstartSettings = QuickstartSettings(
     # results: each run's test_metrics.json (best/, guarded, at the top; "as_trained": best-average/); rows: the
     # table as shown
     write_json(out / "results.json", {"results": results, "rows": shown, "seconds": timings,
-                                      "source": str(located.root), "settings": run_settings,
+                                      "source": str(source), "settings": run_settings,
                                       "earlier": list(earlier.values())})
     echo("\nExample queries (C2KD student, test items shown by their English caption):")
     example_queries(plan["c2kd"].folder, dataset_dir, echo)

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from c2kd.quickstart import (
-    FRAME_ENCODER,
     OFF_THE_SHELF,
     ProxySize,
     QuickstartSettings,
+    build_proxy,
     evaluate_checkpoint,
     off_the_shelf_checkpoint,
     run_configs,
@@ -74,7 +74,6 @@ def run_structure_recipe(out: Path, seeds: Sequence[int] = (0, 1, 2), settings: 
                          processes: int = 1) -> dict[str, Any]:
     """Build the proxy (as the quickstart does), train the three methods for every seed (resumable: finished
     runs are read back), write ``structure.md`` and ``structure.json`` in ``out``; return the aggregates."""
-    from c2kd.data.multi30k import build_multi30k_proxy, locate_multi30k
     from c2kd.evaluation.report import aggregate_runs
     from c2kd.experiments import as_trained, in_order, planned_runs, train_or_read
     from c2kd.io import write_json, write_text
@@ -83,11 +82,7 @@ def run_structure_recipe(out: Path, seeds: Sequence[int] = (0, 1, 2), settings: 
     size = size or ProxySize()
     started = time.perf_counter()
     out = Path(out)
-    located = locate_multi30k(data, download=download)
-    echo(located.message)
-    dataset_dir, cache_dir, runs_dir = out / "data", out / "cache", out / "runs"
-    build_multi30k_proxy(dataset_dir, located.root, frame_encoder=FRAME_ENCODER, max_train=size.max_train,
-                         max_val=size.max_val, max_test=size.max_test, log=echo)
+    _, dataset_dir, cache_dir, runs_dir = build_proxy(out, size, data, download, echo)
     warm_caches(dataset_dir, cache_dir, echo, processes)
     baseline = evaluate_checkpoint(off_the_shelf_checkpoint(runs_dir / OFF_THE_SHELF, dataset_dir, cache_dir),
                                    dataset_dir)
