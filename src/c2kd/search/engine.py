@@ -242,10 +242,9 @@ class SearchEngine:
     def can_find_moments(self, video_id: str) -> bool:
         """Whether :meth:`moments` can answer for this video: it is indexed as moment windows, or the feature
         store holds its frames."""
-        if self.index is not None:
-            self.index.refresh()
-            if video_id in self.index and self.index.has_moments(video_id):
-                return True
+        index = self.fresh_index()
+        if index is not None and video_id in index and index.has_moments(video_id):
+            return True
         return self._features is not None and video_id in self._features
 
     def moments(self, video_id: str, text: str, lang: str | None = None, k: int = 5,
