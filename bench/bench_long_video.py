@@ -48,7 +48,7 @@ from c2kd.data.features import FeatureStore, FeatureStoreWriter, store_root
 from c2kd.index import VideoIndex
 from c2kd.search.building import build_index
 from c2kd.search.model import load_search_model
-from c2kd.search.moments import Windows
+from c2kd.search.windows import Windows
 
 #: window settings tried (name -> windows); "video-level" is one entry per long video, as before moments
 SETTINGS: dict[str, Windows] = {

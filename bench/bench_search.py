@@ -144,7 +144,7 @@ def moment_scale(sizes: list[int], checkpoint: Path, data: Path, work: Path, n_q
     from c2kd.index.store import set_backend
     from c2kd.search.building import embed_entries
     from c2kd.search.model import load_search_model
-    from c2kd.search.moments import Windows
+    from c2kd.search.windows import Timeline, Windows
 
     model = load_search_model(checkpoint)
     store = FeatureStore(store_root(data))
@@ -154,7 +154,7 @@ def moment_scale(sizes: list[int], checkpoint: Path, data: Path, work: Path, n_q
     rng = np.random.default_rng(0)
     queries = model.embed_texts([texts[i] for i in rng.choice(len(texts), n_queries, replace=False)]).numpy()
     seconds, windows = 1800, Windows()
-    per_video = len(windows.spans(np.arange(seconds, dtype=np.float64)) or [])
+    per_video = len(windows.spans(Timeline.of(None, seconds)) or [])
     rows = []
     for n in sizes:
         videos = -(-n // per_video)

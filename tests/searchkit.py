@@ -164,6 +164,9 @@ def write_video(path: Path, seconds: int = 6, fps: int = 2, size=(64, 48)) -> Pa
 
 
 def free_port() -> int:
+    """A port that was free a moment ago, for a server started as another process (``c2kd serve``), which binds
+    it itself; another process may take it meanwhile. A server in this process listens on a socket the OS gave a
+    port to (:func:`serving`)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -171,12 +174,17 @@ def free_port() -> int:
 
 @contextmanager
 def serving(app) -> Iterator[str]:
-    """Run ``app`` under a real uvicorn server on loopback, in a background thread; yields its base URL."""
+    """Run ``app`` under a real uvicorn server on loopback, in a background thread; yields its base URL.
+
+    The server accepts on a socket already listening on a port the OS chose (no other process can take it)."""
     import uvicorn
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.time() + 30
     while not server.started:
@@ -188,6 +196,7 @@ def serving(app) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        sock.close()
 
 
 def served_ids(store) -> tuple[list[str], list[str]]:

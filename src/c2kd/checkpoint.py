@@ -41,6 +41,7 @@ from pydantic import BaseModel, ValidationError
 from c2kd.encoders.frames import FrameEncoderSpec, parts_of
 from c2kd.errors import CheckpointError, validation_problems
 from c2kd.formats import (
+    BEST_AVERAGE_DIR,
     BEST_DIR,
     CHECKPOINT_MARKER,
     LAST_DIR,
@@ -297,7 +298,7 @@ def resolve_cache_dir(directory: Path, cache: str | None, out_dir: str | None) -
         for run in (here, here.parent):
             if not out.is_absolute() and run.parts[-len(out.parts):] == out.parts:
                 return str(run.parents[len(out.parts) - 1] / cache)
-    return str((here.parent if here.name in (BEST_DIR, LAST_DIR) else here) / cache)
+    return str((here.parent if here.name in (BEST_DIR, BEST_AVERAGE_DIR, LAST_DIR) else here) / cache)
 
 
 def _read_saved_config(directory: Path) -> dict[str, Any]:

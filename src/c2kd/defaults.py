@@ -4,8 +4,9 @@ to import them from here."""
 
 from __future__ import annotations
 
-#: the moment entries of an index: window lengths (seconds) and stride (a fraction of each length), chosen on
-#: the validation split of ``bench/bench_long_video.py`` (:class:`c2kd.search.moments.Windows`)
+#: the moment windows (:class:`c2kd.search.windows.Windows`) of an index, of ``c2kd moments`` and of the HTTP API:
+#: window lengths (seconds) and stride (a fraction of each length), chosen on the validation split of
+#: ``bench/bench_long_video.py``; defined here only
 INDEX_LENGTHS = (2.0, 4.0, 8.0)
 INDEX_STRIDE = 0.5
 #: a video at most this long (seconds) stays one whole-clip entry, as a dataset clip (MSR-VTT's last up to 30 s)

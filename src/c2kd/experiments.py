@@ -9,6 +9,11 @@ all run their training through this module:
   settings, else trained (resuming an interrupted run). A folder finished with other settings is an error.
 
 Folders named by settings (:func:`hashed_folder`) let identical runs of different plans share one folder.
+
+Tables that compare methods report each run **as trained**, at its best epoch by the validation average
+(``best-average/``, :func:`as_trained`: the paper's protocol), and beside it the **guarded** model ``best/`` that
+c2kd hands to users (no language validates below the start), labelled with the languages that blocked the
+better epoch (:func:`compared_rows`).
 """
 
 from __future__ import annotations
@@ -120,3 +125,53 @@ def train_or_read(config: TrainConfig) -> dict:
         metrics = finished_run_metrics(config)
     assert metrics is not None, f"{config.out_dir}: training finished without test metrics"
     return metrics
+
+
+# -- reporting runs as trained and as guarded ------------------------------------------------------------------
+def as_trained(result: Mapping) -> dict:
+    """A run's test results at its best epoch by the validation average (``best-average/``, the paper's
+    protocol); a result without that record (a baseline that did not train, or a run saved before it was kept)
+    is its own."""
+    trained = result.get("as_trained")
+    return dict(trained) if isinstance(trained, Mapping) else dict(result)
+
+
+def guarded_label(name: str, result: Mapping) -> str:
+    """The label of a run's guarded row: ``translate-train, guarded (start kept; blocked by de, fr)``."""
+    selection = result.get("selection", {})
+    chosen = "start kept" if selection.get("kept_start") else f"epoch {selection.get('epoch')}"
+    blocked = selection.get("blocked_by") or []
+    if selection.get("epoch") == as_trained(result).get("selection", {}).get("epoch"):
+        chosen += ", as trained"
+    return f"{name}, guarded ({chosen}" + (f"; blocked by {', '.join(blocked)}" if blocked else "") + ")"
+
+
+def compared_rows(results: Mapping[str, Mapping]) -> dict[str, dict]:
+    """The rows of a table comparing methods, in order: a baseline that did not train as it is; a trained run
+    (one whose result records its ``selection``) as trained under its own name, then its guarded ``best/``
+    under :func:`guarded_label`."""
+    rows: dict[str, dict] = {}
+    for name, result in results.items():
+        if "selection" not in result:
+            rows[name] = dict(result)
+            continue
+        rows[name] = as_trained(result)
+        rows[guarded_label(name, result)] = dict(result)
+    return rows
+
+
+def guard_note(results: Mapping[str, Mapping]) -> str:
+    """What the two rows of each trained run are, and which runs the guard sent back to their start."""
+    trained = [name for name, res in results.items() if "selection" in res]
+    if not trained:
+        return ""
+    epochs = ", ".join(f"{name} epoch {as_trained(results[name]).get('selection', {}).get('epoch', '?')}"
+                       for name in trained)
+    note = ("Each trained run is shown as trained, at its best epoch by the validation average (best-average/, "
+            f"the paper's protocol: {epochs}), then as guarded: best/, what c2kd hands to users, the best epoch "
+            "in which no language validates below the start; the languages named blocked a better epoch.")
+    kept = [name for name in trained if results[name]["selection"].get("kept_start")]
+    if kept:
+        note += (f" Guarded, {', '.join(kept)} handed back the untrained start (their guarded rows equal the "
+                 "baseline's).")
+    return note

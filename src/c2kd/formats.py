@@ -31,6 +31,8 @@ FORMAT_FILE = "checkpoint.json"
 #: folder holding one of these may be replaced by another checkpoint (`c2kd.io.check_replaceable`).
 CHECKPOINT_MARKER = (FORMAT_FILE, "model.safetensors", "fusion.json")
 BEST_DIR = "best"
+#: the best epoch by the monitored metric alone, the floor ignored (the paper's protocol for comparing methods)
+BEST_AVERAGE_DIR = "best-average"
 LAST_DIR = "last"
 
 

@@ -97,10 +97,12 @@ def test_the_trainer_saves_only_through_its_callback(tmp_path):
         return trainer.fit()
 
     fit(1)
-    assert calls == [("best", False), ("best", False), ("last", True)]  # the start, epoch 1 (better), last
+    # the start, epoch 1 (better), last; each best/ beside its best-average/ (no floor: the same epoch)
+    assert calls == [("best", False), ("best-average", False), ("best", False), ("best-average", False),
+                     ("last", True)]
     assert load_resume_state(tmp_path / "last")["trainer"]["epoch"] == 1
     assert fit(2).epoch == 2  # resumed at epoch 1: one more epoch, one more evaluation
-    assert calls[3:] == [("last", True)]
+    assert calls[5:] == [("last", True)]
 
 
 # -- run identity -----------------------------------------------------------------------------------------------

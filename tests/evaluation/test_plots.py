@@ -192,3 +192,18 @@ def test_evaluate_json_that_cannot_be_written_stops_before_the_evaluation(tmp_pa
     assert_one_line_error(run_c2kd(*args, "--json", tmp_path), f"--json {tmp_path} is a folder")
     assert_one_line_error(run_c2kd("aggregate", tmp_path / "none.json", "--json", disk / "agg.json",
                                    wrapper=own_tmpfs(disk, "ro")), "Read-only file system")
+
+
+def test_a_guarded_row_is_hatched_in_the_colour_of_its_run():
+    """The quickstart's rows: each run as trained, then its guarded best/ drawn hatched in the run's colour."""
+    runs = {"off-the-shelf": result({"en": 60.0}), "translate-train": result({"en": 62.0}),
+            "translate-train, guarded (start kept; blocked by en)": result({"en": 60.0})}
+    fig = recall_figure(runs, directions=("t2v",),
+                        guarded={"translate-train, guarded (start kept; blocked by en)": "translate-train"})
+    bars = bars_by_label(fig.axes[0])
+    trained, guarded = bars["translate-train"].patches[0], bars[
+        "translate-train, guarded (start kept; blocked by en)"].patches[0]
+    assert guarded.get_hatch() == "///" and trained.get_hatch() is None
+    assert guarded.get_facecolor()[:3] == pytest.approx(trained.get_facecolor()[:3])
+    assert bars["off-the-shelf"].patches[0].get_facecolor()[:3] != pytest.approx(trained.get_facecolor()[:3])
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == list(runs)

@@ -12,8 +12,7 @@ import pytest
 
 from c2kd.errors import ConfigError
 from c2kd.index import VideoIndex, make_backend
-from c2kd.index.options import Option, check_options
-from c2kd.index.store import check_search_options, declared_options, split_options
+from c2kd.index.options import Option, check_options, check_search_options, declared_options, split_options
 from c2kd_testkit import assert_one_line_error, run_c2kd
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "search.md"

@@ -11,8 +11,9 @@ from searchkit import brute_force
 
 from c2kd.errors import ConfigError
 from c2kd.index import BACKENDS, VideoIndex, make_backend
-from c2kd.index.exact import ExactBackend
-from c2kd.index.store import backend_class, declared_options
+from c2kd.index.base import Candidates, backend_class
+from c2kd.index.exact import ExactBackend, top_rows
+from c2kd.index.options import declared_options
 
 
 @pytest.fixture
@@ -26,17 +27,15 @@ def test_a_backend_registered_with_the_decorator_builds_and_searches_an_index(tm
 
     @BACKENDS.register("candidates")
     class CandidateBackend(ExactBackend):
-        """Exact top-n entries as if approximate: the index asks ``search`` for candidates and re-scores them."""
+        """Exact top-n entries as if approximate: the index asks ``candidates`` for them and re-scores them."""
 
         name = "candidates"
-        exact_scores = False
 
-        def search(self, queries, k, allowed=None, filters=None):
-            searched.append(k)
-            return super().search(queries, k, allowed, filters)
-
-        def search_groups(self, queries, k, starts):
-            return None
+        def candidates(self, query, n, among=None):
+            searched.append(n)
+            every = super().candidates(query, n, among)
+            scores, rows = top_rows(every.scores, n)
+            return Candidates(every.keys[rows], scores + 0.5, exact=False)  # scores off: the index re-scores
 
     assert "candidates" in BACKENDS and backend_class("candidates") is CandidateBackend
     assert isinstance(make_backend("candidates", 8), CandidateBackend)

@@ -56,9 +56,9 @@ def test_exact_index_equals_brute_force(tmp_path, k):
 
 @pytest.mark.parametrize("backend,options", BACKENDS, ids=BACKEND_IDS)
 def test_filters_match_reference(tmp_path, monkeypatch, backend, options):
-    import c2kd.index.store as store
+    import c2kd.index.search as search
 
-    monkeypatch.setattr(store, "EXACT_SUBSET_LIMIT", 10)  # make approximate backends filter themselves
+    monkeypatch.setattr(search, "EXACT_SUBSET_LIMIT", 10)  # make approximate backends filter themselves
     ids, x, meta, q = _corpus(n=120)
     index = VideoIndex.build(tmp_path / "idx", ids, x, meta, backend=backend, options=options)
     q = q[:4]
@@ -107,8 +107,11 @@ def test_add_remove_without_rebuild(tmp_path, backend, options):
     if backend == "qdrant":
         options = {}
     index = VideoIndex.build(tmp_path / "idx", ids[:100], x[:100], meta[:100], backend=backend, options=options)
-    segments_before = set(json.loads((tmp_path / "idx" / MANIFEST).read_text())["segments"][0].values())
-    assert index.add(ids[100:], x[100:], meta[100:]) == 60
+    assert index.add(ids[100:110], x[100:110], meta[100:110]) == 10  # a segment no change below touches
+    untouched = json.loads((tmp_path / "idx" / MANIFEST).read_text())["segments"][-1]["name"]
+    untouched_file = tmp_path / "idx" / SEGMENT_DIR / f"{untouched}.npy"
+    untouched_inode = untouched_file.stat().st_ino
+    assert index.add(ids[110:], x[110:], meta[110:]) == 50
     removed = ["vid0001", "vid0120", "vid0150"]
     assert index.remove(removed) == 3
     with pytest.raises(DataError, match="not in"):
@@ -138,7 +141,8 @@ def test_add_remove_without_rebuild(tmp_path, backend, options):
     manifest = json.loads((tmp_path / "idx" / MANIFEST).read_text())
     files = {p.name.split(".")[0] for p in (tmp_path / "idx" / SEGMENT_DIR).iterdir()}
     assert files == {s["name"] for s in manifest["segments"]}
-    assert manifest["count"] == len(keep) and segments_before
+    assert manifest["count"] == len(keep)
+    assert untouched in files and untouched_file.stat().st_ino == untouched_inode  # the same file, not rewritten
     index.close()
 
 
@@ -253,3 +257,65 @@ def test_rows_of_several_files_read_as_one_matrix(tmp_path, monkeypatch):
     assert blocks.read_rows(readers, starts, np.zeros(0, np.int64)).shape == (0, 6)
     for reader in readers:
         reader.close()
+
+
+def test_searches_during_add_remove_and_refresh_each_see_one_whole_state(tmp_path):
+    """Searches in threads while one thread adds, removes and replaces videos, and while a second handle of the
+    same folder reloads the committed changes (``refresh``): no search fails, and every answer is the brute-force
+    top 5 of one of the states the index went through (never a mix of two)."""
+    import threading
+
+    ids, x, meta, q = _corpus(n=120)
+    root = tmp_path / "idx"
+    index = VideoIndex.build(root, ids[:60], x[:60], meta[:60])
+    other = VideoIndex.open(root)
+    states = [set(range(60)), set(range(90)), set(range(10, 90)), set(range(10, 120)), set(range(20, 120))]
+    queries = q[:3]
+    allowed = [{tuple(v for v, _ in brute_force(x, ids, query, 5, keep=lambda i, s=s: i in s)) for s in states}
+               for query in queries]
+    done, failures, answers = threading.Event(), [], 0
+
+    def change() -> None:
+        try:
+            index.add(ids[60:90], x[60:90], meta[60:90])
+            index.remove(ids[:10])
+            index.add(ids[90:120], x[90:120], meta[90:120])
+            index.remove(ids[10:20])
+        finally:
+            done.set()
+
+    def search(handle: VideoIndex, refresh: bool) -> None:
+        nonlocal answers
+        while True:
+            finished = done.is_set()
+            try:
+                if refresh:
+                    handle.refresh()
+                for i, hits in enumerate(handle.search(queries, k=5)):
+                    got = tuple(h.video_id for h in hits)
+                    if got not in allowed[i]:
+                        failures.append(got)
+                answers += 1
+            except Exception as exc:  # noqa: BLE001 - any failure of a concurrent search is the finding
+                failures.append(repr(exc))
+            if finished:
+                return
+
+    threads = [threading.Thread(target=search, args=(index, False)), threading.Thread(target=search, args=(index, False)),
+               threading.Thread(target=search, args=(other, True)), threading.Thread(target=change)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        assert not failures, failures[:3]
+        assert answers >= 3
+        # both handles end in the last state
+        other.refresh()
+        for handle in (index, other):
+            for i, hits in enumerate(handle.search(queries, k=5)):
+                final = tuple(v for v, _ in brute_force(x, ids, queries[i], 5, keep=lambda j: j in states[-1]))
+                assert tuple(h.video_id for h in hits) == final
+    finally:
+        index.close()
+        other.close()

@@ -19,8 +19,8 @@ from searchkit import brute_force
 from c2kd.errors import ConfigError
 from c2kd.index import VideoIndex
 from c2kd.index import milvus_backend as mb
+from c2kd.index.base import make_backend
 from c2kd.index.filters import normalize_filter
-from c2kd.index.store import make_backend
 
 DIM = 8
 

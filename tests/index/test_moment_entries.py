@@ -275,7 +275,7 @@ def test_moments_by_peak_and_extent_by_hand():
 
 
 def test_first_per_group_by_hand():
-    from c2kd.index.store import _first_per_group
+    from c2kd.index.search import _first_per_group
 
     groups = np.array([3, 1, 3, 3, 1, 2, 3])
     assert _first_per_group(groups, 2).tolist() == [True, True, True, False, True, True, False]
@@ -312,9 +312,9 @@ def test_grouped_search_matches_brute_force(tmp_path, backend, options):
 def test_long_videos_through_an_approximate_backend(tmp_path, monkeypatch):
     """Videos of more windows than MOMENT_RESCORE_LIMIT: only their best candidates are re-scored, then the
     windows around them; with exact candidates (IVF probing every cell) the videos still match brute force."""
-    import c2kd.index.store as store
+    import c2kd.index.search as search
 
-    monkeypatch.setattr(store, "MOMENT_RESCORE_LIMIT", 8)
+    monkeypatch.setattr(search, "MOMENT_RESCORE_LIMIT", 8)
     corpus = moment_corpus()
     with build(tmp_path / "idx", corpus, "faiss", {"kind": "ivf", "nlist": 8, "nprobe": 8}) as index:
         for k in (1, 10):
@@ -340,7 +340,7 @@ def test_grouped_moments_options(tmp_path):
 # -- 3. filters ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("backend,options", BACKENDS, ids=BACKEND_IDS)
 def test_grouped_search_with_filters(tmp_path, monkeypatch, backend, options):
-    import c2kd.index.store as store
+    import c2kd.index.search as search
 
     corpus = moment_corpus()
     backend_id = BACKEND_IDS[BACKENDS.index((backend, options))]
@@ -348,12 +348,12 @@ def test_grouped_search_with_filters(tmp_path, monkeypatch, backend, options):
              ({"split": "train", "topic": [0, 2]}, lambda v: corpus.metadata[v]["split"] == "train"
               and corpus.metadata[v]["topic"] in (0, 2)),
              ({"topic": 0}, lambda v: corpus.metadata[v]["topic"] == 0)]
-    default = store.EXACT_SUBSET_LIMIT
+    default = search.EXACT_SUBSET_LIMIT
     assert corpus.vectors.shape[0] <= default  # any filter leaves an exact subset by default
     with build(tmp_path / "idx", corpus, backend, options) as index:
         for path in ("exact-subset", "approximate"):
             # 10: every filter below leaves more entries than that, so approximate backends filter themselves
-            monkeypatch.setattr(store, "EXACT_SUBSET_LIMIT", default if path == "exact-subset" else 10)
+            monkeypatch.setattr(search, "EXACT_SUBSET_LIMIT", default if path == "exact-subset" else 10)
             # through the exact subset every backend is exact; beyond it, only the exact-candidate ones are
             effective = backend_id if path == "approximate" else "exact"
             for filters, keep in cases:

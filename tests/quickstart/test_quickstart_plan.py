@@ -14,7 +14,6 @@ from c2kd.quickstart import (
     TEXT_BACKBONES,
     QuickstartSettings,
     below_baseline,
-    kept_start_note,
     quickstart_plan,
     results_table,
     run_configs,
@@ -115,13 +114,38 @@ def test_results_table_has_a_row_per_run_and_the_baseline_comparison_names_langu
     assert below_baseline(results, "c2kd") == ["en 59.5 < 60.0"]
 
 
-def test_runs_that_handed_back_their_start_are_named_with_the_reason():
-    results = {OFF_THE_SHELF: {}, "zero-shot": {"selection": {"kept_start": True}},
-               "translate-train": {"selection": {"kept_start": True}}, "c2kd": {"selection": {"kept_start": False}}}
-    note = kept_start_note(results)
-    assert note.startswith("zero-shot, translate-train: no epoch validated at or above the start in every language")
-    assert "equals the baseline" in note and "c2kd" not in note
-    assert kept_start_note({OFF_THE_SHELF: {}, "c2kd": {}}) == ""
+def test_the_table_shows_each_trained_run_as_trained_and_guarded_with_the_languages_that_blocked_it():
+    from c2kd.experiments import compared_rows, guard_note
+    from c2kd.quickstart import gain_over
+
+    def res(en, de, **extra):
+        metrics = {lang: dict.fromkeys(("R@1", "R@5", "R@10"), value)
+                   for lang, value in (("en", en), ("de", de), ("average", (en + de) / 2))}
+        return {"t2v": metrics, "v2t": metrics, **extra}
+
+    start = res(60.0, 40.0)
+    results = {
+        OFF_THE_SHELF: start,
+        # guarded: the start (English fell at the better epoch 3); as trained: epoch 3
+        "translate-train": {**start, "selection": {"epoch": 0, "kept_start": True, "blocked_by": ["en"]},
+                            "as_trained": res(59.0, 55.0, selection={"epoch": 3})},
+        "c2kd": {**res(61.0, 52.0), "selection": {"epoch": 2, "kept_start": False, "blocked_by": []},
+                 "as_trained": res(61.0, 52.0, selection={"epoch": 2})},
+    }
+    rows = compared_rows(results)
+    assert list(rows) == [OFF_THE_SHELF, "translate-train", "translate-train, guarded (start kept; blocked by en)",
+                          "c2kd", "c2kd, guarded (epoch 2, as trained)"]
+    table = results_table(rows).splitlines()
+    assert table[2].startswith(f"| {OFF_THE_SHELF} | 60.0 | 40.0 |")
+    assert table[3].startswith("| translate-train | 59.0 | 55.0 |")  # as trained: what it learned
+    assert table[4].startswith("| translate-train, guarded (start kept; blocked by en) | 60.0 | 40.0 |")
+    assert len(table) == 7
+    note = guard_note(results)
+    assert "translate-train epoch 3" in note and "c2kd epoch 2" in note
+    assert "translate-train handed back the untrained start" in note
+    # C2KD's gain is read against translate-train as trained, not against its guarded start
+    assert gain_over(results, "c2kd", "translate-train") == "en +2.0, de -3.0, average -0.5"
+    assert below_baseline(results, "translate-train") == ["en 59.0 < 60.0"]
 
 
 def test_a_rerun_with_other_settings_keeps_the_earlier_student_named_by_its_settings(tmp_path: Path):

@@ -165,12 +165,18 @@ def test_reproduce_table2_end_to_end_and_resumes(imported, tmp_path):
     # our mean and std are those of the per-seed test results
     for row in rows.values():
         assert row["seeds"] == [0, 1]
-        per_seed = [json.loads(Path(f, "test_metrics.json").read_text())["t2v"]["de"]["R@1"] for f in row["folders"]]
+        saved = [json.loads(Path(f, "test_metrics.json").read_text()) for f in row["folders"]]
+        per_seed = [m["as_trained"]["t2v"]["de"]["R@1"] for m in saved]  # as trained: best-average/
         assert row["ours"]["de"]["R@1"]["mean"] == pytest.approx(np.mean(per_seed))
         assert row["ours"]["de"]["R@1"]["std"] == pytest.approx(np.std(per_seed, ddof=1))
+        guarded = [m["t2v"]["de"]["R@1"] for m in saved]  # guarded: best/
+        assert row["guarded"]["de"]["R@1"]["mean"] == pytest.approx(np.mean(guarded))
+        assert row["epochs"]["as_trained"] == [m["as_trained"]["selection"]["epoch"] for m in saved]
+        assert row["epochs"]["guarded"] == [m["selection"]["epoch"] for m in saved]
     assert rows["c2kd"]["paper"]["average"]["R@1"] == 23.0
     assert "| C2KD | T | paper | 26.4 | 24.7 |" in r.output
     assert "| C2KD | T | ours (2 seeds) |" in r.output
+    assert "| C2KD | T | ours, guarded (2 seeds" in r.output and "best-average/" in r.output
     assert f"wrote {work / 'results' / 'table2.png'}" in r.output  # ours beside the paper's, as bars
     with Image.open(work / "results" / "table2.png") as image:
         assert image.format == "PNG" and image.width > image.height
@@ -224,7 +230,7 @@ def test_new_evaluation_settings_evaluate_a_finished_run_again_without_training_
     execute(plan, progress=False)
     run = plan.students[0]
     stamps = {p: p.stat().st_mtime_ns for p in run.folder.glob(f"*/{WEIGHTS_FILE}")}
-    assert len(stamps) == 2 and run.finished
+    assert len(stamps) == 3 and run.finished  # best/, best-average/, last/
     assert json.loads((run.folder / TEST_METRICS_FILE).read_text())["protocol"]["tie_policy"] == "average"
 
     other = plan_recipe(recipe, data, tmp_path, 1, [*tiny_overrides(model), "tie_policy=optimistic",

@@ -118,3 +118,29 @@ def test_the_lock_names_its_holder_and_is_not_reentrant(tmp_path):
     with exclusive_lock(lock, "an update of this index"):  # free again
         assert lock.exists()
     assert not lock.exists()
+
+
+def test_a_valid_staging_folder_is_resumed(tmp_path, random_checkpoint, synthetic_data):
+    """Staging as an interrupted build of the same weights and windows left it: the videos it holds are kept
+    as they are (not embedded again), the others are added, and the finished index holds them all."""
+    from c2kd.formats import checkpoint_fingerprint
+    from c2kd.search.building import build_index
+    from c2kd.search.windows import Windows
+
+    out = tmp_path / "idx"
+    staging = out.with_name(f".{out.name}.building")
+    info = {"checkpoint_fingerprint": checkpoint_fingerprint(random_checkpoint.resolve()),
+            "moments": Windows().to_dict()}
+    staged = VideoIndex.create(staging, dim=32, info=info)
+    ids = FeatureStore(synthetic_data / "features").ids
+    planted = np.random.default_rng(0).normal(size=(5, 32)).astype(np.float32)  # no video tower gives these
+    staged.add(ids[:5], planted)
+    staged.close()
+
+    build_index(random_checkpoint, synthetic_data, out, progress=False)
+    assert not staging.exists()
+    with VideoIndex.open(out) as index:
+        assert sorted(index.ids) == sorted(ids)
+        for vid, vector in zip(ids[:5], planted):
+            np.testing.assert_allclose(index.vector(vid), vector / np.linalg.norm(vector), atol=1e-6)
+        assert index.info["checkpoint_fingerprint"] == info["checkpoint_fingerprint"]

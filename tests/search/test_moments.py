@@ -9,6 +9,7 @@ from c2kd.checkpoint import load_checkpoint
 from c2kd.data.features import FeatureStore
 from c2kd.index.spans import rank_moments, temporal_iou
 from c2kd.search.moments import find_moments, frame_step, sliding_windows
+from c2kd.search.windows import Timeline, Windows
 
 
 def test_sliding_windows_cover_every_row():
@@ -52,7 +53,7 @@ def test_scores_equal_embedding_each_window_alone(random_checkpoint, synthetic_d
     vid = max(store.ids, key=lambda v: len(store[v]))
     feats, times = np.asarray(store[vid]), store.times(vid)
     query = model.embed_texts(["a dog runs in the park"])[0].numpy()
-    moments = find_moments(model, feats, times, query, lengths=(2, 5), iou_threshold=0.99, top_k=1000)
+    moments = find_moments(model, feats, times, query, Windows((2, 5), 0.25), iou_threshold=0.99, top_k=1000)
     windows = sliding_windows(len(feats), [2, 5], 0.25)
     alone = {(i, j): float(model.embed_videos([feats[i:j]])[0].numpy() @ query) for i, j in windows}
     assert moments[0].score == pytest.approx(max(alone.values()), abs=1e-5)  # the first peak is the best window
@@ -91,7 +92,7 @@ def test_planted_segment_is_found(trained_checkpoint, synthetic_data, captions):
         feats = np.concatenate([store[before], store[target], store[after]]).astype(np.float32)
         start, end = len(store[before]), len(store[before]) + len(store[target])
         query = model.embed_texts([english[target]])[0].numpy()
-        best = find_moments(model, feats, None, query, lengths=(4, 8, 12, 16), top_k=3)[0]
+        best = find_moments(model, feats, None, query, Windows((4, 8, 12, 16), 0.25), top_k=3)[0]
         tried += 1
         found_any += temporal_iou((best.start, best.end), (start, end)) >= 0.5
         if tried == 6:
@@ -107,6 +108,42 @@ def test_window_lengths_must_be_positive_finite_seconds(lengths):
 
     features = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
     with pytest.raises(DataError, match="positive, finite"):
-        find_moments(None, features, None, np.ones(4, np.float32), lengths=lengths)
+        find_moments(None, features, None, np.ones(4, np.float32), Windows(tuple(lengths)))
     with pytest.raises(DataError, match="positive, finite"):
-        best_moments(None, [(features, None)], np.ones(4, np.float32), lengths=lengths)
+        best_moments(None, [(features, None)], np.ones(4, np.float32), Windows(tuple(lengths)))
+
+
+def test_a_file_and_an_index_cut_the_same_windows(random_checkpoint):
+    """One window spec: the moments of a file (find_moments, default windows) are windows the index cuts for the
+    same video (Windows.spans), in the same seconds; and the moments command and the HTTP API default to them."""
+    import inspect
+
+    from c2kd.defaults import INDEX_LENGTHS, INDEX_STRIDE
+    from c2kd.serve.app import MomentsBody
+
+    model, _ = load_checkpoint(random_checkpoint)
+    model.eval()
+    rng = np.random.default_rng(0)
+    times = np.arange(0, 40, 0.5)  # 80 rows two per second: window rows are seconds / 0.5
+    feats = rng.normal(size=(len(times), model.feature_dim)).astype(np.float32)
+    query = model.embed_texts(["a dog runs in the park"])[0].numpy()
+    indexed = {(i, j): (s, e) for i, j, s, e in Windows().spans(Timeline.of(times))}
+    assert {j - i for i, j in indexed} == {4, 8, 16}  # 2, 4 and 8 s
+    assert (2, 6) in indexed and (1, 5) not in indexed  # stride half a length
+    found = find_moments(model, feats, times, query, iou_threshold=0.99, top_k=1000)
+    assert len(found) >= 5
+    for m in found:
+        assert indexed[(m.first_row, m.last_row)] == (m.start, m.end)
+    assert (Windows().lengths, Windows().stride) == (INDEX_LENGTHS, INDEX_STRIDE) == ((2.0, 4.0, 8.0), 0.5)
+    assert tuple(MomentsBody(video_id="v", query="q").lengths) == INDEX_LENGTHS
+    from c2kd.commands.search import moments
+
+    assert inspect.signature(moments).parameters["lengths"].default.default == "2,4,8"
+
+
+def test_timeline_by_hand():
+    t = Timeline.of(np.array([10.0, 10.5, 11.0, 12.0]))
+    assert t.step == 0.5 and t.duration == 12.5 and t.extent == 2.5
+    assert t.rows(2.0) == 4 and t.rows(0.1) == 1 and t.span(1, 3) == (10.5, 11.5)
+    none = Timeline.of(None, 3)
+    assert list(none.times) == [0.0, 1.0, 2.0] and none.duration == 3.0 and Timeline.of(None).duration == 0.0

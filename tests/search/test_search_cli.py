@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -107,13 +106,21 @@ def test_batch_search_skips_bad_lines_prints_no_controls_and_times_each_query(bu
     assert proc.returncode == 0, proc.stderr
     assert f"warning: skipped {queries}:2: the query is empty" in proc.stderr
     assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout and "[31mred [0m dog" in proc.stdout
-    started = time.perf_counter()
     payload = json.loads(run_c2kd("search", built, "--queries", queries, "-k", "2", "--json").stdout)
-    wall_ms = (time.perf_counter() - started) * 1000
     assert [p["query"] for p in payload] == ["a cat sleeps", "[31mred [0m dog", "two men cook", "a car",
                                              "people dance"]
-    # each query's own search time: positive, and together less than the whole process took
-    assert all(p["took_ms"] > 0 for p in payload) and sum(p["took_ms"] for p in payload) < wall_ms
+    assert all(p["took_ms"] > 0 for p in payload)  # each query timed (its speed is measured in bench/, not here)
+    # each query of the batch is searched on its own: its answer is the one it gets when asked alone
+    from c2kd.search.engine import SearchEngine
+
+    engine = SearchEngine.open(built, moments=False)
+    try:
+        for p in payload:
+            alone = engine.search(p["query"], k=2).to_dict()["results"]
+            assert [r["video_id"] for r in p["results"]] == [r["video_id"] for r in alone]
+            assert [r["score"] for r in p["results"]] == pytest.approx([r["score"] for r in alone], abs=1e-5)
+    finally:
+        engine.close()
 
 
 @pytest.mark.parametrize("args,error,message", [
@@ -432,3 +439,41 @@ def test_metadata_keyed_by_another_column(tmp_path, random_checkpoint, synthetic
     with VideoIndex.open(out) as index:
         assert [index.metadata(v).get("caption") for v in ids] == ["clip 0", "clip 1", "clip 2"]
         assert "clip_name" not in index.metadata(ids[0]) and info["videos"] == len(FeatureStore(synthetic_data / "features").ids)
+
+
+def test_the_table_shows_no_empty_moment_column_and_a_typo_in_a_filter_is_named(built):
+    """Issue 36: the `moment` column was empty for every clip; `-f split=tset` gave a one-cell table cut off
+    instead of "no results" and the split's values."""
+    result = run("search", built, "a dog runs", "-k", "3")
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.output.splitlines() if "rank" in line)
+    assert "moment" not in header and "score" in header  # clips indexed whole have no moment to show
+    typo = run("search", built, "a dog runs", "-f", "split=tset")
+    assert typo.exit_code == 0, typo.output
+    assert "no results (no video matches the filters)" in typo.output
+    assert "warning: no indexed video has split=tset; its values: test, train" in typo.output
+
+
+def test_a_result_is_described_by_its_text_never_by_key_value_lists():
+    """Issue 36: with MSR-VTT's metadata the CLI's title column printed `duration=14.014, tags=[...], caption=...`."""
+    from c2kd.commands.search import _moments_text, describe
+    from c2kd.search.moments import Moment
+
+    msrvtt = {"duration": 14.014, "tags": ["a", "b"], "caption": "a man is  talking", "retrieval_key": "ret9770"}
+    assert describe(msrvtt) == "a man is talking"
+    assert describe({"title": "Harbour tour", "caption": "boats"}) == "Harbour tour"
+    assert describe({"captions": ["a cat swims"], "duration": 4.0}) == "a cat swims"
+    assert describe({"duration": 4.0, "tags": ["x"]}) == ""
+    moments = [Moment(40.0, 48.0, 0.3, rank=1), Moment(2.0, 4.0, 0.2, rank=2), Moment(9.0, 11.0, 0.1, rank=3)]
+    assert _moments_text(moments) == "0:40.0-0:48.0 (+2 more moments)"
+    assert _moments_text(moments[:2]) == "0:40.0-0:48.0 (+1 more moment)"
+
+
+def test_moments_prints_times_as_search_does(trained_checkpoint, synthetic_data):
+    """Issue 36: `moments` printed `40.0` where `search` prints `0:40.0`."""
+    vid = FeatureStore(synthetic_data / "features").ids[5]
+    result = run("moments", vid, "a dog runs", "--checkpoint", trained_checkpoint, "--features", synthetic_data,
+                 "-k", "2", "--lengths", "2,4")
+    assert result.exit_code == 0, result.output
+    rows = [line.split("│") for line in result.output.splitlines() if line.startswith("│")]
+    assert rows and all(cell.strip().startswith("0:") for row in rows for cell in row[2:4]), result.output

@@ -6,8 +6,10 @@ folder, and in ``$C2KD_SCREENSHOTS`` when that is set).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -94,7 +96,8 @@ def test_a_shared_url_runs_its_search_and_each_result_says_what_it_is(browser, l
     assert page.input_value("#q") == "a dog runs in the park" and page.input_value("#lang") == "de"
     assert page.input_value("#k") == "12" and page.input_value("#filter-split") == "test"
     cards = page.locator(".card")
-    assert cards.count() == 12 and "12 results" in page.inner_text("#status")
+    # issue 36: the total the filters leave is said (the test split's 24 videos)
+    assert cards.count() == 12 and "12 results of 24 videos" in page.inner_text("#status")
     # videos with a file show their poster frame (loaded), the moment and the duration
     page.wait_for_function("[...document.querySelectorAll('.card img')].every(i => i.complete && i.naturalWidth > 0)")
     assert page.locator(".card .thumb img").count() == 12
@@ -212,7 +215,7 @@ def test_more_results_appends_the_next_page(browser, live_server, app):
     page.wait_for_function("document.querySelectorAll('.card').length === 50")
     more.click()
     page.wait_for_function("document.querySelectorAll('.card').length === 64")
-    assert more.is_hidden() and "64 results" in page.inner_text("#status")
+    assert more.is_hidden() and "64 results of 64 videos" in page.inner_text("#status")
     shown = page.eval_on_selector_all(".card", "cs => cs.map(c => c.dataset.videoId)")
     assert shown == [h.video_id for h in app.state.engine.search("a horse", k=64).hits]
 
@@ -342,7 +345,7 @@ def long_server(tmp_path_factory, random_checkpoint):
     """A server of an index whose long videos are indexed as moments, with their files and poster stills."""
     from c2kd.data.features import FeatureStoreWriter
     from c2kd.search.building import build_index
-    from c2kd.search.moments import Windows
+    from c2kd.search.windows import Windows
     from c2kd.serve.app import ServeSettings, create_app
 
     tmp = tmp_path_factory.mktemp("long")
@@ -465,12 +468,14 @@ def test_more_moments_adds_the_videos_other_moments(browser, long_server):
     with page.expect_request("**/api/moments") as sent:
         card.locator("button.more-moments").click()
     assert sent.value.method == "POST"
-    assert sent.value.post_data_json == {"video_id": "harbour-tour", "query": LONG_QUERY, "k": 10}
+    assert sent.value.post_data_json == {"video_id": "harbour-tour", "query": LONG_QUERY, "k": 10, "iou": 0}
     page.wait_for_selector(".card .moment-list li")
     assert page.url.endswith("k=5")  # no reload
     found = page.request.post(long_server + "/api/moments",
-                              data={"video_id": "harbour-tour", "query": LONG_QUERY, "k": 10}).json()
-    assert found["duration"] == 120.0 and len(found["moments"]) == 10
+                              data={"video_id": "harbour-tour", "query": LONG_QUERY, "k": 10, "iou": 0}).json()
+    assert found["duration"] == 120.0 and len(found["moments"]) >= 5
+    spans = sorted((m["start"], m["end"]) for m in found["moments"])
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), spans  # issue 36: distinct, not overlapping
     wanted = {(m["start"], m["end"]) for m in before} | {(m["start"], m["end"]) for m in found["moments"]}
     after = marks_of(card)
     assert len(after) > len(before) and {(m["start"], m["end"]) for m in after} == wanted
@@ -479,7 +484,9 @@ def test_more_moments_adds_the_videos_other_moments(browser, long_server):
     assert [m["best"] for m in after].count(True) == 1  # the search's best moment stays the highlighted one
     times = card.locator(".moment-list button")  # the times, in video order
     assert times.count() == len(wanted)
-    assert times.all_inner_texts() == [f"{fmt(a)}–{fmt(b)}" for a, b in sorted(wanted)]
+    texts = times.all_inner_texts()
+    assert [t.split(" · ")[0] for t in texts] == [f"{fmt(a)}–{fmt(b)}" for a, b in sorted(wanted)]
+    assert all(re.fullmatch(r"-?\d\.\d\d", t.split(" · ")[1]) for t in texts), texts  # each with its score
     assert card.locator("button.more-moments").count() == 0
     assert f"{len(wanted)} moments" in card.locator(".moment-note").inner_text()
     last = times.last

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from c2kd.errors import C2KDError
 from c2kd.index import parse_filter_options, parse_options
-from c2kd.index.store import split_options
+from c2kd.index.options import split_options
 from c2kd.search.query import Query, validate_k, validate_language
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -185,7 +185,7 @@ def test_the_server_gives_each_request_thread_one_blas_thread():
 def test_workers_refuse_backends_whose_client_fork_breaks():
     """A backend says whether forked workers may share it; the database clients (Qdrant, Milvus) may not."""
     from c2kd.errors import ConfigError
-    from c2kd.index.store import backend_class
+    from c2kd.index.base import backend_class
     from c2kd.serve.workers import check_workers
 
     for name in ("exact", "faiss"):

@@ -121,8 +121,10 @@ def fusion_weights(text: str, members: int) -> list[float]:
 
 def _run_name(checkpoint: Path) -> str:
     """A checkpoint's name for people: its run folder's (``runs/c2kd/best`` -> ``c2kd``)."""
+    from c2kd.formats import BEST_AVERAGE_DIR, BEST_DIR, LAST_DIR
+
     path = checkpoint.resolve()
-    return path.parent.name if path.name in ("best", "last") else path.name
+    return path.parent.name if path.name in (BEST_DIR, BEST_AVERAGE_DIR, LAST_DIR) else path.name
 
 
 def aggregate_command(

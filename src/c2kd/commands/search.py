@@ -22,6 +22,8 @@ def _option_help() -> str:
 
 
 OPTION_HELP = _option_help()
+#: the default window lengths as the command line takes them, "2,4,8"
+LENGTHS = ",".join(f"{x:g}" for x in INDEX_LENGTHS)
 ID_COLUMN_HELP = "the --metadata column that holds the video id (e.g. clip_name for MSR-VTT's files)"
 
 
@@ -52,7 +54,7 @@ def index_build(
                                                "their poster frames are taken now and kept in the index"),
     split: list[str] = typer.Option([], help="index only this split of a dataset folder, e.g. test "
                                              "(repeatable)"),
-    moment_lengths: str = typer.Option(",".join(f"{x:g}" for x in INDEX_LENGTHS),
+    moment_lengths: str = typer.Option(LENGTHS,
                                        help="window lengths (seconds) of the moment entries of videos longer than "
                                             "the longest; 'none': one whole-clip entry per video"),
     moment_stride: float = typer.Option(INDEX_STRIDE, help="window stride, a fraction of each length"),
@@ -75,8 +77,8 @@ def index_build(
     import time
 
     from c2kd.index import VideoIndex, parse_options
+    from c2kd.index.options import split_options
     from c2kd.index.segments import MANIFEST
-    from c2kd.index.store import split_options
     from c2kd.io import check_output
     from c2kd.search.building import build_index, parse_tags, read_metadata_file
 
@@ -231,12 +233,19 @@ def _print_results(responses, as_json: bool) -> None:
     console = Console()
     for response in responses:
         lang = f" [{response.query.lang}]" if response.query.lang else ""
-        table = Table(title=escape(printable(f"{response.query.text}{lang}  ({response.took_ms:.1f} ms)")))
-        rows = [(str(hit.rank), escape(printable(hit.video_id)), _moments_text(hit.moments), f"{hit.score:.4f}",
+        title = escape(printable(f"{response.query.text}{lang}  ({response.took_ms:.1f} ms)"))
+        if not response.hits:
+            console.print(f"{title}: no results (no video matches the filters)")
+            continue
+        table = Table(title=title)
+        with_moments = any(hit.moments for hit in response.hits)  # clips indexed whole have none to show
+        rows = [(str(hit.rank), escape(printable(hit.video_id)),
+                 *([_moments_text(hit.moments)] if with_moments else []), f"{hit.score:.4f}",
                  escape(printable(describe(hit.metadata)))) for hit in response.hits]
+        columns = [("rank", "right"), ("video", "left"), *([("moment", "left")] if with_moments else []),
+                   ("score", "right")]
         used = 1  # the table's left border
-        for i, (column, justify) in enumerate((("rank", "right"), ("video", "left"), ("moment", "left"),
-                                                ("score", "right"))):  # as wide as they need: the last is cut
+        for i, (column, justify) in enumerate(columns):  # as wide as they need: the last is cut
             width = max([len(column), *(len(row[i]) for row in rows)])
             table.add_column(column, justify=justify, no_wrap=True, width=width)  # type: ignore[arg-type]
             used += width + 3  # padding and border
@@ -244,20 +253,24 @@ def _print_results(responses, as_json: bool) -> None:
                          max_width=max(10, console.width - used - 3))
         for row in rows:
             table.add_row(*row)
-        if not response.hits:
-            table.add_row("-", "(no video matches the filters)", "", "", "")
         console.print(table)
 
 
+#: metadata fields that say what a video is, in the order a result's text is taken from them
+TEXT_FIELDS = ("title", "caption", "description")
+
+
 def describe(metadata: dict) -> str:
-    """What a result is, in one line: its title, else its first caption, else its other metadata."""
-    title = metadata.get("title")
-    if isinstance(title, str) and title.strip():
-        return " ".join(title.split())
+    """What a result is, in one line: its title, caption or description, else its first caption (empty when
+    the metadata holds no text: no ``key=value`` list)."""
+    for field in TEXT_FIELDS:
+        value = metadata.get(field)
+        if isinstance(value, str) and value.strip():
+            return " ".join(value.split())
     captions = metadata.get("captions")
     if isinstance(captions, list) and captions and isinstance(captions[0], str):
         return " ".join(captions[0].split())
-    return ", ".join(f"{k}={v}" for k, v in metadata.items() if k not in ("frames", "captions"))
+    return ""
 
 
 def _clock(seconds: float) -> str:
@@ -267,11 +280,11 @@ def _clock(seconds: float) -> str:
 
 
 def _moments_text(moments) -> str:
-    """``0:12.0-0:20.0`` for the best moment, ``(+2 more)`` when the video has other matching ones."""
+    """``0:12.0-0:20.0`` for the best moment, ``(+2 more moments)`` when the video has other matching ones."""
     if not moments:
         return ""
     best = moments[0]
-    more = f" (+{len(moments) - 1})" if len(moments) > 1 else ""
+    more = f" (+{len(moments) - 1} more moment{'s' if len(moments) > 2 else ''})" if len(moments) > 1 else ""
     return f"{_clock(best.start)}-{_clock(best.end)}{more}"
 
 
@@ -300,7 +313,7 @@ def search(
     with its time (long videos are indexed as moment windows); what is said in them too, when the index
     holds their subtitles or speech (each result says what found it)."""
     from c2kd.index import parse_filter_options, parse_options
-    from c2kd.index.store import check_search_options
+    from c2kd.index.options import check_search_options
     from c2kd.search.batch import answered
     from c2kd.search.engine import SearchEngine
     from c2kd.search.query import Query, QueryError, printable, read_queries, validate_k, validate_language
@@ -326,8 +339,9 @@ def search(
     if channel is not None or (group and SaidIndex.open(index) is not None):
         _search_channels(index, batch, k, channel, filters, group, checkpoint, device, options, as_json)
         return
-    engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=options)
+    engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=options, moments=False)
     try:
+        _warn_of_absent_values(engine, filters)
         if out is not None:
             _answer_batch(engine, batch, out, done, k, filters, group)
         elif as_json:
@@ -337,6 +351,18 @@ def search(
                 _print_results([response], as_json)
     finally:
         engine.close()
+
+
+def _warn_of_absent_values(engine, filters) -> None:
+    """A filter value no indexed video has (a typo such as ``split=tset``) is named with the field's values."""
+    fields = engine.index.fields() if engine.index is not None else {}
+    for field, wanted in (filters or {}).items():
+        have = fields.get(field, {})
+        values = wanted if isinstance(wanted, list | tuple | set) else [wanted]
+        absent = [v for v in values if v not in have and str(v) not in {str(h) for h in have}]
+        if have and absent:
+            shown = ", ".join(sorted(map(str, have))[:20]) + (" ..." if len(have) > 20 else "")
+            typer.echo(f"warning: no indexed video has {field}={absent[0]}; its values: {shown}", err=True)
 
 
 def _answer_batch(engine, batch, out: Path, done: set[int], k: int, filters, group: bool) -> None:
@@ -374,7 +400,7 @@ def _search_channels(index, batch, k, channel, filters, group, checkpoint, devic
         check_channel(channel)
     if not group:
         raise QueryError("--no-group ranks the shown moment entries themselves; leave out --channel for it")
-    engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=options)
+    engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=options, moments=False)
     try:
         responses = ChannelSearch.open(engine).search_many(batch, k=k, channel=channel, filters=filters)
     finally:
@@ -413,7 +439,9 @@ def moments(
     features: Path | None = typer.Option(None, help="feature store holding the video (when VIDEO is an id)"),
     lang: str | None = typer.Option(None, help="language of the query (a hint, validated)"),
     k: int = typer.Option(5, "-k", help="number of moments"),
-    lengths: str = typer.Option("2,4,8,16", help="window lengths in seconds, comma-separated"),
+    lengths: str = typer.Option(LENGTHS,
+                                help="window lengths in seconds, comma-separated (stride: half a length, as in an "
+                                     "index)"),
     iou: float = typer.Option(0.5, help="drop a moment overlapping a better one by more than this IoU"),
     encoder: str | None = typer.Option(None, help="frame encoder for a video file (default: the one the "
                                                      "checkpoint records, with its model; else from the model's "
@@ -427,8 +455,8 @@ def moments(
     """Find the moments of one video that match a query (sliding windows + non-maximum suppression); with an
     index that has said moments, its shown and said moments in one ranking, each saying what found it."""
     from c2kd.errors import DataError
-    from c2kd.search.building import recorded
     from c2kd.search.engine import SearchEngine
+    from c2kd.search.model import recorded
     from c2kd.search.moments import check_lengths
     from c2kd.search.query import QueryError
 
@@ -476,16 +504,16 @@ def moments(
     from c2kd.search.query import printable
 
     table = Table(title=escape(printable(f"{response.video_id}: {response.query.text} "
-                                         f"({response.duration:.0f} s video)")))
+                                         f"({_clock(response.duration)} video)")))
     for column in ("rank", "start", "end", "score"):
         table.add_column(column, justify="right")
     said = any(getattr(m, "found_by", None) for m in response.moments)
     if said:
         table.add_column("found by")
         table.add_column("said")
-    for m in response.moments:
+    for m in response.moments:  # times as `search` shows them
         kinds = (getattr(m, "found_by", ""), escape(printable(getattr(m, "text", "")))) if said else ()
-        table.add_row(str(m.rank), f"{m.start:.1f}", f"{m.end:.1f}", f"{m.score:.4f}", *kinds)
+        table.add_row(str(m.rank), _clock(m.start), _clock(m.end), f"{m.score:.4f}", *kinds)
     Console().print(table)
 
 

@@ -26,7 +26,7 @@ def serve(
     """Serve search, moments and video playback over HTTP, with a web page at / and API docs at /api/docs."""
     from c2kd.errors import ConfigError
     from c2kd.index import parse_options
-    from c2kd.index.store import check_search_options
+    from c2kd.index.options import check_search_options
     from c2kd.serve.app import ServeSettings
     from c2kd.serve.workers import WorkerSettings, check_workers
 

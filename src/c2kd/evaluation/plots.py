@@ -132,8 +132,12 @@ def _legend(fig: Figure, axes: Sequence[Axes] | np.ndarray, ncols: int = 4) -> N
 
 
 def recall_figure(results: Mapping[str, Mapping[str, Any]], metric: str = "R@1",
-                  directions: Sequence[str] = ("t2v", "v2t"), title: str = "") -> Figure:
+                  directions: Sequence[str] = ("t2v", "v2t"), title: str = "",
+                  guarded: Mapping[str, str] | None = None) -> Figure:
     """``metric`` per language for one or more models: one panel per direction, one bar colour per model.
+
+    ``guarded`` maps a row to the run it is the guarded choice of (``best/`` beside the run as trained): that row
+    is drawn hatched and paler in its run's colour, right after it.
 
     ``results`` maps a model's name to its results as ``c2kd evaluate`` writes them (``{"t2v": {lang: {"R@1":
     ...}}, "v2t": ...}``) or as ``c2kd aggregate`` writes them (leaves ``{"mean", "std", "n"}``, drawn with error
@@ -143,24 +147,30 @@ def recall_figure(results: Mapping[str, Mapping[str, Any]], metric: str = "R@1",
     if not shown:
         raise DataError(f"nothing to plot: the results hold no {' or '.join(directions)} table per language "
                         "(as `c2kd evaluate --json` writes)")
-    colors = _colors(len(results))
+    guarded = {name: run for name, run in (guarded or {}).items() if name in results and run in results}
+    own = [name for name in results if name not in guarded]
+    colors = dict(zip(own, _colors(len(own))))
+    colors.update({name: colors[run] for name, run in guarded.items()})
     panels = []
     for direction in shown:
         tables = [res.get(direction) or {} for res in results.values()]
         langs = _ordered_languages(tables)
         series = []
-        for (name, color), table in zip(zip(results, colors), tables):
+        for name, table in zip(results, tables):
             pairs = [mean_and_std(table.get(lang, {}).get(metric)) for lang in langs]
+            style = {"hatch": "///", "alpha": 0.45} if name in guarded else {}
             series.append({"label": name, "means": [m for m, _ in pairs], "stds": [s for _, s in pairs],
-                           "color": color})
+                           "color": colors[name], **style})
         panels.append((direction, langs, series))
-    fig = _new_figure(len(panels), max(len(langs) * len(series) for _, langs, series in panels), len(results))
+    ncols = 2 if max(len(name) for name in results) > 30 else 4  # long labels: two columns, none cut off
+    fig = _new_figure(len(panels), max(len(langs) * len(series) for _, langs, series in panels),
+                      len(results) * 4 // ncols)
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     for ax, (direction, langs, series) in zip(axes, panels):
         _bar_panel(ax, langs, series, f"{metric} (%)", DIRECTION_TITLES.get(direction, direction))
     if title:
         fig.suptitle(title)
-    _legend(fig, axes)
+    _legend(fig, axes, ncols)
     return fig
 
 

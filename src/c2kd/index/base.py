@@ -1,12 +1,14 @@
 """The interface every vector backend implements, and the search hit type.
 
 Backends store unit-norm float32 vectors under int64 keys (assigned by :class:`c2kd.index.VideoIndex`) and
-return the top-k keys by inner product (= cosine similarity). Video ids, metadata and persistence of the
-vectors themselves are the index's job; a backend only persists what it cannot rebuild cheaply (a trained
-faiss structure, a Qdrant collection).
+answer a query with its best keys by inner product (= cosine similarity): one method,
+:meth:`Backend.candidates`, which says whether its scores are exact. Video ids, metadata, the search itself
+(:mod:`c2kd.index.search`) and persistence of the vectors are the index's job; a backend only persists what it
+cannot rebuild cheaply (a trained faiss structure, a Qdrant collection).
 
-A new backend is one :class:`Backend` subclass in one module, registered beside it with
-``@BACKENDS.register(name)``, its module named in :data:`BACKENDS`' modules.
+A new backend is one :class:`Backend` subclass in one module (``add``, ``remove``, ``candidates``, ``__len__``;
+``save``/``load_state`` when it keeps a structure), registered beside it with ``@BACKENDS.register(name)``, its
+module named in :data:`BACKENDS`' modules.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 
 from c2kd.index.blocks import RowBlocks, Rows
 from c2kd.index.filters import MetadataValue, Scalar
-from c2kd.index.options import Option, check_options
+from c2kd.index.settings import Option, check_options
 from c2kd.index.spans import Moment
 from c2kd.registry import Registry
 
@@ -51,18 +53,49 @@ class Hit:
                 "moments": [m.to_dict() for m in self.moments]}
 
 
-class Backend(ABC):
-    """A store of keyed vectors with top-k inner-product search.
+@dataclass(frozen=True)
+class Among:
+    """The entries a search may return, when a metadata filter narrows it: their keys (ascending) and the
+    normalised filter that chose them. A backend uses whichever it can (faiss the keys, a vector database the
+    filter, which it evaluates itself by the rule of :mod:`c2kd.index.filters`)."""
+
+    keys: np.ndarray  # [n] int64, ascending
+    filters: Mapping[str, list[Scalar]]
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """A backend's answer for one query: keys, their scores, and whether the scores are exact inner products.
+
+    An exact answer holds the exact top keys (at least as many as asked, or all there are); an exact answer
+    that holds every allowed key lists them in ascending key order (a scan). Other answers are about the top
+    keys, best first, by approximate scores: the index re-scores them from its stored vectors.
 
     Shape:
-        add(keys [N] int64, vectors [N, E] float32); search(queries [Q, E]) -> scores [Q, k], keys [Q, k]
-        (rows padded with score -inf and key -1 when fewer than k vectors qualify)
+        keys [n] int64, scores [n] float32
+    """
+
+    keys: np.ndarray
+    scores: np.ndarray
+    exact: bool
+
+    @classmethod
+    def best_first(cls, scores: np.ndarray, keys: np.ndarray, exact: bool = False) -> Candidates:
+        """One query's row of a top-k search (padded with key -1 where fewer than k qualified)."""
+        keys, scores = np.asarray(keys, np.int64).reshape(-1), np.asarray(scores, np.float32).reshape(-1)
+        found = keys >= 0
+        return cls(keys[found], scores[found], exact)
+
+
+class Backend(ABC):
+    """A store of keyed vectors that answers a query with its best keys (:meth:`candidates`).
+
+    Shape:
+        add(keys [N] int64, vectors [N, E] float32); candidates(query [E], n) -> keys [n'], scores [n']
     """
 
     #: name used in ``index.json`` and on the command line
     name: ClassVar[str]
-    #: True when the backend evaluates metadata filters itself (else it receives the allowed keys)
-    native_filters: ClassVar[bool] = False
     #: how the backend's own state lives in the index folder: "none" (rebuilt from the vectors on open),
     #: "snapshot" (``save`` writes a new generation folder on every change) or "live" (the backend keeps one
     #: folder up to date itself, e.g. an embedded Qdrant database)
@@ -70,8 +103,6 @@ class Backend(ABC):
     #: False when an open backend holds a client or connection that forked processes cannot share (``c2kd serve
     #: --workers N`` refuses it)
     fork_safe: ClassVar[bool] = True
-    #: True when ``search`` returns exact inner products (else the index re-scores its candidates exactly)
-    exact_scores: ClassVar[bool] = False
     #: the ``-o name=value`` settings the backend takes (anything else is refused)
     OPTIONS: ClassVar[tuple[Option, ...]] = ()
 
@@ -94,20 +125,13 @@ class Backend(ABC):
         """Delete the vectors of these keys (unknown keys are ignored)."""
 
     @abstractmethod
-    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
-               filters: Mapping[str, list[Scalar]] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k keys per query among ``allowed`` keys (or by ``filters`` for native-filter backends)."""
-
-    def search_groups(self, queries: np.ndarray, k: int,
-                      starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """Exact top-k groups of consecutive keys (group g: the ``starts[g]``-th key on), scored by their best
-        key, in one scan, with every key's score; None when the backend cannot (the index then asks
-        :meth:`search` for enough keys).
+    def candidates(self, query: np.ndarray, n: int, among: Among | None = None) -> Candidates:
+        """About the best ``n`` keys for one query by inner product, among the keys of ``among`` (all when
+        None), and whether their scores are exact (see :class:`Candidates`).
 
         Shape:
-            queries [Q, E], starts [G] -> scores [Q, k'], groups [Q, k'] (k' = min(k, G)), key scores [Q, N]
+            query [E] -> keys [n'] (n' <= n for an approximate answer), scores [n']
         """
-        return None
 
     @abstractmethod
     def __len__(self) -> int:
@@ -143,11 +167,12 @@ BACKENDS = Registry[type[Backend]](
 )
 
 
-def pad_results(scores: list[np.ndarray], keys: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stack per-query results of up to k items into [Q, k] arrays padded with -inf / -1."""
-    out_scores = np.full((len(scores), k), -np.inf, dtype=np.float32)
-    out_keys = np.full((len(scores), k), -1, dtype=np.int64)
-    for i, (s, key) in enumerate(zip(scores, keys)):
-        out_scores[i, : len(s)] = s
-        out_keys[i, : len(key)] = key
-    return out_scores, out_keys
+def backend_class(name: str) -> type[Backend]:
+    """The backend class of this name (``exact``, ``faiss``, ``qdrant``, ``milvus`` or another registered in
+    :data:`BACKENDS`); its optional library is not imported."""
+    return BACKENDS.get(name)
+
+
+def make_backend(name: str, dim: int, options: Mapping[str, Any] | None = None) -> Backend:
+    """Instantiate a backend by name, its options checked (:meth:`Backend.check_options`)."""
+    return backend_class(name)(dim, options)

@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from c2kd.errors import ConfigError, require
-from c2kd.index.base import BACKENDS, Backend
+from c2kd.index.base import BACKENDS, Among, Backend, Candidates
 from c2kd.index.blocks import RowBlocks, Rows
 from c2kd.index.filters import MetadataValue, Scalar
-from c2kd.index.options import Option, check_probes
+from c2kd.index.settings import Option, check_probes
 
 INDEX_FILE = "faiss.index"
 DELETED_FILE = "deleted.npy"
@@ -175,6 +175,11 @@ class FaissBackend(Backend):
         self.add(live, vectors, [])
 
     # -- search -------------------------------------------------------------------------------------------
+    def candidates(self, query: np.ndarray, n: int, among: Among | None = None) -> Candidates:
+        """The ``n`` keys of the probed cells (or graph) nearest the query, among the allowed keys; approximate."""
+        scores, keys = self.search(query[None], n, allowed=None if among is None else among.keys)
+        return Candidates.best_first(scores[0], keys[0])
+
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
                filters: Mapping[str, list[Scalar]] | None = None) -> tuple[np.ndarray, np.ndarray]:
         faiss = self._faiss

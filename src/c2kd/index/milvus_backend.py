@@ -10,7 +10,7 @@ process at a time may open it. Milvus Lite takes ``FLAT``, ``IVF_FLAT`` and ``AU
 
 Metadata filters run inside Milvus, as expressions over a JSON field ``meta`` that holds every payload value as a
 list of strings (one item for a single value): a field matches when one of its items is an accepted value, both
-as text, the rule of the index's own filter (:meth:`c2kd.index.store._View.allowed_videos`).
+as text, the rule of the index's own filter (:meth:`c2kd.index.view.View.allowed_videos`).
 
 Shape:
     add(keys [N] int64, vectors [N, E] float32); search(queries [Q, E], k) -> scores [Q, k], keys [Q, k]
@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 
 from c2kd.errors import ConfigError, MissingDependencyError
-from c2kd.index.base import BACKENDS, Backend
+from c2kd.index.base import BACKENDS, Among, Backend, Candidates
 from c2kd.index.blocks import RowBlocks, Rows
 from c2kd.index.filters import MetadataValue, Scalar
-from c2kd.index.options import Option, check_probes
+from c2kd.index.settings import Option, check_probes
 
 #: the Milvus Lite database inside the backend's folder of the index (a name Milvus Lite accepts)
 DB_FILE = "milvus.db"
@@ -107,7 +107,6 @@ class MilvusBackend(Backend):
     cosine); the index re-scores the candidates exactly from its stored vectors."""
 
     name = "milvus"
-    native_filters = True
     state = "live"
     fork_safe = False  # its gRPC channel does not survive fork
     OPTIONS = (
@@ -228,6 +227,11 @@ class MilvusBackend(Backend):
     def _search_params(self) -> dict[str, Any]:
         params = {"nprobe": int(self.options["nprobe"])} if self.index_type == "IVF_FLAT" else {}
         return {"metric_type": "IP", "params": params}
+
+    def candidates(self, query: np.ndarray, n: int, among: Among | None = None) -> Candidates:
+        """Milvus's ``n`` nearest entities, the filter evaluated by Milvus; scores as Milvus computes them."""
+        scores, keys = self.search(query[None], n, filters=None if among is None else among.filters)
+        return Candidates.best_first(scores[0], keys[0])
 
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
                filters: Mapping[str, list[Scalar]] | None = None) -> tuple[np.ndarray, np.ndarray]:

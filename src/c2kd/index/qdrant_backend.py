@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from c2kd.errors import ConfigError, require
-from c2kd.index.base import BACKENDS, Backend
+from c2kd.index.base import BACKENDS, Among, Backend, Candidates
 from c2kd.index.blocks import RowBlocks, Rows
 from c2kd.index.filters import MetadataValue, Scalar
-from c2kd.index.options import Option
+from c2kd.index.settings import Option
 
 UPSERT_BATCH = 512
 
@@ -39,7 +39,6 @@ class QdrantBackend(Backend):
     """Vectors as Qdrant points (id = the index's key), compared by dot product (unit vectors: cosine)."""
 
     name = "qdrant"
-    native_filters = True
     state = "live"
     fork_safe = False  # its client holds an open database
     OPTIONS = (Option("collection", str, "the Qdrant collection"),
@@ -109,6 +108,11 @@ class QdrantBackend(Backend):
             return None
         return qm.Filter(must=[qm.FieldCondition(key=field, match=qm.MatchAny(any=[str(v) for v in values]))
                                for field, values in filters.items()])
+
+    def candidates(self, query: np.ndarray, n: int, among: Among | None = None) -> Candidates:
+        """Qdrant's ``n`` nearest points, the filter evaluated by Qdrant; scores as Qdrant computes them."""
+        scores, keys = self.search(query[None], n, filters=None if among is None else among.filters)
+        return Candidates.best_first(scores[0], keys[0])
 
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
                filters: Mapping[str, list[Scalar]] | None = None) -> tuple[np.ndarray, np.ndarray]:

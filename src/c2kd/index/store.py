@@ -1,4 +1,8 @@
-"""``VideoIndex``: video embeddings + metadata on disk, searched through a pluggable backend.
+"""``VideoIndex``: the index's lifecycle: create, open, change (add, remove) and commit across processes, reload.
+
+Its videos and entries live in segments on disk (:mod:`c2kd.index.segments`), seen through an immutable
+snapshot (:mod:`c2kd.index.view`) swapped under a read/write lock (:mod:`c2kd.index.rwlock`); a search runs
+over the snapshot (:mod:`c2kd.index.search`) and its backend (:mod:`c2kd.index.base`).
 
 Example:
     >>> index = VideoIndex.create(tmp_path / "idx", dim=4)  # doctest: +SKIP
@@ -13,21 +17,19 @@ import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from c2kd.errors import ConfigError, DataError
-from c2kd.index.base import BACKENDS, Backend, Hit
-from c2kd.index.blocks import RowBlocks, RowReader, read_rows
-from c2kd.index.exact import grouped_topk, topk_inner_product
+from c2kd.index.base import Backend, Hit, make_backend
 from c2kd.index.filters import MetadataFilter, MetadataValue, normalize_filter
-from c2kd.index.options import Option, check_options
+from c2kd.index.options import CANDIDATES_PER_HIT, split_options
+from c2kd.index.rwlock import ReadWriteLock
+from c2kd.index.search import Search
 from c2kd.index.segments import (
     MANIFEST,
-    SEGMENT_DIR,
     Segment,
     VideoEntries,
     garbage_collect,
@@ -38,238 +40,8 @@ from c2kd.index.segments import (
     write_segment,
     writer_lock,
 )
-from c2kd.index.spans import LENGTH_PRIOR, Moment, rank_moments
-
-#: with a metadata filter that leaves at most this many videos, approximate backends are bypassed for an
-#: exact scan of those videos (exact and faster than probing an index for a few matches)
-EXACT_SUBSET_LIMIT = 20_000
-#: an approximate backend is first asked for this many entries per video wanted (at least MIN_CANDIDATES),
-#: then for four times as many until enough distinct videos are found; the candidates are re-scored exactly
-CANDIDATES_PER_HIT = 300
-MIN_CANDIDATES = 100
-#: of a video's candidates, only its best few by the backend's approximate score are re-scored exactly (the
-#: video ranks by its best entry; the rest of its windows near them are re-scored for its moments)
-RESCORED_PER_VIDEO = 4
-#: the videos of the best candidates, this many per video wanted, have their windows around the candidates
-#: re-scored exactly before the top k are chosen (a video's best window is often not its best candidate)
-RERANKED_PER_HIT = 2
-#: search settings of the index itself (``-o name=value`` with the backend's): not passed to the backend
-INDEX_OPTIONS = (Option("candidates_per_hit", int, "entries an approximate backend is asked for per video wanted "
-                        f"(default {CANDIDATES_PER_HIT})", low=1),)
-#: through an approximate backend, a hit video's moments come from all its windows when it has at most this
-#: many (about 5 minutes at the default windows; one contiguous read), else from those near its candidates
-MOMENT_RESCORE_LIMIT = 512
-
-
-def backend_class(name: str) -> type[Backend]:
-    """The backend class of this name (``exact``, ``faiss``, ``qdrant``, ``milvus`` or another registered in
-    :data:`~c2kd.index.base.BACKENDS`); its optional library is not imported."""
-    return BACKENDS.get(name)
-
-
-def make_backend(name: str, dim: int, options: Mapping[str, Any] | None = None) -> Backend:
-    """Instantiate a backend by name, its options checked (:meth:`Backend.check_options`)."""
-    return backend_class(name)(dim, options)
-
-
-def split_options(backend: str, options: Mapping[str, Any],
-                  searching: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``-o`` settings as (the index's own, the backend's), each checked: an unknown name, a value out of range
-    or (``searching``) a setting of the built structure is a :class:`ConfigError` naming what exists."""
-    cls = backend_class(backend)
-    own_names = {o.name for o in INDEX_OPTIONS}
-    known = sorted(own_names | {o.name for o in cls.OPTIONS})
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ConfigError(f"backend {backend!r} has no option {unknown[0]!r}; its options: {', '.join(known)}")
-    built = sorted(o.name for o in cls.OPTIONS if not o.at_search and o.name in options) if searching else []
-    if built:
-        live = ", ".join(sorted(o.name for o in (*INDEX_OPTIONS, *cls.OPTIONS) if o.at_search))
-        raise ConfigError(f"backend {backend!r} option {built[0]} is part of the built index: set it with `c2kd "
-                          f"index build -o {built[0]}=...`; a search can change {live}")
-    own = check_options({k: v for k, v in options.items() if k in own_names}, INDEX_OPTIONS, "the index")
-    return own, cls.check_options({k: v for k, v in options.items() if k not in own_names})
-
-
-def declared_options() -> dict[str, tuple[Option, ...]]:
-    """Every ``-o`` setting there is: the index's own (``index``, for approximate backends) and each backend's."""
-    return {"index": INDEX_OPTIONS, **{name: cls.OPTIONS for name, cls in BACKENDS.items()}}
-
-
-def check_search_options(root: str | os.PathLike, options: Mapping[str, Any]) -> None:
-    """Refuse bad ``-o`` settings for searching the index at ``root`` before anything heavy is loaded (the
-    backend's range checks see the options it was built with, e.g. ``nprobe`` against its ``nlist``)."""
-    spec = read_manifest(Path(root))["backend"]
-    _, backend_options = split_options(spec["name"], options, searching=True)
-    backend_class(spec["name"]).check_options({**spec.get("options", {}), **backend_options})
-
-
-def parse_options(items: Sequence[str]) -> dict[str, Any]:
-    """``["nlist=1024", "kind=hnsw"]`` -> ``{"nlist": 1024, "kind": "hnsw"}`` (numbers parsed)."""
-    from c2kd.options import key_value, scalar
-
-    pairs = (key_value(item, "backend option", "name=value, e.g. nprobe=32") for item in items)
-    return {key: scalar(value) for key, value in pairs}
-
-
-class _ReadWriteLock:
-    """Many concurrent searches, or one writer."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writer = False
-
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        with self._cond:
-            while self._writer:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                self._cond.notify_all()
-
-    @contextmanager
-    def write(self) -> Iterator[None]:
-        with self._cond:
-            while self._writer or self._readers:
-                self._cond.wait()
-            self._writer = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writer = False
-                self._cond.notify_all()
-
-
-@dataclass
-class _View:
-    """An immutable snapshot of the index: its videos (ids, metadata) and their entries (keys ascending).
-
-    A video's entries are consecutive: video ``v`` owns entries ``first[v]`` to ``first[v] + count[v]``.
-    """
-
-    segments: list[Segment]
-    ids: list[str] = field(init=False)
-    metadata: list[dict[str, MetadataValue]] = field(init=False)
-    position: dict[str, int] = field(init=False)
-    keys: np.ndarray = field(init=False)  # [n] int64
-    entry_video: np.ndarray = field(init=False)  # [n] int64 video position of each entry
-    start: np.ndarray = field(init=False)  # [n] float32 seconds
-    end: np.ndarray = field(init=False)  # [n] float32 seconds
-    whole: np.ndarray = field(init=False)  # [n] bool
-    first: np.ndarray = field(init=False)  # [V] int64
-    count: np.ndarray = field(init=False)  # [V] int64
-    _starts: np.ndarray = field(init=False)  # first entry of each segment
-    _readers: list[RowReader] = field(init=False, default_factory=list)  # pread instead of the maps, when set
-    _inverted: dict[str, dict[str, np.ndarray]] = field(init=False, default_factory=dict)
-    _fields: dict[str, dict[str, int]] | None = field(init=False, default=None)
-
-    def __post_init__(self) -> None:
-        segs = self.segments
-        self.ids = [i for s in segs for i in s.ids]
-        self.metadata = [m for s in segs for m in s.metadata]
-        self.position = {vid: i for i, vid in enumerate(self.ids)}
-        video_offsets = np.cumsum([0] + [len(s.ids) for s in segs])
-
-        def joined(name: str, dtype: Any) -> np.ndarray:
-            parts = [np.asarray(getattr(s, name), dtype) for s in segs]
-            return np.concatenate(parts) if parts else np.zeros(0, dtype)
-
-        self.keys, self.start = joined("keys", np.int64), joined("start", np.float32)
-        self.end, self.whole = joined("end", np.float32), joined("whole", bool)
-        parts = [s.video.astype(np.int64) + off for s, off in zip(segs, video_offsets)]
-        self.entry_video = np.concatenate(parts) if parts else np.zeros(0, np.int64)
-        self.count = np.bincount(self.entry_video, minlength=len(self.ids)).astype(np.int64)
-        self.first = np.concatenate([[0], np.cumsum(self.count)[:-1]]).astype(np.int64)
-        self._starts = np.cumsum([0] + [len(s.keys) for s in segs])
-
-    @property
-    def entries(self) -> int:
-        return len(self.keys)
-
-    def positions_of(self, keys: np.ndarray) -> np.ndarray:
-        """Entry positions of the keys that are in the index (in the keys' order). Shape: [n] -> [n' <= n]."""
-        n = len(self.keys)
-        if n and self.keys[0] == 0 and self.keys[-1] == n - 1:  # never removed from: a key is its position
-            return keys[(keys >= 0) & (keys < n)]
-        pos = np.searchsorted(self.keys, keys)
-        return pos[(pos < n) & (self.keys[np.minimum(pos, n - 1)] == keys)]
-
-    def read_rows_directly(self, root: Path) -> None:
-        """Read scattered rows with ``pread`` instead of the memory maps (for approximate backends, which
-        re-score a few candidates per query): the vectors then stay in the OS page cache, not in the process."""
-        self._readers = [RowReader(root / SEGMENT_DIR / f"{seg.name}.npy") for seg in self.segments]
-
-    def close(self) -> None:
-        for reader in self._readers:
-            reader.close()
-        self._readers = []
-
-    def all_vectors(self, dim: int) -> RowBlocks:
-        """Every entry's vector, as one matrix over the segments' memory maps (nothing copied). Shape: [n, E]."""
-        return RowBlocks([s.vectors for s in self.segments], dim)
-
-    def vectors(self, positions: np.ndarray) -> np.ndarray:
-        """Vectors of some entry positions, as stored (float32 or float16). Shape: [n] -> [n, E]."""
-        positions = np.asarray(positions, np.int64)
-        if self._readers:
-            return read_rows(self._readers, self._starts, positions)
-        seg = np.searchsorted(self._starts, positions, side="right") - 1
-        out = [self.segments[s].vectors[positions[seg == s] - self._starts[s]] for s in np.unique(seg)]
-        order = np.argsort(np.argsort(seg, kind="stable"), kind="stable")
-        return np.concatenate(out)[order] if out else np.zeros((0, 0), np.float32)
-
-    def video_entries(self, videos: np.ndarray) -> np.ndarray:
-        """Entry positions of some video positions, video after video. Shape: [V'] -> [n']."""
-        videos = np.asarray(videos, np.int64)
-        if len(videos) == 0:
-            return np.zeros(0, np.int64)
-        counts = self.count[videos]
-        offsets = np.repeat(self.first[videos] - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-        return np.arange(int(counts.sum()), dtype=np.int64) + offsets
-
-    def field_counts(self) -> dict[str, dict[str, int]]:
-        """Metadata field -> {value as text: number of videos} (list values count once per item); built once."""
-        if self._fields is None:
-            counts: dict[str, dict[str, int]] = {}
-            for meta in self.metadata:
-                for fld, value in meta.items():
-                    table = counts.setdefault(fld, {})
-                    for item in value if isinstance(value, list) else [value]:
-                        if item is not None:
-                            table[str(item)] = table.get(str(item), 0) + 1
-            self._fields = counts
-        return self._fields
-
-    def payloads(self) -> list[dict[str, MetadataValue]]:
-        """One payload per entry: its video's metadata and ``video_id`` (what native-filter backends filter on)."""
-        per_video = [{**m, "video_id": vid} for vid, m in zip(self.ids, self.metadata)]
-        return [per_video[v] for v in self.entry_video]
-
-    def allowed_videos(self, filters: Mapping[str, list]) -> np.ndarray:
-        """Positions of the videos that pass a normalised filter (an inverted index per field, built lazily)."""
-        result: np.ndarray | None = None
-        for fld, accepted in filters.items():
-            table = self._inverted.get(fld)
-            if table is None:
-                groups: dict[str, list[int]] = {}
-                for pos, meta in enumerate(self.metadata):
-                    value = meta.get(fld)
-                    for item in value if isinstance(value, list) else [value]:
-                        if item is not None:
-                            groups.setdefault(str(item), []).append(pos)
-                table = {v: np.asarray(p, np.int64) for v, p in groups.items()}
-                self._inverted[fld] = table
-            hits = [table[str(a)] for a in accepted if str(a) in table]
-            here = np.unique(np.concatenate(hits)) if hits else np.zeros(0, np.int64)
-            result = here if result is None else np.intersect1d(result, here, assume_unique=True)
-        return np.zeros(0, np.int64) if result is None else result
+from c2kd.index.spans import LENGTH_PRIOR
+from c2kd.index.view import View
 
 
 class VideoIndex:
@@ -279,14 +51,14 @@ class VideoIndex:
     across processes. Open it once per process (a server loads it at start).
     """
 
-    def __init__(self, root: Path, manifest: dict[str, Any], view: _View, backend: Backend,
+    def __init__(self, root: Path, manifest: dict[str, Any], view: View, backend: Backend,
                  options: Mapping[str, Any] | None = None):
         self.root = root
         self._manifest = manifest
         self._view = view
         self.backend = backend
         self._options = dict(options or {})
-        self._lock = _ReadWriteLock()
+        self._lock = ReadWriteLock()
         self._writer: int | None = None  # the thread holding the writer lock through ``writing``
         self._stamp = _stamp(root)  # of index.json as read: another process's commit changes it
 
@@ -310,12 +82,11 @@ class VideoIndex:
         root = Path(root)
         manifest = read_manifest(root)
         dim = int(manifest["dim"])
-        view = _View([read_segment(root, s["name"], dim) for s in manifest["segments"]])
+        view = View([read_segment(root, s["name"], dim) for s in manifest["segments"]])
         spec = manifest["backend"]
         backend_options = split_options(spec["name"], options or {}, searching=True)[1]
         backend = make_backend(spec["name"], dim, {**spec.get("options", {}), **backend_options})
-        if not backend.exact_scores:  # candidates are read a few rows at a time, not mapped into the process
-            view.read_rows_directly(root)
+        view.read_rows_directly(root)  # rows a search re-scores are read a few at a time, not mapped in
         # a live database keeps the folder named after its backend (qdrant/, milvus/)
         state_dir = root / (spec.get("state") or (backend.name if backend.state == "live" else "backend-none"))
 
@@ -421,6 +192,12 @@ class VideoIndex:
         """Number of videos."""
         return len(self._view.ids)
 
+    def count(self, filters: MetadataFilter | None = None) -> int:
+        """How many videos pass ``filters`` (all of them without): how many a search ranks."""
+        normalized = normalize_filter(filters)
+        view = self._view
+        return len(view.allowed_videos(normalized)) if normalized else len(view.ids)
+
     def __contains__(self, video_id: object) -> bool:
         return video_id in self._view.position
 
@@ -524,7 +301,7 @@ class VideoIndex:
                 manifest = {**manifest, "next_key": first_key + len(segment.keys),
                             "segments": [*manifest["segments"], {"name": name, "count": len(ids),
                                                                  "entries": len(segment.keys)}]}
-                self._commit(manifest, _View([*self._view.segments, segment]))
+                self._commit(manifest, View([*self._view.segments, segment]))
         return len(ids)
 
     def remove(self, ids: Sequence[str], missing_ok: bool = False) -> int:
@@ -556,9 +333,9 @@ class VideoIndex:
                 listed.append({"name": name, "count": len(keep), "entries": len(rows)})
         gone = view.video_entries(np.asarray([view.position[i] for i in ids], np.int64))
         self.backend.remove(view.keys[gone])
-        self._commit({**self._manifest, "segments": listed}, _View(segments))
+        self._commit({**self._manifest, "segments": listed}, View(segments))
 
-    def _commit(self, manifest: dict[str, Any], view: _View) -> None:
+    def _commit(self, manifest: dict[str, Any], view: View) -> None:
         """Save the backend's structure (if it has one), then switch the manifest, then drop stale files."""
         manifest = {**manifest, "generation": int(manifest["generation"]) + 1, "count": len(view.ids),
                     "entries": view.entries}
@@ -569,8 +346,7 @@ class VideoIndex:
         backend_spec["options"] = {**backend_spec.get("options", {}), **_persistable(self.backend.options)}
         manifest["backend"] = backend_spec
         write_manifest(self.root, manifest)
-        if not self.backend.exact_scores:
-            view.read_rows_directly(self.root)
+        view.read_rows_directly(self.root)
         self._view.close()
         self._manifest, self._view = manifest, view
         garbage_collect(self.root, manifest)
@@ -598,161 +374,8 @@ class VideoIndex:
         norm = normalize_filter(filters)
         with self._lock.read():
             per_hit = int(self._options.get("candidates_per_hit", CANDIDATES_PER_HIT))
-            search = _Search(self._view, self.backend, norm, moments, iou, length_prior, per_hit)
+            search = Search(self._view, self.backend, norm, moments, iou, length_prior, per_hit)
             return [search.videos(q, k) if group else search.moments(q, k) for q in queries]
-
-
-@dataclass
-class _Search:
-    """One search over a snapshot: the exact scan, the exact scan of a filtered subset, or an approximate
-    backend asked for enough candidates (re-scored exactly from the stored vectors)."""
-
-    view: _View
-    backend: Backend
-    filters: dict[str, list]
-    moments_per_hit: int
-    iou: float
-    length_prior: float
-    per_hit: int
-    subset: np.ndarray | None = field(init=False, default=None)  # entry positions passing the filter
-    videos_allowed: np.ndarray | None = field(init=False, default=None)
-    exact: bool = field(init=False)
-
-    def __post_init__(self) -> None:
-        if self.filters:
-            self.videos_allowed = self.view.allowed_videos(self.filters)
-            self.subset = self.view.video_entries(self.videos_allowed)
-        small = self.subset is not None and len(self.subset) <= EXACT_SUBSET_LIMIT
-        self.exact = self.backend.exact_scores or small
-
-    @property
-    def size(self) -> int:
-        return self.view.entries if self.subset is None else len(self.subset)
-
-    def score(self, positions: np.ndarray, query: np.ndarray) -> np.ndarray:
-        """Exact scores of some entries. Shape: [n] positions, [E] -> [n] float32."""
-        if len(positions) == 0:
-            return np.zeros(0, np.float32)
-        # einsum, not BLAS: a few thousand rows take well under a millisecond on one thread, and waking the BLAS
-        # threads would take the cores from an approximate backend's own threads (2x slower queries measured)
-        return np.einsum("ij,j->i", np.asarray(self.view.vectors(positions), np.float32), query).astype(np.float32)
-
-    def candidates(self, query: np.ndarray, n: int, per_video: int | None = None
-                   ) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray]:
-        """About the top-n entries (positions, exact scores), best first; whether fewer than n exist; and all
-        the positions found. With ``per_video``, only each video's best ``per_video`` of them by the backend's
-        approximate score are re-scored and returned."""
-        view = self.view
-        if self.exact and self.subset is not None:
-            scores, rows = topk_inner_product(view.vectors(self.subset), query[None], n)
-            return self.subset[rows[0]], scores[0], n >= len(self.subset), self.subset[rows[0]]
-        if self.subset is None:
-            _, keys = self.backend.search(query[None], n)
-        elif self.backend.native_filters:
-            _, keys = self.backend.search(query[None], n, filters=self.filters)
-        else:
-            _, keys = self.backend.search(query[None], n, allowed=view.keys[self.subset])
-        keys = keys[0][keys[0] >= 0]
-        exhausted = len(keys) < n
-        found = view.positions_of(keys)
-        pos = found if per_video is None else found[_first_per_group(view.entry_video[found], per_video)]
-        scores = self.score(pos, query)
-        order = np.lexsort((pos, -scores))
-        return pos[order], scores[order], exhausted, found
-
-    def moments(self, query: np.ndarray, k: int) -> list[Hit]:
-        """The top-k entries across the collection, each as a hit of its video with one moment."""
-        if self.size == 0:
-            return []
-        pos, scores, _, _ = self.candidates(query, min(self.size, k if self.exact else k * self.per_hit))
-        view = self.view
-        hits = []
-        for rank, (p, score) in enumerate(zip(pos[:k], scores[:k]), start=1):
-            v = int(view.entry_video[p])
-            moment = () if view.whole[p] else (Moment(float(view.start[p]), float(view.end[p]), float(score),
-                                                      rank=1),)
-            hits.append(Hit(view.ids[v], float(score), rank, dict(view.metadata[v]), moment))
-        return hits
-
-    def videos(self, query: np.ndarray, k: int) -> list[Hit]:
-        """The top-k videos, each scored by its best entry, with its best moments."""
-        view = self.view
-        if self.size == 0:
-            return []
-        pool: np.ndarray | None = None  # an approximate backend's candidate entries
-        scanned: tuple[np.ndarray | None, np.ndarray] | None = None  # (entry positions or all, scores) of a scan
-        found = self.backend.search_groups(query[None], k, view.first) if self.subset is None else None
-        if found is not None:
-            video_scores, videos, scanned = found[0][0], found[1][0], (None, found[2][0])
-        elif self.exact:
-            assert self.subset is not None and self.videos_allowed is not None
-            starts = np.concatenate([[0], np.cumsum(view.count[self.videos_allowed])[:-1]])
-            s, groups, rows = grouped_topk(view.vectors(self.subset), query[None], starts, k)
-            video_scores, videos, scanned = s[0], self.videos_allowed[groups[0]], (self.subset, rows[0])
-        else:
-            n = min(self.size, max(k * self.per_hit, MIN_CANDIDATES))
-            while True:
-                pos, scores, exhausted, pool = self.candidates(query, n, RESCORED_PER_VIDEO)
-                owner = view.entry_video[pos]
-                _, first = np.unique(owner, return_index=True)  # best entry of each video (sorted best first)
-                if len(first) >= k or exhausted or n >= self.size:
-                    break
-                n = min(self.size, n * 4)
-            first = np.sort(first)[:k * RERANKED_PER_HIT]
-            videos, video_scores = owner[first], scores[first]
-            pool = np.sort(pool)  # a video's entries are consecutive: its candidates become one slice
-        ranked = []
-        for v, score in zip(videos.tolist(), video_scores.tolist()):
-            windows = self._windows_of(v, query, scanned, pool)
-            best = score if windows is None else max(score, float(windows[1].max()))
-            ranked.append((best, v, windows))
-        if pool is not None:  # re-scored around their candidates: order the videos by their exact best
-            ranked = sorted(ranked, key=lambda item: (-item[0], item[1]))[:k]
-        return [Hit(view.ids[v], score, rank, dict(view.metadata[v]), self._moments(windows))
-                for rank, (score, v, windows) in enumerate(ranked, start=1)]
-
-    def _windows_of(self, video: int, query: np.ndarray, scanned: tuple[np.ndarray | None, np.ndarray] | None,
-                    pool: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
-        """A video's windows and their exact scores (None for a whole clip): all its entries after an exact
-        scan, or re-scored from the stored vectors through an approximate backend; for a video of more than
-        :data:`MOMENT_RESCORE_LIMIT` windows, those overlapping one of its candidates in ``pool`` (sorted; the
-        neighbours of the best short windows, and the longer windows a moment may extend to)."""
-        view = self.view
-        if view.whole[view.first[video]]:
-            return None
-        pos = np.arange(view.first[video], view.first[video] + view.count[video])
-        if scanned is not None:  # the exact scan scored them: of all entries, or of the filtered subset
-            where, every = scanned
-            return pos, every[pos if where is None else np.searchsorted(where, pos)]
-        if len(pos) > MOMENT_RESCORE_LIMIT:
-            assert pool is not None
-            seeds = pool[np.searchsorted(pool, pos[0]):np.searchsorted(pool, pos[-1], side="right")]
-            near = ((view.start[pos][:, None] < view.end[seeds][None]) &
-                    (view.end[pos][:, None] > view.start[seeds][None])).any(axis=1)
-            pos = pos[near]
-        return pos, self.score(pos, query)
-
-    def _moments(self, windows: tuple[np.ndarray, np.ndarray] | None) -> tuple[Moment, ...]:
-        if windows is None or self.moments_per_hit <= 0:
-            return ()
-        pos, scores = windows
-        return rank_moments(self.view.start[pos], self.view.end[pos], scores, self.iou, self.moments_per_hit,
-                            self.length_prior)
-
-
-def _first_per_group(groups: np.ndarray, count: int) -> np.ndarray:
-    """Which items to keep so that each group keeps only its first ``count`` (in the given order).
-
-    Shape:
-        groups [n] -> [n] bool
-    """
-    order = np.argsort(groups, kind="stable")
-    ordered = groups[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    within = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
-    keep = np.zeros(len(groups), bool)
-    keep[order[within < count]] = True
-    return keep
 
 
 def _stamp(root: Path) -> tuple[int, int, int] | None:

@@ -7,6 +7,11 @@ that are no part of a run's identity (:data:`c2kd.checkpoint.NOT_IDENTITY`, the 
 with): a changed evaluation setting (``tie_policy``, ``missing_ranks``) evaluates the run again without training
 it again. A run is finished when its folder holds ``test_metrics.json`` computed with its evaluation settings; an
 interrupted run resumes from its ``last/`` checkpoint (:mod:`c2kd.experiments` trains or reads back each run).
+
+Each student is reported as trained, at its best epoch by the validation average (``best-average/``: the paper's
+protocol), and beside it as guarded (``best/``, what c2kd hands to users: no language validates below the start),
+with the languages that blocked a better epoch and in how many seeds. Teachers are reported as the students read
+them (``best/``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 
 from c2kd.checkpoint import TEST_METRICS_FILE
 from c2kd.errors import ConfigError, DataError
-from c2kd.experiments import PlannedRun, hashed_folder, train_or_read, validated
+from c2kd.experiments import PlannedRun, as_trained, hashed_folder, train_or_read, validated
 from c2kd.reproduce.recipes import Recipe
 from c2kd.train.config import _merge, parse_overrides
 
@@ -185,11 +190,21 @@ def collect(plan: Plan) -> dict[str, Any]:
         if spec.name not in by_name:
             continue
         done = [r for r in by_name[spec.name] if r.finished]
-        ours = aggregate_runs([_metrics_of(r)["t2v"] for r in done]) if done else None
+        metrics = [_metrics_of(r) for r in done]
+        # ours: as trained (best-average/, the paper's protocol); guarded: best/, as handed to users
+        ours = aggregate_runs([as_trained(m)["t2v"] for m in metrics]) if done else None
+        guarded = aggregate_runs([m["t2v"] for m in metrics]) if done else None
+        blocked: dict[str, int] = {}
+        for m in metrics:
+            for lang in m.get("selection", {}).get("blocked_by", []):
+                blocked[lang] = blocked.get(lang, 0) + 1
         rows.append({
             "name": spec.name, "label": spec.label, "setting": spec.setting, "stage": spec.stage,
             "teachers": spec.teachers, "seeds": [r.seed for r in done],
-            "folders": [str(r.folder) for r in done], "ours": ours, "paper": spec.paper,
+            "folders": [str(r.folder) for r in done], "ours": ours, "guarded": guarded,
+            "epochs": {"as_trained": [as_trained(m).get("selection", {}).get("epoch") for m in metrics],
+                       "guarded": [m.get("selection", {}).get("epoch") for m in metrics]},
+            "blocked_by": blocked, "paper": spec.paper,
         })
     teachers: dict[str, list[dict]] = {}
     for run in plan.teachers:
@@ -224,15 +239,28 @@ def markdown_report(results: dict) -> str:
     header = ["Model", "Set", "Source"] + [
         (("Avg" if lang == "average" else lang) + (f" {metric}" if multi else "")) for lang, metric in cols]
     table_rows = []
+    guarded_any = False
     for row in results["rows"]:
         n = len(row["seeds"])
-        table_rows.append([row["label"], row["setting"], f"ours ({n} seed{'s' if n != 1 else ''})",
+        seeds = f"{n} seed{'s' if n != 1 else ''}"
+        table_rows.append([row["label"], row["setting"], f"ours ({seeds})",
                            *(_ours_cell(row["ours"], lang, m) for lang, m in cols)])
+        if row.get("guarded"):
+            guarded_any = True
+            blocked = row.get("blocked_by") or {}
+            why = "; blocked by " + ", ".join(f"{lang} in {k}" for lang, k in blocked.items()) if blocked else ""
+            table_rows.append([row["label"], row["setting"], f"ours, guarded ({seeds}{why})",
+                               *(_ours_cell(row["guarded"], lang, m) for lang, m in cols)])
         if row["paper"]:
             table_rows.append([row["label"], row["setting"], "paper",
                                *(f"{row['paper'][lang][m]:.1f}" if m in row["paper"].get(lang, {}) else "-"
                                  for lang, m in cols)])
     lines = [f"### {results['source']}: {results['title']}", "", markdown_table(header, table_rows)]
+    if guarded_any:
+        lines += ["", "ours: each run as trained, at its best epoch by the validation average (best-average/, the "
+                  "paper's protocol). ours, guarded: best/, what c2kd hands to users (the best epoch in which no "
+                  "language validates below the start); the languages named blocked a better epoch in that many "
+                  "seeds."]
     if results["note"]:
         lines += ["", results["note"]]
     lines += ["", *(f"- {note}" for note in results["notes"])]

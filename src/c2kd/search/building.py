@@ -27,7 +27,7 @@ from c2kd.index.store import set_backend
 from c2kd.io import check_output, output_errors, swap_in
 from c2kd.options import key_value
 from c2kd.reading import read_json, read_parquet
-from c2kd.search.moments import Windows, frame_step
+from c2kd.search.windows import Timeline, Windows
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".ogv")
 
@@ -149,9 +149,8 @@ def _video_rows(store, ids: Sequence[str], extra: Mapping[str, dict[str, Any]], 
                 videos: Mapping[str, str]) -> list[dict[str, Any]]:
     rows = []
     for vid in ids:
-        times = store.times(vid)
-        row: dict[str, Any] = {"frames": len(times),
-                               "duration": round(float(times[-1] + frame_step(times)) if len(times) else 0.0, 3)}
+        timeline = Timeline.of(store.times(vid))
+        row: dict[str, Any] = {"frames": len(timeline), "duration": round(timeline.duration, 3)}
         row.update(common)
         row.update(extra.get(vid, {}))
         if vid in videos:
@@ -181,10 +180,9 @@ def embed_entries(model, store, ids: Sequence[str], windows: Windows, chunk: int
         pending: list[tuple[str, np.ndarray, float, list[tuple[int, int, float, float]] | None]] = []
         size = 0
         for number, vid in enumerate(ids, start=1):
-            features, times = store[vid], store.times(vid)
-            spans = windows.spans(times)
-            duration = float(times[-1] + frame_step(times)) if len(times) else 0.0
-            pending.append((vid, features, duration, spans))
+            timeline = Timeline.of(store.times(vid))
+            spans = windows.spans(timeline)
+            pending.append((vid, store[vid], timeline.duration, spans))
             size += 1 if spans is None else len(spans)
             if size >= ENTRIES_PER_CHUNK or len(pending) >= chunk or number == len(ids):
                 part, entries = _embed_pending(model, pending, batch_size)
@@ -237,9 +235,9 @@ def build_index(checkpoint: str | os.PathLike, features: str | os.PathLike, out:
                 dtype: str = "float32", overwrite: bool = False) -> Path:
     """Embed every video of ``features`` (a store or a dataset folder) and write an index to ``out``.
 
-    A video longer than 32 s (``windows.whole_up_to``) and than its longest window (default
-    :class:`~c2kd.search.moments.Windows`: 4 and 8 s, stride half a length) is indexed as one entry per
-    window; shorter ones (dataset clips) as one whole-clip entry.
+    A video longer than ``windows.whole_up_to`` seconds and than its longest window (default
+    :class:`~c2kd.search.windows.Windows`: the lengths and stride of :mod:`c2kd.defaults`) is indexed as one
+    entry per window; shorter ones (dataset clips) as one whole-clip entry.
     ``dtype`` is how the vectors are stored (float16 halves the disk and page cache).
 
     One build (or change) of ``out`` at a time: while this runs, other builds and ``index add``/``remove`` of
@@ -319,15 +317,6 @@ def _open_staging(staging: Path, info: Mapping[str, Any], dim: int, dtype: str) 
     return VideoIndex.create(staging, dim=dim, backend="exact", info=info, dtype=dtype)
 
 
-def recorded(given: str | os.PathLike | None, info: Mapping[str, Any], key: str,
-             index_path: str | os.PathLike | None) -> str | os.PathLike:
-    """``given``, else the path the index recorded under ``key``; neither is a usage error naming ``--key``."""
-    value = given or info.get(key)
-    if value is None:
-        raise DataError(f"{index_path}: the index does not record its {key}; pass --{key}")
-    return value
-
-
 def add_to_index(index_path: str | os.PathLike, features: str | os.PathLike | None = None,
                  ids: Sequence[str] | None = None, replace: bool = False, checkpoint: str | os.PathLike | None = None,
                  metadata: Mapping[str, dict[str, Any]] | None = None, tags: Mapping[str, Any] | None = None,
@@ -338,7 +327,7 @@ def add_to_index(index_path: str | os.PathLike, features: str | os.PathLike | No
     """
     from c2kd.data.features import FeatureStore
     from c2kd.search.extracting import check_store_encoder
-    from c2kd.search.model import check_fingerprint, load_search_model
+    from c2kd.search.model import check_fingerprint, load_search_model, recorded
 
     index = VideoIndex.open(index_path)
     try:

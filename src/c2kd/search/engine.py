@@ -1,4 +1,10 @@
-"""The query engine: one loaded student + one index (+ the feature store for moments), used by CLI and server."""
+"""The query engine: one loaded student + one index (+ the feature store for moments), used by CLI and server.
+
+One search call, :meth:`SearchEngine.search_page` (a query, k, offset, filters, grouping, moments -> one page),
+under ``c2kd search`` and ``/api/search``; one moments call, :meth:`SearchEngine.moments`, under ``c2kd moments``
+and ``/api/moments`` (:meth:`SearchEngine.can_find_moments` says beforehand whether it can answer). The engine only
+reads: building and changing indexes is :mod:`c2kd.search.building`.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +19,10 @@ import numpy as np
 
 from c2kd.errors import DataError, UnavailableError
 from c2kd.index import Hit, MetadataFilter, VideoIndex
-from c2kd.search.building import recorded
-from c2kd.search.moments import DEFAULT_LENGTHS, Moment, find_moments
+from c2kd.search.model import recorded
+from c2kd.search.moments import Moment, find_moments
 from c2kd.search.query import MAX_K, Query, QueryError, validate_k
+from c2kd.search.windows import Timeline, Windows
 
 
 @dataclass
@@ -56,6 +63,8 @@ class SearchPage:
     moments: list[list[Moment]]
     offset: int
     more: bool
+    #: how many videos passed the filters (what was ranked)
+    total: int = 0
 
 
 class SearchEngine:
@@ -69,7 +78,7 @@ class SearchEngine:
 
         self.model = model
         self.index = index
-        self._features = features
+        self._features = features  # a FeatureStore, or None: moments of clips then cannot be found
         self.embedder = QueryEmbedder(model)
         if index is not None and index.dim != model.embed_dim:
             raise DataError(f"{index.root} holds {index.dim}-d embeddings but the model embeds queries in "
@@ -78,8 +87,12 @@ class SearchEngine:
     @classmethod
     def open(cls, index_path: str | os.PathLike | None, checkpoint: str | os.PathLike | None = None,
              features: str | os.PathLike | None = None, device: str = "cpu",
-             options: Mapping[str, Any] | None = None) -> SearchEngine:
-        """Open an index and the checkpoint it was built with (or ``checkpoint``, if it has the same weights)."""
+             options: Mapping[str, Any] | None = None, moments: bool = True) -> SearchEngine:
+        """Open an index and the checkpoint it was built with (or ``checkpoint``, if it has the same weights).
+
+        With ``moments``, also the feature store (``features``, else the one the index was built from, when it
+        exists), to find the moments of videos indexed as whole clips; a plain text search leaves it closed.
+        """
         from c2kd.search.model import check_fingerprint, load_search_model
 
         index = VideoIndex.open(index_path, options) if index_path is not None else None
@@ -87,7 +100,7 @@ class SearchEngine:
         checkpoint = recorded(checkpoint, info, "checkpoint", index_path)
         if index is not None:
             check_fingerprint(info, checkpoint, index.root)
-        features = features or info.get("features")
+        features = (features or info.get("features")) if moments else None
         store = None
         if features is not None and Path(features).exists():
             from c2kd.data.features import FeatureStore, store_root
@@ -136,42 +149,34 @@ class SearchEngine:
 
     def search(self, text: str, lang: str | None = None, k: int = 10, filters: MetadataFilter | None = None,
                group: bool = True) -> SearchResponse:
-        """Rank the index's videos for one query."""
-        return self.search_many([Query.make(text, lang)], k=k, filters=filters, group=group)[0]
+        """Rank the index's videos for one query text (the first page of :meth:`search_page`)."""
+        return self.search_page(Query.make(text, lang), k=k, filters=filters, group=group).response
 
     def search_many(self, queries: Sequence[Query], k: int = 10, filters: MetadataFilter | None = None,
                     group: bool = True) -> list[SearchResponse]:
-        """Rank the index's videos for many validated queries, one after another: each response's ``took_ms`` is
-        that query's own time (embedding + search), as if it had been asked alone.
-
-        Videos rank by their best moment entry (see :meth:`VideoIndex.search`); ``group=False`` ranks the
-        moments themselves, across the collection.
-        """
+        """:meth:`search_each`, all answers at once."""
         return list(self.search_each(queries, k=k, filters=filters, group=group))
 
     def search_each(self, queries: Sequence[Query], k: int = 10, filters: MetadataFilter | None = None,
                     group: bool = True) -> Iterator[SearchResponse]:
-        """:meth:`search_many` one answer at a time, each as soon as it is found (a batch written as it goes).
-        The index, ``k`` and the filters are checked before the first query."""
-        index = self._require_index()
+        """The first page of :meth:`search_page` for each of many validated queries, one answer at a time as soon
+        as it is found (a batch written as it goes): each ``took_ms`` is that query's own time, as if it had been
+        asked alone. The index, ``k`` and the filters are checked before the first query."""
+        _check_filter_fields(self._require_index(), filters)
         k = validate_k(k)
-        self.check_filter_fields(filters)
-        return self._answers(index, queries, k, filters, group)
-
-    def _answers(self, index: VideoIndex, queries: Sequence[Query], k: int, filters: MetadataFilter | None,
-                 group: bool) -> Iterator[SearchResponse]:
-        for query in queries:
-            start = time.perf_counter()
-            hits = index.search(self.embed([query]), k=k, filters=filters, group=group)[0]
-            yield SearchResponse(query, hits, (time.perf_counter() - start) * 1000)
+        return (self.search_page(query, k=k, filters=filters, group=group).response for query in queries)
 
     def search_page(self, query: Query, k: int = 10, offset: int = 0, filters: MetadataFilter | None = None,
-                    moments: bool = False, lengths: Sequence[float] = DEFAULT_LENGTHS,
+                    moments: bool = False, lengths: Sequence[float] | None = None,
                     group: bool = True) -> SearchPage:
-        """Results ``offset + 1`` to ``offset + k`` of one query (ranks stay global) and whether more follow.
+        """Results ``offset + 1`` to ``offset + k`` of one query (ranks stay global) and whether more follow:
+        the one search call of the command line and the HTTP service. ``took_ms`` is this query's own time
+        (embedding, search and moments).
 
-        Each hit of a video indexed as moments carries its best moments from the index; with ``moments``, a
-        video indexed as one clip gets its best window from the feature store (embedded now), when it has one.
+        Videos rank by their best moment entry (see :meth:`VideoIndex.search`); ``group=False`` ranks the
+        moments themselves, across the collection. Each hit of a video indexed as moments carries its best
+        moments from the index; with ``moments``, a video indexed as one clip gets its best window from the
+        feature store (embedded now), when it has one.
 
         The first :data:`MAX_K` results can be paged through; beyond them, filters narrow the search.
         """
@@ -184,7 +189,7 @@ class SearchEngine:
         if offset + k > MAX_K:
             raise QueryError(f"only the first {MAX_K} results can be paged through (offset {offset} + k {k}); "
                              "narrow the search with filters")
-        self.check_filter_fields(filters)
+        _check_filter_fields(index, filters)
         start = time.perf_counter()
         vector = self.embed([query])[0]
         hits = index.search(vector[None], k=offset + k + 1, filters=filters, group=group)[0]
@@ -194,19 +199,10 @@ class SearchEngine:
         if moments and self._features is not None:
             clips = [i for i, h in enumerate(hits) if not h.moments and h.video_id in self._features]
             pairs = [(self._features[hits[i].video_id], self._features.times(hits[i].video_id)) for i in clips]
-            for i, moment in zip(clips, best_moments(self.model, pairs, vector, lengths)):
+            for i, moment in zip(clips, best_moments(self.model, pairs, vector, _windows(lengths))):
                 found[i] = [moment]
-        return SearchPage(SearchResponse(query, hits, (time.perf_counter() - start) * 1000), found, offset, more)
-
-    def check_filter_fields(self, filters: MetadataFilter | None) -> None:
-        """Refuse a filter on a field no indexed video has (it would silently match nothing), naming the fields."""
-        if not filters:
-            return
-        known = self._require_index().field_names()
-        unknown = sorted(str(f) for f in filters if f not in known)
-        if unknown:
-            have = ", ".join(sorted(known)) if known else "none (the index holds no metadata)"
-            raise QueryError(f"no indexed video has the field {unknown[0]!r} to filter on; the fields are: {have}")
+        return SearchPage(SearchResponse(query, hits, (time.perf_counter() - start) * 1000), found, offset, more,
+                          index.count(filters))
 
     def _require_index(self) -> VideoIndex:
         """The index, with what other processes committed meanwhile (``index add`` while serving) loaded."""
@@ -238,8 +234,21 @@ class SearchEngine:
         return index
 
     # -- moments ------------------------------------------------------------------------------------------
+    @property
+    def has_feature_store(self) -> bool:
+        """Whether a feature store is open, to find the moments of videos indexed as whole clips."""
+        return self._features is not None
+
+    def can_find_moments(self, video_id: str) -> bool:
+        """Whether :meth:`moments` can answer for this video: it is indexed as moment windows, or the feature
+        store holds its frames."""
+        index = self.fresh_index()
+        if index is not None and video_id in index and index.has_moments(video_id):
+            return True
+        return self._features is not None and video_id in self._features
+
     def moments(self, video_id: str, text: str, lang: str | None = None, k: int = 5,
-                lengths: Sequence[float] = DEFAULT_LENGTHS, iou_threshold: float = 0.5) -> MomentsResponse:
+                lengths: Sequence[float] | None = None, iou_threshold: float = 0.5) -> MomentsResponse:
         """Moments of an indexed video (its moment entries, no re-embedding) or of a video of the feature store
         (windows of ``lengths`` seconds embedded now)."""
         if self.fresh_index() is not None:
@@ -267,7 +276,7 @@ class SearchEngine:
         return MomentsResponse(query, video_id, duration, found, (time.perf_counter() - start) * 1000)
 
     def moments_of(self, video_id: str, features: np.ndarray, times: np.ndarray | None, text: str,
-                   lang: str | None = None, k: int = 5, lengths: Sequence[float] = DEFAULT_LENGTHS,
+                   lang: str | None = None, k: int = 5, lengths: Sequence[float] | None = None,
                    iou_threshold: float = 0.5) -> MomentsResponse:
         """Moments of any per-second features [T, F] (e.g. freshly extracted from a file)."""
         query = Query.make(text, lang)
@@ -279,13 +288,25 @@ class SearchEngine:
                             f"reads {expected}-d frame features; extract them with the same frame encoder")
         start = time.perf_counter()
         vector = self.embed([query])[0]
-        found = find_moments(self.model, features, times, vector, lengths=lengths, iou_threshold=iou_threshold,
-                             top_k=k)
-        from c2kd.search.moments import frame_step
-
-        t = np.arange(len(features)) if times is None or len(times) == 0 else np.asarray(times)
-        duration = float(t[-1] + frame_step(t)) if len(t) else 0.0
+        found = find_moments(self.model, features, times, vector, _windows(lengths), iou_threshold, k)
+        duration = Timeline.of(times, len(features)).duration
         return MomentsResponse(query, video_id, duration, found, (time.perf_counter() - start) * 1000)
+
+
+def _check_filter_fields(index: VideoIndex, filters: MetadataFilter | None) -> None:
+    """Refuse a filter on a field no indexed video has (it would silently match nothing), naming the fields."""
+    if not filters:
+        return
+    known = index.field_names()
+    unknown = sorted(str(f) for f in filters if f not in known)
+    if unknown:
+        have = ", ".join(sorted(known)) if known else "none (the index holds no metadata)"
+        raise QueryError(f"no indexed video has the field {unknown[0]!r} to filter on; the fields are: {have}")
+
+
+def _windows(lengths: Sequence[float] | None) -> Windows:
+    """The windows of these lengths (seconds) at the default stride; None: the default windows."""
+    return Windows() if lengths is None else Windows(tuple(float(x) for x in lengths))
 
 
 def _check_iou(iou_threshold: float) -> None:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from c2kd.errors import CheckpointError
+from c2kd.errors import CheckpointError, DataError
 from c2kd.retrieval import RetrievalModel
 
 MAX_MICRO_BATCH = 64
@@ -55,6 +56,15 @@ def check_fingerprint(index_info: dict, checkpoint: str | os.PathLike, index_pat
             f"but {checkpoint} holds other weights: query and video embeddings would not be comparable. "
             f"Pass the original --checkpoint, or rebuild the index with `c2kd index build --checkpoint {checkpoint}`."
         )
+
+
+def recorded(given: str | os.PathLike | None, info: Mapping[str, Any], key: str,
+             index_path: str | os.PathLike | None) -> str | os.PathLike:
+    """``given``, else the path the index recorded under ``key``; neither is a usage error naming ``--key``."""
+    value = given or info.get(key)
+    if value is None:
+        raise DataError(f"{index_path}: the index does not record its {key}; pass --{key}")
+    return value
 
 
 class QueryEmbedder:

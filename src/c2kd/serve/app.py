@@ -43,7 +43,9 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from c2kd.defaults import INDEX_LENGTHS
 from c2kd.errors import C2KDError, DataError, UnavailableError
+from c2kd.formats import BEST_AVERAGE_DIR, BEST_DIR, LAST_DIR
 from c2kd.index import parse_filter_options
 from c2kd.languages import MAX_CODE_CHARS
 from c2kd.search.engine import SearchEngine
@@ -129,7 +131,7 @@ class MomentsBody(BaseModel):
     lang: str | None = LANG
     k: int = Field(5, ge=1, le=100)
     lengths: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
-        default_factory=lambda: [2.0, 4.0, 8.0, 16.0], min_length=1, max_length=8)
+        default_factory=lambda: list(INDEX_LENGTHS), min_length=1, max_length=8)
     iou: float = Field(0.5, ge=0.0, lt=1.0)
 
 
@@ -289,8 +291,10 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
                                    filters=dict(body.filters) or None)
         payload = response.to_dict()
         results = payload["results"]
+        index = engine.fresh_index()
         payload.update(results=results[body.offset:body.offset + body.k], offset=body.offset,
-                       more=len(results) > body.offset + body.k and body.offset + body.k < MAX_K, grouped=True)
+                       more=len(results) > body.offset + body.k and body.offset + body.k < MAX_K, grouped=True,
+                       total=index.count(dict(body.filters) or None) if index is not None else None)
         for item in payload["results"]:
             moment = item["moment"]
             item["video_url"] = video_url(item["video_id"], item["metadata"])
@@ -304,7 +308,7 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         page = engine.search_page(query, k=body.k, offset=body.offset, filters=dict(body.filters),
                                   moments=body.moments, group=body.group)
         payload = page.response.to_dict()
-        payload.update(offset=page.offset, more=page.more, grouped=body.group)
+        payload.update(offset=page.offset, more=page.more, grouped=body.group, total=page.total)
         for item, found in zip(payload["results"], page.moments):
             moment = found[0] if found else None
             item["video_url"] = video_url(item["video_id"], item["metadata"])
@@ -320,7 +324,7 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         can be found (what other processes changed in the index is read first); 503 when the index is gone."""
         index = engine.fresh_index()
         checkpoint = Path(index.info["checkpoint"]) if index is not None and index.info.get("checkpoint") else None
-        if checkpoint is not None and checkpoint.name in ("best", "last"):
+        if checkpoint is not None and checkpoint.name in (BEST_DIR, BEST_AVERAGE_DIR, LAST_DIR):
             checkpoint = checkpoint.parent  # a run's checkpoint: the run names the model
         return {"status": "ok", "videos": len(index) if index is not None else 0,
                 "index": index.root.name if index is not None else None,
@@ -329,7 +333,7 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
                 "notice": DECLARED_NOTICE if getattr(getattr(engine.model, "config", None), "alignment",
                                                      None) == "declared" else None,
                 "backend": index.backend.name if index is not None else None,
-                "dim": index.dim if index is not None else None, "moments": engine._features is not None,
+                "dim": index.dim if index is not None else None, "moments": engine.has_feature_store,
                 "video_roots": len(roots), "max_query_chars": MAX_QUERY_CHARS, "pid": os.getpid(),
                 "ready": readiness.done.is_set()}
 
@@ -391,13 +395,10 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
         return run_search(body)
 
     def run_moments(body: MomentsBody) -> dict[str, Any]:
-        index = engine.index
-        indexed = index is not None and body.video_id in index and index.has_moments(body.video_id)
-        if not indexed:  # a video indexed as one clip: its windows are embedded from the feature store
-            if engine._features is None:
+        if not engine.can_find_moments(body.video_id):  # not indexed as moments, not in the feature store
+            if not engine.has_feature_store:
                 raise QueryError("this server has no feature store for moments: start it with --features STORE")
-            if body.video_id not in engine._features:
-                raise MediaError(f"video {body.video_id!r} has no frame features in the server's feature store", 404)
+            raise MediaError(f"video {body.video_id!r} has no frame features in the server's feature store", 404)
         response: Any
         if channels.said is not None:  # shown and said moments in one ranking, each saying what found it
             response = channels.moments(body.video_id, Query.make(body.query, body.lang), body.k, None, body.lengths,

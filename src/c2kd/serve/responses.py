@@ -52,7 +52,7 @@ class SearchResult(BaseModel):
 class SearchOut(BaseModel):
     model_config = _example({"query": "Boote im Hafen bei Sonnenaufgang", "lang": "de", "took_ms": 12.5,
                              "results": [RESULT_EXAMPLE], "offset": 0, "more": True, "grouped": True,
-                             "channel": "both"})
+                             "channel": "both", "total": 3})
 
     query: str
     lang: str | None = Field(description="the language hint, as given")
@@ -64,6 +64,7 @@ class SearchOut(BaseModel):
                                       "collection")
     channel: str | None = Field(None, description="shown, said or both, when the index has said moments or one "
                                                   "was asked for")
+    total: int | None = Field(None, description="how many indexed videos pass the filters: what was ranked")
 
 
 class MomentsOut(BaseModel):

@@ -13,6 +13,7 @@ from typing import cast
 import torch
 
 from c2kd.checkpoint import (
+    BEST_AVERAGE_DIR,
     BEST_DIR,
     CONFIG_FILE,
     EVALUATION_SETTINGS,
@@ -57,7 +58,7 @@ from c2kd.train.distributed import (
 from c2kd.train.optim import build_optimizer, dense_gradients
 from c2kd.train.sampler import EpochBatchSampler
 from c2kd.train.tasks import RetrievalTask
-from c2kd.train.trainer import SaveCheckpoint, Trainer, seed_everything
+from c2kd.train.trainer import SaveCheckpoint, Trainer, TrainerState, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +209,15 @@ def selection_floor(config: TrainConfig, monitor: str, languages: list[str]) -> 
     return ["/".join([*parts[:at], lang, *parts[at + 1:]]) for lang in languages]
 
 
+def selection_record(state: TrainerState, monitor: str, floor: list[str], languages: list[str]) -> dict:
+    """How ``best/`` was chosen: its epoch (0: the untrained start), whether a floor guarded it, and the languages
+    whose floor kept the best epoch by ``monitor`` alone (``best-average/``) out of it."""
+    blocked = set(state.blocked)
+    return {"epoch": state.best_epoch, "monitor": monitor, "kept_start": state.best_epoch == 0,
+            "checkpoint": BEST_DIR, "guarded": bool(floor),
+            "blocked_by": [lang for lang, name in zip(languages, floor) if name in blocked]}
+
+
 def check_run_folder(config: TrainConfig) -> None:
     """Refuse, before any work, a run folder that is, holds or lies in the dataset, or whose ``best/`` or
     ``last/`` is a folder c2kd did not write (a later save would replace it)."""
@@ -215,7 +225,7 @@ def check_run_folder(config: TrainConfig) -> None:
     from c2kd.io import check_output, check_replaceable
 
     out = check_output(config.out_dir, None, inputs=(config.data.path,), option="out_dir", overwrite=True)
-    for name in (BEST_DIR, LAST_DIR):
+    for name in (BEST_DIR, BEST_AVERAGE_DIR, LAST_DIR):
         check_replaceable(out / name, CHECKPOINT_MARKER, overwrite_option=None)
 
 
@@ -279,20 +289,30 @@ def _train_locked(config: TrainConfig, out: Path, env: DistEnv, resume: bool) ->
     parts = prepare_run(config, env)
     if env.is_main:
         write_run_config(out, config)
+    floor = selection_floor(config, parts.monitor, parts.eval_languages)
     trainer = Trainer(parts.model, parts.task, parts.loader, parts.optimizer, parts.scheduler, out, parts.device,
                       config, config.optim, parts.evaluate, parts.monitor, save=checkpoint_saver(config),
-                      is_main=env.is_main, floor=selection_floor(config, parts.monitor, parts.eval_languages))
+                      is_main=env.is_main, floor=floor)
     state = trainer.fit()
     barrier()
     dataset = parts.dataset
     if env.is_main and config.data.test_split and config.data.test_split in dataset.splits:
-        best, _ = load_checkpoint(out, device=parts.device)
         test = dataset.split(config.data.test_split, parts.eval_languages)
-        results = RetrievalEvaluator(test, parts.eval_languages, config.tie_policy,
-                                     missing_ranks=config.missing_ranks)(best)
+        evaluator = RetrievalEvaluator(test, parts.eval_languages, config.tie_policy,
+                                       missing_ranks=config.missing_ranks)
+        best, _ = load_checkpoint(out / BEST_DIR, device=parts.device)
+        results = evaluator(best)
         # which checkpoint was tested: epoch 0 means no epoch validated better than the untrained start
-        results["selection"] = {"epoch": state.best_epoch, "monitor": parts.monitor,
-                                "kept_start": state.best_epoch == 0}
+        results["selection"] = selection_record(state, parts.monitor, floor, parts.eval_languages)
+        if (out / BEST_AVERAGE_DIR).exists() and state.best_average_epoch >= 0:
+            # the best epoch by the monitored metric alone (the paper's protocol for comparing methods)
+            if state.best_average_epoch == state.best_epoch:
+                as_trained = {k: v for k, v in results.items() if k != "selection"}
+            else:
+                as_trained = evaluator(load_checkpoint(out / BEST_AVERAGE_DIR, device=parts.device)[0])
+            as_trained["selection"] = {"epoch": state.best_average_epoch, "monitor": parts.monitor,
+                                       "checkpoint": BEST_AVERAGE_DIR}
+            results["as_trained"] = as_trained
         write_json(out / TEST_METRICS_FILE, results)
     barrier()
     return out

@@ -3,10 +3,13 @@
 It runs ``loss_fn(batch) -> {"loss": ..., other named terms}`` over a loader for some epochs, with mixed
 precision on CUDA, gradient clipping, a per-epoch LR schedule, validation through ``evaluate(model)``, and
 checkpoints through the ``save`` callback it is given: ``last/`` after every epoch (and every
-``save_every_steps``), ``best/`` when the monitored validation metric improves. The starting point is validated
-too (epoch 0): when no epoch beats it, ``best/`` is the untrained model, so training never hands back a model that
-validates worse than where it started (this matters for models that start from an aligned off-the-shelf
-encoder). ``fit`` resumes from ``last/`` where a killed run stopped (same data order, same RNG), so nothing is
+``save_every_steps``), ``best/`` when the monitored validation metric improves and no ``floor`` metric is below
+its value at the start (the guarded choice handed to users), ``best-average/`` when the monitored metric improves,
+whatever the floor says (the best epoch as trained: what comparisons of methods report). The state records both
+epochs and, for the guarded one, the floor metrics that kept a better epoch out of ``best/``. The starting point
+is validated too (epoch 0): when no epoch beats it, ``best/`` is the untrained model, so training never hands back
+a model that validates worse than where it started (this matters for models that start from an aligned
+off-the-shelf encoder). ``fit`` resumes from ``last/`` where a killed run stopped (same data order, same RNG), so nothing is
 lost or done twice. With ``average`` set, an exponential moving average of the weights
 (:class:`c2kd.train.averaging.WeightAverage`) is what is validated and saved as ``best/``; ``last/`` holds the
 raw weights and the average, to resume.
@@ -27,7 +30,15 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from c2kd.checkpoint import BEST_DIR, HISTORY_FILE, LAST_DIR, TENSORBOARD_DIR, load_resume_state, load_weights
+from c2kd.checkpoint import (
+    BEST_AVERAGE_DIR,
+    BEST_DIR,
+    HISTORY_FILE,
+    LAST_DIR,
+    TENSORBOARD_DIR,
+    load_resume_state,
+    load_weights,
+)
 from c2kd.errors import TrainingDivergedError
 from c2kd.io import write_json
 from c2kd.progress import progress_bar
@@ -90,6 +101,12 @@ class TrainerState:
     batch_in_epoch: int = 0  # batches of the current epoch already done
     best_metric: float = -math.inf
     best_epoch: int = -1  # 0: the starting point
+    #: the best monitored value and its epoch with the floor ignored (``best-average/``; -1: not tracked, as in
+    #: runs saved before it was)
+    best_average_metric: float = -math.inf
+    best_average_epoch: int = -1
+    #: floor metrics below their start at the best-average epoch, when that epoch was kept out of ``best/``
+    blocked: list[str] = field(default_factory=list)
     history: list[dict[str, float]] = field(default_factory=list)
     #: validation metrics of the model before any training step
     start_metrics: dict[str, float] | None = None
@@ -215,14 +232,32 @@ class Trainer:
         self.state.start_metrics = metrics
         self._log(metrics, 0, "val")
         self.state.best_metric, self.state.best_epoch = float(metrics[self.monitor]), 0
+        self.state.best_average_metric, self.state.best_average_epoch = float(metrics[self.monitor]), 0
         self._write_checkpoint(BEST_DIR, metrics, with_state=False)
+        self._write_checkpoint(BEST_AVERAGE_DIR, metrics, with_state=False)
 
-    def _above_floor(self, metrics: dict[str, float] | None) -> bool:
-        """Whether every ``floor`` metric is at least its value at the start (always true without a start)."""
+    def _below_floor(self, metrics: dict[str, float] | None) -> list[str]:
+        """The ``floor`` metrics below their value at the start (none without a start)."""
         start = self.state.start_metrics
         if not self.floor or metrics is None or start is None:
-            return True
-        return all(metrics[name] >= start[name] for name in self.floor if name in start)
+            return []
+        return [name for name in self.floor if name in start and metrics[name] < start[name]]
+
+    def _keep_best(self, monitored: float | None, metrics: dict[str, float] | None) -> None:
+        """Write ``best-average/`` when ``monitored`` beats every earlier epoch, ``best/`` when it does so with no
+        floor metric below the start; record the floor metrics that kept it out of ``best/``."""
+        if monitored is None:
+            return
+        epoch = self.state.epoch
+        if monitored > self.state.best_metric and not self._below_floor(metrics):
+            self.state.best_metric, self.state.best_epoch = float(monitored), epoch
+            self._write_checkpoint(BEST_DIR, metrics, with_state=False)
+        if monitored > self.state.best_average_metric:
+            self.state.best_average_metric, self.state.best_average_epoch = float(monitored), epoch
+            self._write_checkpoint(BEST_AVERAGE_DIR, metrics, with_state=False)
+        self.state.blocked = ([] if self.state.best_average_epoch == self.state.best_epoch
+                              else self._below_floor(metrics) if self.state.best_average_epoch == epoch
+                              else self.state.blocked)
 
     def _validated_weights(self):
         """A context holding the weights that are validated and saved as best/ in the model."""
@@ -279,9 +314,7 @@ class Trainer:
                 monitored = (metrics or {}).get(self.monitor)
                 if monitored is None and self.evaluate is None:
                     monitored = -summary.get("train/loss", 0.0)  # no validation split: the lowest training loss
-                if monitored is not None and monitored > self.state.best_metric and self._above_floor(metrics):
-                    self.state.best_metric, self.state.best_epoch = float(monitored), self.state.epoch
-                    self._write_checkpoint(BEST_DIR, metrics, with_state=False)
+                self._keep_best(monitored, metrics)
             self._write_checkpoint(LAST_DIR, metrics, with_state=True)
             if self.is_main:
                 write_json(self.out_dir / HISTORY_FILE, self.state.history)

@@ -245,7 +245,8 @@ function isSaid(m) {
 }
 
 function momentLabel(state, m) {
-  const best = sameMoment(m, state.item.moment) ? ", best match" : "";
+  const scored = Number.isFinite(m.score) ? `, score ${m.score.toFixed(2)}` : "";
+  const best = (sameMoment(m, state.item.moment) ? ", best match" : "") + scored;
   const said = isSaid(m) ? `, said: “${m.text}”` : "";
   if (!state.item.video_url) return `moment ${span(m)}${best}${said}: open for details`;
   return `play from ${fmt(m.start)} (moment ${span(m)}${best}${said})`;
@@ -317,7 +318,8 @@ function drawTimeline(card) {
   if (list) {
     list.replaceChildren(...[...state.moments].sort((a, b) => a.start - b.start || a.end - b.end).map((m) => {
       const li = document.createElement("li");
-      li.append(momentButton(card, state, m, "time", span(m)));
+      const score = Number.isFinite(m.score) ? ` · ${m.score.toFixed(2)}` : "";
+      li.append(momentButton(card, state, m, "time", `${span(m)}${score}`));
       return li;
     }));
   }
@@ -380,7 +382,8 @@ async function loadMoments(card, more) {
   more.textContent = "Finding moments…";
   card.setAttribute("aria-busy", "true");
   showError("");
-  const body = { video_id: state.item.video_id, query: state.p.q, k: MORE_MOMENTS };
+  // distinct moments: none overlaps another (windows inside a moment belong to it, as in search)
+  const body = { video_id: state.item.video_id, query: state.p.q, k: MORE_MOMENTS, iou: 0 };
   if (state.p.lang) body.lang = state.p.lang;
   const failed = (message) => {
     showError(`Moments of ${titleOf(state.item)}: ${message}`);
@@ -544,7 +547,8 @@ async function run(p, offset = 0) {
     else results.replaceChildren(...cards);
     current = { p, shown: offset + payload.results.length };
     const none = current.shown === 0 ? "No video matches; try other words or fewer filters." : "";
-    statusBox.textContent = none || `${current.shown} results (${payload.took_ms.toFixed(0)} ms)`;
+    const of = Number.isInteger(payload.total) ? ` of ${payload.total.toLocaleString("en")} ${textFrames ? "items" : "videos"}` : "";
+    statusBox.textContent = none || `${current.shown} results${of} (${payload.took_ms.toFixed(0)} ms)`;
     moreButton.hidden = !payload.more;
   } catch (err) {
     statusBox.textContent = "";
