@@ -68,7 +68,7 @@ def readable_placeholders(command: Any) -> Any:
 
     Flags (``--help`` too) show no placeholder, not typer's ``<bool>``; an option shows what it takes: ``PATH``,
     ``INT``, ``NUMBER``, ``TEXT`` (a repeatable option the same, then ``...``) unless it declares its own
-    ``metavar`` (``-o NAME=VALUE``); an argument shows its name (``INDEX``) and the same word for its type.
+    ``metavar`` (``--option NAME=VALUE``); an argument shows its name (``INDEX``) and the same word for its type.
     Choices keep their list.
     """
     for sub in getattr(command, "commands", {}).values():

@@ -128,7 +128,7 @@ def test_help_shows_readable_placeholders():
     out = subprocess.run([sys.executable, "-m", "c2kd", "search", "--help"], capture_output=True, text=True,
                          check=True, env=env).stdout
     assert "{INDEX} [QUERY]" in out and "<" not in out.replace("{INDEX}", "")
-    assert re.search(r"-o\s+NAME=VALUE", out) and re.search(r"-f\s+FIELD=VALUE", out) and re.search(r"-k\s+INT", out)
+    assert re.search(r"-O\s+NAME=VALUE", out) and re.search(r"-f\s+FIELD=VALUE", out) and re.search(r"-k\s+INT", out)
     assert all("<bool>" not in line for line in out.splitlines())
 
 

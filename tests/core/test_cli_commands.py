@@ -6,10 +6,10 @@ from c2kd.cli import app
 
 #: every command and sub-command a user can type, in the order `c2kd --help` lists them
 EXPECTED = {
-    "": ["train", "evaluate", "aggregate", "languages", "extract", "search", "moments", "serve", "quickstart",
-         "multi30k-proxy", "import-data", "translate", "reproduce", "data", "model", "index"],
-    "data": ["synthetic", "check", "concat-features"],
-    "model": ["random-text", "download", "aligned", "fuse"],
+    "": ["quickstart", "proxy-structure", "train", "evaluate", "aggregate", "languages", "extract", "search",
+         "moments", "serve", "multi30k-proxy", "import-data", "translate", "reproduce", "data", "model", "index"],
+    "data": ["synthetic", "check", "concat-features", "subtitles"],
+    "model": ["random-text", "download", "import-authors", "aligned", "fuse"],
     "index": ["build", "add", "remove", "info"],
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -131,12 +132,25 @@ def test_the_help_names_every_declared_option_and_no_other():
 def test_the_commands_refuse_bad_options_before_loading_a_model(tmp_path):
     _faiss_index(tmp_path / "idx").close()
     missing = tmp_path / "no-such-checkpoint"  # the option is refused first: this is never read
-    assert_one_line_error(run_c2kd("search", tmp_path / "idx", "ein Hund", "--checkpoint", missing, "-o", "nprobe=0"),
+    assert_one_line_error(run_c2kd("search", tmp_path / "idx", "ein Hund", "--checkpoint", missing, "-O", "nprobe=0"),
                           "nprobe=0", "an integer >= 1")
-    assert_one_line_error(run_c2kd("search", tmp_path / "idx", "ein Hund", "--checkpoint", missing, "-o", "nprobe=-3"),
-                          "nprobe=-3")
-    assert_one_line_error(run_c2kd("serve", tmp_path / "idx", "--checkpoint", missing, "-o", "nprobe=0"), "nprobe=0")
+    assert_one_line_error(run_c2kd("search", tmp_path / "idx", "ein Hund", "--checkpoint", missing, "--option",
+                                   "nprobe=-3"), "nprobe=-3")
+    assert_one_line_error(run_c2kd("serve", tmp_path / "idx", "--checkpoint", missing, "-O", "nprobe=0"), "nprobe=0")
+    # serve, which writes nothing, still reads the old short name
     assert_one_line_error(run_c2kd("serve", tmp_path / "idx", "--checkpoint", missing, "-o", "bogus=1"),
                           "no option 'bogus'", "nprobe")
-    assert_one_line_error(run_c2kd("index", "build", "--checkpoint", missing, "--features", tmp_path, "--out",
-                                   tmp_path / "new", "--backend", "faiss", "-o", "kind=flat"), "kind='flat'", "ivfpq")
+    assert_one_line_error(run_c2kd("index", "build", "--checkpoint", missing, "--features", tmp_path, "-o",
+                                   tmp_path / "new", "--backend", "faiss", "-O", "kind=flat"), "kind='flat'", "ivfpq")
+
+
+def test_o_is_the_output_in_every_command_and_an_old_setting_after_it_is_named():
+    """Issue 36: `-o` was `--out` in extract and quickstart but `--option` in search and index build."""
+    help_texts = {name: run_c2kd(*name.split(), "--help").stdout for name in
+                  ("extract", "quickstart", "index build", "search", "multi30k-proxy")}
+    for name, text in help_texts.items():
+        assert re.search(r"--out\s+-o\b", text), name
+    assert re.search(r"--option\s+-O\b", help_texts["search"]) and re.search(r"--option\s+-O\b",
+                                                                           help_texts["index build"])
+    proc = run_c2kd("index", "build", "--checkpoint", "x", "--features", "y", "--out", "idx", "-o", "nlist=4")
+    assert_one_line_error(proc, "-o names the output in every command now", "--option nlist=4")

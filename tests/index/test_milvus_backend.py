@@ -1,6 +1,6 @@
 """The Milvus backend on the Milvus engine itself (milvus-lite 2.5): native filters against the index's own filter
 rule, results past one Milvus search's top-k limit, reopening and repairing the database in the index folder, a
-second process refused, and a Milvus server reached by ``-o uri=`` (the same engine listening on a TCP port).
+second process refused, and a Milvus server reached by ``--option uri=`` (the same engine listening on a TCP port).
 
 The parametrised backend suite (tests/index/test_index.py, test_moment_entries.py) runs on it as well."""
 
@@ -136,7 +136,7 @@ def test_a_second_process_is_refused_with_the_fix(tmp_path):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                              check=True).stdout
     assert "milvus.db: the Milvus Lite database is open in another process" in out, out
-    assert "-o uri=http://HOST:19530" in out
+    assert "--option uri=http://HOST:19530" in out
 
 
 @pytest.fixture(scope="module")

@@ -161,7 +161,7 @@ def test_index_add_remove_info(tmp_path, random_checkpoint, synthetic_data):
 def test_faiss_build_and_checkpoint_mismatch(tmp_path, random_checkpoint, trained_checkpoint, synthetic_data):
     out = tmp_path / "faiss"
     result = run("index", "build", "--checkpoint", random_checkpoint, "--features", synthetic_data / "features",
-                 "--out", out, "--backend", "faiss", "-o", "nlist=4", "-o", "nprobe=4")
+                 "--out", out, "--backend", "faiss", "-O", "nlist=4", "-O", "nprobe=4")
     assert result.exit_code == 0, result.output
     info = json.loads(run("index", "info", out, "--json").output)
     assert info["backend"] == "faiss" and info["nlist"] == 4

@@ -43,10 +43,10 @@ def index_build(
     checkpoint: Path = typer.Option(..., help="checkpoint (or run folder) whose video tower embeds videos: "
                                               "trained, or made by `c2kd model aligned` or `c2kd model fuse`"),
     features: Path = typer.Option(..., help="feature store (`c2kd extract` output) or dataset folder"),
-    out: Path = typer.Option(..., help="index folder to write (an index there is replaced atomically; another "
-                                       "folder only with --overwrite)"),
+    out: Path = typer.Option(..., "--out", "-o", help="index folder to write (an index there is replaced "
+                                                      "atomically; another folder only with --overwrite)"),
     backend: str = typer.Option("exact", help=BACKEND_HELP),
-    option: list[str] = typer.Option([], "--option", "-o", metavar="NAME=VALUE", help=OPTION_HELP),
+    option: list[str] = typer.Option([], "--option", "-O", metavar="NAME=VALUE", help=OPTION_HELP),
     metadata: Path | None = typer.Option(None, help="per-video metadata: JSON lines/CSV/parquet, a row per video"),
     id_column: str = typer.Option("video_id", help=ID_COLUMN_HELP),
     tag: list[str] = typer.Option([], help="tag every video: a word (added to 'tags') or field=value"),
@@ -82,6 +82,7 @@ def index_build(
     from c2kd.io import check_output
     from c2kd.search.building import build_index, parse_tags, read_metadata_file
 
+    _not_a_setting(out)
     split_options(backend, parse_options(option))  # bad settings refused before the model loads
     check_output(out, MANIFEST, inputs=(checkpoint, features, metadata), overwrite=overwrite)
     windows = _windows(moment_lengths, moment_stride, whole_up_to)
@@ -298,10 +299,10 @@ def search(
     filter: list[str] = typer.Option([], "--filter", "-f", metavar="FIELD=VALUE", help="metadata filter field=value[,value] (repeatable)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
     checkpoint: Path | None = typer.Option(None, help="default: the checkpoint the index was built with"),
-    option: list[str] = typer.Option([], "--option", "-o", metavar="NAME=VALUE", help=OPTION_HELP),
+    option: list[str] = typer.Option([], "--option", "-O", metavar="NAME=VALUE", help=OPTION_HELP),
     group: bool = typer.Option(True, "--group/--no-group", help="rank videos by their best moment (default), or "
                                                                 "the moments themselves across the collection"),
-    out: Path | None = typer.Option(None, "--out", help="with --queries: write the answers to this JSON-lines "
+    out: Path | None = typer.Option(None, "--out", "-o", help="with --queries: write the answers to this JSON-lines "
                                                         "file as they come (one line per query, a progress line "
                                                         "meanwhile); run the same command again to answer only "
                                                         "the queries it lacks"),
@@ -325,6 +326,8 @@ def search(
                       else ([Query.make(query, lang)], []))
     for problem in skipped:
         typer.echo(f"warning: skipped {printable(problem)}", err=True)
+    if out is not None:
+        _not_a_setting(out)
     if out is not None and queries is None:
         raise QueryError("--out writes the answers of a batch: give --queries FILE")
     done = answered(out, batch) if out is not None else set()
@@ -351,6 +354,16 @@ def search(
                 _print_results([response], as_json)
     finally:
         engine.close()
+
+
+def _not_a_setting(out: Path) -> None:
+    """Refuse an output named like a backend setting: ``-o nprobe=64`` meant ``--option`` before ``-o`` became
+    ``--out`` in every command."""
+    if "=" in out.name and not out.exists():
+        from c2kd.errors import ConfigError
+
+        raise ConfigError(f"-o/--out {out}: -o names the output in every command now; give backend settings "
+                          f"with --option (or -O), e.g. --option {out.name}")
 
 
 def _warn_of_absent_values(engine, filters) -> None:

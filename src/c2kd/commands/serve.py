@@ -14,7 +14,9 @@ def serve(
     videos: list[Path] = typer.Option([], help="folder(s) the video files are served from (nothing else is)"),
     features: Path | None = typer.Option(None, help="feature store for moments (default: the index's)"),
     checkpoint: Path | None = typer.Option(None, help="default: the checkpoint the index was built with"),
-    option: list[str] = typer.Option([], "--option", "-o", metavar="NAME=VALUE", help="backend setting, e.g. nprobe=64"),
+    option: list[str] = typer.Option([], "--option", "-O", metavar="NAME=VALUE", help="backend setting, e.g. nprobe=64"),
+    old_option: list[str] = typer.Option([], "-o", hidden=True, help="the old short name of --option (-o means "
+                                                                     "--out in every other command)"),
     cors_origin: list[str] = typer.Option([], "--cors-origin", help="let pages from this origin (e.g. "
                                           "https://example.org) call the API from a browser (repeatable; off by "
                                           "default)"),
@@ -36,7 +38,7 @@ def serve(
         raise ConfigError(f"--graceful-timeout {graceful_timeout}: give 0 or more seconds, e.g. 30")
     check_workers(workers, device, None)
 
-    options = parse_options(option)
+    options = parse_options([*option, *old_option])
     check_search_options(index, options)  # refused now, not on every request once serving
     sock = listening_socket(host, port)  # a busy port is one line before the model loads, not uvicorn's errno
     settings = ServeSettings(index=index, checkpoint=checkpoint, features=features, video_roots=list(videos),

@@ -103,7 +103,7 @@ class Backend(ABC):
     #: False when an open backend holds a client or connection that forked processes cannot share (``c2kd serve
     #: --workers N`` refuses it)
     fork_safe: ClassVar[bool] = True
-    #: the ``-o name=value`` settings the backend takes (anything else is refused)
+    #: the ``--option name=value`` settings the backend takes (anything else is refused)
     OPTIONS: ClassVar[tuple[Option, ...]] = ()
 
     def __init__(self, dim: int, options: Mapping[str, Any] | None = None):

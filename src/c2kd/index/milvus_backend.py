@@ -75,7 +75,7 @@ def _lite_servers() -> Any:
     try:
         from milvus_lite.server_manager import server_manager_instance
     except ImportError as exc:
-        raise MissingDependencyError("the Milvus backend without -o uri=... needs milvus-lite 2.5 (the Milvus "
+        raise MissingDependencyError("the Milvus backend without --option uri=... needs milvus-lite 2.5 (the Milvus "
                                      "engine for one machine): pip install 'c2kd[search]'") from exc
     finally:
         if stand_in is not None and sys.modules.get("pkg_resources") is stand_in:
@@ -155,7 +155,7 @@ class MilvusBackend(Backend):
             try:
                 return self._milvus.MilvusClient(uri=uri, token=os.environ.get("MILVUS_TOKEN", ""))
             except self._milvus.MilvusException as exc:
-                raise ConfigError(f"cannot reach the Milvus server {uri} ({exc}): start it, or check -o uri=... "
+                raise ConfigError(f"cannot reach the Milvus server {uri} ({exc}): start it, or check --option uri=... "
                                   "and $MILVUS_TOKEN") from exc
         _lite_servers()  # importable (pymilvus starts the engine through it)
         directory.mkdir(parents=True, exist_ok=True)
@@ -167,7 +167,7 @@ class MilvusBackend(Backend):
                 raise ConfigError(
                     f"{directory / DB_FILE}: the Milvus Lite database is open in another process ({exc}). Stop "
                     "that process (e.g. `c2kd serve`), or run a Milvus server and build the index with "
-                    "-o uri=http://HOST:19530") from exc
+                    "--option uri=http://HOST:19530") from exc
             _lite_users[path] = _lite_users.get(path, 0) + 1
         self._lite = path
         return client
@@ -200,7 +200,7 @@ class MilvusBackend(Backend):
         if self.client.has_collection(self.collection) and self._collection_dim() != self.dim:
             where = self.options.get("uri") or directory / DB_FILE
             raise ConfigError(f"{where}: the Milvus collection {self.collection!r} holds {self._collection_dim()}-d "
-                              f"vectors, this index {self.dim}-d: give each index its own -o collection=NAME")
+                              f"vectors, this index {self.dim}-d: give each index its own --option collection=NAME")
         if not self.client.has_collection(self.collection):
             self._create_collection()
         if len(self) != len(keys):

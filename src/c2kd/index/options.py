@@ -1,4 +1,4 @@
-"""The ``-o name=value`` settings of an index search and of each backend: parsed, split and checked together."""
+"""The ``--option name=value`` settings of an index search and of each backend: parsed, split and checked together."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ __all__ = ["CANDIDATES_PER_HIT", "INDEX_OPTIONS", "Option", "check_options", "ch
 
 #: an approximate backend is asked for this many entries per video wanted (the index's own search setting)
 CANDIDATES_PER_HIT = 300
-#: search settings of the index itself (``-o name=value`` with the backend's): not passed to the backend
+#: search settings of the index itself (``--option name=value`` with the backend's): not passed to the backend
 INDEX_OPTIONS = (Option("candidates_per_hit", int, "entries an approximate backend is asked for per video wanted "
                         f"(default {CANDIDATES_PER_HIT})", low=1),)
 

@@ -8,7 +8,7 @@ Layout of an index folder::
     segments/<name>.parquet      per video: id, metadata (JSON text)
     backend-<generation>/        a backend's saved structure (e.g. faiss.index), when it has one
     qdrant/                      the embedded Qdrant database, for the qdrant backend
-    milvus/milvus.db             the Milvus Lite database, for the milvus backend (without -o uri=...)
+    milvus/milvus.db             the Milvus Lite database, for the milvus backend (without --option uri=...)
 
 Every change writes new files first and switches the manifest last (one rename), so a reader or a killed
 writer never sees half an update; unreferenced files left by a killed writer are deleted by the next writer.

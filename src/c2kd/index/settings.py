@@ -1,6 +1,6 @@
-"""One ``-o name=value`` setting as a backend (or the index's search) declares it: name, type, range, meaning, check.
+"""One ``--option name=value`` setting as a backend (or the index's search) declares it: name, type, range, meaning, check.
 
-``c2kd index build/search/serve -o name=value`` hands them over (:mod:`c2kd.index.options`); an unknown name or
+``c2kd index build/search/serve --option name=value`` hands them over (:mod:`c2kd.index.options`); an unknown name or
 a value out of range is refused at once with the option's range and the names that exist, before any model
 loads or index opens.
 """
@@ -17,7 +17,7 @@ from c2kd.errors import ConfigError
 
 @dataclass(frozen=True)
 class Option:
-    """One ``-o name=value`` setting: its type (int, float or str), inclusive range or choices, and meaning."""
+    """One ``--option name=value`` setting: its type (int, float or str), inclusive range or choices, and meaning."""
 
     name: str
     type: type
