@@ -130,7 +130,7 @@ def test_data_check_refuses_what_train_refuses(tmp_path, tiny_text_models, damag
         write_captions(tmp_path, [r for r in rows if (r["video_id"], r["lang"]) != ("b", "de")])
     assert_one_line_error(run_c2kd("data", "check", tmp_path), message)
     with pytest.raises(DataError, match=message):  # the check agrees with training
-        train_on(tmp_path, tiny_text_models["student"], tmp_path / "run")
+        train_on(tmp_path, tiny_text_models["student"], tmp_path.parent / f"{tmp_path.name}-run")
 
 
 def test_a_dataset_without_train_split_checks_ok_for_evaluation(tmp_path):
