@@ -1,4 +1,4 @@
-"""Declared settings (``-o name=value``): checked against their type and range, unknown names refused with the
+"""Declared settings (``--option name=value``): checked against their type and range, unknown names refused with the
 known ones, before a model loads; the docs list exactly what the backends declare."""
 
 from __future__ import annotations

@@ -171,7 +171,7 @@ def test_a_server_by_uri(tmp_path, milvus_server):
             assert [h.video_id for h in hits] == [r for r, _ in ref]
     other = VideoIndex.create(tmp_path / "other", DIM + 1, backend="milvus", options={"uri": milvus_server})
     other.close()
-    with pytest.raises(ConfigError, match="holds 9-d vectors, this index 8-d: give each index its own -o collection"):
+    with pytest.raises(ConfigError, match="holds 9-d vectors, this index 8-d: give each index its own --option collection"):
         VideoIndex.create(tmp_path / "third", DIM, backend="milvus", options={"uri": milvus_server})
 
 
