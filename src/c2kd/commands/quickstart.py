@@ -74,7 +74,7 @@ def serve_quickstart(out: Path, settings: QuickstartSettings, port: int) -> None
     index = quickstart_index(out, settings)
     typer.echo(f"indexed the test items in {index}")
     serve(index=index, host="127.0.0.1", port=port, videos=[], features=None, checkpoint=None, option=[],
-          cors_origin=[], device="cpu", workers=1, graceful_timeout=30.0)
+          old_option=[], cors_origin=[], device="cpu", workers=1, graceful_timeout=30.0)
 
 
 def structure_command(

@@ -70,7 +70,7 @@ class SearchOut(BaseModel):
 class MomentsOut(BaseModel):
     model_config = _example({"query": "a boat leaves", "lang": "en", "video_id": "harbour-tour", "duration": 120.0,
                              "took_ms": 8.1, "moments": [MOMENT_EXAMPLE],
-                             "video_url": "/api/videos/harbour-tour"})
+                             "video_url": "/api/videos/harbour-tour", "channel": "both"})
 
     query: str
     lang: str | None
