@@ -221,16 +221,21 @@ def test_a_read_only_or_full_disk_is_one_line(tmp_path, colour_video, tiny_onnx,
                     wrapper=own_tmpfs(disk, mount))
     assert_one_line_error(proc, f"cannot write {disk / 'store'}", words)
 
-def _children(pid: int) -> list[int]:
-    """Pids of the live processes whose parent is ``pid`` (from /proc)."""
-    found = []
+def _descendants(pid: int) -> list[int]:
+    """Pids of the live processes below ``pid`` (children, theirs, ...; from /proc)."""
+    parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(stat.parent.name))
+        if fields[0] != "Z":
+            parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        below = [child for child, parent in parents.items() if parent in frontier]
+        found += below
+        frontier = below
     return found
 
 
@@ -242,15 +247,17 @@ def _alive(pid: int) -> bool:
 
 
 def _start_parallel_run(tmp_path: Path, tiny_onnx: Path) -> tuple[subprocess.Popen, list[int], Path]:
-    """A real `c2kd extract --workers 2` of 40 videos, returned once its decode workers run and a shard is in."""
+    """A real `c2kd extract --workers 2` of 40 videos, returned once its decode workers run and a shard is in,
+    with every process it started (the workers, and the fork server and resource tracker that may come with
+    them)."""
     out = tmp_path / "store"
     args = _forty_video_run(tmp_path, out, tiny_onnx, workers=2)
     proc = subprocess.Popen(args, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     workers: list[int] = []
     while time.monotonic() < deadline and proc.poll() is None:
-        workers = _children(proc.pid)
-        if len(workers) == 2 and list((out / "shards").glob("*.index.parquet")):
+        workers = _descendants(proc.pid)
+        if len(workers) >= 2 and list((out / "shards").glob("*.index.parquet")):
             return proc, workers, out
         time.sleep(0.01)
     stdout, stderr = proc.communicate(timeout=60)

@@ -9,7 +9,7 @@ Messages, in order per video (videos may interleave when there are several worke
 Workers get jobs from a queue and send messages through a bounded queue, so memory stays bounded when the
 encoder is the slow stage. A worker that dies (e.g. a decoder crash on a hostile file) fails its current video
 and is replaced; the run goes on. Workers end with the process that started them, even when it is killed with
-``kill -9`` (they watch their parent), and are stopped without a traceback.
+``kill -9`` (they watch it), and are stopped without a traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import select
 import signal
 import threading
 import time
@@ -93,34 +94,53 @@ class _Start:
     job: int
 
 
-#: how often a worker checks that its parent is still alive
-PARENT_CHECK_SECONDS = 0.2
+#: how often a worker checks that the process it serves is still alive, where it cannot wait on it
+OWNER_CHECK_SECONDS = 0.2
 
 
-def exit_with_parent(parent: int | None = None, every: float = PARENT_CHECK_SECONDS) -> None:
-    """End this process as soon as its parent is gone (``parent``: the pid it must have, default: the current).
+def exit_with(owner: int, every: float = OWNER_CHECK_SECONDS) -> None:
+    """End this process as soon as process ``owner`` (the run it decodes for) is gone, even after ``kill -9``.
 
-    A daemon thread watches the parent pid, which changes when the parent dies (the orphan is adopted), so the
-    process ends even while it is blocked on a full queue or decoding, and even after ``kill -9`` of the parent.
+    A daemon thread waits on a pidfd of the owner (Linux), else polls it, so the process ends even while it is
+    blocked on a full queue or decoding. The owner is not always the parent: a fork server's children are
+    the server's, and the server itself only ends once they have.
     """
-    watched = os.getppid() if parent is None else parent
+    try:
+        pidfd = os.pidfd_open(owner) if hasattr(os, "pidfd_open") else None
+    except ProcessLookupError:
+        os._exit(1)
+    except OSError:  # e.g. a kernel without pidfds
+        pidfd = None
 
     def watch() -> None:
-        while os.getppid() == watched:
-            time.sleep(every)
+        if pidfd is not None:
+            select.select([pidfd], [], [])
+        else:
+            while _alive(owner):
+                time.sleep(every)
         os._exit(1)
 
-    threading.Thread(target=watch, name="c2kd-watch-parent", daemon=True).start()
+    threading.Thread(target=watch, name="c2kd-watch-owner", daemon=True).start()
 
 
-def _worker_main(worker: int, parent: int | None, tasks, results, fps: float, resize: ImagePreprocess | None,
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, and someone else's: the pid was reused
+        return False
+    return True
+
+
+def _worker_main(worker: int, owner: int, tasks, results, fps: float, resize: ImagePreprocess | None,
                  threads: int, chunk: int) -> None:
     # The parent stops workers with SIGTERM, and handles Ctrl-C (sent to the whole process group) itself: a
     # handler inherited from it (e.g. `c2kd extract` turns SIGTERM into KeyboardInterrupt) would print a
     # traceback per worker.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    exit_with_parent(parent)
+    exit_with(owner)
     while True:
         task = tasks.get()
         if task is None:
@@ -132,12 +152,16 @@ def _worker_main(worker: int, parent: int | None, tasks, results, fps: float, re
 
 
 def default_start_method() -> str:
-    """``fork`` where it exists (workers start in milliseconds and use only PyAV, NumPy, Pillow and OpenCV, as
-    PyTorch's DataLoader workers do), else ``spawn``. ``$C2KD_MP_START`` overrides it."""
+    """``forkserver`` where it exists, else ``spawn``; ``$C2KD_MP_START`` overrides it.
+
+    Not ``fork``: a process that has run threads (PyTorch's and OpenCV's pools, a web server, a tokenizer) can
+    be forked while one of them holds a lock, and the child then waits on that lock forever. The fork server is
+    a fresh single-threaded process, so the workers it forks start clean, in well under a second each.
+    """
     env = os.environ.get("C2KD_MP_START")
     if env:
         return env
-    return "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
 
 
 def read_parallel(jobs: Sequence[VideoJob], fps: float, resize: ImagePreprocess | None, workers: int,
@@ -149,8 +173,6 @@ def read_parallel(jobs: Sequence[VideoJob], fps: float, resize: ImagePreprocess 
         return
     method = start_method or default_start_method()
     ctx = mp.get_context(method)
-    # fork and spawn make the workers children of this process; a forkserver is their parent otherwise
-    parent = os.getpid() if method in ("fork", "spawn") else None
     tasks = ctx.Queue()
     results = ctx.Queue(maxsize=queue_size or 4 * workers)
     for task in enumerate(jobs):
@@ -160,7 +182,7 @@ def read_parallel(jobs: Sequence[VideoJob], fps: float, resize: ImagePreprocess 
     args = (tasks, results, fps, resize, threads, chunk)
 
     def start(worker: int):
-        proc = ctx.Process(target=_worker_main, args=(worker, parent, *args), daemon=True,  # type: ignore[attr-defined]
+        proc = ctx.Process(target=_worker_main, args=(worker, os.getpid(), *args), daemon=True,  # type: ignore[attr-defined]
                            name=f"c2kd-decode-{worker}")  # ignore: typeshed's BaseContext lacks Process
         proc.start()
         return proc
