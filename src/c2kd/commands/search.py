@@ -497,8 +497,8 @@ def moments(
             name, options = encoder_for_file(parts, engine.model.feature_dim, encoder)
             options.setdefault("device", device)
             used = checkpoint or recorded(None, engine.index.info if engine.index else {}, "checkpoint", index)
-            feats, times = features_from_file(path, name, fps, options, expected=parts, checkpoint=used)
-            response = engine.moments_of(path.stem, feats, times, query, lang, k, window_lengths, iou)
+            feats, times, length = features_from_file(path, name, fps, options, expected=parts, checkpoint=used)
+            response = engine.moments_of(path.stem, feats, times, query, lang, k, window_lengths, iou, length)
         elif index is not None:
             from c2kd.search.said_search import video_moments
 

@@ -78,7 +78,8 @@ def concat_features(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
             if len(lengths) != 1:
                 raise DataError(f"video {video_id!r} has {[len(f) for f in frames]} frames in "
                                 f"{[str(s.root) for s in stores]}: extract every store at the same fps")
-            writer.add(video_id, np.concatenate(frames, axis=1), times=stores[0].times(video_id))
+            writer.add(video_id, np.concatenate(frames, axis=1), times=stores[0].times(video_id),
+                       duration=stores[0].duration(video_id))
     if all(datasets):
         _write_dataset_files(paths[0], out)
     return out

@@ -4,7 +4,9 @@ Layout of a store directory::
 
     store.json                       {"format": "c2kd-features", "dim": D, "encoder": ..., "fps": ...}
     shards/<name>.npy                float16 [rows, D]
-    shards/<name>.index.parquet      id, offset, length, times (list<float32>, seconds; may be empty)
+    shards/<name>.index.parquet      id, offset, length, times (list<float32>, seconds; may be empty),
+                                     duration (float64 seconds, the video's length as its file states it;
+                                     null when unknown; stores written before it have no such column)
 
 A shard counts only once its index file exists, and both files are written by rename, so a killed writer
 leaves no half shard: rerunning it writes the missing videos again. Writers on different machines use
@@ -73,9 +75,9 @@ def _read_shard_index(path: Path) -> dict[str, list]:
 
     table = read_parquet(path, REPAIR, columns=("id", "offset", "length", "times"))
     kinds = {"id": pa.types.is_string, "offset": pa.types.is_integer, "length": pa.types.is_integer,
-             "times": pa.types.is_list}
+             "times": pa.types.is_list, "duration": pa.types.is_floating}
     for name, is_kind in kinds.items():
-        if not is_kind(table.schema.field(name).type):
+        if name in table.column_names and not is_kind(table.schema.field(name).type):
             raise damaged(path, f"its column {name!r} holds {table.schema.field(name).type}", REPAIR)
     data = table.to_pydict()
     if any(o is None or n is None or o < 0 or n < 0 for o, n in zip(data["offset"], data["length"])):
@@ -83,6 +85,7 @@ def _read_shard_index(path: Path) -> dict[str, list]:
     if any(v is None for v in data["id"]):
         raise damaged(path, "a missing video id", REPAIR)
     data["times"] = [t or [] for t in data["times"]]
+    data.setdefault("duration", [None] * len(data["id"]))  # a store written before durations were recorded
     return data
 
 
@@ -99,7 +102,8 @@ class FeatureStore:
     """Read-only view of a feature store.
 
     Shape:
-        store[video_id] -> np.ndarray [T, D] float16 (a memory-mapped view); times(video_id) -> [T] seconds
+        store[video_id] -> np.ndarray [T, D] float16 (a memory-mapped view); times(video_id) -> [T] seconds;
+        duration(video_id) -> seconds or None
     """
 
     def __init__(self, root: str | os.PathLike, problems: list[str] | None = None):
@@ -119,6 +123,7 @@ class FeatureStore:
         self._arrays: dict[int, np.ndarray] = {}
         self._locations: dict[str, _Location] = {}
         self._times: dict[str, np.ndarray] = {}
+        self._durations: dict[str, float] = {}
         self._load_indexes(problems)
 
     def _load_indexes(self, problems: list[str] | None) -> None:
@@ -138,7 +143,8 @@ class FeatureStore:
             shard = len(self._shards)
             self._shards.append(data_path)
             self._rows.append(max((o + n for o, n in zip(table["offset"], table["length"])), default=0))
-            for vid, off, length, times in zip(table["id"], table["offset"], table["length"], table["times"]):
+            for vid, off, length, times, duration in zip(table["id"], table["offset"], table["length"],
+                                                         table["times"], table["duration"]):
                 if vid in self._locations:
                     raise DataError(
                         f"{index_path}: video {vid!r} is stored twice (also in "
@@ -147,6 +153,8 @@ class FeatureStore:
                 self._locations[vid] = _Location(shard, int(off), int(length))
                 if times:
                     self._times[vid] = np.asarray(times, dtype=np.float32)
+                if duration is not None and np.isfinite(duration) and duration > 0:
+                    self._durations[vid] = float(duration)
 
     def _array(self, shard: int) -> np.ndarray:
         arr = self._arrays.get(shard)
@@ -196,6 +204,14 @@ class FeatureStore:
         fps = float(self.meta.get("fps") or 1.0)
         return np.arange(self._locations[video_id].length, dtype=np.float32) / fps
 
+    def duration(self, video_id: str) -> float | None:
+        """The video's length in seconds as its file stated it at extraction; None when the store does not know
+        it (written before durations were recorded, or features not made from a video file): callers then estimate
+        it from the rows (:class:`c2kd.search.windows.Timeline`)."""
+        if video_id not in self._locations:
+            raise KeyError(f"video {video_id!r} has no features in {self.root}")
+        return self._durations.get(video_id)
+
     def validate(self, ids: Iterable[str] | None = None) -> None:
         """Raise :class:`DataError` for any NaN/inf feature or empty video (scans the data once)."""
         for vid in self.ids if ids is None else ids:
@@ -235,13 +251,15 @@ class FeatureStoreWriter:
                                    "encoder": encoder, "fps": fps, **(extra or {})})
         (self.root / "shards").mkdir(exist_ok=True)
         self._existing = set(FeatureStore(self.root).ids)
-        self._pending: list[tuple[str, np.ndarray, np.ndarray | None]] = []
+        self._pending: list[tuple[str, np.ndarray, np.ndarray | None, float | None]] = []
 
     def __contains__(self, video_id: str) -> bool:
-        return video_id in self._existing or any(v == video_id for v, _, _ in self._pending)
+        return video_id in self._existing or any(p[0] == video_id for p in self._pending)
 
-    def add(self, video_id: str, features: np.ndarray, times: Sequence[float] | np.ndarray | None = None) -> None:
-        """Queue one video's features [T, D]; flushed every ``flush_every`` videos."""
+    def add(self, video_id: str, features: np.ndarray, times: Sequence[float] | np.ndarray | None = None,
+            duration: float | None = None) -> None:
+        """Queue one video's features [T, D] (rows at ``times`` seconds) and its length ``duration`` in seconds
+        (None: unknown); flushed every ``flush_every`` videos."""
         features = np.asarray(features)
         if features.ndim != 2 or features.shape[1] != self.dim:
             raise DataError(f"video {video_id!r}: features of shape {features.shape}, expected [T, {self.dim}]")
@@ -252,8 +270,11 @@ class FeatureStoreWriter:
             raise DataError(f"video {video_id!r} is already in {self.root}; skip it or write to a new store")
         if times is not None and len(times) != len(features):
             raise DataError(f"video {video_id!r}: {len(times)} timestamps for {len(features)} frames")
+        if duration is not None and not (np.isfinite(duration) and duration > 0):
+            raise DataError(f"video {video_id!r}: a length of {duration} seconds; give a positive number or None")
         self._pending.append((video_id, features.astype(np.float16),
-                              None if times is None else np.asarray(times, np.float32)))
+                              None if times is None else np.asarray(times, np.float32),
+                              None if duration is None else float(duration)))
         if len(self._pending) >= self.flush_every:
             self.flush()
 
@@ -265,16 +286,18 @@ class FeatureStoreWriter:
         import pyarrow.parquet as pq
 
         name = f"{self.prefix}-{uuid.uuid4().hex[:12]}"
-        offsets = np.cumsum([0] + [len(f) for _, f, _ in self._pending[:-1]])
+        offsets = np.cumsum([0] + [len(p[1]) for p in self._pending[:-1]])
         table = pa.table({
-            "id": [v for v, _, _ in self._pending],
+            "id": [p[0] for p in self._pending],
             "offset": pa.array(offsets, pa.int64()),
-            "length": pa.array([len(f) for _, f, _ in self._pending], pa.int32()),
-            "times": pa.array([[] if t is None else t.tolist() for _, _, t in self._pending], pa.list_(pa.float32())),
+            "length": pa.array([len(p[1]) for p in self._pending], pa.int32()),
+            "times": pa.array([[] if p[2] is None else p[2].tolist() for p in self._pending],
+                              pa.list_(pa.float32())),
+            "duration": pa.array([p[3] for p in self._pending], pa.float64()),
         })
-        commit_shard(self.root / "shards", name, np.concatenate([f for _, f, _ in self._pending]),
+        commit_shard(self.root / "shards", name, np.concatenate([p[1] for p in self._pending]),
                      f"{name}{INDEX_SUFFIX}", lambda path: pq.write_table(table, path))
-        self._existing.update(v for v, _, _ in self._pending)
+        self._existing.update(p[0] for p in self._pending)
         self._pending.clear()
 
     def remove_orphans(self) -> list[Path]:

@@ -6,6 +6,9 @@ presentation time is at or after it. Times are seconds on the player's timeline 
 0). Variable frame rate is handled by construction (only timestamps matter); a frame without a timestamp gets
 the previous one plus one frame interval; timestamps that go backwards are clamped to the last one.
 
+The sampler's return value (what ``yield from`` gives) is the video's length in seconds: the stream's stated
+duration, else the container's, else where the last decoded frame ends (:func:`video_length`).
+
 Any failure (missing, empty, corrupt, truncated or unsupported file) raises :class:`VideoDecodeError`, whose
 ``reason`` is a one-line explanation for the extraction manifest.
 """
@@ -13,7 +16,7 @@ Any failure (missing, empty, corrupt, truncated or unsupported file) raises :cla
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -120,11 +123,35 @@ def _origin(container, stream) -> float:
     return start if start is not None else 0.0
 
 
+def _stated_duration(container, stream) -> float | None:
+    """The length the file states: the video stream's duration, else the container's (seconds; None if neither)."""
+    duration = _seconds(stream.duration, stream.time_base)
+    if not duration and container.duration is not None:
+        duration = container.duration / 1_000_000  # av.time_base: container durations are in microseconds
+    return duration or None
+
+
+def video_length(stated: float | None, last_time: float | None, last_frame: float) -> float:
+    """A video's length in seconds: what the file states, unless it ends before the last decoded frame starts
+    (a wrong header); then, and without one, where the last frame ends (``last_time + last_frame``)."""
+    decoded_end = (last_time or 0.0) + last_frame
+    if stated is not None and stated > (last_time or 0.0):
+        return float(stated)
+    return float(decoded_end)
+
+
+def _frame_seconds(frame, stream) -> float:
+    """How long a decoded frame is shown: its own duration, else one interval of the stream's rate."""
+    duration, time_base = getattr(frame, "duration", None), frame.time_base or stream.time_base
+    if duration and time_base is not None:
+        return float(duration * time_base)
+    rate = stream.average_rate or stream.guessed_rate or stream.codec_context.framerate
+    return float(1 / rate) if rate else 0.0
+
+
 def _info(container, stream) -> VideoInfo:
     ctx = stream.codec_context
-    duration = _seconds(stream.duration, stream.time_base)
-    if duration is None and container.duration is not None:
-        duration = container.duration / 1_000_000
+    duration = _stated_duration(container, stream)
     rate = stream.average_rate or stream.guessed_rate
     return VideoInfo(width=int(ctx.width or 0), height=int(ctx.height or 0), codec=str(ctx.name),
                      duration=duration, frames=int(stream.frames) or None,
@@ -162,8 +189,10 @@ def _frame_times(container, stream) -> Iterator[tuple[float, av.VideoFrame]]:
 
 def iter_sampled_frames(path: str | os.PathLike, fps: float = 1.0,
                         transform: Callable[[np.ndarray], np.ndarray] | None = None,
-                        threads: int = 0, check_truncation: bool = True) -> Iterator[SampledFrame]:
-    """Decode ``path`` in order and yield the first frame at or after each time ``k / fps``.
+                        threads: int = 0, check_truncation: bool = True
+                        ) -> Generator[SampledFrame, None, float]:
+    """Decode ``path`` in order and yield the first frame at or after each time ``k / fps``; return the video's
+    length in seconds (see :func:`video_length`; ``length = yield from iter_sampled_frames(...)``).
 
     ``transform`` (e.g. an encoder's resize) is applied once per chosen frame, so callers holding many frames
     keep only small images. ``threads``: decoder threads (0 = FFmpeg's choice). When a time gap spans several
@@ -183,11 +212,13 @@ def iter_sampled_frames(path: str | os.PathLike, fps: float = 1.0,
         info = _info(container, stream)
         decoded = 0
         last_time = None
+        last_frame = 0.0
         k = 0
         try:
             for t, frame in _frame_times(container, stream):
                 decoded += 1
                 last_time = t
+                last_frame = _frame_seconds(frame, stream)
                 if t + TIME_EPS < k / fps:
                     continue
                 image = frame.to_ndarray(format="rgb24")
@@ -207,6 +238,7 @@ def iter_sampled_frames(path: str | os.PathLike, fps: float = 1.0,
                                          f"{info.codec!r})")
         if check_truncation:
             _check_complete(path, info, decoded, last_time)
+        return video_length(info.duration, last_time, last_frame)
     finally:
         container.close()
 
@@ -220,6 +252,26 @@ def _check_complete(path: str | os.PathLike, info: VideoInfo, decoded: int, last
                                      "video")
 
 
+def sample_video(path: str | os.PathLike, fps: float = 1.0,
+                 transform: Callable[[np.ndarray], np.ndarray] | None = None,
+                 threads: int = 0) -> tuple[list[np.ndarray], np.ndarray, float]:
+    """All sampled frames of a video, their times and the video's length (see :func:`iter_sampled_frames`).
+
+    Shape:
+        -> (list of T images [H, W, 3] uint8, times [T] float32 seconds, length in seconds)
+    """
+    frames: list[np.ndarray] = []
+    times: list[float] = []
+    sampler = iter_sampled_frames(path, fps, transform, threads)
+    while True:
+        try:
+            item = next(sampler)
+        except StopIteration as done:  # the sampler's return value: the video's length
+            return frames, np.asarray(times, dtype=np.float32), float(done.value)
+        frames.append(item.image)
+        times.append(item.time)
+
+
 def sample_frames(path: str | os.PathLike, fps: float = 1.0,
                   transform: Callable[[np.ndarray], np.ndarray] | None = None,
                   threads: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
@@ -228,11 +280,8 @@ def sample_frames(path: str | os.PathLike, fps: float = 1.0,
     Shape:
         -> (list of T images [H, W, 3] uint8, times [T] float32 seconds)
     """
-    frames, times = [], []
-    for item in iter_sampled_frames(path, fps, transform, threads):
-        frames.append(item.image)
-        times.append(item.time)
-    return frames, np.asarray(times, dtype=np.float32)
+    frames, times, _ = sample_video(path, fps, transform, threads)
+    return frames, times
 
 
 def sample_frames_by_seeking(path: str | os.PathLike, fps: float = 1.0,

@@ -3,7 +3,8 @@
 * reader (:mod:`c2kd.features.reader`): decodes each video in order, samples ``fps`` frames per second, resizes
   them for the encoder, in this process or in ``workers`` processes;
 * encoder (:mod:`c2kd.features.encoders`): encodes frames in batches that may mix videos;
-* writer (:class:`c2kd.data.features.FeatureStoreWriter`): stores each finished video with its timestamps;
+* writer (:class:`c2kd.data.features.FeatureStoreWriter`): stores each finished video with its timestamps and
+  its length (what its file states, so a 50.07 s video is 50.07 s long, not "last sample + 1 s");
   shards are committed atomically every ``flush_every`` videos or ``flush_seconds``.
 
 Resumable: videos already in the store are skipped, and files that failed before (same size and mtime) are not
@@ -230,7 +231,7 @@ def _run(todo: list[VideoJob], encoder: FrameEncoder, writer: FeatureStoreWriter
     pending: list[tuple[int, np.ndarray]] = []     # frames waiting for the encoder: (job, image)
     features: dict[int, list[np.ndarray]] = {}     # encoded rows so far, per job
     times: dict[int, list[float]] = {}
-    finished: dict[int, int] = {}                  # job -> frame count, once the reader is done with it
+    finished: dict[int, tuple[int, float | None]] = {}  # job -> (frames, seconds), once the reader is done
     last_flush = time.perf_counter()
     started = time.perf_counter()
 
@@ -246,12 +247,12 @@ def _run(todo: list[VideoJob], encoder: FrameEncoder, writer: FeatureStoreWriter
         nonlocal last_flush
         waiting = {job for job, _ in pending}
         for job in [j for j in finished if j not in waiting]:
-            count = finished.pop(job)
+            count, duration = finished.pop(job)
             rows, stamps = features.pop(job, []), times.pop(job, [])
             if count == 0 or not rows:
                 _fail(job, "no frame sampled (video shorter than one frame interval?)")
                 continue
-            writer.add(todo[job].video_id, np.stack(rows), stamps)
+            writer.add(todo[job].video_id, np.stack(rows), stamps, duration=duration)
             manifest.succeed(todo[job])
             report.done += 1
             report.frames += len(rows)
@@ -290,7 +291,7 @@ def _run(todo: list[VideoJob], encoder: FrameEncoder, writer: FeatureStoreWriter
                     encode_pending()
                     write_ready()
             elif isinstance(message, Finished):
-                finished[message.job] = message.n_frames
+                finished[message.job] = (message.n_frames, message.duration)
                 write_ready()
             elif isinstance(message, Failed):
                 pending[:] = [(j, im) for j, im in pending if j != message.job]

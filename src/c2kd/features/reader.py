@@ -3,7 +3,7 @@
 Messages, in order per video (videos may interleave when there are several workers)::
 
     Frames(job, images, times)   a chunk of sampled, already resized frames
-    Finished(job, n_frames)      all frames of the video were sent
+    Finished(job, n_frames, duration)   all frames of the video were sent; its length in seconds
     Failed(job, reason)          the video cannot be used (frames sent before are to be dropped)
 
 Workers get jobs from a queue and send messages through a bounded queue, so memory stays bounded when the
@@ -42,8 +42,11 @@ class Frames:
 
 @dataclass
 class Finished:
+    """``duration``: the video's length in seconds, as its file states it (see :func:`c2kd.features.decode.video_length`)."""
+
     job: int
     n_frames: int
+    duration: float | None = None
 
 
 @dataclass
@@ -62,8 +65,15 @@ def decode_job(index: int, job: VideoJob, fps: float, resize: ImagePreprocess | 
     times: list[float] = []
     total = 0
     transform = resize.resize if resize is not None else None
+    sampled = iter_sampled_frames(job.path, fps, transform=transform, threads=threads)
+    duration: float | None = None
     try:
-        for item in iter_sampled_frames(job.path, fps, transform=transform, threads=threads):
+        while True:
+            try:
+                item = next(sampled)
+            except StopIteration as done:  # the sampler returns the video's length
+                duration = done.value
+                break
             images.append(item.image)
             times.append(item.time)
             total += 1
@@ -78,7 +88,7 @@ def decode_job(index: int, job: VideoJob, fps: float, resize: ImagePreprocess | 
         return
     if images:
         yield Frames(index, images, times)
-    yield Finished(index, total)
+    yield Finished(index, total, duration)
 
 
 def read_inline(jobs: Sequence[VideoJob], fps: float, resize: ImagePreprocess | None, threads: int = 0,

@@ -149,7 +149,7 @@ def _video_rows(store, ids: Sequence[str], extra: Mapping[str, dict[str, Any]], 
                 videos: Mapping[str, str]) -> list[dict[str, Any]]:
     rows = []
     for vid in ids:
-        timeline = Timeline.of(store.times(vid))
+        timeline = Timeline.of_video(store, vid)
         row: dict[str, Any] = {"frames": len(timeline), "duration": round(timeline.duration, 3)}
         row.update(common)
         row.update(extra.get(vid, {}))
@@ -180,7 +180,7 @@ def embed_entries(model, store, ids: Sequence[str], windows: Windows, chunk: int
         pending: list[tuple[str, np.ndarray, float, list[tuple[int, int, float, float]] | None]] = []
         size = 0
         for number, vid in enumerate(ids, start=1):
-            timeline = Timeline.of(store.times(vid))
+            timeline = Timeline.of_video(store, vid)
             spans = windows.spans(timeline)
             pending.append((vid, store[vid], timeline.duration, spans))
             size += 1 if spans is None else len(spans)

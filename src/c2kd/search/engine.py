@@ -198,8 +198,10 @@ class SearchEngine:
         found = [list(h.moments) for h in hits]
         if moments and self._features is not None:
             clips = [i for i, h in enumerate(hits) if not h.moments and h.video_id in self._features]
-            pairs = [(self._features[hits[i].video_id], self._features.times(hits[i].video_id)) for i in clips]
-            for i, moment in zip(clips, best_moments(self.model, pairs, vector, _windows(lengths))):
+            store = self._features
+            pairs = [(store[hits[i].video_id], store.times(hits[i].video_id)) for i in clips]
+            ends = [store.duration(hits[i].video_id) for i in clips]
+            for i, moment in zip(clips, best_moments(self.model, pairs, vector, _windows(lengths), ends)):
                 found[i] = [moment]
         return SearchPage(SearchResponse(query, hits, (time.perf_counter() - start) * 1000), found, offset, more,
                           index.count(filters))
@@ -260,7 +262,7 @@ class SearchEngine:
             raise QueryError(f"video {video_id!r} has no features in {store.root}; check the id, or extract the "
                              "video with `c2kd extract`")
         return self.moments_of(video_id, store[video_id], store.times(video_id), text, lang, k, lengths,
-                               iou_threshold)
+                               iou_threshold, store.duration(video_id))
 
     def _indexed_moments(self, video_id: str, query: Query, k: int, iou_threshold: float) -> MomentsResponse:
         from c2kd.index.spans import rank_moments
@@ -277,8 +279,9 @@ class SearchEngine:
 
     def moments_of(self, video_id: str, features: np.ndarray, times: np.ndarray | None, text: str,
                    lang: str | None = None, k: int = 5, lengths: Sequence[float] | None = None,
-                   iou_threshold: float = 0.5) -> MomentsResponse:
-        """Moments of any per-second features [T, F] (e.g. freshly extracted from a file)."""
+                   iou_threshold: float = 0.5, duration: float | None = None) -> MomentsResponse:
+        """Moments of any per-second features [T, F] (e.g. freshly extracted from a file) of a video ``duration``
+        seconds long (None: where its last row ends)."""
         query = Query.make(text, lang)
         k = validate_k(k)
         _check_iou(iou_threshold)
@@ -288,8 +291,8 @@ class SearchEngine:
                             f"reads {expected}-d frame features; extract them with the same frame encoder")
         start = time.perf_counter()
         vector = self.embed([query])[0]
-        found = find_moments(self.model, features, times, vector, _windows(lengths), iou_threshold, k)
-        duration = Timeline.of(times, len(features)).duration
+        found = find_moments(self.model, features, times, vector, _windows(lengths), iou_threshold, k, duration)
+        duration = Timeline.of(times, len(features), duration).duration
         return MomentsResponse(query, video_id, duration, found, (time.perf_counter() - start) * 1000)
 
 

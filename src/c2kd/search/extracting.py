@@ -126,26 +126,26 @@ def encoder_for_file(parts: Sequence[FrameEncoderSpec], feature_dim: int,
 
 def features_from_file(path: str | os.PathLike, encoder_name: str, fps: float = 1.0,
                        options: Mapping[str, Any] | None = None, expected: Sequence[FrameEncoderSpec] = (),
-                       checkpoint: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+                       checkpoint: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """Decode a video at ``fps`` and encode its frames with ``encoder_name`` (built with ``options``).
 
     With ``expected`` (the checkpoint's frame encoder) an encoder that makes other features is refused before
     any decoding.
 
     Shape:
-        -> features [T, D] float32, times [T] float32 seconds
+        -> features [T, D] float32, times [T] float32 seconds, the video's length in seconds
     """
     path = Path(path)
     if not _has_extractor():
         raise DataError(f"{path} is a video file, but this installation has no frame extractor "
                         "(c2kd.features). Extract it with `c2kd extract` and pass its id with --features STORE.")
-    from c2kd.features.decode import sample_frames
+    from c2kd.features.decode import sample_video
     from c2kd.features.encoders import build_frame_encoder, encoder_spec
 
     encoder = build_frame_encoder(encoder_name, **dict(options or {}))
     check_features(expected, parts_of(encoder_spec(encoder)), f"frame encoder for {path.name}", checkpoint)
     resize = getattr(getattr(encoder, "preprocess", None), "resize", None)
-    frames, times = sample_frames(path, fps, transform=resize)
+    frames, times, duration = sample_video(path, fps, transform=resize)
     if not frames:
         raise DataError(f"{path}: no frames could be sampled; is it a video?")
-    return np.asarray(encoder.encode(frames), np.float32), np.asarray(times, np.float32)
+    return np.asarray(encoder.encode(frames), np.float32), np.asarray(times, np.float32), duration

@@ -35,9 +35,11 @@ def score_windows(model, features: np.ndarray, windows: Sequence[tuple[int, int]
 
 
 def find_moments(model, features: np.ndarray, times: np.ndarray | None, query: np.ndarray,
-                 windows: Windows | None = None, iou_threshold: float = 0.5, top_k: int = 5) -> list[Moment]:
+                 windows: Windows | None = None, iou_threshold: float = 0.5, top_k: int = 5,
+                 end: float | None = None) -> list[Moment]:
     """Ranked moments of one video for one query embedding, over the ``windows`` it is cut into (default:
-    :class:`~c2kd.search.windows.Windows`, the windows of an index).
+    :class:`~c2kd.search.windows.Windows`, the windows of an index); none ends after ``end``, the video's length
+    in seconds when known.
 
     Shape:
         features [T, F] (per-second rows), times [T] seconds or None (= 0, 1, 2, ...), query [E] unit norm
@@ -48,18 +50,19 @@ def find_moments(model, features: np.ndarray, times: np.ndarray | None, query: n
         raise DataError(f"moment detection needs [T, F] frame features with T >= 1, got shape {features.shape}")
     if times is not None and len(times) and len(times) != len(features):
         raise DataError(f"{len(times)} timestamps for {len(features)} feature rows")
-    timeline = Timeline.of(times, len(features))
+    timeline = Timeline.of(times, len(features), end)
     cut = windows.cut(timeline)
     scores = score_windows(model, features, cut, query)
     spans = np.asarray([timeline.span(i, j) for i, j in cut], np.float64)
-    start, end = spans[:, 0], spans[:, 1]
-    return [Moment(float(start[e]), float(end[e]), float(scores[p]), cut[e][0], cut[e][1], rank)
-            for rank, (e, p) in enumerate(choose_moments(start, end, scores, iou_threshold, top_k), 1)]
+    starts, ends = spans[:, 0], spans[:, 1]
+    return [Moment(float(starts[e]), float(ends[e]), float(scores[p]), cut[e][0], cut[e][1], rank)
+            for rank, (e, p) in enumerate(choose_moments(starts, ends, scores, iou_threshold, top_k), 1)]
 
 
 def best_moments(model, videos: Sequence[tuple[np.ndarray, np.ndarray | None]], query: np.ndarray,
-                 windows: Windows | None = None) -> list[Moment]:
-    """The single best window of each of several videos, with one batched pass of the video tower.
+                 windows: Windows | None = None, ends: Sequence[float | None] | None = None) -> list[Moment]:
+    """The single best window of each of several videos, with one batched pass of the video tower; ``ends``:
+    each video's length in seconds when known (no window ends after it).
 
     Used to start each search result's playback at its matching moment.
 
@@ -71,7 +74,7 @@ def best_moments(model, videos: Sequence[tuple[np.ndarray, np.ndarray | None]], 
     jobs: list[tuple[int, int, int]] = []  # (video, first row, last row)
     timelines = []
     for v, (features, times) in enumerate(videos):
-        timeline = Timeline.of(times, len(features))
+        timeline = Timeline.of(times, len(features), None if ends is None else ends[v])
         timelines.append(timeline)
         jobs.extend((v, i, j) for i, j in windows.cut(timeline))
     if not jobs:

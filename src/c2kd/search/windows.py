@@ -28,7 +28,9 @@ def frame_step(times: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class Timeline:
-    """A video's feature rows in seconds: row ``i`` starts at ``times[i]`` and lasts ``step`` (the median gap).
+    """A video's feature rows in seconds: row ``i`` starts at ``times[i]`` and lasts ``step`` (the median gap),
+    the last one at most until ``end``, the video's real length when it is known (e.g. 50.07 s, where the rows
+    alone would say 51).
 
     Shape:
         times [T] float64 seconds
@@ -36,27 +38,39 @@ class Timeline:
 
     times: np.ndarray
     step: float
+    end: float | None = None
 
     @classmethod
-    def of(cls, times: np.ndarray | None, rows: int = 0) -> Timeline:
-        """The timeline of stored timestamps; with none (None or empty), ``rows`` rows one second apart."""
+    def of(cls, times: np.ndarray | None, rows: int = 0, end: float | None = None) -> Timeline:
+        """The timeline of stored timestamps; with none (None or empty), ``rows`` rows one second apart.
+        ``end``: the video's length in seconds, if known (ignored unless after the last row's start)."""
         if times is None or len(times) == 0:
             t = np.arange(rows, dtype=np.float64)
         else:
             t = np.asarray(times, np.float64)
-        return cls(t, frame_step(t))
+        known = end is not None and math.isfinite(end) and (len(t) == 0 or end > t[-1])
+        return cls(t, frame_step(t), float(end) if known and end is not None else None)
+
+    @classmethod
+    def of_video(cls, store, video_id: str) -> Timeline:
+        """The timeline of a video of a :class:`~c2kd.data.features.FeatureStore`, ending at its recorded length
+        (stores written before lengths were recorded: where its last row ends)."""
+        return cls.of(store.times(video_id), end=store.duration(video_id))
 
     def __len__(self) -> int:
         return len(self.times)
 
     @property
     def duration(self) -> float:
-        """Where the last row ends, in seconds (0 for a video with no rows): what an index records."""
+        """The video's length in seconds: ``end`` when known, else where the last row ends (0 for a video with
+        no rows): what an index records and pages show."""
+        if self.end is not None:
+            return self.end
         return float(self.times[-1] + self.step) if len(self.times) else 0.0
 
     @property
     def extent(self) -> float:
-        """Seconds from the first row's start to the last row's end."""
+        """Seconds from the first row's start to the video's end."""
         return self.duration - float(self.times[0]) if len(self.times) else 0.0
 
     def rows(self, seconds: float) -> int:
@@ -64,8 +78,8 @@ class Timeline:
         return max(1, int(round(seconds / self.step)))
 
     def span(self, first: int, last: int) -> tuple[float, float]:
-        """Start and end seconds of rows ``first`` to ``last`` (exclusive)."""
-        return float(self.times[first]), float(self.times[last - 1] + self.step)
+        """Start and end seconds of rows ``first`` to ``last`` (exclusive); never past the video's end."""
+        return float(self.times[first]), min(float(self.times[last - 1] + self.step), self.duration)
 
 
 def sliding_windows(n_rows: int, lengths: Sequence[int], stride_fraction: float = INDEX_STRIDE

@@ -45,7 +45,10 @@ def video_of(path: Path, ids: set[str]) -> str:
 
 
 def _duration(store: FeatureStore, video_id: str) -> float | None:
-    times = store.times(video_id)
+    recorded = store.duration(video_id)
+    if recorded is not None:
+        return recorded
+    times = store.times(video_id)  # a store written before lengths were recorded: where its last row ends
     return float(times[-1]) + 1.0 / float(store.meta.get("fps") or 1.0) if len(times) else None
 
 
