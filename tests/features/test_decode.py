@@ -12,6 +12,8 @@ from c2kd.features.decode import (
     probe,
     sample_frames,
     sample_frames_by_seeking,
+    sample_video,
+    video_length,
 )
 
 
@@ -148,3 +150,32 @@ def test_broken_files_raise_a_decode_error_with_a_reason(tmp_path, clips, case, 
         sample_frames(path)
     assert reason in err.value.reason
     assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("name,fmt,stated", [
+    ("odd.mp4", None, "the stream"),        # MP4: the video stream states its duration
+    ("odd.mkv", None, "the container"),     # Matroska: only the container does
+    ("odd.h264", "h264", None),             # a raw stream states nothing: where its last frame ends
+])
+def test_the_length_of_a_video_is_its_own_not_its_last_sample_plus_a_second(tmp_path, name, fmt, stated):
+    """73 frames at 10 frame/s are 7.3 s long; sampled at 1 frame/s the last row starts at 7 s, so the old
+    estimate (last row + one step) said 8 s."""
+    import av
+
+    path = write_video(tmp_path / name, [i / 10 for i in range(73)], [colour(i // 10) for i in range(73)],
+                       fmt=fmt)
+    with av.open(str(path)) as container:  # which of its headers states a length (read with PyAV itself)
+        from_stream, from_container = container.streams.video[0].duration, container.duration
+    assert {"the stream": from_stream is not None,
+            "the container": from_stream is None and from_container is not None,
+            None: from_stream is None and from_container is None}[stated]
+    frames, times, length = sample_video(path)
+    assert len(frames) == 8 and times[-1] == pytest.approx(7.0)
+    assert length == pytest.approx(7.3, abs=0.1 / 2)  # within half a frame
+
+
+def test_a_header_that_ends_before_the_last_frame_is_not_believed():
+    assert video_length(7.3, 7.0, 0.1) == 7.3
+    assert video_length(5.0, 7.0, 0.1) == pytest.approx(7.1)  # a header shorter than the frames decoded
+    assert video_length(None, 7.2, 0.1) == pytest.approx(7.3)
+    assert video_length(None, None, 0.04) == pytest.approx(0.04)

@@ -147,3 +147,26 @@ def test_timeline_by_hand():
     assert t.rows(2.0) == 4 and t.rows(0.1) == 1 and t.span(1, 3) == (10.5, 11.5)
     none = Timeline.of(None, 3)
     assert list(none.times) == [0.0, 1.0, 2.0] and none.duration == 3.0 and Timeline.of(None).duration == 0.0
+
+
+def test_a_known_length_ends_the_timeline_and_every_window_of_it(random_checkpoint):
+    """A 50.07 s video sampled at 1 frame/s has rows at 0..50 s: it is 50.07 s long, not 51, and no window (of
+    the index, of a file's moments, of a result's best moment) ends after 50.07 s."""
+    from c2kd.search.moments import best_moments
+
+    times = np.arange(51, dtype=np.float64)
+    t = Timeline.of(times, end=50.07)
+    assert t.duration == 50.07 and t.extent == 50.07 and t.span(49, 51) == (49.0, 50.07) and t.span(0, 2) == (0, 2)
+    assert Timeline.of(times).duration == 51.0  # unknown: where the last row ends, as before
+    assert Timeline.of(times, end=49.5).duration == 51.0  # a length before the last row's start is not believed
+    spans = Windows((4.0, 8.0), 0.5).spans(t)
+    assert spans is not None and max(e for *_, e in spans) == 50.07 and all(s < e <= 50.07 for _, _, s, e in spans)
+    model, _ = load_checkpoint(random_checkpoint)
+    model.eval()
+    feats = np.random.default_rng(0).normal(size=(51, model.feature_dim)).astype(np.float32)
+    query = model.embed_texts(["a dog runs in the park"])[0].numpy()
+    found = find_moments(model, feats, times, query, Windows((4.0,), 0.5), iou_threshold=0.99, top_k=1000,
+                         end=50.07)
+    assert max(m.end for m in found) == pytest.approx(50.07) and all(m.end <= 50.07 for m in found)
+    (best,) = best_moments(model, [(feats[-4:], times[-4:])], query, Windows((4.0,), 0.5), ends=[50.07])
+    assert (best.start, best.end) == (47.0, pytest.approx(50.07))
