@@ -144,15 +144,16 @@ def brute_force(vectors: np.ndarray, ids: list[str], query: np.ndarray, k: int, 
     scored.sort(key=lambda t: (-t[0], t[1]))
     return [(ids[i], s) for s, i in scored[:k]]
 
-def write_video(path: Path, seconds: int = 6, fps: int = 2, size=(64, 48)) -> Path:
-    """A real, small VP8 WebM file (frames change colour every second)."""
+def write_video(path: Path, seconds: int = 6, fps: int = 2, size=(64, 48), frames: int | None = None) -> Path:
+    """A real, small VP8 WebM file (frames change colour every second): ``seconds * fps`` frames, or ``frames``
+    (e.g. 1502 at 30 frame/s: a 50.07 s video)."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libvpx", rate=fps, options={"deadline": "realtime", "cpu-used": "8"})
         stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        for i in range(seconds * fps):
+        for i in range(seconds * fps if frames is None else frames):
             img = np.zeros((size[1], size[0], 3), np.uint8)
             img[..., i // fps % 3] = 200
             img[: size[1] // 2, : (i % fps + 1) * size[0] // fps] = 255

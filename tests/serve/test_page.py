@@ -434,6 +434,51 @@ def test_a_long_video_shows_its_moments_on_its_timeline(browser, long_server, sc
     assert not page.errors and not page.outside
 
 
+#: 1502 frames at 30 frame/s: a 50.07 s file, whose rows (sampled at 1 frame/s) start at 0, 1, ..., 50 s
+ODD_FRAMES, ODD_RATE = 1502, 30
+
+
+@pytest.fixture(scope="module")
+def odd_length_server(tmp_path_factory, random_checkpoint):
+    """A server of one real 50.07 s file, decoded by the extractor's sampler (its rows and its length) with
+    random per-row features, and indexed as moments."""
+    from c2kd.data.features import FeatureStoreWriter
+    from c2kd.features.decode import sample_video
+    from c2kd.search.building import build_index
+    from c2kd.search.windows import Windows
+    from c2kd.serve.app import ServeSettings, create_app
+
+    tmp = tmp_path_factory.mktemp("odd")
+    video = write_video(tmp / "videos" / "odd-length.webm", fps=ODD_RATE, frames=ODD_FRAMES)
+    frames, times, length = sample_video(video)
+    with FeatureStoreWriter(tmp / "features", dim=FEATURE_DIM, encoder="synthetic", fps=1.0) as writer:
+        rows = np.random.default_rng(4).standard_normal((len(frames), FEATURE_DIM)).astype(np.float32)
+        writer.add("odd-length", rows, times=times, duration=length)
+    index = build_index(random_checkpoint, tmp / "features", tmp / "index", video_roots=[tmp / "videos"],
+                        windows=Windows((4.0, 8.0), 0.5), progress=False)
+    with serving(create_app(ServeSettings(index=index, video_roots=[tmp / "videos"]))) as url:
+        yield url
+
+
+def test_a_card_shows_the_files_own_length_and_no_moment_past_it(browser, odd_length_server, screenshots):
+    length = ODD_FRAMES / ODD_RATE  # 50.067 s
+    page = open_page(browser, odd_length_server, f"/?q={LONG_QUERY.replace(' ', '+')}&k=5")
+    wait_for_results(page)
+    (item,) = search_as_the_page_does(page, odd_length_server)
+    assert item["metadata"]["duration"] == pytest.approx(length, abs=0.001)  # not 51: the last row + 1 s
+    card = page.locator(".card").first
+    assert card.locator(".badge.duration").inner_text() == "0:50"
+    marks = marks_of(card)
+    assert marks and all(0 <= m["start"] < m["end"] <= length + 1e-3 for m in marks)
+    assert all(float(m["left"][:-1]) + float(m["width"][:-1]) <= 100.001 for m in marks)  # on the track
+    moments = page.request.post(odd_length_server + "/api/moments",
+                                data={"video_id": "odd-length", "query": LONG_QUERY, "k": 20}).json()
+    assert moments["duration"] == pytest.approx(length, abs=0.001)
+    assert max(m["end"] for m in moments["moments"]) <= length + 1e-3
+    keep_screenshot(page, screenshots, "odd-length.png")
+    assert not page.errors and not page.outside
+
+
 def test_a_click_or_enter_on_a_mark_plays_from_its_moment(browser, long_server):
     page = open_page(browser, long_server, f"/?q={LONG_QUERY.replace(' ', '+')}&k=5")
     wait_for_results(page)
