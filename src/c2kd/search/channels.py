@@ -38,12 +38,12 @@ RULES = ("sum", "max")
 SCALES = ("val", "query")
 #: per-query standardisation: each channel's best this many scores of the query (the search looks at >= 50)
 POOL = 50
-#: the said channel's weight until calibrated: chosen on val by bench/bench_said_shown.py (0.4 in both runs)
+#: the rule until calibrated, as chosen on val by bench/bench_said_shown.py with the quickstart's C2KD student
+#: (full splits, 2026-12-07; docs/search.md): the said weight, the combination, per-channel standardisation of
+#: videos by statistics (not per query), and moments ranked by the fused score alone (not found-by-both first)
 DEFAULT_SAID_WEIGHT = 0.4
-#: the combination and the video standardisation until calibrated (chosen on val, see docs/search.md)
-DEFAULT_RULE = "sum"
+DEFAULT_RULE = "max"
 DEFAULT_SCALE = "val"
-#: whether a moment found by both channels ranks above every moment found by one (chosen on val)
 DEFAULT_BOTH_FIRST = False
 #: the weights of the said channel tried by :func:`calibrate`
 WEIGHTS = tuple(round(w, 2) for w in np.linspace(0.0, 1.0, 21))

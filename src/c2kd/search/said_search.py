@@ -3,7 +3,10 @@
 
 The rule's settings are kept in ``INDEX/said/said.json`` (``fusion``): by default each channel is standardised
 with the scores of sample queries (lines of the indexed videos, embedded by each channel's text encoder) against
-its entries, and the said weight is 0.4 (chosen on val); :func:`calibrate_index` learns both on validation queries instead.
+its entries, and the rest is what ``bench/bench_said_shown.py`` chose on val (said weight 0.4, the ``max`` rule,
+videos standardised by those statistics, moments by the fused score: the ``DEFAULT_*`` of
+:mod:`c2kd.search.channels`); :func:`~c2kd.search.channels.calibrate` learns them on validation queries instead
+(:func:`record_fusion` writes them).
 """
 
 from __future__ import annotations
