@@ -250,3 +250,17 @@ def test_a_damaged_checkpoint_that_an_index_records_is_one_line_in_every_command
     with pytest.raises(C2KDError) as err:  # what `c2kd serve` loads before it listens
         create_app(ServeSettings(index=index))
     assert target.name in str(err.value)
+
+
+@pytest.mark.parametrize("case,pattern,damage", CHECKPOINT_CASES, ids=[c[0] for c in CHECKPOINT_CASES])
+def test_a_damaged_member_or_teacher_is_one_line(good, tmp_path, capsys, case, pattern, damage):
+    """`model fuse` members and `train`'s teachers are checkpoints too: a damaged one is named, nothing written."""
+    member, target = _damaged_copy(good, "checkpoint", tmp_path, pattern, damage)
+    fused = tmp_path / "fused"
+    assert_refused(*c2kd(capsys, tmp_path, "model", "fuse", "--checkpoint", good["checkpoint"], "--checkpoint",
+                         member, "--weights", "1,1", "--out", fused, output=fused), target)
+    assert not fused.exists()
+    run = tmp_path / "run"
+    assert_refused(*c2kd(capsys, tmp_path, "train", "-c", good["checkpoint"] / "config.yaml", "stage=c2kd",
+                         f"data.path={good['dataset']}", f"out_dir={run}", f"teachers.checkpoints=[{member}]",
+                         "loss.alpha=0.5", "epochs=1", "device=cpu", output=run), target)
