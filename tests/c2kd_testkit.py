@@ -108,3 +108,12 @@ def aligned_teacher(out: Path, text_model: Path, data: Path, encoder: str = "oth
     model = build_model(config)
     return save_checkpoint(out, model.eval(), TrainConfig(stage="zero-shot", data={"path": str(data)},
                                                           model=config, out_dir=str(out)))
+
+
+def put_in_hub_cache(cache: Path, repo_id: str, folder: Path) -> None:
+    """Lay ``folder`` out as the cached snapshot of ``repo_id`` (what a download would leave in a Hugging Face
+    cache), so hub-loading code runs offline on a tiny local model."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0123456789abcdef0123456789abcdef01234567")
+    shutil.copytree(folder, repo / "snapshots" / "0123456789abcdef0123456789abcdef01234567")

@@ -199,6 +199,8 @@ def save_fused_checkpoint(out: str | os.PathLike, checkpoints: Sequence[str | os
         if is_fused_checkpoint(folder):
             raise ConfigError(f"{folder} is itself a fused model: fuse its members ({folder / MEMBERS_DIR}/...) "
                               "with the others instead")
+    for folder, _ in kept:  # a member is copied as it is: damage found now, not by the first search
+        verify_checkpoint(folder)
     configs = [read_model_config(folder) for folder, _ in kept]
     spec, slices = fused_frames([c.frame_encoder for c in configs], [c.video.feature_dim for c in configs])
     members = []

@@ -230,3 +230,37 @@ def test_the_corpus_covers_every_kind_of_file_c2kd_writes():
             "*.entries.parquet", "seg-*[0-9a-f].parquet", "model.safetensors", "config.yaml",
             "checkpoint.json"} <= kinds
     assert os.path.basename(__file__).startswith("test_")
+
+
+@pytest.mark.parametrize("case,pattern,damage", CHECKPOINT_CASES, ids=[c[0] for c in CHECKPOINT_CASES])
+def test_a_damaged_checkpoint_that_an_index_records_is_one_line_in_every_command_that_loads_it(
+        good, tmp_path, capsys, case, pattern, damage):
+    """The index names its checkpoint; commands that load it without --checkpoint say it is damaged, one line."""
+    from c2kd.errors import C2KDError
+    from c2kd.search.building import build_index
+    from c2kd.serve.app import ServeSettings, create_app
+
+    checkpoint = shutil.copytree(good["checkpoint"], tmp_path / "checkpoint")
+    index = build_index(checkpoint, good["dataset"], tmp_path / "index", progress=False)
+    target = _first(checkpoint, pattern)
+    damage(target)
+    assert_refused(*c2kd(capsys, tmp_path, "search", index, "a dog"), target)
+    assert_refused(*c2kd(capsys, tmp_path, "moments", "test00001", "a dog", "--index", index), target)
+    assert_refused(*c2kd(capsys, tmp_path, "index", "add", index, "--replace", "--id", "test00001"), target)
+    with pytest.raises(C2KDError) as err:  # what `c2kd serve` loads before it listens
+        create_app(ServeSettings(index=index))
+    assert target.name in str(err.value)
+
+
+@pytest.mark.parametrize("case,pattern,damage", CHECKPOINT_CASES, ids=[c[0] for c in CHECKPOINT_CASES])
+def test_a_damaged_member_or_teacher_is_one_line(good, tmp_path, capsys, case, pattern, damage):
+    """`model fuse` members and `train`'s teachers are checkpoints too: a damaged one is named, nothing written."""
+    member, target = _damaged_copy(good, "checkpoint", tmp_path, pattern, damage)
+    fused = tmp_path / "fused"
+    assert_refused(*c2kd(capsys, tmp_path, "model", "fuse", "--checkpoint", good["checkpoint"], "--checkpoint",
+                         member, "--weights", "1,1", "--out", fused, output=fused), target)
+    assert not fused.exists()
+    run = tmp_path / "run"
+    assert_refused(*c2kd(capsys, tmp_path, "train", "-c", good["checkpoint"] / "config.yaml", "stage=c2kd",
+                         f"data.path={good['dataset']}", f"out_dir={run}", f"teachers.checkpoints=[{member}]",
+                         "loss.alpha=0.5", "epochs=1", "device=cpu", output=run), target)

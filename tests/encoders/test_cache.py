@@ -87,6 +87,23 @@ def test_a_killed_writer_leaves_no_half_shard(tmp_path):
         EmbeddingCache(tmp_path / "c", dim=4, model="m", fingerprint="f" * 40)
 
 
+@pytest.mark.parametrize("which", ["*.npy", "*.keys.parquet", "cache.json"])
+@pytest.mark.parametrize("damage", ["cut short", "garbage"])
+def test_a_damaged_cache_file_is_named_with_its_fix(tmp_path, which, damage):
+    """A cache is c2kd's own and can be recomputed: a damaged file is one error saying which file to delete."""
+    from c2kd.errors import DamagedFileError
+
+    cache = EmbeddingCache(tmp_path / "c", dim=3, model="m", fingerprint="f" * 40)
+    cache.add([text_key(t) for t in "xyz"], list("xyz"), np.ones((3, 3)))
+    cache.flush()
+    target = next((tmp_path / "c").rglob(which))
+    data = target.read_bytes()
+    target.write_bytes(data[: len(data) // 2] if damage == "cut short" else b"\x00garbage" * 40)
+    with pytest.raises(DamagedFileError) as err:
+        EmbeddingCache(tmp_path / "c", dim=3, model="m", fingerprint="f" * 40)
+    assert str(target) in str(err.value) and "delete" in str(err.value)
+
+
 def test_pending_rows_are_flushed_when_the_cache_is_dropped(tmp_path):
     cache = EmbeddingCache(tmp_path / "c", dim=2, model="m", fingerprint="g" * 40)
     cache.add([text_key("a")], ["a"], np.array([[0.5, 2.0]]))

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from c2kd.cli import app
 from c2kd.errors import ConfigError
+from c2kd_testkit import put_in_hub_cache
 
 runner = CliRunner()
 QUERY = "ein Mann spricht"
@@ -342,16 +343,6 @@ def test_aligned_checkpoint_with_a_sentence_transformers_tower_reloads_offline(w
     with torch.no_grad():
         expected = torch.nn.functional.normalize(direct(direct.prepare(texts, 40)), dim=-1)
     torch.testing.assert_close(model.eval().embed_texts(texts), expected, atol=1e-5, rtol=1e-5)
-
-
-def put_in_hub_cache(cache: Path, repo_id: str, folder: Path) -> None:
-    """Lay ``folder`` out as the cached snapshot of ``repo_id`` (what a download would leave in the cache)."""
-    import shutil
-
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text("0123456789abcdef0123456789abcdef01234567")
-    shutil.copytree(folder, repo / "snapshots" / "0123456789abcdef0123456789abcdef01234567")
 
 
 def test_documented_presets_load_from_the_hub_cache(work, clips, tmp_path, monkeypatch):

@@ -3,11 +3,13 @@ overlapping moments of the two channels merged; checked against hand-computed ca
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from c2kd.errors import DataError
-from c2kd.search.channels import Fusion, calibrate, fuse_moments, fuse_videos
+from c2kd.search.channels import Fusion, calibrate, fuse_moments, fuse_videos, fused_video_scores, query_z
 
 
 def test_videos_hand_computed():
@@ -109,3 +111,64 @@ def test_calibration_chooses_between_sum_and_max_on_val():
         (said if i % 2 else shown)[i, g] -= 3.0
     assert calibrate(shown, said, gold).rule == "max"
     assert calibrate(shown, said, gold, rules=("sum",)).rule == "sum"
+
+
+def test_per_query_standardisation_hand_computed():
+    fusion = Fusion(said_weight=0.5, scale="query")
+    shown = {"a": 0.5, "b": 0.3, "c": 0.1}          # mean .3, std sqrt(.08 / 3): z 1.224745, 0, -1.224745
+    said = {"b": 0.9, "d": 0.5}                     # mean .7, std .2: z 1, -1
+    # a: .5 * 1.224745 = .612372; b: .5 * 1 = .5; c: -.612372; d was not returned by the shown channel, which ranks
+    # every video: it gets the lowest shown z, so .5 * -1.224745 + .5 * -1 = -1.112372
+    assert [(v, round(s, 6), by) for v, s, by in fuse_videos(shown, said, fusion)] == [
+        ("a", 0.612372, "shown"), ("b", 0.5, "both"), ("c", -0.612372, "shown"), ("d", -1.112372, "said")]
+    # blind to each query's own affine change of a channel's scores (the val statistics play no part)
+    again = fuse_videos({v: 10 * s - 3 for v, s in shown.items()}, {v: s / 4 for v, s in said.items()},
+                        replace(fusion, shown_mean=5.0, said_std=9.0))
+    assert [(v, round(s, 6)) for v, s, _ in again] == [(v, round(s, 6)) for v, s, _ in fuse_videos(shown, said,
+                                                                                                      fusion)]
+    assert [v for v, _, _ in fuse_videos(shown, said, fusion, "said")] == ["b", "d"]
+
+
+def test_query_z_uses_each_querys_best_pool_scores():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(0.3, 0.1, (3, 80))
+    scores[1, 5] = np.nan
+    z = query_z(scores, pool=50)
+    for row, out in zip(scores, z):
+        best = np.sort(row[np.isfinite(row)])[-50:]
+        expected = (row - best.mean()) / best.std()
+        np.testing.assert_allclose(out[np.isfinite(row)], expected[np.isfinite(row)])
+    assert np.isnan(z[1, 5])
+    np.testing.assert_allclose(fused_video_scores(Fusion(scale="query"), scores, scores, "shown"),
+                               np.where(np.isnan(z), -np.inf, query_z(scores)))
+
+
+def test_found_by_both_first_puts_a_moment_of_both_channels_above_a_stronger_single_one():
+    shown = [(0.0, 4.0, 0.3), (10.0, 14.0, 0.9)]
+    said = [(1.0, 4.5, 0.1, "hier")]
+    # unit statistics, weight .5: the merged moment .5 * .3 + .5 * .1 = .2, the shown-only one .5 * .9 = .45
+    plain = fuse_moments(shown, said, Fusion(said_weight=0.5))
+    assert [(m.start, m.found_by, round(m.score, 6)) for m in plain] == [(10.0, "shown", 0.45), (0.0, "both", 0.2)]
+    first = fuse_moments(shown, said, Fusion(said_weight=0.5, both_first=True))
+    assert [(m.start, m.found_by, m.rank) for m in first] == [(0.0, "both", 1), (10.0, "shown", 2)]
+    # one channel alone has nothing found by both to put first
+    assert [m.start for m in fuse_moments(shown, said, Fusion(both_first=True), "shown")] == [10.0, 0.0]
+    kept = Fusion(said_weight=0.3, rule="max", scale="query", both_first=True)
+    assert Fusion.from_dict({**kept.to_dict(), "how": "val"}) == kept
+    with pytest.raises(DataError, match="unknown fusion scale 'global'"):
+        Fusion.from_dict({"scale": "global"})
+
+
+def test_calibration_can_choose_per_query_standardisation():
+    rng = np.random.default_rng(5)
+    q = n = 80
+    gold = rng.permutation(n)
+    offset = rng.normal(0.0, 3.0, (q, 1))            # each query shifts and stretches the shown channel its own way
+    spread = rng.uniform(0.2, 3.0, (q, 1))
+    base = rng.normal(0.0, 1.0, (q, n))
+    said = rng.normal(0.0, 1.0, (q, n))
+    for i, g in enumerate(gold):
+        (base if i % 2 else said)[i, g] += 4.0
+    shown = offset + spread * base
+    assert calibrate(shown, said, gold, scales=("val", "query")).scale == "query"
+    assert calibrate(shown, said, gold).scale == "val"

@@ -54,6 +54,8 @@ def test_index_build_keeps_the_said_entries_and_how_to_rank_them(index):
     assert said is not None and sorted(said.videos) == sorted(LINES)
     fusion = said.meta["fusion"]
     assert fusion["said_weight"] == 0.4 and fusion["shown_std"] > 0 and fusion["said_std"] > 0
+    # the rest of the rule as chosen on val (bench/bench_said_shown.py, docs/search.md)
+    assert (fusion["rule"], fusion["scale"], fusion["both_first"]) == ("max", "val", False)
 
 
 def test_search_finds_a_video_by_what_is_said_in_it_in_another_language(index):

@@ -19,6 +19,7 @@ from siglipkit import HIDDEN, TEXT_LENGTH, make_tiny_siglip
 from typer.testing import CliRunner
 
 from c2kd.cli import app
+from c2kd_testkit import put_in_hub_cache
 
 #: frame preset -> (the text preset aligned with it, the hub id of both towers, the tiny stand-in's kind)
 PAIRS = {
@@ -37,14 +38,6 @@ def ok(*args):
     result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=True)
     assert result.exit_code == 0, result.output + repr(result.exception)
     return result
-
-
-def put_in_hub_cache(cache: Path, repo_id: str, folder: Path) -> None:
-    """Lay ``folder`` out as the cached snapshot of ``repo_id`` (what a download would leave in the cache)."""
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text("0123456789abcdef0123456789abcdef01234567")
-    shutil.copytree(folder, repo / "snapshots" / "0123456789abcdef0123456789abcdef01234567")
 
 
 def reference(folder: Path, texts: list[str]) -> torch.Tensor:

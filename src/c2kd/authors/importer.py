@@ -29,7 +29,7 @@ from c2kd.encoders.frames import FrameEncoderSpec
 from c2kd.errors import CheckpointError, ConfigError
 
 #: the authors' class -> the hub model its text encoder was built from (their student: LaBSE)
-TEXT_BACKBONES = {
+AUTHORS_TEXT_MODELS = {
     "BaselineTokenFusionPerModModelLaBSE": "sentence-transformers/LaBSE",
     "BaselineTokenFusionPerModModelMBert": "bert-base-multilingual-uncased",
     "BaselineTokenFusionPerModModelXLMbase": "xlm-roberta-base",
@@ -244,7 +244,7 @@ def import_authors_checkpoint(path: str | os.PathLike, out: str | os.PathLike,
     """An authors' ``.pth`` checkpoint -> a ``c2kd-authors`` folder ``out``; returns the model.
 
     ``text_backbone``: the hub id or folder of its text encoder's config and tokenizer (default: the model its
-    class was built from, :data:`TEXT_BACKBONES`); the encoder's weights always come from the checkpoint.
+    class was built from, :data:`AUTHORS_TEXT_MODELS`); the encoder's weights always come from the checkpoint.
     ``frame_encoder``: what its video side reads, a spec or a name (default: CLIP ViT-B/32 for 512-d frames, S3D
     for 1024-d). A folder at ``out`` is replaced only when it holds a checkpoint, or with ``overwrite``.
     """
@@ -265,7 +265,7 @@ def import_authors_checkpoint(path: str | os.PathLike, out: str | os.PathLike,
     architecture = architecture.model_copy(update={
         "max_words": max_words, "max_frames": max_frames,
         **({"frame_encoder": frame_encoder} if frame_encoder is not None else {})})
-    source = text_backbone or TEXT_BACKBONES.get(name)
+    source = text_backbone or AUTHORS_TEXT_MODELS.get(name)
     if source is None:
         raise ConfigError(f"{where}: c2kd does not know which text model {name} was built from; give "
                           "--text-backbone HUB_ID_OR_FOLDER")

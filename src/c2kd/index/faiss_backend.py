@@ -23,11 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from c2kd.errors import ConfigError, require
+from c2kd.errors import ConfigError, DamagedFileError, require
 from c2kd.index.base import BACKENDS, Among, Backend, Candidates
 from c2kd.index.blocks import RowBlocks, Rows
 from c2kd.index.filters import MetadataValue, Scalar
 from c2kd.index.settings import Option, check_probes
+from c2kd.reading import read_npy
 
 INDEX_FILE = "faiss.index"
 DELETED_FILE = "deleted.npy"
@@ -217,16 +218,28 @@ class FaissBackend(Backend):
 
     def load_state(self, directory: Path, keys: np.ndarray, vectors: Callable[[], RowBlocks],
                    payloads: Callable[[], Sequence[Mapping[str, MetadataValue]]]) -> None:
-        path = directory / INDEX_FILE
-        if path.exists():
-            index = self._faiss.read_index(str(path))
-            deleted = np.load(directory / DELETED_FILE) if (directory / DELETED_FILE).exists() else np.zeros(0, np.int64)
-            if index.ntotal - len(deleted) == len(keys):
-                self._index, self._deleted, self._count = index, deleted, int(index.ntotal - len(deleted))
-                return
-        # no saved structure, or one that does not match the vectors (an interrupted update): rebuild it
+        saved = self._read_state(directory)
+        if saved is not None and saved[0].ntotal - len(saved[1]) == len(keys):
+            self._index, self._deleted = saved
+            self._count = int(self._index.ntotal - len(self._deleted))
+            return
+        # no saved structure, one that does not match the vectors (an interrupted update) or a damaged one: it
+        # is derived from the vectors, so it is rebuilt from them
         self._index, self._deleted, self._count = None, np.zeros(0, np.int64), 0
         self.add(keys, vectors(), [])
+
+    def _read_state(self, directory: Path) -> tuple[Any, np.ndarray] | None:
+        """The saved faiss structure and masked keys, or None when absent or unreadable (cut short, garbage)."""
+        path = directory / INDEX_FILE
+        if not path.exists():
+            return None
+        try:
+            index = self._faiss.read_index(str(path))
+            deleted = (read_npy(directory / DELETED_FILE, "", mmap=False, ndim=1).astype(np.int64)
+                       if (directory / DELETED_FILE).exists() else np.zeros(0, np.int64))
+        except (RuntimeError, DamagedFileError):  # faiss raises RuntimeError for a file it cannot read
+            return None
+        return index, deleted
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, **self.options, "masked": len(self._deleted)}

@@ -3,7 +3,10 @@
 
 The rule's settings are kept in ``INDEX/said/said.json`` (``fusion``): by default each channel is standardised
 with the scores of sample queries (lines of the indexed videos, embedded by each channel's text encoder) against
-its entries, and the said weight is 0.4 (chosen on val); :func:`calibrate_index` learns both on validation queries instead.
+its entries, and the rest is what ``bench/bench_said_shown.py`` chose on val (said weight 0.4, the ``max`` rule,
+videos standardised by those statistics, moments by the fused score: the ``DEFAULT_*`` of
+:mod:`c2kd.search.channels`); :func:`~c2kd.search.channels.calibrate` learns them on validation queries instead
+(:func:`record_fusion` writes them).
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from c2kd.errors import DataError
 from c2kd.index import MetadataFilter
 from c2kd.io import write_json
 from c2kd.search.channels import (
+    DEFAULT_BOTH_FIRST,
+    DEFAULT_RULE,
     DEFAULT_SAID_WEIGHT,
+    DEFAULT_SCALE,
     FusedMoment,
     Fusion,
     check_channel,
@@ -82,8 +88,9 @@ def record_fusion(index_root: str | Path, fusion: Fusion, how: str) -> None:
 def default_fusion(index, said: SaidIndex, model, encoder: SaidEncoder, sample: int = SAMPLE_QUERIES,
                    seed: int = 0) -> Fusion:
     """Standardise each channel by the scores of up to ``sample`` of the indexed lines, used as queries, with a
-    sample of its entries (the distribution a query's scores come from); said weight
-    :data:`~c2kd.search.channels.DEFAULT_SAID_WEIGHT`."""
+    sample of its entries (the distribution a query's scores come from); the said weight, combination, video
+    standardisation and moment order chosen on val (:data:`~c2kd.search.channels.DEFAULT_SAID_WEIGHT`,
+    ``DEFAULT_RULE``, ``DEFAULT_SCALE``, ``DEFAULT_BOTH_FIRST``)."""
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(said), size=min(sample, len(said)), replace=False)
     texts = [said.text[i] for i in picks]
@@ -94,7 +101,8 @@ def default_fusion(index, said: SaidIndex, model, encoder: SaidEncoder, sample: 
     said_scores = encoder.embed_queries(texts) @ np.asarray(said.vectors[rng.choice(len(said), size=min(
         4 * sample, len(said)), replace=False)], np.float32).T
     return Fusion(float(shown.mean()), float(shown.std()) or 1.0, float(said_scores.mean()),
-                  float(said_scores.std()) or 1.0, DEFAULT_SAID_WEIGHT)
+                  float(said_scores.std()) or 1.0, DEFAULT_SAID_WEIGHT, DEFAULT_RULE, DEFAULT_SCALE,
+                  DEFAULT_BOTH_FIRST)
 
 
 def index_said(index_root: str | Path, features: str | Path, encoder_name: str = "auto",

@@ -24,7 +24,6 @@ embeddings are kept apart, while the usual short caption is stored once for both
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import uuid
@@ -40,6 +39,7 @@ from torch import Tensor
 from c2kd.encoders.text.base import TextBackbone, saved_kind, write_record
 from c2kd.errors import DataError
 from c2kd.io import commit_shard, write_json
+from c2kd.reading import read_json, read_npy, read_parquet
 
 FORMAT = "c2kd-text-cache"
 CACHE_FILE = "cache.json"
@@ -95,7 +95,7 @@ class EmbeddingCache:
         self.persist = persist
         meta_path = self.root / CACHE_FILE
         if meta_path.exists():
-            meta = json.loads(meta_path.read_text())
+            meta = read_json(meta_path, f"delete {self.root} (a cache: its embeddings are computed again)")
             if meta.get("format") != FORMAT or int(meta.get("dim", -1)) != self.dim \
                     or meta.get("fingerprint") != fingerprint:
                 raise DataError(
@@ -126,20 +126,19 @@ class EmbeddingCache:
     # -- reading -------------------------------------------------------------------------------------------
     def refresh(self) -> int:
         """Load shards written since the last call (by this or another process). Returns how many were new."""
-        import pyarrow.parquet as pq
-
         new = 0
         for keys_path in sorted(self.shard_dir.glob(f"*{KEYS_SUFFIX}")):
             stem = keys_path.name[: -len(KEYS_SUFFIX)]
             if stem in self._seen_shards:
                 continue
             data_path = self.shard_dir / f"{stem}.npy"
+            fix = f"delete {data_path} and {keys_path} (a cache: their embeddings are computed again)"
             try:
-                keys = pq.read_table(keys_path, columns=["key"]).column("key").to_pylist()
-                block = np.load(data_path)
+                keys = read_parquet(keys_path, fix, columns=["key"]).column("key").to_pylist()
+                block = read_npy(data_path, fix, mmap=False, ndim=2)
             except FileNotFoundError:  # removed by a concurrent compaction: its rows live in the new shard
                 continue
-            if block.ndim != 2 or block.shape != (len(keys), self.dim):
+            if block.shape != (len(keys), self.dim):
                 raise DataError(f"{data_path}: shape {block.shape} does not match {len(keys)} keys x {self.dim}; "
                                 f"delete {data_path} and {keys_path}")
             b = len(self._blocks)
@@ -226,15 +225,15 @@ class EmbeddingCache:
 
     def compact(self) -> None:
         """Merge every shard into one (new shard first, old ones removed after: a kill leaves duplicates only)."""
-        import pyarrow.parquet as pq
-
         self.flush()
         old = sorted(self._seen_shards)
         if len(old) <= 1:
             return
         texts_by_key: dict[str, str] = {}
         for stem in old:
-            table = pq.read_table(self.shard_dir / f"{stem}{KEYS_SUFFIX}").to_pydict()
+            keys_path = self.shard_dir / f"{stem}{KEYS_SUFFIX}"
+            table = read_parquet(keys_path, f"delete it and {stem}.npy (a cache: their embeddings are computed "
+                                 "again)", columns=["key", "text"]).to_pydict()
             for key, text in zip(table["key"], table["text"]):
                 texts_by_key.setdefault(key, text)
         keys = [k for k in self._index if k in texts_by_key]
