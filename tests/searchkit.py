@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import queue
+import re
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -164,13 +167,32 @@ def write_video(path: Path, seconds: int = 6, fps: int = 2, size=(64, 48), frame
     return path
 
 
-def free_port() -> int:
-    """A port that was free a moment ago, for a server started as another process (``c2kd serve``), which binds
-    it itself; another process may take it meanwhile. A server in this process listens on a socket the OS gave a
-    port to (:func:`serving`)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def announced_port(proc: subprocess.Popen, timeout: float = 120) -> int:
+    """The port a ``c2kd serve --port 0`` started as ``proc`` (stderr a text pipe) listens on, read from its
+    ``serving ... open http://HOST:PORT/`` line; the rest of its stderr is drained in the background (a full pipe
+    would block the server). Fails naming what it printed if it exits, or prints no such line in ``timeout`` s."""
+    assert proc.stderr is not None, "start the server with stderr=subprocess.PIPE, text=True"
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def drain() -> None:
+        for line in proc.stderr:  # type: ignore[union-attr]
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=drain, daemon=True).start()
+    said: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(f"the server said no port in {timeout:.0f} s: {''.join(said)[-2000:]}") from None
+        if line is None:
+            raise AssertionError(f"the server exited ({proc.wait()}) before serving: {''.join(said)[-2000:]}")
+        said.append(line)
+        found = re.search(r"^serving .*: open http://(?:\[[^\]]*\]|[^:/\s]+):(\d+)/", line)
+        if found:
+            return int(found.group(1))
 
 
 @contextmanager

@@ -273,8 +273,10 @@ def _wait_until_gone(pids: list[int], seconds: float = 15) -> list[int]:
 
 def test_decode_workers_die_with_a_killed_run(tmp_path, tiny_onnx):
     proc, workers, _ = _start_parallel_run(tmp_path, tiny_onnx)
+    assert proc.poll() is None, "the run ended before it could be killed: its workers ended with it, as they should"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)  # not communicate(): live workers would hold its output pipes open
+    assert proc.returncode == -signal.SIGKILL, f"the run ended ({proc.returncode}) before it could be killed"
     left = _wait_until_gone(workers)
     for pid in left:  # do not leave them behind
         os.kill(pid, signal.SIGKILL)
@@ -286,9 +288,11 @@ def test_decode_workers_die_with_a_killed_run(tmp_path, tiny_onnx):
 def test_a_stopped_run_prints_no_worker_traceback(tmp_path, tiny_onnx):
     """SIGTERM stops the run (finished videos committed); its workers are stopped quietly with it."""
     proc, workers, out = _start_parallel_run(tmp_path, tiny_onnx)
+    assert proc.poll() is None, "the run ended before it could be stopped"
     proc.send_signal(signal.SIGTERM)
-    stderr = proc.communicate(timeout=120)[1]
-    assert proc.returncode != 0 and not _wait_until_gone(workers)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode != 0, f"the run ended before SIGTERM stopped it:\n{stdout}"
+    assert not _wait_until_gone(workers)
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
     assert 1 <= len(FeatureStore(out)) < 40
 

@@ -172,7 +172,3 @@ def test_english_nce_weight_scales_only_the_english_contrastive_term(weight, alp
                  for k in student)
     assert terms["loss"].item() == pytest.approx(alpha * nce + (1 - alpha) * kd, rel=1e-5)
     assert terms["nce/en"].item() == pytest.approx(reference_nce(student["en"], 0.05, True), rel=1e-5)  # unweighted
-
-
-def test_english_nce_weight_defaults_to_the_paper():
-    assert LossConfig().english_nce_weight == 1.0

@@ -58,6 +58,7 @@ def test_writers_are_refused_while_a_build_runs(tmp_path, random_checkpoint, syn
     build = _build_args(random_checkpoint, synthetic_data, out)
     first = _start_holding_lock(build, lock_file_beside(out))
     os.kill(first.pid, signal.SIGSTOP)  # hold it in the middle of its build while the others try
+    assert first.poll() is None, "the build ended before it could be held"
     try:
         for args in (build, ["index", "add", out, "--id", ids[60]], ["index", "remove", out, ids[0]]):
             other = subprocess.run(_c2kd(*args), env=_env(), capture_output=True, text=True, timeout=300, check=False)
@@ -79,8 +80,10 @@ def test_the_lock_of_a_killed_build_is_taken_over(tmp_path, random_checkpoint, s
     out = tmp_path / "idx"
     lock = lock_file_beside(out)
     killed = _start_holding_lock(_build_args(random_checkpoint, synthetic_data, out), lock)
+    assert killed.poll() is None, "the build ended before it could be killed"
     killed.send_signal(signal.SIGKILL)
     killed.communicate(timeout=60)
+    assert killed.returncode == -signal.SIGKILL, f"the build ended ({killed.returncode}) before it could be killed"
     assert lock.exists()                       # left behind by the dead process
     build_index(random_checkpoint, synthetic_data, out, progress=False)
     with VideoIndex.open(out) as index:

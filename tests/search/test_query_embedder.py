@@ -44,3 +44,14 @@ def test_a_failure_alone_does_not_reach_the_queries_of_another_batch(model):
         assert embedder.embed(["a dog runs"]).shape == (1, model.embed_dim)
     finally:
         embedder.close()
+
+
+def test_an_embedder_of_one_caller_embeds_in_its_thread_as_the_model_does(model):
+    """``shared=False`` (a command's own queries): the caller's thread embeds them, no worker thread is started."""
+    embedder = QueryEmbedder(model, shared=False)
+    try:
+        texts = ["a dog runs", "ein Hund läuft"]
+        np.testing.assert_allclose(embedder.embed(texts), model.embed_texts(texts).numpy(), atol=1e-5)
+        assert embedder._thread is None
+    finally:
+        embedder.close()

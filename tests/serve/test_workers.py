@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from searchkit import free_port
+from searchkit import announced_port
 
 QUERIES = ["a dog runs on the beach", "ein Hund läuft", "a man sleeps in the street"]
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -72,11 +72,52 @@ def test_zero_workers_and_a_busy_port_are_one_line_errors(served):
                               f"port {port} on 127.0.0.1 is in use")
 
 
-def _start(index: Path, port: int) -> subprocess.Popen:
-    command = [sys.executable, "-c", "from c2kd.cli import main; main()", "serve", str(index), "--port", str(port),
+def _start(index: Path) -> subprocess.Popen:
+    """``c2kd serve --workers 2 --port 0``: the OS chooses the port, the server prints it (:func:`announced_port`)."""
+    command = [sys.executable, "-c", "from c2kd.cli import main; main()", "serve", str(index), "--port", "0",
                "--workers", "2", "--graceful-timeout", "20"]
     return subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(SRC)}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
+
+
+def _tcp_table() -> list[tuple[str, str, int, int, int]]:
+    """The IPv4 TCP sockets of this machine: (local, remote) as ``HEX_IP:HEX_PORT``, send queue, receive queue, and
+    inode (0 while a connection waits in a listening socket's accept queue)."""
+    rows = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        tx, rx = (int(v, 16) for v in fields[4].split(":"))
+        rows.append((fields[1], fields[2], tx, rx, int(fields[9])))
+    return rows
+
+
+def _wait_until_read(port: int, conn: socket.socket) -> None:
+    """Until a worker has accepted ``conn`` and read all that was sent on it (the headers are parsed then: uvicorn
+    parses what it reads at once): the client's bytes are acknowledged, and the server's end of the connection is
+    owned by a process with nothing left unread."""
+    ours = f"0100007F:{conn.getsockname()[1]:04X}"
+    theirs = f"0100007F:{port:04X}"
+    deadline = time.monotonic() + 30
+    while True:
+        table = _tcp_table()
+        sent = [tx for local, remote, tx, _, _ in table if local == ours and remote == theirs]
+        server = [(rx, inode) for local, remote, _, rx, inode in table if local == theirs and remote == ours]
+        if sent == [0] and server and server[0][0] == 0 and server[0][1] != 0:
+            return
+        assert time.monotonic() < deadline, f"no worker read the request: client {sent}, server {server}"
+        time.sleep(0.01)
+
+
+def _wait_until_refused(port: int, proc: subprocess.Popen) -> None:
+    """Until nothing listens on ``port`` any more (every worker has closed its socket: it is shutting down)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        except ConnectionRefusedError:
+            return
+        assert time.monotonic() < deadline, "the workers kept listening after SIGTERM"
+        time.sleep(0.01)
 
 
 def _ready_workers(proc: subprocess.Popen, base: str, count: int) -> set[int]:
@@ -120,10 +161,10 @@ def test_two_workers_answer_as_one_process_and_stop_gracefully(served, client):
     answer; their results are the single-process app's; a killed worker is replaced; on SIGTERM a request in flight still gets its answer,
     then the workers and the server exit with 0."""
     _, index, _ = served
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    proc = _start(index, port)
+    proc = _start(index)
     try:
+        port = announced_port(proc)
+        base = f"http://127.0.0.1:{port}"
         pids = _ready_workers(proc, base, 2)
         assert all(_parent_of(pid) == proc.pid for pid in pids)
         for q in QUERIES:
@@ -145,9 +186,9 @@ def test_two_workers_answer_as_one_process_and_stop_gracefully(served, client):
 
         body = json.dumps({"query": QUERIES[0], "k": 3}).encode()
         conn = _half_sent_search(port, body)
-        time.sleep(1.0)  # the worker has read the headers: the request is in flight
+        _wait_until_read(port, conn)  # a worker has read the headers: the request is in flight
         proc.send_signal(signal.SIGTERM)
-        time.sleep(1.0)  # the workers are shutting down, waiting for this request
+        _wait_until_refused(port, proc)  # the workers are shutting down, waiting for this request
         conn.sendall(body[len(body) // 2:])
         status, answer = _read_response(conn)
         conn.close()

@@ -178,16 +178,18 @@ def _reference_kd(student, teacher, tau):
     return rows + cols
 
 
-@pytest.mark.parametrize("english_nce_weight", [1.0, 2.0])
+@pytest.mark.parametrize("english_nce_weight", [None, 2.0], ids=["without-the-key", "2"])
 def test_config_pooler_temperatures_alpha_and_english_weight_reach_the_loss(
         teachers, tiny_dataset, tiny_text_models, tmp_path, english_nce_weight):
-    """A run built from a config computes the loss those settings define (distinct values, so a swap shows)."""
+    """A run built from a config computes the loss those settings define (distinct values, so a swap shows); a
+    config without ``english_nce_weight`` counts English NCE once, as every language, as the paper's Eq. 7 does."""
     from c2kd.train.run import prepare_run
 
+    given = {} if english_nce_weight is None else {"loss__english_nce_weight": english_nce_weight}
+    english_nce_weight = 1.0 if english_nce_weight is None else english_nce_weight  # the paper's
     cfg = tiny_config(tiny_dataset, tiny_text_models["student"], tmp_path / "wired", stage="c2kd",
-                      loss__alpha=0.3, loss__nce_temperature=0.07, loss__kd_temperature=0.2,
-                      loss__english_nce_weight=english_nce_weight, teachers__pooler="max",
-                      teachers__checkpoints=f"[{teachers[0]},{teachers[1]}]")
+                      loss__alpha=0.3, loss__nce_temperature=0.07, loss__kd_temperature=0.2, **given,
+                      teachers__pooler="max", teachers__checkpoints=f"[{teachers[0]},{teachers[1]}]")
     parts = prepare_run(cfg)
     parts.model.eval()
     parts.pairs.set_epoch(0)

@@ -336,13 +336,19 @@ def search(
         return
     filters = parse_filter_options(filter)
     options = parse_options(option)
-    check_search_options(index, options)  # before the model loads
+    from c2kd.index import VideoIndex
     from c2kd.search.said import SaidIndex
 
     if channel is not None or (group and SaidIndex.open(index) is not None):
+        check_search_options(index, options)  # before the model loads
         _search_channels(index, batch, k, channel, filters, group, checkpoint, device, options, as_json)
         return
-    engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=options, moments=False)
+    opened = VideoIndex.open(index, options)  # the options are checked here, before the model loads
+    try:
+        engine = SearchEngine.open(opened, checkpoint=checkpoint, device=device, moments=False, shared=False)
+    except BaseException:
+        opened.close()
+        raise
     try:
         _warn_of_absent_values(engine, filters)
         if out is not None:

@@ -81,19 +81,18 @@ class VideoIndex:
         ``candidates_per_hit`` sets how many entries an approximate backend is asked for per video wanted."""
         root = Path(root)
         manifest = read_manifest(root)
-        dim = int(manifest["dim"])
-        view = View([read_segment(root, s["name"], dim) for s in manifest["segments"]])
-        spec = manifest["backend"]
-        backend_options = split_options(spec["name"], options or {}, searching=True)[1]
-        backend = make_backend(spec["name"], dim, {**spec.get("options", {}), **backend_options})
-        view.read_rows_directly(root)  # rows a search re-scores are read a few at a time, not mapped in
-        # a live database keeps the folder named after its backend (qdrant/, milvus/)
-        state_dir = root / (spec.get("state") or (backend.name if backend.state == "live" else "backend-none"))
-
-        backend.load_state(state_dir, view.keys, lambda: view.all_vectors(dim), view.payloads)
-        if backend.state == "live" and spec.get("state") != state_dir.name:
-            spec["state"] = state_dir.name
-        return cls(root, manifest, view, backend, options)
+        while True:
+            try:
+                view, backend = _load(root, manifest, options or {})
+            except (OSError, DataError, RuntimeError):
+                # another process may have committed meanwhile and deleted files this manifest lists: the
+                # newer manifest is read and loaded instead; with no newer one the error is real damage
+                newer = read_manifest(root)
+                if int(newer["generation"]) == int(manifest["generation"]):
+                    raise
+                manifest = newer
+                continue
+            return cls(root, manifest, view, backend, options)
 
     @classmethod
     def build(cls, root: str | Path, ids: Sequence[str], vectors: np.ndarray,
@@ -141,13 +140,16 @@ class VideoIndex:
         return int(self._manifest["generation"]) != before
 
     def _reload_if_changed(self) -> None:
+        """Load the committed state if it is newer than this one; searches meanwhile see the old whole state
+        (its files stay readable: its segments are open, even once another process deletes them)."""
         if int(read_manifest(self.root)["generation"]) == int(self._manifest["generation"]):
             return
+        fresh = VideoIndex.open(self.root, self._options)
         with self._lock.write():
-            self.backend.close()
-            self._view.close()
-            fresh = VideoIndex.open(self.root, self._options)
+            old_view, old_backend = self._view, self.backend
             self._manifest, self._view, self.backend = fresh._manifest, fresh._view, fresh.backend
+        old_backend.close()
+        old_view.close()
 
     def save(self) -> None:
         """Persist the backend's current structure (done by every change; needed after a backend rebuild)."""
@@ -376,6 +378,27 @@ class VideoIndex:
             per_hit = int(self._options.get("candidates_per_hit", CANDIDATES_PER_HIT))
             search = Search(self._view, self.backend, norm, moments, iou, length_prior, per_hit)
             return [search.videos(q, k) if group else search.moments(q, k) for q in queries]
+
+
+def _load(root: Path, manifest: Mapping[str, Any], options: Mapping[str, Any]) -> tuple[View, Backend]:
+    """The view and the backend of the state ``manifest`` lists (its segments read, the backend restored)."""
+    dim = int(manifest["dim"])
+    view = View([read_segment(root, s["name"], dim) for s in manifest["segments"]])
+    spec = manifest["backend"]
+    backend_options = split_options(spec["name"], options, searching=True)[1]
+    backend = make_backend(spec["name"], dim, {**spec.get("options", {}), **backend_options})
+    try:
+        view.read_rows_directly(root)  # rows a search re-scores are read a few at a time, not mapped in
+        # a live database keeps the folder named after its backend (qdrant/, milvus/)
+        state_dir = root / (spec.get("state") or (backend.name if backend.state == "live" else "backend-none"))
+        backend.load_state(state_dir, view.keys, lambda: view.all_vectors(dim), view.payloads)
+    except BaseException:
+        backend.close()
+        view.close()
+        raise
+    if backend.state == "live" and spec.get("state") != state_dir.name:
+        spec["state"] = state_dir.name
+    return view, backend
 
 
 def _stamp(root: Path) -> tuple[int, int, int] | None:

@@ -73,29 +73,35 @@ class SearchEngine:
     Load it once per process: the model and index stay in memory and are safe to share between threads.
     """
 
-    def __init__(self, model, index: VideoIndex | None = None, features=None):
+    def __init__(self, model, index: VideoIndex | None = None, features=None, shared: bool = True):
         from c2kd.search.model import QueryEmbedder
 
         self.model = model
         self.index = index
         self._features = features  # a FeatureStore, or None: moments of clips then cannot be found
-        self.embedder = QueryEmbedder(model)
+        self.embedder = QueryEmbedder(model, shared=shared)
         if index is not None and index.dim != model.embed_dim:
             raise DataError(f"{index.root} holds {index.dim}-d embeddings but the model embeds queries in "
                             f"{model.embed_dim}-d; use the checkpoint the index was built with")
 
     @classmethod
-    def open(cls, index_path: str | os.PathLike | None, checkpoint: str | os.PathLike | None = None,
+    def open(cls, index_path: str | os.PathLike | VideoIndex | None, checkpoint: str | os.PathLike | None = None,
              features: str | os.PathLike | None = None, device: str = "cpu",
-             options: Mapping[str, Any] | None = None, moments: bool = True) -> SearchEngine:
-        """Open an index and the checkpoint it was built with (or ``checkpoint``, if it has the same weights).
+             options: Mapping[str, Any] | None = None, moments: bool = True, shared: bool = True) -> SearchEngine:
+        """Open an index (or take one opened already, which the engine then closes) and the checkpoint it was
+        built with (or ``checkpoint``, if it has the same weights).
 
         With ``moments``, also the feature store (``features``, else the one the index was built from, when it
         exists), to find the moments of videos indexed as whole clips; a plain text search leaves it closed.
+        ``shared=False`` is for one caller thread (a command): queries are embedded in it, with no worker thread.
         """
         from c2kd.search.model import check_fingerprint, load_search_model
 
-        index = VideoIndex.open(index_path, options) if index_path is not None else None
+        if isinstance(index_path, VideoIndex):
+            index: VideoIndex | None = index_path
+            index_path = index_path.root
+        else:
+            index = VideoIndex.open(index_path, options) if index_path is not None else None
         info = index.info if index is not None else {}
         checkpoint = recorded(checkpoint, info, "checkpoint", index_path)
         if index is not None:
@@ -111,7 +117,7 @@ class SearchEngine:
             from c2kd.search.extracting import check_store_encoder
 
             check_store_encoder(model, store, checkpoint)
-        engine = cls(model, index, store)
+        engine = cls(model, index, store, shared)
         engine.warm_up()
         return engine
 
@@ -128,7 +134,7 @@ class SearchEngine:
         their memory is shared with the parent until written."""
         from c2kd.search.model import QueryEmbedder
 
-        self.embedder = QueryEmbedder(self.model, self.embedder.max_batch)
+        self.embedder = QueryEmbedder(self.model, self.embedder.max_batch, self.embedder.shared)
 
     @property
     def features(self):
@@ -162,9 +168,16 @@ class SearchEngine:
         """The first page of :meth:`search_page` for each of many validated queries, one answer at a time as soon
         as it is found (a batch written as it goes): each ``took_ms`` is that query's own time, as if it had been
         asked alone. The index, ``k`` and the filters are checked before the first query."""
-        _check_filter_fields(self._require_index(), filters)
+        index = self._require_index()
         k = validate_k(k)
-        return (self.search_page(query, k=k, filters=filters, group=group).response for query in queries)
+        _check_filter_fields(index, filters)
+
+        def answers() -> Iterator[SearchResponse]:
+            for number, query in enumerate(queries):  # each later query sees what was committed meanwhile
+                fresh = index if number == 0 else self._require_index()
+                yield self._page(fresh, query, k, 0, filters, False, None, group).response
+
+        return answers()
 
     def search_page(self, query: Query, k: int = 10, offset: int = 0, filters: MetadataFilter | None = None,
                     moments: bool = False, lengths: Sequence[float] | None = None,
@@ -180,8 +193,6 @@ class SearchEngine:
 
         The first :data:`MAX_K` results can be paged through; beyond them, filters narrow the search.
         """
-        from c2kd.search.moments import best_moments
-
         index = self._require_index()
         k = validate_k(k)
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
@@ -190,6 +201,13 @@ class SearchEngine:
             raise QueryError(f"only the first {MAX_K} results can be paged through (offset {offset} + k {k}); "
                              "narrow the search with filters")
         _check_filter_fields(index, filters)
+        return self._page(index, query, k, offset, filters, moments, lengths, group)
+
+    def _page(self, index: VideoIndex, query: Query, k: int, offset: int, filters: MetadataFilter | None,
+              moments: bool, lengths: Sequence[float] | None, group: bool) -> SearchPage:
+        """:meth:`search_page` of an index already refreshed, with ``k``, ``offset`` and the filters checked."""
+        from c2kd.search.moments import best_moments
+
         start = time.perf_counter()
         vector = self.embed([query])[0]
         hits = index.search(vector[None], k=offset + k + 1, filters=filters, group=group)[0]

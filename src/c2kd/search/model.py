@@ -70,13 +70,18 @@ def recorded(given: str | os.PathLike | None, info: Mapping[str, Any], key: str,
 class QueryEmbedder:
     """Embed query strings with a model's text tower, from any number of threads.
 
+    With ``shared=False`` (a command answering its own queries, one thread) the caller's thread embeds them
+    itself: no worker thread, no queue.
+
     Shape:
         embed(texts: N strings) -> [N, E] float32, unit rows
     """
 
-    def __init__(self, model, max_batch: int = MAX_MICRO_BATCH):
+    def __init__(self, model, max_batch: int = MAX_MICRO_BATCH, shared: bool = True):
         self.model = model
         self.max_batch = max_batch
+        self.shared = shared
+        self._alone = threading.Lock()  # without a worker: one caller at a time still (the tokenizer is not safe)
         self._queue: queue.Queue[tuple[list[str], Future] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -119,6 +124,9 @@ class QueryEmbedder:
     def embed(self, texts: Sequence[str], timeout: float | None = 120.0) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.model.embed_dim), np.float32)
+        if not self.shared:
+            with self._alone:
+                return self.model.embed_texts(list(texts)).numpy().astype(np.float32)
         self._ensure_worker()
         fut: Future = Future()
         self._queue.put((list(texts), fut))
