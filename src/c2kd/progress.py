@@ -1,6 +1,8 @@
-"""Progress of long work: a live bar (tqdm) on a terminal; in a log or a pipe, one plain line every
-:data:`LOG_EVERY` seconds while a stage runs and one when it ends, with counts, rate and time taken (no carriage
-returns, no cursor movement); a stage with nothing to do writes nothing.
+"""Progress of long work: a live bar (tqdm) on a terminal; in a log or a pipe, plain lines while a stage runs and
+one when it ends, with counts, rate and time taken (no carriage returns, no cursor movement); a stage with nothing
+to do writes nothing. A line comes at most every :data:`LOG_EVERY` seconds and, when the total is known, once a
+tenth more of it is done (:data:`LOG_STEPS`), or after :data:`LOG_AT_LEAST` seconds without one: a 10-minute
+stage writes about ten lines, not twenty.
 
 Every long loop of the package goes through :func:`progress_bar`, with the arguments of ``tqdm``.
 """
@@ -14,6 +16,10 @@ from typing import Any, TextIO
 
 #: seconds between two progress lines when the output is not a terminal
 LOG_EVERY = 30.0
+#: with a known total, a progress line waits for another 1/LOG_STEPS of it ...
+LOG_STEPS = 10
+#: ... or for this many seconds, whichever comes first
+LOG_AT_LEAST = 600.0
 #: whether this process shows progress at all (``c2kd --no-progress ...`` turns it off)
 _SHOWN = {"progress": True}
 
@@ -52,6 +58,7 @@ class LogLines:
         self.postfix = ""
         self._initial = initial
         self._start = self._last = time.monotonic()
+        self._last_n = initial
         self._closed = False
 
     def _count(self, value: float) -> str:
@@ -78,9 +85,13 @@ class LogLines:
     def update(self, n: float = 1) -> None:
         self.n += n
         now = time.monotonic()
-        if now - self._last >= self.every:
-            self._last = now
-            self._write(self._status())
+        if now - self._last < self.every:
+            return
+        step = None if self.total is None else self.total / LOG_STEPS
+        if step is not None and self.n - self._last_n < step and now - self._last < LOG_AT_LEAST:
+            return
+        self._last, self._last_n = now, self.n
+        self._write(self._status())
 
     def set_postfix(self, ordered_dict: dict | None = None, refresh: bool = True, **values: Any) -> None:
         items = {**(ordered_dict or {}), **values}

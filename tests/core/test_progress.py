@@ -24,6 +24,27 @@ def test_log_lines_count_rate_and_time_left():
     assert len(lines) == 5 and "\r" not in out.getvalue()
 
 
+def test_a_long_stage_in_a_log_writes_a_line_per_tenth_or_per_ten_minutes(monkeypatch):
+    import c2kd.progress as progress
+
+    clock = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    out = io.StringIO()
+    bar = LogLines(total=1000, desc="embedding captions", unit="text", file=out)
+    for _ in range(1000):  # 5 s an item: a line at each tenth (every 500 s), none at each 30 s
+        clock[0] += 5.0
+        bar.update(1)
+    bar.close()
+    done = [int(line.split(": ")[1].split("/")[0]) for line in out.getvalue().splitlines()[:-1]]
+    assert done == [100, 200, 300, 400, 500, 600, 700, 800, 900, 1000], done
+    slow = io.StringIO()
+    bar = LogLines(total=1000, desc="slow", unit="text", file=slow)
+    for _ in range(3):  # 700 s an item: far from a tenth, so a line every time ten minutes have passed
+        clock[0] += 700.0
+        bar.update(1)
+    assert len(slow.getvalue().splitlines()) == 3
+
+
 def test_log_lines_over_an_iterable_and_quiet_between_intervals():
     out = io.StringIO()
     assert list(LogLines(range(1000), desc="batches", unit="batch", file=out)) == list(range(1000))
