@@ -339,9 +339,10 @@ def search(
     from c2kd.index import VideoIndex
     from c2kd.search.said import SaidIndex
 
-    if channel is not None or (group and SaidIndex.open(index) is not None):
+    said = SaidIndex.open(index) if group else None
+    if channel is not None or said is not None:
         check_search_options(index, options)  # before the model loads
-        _search_channels(index, batch, k, channel, filters, group, checkpoint, device, options, as_json)
+        _search_channels(index, said, batch, k, channel, filters, group, checkpoint, device, options, as_json)
         return
     opened = VideoIndex.open(index, options)  # the options are checked here, before the model loads
     try:
@@ -408,8 +409,10 @@ def _answer_batch(engine, batch, out: Path, done: set[int], k: int, filters, gro
     typer.echo(f"answered {count} queries into {out}{before}")
 
 
-def _search_channels(index, batch, k, channel, filters, group, checkpoint, device, options, as_json) -> None:
-    """``c2kd search`` over the shown and said channels (c2kd.search.said_search)."""
+def _search_channels(index, said, batch, k, channel, filters, group, checkpoint, device, options,
+                     as_json) -> None:
+    """``c2kd search`` over the shown and said channels (c2kd.search.said_search); ``said``: the index's said
+    entries, opened once by the caller (None: it has none)."""
     from c2kd.search.channels import check_channel
     from c2kd.search.engine import SearchEngine
     from c2kd.search.query import QueryError
@@ -421,7 +424,7 @@ def _search_channels(index, batch, k, channel, filters, group, checkpoint, devic
         raise QueryError("--no-group ranks the shown moment entries themselves; leave out --channel for it")
     engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=options, moments=False)
     try:
-        responses = ChannelSearch.open(engine).search_many(batch, k=k, channel=channel, filters=filters)
+        responses = ChannelSearch(engine, said).search_many(batch, k=k, channel=channel, filters=filters)
     finally:
         engine.close()
     if as_json:
