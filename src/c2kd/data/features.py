@@ -212,6 +212,15 @@ class FeatureStore:
             raise KeyError(f"video {video_id!r} has no features in {self.root}")
         return self._durations.get(video_id)
 
+    def length(self, video_id: str) -> float | None:
+        """The video's length in seconds: :meth:`duration` when recorded, else where its last row ends (its last
+        time plus one frame interval at the store's fps); None for a video stored without times."""
+        recorded = self.duration(video_id)
+        if recorded is not None:
+            return recorded
+        times = self.times(video_id)
+        return float(times[-1]) + 1.0 / float(self.meta.get("fps") or 1.0) if len(times) else None
+
     def validate(self, ids: Iterable[str] | None = None) -> None:
         """Raise :class:`DataError` for any NaN/inf feature or empty video (scans the data once)."""
         for vid in self.ids if ids is None else ids:

@@ -252,6 +252,18 @@ def _check_complete(path: str | os.PathLike, info: VideoInfo, decoded: int, last
                                      "video")
 
 
+class SampledVideo:
+    """The sampled frames of a video to iterate over once; ``length`` is the video's length in seconds once the
+    iteration has ended (the return value of :func:`iter_sampled_frames`, which a ``for`` loop drops)."""
+
+    def __init__(self, sampler: Generator[SampledFrame, None, float]) -> None:
+        self._sampler = sampler
+        self.length: float | None = None
+
+    def __iter__(self) -> Iterator[SampledFrame]:
+        self.length = yield from self._sampler
+
+
 def sample_video(path: str | os.PathLike, fps: float = 1.0,
                  transform: Callable[[np.ndarray], np.ndarray] | None = None,
                  threads: int = 0) -> tuple[list[np.ndarray], np.ndarray, float]:
@@ -260,16 +272,14 @@ def sample_video(path: str | os.PathLike, fps: float = 1.0,
     Shape:
         -> (list of T images [H, W, 3] uint8, times [T] float32 seconds, length in seconds)
     """
+    video = SampledVideo(iter_sampled_frames(path, fps, transform, threads))
     frames: list[np.ndarray] = []
     times: list[float] = []
-    sampler = iter_sampled_frames(path, fps, transform, threads)
-    while True:
-        try:
-            item = next(sampler)
-        except StopIteration as done:  # the sampler's return value: the video's length
-            return frames, np.asarray(times, dtype=np.float32), float(done.value)
+    for item in video:
         frames.append(item.image)
         times.append(item.time)
+    assert video.length is not None  # set when the loop ends
+    return frames, np.asarray(times, dtype=np.float32), float(video.length)
 
 
 def sample_frames(path: str | os.PathLike, fps: float = 1.0,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from c2kd.features.decode import VideoDecodeError, iter_sampled_frames
+from c2kd.features.decode import SampledVideo, VideoDecodeError, iter_sampled_frames
 from c2kd.features.jobs import VideoJob
 from c2kd.features.preprocess import ImagePreprocess
 
@@ -65,15 +65,9 @@ def decode_job(index: int, job: VideoJob, fps: float, resize: ImagePreprocess | 
     times: list[float] = []
     total = 0
     transform = resize.resize if resize is not None else None
-    sampled = iter_sampled_frames(job.path, fps, transform=transform, threads=threads)
-    duration: float | None = None
+    video = SampledVideo(iter_sampled_frames(job.path, fps, transform=transform, threads=threads))
     try:
-        while True:
-            try:
-                item = next(sampled)
-            except StopIteration as done:  # the sampler returns the video's length
-                duration = done.value
-                break
+        for item in video:
             images.append(item.image)
             times.append(item.time)
             total += 1
@@ -88,7 +82,7 @@ def decode_job(index: int, job: VideoJob, fps: float, resize: ImagePreprocess | 
         return
     if images:
         yield Frames(index, images, times)
-    yield Finished(index, total, duration)
+    yield Finished(index, total, video.length)
 
 
 def read_inline(jobs: Sequence[VideoJob], fps: float, resize: ImagePreprocess | None, threads: int = 0,

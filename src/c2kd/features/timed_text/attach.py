@@ -44,14 +44,6 @@ def video_of(path: Path, ids: set[str]) -> str:
                     "<video id>[.<lang>].srt or .vtt")
 
 
-def _duration(store: FeatureStore, video_id: str) -> float | None:
-    recorded = store.duration(video_id)
-    if recorded is not None:
-        return recorded
-    times = store.times(video_id)  # a store written before lengths were recorded: where its last row ends
-    return float(times[-1]) + 1.0 / float(store.meta.get("fps") or 1.0) if len(times) else None
-
-
 def attach_subtitles(store: str | os.PathLike, files: Sequence[str | os.PathLike], encoding: str | None = None,
                      warn: Callable[[str], None] | None = None) -> AttachReport:
     """Attach subtitle ``files`` to the videos of ``store`` (a feature store or a dataset folder holding one)."""
@@ -75,7 +67,7 @@ def attach_subtitles(store: str | os.PathLike, files: Sequence[str | os.PathLike
         video_id = video_of(path, ids)
         key = f"file:{path.name}"
         segments = parse_subtitles(path, language_tag(path, video_id, note), encoding,
-                                   _duration(features, video_id), note, source=key)
+                                   features.length(video_id), note, source=key)
         parsed.setdefault(video_id, []).append((key, segments))
     with exclusive_lock(root / ".subtitles.lock", "an attachment of subtitles to this store", subject=root):
         stored = TimedText(root)

@@ -82,17 +82,13 @@ class TimedTextReport:
 
 
 def _duration(path: str, store: FeatureStore, video_id: str) -> float | None:
-    """The video's length: its header's, else the one its store recorded, else its last stored frame's time plus one
-    frame interval."""
+    """The video's length: its header's, else what its store knows (:meth:`FeatureStore.length`)."""
     try:
         duration = probe(path).duration
     except VideoDecodeError:
         duration = None
     if duration is None and video_id in store:
-        duration = store.duration(video_id)
-    if duration is None and video_id in store:
-        times = store.times(video_id)
-        duration = float(times[-1]) + 1.0 / float(store.meta.get("fps") or 1.0) if len(times) else None
+        duration = store.length(video_id)
     return duration
 
 
