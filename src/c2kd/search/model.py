@@ -111,7 +111,7 @@ class QueryEmbedder:
                 size += len(nxt[0])
             texts = [t for job in jobs for t in job[0]]
             try:
-                vectors = self.model.embed_texts(texts).numpy().astype(np.float32)
+                vectors = self._embed_now(texts)
             except BaseException as exc:  # noqa: BLE001 - hand the failure to every waiting caller
                 for _, fut in jobs:
                     fut.set_exception(exc)
@@ -121,12 +121,15 @@ class QueryEmbedder:
                 fut.set_result(vectors[start:start + len(texts_of_job)])
                 start += len(texts_of_job)
 
+    def _embed_now(self, texts: list[str]) -> np.ndarray:
+        return self.model.embed_texts(texts).numpy().astype(np.float32)
+
     def embed(self, texts: Sequence[str], timeout: float | None = 120.0) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.model.embed_dim), np.float32)
         if not self.shared:
             with self._alone:
-                return self.model.embed_texts(list(texts)).numpy().astype(np.float32)
+                return self._embed_now(list(texts))
         self._ensure_worker()
         fut: Future = Future()
         self._queue.put((list(texts), fut))
