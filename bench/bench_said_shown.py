@@ -22,7 +22,7 @@ e5, USE = ``packaged-muse``, or the index model's own text tower ``model``) and 
 query, the said weight, sum or max of the weighted channels; then, by val moment R@1, whether a moment found by
 both channels ranks above every moment found by one). Reported on ``test`` per language: video R@1 and moment R@1 (IoU 0.5) for shown
 only, said only and both; entries, build time, and the search time of one query by both channels (p50 / p99,
-query embedding included, through :class:`c2kd.search.said_search.ChannelSearch`).
+query embedding included, through :meth:`c2kd.search.engine.SearchEngine.search_page`).
 
 The model: ``--checkpoint``, by default the quickstart's C2KD student in ``runs/quickstart/runs`` (made by
 ``c2kd quickstart``; the bench stops with an error naming that command when it is missing).
@@ -63,11 +63,10 @@ from c2kd.search.channels import (
     fuse_videos,
     fused_video_scores,
 )
-from c2kd.search.engine import SearchEngine
+from c2kd.search.engine import CANDIDATES, SearchEngine
 from c2kd.search.model import load_search_model
-from c2kd.search.query import Query
 from c2kd.search.said import SaidEncoder, SaidIndex, build_said
-from c2kd.search.said_search import CANDIDATES, ChannelSearch
+from c2kd.search.said_search import SaidChannel
 
 #: what a talk's pictures show: generic sentences, embedded like the proxy's frames
 TALKING = ("A person is talking to the camera.", "A man is speaking in front of a camera.",
@@ -181,7 +180,7 @@ def score(index: VideoIndex, said: SaidIndex, layout: Layout, vectors: np.ndarra
           items: list[str]) -> Scored:
     videos = sorted(layout.videos)
     position = {v: i for i, v in enumerate(videos)}
-    # the shown candidates ChannelSearch looks at for 10 results (the said channel scores every video it holds)
+    # the shown candidates the engine looks at for 10 results (the said channel scores every video it holds)
     hits = index.search(vectors, k=min(len(videos), max(10 * CANDIDATES, 50)), moments=3)
     shown = np.full((len(items), len(videos)), np.nan)
     moments = []
@@ -315,18 +314,18 @@ def learn(prepared: dict, encoder: str) -> tuple[Fusion, float, float, float, st
 
 
 def query_times(prepared: dict, encoder: str, checkpoint: Path, timed: int) -> dict:
-    """p50 / p99 ms of one query by both channels through ChannelSearch (query embedding included)."""
+    """p50 / p99 ms of one query by both channels through the engine (query embedding included)."""
 
     part = prepared[LAYOUTS[0]]
     said = build_said(part["index_root"], part["store"], part["encoders"][encoder]["encoder"])
-    engine = SearchEngine(load_search_model(checkpoint), part["index"])
-    search = ChannelSearch(engine, said, part["encoders"][encoder]["encoder"])
+    engine = SearchEngine(load_search_model(checkpoint), part["index"],
+                          said=SaidChannel(said, encoder=part["encoders"][encoder]["encoder"]) if said else None)
     texts = [part["split"].captions[lang][v] for v in part["items"] for lang in LANGS][:timed]
-    search.search(Query.make(texts[0], None))
+    engine.search(texts[0])
     times = []
     for text in texts:
         started = time.perf_counter()
-        search.search(Query.make(text, None), k=10, channel="both")
+        engine.search(text, k=10, channel="both")
         times.append((time.perf_counter() - started) * 1000)
     return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99)),
             "entries": part["index"].entries, "said_entries": len(said) if said else 0}

@@ -129,3 +129,47 @@ def test_index_build_warns_of_a_subtitle_language_the_said_encoder_does_not_know
     assert "packaged-muse does not know" in warnings[0] and "--said-encoder" in warnings[0]
     said = SaidIndex.open(tmp_path / "index")
     assert said is not None and said.videos == ["test00005"]  # indexed all the same
+
+
+def test_a_batch_is_answered_by_both_channels_as_each_query_alone(index, tmp_path):
+    texts = ["a dog running along the beach", "eine Frau kocht Suppe"]
+    queries = tmp_path / "queries.txt"
+    queries.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    out = tmp_path / "answers.jsonl"
+    proc = run_c2kd("search", index, "--queries", queries, "-o", out, "-k", "5")
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [line["n"] for line in lines] == [0, 1]
+    for line, text in zip(lines, texts, strict=True):
+        alone = _search(index, text)
+        assert line["channel"] == alone["channel"] == "both" and line["results"] == alone["results"]
+
+
+def test_the_command_and_the_service_answer_with_one_page(index):
+    from fastapi.testclient import TestClient
+
+    from c2kd.serve.app import ServeSettings, create_app
+
+    text = "a dog running along the beach"
+    command = _search(index, text, "--channel", "both")
+    with TestClient(create_app(ServeSettings(index=index))) as client:
+        answer = client.get("/api/search", params={"q": text, "k": 5, "channel": "both"})
+    assert answer.status_code == 200, answer.text
+    service = answer.json()
+    for result in service["results"]:
+        assert result.pop("video_url") is None and result.pop("poster_url") is None  # no files were indexed
+    same = ("channel", "results", "offset", "more", "grouped", "total")
+    assert {name: service[name] for name in same} == {name: command[name] for name in same}
+
+
+def test_lines_embedded_by_the_index_model_are_searched_by_it(tmp_path, data, random_checkpoint):
+    out = tmp_path / "index"
+    proc = run_c2kd("index", "build", "--checkpoint", random_checkpoint, "--features", data, "--out", out,
+                    "--split", "test", "--said-encoder", "model")
+    assert proc.returncode == 0, proc.stderr
+    assert SaidIndex.open(out).encoder == "model"  # type: ignore[union-attr]
+    said = _search(out, "Ein Hund rennt am Strand entlang", "--channel", "said")
+    assert said["channel"] == "said" and sorted(r["video_id"] for r in said["results"]) == sorted(LINES)
+    # a line asked word for word is its own best match, whatever the (untrained) tower
+    assert said["results"][0]["video_id"] == "test00003"
+    assert said["results"][0]["moment"]["text"] == "Ein Hund rennt am Strand entlang"

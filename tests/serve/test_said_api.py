@@ -72,3 +72,14 @@ def test_moments_of_a_video_are_of_both_kinds(said_client):
     assert [m["rank"] for m in payload["moments"]] == list(range(1, len(payload["moments"]) + 1))
     scores = [m["score"] for m in payload["moments"]]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_a_search_by_channel_finds_the_best_window_of_clips_when_asked(said_client):
+    body = {"query": "a dog running along the beach", "k": 5, "channel": "shown"}
+    plain = said_client.post("/api/search", json=body).json()
+    assert all(not r["moments"] for r in plain["results"])  # indexed as whole clips: no moment entries
+    found = said_client.post("/api/search", json={**body, "moments": True}).json()
+    assert [r["video_id"] for r in found["results"]] == [r["video_id"] for r in plain["results"]]
+    for result in found["results"]:
+        moment = result["moment"]
+        assert moment["found_by"] == "shown" and 0.0 <= moment["start"] < moment["end"]

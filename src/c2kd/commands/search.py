@@ -220,9 +220,11 @@ def index_info(index: Path = typer.Argument(..., help="index folder"),
     Console().print(table)
 
 
-def _print_results(responses, as_json: bool) -> None:
+def _print_results(pages, as_json: bool) -> None:
+    """Search pages as JSON, or as one table each: rank, video, what found it (searches by channel), the best
+    moment, score, and what the video is (or, for a said moment, the line said there)."""
     if as_json:
-        payload = [r.to_dict() for r in responses]
+        payload = [page.to_dict() for page in pages]
         typer.echo(json_text(payload[0] if len(payload) == 1 else payload))
         return
     from rich.console import Console
@@ -232,26 +234,28 @@ def _print_results(responses, as_json: bool) -> None:
     from c2kd.search.query import printable
 
     console = Console()
-    for response in responses:
-        lang = f" [{response.query.lang}]" if response.query.lang else ""
-        title = escape(printable(f"{response.query.text}{lang}  ({response.took_ms:.1f} ms)"))
-        if not response.hits:
+    for page in pages:
+        lang = f" [{page.query.lang}]" if page.query.lang else ""
+        channel = f"{page.channel}, " if page.channel is not None else ""
+        title = escape(printable(f"{page.query.text}{lang}  ({channel}{page.took_ms:.1f} ms)"))
+        if not page.hits:
             console.print(f"{title}: no results (no video matches the filters)")
             continue
         table = Table(title=title)
-        with_moments = any(hit.moments for hit in response.hits)  # clips indexed whole have none to show
-        rows = [(str(hit.rank), escape(printable(hit.video_id)),
+        with_moments = any(hit.moments for hit in page.hits)  # clips indexed whole have none to show
+        by_channel = page.channel is not None
+        rows = [(str(hit.rank), escape(printable(hit.video_id)), *([hit.found_by or ""] if by_channel else []),
                  *([_moments_text(hit.moments)] if with_moments else []), f"{hit.score:.4f}",
-                 escape(printable(describe(hit.metadata)))) for hit in response.hits]
-        columns = [("rank", "right"), ("video", "left"), *([("moment", "left")] if with_moments else []),
-                   ("score", "right")]
+                 escape(printable(getattr(hit.moment, "text", "") or describe(hit.metadata)))) for hit in page.hits]
+        columns = [("rank", "right"), ("video", "left"), *([("found by", "left")] if by_channel else []),
+                   *([("moment", "left")] if with_moments else []), ("score", "right")]
         used = 1  # the table's left border
         for i, (column, justify) in enumerate(columns):  # as wide as they need: the last is cut
             width = max([len(column), *(len(row[i]) for row in rows)])
             table.add_column(column, justify=justify, no_wrap=True, width=width)  # type: ignore[arg-type]
             used += width + 3  # padding and border
-        table.add_column("title or caption", no_wrap=True, overflow="ellipsis",
-                         max_width=max(10, console.width - used - 3))
+        table.add_column("said there, or title or caption" if by_channel else "title or caption", no_wrap=True,
+                         overflow="ellipsis", max_width=max(10, console.width - used - 3))
         for row in rows:
             table.add_row(*row)
         console.print(table)
@@ -314,12 +318,14 @@ def search(
     with its time (long videos are indexed as moment windows); what is said in them too, when the index
     holds their subtitles or speech (each result says what found it)."""
     from c2kd.index import parse_filter_options, parse_options
-    from c2kd.index.options import check_search_options
     from c2kd.search.batch import answered
+    from c2kd.search.channels import check_channel
     from c2kd.search.engine import SearchEngine
     from c2kd.search.query import Query, QueryError, printable, read_queries, validate_k, validate_language
 
     validate_k(k)
+    if channel is not None:
+        check_channel(channel)
     if (query is None) == (queries is None):
         raise QueryError("give either a QUERY argument or --queries FILE")
     batch, skipped = (read_queries(queries, validate_language(lang)) if queries is not None
@@ -337,13 +343,7 @@ def search(
     filters = parse_filter_options(filter)
     options = parse_options(option)
     from c2kd.index import VideoIndex
-    from c2kd.search.said import SaidIndex
 
-    said = SaidIndex.open(index) if group else None
-    if channel is not None or said is not None:
-        check_search_options(index, options)  # before the model loads
-        _search_channels(index, said, batch, k, channel, filters, group, checkpoint, device, options, as_json)
-        return
     opened = VideoIndex.open(index, options)  # the options are checked here, before the model loads
     try:
         engine = SearchEngine.open(opened, checkpoint=checkpoint, device=device, moments=False, shared=False)
@@ -353,12 +353,12 @@ def search(
     try:
         _warn_of_absent_values(engine, filters)
         if out is not None:
-            _answer_batch(engine, batch, out, done, k, filters, group)
+            _answer_batch(engine, batch, out, done, k, filters, group, channel)
         elif as_json:
-            _print_results(engine.search_many(batch, k=k, filters=filters, group=group), as_json)
+            _print_results(engine.search_many(batch, k=k, filters=filters, group=group, channel=channel), as_json)
         else:  # each table as soon as its query is answered
-            for response in engine.search_each(batch, k=k, filters=filters, group=group):
-                _print_results([response], as_json)
+            for page in engine.search_each(batch, k=k, filters=filters, group=group, channel=channel):
+                _print_results([page], as_json)
     finally:
         engine.close()
 
@@ -385,7 +385,8 @@ def _warn_of_absent_values(engine, filters) -> None:
             typer.echo(f"warning: no indexed video has {field}={absent[0]}; its values: {shown}", err=True)
 
 
-def _answer_batch(engine, batch, out: Path, done: set[int], k: int, filters, group: bool) -> None:
+def _answer_batch(engine, batch, out: Path, done: set[int], k: int, filters, group: bool,
+                  channel: str | None) -> None:
     """Answer the queries ``out`` lacks into it, with a progress line; Ctrl-C keeps every answer written."""
     from c2kd.progress import progress_bar
     from c2kd.search.batch import answer_into
@@ -393,7 +394,7 @@ def _answer_batch(engine, batch, out: Path, done: set[int], k: int, filters, gro
     bar = progress_bar(total=len(batch), initial=len(done), desc="searching", unit="query")
     count = 0
     try:
-        for _ in answer_into(out, engine, batch, k, filters, group, done):
+        for _ in answer_into(out, engine, batch, k, filters, group, done, channel):
             bar.update(1)
             count += 1
     except KeyboardInterrupt:
@@ -407,48 +408,6 @@ def _answer_batch(engine, batch, out: Path, done: set[int], k: int, filters, gro
     bar.close()
     before = f" ({len(done)} were answered before)" if done else ""
     typer.echo(f"answered {count} queries into {out}{before}")
-
-
-def _search_channels(index, said, batch, k, channel, filters, group, checkpoint, device, options,
-                     as_json) -> None:
-    """``c2kd search`` over the shown and said channels (c2kd.search.said_search); ``said``: the index's said
-    entries, opened once by the caller (None: it has none)."""
-    from c2kd.search.channels import check_channel
-    from c2kd.search.engine import SearchEngine
-    from c2kd.search.query import QueryError
-    from c2kd.search.said_search import ChannelSearch
-
-    if channel is not None:
-        check_channel(channel)
-    if not group:
-        raise QueryError("--no-group ranks the shown moment entries themselves; leave out --channel for it")
-    engine = SearchEngine.open(index, checkpoint=checkpoint, device=device, options=options, moments=False)
-    try:
-        responses = ChannelSearch(engine, said).search_many(batch, k=k, channel=channel, filters=filters)
-    finally:
-        engine.close()
-    if as_json:
-        payload = [r.to_dict() for r in responses]
-        typer.echo(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, ensure_ascii=False))
-        return
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    from c2kd.search.query import printable
-
-    for response in responses:
-        table = Table(title=escape(printable(f"{response.query.text}  ({response.channel}, "
-                                             f"{response.took_ms:.1f} ms)")))
-        for column in ("rank", "video", "found by", "moment", "score", "said there, or title or caption"):
-            table.add_column(column, no_wrap=column != "said there, or title or caption")
-        for hit in response.hits:
-            best = hit.moments[0] if hit.moments else None
-            moment = f"{_clock(best.start)}-{_clock(best.end)}" if best is not None else ""
-            said = best.text if best is not None and best.text else describe(hit.metadata)
-            table.add_row(str(hit.rank), escape(printable(hit.video_id)), hit.found_by, moment, f"{hit.score:.3f}",
-                          escape(printable(said)))
-        Console().print(table)
 
 
 def moments(
@@ -477,6 +436,7 @@ def moments(
     """Find the moments of one video that match a query (sliding windows + non-maximum suppression); with an
     index that has said moments, its shown and said moments in one ranking, each saying what found it."""
     from c2kd.errors import DataError
+    from c2kd.search.channels import check_channel
     from c2kd.search.engine import SearchEngine
     from c2kd.search.model import recorded
     from c2kd.search.moments import check_lengths
@@ -496,6 +456,9 @@ def moments(
                         "--features STORE")
     if index is None and checkpoint is None:
         raise DataError("give --checkpoint (or --index, whose checkpoint is then used)")
+    if channel is not None and check_channel(channel) != "shown" and is_file:
+        raise QueryError(f"--channel {channel}: a video file's moments are found by its pictures; index the video "
+                         "with its subtitles or speech to search what is said in it")
     engine = SearchEngine.open(index, checkpoint=checkpoint, features=features if not is_file else None,
                                device=device)
     try:
@@ -508,12 +471,8 @@ def moments(
             used = checkpoint or recorded(None, engine.index.info if engine.index else {}, "checkpoint", index)
             feats, times, length = features_from_file(path, name, fps, options, expected=parts, checkpoint=used)
             response = engine.moments_of(path.stem, feats, times, query, lang, k, window_lengths, iou, length)
-        elif index is not None:
-            from c2kd.search.said_search import video_moments
-
-            response = video_moments(engine, video, query, lang, k, window_lengths, iou, channel)
         else:
-            response = engine.moments(video, query, lang, k, window_lengths, iou)
+            response = engine.moments(video, query, lang, k, window_lengths, iou, channel)
     finally:
         engine.close()
     if as_json:

@@ -70,13 +70,14 @@ def _answer(raw: bytes) -> dict[str, Any] | None:
 
 
 def answer_into(path: Path, engine, queries: Sequence[Query], k: int, filters: MetadataFilter | None = None,
-                group: bool = True, skip: set[int] | frozenset[int] = frozenset()) -> Iterator[int]:
+                group: bool = True, skip: set[int] | frozenset[int] = frozenset(),
+                channel: str | None = None) -> Iterator[int]:
     """Answer the queries not in ``skip``, in order, appending each answer to ``path`` as one line; yields each
     query's number once its line is written (and flushed), for a progress count."""
     todo = [n for n in range(len(queries)) if n not in skip]
     if not todo:
         return
-    answers = engine.search_each([queries[n] for n in todo], k=k, filters=filters, group=group)
+    answers = engine.search_each([queries[n] for n in todo], k=k, filters=filters, group=group, channel=channel)
     with output_errors(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as fh:

@@ -231,9 +231,6 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
     unnamed = [] if engine.index is None or not roots else \
         [v for v in engine.index.ids if not video_path_for(engine.index.metadata(v), roots)]
     found = files_by_id(roots, unnamed) if unnamed else {}
-    from c2kd.search.said_search import ChannelSearch
-
-    channels = ChannelSearch.open(engine) if engine.index is not None else ChannelSearch(engine, None)
     app.state.engine = engine
     app.state.video_roots = roots
     app.state.readiness = readiness
@@ -283,38 +280,15 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
             return None
         return f"/api/posters/{quote(video_id, safe='')}?t={start:g}"
 
-    def run_channels(body: SearchBody, query: Query) -> dict[str, Any]:
-        """A search by the shown and said channels (c2kd.search.said_search): each result says what found it."""
-        if not body.group:
-            raise QueryError("group=false ranks the shown moment entries themselves; leave out channel for it")
-        response = channels.search(query, k=min(body.offset + body.k + 1, MAX_K), channel=body.channel,
-                                   filters=dict(body.filters) or None)
-        payload = response.to_dict()
-        results = payload["results"]
-        index = engine.fresh_index()
-        payload.update(results=results[body.offset:body.offset + body.k], offset=body.offset,
-                       more=len(results) > body.offset + body.k and body.offset + body.k < MAX_K, grouped=True,
-                       total=index.count(dict(body.filters) or None) if index is not None else None)
+    def run_search(body: SearchBody) -> dict[str, Any]:
+        page = engine.search_page(Query.make(body.query, body.lang), k=body.k, offset=body.offset,
+                                  filters=dict(body.filters) or None, moments=body.moments, group=body.group,
+                                  channel=body.channel)
+        payload = page.to_dict()
         for item in payload["results"]:
             moment = item["moment"]
             item["video_url"] = video_url(item["video_id"], item["metadata"])
             item["poster_url"] = poster_url(item["video_id"], moment["start"] if moment is not None else 0.0)
-        return payload
-
-    def run_search(body: SearchBody) -> dict[str, Any]:
-        query = Query.make(body.query, body.lang)
-        if body.channel is not None or (body.group and channels.said is not None):
-            return run_channels(body, query)
-        page = engine.search_page(query, k=body.k, offset=body.offset, filters=dict(body.filters),
-                                  moments=body.moments, group=body.group)
-        payload = page.response.to_dict()
-        payload.update(offset=page.offset, more=page.more, grouped=body.group, total=page.total)
-        for item, found in zip(payload["results"], page.moments):
-            moment = found[0] if found else None
-            item["video_url"] = video_url(item["video_id"], item["metadata"])
-            item["moment"] = moment.to_dict() if moment is not None else None
-            item["moments"] = [m.to_dict() for m in found]
-            item["poster_url"] = poster_url(item["video_id"], moment.start if moment is not None else 0.0)
         return payload
 
     @app.get("/api/health", response_model=HealthOut,
@@ -399,12 +373,7 @@ def create_app(settings: ServeSettings | None = None, engine: SearchEngine | Non
             if not engine.has_feature_store:
                 raise QueryError("this server has no feature store for moments: start it with --features STORE")
             raise MediaError(f"video {body.video_id!r} has no frame features in the server's feature store", 404)
-        response: Any
-        if channels.said is not None:  # shown and said moments in one ranking, each saying what found it
-            response = channels.moments(body.video_id, Query.make(body.query, body.lang), body.k, None, body.lengths,
-                                        body.iou)
-        else:
-            response = engine.moments(body.video_id, body.query, body.lang, body.k, body.lengths, body.iou)
+        response = engine.moments(body.video_id, body.query, body.lang, body.k, body.lengths, body.iou)
         payload = response.to_dict()
         meta = engine.index.metadata(body.video_id) if engine.index is not None and body.video_id in engine.index \
             else {}
