@@ -448,12 +448,13 @@ def test_extract_shard_is_a_plain_function_for_remote_tasks(tmp_path, corpus, ti
 
 
 @pytest.mark.parametrize("model_args", [[], ["--model", "someone/not-a-cached-clip"]])
-def test_uncached_clip_fails_at_once_without_network(tmp_path, model_args):
+def test_uncached_clip_fails_at_once_without_network(tmp_path, model_args, request):
     """No network (the hub's address refuses connections), an empty Hugging Face cache, HF_HUB_OFFLINE unset:
     the CLIP encoder fails before any download retry, naming both fixes."""
-    with socket.socket() as s:  # a loopback port nobody listens on: connecting is refused at once
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
+    held = socket.socket()  # a loopback port held and never listened on: connecting is refused at once
+    held.bind(("127.0.0.1", 0))
+    request.addfinalizer(held.close)
+    closed = held.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and k not in ("HF_HUB_OFFLINE",
                                                                                              "TRANSFORMERS_OFFLINE")}
     env.update(HF_HOME=str(tmp_path / "hf"), HF_ENDPOINT=f"http://127.0.0.1:{closed}", PYTHONPATH=str(REPO / "src"))

@@ -235,3 +235,27 @@ def test_workers_refuse_backends_whose_client_fork_breaks():
         with pytest.raises(ConfigError, match=f"{name} backend .* --workers 1"):
             check_workers(2, "cpu", backend_class(name))
     check_workers(1, "cpu", backend_class("qdrant"))
+
+
+def test_the_port_the_os_chose_for_the_workers_is_held_from_the_start():
+    """``--workers N --port 0``: the port is bound (shared) when chosen and never let go before the workers bind
+    beside it; a port asked for that another server of this user shares is still refused."""
+    from c2kd.commands.serve import listening_socket
+    from c2kd.errors import ConfigError
+    from c2kd.serve.workers import reuseport_sockets
+
+    first = listening_socket("127.0.0.1", 0, shared=True)
+    port = first.getsockname()[1]
+    sockets = [first]
+    try:
+        with socket.socket() as other, pytest.raises(OSError):
+            other.bind(("127.0.0.1", port))  # nobody can take it meanwhile
+        sockets = reuseport_sockets(first, 3)
+        assert len(sockets) == 3 and {s.getsockname()[1] for s in sockets} == {port}
+        with pytest.raises(ConfigError, match=f"port {port} on 127.0.0.1 is in use"):
+            listening_socket("127.0.0.1", port, shared=True)
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # listening
+    finally:
+        for sock in sockets:
+            sock.close()

@@ -1,9 +1,13 @@
-"""Start worker processes with the environment torchrun gives them (MASTER_ADDR/PORT, WORLD_SIZE, RANK)."""
+"""Start worker processes with the environment torchrun gives them (MASTER_ADDR/PORT, WORLD_SIZE, RANK).
+
+As torchrun does, the launcher hosts the rendezvous store itself, on a port the OS chose and that it holds until
+the workers end (``TORCHELASTIC_USE_AGENT_STORE``: every worker joins it as a client), so no port is bound, let
+go and bound again by another process."""
 
 from __future__ import annotations
 
+import datetime
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,18 +15,18 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def launch(spec_path: Path, world: int, timeout: float = 240.0) -> None:
     """Start ``world`` worker processes with the torchrun environment variables and wait for all of them."""
-    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "TORCHELASTIC_USE_AGENT_STORE")}
     env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    store = None
     if world > 1:
-        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE=str(world))
+        import torch.distributed as dist
+
+        store = dist.TCPStore("127.0.0.1", 0, world, is_master=True, wait_for_workers=False,
+                              timeout=datetime.timedelta(seconds=timeout))
+        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(store.port), WORLD_SIZE=str(world),
+                   TORCHELASTIC_USE_AGENT_STORE="True")
     procs = []
     for rank in range(world):
         rank_env = dict(env, RANK=str(rank), LOCAL_RANK=str(rank)) if world > 1 else env
@@ -37,5 +41,6 @@ def launch(spec_path: Path, world: int, timeout: float = 240.0) -> None:
         for p in procs:
             if p.poll() is None:
                 p.kill()
+        del store  # the rendezvous ends with the workers
     for rank, (p, out) in enumerate(zip(procs, outputs)):
         assert p.returncode == 0, f"rank {rank} of {world} failed:\n{out[-4000:]}"

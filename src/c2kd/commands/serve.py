@@ -40,15 +40,14 @@ def serve(
 
     options = parse_options([*option, *old_option])
     check_search_options(index, options)  # refused now, not on every request once serving
-    sock = listening_socket(host, port)  # a busy port is one line before the model loads, not uvicorn's errno
+    sock = listening_socket(host, port, shared=workers > 1)  # a busy port: one line before the model loads
     settings = ServeSettings(index=index, checkpoint=checkpoint, features=features, video_roots=list(videos),
                              device=device, options=options, cors_origins=list(cors_origin))
     plan = WorkerSettings(workers=workers, host=host, port=sock.getsockname()[1], graceful_timeout=graceful_timeout)
     if workers == 1:
         serve_one(settings, plan, sock)
     else:
-        sock.close()  # checked free; the workers' sockets share the port (SO_REUSEPORT)
-        code = serve_forked(settings, plan)
+        code = serve_forked(settings, plan, sock)
         if code:
             raise typer.Exit(code)
 
@@ -94,9 +93,10 @@ def serve_one(settings, plan, sock) -> None:
     _uvicorn_server(app, plan).run(sockets=[sock])
 
 
-def serve_forked(settings, plan) -> int:
+def serve_forked(settings, plan, sock) -> int:
     """Load once with one torch thread (no thread pool may exist before ``fork``), then fork ``plan.workers``
-    workers (:mod:`c2kd.serve.workers`); returns the exit code."""
+    workers (:mod:`c2kd.serve.workers`), the first on ``sock`` (bound to share its port), the others on sockets
+    bound beside it; returns the exit code."""
     import gc
     import logging
 
@@ -113,7 +113,7 @@ def serve_forked(settings, plan) -> int:
     app = create_app(settings, warmed=False)
     engine = app.state.engine
     check_workers(plan.workers, settings.device, engine.index.backend if engine.index is not None else None)
-    sockets = reuseport_sockets(plan.host, plan.port, plan.workers)
+    sockets = reuseport_sockets(sock, plan.workers)
     gc.collect()
     gc.freeze()  # the loaded objects leave the collector's view: its passes would copy their pages into every worker
     announce(settings, plan, app)
@@ -126,12 +126,22 @@ def serve_forked(settings, plan) -> int:
     return run_workers(plan, sockets, lambda sock: _uvicorn_server(app, plan).run(sockets=[sock]), before)
 
 
-def listening_socket(host: str, port: int):
-    """A socket bound to ``host:port`` for the server (port 0: any free one), or a ConfigError saying why not."""
+def listening_socket(host: str, port: int, shared: bool = False):
+    """A socket bound to ``host:port`` for the server (port 0: any free one), or a ConfigError saying why not.
+
+    ``shared``: the first of the sockets of several workers on one port (``SO_REUSEPORT``). A port asked for is
+    first checked free by binding it alone (sockets sharing a port would silently share it with another server
+    of this user), then bound shared; port 0 is bound shared at once, so the port the OS chose is held from the
+    start (an unused one: the OS picks a port no socket holds)."""
     import errno
     import socket
 
     from c2kd.errors import ConfigError
+
+    if shared and not hasattr(socket, "SO_REUSEPORT"):
+        raise ConfigError("--workers needs SO_REUSEPORT, which this system lacks; use --workers 1")
+    if shared and port:
+        listening_socket(host, port).close()
 
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
@@ -139,6 +149,8 @@ def listening_socket(host: str, port: int):
         raise ConfigError(f"--host {host!r} is not an address of this machine; use e.g. 127.0.0.1 or 0.0.0.0") from None
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind(address)
     except OSError as exc:

@@ -77,13 +77,13 @@ def check_workers(workers: int, device: str, backend: Backend | type[Backend] | 
                           "parallel), or build the index with --backend exact or faiss")
 
 
-def reuseport_sockets(host: str, port: int, count: int) -> list[socket.socket]:
-    """``count`` listening sockets on ``host:port`` sharing it with ``SO_REUSEPORT`` (``port`` must be a real one,
-    already checked free by binding it without the option)."""
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    out: list[socket.socket] = []
-    for _ in range(count):
-        sock = socket.socket(family, kind, proto)
+def reuseport_sockets(first: socket.socket, count: int) -> list[socket.socket]:
+    """``first`` (bound with ``SO_REUSEPORT``) and ``count - 1`` more sockets bound to its address the same way,
+    all listening: one per worker."""
+    address = first.getsockname()
+    out = [first]
+    for _ in range(count - 1):
+        sock = socket.socket(first.family, first.type, first.proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
@@ -92,10 +92,11 @@ def reuseport_sockets(host: str, port: int, count: int) -> list[socket.socket]:
             sock.close()
             for other in out:
                 other.close()
-            raise ConfigError(f"port {port} on {host} was taken while starting ({exc.strerror}); choose another "
+            raise ConfigError(f"port {address[1]} was taken while starting ({exc.strerror}); choose another "
                               "--port") from None
-        sock.listen(2048)  # connections wait in the backlog while a worker starts
         out.append(sock)
+    for sock in out:
+        sock.listen(2048)  # connections wait in the backlog while a worker starts
     return out
 
 
