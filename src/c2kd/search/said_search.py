@@ -126,12 +126,10 @@ class SaidChannel:
         """One query's vector in the said entries' space. Shape: [E] float32, unit length."""
         return self.encoder.embed_queries([text])[0]
 
-    def videos(self, text: str, among=None) -> dict[str, tuple[float, list[tuple[float, float, float, str]]]]:
-        """Each video's best said score for the query and its best said moments (start, end, cosine, line);
-        ``among``: only these video ids (None: every video with said entries)."""
+    def videos(self, text: str) -> dict[str, tuple[float, list[tuple[float, float, float, str]]]]:
+        """Each video's best said score for the query and its best said moments (start, end, cosine, line)."""
         found = self.index.search(self.embed(text), k=len(self.index.videos))
-        return {h.video_id: (h.score, [(m.start, m.end, m.score, m.text) for m in h.moments])
-                for h in found if among is None or h.video_id in among}
+        return {h.video_id: (h.score, [(m.start, m.end, m.score, m.text) for m in h.moments]) for h in found}
 
     def moments(self, video_id: str, text: str, k: int, iou_threshold: float
                 ) -> list[tuple[float, float, float, str]]:
